@@ -1,0 +1,286 @@
+"""Destination settings: RudderStack's Gainsight dashboard shape (camelCase), one or many per file.
+
+`DestinationConfig` is exactly what a user types into RudderStack (DESIGN §3.1); `Destination`
+wraps it with this service's own per-destination settings (id, inbound credentials; §4.3).
+Every error names the setting, e.g. `personMap[2].to`.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from destination.errors import ConfigError
+from destination.jsonutil import JSONDecodeError, loads
+from destination.mapping.spec import default_specs
+
+_HOST = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::\d{1,5})?")
+_CUSTOM_SUFFIX = "__gc"
+
+
+class MapEntry(BaseModel):
+    """One `{"from": …, "to": …}` row of a dashboard map."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
+    from_: str = Field(alias="from")
+    to: str
+
+
+def _clean_map(rows: Any) -> Any:
+    """The dashboard sends an empty row ({"from": "", "to": ""}) for an empty map: drop those."""
+    if rows is None:
+        return []
+    if not isinstance(rows, list):
+        raise ValueError('expected a list of {"from": ..., "to": ...} rows')
+    kept = []
+    for row in rows:
+        if isinstance(row, dict) and not row.get("from") and not row.get("to"):
+            continue
+        if isinstance(row, dict):
+            row = {k: (v.strip() if isinstance(v, str) else v) for k, v in row.items()}
+        kept.append(row)
+    return kept
+
+
+def _map_dict(rows: tuple[MapEntry, ...]) -> dict[str, str]:
+    return {row.from_: row.to for row in rows}  # a repeated `from`: the last row wins
+
+
+class DestinationConfig(BaseModel):
+    """The RudderStack dashboard settings of one Gainsight destination."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+    domain: str | None = None
+    access_key: SecretStr | None = Field(None, alias="accessKey")
+    shared_secret: SecretStr | None = Field(None, alias="sharedSecret")
+    tenant_id: str | None = Field(None, alias="tenantId")
+    topic_name: str | None = Field(None, alias="topicName")
+    contract_id: str | None = Field(None, alias="contractId")
+    person_map: tuple[MapEntry, ...] = Field((), alias="personMap")
+    company_map: tuple[MapEntry, ...] = Field((), alias="companyMap")
+    event_name_map: tuple[MapEntry, ...] = Field((), alias="eventNameMap")
+    event_version_map: tuple[MapEntry, ...] = Field((), alias="eventVersionMap")
+
+    @field_validator(
+        "access_key", "shared_secret", "tenant_id", "topic_name", "contract_id", mode="before"
+    )
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            return None
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return str(value)  # a tenant or contract id typed as a number
+        return value.strip() if isinstance(value, str) else value
+
+    @field_validator("domain", mode="before")
+    @classmethod
+    def _host_only(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        host = value.strip()
+        if not host:
+            return None
+        host = re.sub(r"^https?://", "", host, flags=re.IGNORECASE).rstrip("/")
+        if not _HOST.fullmatch(host):
+            raise ValueError(
+                f"expected a host name such as acme.gainsightcloud.com, got {value.strip()!r}"
+            )
+        return host.lower()
+
+    @field_validator(
+        "person_map", "company_map", "event_name_map", "event_version_map", mode="before"
+    )
+    @classmethod
+    def _drop_empty_rows(cls, value: Any) -> Any:
+        return _clean_map(value)
+
+    @model_validator(mode="after")
+    def _rows_complete(self) -> DestinationConfig:
+        for name, rows in (
+            ("personMap", self.person_map),
+            ("companyMap", self.company_map),
+            ("eventNameMap", self.event_name_map),
+            ("eventVersionMap", self.event_version_map),
+        ):
+            for i, row in enumerate(rows):
+                if not row.from_:
+                    raise ValueError(f"{name}[{i}].from: is empty (its 'to' is {row.to!r})")
+                if not row.to:
+                    raise ValueError(f"{name}[{i}].to: is empty (its 'from' is {row.from_!r})")
+        return self
+
+    @model_validator(mode="after")
+    def _custom_targets(self) -> DestinationConfig:
+        specs = default_specs()
+        for name, rows, spec in (
+            ("personMap", self.person_map, specs.person),
+            ("companyMap", self.company_map, specs.company),
+        ):
+            for i, row in enumerate(rows):
+                if not row.to.endswith(_CUSTOM_SUFFIX) and row.to not in spec.standard_fields:
+                    raise ValueError(
+                        f"{name}[{i}].to: {row.to!r} must end in {_CUSTOM_SUFFIX} (a custom "
+                        f"field) or be a standard {spec.object} field"
+                    )
+        return self
+
+    @functools.cached_property
+    def person_fields(self) -> dict[str, str]:
+        return _map_dict(self.person_map)
+
+    @functools.cached_property
+    def company_fields(self) -> dict[str, str]:
+        return _map_dict(self.company_map)
+
+    @functools.cached_property
+    def event_names(self) -> dict[str, str]:
+        return _map_dict(self.event_name_map)
+
+    @functools.cached_property
+    def event_versions(self) -> dict[str, str]:
+        return _map_dict(self.event_version_map)
+
+
+def _setting_path(loc: tuple[int | str, ...]) -> str:
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else part
+    return text or "(settings)"
+
+
+def describe_validation_error(exc: ValidationError, prefix: str = "") -> str:
+    """One line per problem, each naming the setting: `personMap[0].to: …`."""
+    lines = []
+    errors = exc.errors()
+    # A list whose items failed also reports itself "too short"; the item errors say it all.
+    if len(errors) > 1:
+        errors = [e for e in errors if e["type"] != "too_short"]
+    for err in errors:
+        loc = tuple(err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        # Model-level checks name their own setting in the message.
+        lines.append(f"{prefix}{_setting_path(loc)}: {msg}" if loc else f"{prefix}{msg}")
+    return "; ".join(lines)
+
+
+def parse_destination_config(data: Any) -> DestinationConfig:
+    """Validate a dashboard Config object; raise ConfigError naming each bad setting."""
+    if not isinstance(data, dict):
+        raise ConfigError("destination Config must be a JSON object")
+    try:
+        return DestinationConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid destination settings: {describe_validation_error(exc)}") from None
+
+
+# ---- the destinations file (DESIGN §4.3) ----
+
+_DESTINATION_ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+
+
+class JwtAuth(BaseModel):
+    """Bearer JWT accepted for a destination: HS256 with `secret`, or RS256 with `publicKey`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    secret: SecretStr | None = None
+    public_key: str | None = Field(None, alias="publicKey")
+    audience: str | None = None
+
+    @model_validator(mode="after")
+    def _one_key(self) -> JwtAuth:
+        if (self.secret is None) == (self.public_key is None):
+            raise ValueError("give exactly one of 'secret' (HS256) or 'publicKey' (RS256)")
+        return self
+
+
+class Destination(BaseModel):
+    """One configured destination: its id, inbound credentials and dashboard settings."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    id: str = Field(pattern=_DESTINATION_ID)
+    write_keys: tuple[SecretStr, ...] = Field((), alias="writeKeys")
+    jwt: JwtAuth | None = None
+    webhook_secret: SecretStr | None = Field(None, alias="webhookSecret")
+    config: DestinationConfig
+
+    @model_validator(mode="after")
+    def _deliverable(self) -> Destination:
+        if not self.config.domain:
+            raise ValueError("config.domain is required")
+        return self
+
+
+class DestinationsFile(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    destinations: tuple[Destination, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> DestinationsFile:
+        seen: set[str] = set()
+        for dest in self.destinations:
+            if dest.id in seen:
+                raise ValueError(f"destination id {dest.id!r} is used twice")
+            seen.add(dest.id)
+        return self
+
+
+def resolve_env_refs(node: Any, environ: Mapping[str, str], where: str = "") -> Any:
+    """Replace every `{env: VAR}` with the variable's value; a missing variable is an error."""
+    if isinstance(node, dict):
+        if set(node) == {"env"} and isinstance(node["env"], str):
+            var = node["env"]
+            if var not in environ:
+                raise ConfigError(f"{where or 'setting'}: environment variable {var} is not set")
+            return environ[var]
+        return {k: resolve_env_refs(v, environ, f"{where}.{k}" if where else k) for k, v in node.items()}
+    if isinstance(node, list):
+        return [resolve_env_refs(v, environ, f"{where}[{i}]") for i, v in enumerate(node)]
+    return node
+
+
+def parse_destinations(data: Any, environ: Mapping[str, str] | None = None) -> tuple[Destination, ...]:
+    """Accept `{destinations: [...]}`, a bare list of destinations, or one destination."""
+    if isinstance(data, list):
+        data = {"destinations": data}
+    elif isinstance(data, dict) and "destinations" not in data and "config" in data:
+        data = {"destinations": [data]}
+    data = resolve_env_refs(data, os.environ if environ is None else environ)
+    try:
+        return DestinationsFile.model_validate(data).destinations
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc)) from None
+
+
+def load_destinations(path: Path, environ: Mapping[str, str] | None = None) -> tuple[Destination, ...]:
+    """Read a destinations file (YAML or JSON); ConfigError names the file and every bad setting."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read destinations file {path}: {exc.strerror}") from None
+    try:
+        data = loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+    except (JSONDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {exc}") from None
+    try:
+        return parse_destinations(data, environ)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc.message}") from None

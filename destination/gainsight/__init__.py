@@ -1,0 +1,1 @@
+"""Gainsight: what to send (plan, signing), how to read answers (outcomes), and the client."""

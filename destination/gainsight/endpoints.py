@@ -1,0 +1,27 @@
+"""Gainsight paths, header names and fixed values (DESIGN §3, reference/gainsight-api.md). No logic."""
+
+PEOPLE_PATH = "/v1.0/api/people"
+COMPANY_QUERY_PATH = "/v1/data/objects/query/Company"
+COMPANY_PATH = "/v1/data/objects/Company"
+EVENT_PATH = "/v1.0/api/eventManager/event"
+
+ACCESS_KEY_HEADER = "Accesskey"
+SHARED_SECRET_HEADER = "sharedSecret"
+SIGNATURE_HEADER = "X-Payload-Signature"
+JSON_CONTENT_TYPE = "application/json"
+
+# Header values that are credentials: shown as "***" wherever a plan is displayed.
+SECRET_HEADERS = frozenset({ACCESS_KEY_HEADER, SHARED_SECRET_HEADER})
+REDACTED = "***"
+
+SIGNATURE_ALGORITHM = "HS256"
+SIGNATURE_TTL_SECONDS = 300
+
+# Company writes carry at most this many records per call.
+MAX_RECORDS_PER_CALL = 50
+
+CONTRACT_ID_EXTERNAL_TYPE = "gainsightEventContractId"
+
+
+def public_url(domain: str, path: str) -> str:
+    return f"https://{domain}{path}"

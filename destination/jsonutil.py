@@ -1,0 +1,65 @@
+"""JSON in and out, with the exact byte forms the product promises.
+
+orjson does the fast path; the standard library covers what orjson refuses (integers
+beyond 64 bits). NaN and Infinity are not JSON and are rejected on the way in.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import orjson
+
+
+class JSONDecodeError(ValueError):
+    """The bytes are not one valid JSON document."""
+
+
+def _reject_constant(name: str) -> Any:
+    raise JSONDecodeError(f"{name} is not valid JSON")
+
+
+def loads(data: bytes | str) -> Any:
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        # orjson refuses integers wider than 64 bits; those are still valid JSON.
+        try:
+            return json.loads(data, parse_constant=_reject_constant)
+        except (ValueError, UnicodeDecodeError):
+            raise JSONDecodeError(str(exc)) from None
+
+
+def dumps(obj: Any) -> bytes:
+    """Compact JSON bytes, UTF-8, non-ASCII kept as is."""
+    try:
+        return orjson.dumps(obj)
+    except TypeError:
+        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def canonical_json(obj: Any) -> bytes:
+    """Keys sorted at every level, no whitespace, UTF-8, non-ASCII not escaped (DESIGN §3.4)."""
+    try:
+        return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        return json.dumps(
+            obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        ).encode()
+
+
+def _js_number_form(obj: Any) -> Any:
+    """Integral floats become ints, as JavaScript prints them (1.0 -> 1)."""
+    if isinstance(obj, float) and obj.is_integer() and abs(obj) < 2**53:
+        return int(obj)
+    if isinstance(obj, dict):
+        return {k: _js_number_form(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_js_number_form(v) for v in obj]
+    return obj
+
+
+def js_json_text(obj: Any) -> str:
+    """The text JSON.stringify writes for a JSON value: compact, insertion order kept."""
+    return dumps(_js_number_form(obj)).decode()

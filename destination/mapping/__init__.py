@@ -1,0 +1,1 @@
+"""Declarative field mapping: specs loaded from mappings/, applied by a small engine."""
