@@ -77,9 +77,7 @@ class DestinationConfig(BaseModel):
     event_name_map: tuple[MapEntry, ...] = Field((), alias="eventNameMap")
     event_version_map: tuple[MapEntry, ...] = Field((), alias="eventVersionMap")
 
-    @field_validator(
-        "access_key", "shared_secret", "tenant_id", "topic_name", "contract_id", mode="before"
-    )
+    @field_validator("access_key", "shared_secret", "tenant_id", "topic_name", "contract_id", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
         if isinstance(value, str) and not value.strip():
@@ -98,14 +96,10 @@ class DestinationConfig(BaseModel):
             return None
         host = re.sub(r"^https?://", "", host, flags=re.IGNORECASE).rstrip("/")
         if not _HOST.fullmatch(host):
-            raise ValueError(
-                f"expected a host name such as acme.gainsightcloud.com, got {value.strip()!r}"
-            )
+            raise ValueError(f"expected a host name such as acme.gainsightcloud.com, got {value.strip()!r}")
         return host.lower()
 
-    @field_validator(
-        "person_map", "company_map", "event_name_map", "event_version_map", mode="before"
-    )
+    @field_validator("person_map", "company_map", "event_name_map", "event_version_map", mode="before")
     @classmethod
     def _drop_empty_rows(cls, value: Any) -> Any:
         return _clean_map(value)
@@ -279,7 +273,9 @@ def load_destinations(path: Path, environ: Mapping[str, str] | None = None) -> t
     try:
         data = loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
     except (JSONDecodeError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {exc}") from None
+        raise ConfigError(
+            f"{path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {exc}"
+        ) from None
     try:
         return parse_destinations(data, environ)
     except ConfigError as exc:

@@ -7,8 +7,10 @@ Company steps are run by the client, which supplies the Gsid for the final assoc
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, Literal
 
 from destination.config import DestinationConfig
@@ -31,7 +33,7 @@ class Request:
     path: str
     headers: Mapping[str, str]
     body: Any
-    params: Mapping[str, str] = field(default_factory=dict)
+    params: Mapping[str, str] = MappingProxyType({})
     # The exact bytes to send when they matter (the signed track body); else JSON of `body`.
     body_bytes: bytes | None = None
     signing: SigningClaims | None = None
@@ -73,7 +75,7 @@ class GroupPlan:
     def company_name(self) -> str:
         return str(self.company["Name"])
 
-    def _headers(self) -> dict[str, str]:
+    def _headers(self) -> Mapping[str, str]:
         return _json_headers(self.access_key)
 
     def search_request(self) -> Request:
@@ -96,9 +98,7 @@ class GroupPlan:
 
     def update_request(self, records: list[Mapping[str, Any]] | None = None) -> Request:
         body = {"records": records if records is not None else [self.company]}
-        return Request(
-            "PUT", self.domain, ep.COMPANY_PATH, self._headers(), body, params={"keys": "Name"}
-        )
+        return Request("PUT", self.domain, ep.COMPANY_PATH, self._headers(), body, params={"keys": "Name"})
 
     def association_request(self, gsid: str) -> Request:
         body = {"Email": self.email, "companies": [{"Company_ID": gsid}]}
@@ -108,21 +108,25 @@ class GroupPlan:
 Plan = IdentifyPlan | GroupPlan | TrackPlan
 
 
-def _json_headers(access_key: str) -> dict[str, str]:
-    return {ep.ACCESS_KEY_HEADER: access_key, "Content-Type": ep.JSON_CONTENT_TYPE}
+@functools.lru_cache(maxsize=64)
+def _json_headers(access_key: str) -> Mapping[str, str]:
+    # Read-only and shared by every plan of the destination: built once, never mutated.
+    return MappingProxyType({ep.ACCESS_KEY_HEADER: access_key, "Content-Type": ep.JSON_CONTENT_TYPE})
+
+
+_SETTING_ATTRIBUTES = {
+    "accessKey": "access_key",
+    "sharedSecret": "shared_secret",
+    "topicName": "topic_name",
+    "tenantId": "tenant_id",
+    "domain": "domain",
+}
 
 
 def _required(config: DestinationConfig, kind: str, *names: str) -> None:
     """Settings checked in the order the reference checks them, named as the dashboard names them."""
     for name in names:
-        value = {
-            "accessKey": config.access_key,
-            "sharedSecret": config.shared_secret,
-            "topicName": config.topic_name,
-            "tenantId": config.tenant_id,
-            "domain": config.domain,
-        }[name]
-        if not value:
+        if not getattr(config, _SETTING_ATTRIBUTES[name]):
             raise ConfigError(f"{name} is required for {kind}")
 
 

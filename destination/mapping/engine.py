@@ -12,7 +12,7 @@ from typing import Any
 
 from destination.errors import EventError
 from destination.jsonutil import js_json_text
-from destination.mapping.coercions import NotCoercible
+from destination.mapping.coercions import NotCoercible, as_is
 from destination.mapping.spec import Compose, ObjectSpec, Path_
 
 _MISSING: Any = object()
@@ -52,12 +52,22 @@ def is_present(value: Any) -> bool:
     return value is not _MISSING and value is not None and value != ""
 
 
-def first_present(event: Mapping[str, Any], sources: tuple[Path_, ...]) -> Any:
-    for path in sources:
-        value = lookup(event, path)
-        if is_present(value):
-            return value
-    return _MISSING
+def _chosen_values(spec: ObjectSpec, event: Mapping[str, Any]) -> dict[int, tuple[int, Any]]:
+    """rule index -> (preference, value): each rule's most preferred present source value."""
+    chosen: dict[int, tuple[int, Any]] = {}
+    for path, readers in zip(spec.parents, spec.readers, strict=True):
+        obj = lookup(event, path)
+        if not isinstance(obj, dict):
+            continue
+        for key, value in obj.items():
+            wanted = readers.get(key)
+            if wanted is None or value is None or value == "":
+                continue
+            for index, preference in wanted:
+                current = chosen.get(index)
+                if current is None or preference < current[0]:
+                    chosen[index] = (preference, value)
+    return chosen
 
 
 def map_record(
@@ -69,11 +79,15 @@ def map_record(
     """Build the Gainsight record for `event`; custom traits are renamed through `custom_map`."""
     record: dict[str, Any] = {}
     diagnostics: list[Diagnostic] = []
-    for rule in spec.fields:
-        value = first_present(event, rule.sources)
-        if value is _MISSING:
-            if rule.required is not None:
-                raise EventError(rule.required)
+    chosen = _chosen_values(spec, event)
+    for rule in spec.required:
+        if rule.index not in chosen:
+            raise EventError(rule.required or "")
+    for index in sorted(chosen):
+        rule = spec.fields[index]
+        value = chosen[index][1]
+        if rule.coerce is as_is:
+            record[rule.to] = value
             continue
         try:
             record[rule.to] = rule.coerce(value)
@@ -114,9 +128,15 @@ def _add_custom_fields(
 def _compose(compose: Compose, record: dict[str, Any]) -> None:
     if compose.to in record:
         return
-    parts = (_as_text(record[p]).strip() for p in compose.parts if p in record)
-    text = " ".join(part for part in parts if part)
-    if text:
+    parts = []
+    for name in compose.parts:
+        value = record.get(name)
+        if value is not None:
+            part = (value if isinstance(value, str) else _as_text(value)).strip()
+            if part:
+                parts.append(part)
+    if parts:
+        text = " ".join(parts)
         record[compose.to] = text
 
 

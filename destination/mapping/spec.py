@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from destination.mapping.coercions import COERCIONS, Coercion
 
 Path_ = tuple[str, ...]
+Readers = dict[str, tuple[tuple[int, int], ...]]
 
 
 class MappingSpecError(ValueError):
@@ -59,6 +60,7 @@ class FieldRule:
     coerce_name: str
     coerce: Coercion
     required: str | None
+    index: int  # position in ObjectSpec.fields
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +78,12 @@ class ObjectSpec:
     reserved_traits: frozenset[str]
     compose: Compose | None
     standard_fields: frozenset[str]
+    required: tuple[FieldRule, ...]
+    # Every distinct object path the rules read from (e.g. traits, context.traits), resolved
+    # once per event; for each, the keys rules read: key -> ((rule index, preference), ...).
+    # Walking an event's few keys through this index is much cheaper than probing every source.
+    parents: tuple[Path_, ...]
+    readers: tuple[Readers, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +135,20 @@ def _reserved_traits(raw: _SpecFile) -> frozenset[str]:
     return frozenset(reserved)
 
 
+def _reader_index(raw: _SpecFile) -> tuple[tuple[Path_, ...], tuple[Readers, ...]]:
+    parents: dict[Path_, int] = {}
+    readers: list[Readers] = []
+    for index, rule in enumerate(raw.fields):
+        for preference, path in enumerate(rule.from_):
+            parent, key = _split(path)[:-1], _split(path)[-1]
+            if parent not in parents:
+                parents[parent] = len(parents)
+                readers.append({})
+            table = readers[parents[parent]]
+            table[key] = (*table.get(key, ()), (index, preference))
+    return tuple(parents), tuple(readers)
+
+
 def parse_spec(data: Any, source: str) -> ObjectSpec:
     """Validate one mapping document; raise MappingSpecError listing every problem."""
     try:
@@ -136,18 +158,24 @@ def parse_spec(data: Any, source: str) -> ObjectSpec:
     problems = _meaning_problems(raw)
     if problems:
         raise MappingSpecError(source, problems)
+    parents, readers = _reader_index(raw)
+    fields = tuple(
+        FieldRule(
+            to=rule.to,
+            sources=tuple(_split(s) for s in rule.from_),
+            coerce_name=rule.coerce,
+            coerce=COERCIONS[rule.coerce],
+            required=rule.required,
+            index=index,
+        )
+        for index, rule in enumerate(raw.fields)
+    )
     return ObjectSpec(
         object=raw.object,
-        fields=tuple(
-            FieldRule(
-                to=rule.to,
-                sources=tuple(_split(s) for s in rule.from_),
-                coerce_name=rule.coerce,
-                coerce=COERCIONS[rule.coerce],
-                required=rule.required,
-            )
-            for rule in raw.fields
-        ),
+        fields=fields,
+        required=tuple(rule for rule in fields if rule.required is not None),
+        parents=parents,
+        readers=readers,
         custom_sources=tuple(_split(root) for root in raw.custom_sources),
         reserved_traits=_reserved_traits(raw),
         compose=Compose(raw.compose.to, tuple(raw.compose.from_)) if raw.compose else None,
@@ -182,9 +210,7 @@ def load_specs(directory: Path | None = None) -> Specs:
         except MappingSpecError as exc:
             errors.append(exc)
     if errors:
-        raise MappingSpecError(
-            str(directory), [f"{e.source}: {p}" for e in errors for p in e.problems]
-        )
+        raise MappingSpecError(str(directory), [f"{e.source}: {p}" for e in errors for p in e.problems])
     return Specs(person=loaded["person"], company=loaded["company"])
 
 

@@ -1,0 +1,1 @@
+"""HTTP routes: ingest, the RudderStack transformer protocol, dry run, admin."""

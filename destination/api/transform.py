@@ -1,0 +1,70 @@
+"""`POST /v1/transform`: dry run of one event or a batch; the planned requests, nothing sent."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request
+
+from destination.api.body import read_json
+from destination.dryrun import dry_run
+from destination.runtime import RuntimeDep
+
+router = APIRouter(tags=["Dry run"])
+
+_EVENTS_SCHEMA: dict[str, Any] = {
+    "oneOf": [
+        {"type": "object", "description": "one event"},
+        {"type": "array", "items": {"type": "object"}, "description": "several events"},
+        {
+            "type": "object",
+            "required": ["batch"],
+            "properties": {"batch": {"type": "array", "items": {"type": "object"}}},
+        },
+    ]
+}
+
+
+def _events(body: Any) -> list[Any]:
+    if isinstance(body, list):
+        return body
+    if isinstance(body, dict):
+        batch = body.get("batch")
+        if batch is None:
+            return [body]
+        if isinstance(batch, list):
+            return batch
+        raise HTTPException(400, "batch must be a JSON array of events")
+    raise HTTPException(400, "request body must be an event object, an array of events, or {batch: [...]}")
+
+
+async def _dry_run(request: Request, runtime: RuntimeDep, destination_id: str | None) -> dict[str, Any]:
+    destination = runtime.destination(destination_id)
+    events = _events(await read_json(request, runtime.settings.max_body_bytes))
+    return {
+        "destination": destination.id,
+        "results": dry_run(events, destination.config, runtime.specs),
+    }
+
+
+@router.post(
+    "/v1/transform",
+    summary="Plan the Gainsight requests for events without sending anything",
+    openapi_extra={
+        "requestBody": {"required": True, "content": {"application/json": {"schema": _EVENTS_SCHEMA}}}
+    },
+)
+async def transform(request: Request, runtime: RuntimeDep, destination: str | None = None) -> dict[str, Any]:
+    """Query parameter `destination` names the destination when several are configured."""
+    return await _dry_run(request, runtime, destination)
+
+
+@router.post(
+    "/v1/d/{destination_id}/transform",
+    summary="Dry run for a named destination",
+    openapi_extra={
+        "requestBody": {"required": True, "content": {"application/json": {"schema": _EVENTS_SCHEMA}}}
+    },
+)
+async def transform_for(request: Request, runtime: RuntimeDep, destination_id: str) -> dict[str, Any]:
+    return await _dry_run(request, runtime, destination_id)

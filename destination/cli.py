@@ -1,0 +1,162 @@
+"""The `gainsight-destination` command: serve, simulator, transform, validate-config."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from destination.config import DestinationConfig, load_destinations, parse_destination_config
+from destination.errors import ConfigError
+from destination.jsonutil import JSONDecodeError, dumps, loads
+from destination.mapping.spec import MappingSpecError, default_specs
+from destination.simulator.cli import simulator_main
+
+app = typer.Typer(
+    name="gainsight-destination",
+    help="Deliver RudderStack/Segment events into Gainsight CS.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+DestinationsOption = Annotated[
+    Path | None,
+    typer.Option("--destinations", envvar="GSD_DESTINATIONS", help="Destinations file (YAML or JSON)."),
+]
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    return typer.Exit(2)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(envvar="GSD_HOST", help="Listen address.")] = None,
+    port: Annotated[int, typer.Option(envvar="GSD_PORT", help="Listen port.")] = 8080,
+    destinations: DestinationsOption = None,
+    access_log: Annotated[bool, typer.Option(help="Log every HTTP request.")] = False,
+) -> None:
+    """Run the service. With no destinations configured it runs in sandbox mode."""
+    import uvicorn
+
+    from destination.app import create_app
+    from destination.settings import Settings
+
+    overrides: dict[str, object] = {"port": port}
+    if destinations is not None:
+        overrides["destinations"] = destinations
+    if host is not None:
+        overrides["host"] = host
+    try:
+        settings = Settings(**overrides)  # type: ignore[arg-type]
+        application = create_app(settings)
+    except (ConfigError, MappingSpecError) as exc:
+        raise _fail(str(exc)) from None
+    listen_host = settings.host or "127.0.0.1"
+    _announce(application, listen_host, settings.port)
+    uvicorn.run(
+        application,
+        host=listen_host,
+        port=settings.port,
+        access_log=access_log,
+        log_level=settings.log_level,
+        timeout_graceful_shutdown=30,
+    )
+
+
+def _announce(application: object, host: str, port: int) -> None:
+    from destination.sandbox import sandbox_banner
+
+    banner = sandbox_banner(application, host, port)
+    typer.echo(banner or f"gainsight-destination listening on http://{host}:{port}")
+
+
+def _transform_config(
+    destinations: Path | None, destination_id: str | None, config: Path | None
+) -> DestinationConfig:
+    if config is not None:
+        try:
+            return parse_destination_config(loads(config.read_bytes()))
+        except (OSError, JSONDecodeError) as exc:
+            raise _fail(f"cannot read {config}: {exc}") from None
+    if destinations is not None:
+        found = {d.id: d for d in load_destinations(destinations)}
+        if destination_id is None and len(found) == 1:
+            return next(iter(found.values())).config
+        if destination_id not in found:
+            raise _fail(f"name a destination with --destination (one of: {', '.join(sorted(found))})")
+        return found[destination_id].config
+    from destination.sandbox import sandbox_destination
+
+    return sandbox_destination().config
+
+
+@app.command()
+def transform(
+    source: Annotated[
+        Path | None, typer.Argument(help="Events file (JSON array or JSON lines); stdin when omitted.")
+    ] = None,
+    destinations: DestinationsOption = None,
+    destination: Annotated[
+        str | None, typer.Option("--destination", help="Destination id in the destinations file.")
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="A RudderStack dashboard Config as a JSON file.")
+    ] = None,
+) -> None:
+    """Print the planned Gainsight requests for events, one JSON line each; sends nothing.
+
+    Exits 1 when any event could not be planned (its line holds the error).
+    """
+    from destination.dryrun import EventStreamError, dry_run, parse_event_stream
+
+    try:
+        settings = _transform_config(destinations, destination, config)
+        text = source.read_text(encoding="utf-8") if source else sys.stdin.read()
+        events = parse_event_stream(text)
+    except ConfigError as exc:
+        raise _fail(exc.message) from None
+    except (OSError, EventStreamError) as exc:
+        raise _fail(str(exc)) from None
+    failed = False
+    out = sys.stdout.buffer
+    for line in dry_run(events, settings, default_specs()):
+        failed = failed or "error" in line
+        out.write(dumps(line) + b"\n")
+    out.flush()
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command("validate-config")
+def validate_config(destinations: DestinationsOption = None) -> None:
+    """Check the mapping files and a destinations file; list every problem."""
+    try:
+        specs = default_specs()
+    except MappingSpecError as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(
+        f"mappings: Person {len(specs.person.fields)} fields, Company {len(specs.company.fields)} fields"
+    )
+    if destinations is None:
+        typer.echo("no destinations file given (--destinations or GSD_DESTINATIONS): sandbox mode")
+        return
+    try:
+        found = load_destinations(destinations)
+    except ConfigError as exc:
+        raise _fail(exc.message) from None
+    for dest in found:
+        events = len(dest.config.event_names)
+        typer.echo(f"destination {dest.id}: {dest.config.domain}, {events} mapped track events")
+    typer.echo("ok")
+
+
+app.command("simulator")(simulator_main)
+
+
+def main() -> None:
+    app()

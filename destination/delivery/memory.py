@@ -1,0 +1,327 @@
+"""The in-memory store: the same semantics as SQLiteStore, nothing durable. For unit tests.
+
+It mirrors the SQLite model (an explicit head flag per person, JSON round-trips for progress and
+responses) so that the shared behavioural suite in tests/delivery holds for both. A lock makes it
+safe to share between threads, as several processes share one SQLite file.
+"""
+
+from __future__ import annotations
+
+import bisect
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from destination import jsonutil
+from destination.delivery.store import (
+    DEDUPE_WINDOW_SECONDS,
+    EVENT_STATES,
+    RATE_WINDOW_RETENTION_SECONDS,
+    Attempt,
+    BudgetWindow,
+    DeadLetter,
+    EventState,
+    FinalOutcome,
+    NewEvent,
+    QueuedEvent,
+    StoreClosedError,
+    StoredEvent,
+    check_attempt,
+    check_final_outcome,
+)
+
+Person = tuple[str, str]  # (destination_id, ordering_key)
+
+
+@dataclass(slots=True)
+class _Row:
+    id: int
+    event: NewEvent
+    state: EventState = "queued"
+    head: bool = False
+    available_at: float | None = None
+    lease_owner: str | None = None
+    attempts: int = 0
+    progress: dict[str, Any] | None = None
+    finished_at: float | None = None
+    reason: str | None = None
+    history: list[Attempt] = field(default_factory=list)
+
+    @property
+    def person(self) -> Person:
+        return (self.event.destination_id, self.event.ordering_key)
+
+
+def _json_copy(value: Any) -> Any:
+    """What a JSON column would give back: a fresh copy, and an error if it is not JSON."""
+    return None if value is None else jsonutil.loads(jsonutil.dumps(value))
+
+
+class MemoryStore:
+    """`Store` in process memory; see store.py for the semantics of each method."""
+
+    def __init__(
+        self,
+        *,
+        dedupe_window_seconds: float = DEDUPE_WINDOW_SECONDS,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._dedupe_window = dedupe_window_seconds
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._closed = False
+        self._rows: dict[int, _Row] = {}
+        self._unfinished: dict[Person, list[int]] = {}  # ids of queued/leased events, ascending
+        self._seen: dict[tuple[str, str], float] = {}
+        self._windows: dict[tuple[str, str, float], int] = {}
+        self._last_id = 0
+
+    @contextmanager
+    def _open(self) -> Iterator[None]:
+        with self._lock:
+            if self._closed:
+                raise StoreClosedError("the store is closed")
+            yield
+
+    async def enqueue(self, events: Sequence[NewEvent]) -> list[bool]:
+        with self._open():
+            return [self._enqueue_one(event) for event in events]
+
+    def _enqueue_one(self, event: NewEvent) -> bool:
+        key = (event.destination_id, event.message_id)
+        seen_at = self._seen.get(key)
+        if seen_at is not None and seen_at > event.received_at - self._dedupe_window:
+            return False
+        self._seen[key] = event.received_at
+        self._last_id += 1
+        row = _Row(self._last_id, event, available_at=event.received_at)
+        waiting = self._unfinished.setdefault(row.person, [])
+        row.head = not waiting
+        waiting.append(row.id)
+        self._rows[row.id] = row
+        return True
+
+    async def claim(self, now: float, limit: int, lease_seconds: float, owner: str) -> list[QueuedEvent]:
+        if lease_seconds <= 0:
+            raise ValueError("lease_seconds must be positive")
+        with self._open():
+            ready = [
+                row
+                for row in self._rows.values()
+                if row.head and row.available_at is not None and row.available_at <= now
+            ]
+            ready.sort(key=lambda row: (row.available_at, row.id))
+            chosen = sorted(ready[: max(limit, 0)], key=lambda row: row.id)
+            for row in chosen:
+                row.state = "leased"
+                row.available_at = now + lease_seconds
+                row.lease_owner = owner
+                row.attempts += 1
+            return [_queued_event(row) for row in chosen]
+
+    async def record_attempt(self, event_id: int, attempt: Attempt) -> bool:
+        check_attempt(attempt)
+        with self._open():
+            row = self._rows.get(event_id)
+            if row is None:
+                return False
+            row.history.append(replace(attempt, response=_json_copy(attempt.response)))
+            return True
+
+    async def retry_later(
+        self, event_id: int, available_at: float, progress: Mapping[str, Any] | None, *, owner: str
+    ) -> bool:
+        with self._open():
+            row = self._leased_by(event_id, owner)
+            if row is None:
+                return False
+            row.state = "queued"
+            row.available_at = available_at
+            row.lease_owner = None
+            row.progress = _json_copy(None if progress is None else dict(progress))
+            return True
+
+    async def complete(self, event_id: int, outcome: FinalOutcome, *, owner: str) -> bool:
+        check_final_outcome(outcome)
+        with self._open():
+            return self._finish(event_id, outcome, None, owner)
+
+    async def dead_letter(self, event_id: int, reason: str, *, owner: str) -> bool:
+        with self._open():
+            return self._finish(event_id, "dead", reason, owner)
+
+    def _leased_by(self, event_id: int, owner: str) -> _Row | None:
+        row = self._rows.get(event_id)
+        if row is None or row.state != "leased" or row.lease_owner != owner:
+            return None
+        return row
+
+    def _finish(self, event_id: int, state: EventState, reason: str | None, owner: str) -> bool:
+        row = self._leased_by(event_id, owner)
+        if row is None:
+            return False
+        row.state = state
+        row.head = False
+        row.available_at = None
+        row.lease_owner = None
+        row.finished_at = self._clock()
+        row.reason = reason
+        waiting = self._unfinished[row.person]
+        waiting.remove(row.id)
+        if waiting:
+            self._rows[waiting[0]].head = True
+        else:
+            del self._unfinished[row.person]
+        return True
+
+    async def get_event(self, event_id: int) -> StoredEvent | None:
+        with self._open():
+            row = self._rows.get(event_id)
+            return None if row is None else _stored_event(row)
+
+    async def list_dead_letters(
+        self, destination_id: str | None = None, limit: int = 100, offset: int = 0
+    ) -> list[DeadLetter]:
+        with self._open():
+            dead = self._dead_rows(None, destination_id)
+            start = max(offset, 0)
+            return [_dead_letter(row) for row in dead[start : start + max(limit, 0)]]
+
+    async def get_dead_letter(self, event_id: int) -> StoredEvent | None:
+        event = await self.get_event(event_id)
+        return event if event is not None and event.state == "dead" else None
+
+    def _dead_rows(self, ids: Sequence[int] | None, destination_id: str | None) -> list[_Row]:
+        wanted = None if ids is None else set(ids)
+        return [
+            row
+            for row in self._rows.values()
+            if row.state == "dead"
+            and (wanted is None or row.id in wanted)
+            and (destination_id is None or row.event.destination_id == destination_id)
+        ]
+
+    async def replay_dead_letters(
+        self, ids: Sequence[int] | None = None, destination_id: str | None = None
+    ) -> int:
+        with self._open():
+            rows = self._dead_rows(ids, destination_id)
+            for row in rows:
+                row.state = "queued"
+                row.head = False
+                row.available_at = row.event.received_at
+                row.attempts = 0
+                row.progress = None
+                row.finished_at = None
+                row.reason = None
+                bisect.insort(self._unfinished.setdefault(row.person, []), row.id)
+            for person in {row.person for row in rows}:
+                self._reset_head(person)
+            return len(rows)
+
+    def _reset_head(self, person: Person) -> None:
+        waiting = [self._rows[i] for i in self._unfinished[person]]
+        if any(row.state == "leased" for row in waiting):
+            return  # in flight: it stays the head until it finishes
+        for row in waiting:
+            row.head = row is waiting[0]
+
+    async def purge_dead_letters(
+        self, ids: Sequence[int] | None = None, destination_id: str | None = None
+    ) -> int:
+        with self._open():
+            rows = self._dead_rows(ids, destination_id)
+            for row in rows:
+                del self._rows[row.id]
+            return len(rows)
+
+    async def counts(self) -> dict[EventState, int]:
+        with self._open():
+            found = dict.fromkeys(EVENT_STATES, 0)
+            for row in self._rows.values():
+                found[row.state] += 1
+            return found
+
+    async def take_budget(self, tenant_key: str, windows: Sequence[BudgetWindow]) -> str | None:
+        with self._open():
+            keys = [(tenant_key, name, start) for name, start, _ in windows]
+            for key, (name, _, limit) in zip(keys, windows, strict=True):
+                if self._windows.get(key, 0) >= limit:
+                    return name
+            for key in keys:
+                self._windows[key] = self._windows.get(key, 0) + 1
+            return None
+
+    async def prune(self, now: float) -> int:
+        before = now - self._dedupe_window
+        with self._open():
+            old = [
+                row.id
+                for row in self._rows.values()
+                if row.state in ("delivered", "filtered") and row.event.received_at < before
+            ]
+            for event_id in old:
+                del self._rows[event_id]
+            self._seen = {k: at for k, at in self._seen.items() if at >= before}
+            oldest_window = now - RATE_WINDOW_RETENTION_SECONDS
+            self._windows = {k: n for k, n in self._windows.items() if k[2] >= oldest_window}
+            return len(old)
+
+    async def close(self) -> None:
+        with self._lock:
+            self._closed = True
+
+
+def _queued_event(row: _Row) -> QueuedEvent:
+    e = row.event
+    return QueuedEvent(
+        id=row.id,
+        destination_id=e.destination_id,
+        message_id=e.message_id,
+        ordering_key=e.ordering_key,
+        kind=e.kind,
+        payload=e.payload,
+        received_at=e.received_at,
+        attempts=row.attempts,
+        progress=_json_copy(row.progress),
+    )
+
+
+def _dead_letter(row: _Row) -> DeadLetter:
+    e = row.event
+    assert row.reason is not None and row.finished_at is not None
+    return DeadLetter(
+        id=row.id,
+        destination_id=e.destination_id,
+        message_id=e.message_id,
+        ordering_key=e.ordering_key,
+        kind=e.kind,
+        received_at=e.received_at,
+        attempts=row.attempts,
+        reason=row.reason,
+        dead_at=row.finished_at,
+    )
+
+
+def _stored_event(row: _Row) -> StoredEvent:
+    e = row.event
+    return StoredEvent(
+        id=row.id,
+        destination_id=e.destination_id,
+        message_id=e.message_id,
+        ordering_key=e.ordering_key,
+        kind=e.kind,
+        payload=e.payload,
+        received_at=e.received_at,
+        state=row.state,
+        attempts=row.attempts,
+        progress=_json_copy(row.progress),
+        available_at=row.available_at,
+        lease_owner=row.lease_owner,
+        finished_at=row.finished_at,
+        reason=row.reason,
+        history=tuple(row.history),
+    )

@@ -1,0 +1,250 @@
+-- Every SQL statement of the SQLite store, one named block each ("-- name: x" up to the next).
+-- sqlite.py loads this file once; parameters are named (:param).
+
+-- name: configure_connection
+-- synchronous = FULL: each commit is fsynced, so a stored event survives power loss, not only a
+-- killed process (WAL + NORMAL would). Group commit makes that one fsync per batch of requests.
+PRAGMA journal_mode = WAL;
+PRAGMA synchronous = FULL;
+PRAGMA busy_timeout = 10000;   -- other processes on the same file: wait for their write to end
+PRAGMA cache_size = -32000;    -- 32 MB of pages: claim and ingest indexes stay hot at 1M rows
+PRAGMA temp_store = MEMORY;
+
+-- name: create_schema
+-- Idempotent; runs in one transaction so concurrent first starts cannot seed twice.
+BEGIN IMMEDIATE;
+
+CREATE TABLE IF NOT EXISTS schema_version (
+    version INTEGER NOT NULL
+);
+INSERT INTO schema_version (version) SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM schema_version);
+
+CREATE TABLE IF NOT EXISTS events (
+    -- AUTOINCREMENT: ids are never reused, so they order a person's events and name dead letters.
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    destination_id TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    ordering_key TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    received_at REAL NOT NULL,
+    state TEXT NOT NULL,            -- queued | leased | delivered | filtered | dead
+    head INTEGER NOT NULL,          -- 1 = oldest unfinished event of its person: the only claimable one
+    available_at REAL,              -- queued: claimable from; leased: lease expiry; NULL once final
+    lease_owner TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    progress BLOB,                  -- JSON kept between tries of a resumable plan
+    finished_at REAL,
+    reason TEXT                     -- why it was dead-lettered
+);
+-- Claim reads only heads, so it stays O(limit) however many events wait behind them.
+CREATE INDEX IF NOT EXISTS events_claimable ON events (available_at, id) WHERE head = 1;
+-- Head-of-line lookups: is there an older unfinished event of this person, which one is next.
+CREATE INDEX IF NOT EXISTS events_unfinished_by_person
+    ON events (destination_id, ordering_key, id) WHERE state IN ('queued', 'leased');
+CREATE INDEX IF NOT EXISTS events_dead ON events (id) WHERE state = 'dead';
+CREATE INDEX IF NOT EXISTS events_prunable
+    ON events (received_at) WHERE state IN ('delivered', 'filtered');
+
+CREATE TABLE IF NOT EXISTS event_attempts (
+    id INTEGER PRIMARY KEY,
+    event_id INTEGER NOT NULL,
+    at REAL NOT NULL,
+    outcome TEXT NOT NULL,
+    status_code INTEGER,
+    error TEXT,
+    response BLOB                   -- Gainsight's JSON answer
+);
+CREATE INDEX IF NOT EXISTS event_attempts_by_event ON event_attempts (event_id, id);
+
+-- Dedupe memory, apart from events so that pruning an event keeps its messageId.
+CREATE TABLE IF NOT EXISTS seen_messages (
+    destination_id TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    seen_at REAL NOT NULL,
+    PRIMARY KEY (destination_id, message_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS seen_messages_by_age ON seen_messages (seen_at);
+
+-- Calls counted per tenant and fixed window; shared by every process on this file.
+CREATE TABLE IF NOT EXISTS rate_windows (
+    tenant_key TEXT NOT NULL,
+    window_name TEXT NOT NULL,
+    window_start REAL NOT NULL,
+    calls INTEGER NOT NULL,
+    PRIMARY KEY (tenant_key, window_name, window_start)
+) WITHOUT ROWID;
+
+-- Events per state, kept by triggers so counts() is O(1) with a million rows queued.
+CREATE TABLE IF NOT EXISTS state_counts (
+    state TEXT PRIMARY KEY,
+    n INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT OR IGNORE INTO state_counts (state, n)
+    VALUES ('queued', 0), ('leased', 0), ('delivered', 0), ('filtered', 0), ('dead', 0);
+
+CREATE TRIGGER IF NOT EXISTS events_counted_on_insert AFTER INSERT ON events BEGIN
+    UPDATE state_counts SET n = n + 1 WHERE state = NEW.state;
+END;
+CREATE TRIGGER IF NOT EXISTS events_counted_on_delete AFTER DELETE ON events BEGIN
+    UPDATE state_counts SET n = n - 1 WHERE state = OLD.state;
+END;
+CREATE TRIGGER IF NOT EXISTS events_counted_on_move
+AFTER UPDATE OF state ON events WHEN OLD.state <> NEW.state BEGIN
+    UPDATE state_counts SET n = n - 1 WHERE state = OLD.state;
+    UPDATE state_counts SET n = n + 1 WHERE state = NEW.state;
+END;
+
+COMMIT;
+
+-- name: schema_version
+SELECT version FROM schema_version;
+
+-- name: remember_message
+-- Changes one row when the messageId is new for its destination, or was last seen before the
+-- dedupe window (then it counts as new again); changes nothing for a duplicate.
+INSERT INTO seen_messages (destination_id, message_id, seen_at)
+VALUES (:destination_id, :message_id, :received_at)
+ON CONFLICT (destination_id, message_id) DO UPDATE SET seen_at = excluded.seen_at
+    WHERE seen_messages.seen_at <= excluded.seen_at - :dedupe_window;
+
+-- name: insert_event
+-- The new event is its person's head when the person has nothing unfinished.
+INSERT INTO events (
+    destination_id, message_id, ordering_key, kind, payload, received_at, state, head, available_at
+)
+VALUES (
+    :destination_id, :message_id, :ordering_key, :kind, :payload, :received_at, 'queued',
+    NOT EXISTS (
+        SELECT 1 FROM events
+        WHERE destination_id = :destination_id AND ordering_key = :ordering_key
+            AND state IN ('queued', 'leased')
+    ),
+    :received_at
+);
+
+-- name: claim_heads
+-- Ready heads: queued and due, or leased with the lease expired (available_at = lease expiry).
+UPDATE events
+SET state = 'leased', available_at = :lease_until, lease_owner = :owner, attempts = attempts + 1
+WHERE id IN (
+    SELECT id FROM events
+    WHERE head = 1 AND available_at <= :now
+    ORDER BY available_at, id
+    LIMIT :limit
+)
+RETURNING id, destination_id, message_id, ordering_key, kind, payload, received_at, attempts,
+    progress;
+
+-- name: record_attempt
+INSERT INTO event_attempts (event_id, at, outcome, status_code, error, response)
+SELECT :event_id, :at, :outcome, :status_code, :error, :response
+WHERE EXISTS (SELECT 1 FROM events WHERE id = :event_id);
+
+-- name: retry_later
+-- Stays its person's head, so the person's later events keep waiting behind it.
+UPDATE events
+SET state = 'queued', available_at = :available_at, progress = :progress, lease_owner = NULL
+WHERE id = :id AND state = 'leased' AND lease_owner = :owner;
+
+-- name: finish_event
+UPDATE events
+SET state = :state, head = 0, available_at = NULL, lease_owner = NULL, finished_at = :now,
+    reason = :reason
+WHERE id = :id AND state = 'leased' AND lease_owner = :owner
+RETURNING destination_id, ordering_key;
+
+-- name: promote_next_head
+UPDATE events SET head = 1
+WHERE id = (
+    SELECT id FROM events
+    WHERE destination_id = :destination_id AND ordering_key = :ordering_key
+        AND state IN ('queued', 'leased')
+    ORDER BY id
+    LIMIT 1
+);
+
+-- name: get_event
+SELECT id, destination_id, message_id, ordering_key, kind, payload, received_at, state, attempts,
+    progress, available_at, lease_owner, finished_at, reason
+FROM events
+WHERE id = :id;
+
+-- name: event_history
+SELECT at, outcome, status_code, error, response
+FROM event_attempts
+WHERE event_id = :event_id
+ORDER BY id;
+
+-- name: list_dead_letters
+SELECT id, destination_id, message_id, ordering_key, kind, received_at, attempts, reason,
+    finished_at
+FROM events
+WHERE state = 'dead' AND (:destination_id IS NULL OR destination_id = :destination_id)
+ORDER BY id
+LIMIT :limit OFFSET :offset;
+
+-- name: select_dead_letters
+-- :ids is a JSON array of ids, or NULL for every dead letter.
+SELECT id FROM events
+WHERE state = 'dead'
+    AND (:ids IS NULL OR id IN (SELECT value FROM json_each(:ids)))
+    AND (:destination_id IS NULL OR destination_id = :destination_id)
+ORDER BY id;
+
+-- name: requeue_dead_letters
+-- available_at = received_at: ready at once, and claimed in their original order.
+UPDATE events
+SET state = 'queued', head = 0, available_at = received_at, lease_owner = NULL, attempts = 0,
+    progress = NULL, finished_at = NULL, reason = NULL
+WHERE state = 'dead' AND id IN (SELECT value FROM json_each(:ids))
+RETURNING destination_id, ordering_key;
+
+-- name: reset_person_head
+-- After a replay the person's oldest unfinished event becomes its head, unless one of its events
+-- is leased: that one is in flight and stays the head until it finishes.
+UPDATE events
+SET head = (id = (
+    SELECT min(id) FROM events
+    WHERE destination_id = :destination_id AND ordering_key = :ordering_key
+        AND state IN ('queued', 'leased')
+))
+WHERE destination_id = :destination_id AND ordering_key = :ordering_key
+    AND state IN ('queued', 'leased')
+    AND NOT EXISTS (
+        SELECT 1 FROM events
+        WHERE destination_id = :destination_id AND ordering_key = :ordering_key
+            AND state IN ('queued', 'leased') AND state = 'leased'
+    );
+
+-- name: delete_attempts_of
+DELETE FROM event_attempts WHERE event_id IN (SELECT value FROM json_each(:ids));
+
+-- name: delete_events
+DELETE FROM events WHERE id IN (SELECT value FROM json_each(:ids));
+
+-- name: state_counts
+SELECT state, n FROM state_counts;
+
+-- name: window_calls
+SELECT calls FROM rate_windows
+WHERE tenant_key = :tenant_key AND window_name = :window_name AND window_start = :window_start;
+
+-- name: count_call
+INSERT INTO rate_windows (tenant_key, window_name, window_start, calls)
+VALUES (:tenant_key, :window_name, :window_start, 1)
+ON CONFLICT (tenant_key, window_name, window_start) DO UPDATE SET calls = calls + 1;
+
+-- name: prunable_events
+SELECT id FROM events
+WHERE state IN ('delivered', 'filtered') AND received_at < :before
+LIMIT :limit;
+
+-- name: prune_seen_messages
+DELETE FROM seen_messages
+WHERE (destination_id, message_id) IN (
+    SELECT destination_id, message_id FROM seen_messages WHERE seen_at < :before LIMIT :limit
+);
+
+-- name: prune_rate_windows
+DELETE FROM rate_windows WHERE window_start < :before;

@@ -1,0 +1,359 @@
+"""The durable store: one SQLite file in WAL mode, written by one thread with group commit.
+
+The SQL is in queries.sql (one named block per statement); the state machine it implements is
+described in store.py. Other processes may open the same file: transactions that write take the
+write lock up front (BEGIN IMMEDIATE), so claims, leases and rate-window counts stay atomic
+across them.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.resources
+import re
+import sqlite3
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from destination import jsonutil
+from destination.delivery.sqlite_writer import SQLiteWriter
+from destination.delivery.store import (
+    DEDUPE_WINDOW_SECONDS,
+    EVENT_STATES,
+    RATE_WINDOW_RETENTION_SECONDS,
+    Attempt,
+    BudgetWindow,
+    DeadLetter,
+    EventState,
+    FinalOutcome,
+    NewEvent,
+    QueuedEvent,
+    StoredEvent,
+    StoreError,
+    check_attempt,
+    check_final_outcome,
+)
+
+SCHEMA_VERSION = 1
+PRUNE_CHUNK = 1000  # rows per prune transaction, so ingest never waits long behind a prune
+
+_NAME = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
+
+
+@functools.cache
+def queries() -> dict[str, str]:
+    """The named blocks of queries.sql, read once per process."""
+    text = importlib.resources.files(__package__).joinpath("queries.sql").read_text("utf-8")
+    parts = _NAME.split(text)  # [preamble, name1, body1, name2, body2, ...]
+    named = dict(zip(parts[1::2], (body.strip() for body in parts[2::2]), strict=True))
+    if len(named) != len(parts) // 2:
+        raise StoreError("queries.sql names a query twice")
+    return named
+
+
+def _json_ids(ids: list[int]) -> str:
+    """Ids as JSON text for json_each (SQLite's JSON functions refuse BLOBs)."""
+    return jsonutil.dumps(ids).decode()
+
+
+def _json_or_none(value: Any) -> bytes | None:
+    return None if value is None else jsonutil.dumps(value)
+
+
+def _loads_or_none(data: bytes | None) -> Any:
+    return None if data is None else jsonutil.loads(data)
+
+
+class SQLiteStore:
+    """`Store` on a SQLite file; see store.py for the semantics of each method."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        dedupe_window_seconds: float = DEDUPE_WINDOW_SECONDS,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.path = Path(path)
+        self._dedupe_window = dedupe_window_seconds
+        self._clock = clock  # stamps finished_at; every decision takes its time as an argument
+        self._q = queries()
+        self._writer = SQLiteWriter(self._connect)
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None)
+        try:
+            conn.executescript(self._q["configure_connection"])
+            conn.executescript(self._q["create_schema"])
+            (version,) = conn.execute(self._q["schema_version"]).fetchone()
+            if version != SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.path} has schema version {version}; this build reads {SCHEMA_VERSION}"
+                )
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    async def enqueue(self, events: Sequence[NewEvent]) -> list[bool]:
+        events = list(events)
+
+        def job(conn: sqlite3.Connection) -> list[bool]:
+            stored = []
+            for event in events:
+                params = {
+                    "destination_id": event.destination_id,
+                    "message_id": event.message_id,
+                    "ordering_key": event.ordering_key,
+                    "kind": event.kind,
+                    "payload": event.payload,
+                    "received_at": event.received_at,
+                    "dedupe_window": self._dedupe_window,
+                }
+                is_new = conn.execute(self._q["remember_message"], params).rowcount == 1
+                if is_new:
+                    conn.execute(self._q["insert_event"], params)
+                stored.append(is_new)
+            return stored
+
+        return await self._writer.run(job, grouped=True) if events else []
+
+    async def claim(self, now: float, limit: int, lease_seconds: float, owner: str) -> list[QueuedEvent]:
+        if lease_seconds <= 0:
+            raise ValueError("lease_seconds must be positive")
+        if limit <= 0:
+            return []
+        params = {"now": now, "limit": limit, "lease_until": now + lease_seconds, "owner": owner}
+
+        def job(conn: sqlite3.Connection) -> list[QueuedEvent]:
+            rows = conn.execute(self._q["claim_heads"], params).fetchall()
+            return sorted((_queued_event(row) for row in rows), key=lambda e: e.id)
+
+        return await self._writer.run(job)
+
+    async def record_attempt(self, event_id: int, attempt: Attempt) -> bool:
+        check_attempt(attempt)
+        params = {
+            "event_id": event_id,
+            "at": attempt.at,
+            "outcome": attempt.outcome,
+            "status_code": attempt.status_code,
+            "error": attempt.error,
+            "response": _json_or_none(attempt.response),
+        }
+        return await self._writer.run(
+            lambda conn: conn.execute(self._q["record_attempt"], params).rowcount == 1
+        )
+
+    async def retry_later(
+        self, event_id: int, available_at: float, progress: Mapping[str, Any] | None, *, owner: str
+    ) -> bool:
+        params = {
+            "id": event_id,
+            "owner": owner,
+            "available_at": available_at,
+            "progress": None if progress is None else jsonutil.dumps(dict(progress)),
+        }
+        return await self._writer.run(lambda conn: conn.execute(self._q["retry_later"], params).rowcount == 1)
+
+    async def complete(self, event_id: int, outcome: FinalOutcome, *, owner: str) -> bool:
+        check_final_outcome(outcome)
+        return await self._finish(event_id, outcome, None, owner)
+
+    async def dead_letter(self, event_id: int, reason: str, *, owner: str) -> bool:
+        return await self._finish(event_id, "dead", reason, owner)
+
+    async def _finish(self, event_id: int, state: str, reason: str | None, owner: str) -> bool:
+        params = {
+            "id": event_id,
+            "owner": owner,
+            "state": state,
+            "reason": reason,
+            "now": self._clock(),
+        }
+
+        def job(conn: sqlite3.Connection) -> bool:
+            person = conn.execute(self._q["finish_event"], params).fetchall()
+            if not person:
+                return False
+            (destination_id, ordering_key) = person[0]
+            conn.execute(
+                self._q["promote_next_head"],
+                {"destination_id": destination_id, "ordering_key": ordering_key},
+            )
+            return True
+
+        return await self._writer.run(job)
+
+    async def get_event(self, event_id: int) -> StoredEvent | None:
+        def job(conn: sqlite3.Connection) -> StoredEvent | None:
+            row = conn.execute(self._q["get_event"], {"id": event_id}).fetchone()
+            if row is None:
+                return None
+            history = conn.execute(self._q["event_history"], {"event_id": event_id}).fetchall()
+            return _stored_event(row, history)
+
+        return await self._writer.run(job, writes=False)
+
+    async def list_dead_letters(
+        self, destination_id: str | None = None, limit: int = 100, offset: int = 0
+    ) -> list[DeadLetter]:
+        if limit <= 0:
+            return []
+        params = {"destination_id": destination_id, "limit": limit, "offset": max(offset, 0)}
+
+        def job(conn: sqlite3.Connection) -> list[DeadLetter]:
+            rows = conn.execute(self._q["list_dead_letters"], params).fetchall()
+            return [DeadLetter(*row) for row in rows]
+
+        return await self._writer.run(job, writes=False)
+
+    async def get_dead_letter(self, event_id: int) -> StoredEvent | None:
+        event = await self.get_event(event_id)
+        return event if event is not None and event.state == "dead" else None
+
+    async def replay_dead_letters(
+        self, ids: Sequence[int] | None = None, destination_id: str | None = None
+    ) -> int:
+        def job(conn: sqlite3.Connection) -> int:
+            chosen = self._select_dead_letters(conn, ids, destination_id)
+            if not chosen:
+                return 0
+            people = conn.execute(self._q["requeue_dead_letters"], {"ids": chosen}).fetchall()
+            for destination, key in set(people):
+                conn.execute(
+                    self._q["reset_person_head"],
+                    {"destination_id": destination, "ordering_key": key},
+                )
+            return len(people)
+
+        return await self._writer.run(job)
+
+    async def purge_dead_letters(
+        self, ids: Sequence[int] | None = None, destination_id: str | None = None
+    ) -> int:
+        def job(conn: sqlite3.Connection) -> int:
+            chosen = self._select_dead_letters(conn, ids, destination_id)
+            if not chosen:
+                return 0
+            conn.execute(self._q["delete_attempts_of"], {"ids": chosen})
+            return conn.execute(self._q["delete_events"], {"ids": chosen}).rowcount
+
+        return await self._writer.run(job)
+
+    def _select_dead_letters(
+        self, conn: sqlite3.Connection, ids: Sequence[int] | None, destination_id: str | None
+    ) -> str | None:
+        """The matching dead letters' ids as a JSON array (for json_each), None if there are none."""
+        params = {
+            "ids": None if ids is None else _json_ids([int(i) for i in ids]),
+            "destination_id": destination_id,
+        }
+        found = [row[0] for row in conn.execute(self._q["select_dead_letters"], params)]
+        return _json_ids(found) if found else None
+
+    async def counts(self) -> dict[EventState, int]:
+        def job(conn: sqlite3.Connection) -> dict[EventState, int]:
+            found = dict(conn.execute(self._q["state_counts"]).fetchall())
+            return {state: int(found.get(state, 0)) for state in EVENT_STATES}
+
+        return await self._writer.run(job, writes=False)
+
+    async def take_budget(self, tenant_key: str, windows: Sequence[BudgetWindow]) -> str | None:
+        keys = [
+            {"tenant_key": tenant_key, "window_name": name, "window_start": start}
+            for name, start, _ in windows
+        ]
+
+        def job(conn: sqlite3.Connection) -> str | None:
+            for key, (name, _, limit) in zip(keys, windows, strict=True):
+                row = conn.execute(self._q["window_calls"], key).fetchone()
+                if (row[0] if row else 0) >= limit:
+                    return name
+            for key in keys:
+                conn.execute(self._q["count_call"], key)
+            return None
+
+        return await self._writer.run(job)
+
+    async def prune(self, now: float) -> int:
+        before = now - self._dedupe_window
+        deleted = 0
+        while (n := await self._writer.run(lambda conn: self._prune_events(conn, before))) > 0:
+            deleted += n
+        params = {"before": before, "limit": PRUNE_CHUNK}
+        while await self._writer.run(
+            lambda conn: conn.execute(self._q["prune_seen_messages"], params).rowcount
+        ):
+            pass
+        window_params = {"before": now - RATE_WINDOW_RETENTION_SECONDS}
+        await self._writer.run(lambda conn: conn.execute(self._q["prune_rate_windows"], window_params))
+        return deleted
+
+    def _prune_events(self, conn: sqlite3.Connection, before: float) -> int:
+        params = {"before": before, "limit": PRUNE_CHUNK}
+        found = [row[0] for row in conn.execute(self._q["prunable_events"], params)]
+        if not found:
+            return 0
+        ids = _json_ids(found)
+        conn.execute(self._q["delete_attempts_of"], {"ids": ids})
+        return conn.execute(self._q["delete_events"], {"ids": ids}).rowcount
+
+    async def close(self) -> None:
+        await self._writer.close()
+
+
+def _queued_event(row: Sequence[Any]) -> QueuedEvent:
+    (id_, destination_id, message_id, ordering_key, kind, payload, received_at, attempts, progress) = row
+    return QueuedEvent(
+        id=id_,
+        destination_id=destination_id,
+        message_id=message_id,
+        ordering_key=ordering_key,
+        kind=kind,
+        payload=bytes(payload),
+        received_at=received_at,
+        attempts=attempts,
+        progress=_loads_or_none(progress),
+    )
+
+
+def _stored_event(row: Sequence[Any], history: Sequence[Sequence[Any]]) -> StoredEvent:
+    (
+        id_,
+        destination_id,
+        message_id,
+        ordering_key,
+        kind,
+        payload,
+        received_at,
+        state,
+        attempts,
+        progress,
+        available_at,
+        lease_owner,
+        finished_at,
+        reason,
+    ) = row
+    return StoredEvent(
+        id=id_,
+        destination_id=destination_id,
+        message_id=message_id,
+        ordering_key=ordering_key,
+        kind=kind,
+        payload=bytes(payload),
+        received_at=received_at,
+        state=state,
+        attempts=attempts,
+        progress=_loads_or_none(progress),
+        available_at=available_at,
+        lease_owner=lease_owner,
+        finished_at=finished_at,
+        reason=reason,
+        history=tuple(
+            Attempt(at, outcome, status_code, error, _loads_or_none(response))
+            for at, outcome, status_code, error, response in history
+        ),
+    )

@@ -1,0 +1,138 @@
+"""One SQLite connection owned by one thread, with group commit.
+
+Every store operation becomes a job: a function of the connection that the thread runs inside a
+transaction, handing its result back to the awaiting coroutine. Jobs submitted with
+`grouped=True` (ingest) that are waiting when the thread gets to them share one transaction and so
+one commit (one fsync): while a commit is in progress the next requests pile up and are written
+together, which keeps single-event ingest latency low and batch ingest fast without any timer.
+A failed group is rolled back and its jobs rerun one by one, so one bad job fails alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from destination.delivery.store import StoreClosedError
+
+T = TypeVar("T")
+Connect = Callable[[], sqlite3.Connection]
+
+
+@dataclass(slots=True)
+class _Job:
+    run: Callable[[sqlite3.Connection], Any]
+    future: Future[Any]
+    grouped: bool
+    writes: bool
+
+
+class SQLiteWriter:
+    """A dedicated thread that runs jobs against the connection that `connect` opens in it."""
+
+    def __init__(self, connect: Connect, name: str = "gsd-sqlite-writer") -> None:
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()  # orders "closed?" checks against the stop sentinel
+        self._closed = False
+        self._started: Future[None] = Future()
+        self._stopped: Future[None] = Future()
+        self._thread = threading.Thread(target=self._serve, args=(connect,), name=name, daemon=True)
+        self._thread.start()
+        self._started.result()  # re-raises a failure to open or set up the database
+
+    async def run(
+        self, job: Callable[[sqlite3.Connection], T], *, grouped: bool = False, writes: bool = True
+    ) -> T:
+        """Run `job` in a transaction (BEGIN IMMEDIATE when it writes) and return its result
+        once committed."""
+        future: Future[T] = Future()
+        with self._lock:
+            if self._closed:
+                raise StoreClosedError("the store is closed")
+            self._jobs.put(_Job(job, future, grouped, writes))
+        return await asyncio.wrap_future(future)
+
+    async def close(self) -> None:
+        """Run the jobs already submitted, then close the connection."""
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._jobs.put(None)
+        await asyncio.wrap_future(self._stopped)
+
+    def _serve(self, connect: Connect) -> None:
+        try:
+            conn = connect()
+        except BaseException as exc:
+            self._started.set_exception(exc)
+            self._stopped.set_result(None)
+            return
+        self._started.set_result(None)
+        try:
+            stop = False
+            while not stop:
+                jobs = self._take_waiting_jobs()
+                stop = None in jobs
+                live = [j for j in jobs if j is not None and j.future.set_running_or_notify_cancel()]
+                try:
+                    self._run_batch(conn, live)
+                except BaseException as exc:  # the connection is unusable: fail, never hang
+                    for job in live:
+                        if not job.future.done():
+                            job.future.set_exception(exc)
+                    raise
+        finally:
+            self._refuse_pending()
+            conn.close()
+            self._stopped.set_result(None)
+
+    def _run_batch(self, conn: sqlite3.Connection, jobs: list[_Job]) -> None:
+        grouped = [job for job in jobs if job.grouped]
+        if grouped:
+            self._run_group(conn, grouped)
+        for job in jobs:
+            if not job.grouped:
+                self._run_group(conn, [job])
+
+    def _refuse_pending(self) -> None:
+        with self._lock:
+            self._closed = True
+        while True:
+            try:
+                job = self._jobs.get_nowait()
+            except queue.Empty:
+                return
+            if job is not None and job.future.set_running_or_notify_cancel():
+                job.future.set_exception(StoreClosedError("the store is closed"))
+
+    def _take_waiting_jobs(self) -> list[_Job | None]:
+        jobs = [self._jobs.get()]
+        while True:
+            try:
+                jobs.append(self._jobs.get_nowait())
+            except queue.Empty:
+                return jobs
+
+    def _run_group(self, conn: sqlite3.Connection, jobs: list[_Job]) -> None:
+        writes = any(job.writes for job in jobs)
+        try:
+            conn.execute("BEGIN IMMEDIATE" if writes else "BEGIN")
+            results = [job.run(conn) for job in jobs]
+            conn.execute("COMMIT")
+        except Exception as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if len(jobs) == 1:
+                jobs[0].future.set_exception(exc)
+            else:
+                for job in jobs:
+                    self._run_group(conn, [job])
+            return
+        for job, result in zip(jobs, results, strict=True):
+            job.future.set_result(result)

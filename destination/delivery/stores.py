@@ -1,0 +1,64 @@
+"""open_store(url): the store a GSD_STORE_URL names.
+
+sqlite:///./data/gsd.sqlite3   a file, relative to the working directory (parent created)
+sqlite:////var/lib/gsd/q.db    a file, absolute path
+memory://                      in process memory, nothing durable (tests, demos)
+postgresql://…                 not supported yet (DESIGN §7 adds it)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from destination.delivery.memory import MemoryStore
+from destination.delivery.sqlite import SQLiteStore
+from destination.delivery.store import DEDUPE_WINDOW_SECONDS, Store, UnsupportedStoreURLError
+
+DEFAULT_STORE_URL = "sqlite:///./data/gsd.sqlite3"
+
+
+def open_store(
+    url: str = DEFAULT_STORE_URL,
+    *,
+    dedupe_window_seconds: float = DEDUPE_WINDOW_SECONDS,
+    clock: Callable[[], float] = time.time,
+) -> Store:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme == "memory":
+        return MemoryStore(dedupe_window_seconds=dedupe_window_seconds, clock=clock)
+    if scheme == "sqlite":
+        return SQLiteStore(_sqlite_path(url), dedupe_window_seconds=dedupe_window_seconds, clock=clock)
+    if scheme in ("postgresql", "postgres") or scheme.startswith("postgresql+"):
+        raise UnsupportedStoreURLError(
+            "PostgreSQL stores are not supported yet; use sqlite:///path/to/file.sqlite3"
+        )
+    raise UnsupportedStoreURLError(
+        f"unknown store URL {_redacted(url)!r}; expected sqlite:///relative/path, "
+        "sqlite:////absolute/path or memory://"
+    )
+
+
+def _sqlite_path(url: str) -> Path:
+    parts = urlsplit(url)
+    if parts.netloc or parts.query or parts.fragment:
+        raise UnsupportedStoreURLError(
+            f"store URL {url!r}: write sqlite:///relative/path or sqlite:////absolute/path"
+        )
+    relative_or_absolute = parts.path[1:]  # sqlite:///x -> "x"; sqlite:////x -> "/x"
+    if not relative_or_absolute:
+        raise UnsupportedStoreURLError(f"store URL {url!r} names no file")
+    path = Path(relative_or_absolute)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _redacted(url: str) -> str:
+    """The URL without its password, for error messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")).geturl()

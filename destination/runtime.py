@@ -1,0 +1,49 @@
+"""What the running service holds (built once in create_app's lifespan) and how routes reach it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import Depends, HTTPException, Request
+
+from destination.config import Destination
+from destination.gainsight.client import GainsightClient
+from destination.gainsight.companies import CompanyResolver
+from destination.mapping.spec import Specs
+from destination.settings import Settings
+
+if TYPE_CHECKING:
+    from destination.api.rudder import RudderTransformer
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    specs: Specs
+    destinations: dict[str, Destination]
+    client: GainsightClient
+    resolver: CompanyResolver
+    transformer: RudderTransformer
+    sandbox: bool
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def destination(self, destination_id: str | None) -> Destination:
+        """The named destination, or the only one when no name is given."""
+        if destination_id is None:
+            if len(self.destinations) == 1:
+                return next(iter(self.destinations.values()))
+            names = ", ".join(sorted(self.destinations))
+            raise HTTPException(400, f"several destinations are configured; name one of: {names}")
+        found = self.destinations.get(destination_id)
+        if found is None:
+            raise HTTPException(404, f"no destination with id {destination_id!r}")
+        return found
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]

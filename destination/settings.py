@@ -1,0 +1,51 @@
+"""Service settings (DESIGN §4.3): environment variables prefixed GSD_, or command-line flags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_ALLOWED_DOMAINS = ("*.gainsightcloud.com",)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GSD_", extra="ignore")
+
+    destinations: Path | None = None
+    host: str | None = None  # None: 127.0.0.1 in sandbox mode, 0.0.0.0 when inbound auth is on
+    port: int = Field(8080, ge=0, le=65535)
+    store_url: str = "sqlite:///./data/gsd.sqlite3"
+    rate_limit_per_minute: int = Field(100, ge=1)
+    rate_limit_per_day: int = Field(50_000, ge=1)
+    # Rate windows: a minute and a UTC day; shorter only for tests and demos.
+    rate_minute_seconds: float = Field(60.0, gt=0)
+    rate_day_seconds: float = Field(86_400.0, gt=0)
+    max_attempts: int = Field(10, ge=1)
+    max_age_seconds: float = Field(86_400.0, gt=0)
+    gainsight_base_url: str | None = None
+    gainsight_timeout_seconds: float = Field(15.0, gt=0)
+    transformer_routes: Literal["on", "off"] = "on"
+    allowed_domains: Annotated[tuple[str, ...], NoDecode] = ()
+    max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024)
+    auth: Literal["on", "off"] | None = None  # None: on, except in sandbox mode
+    workers: int = Field(4, ge=1, le=256)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("allowed_domains", mode="before")
+    @classmethod
+    def _comma_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip().lower() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("gainsight_base_url", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @property
+    def sandbox(self) -> bool:
+        return self.destinations is None
