@@ -68,11 +68,19 @@ def track(i: int) -> dict[str, object]:
         "userId": f"u-{i}",
         "timestamp": "2026-11-22T10:00:00.000Z",
         "context": {"library": {"name": "analytics-node"}, "traits": {"email": f"user{i}@example.com"}},
-        "properties": {"ticketId": f"T-{i}", "status": "resolved", "priority": i % 5, "tags": ["a", "b"], "amount": 12.5},
+        "properties": {
+            "ticketId": f"T-{i}",
+            "status": "resolved",
+            "priority": i % 5,
+            "tags": ["a", "b"],
+            "amount": 12.5,
+        },
     }
 
 
-def measure(label: str, events: list[dict[str, object]], work: Callable[[dict[str, object]], object], seconds: float) -> float:
+def measure(
+    label: str, events: list[dict[str, object]], work: Callable[[dict[str, object]], object], seconds: float
+) -> float:
     done = 0
     start = time.perf_counter()
     deadline = start + seconds

@@ -62,7 +62,10 @@ def sandbox_banner(application: Any, host: str, port: int) -> str | None:
     config = sandbox_destination().config
     events = ", ".join(f"{m.from_!r} -> {m.to}" for m in config.event_name_map)
     traits = ", ".join(f"{m.from_} -> {m.to}" for m in (*config.person_map, *config.company_map))
-    identify = '{"userId":"u1","traits":{"email":"ada@example.com","firstName":"Ada","lastName":"Lovelace","seats":5}}'
+    identify = (
+        '{"userId":"u1","traits":{"email":"ada@example.com","firstName":"Ada",'
+        '"lastName":"Lovelace","seats":5}}'
+    )
     group = (
         '{"userId":"u1","groupId":"g1","traits":{"name":"Acme Ltd","employees":120,"region":"EMEA"},'
         '"context":{"traits":{"email":"ada@example.com"}}}'

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
 
@@ -22,6 +22,7 @@ from destination.mapping.engine import Diagnostic, map_record
 from destination.mapping.spec import Specs
 
 Kind = Literal["identify", "group", "track"]
+_NO_PARAMS: Mapping[str, str] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +34,7 @@ class Request:
     path: str
     headers: Mapping[str, str]
     body: Any
-    params: Mapping[str, str] = MappingProxyType({})
+    params: Mapping[str, str] = field(default_factory=lambda: _NO_PARAMS)
     # The exact bytes to send when they matter (the signed track body); else JSON of `body`.
     body_bytes: bytes | None = None
     signing: SigningClaims | None = None

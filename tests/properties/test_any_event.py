@@ -19,21 +19,44 @@ from destination.gainsight.render import describe_plan
 from destination.mapping.spec import default_specs
 from tests.conftest import BASE_CONFIG, make_config
 
-scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=12)
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=12)
+)
 json_values = st.recursive(
     scalars,
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
     max_leaves=20,
 )
-keys = st.sampled_from(["email", "name", "firstName", "lastName", "seats", "a.b", "location", "masterAvatarTypeCode", "employees", "region"])
+keys = st.sampled_from(
+    [
+        "email",
+        "name",
+        "firstName",
+        "lastName",
+        "seats",
+        "a.b",
+        "location",
+        "masterAvatarTypeCode",
+        "employees",
+        "region",
+    ]
+)
 traits = st.dictionaries(keys | st.text(max_size=8), json_values, max_size=6)
 messages = st.fixed_dictionaries(
     {},
     optional={
-        "type": st.sampled_from(["identify", "group", "track", "TRACK", "page", "", None, 3]) | st.text(max_size=6),
+        "type": st.sampled_from(["identify", "group", "track", "TRACK", "page", "", None, 3])
+        | st.text(max_size=6),
         "event": st.sampled_from(["Ticket Closed", "Other", ""]) | json_values,
         "traits": traits | json_values,
-        "context": st.fixed_dictionaries({}, optional={"traits": traits | json_values, "externalId": json_values}) | json_values,
+        "context": st.fixed_dictionaries(
+            {}, optional={"traits": traits | json_values, "externalId": json_values}
+        )
+        | json_values,
         "properties": st.dictionaries(st.text(max_size=8), json_values, max_size=5) | json_values,
         "messageId": st.text(max_size=10) | json_values,
     },
@@ -54,7 +77,10 @@ def transformer() -> RudderTransformer:
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(messages, min_size=1, max_size=5))
 def test_any_message_gives_output_or_4xx(batch: list[dict[str, Any]]) -> None:
-    items = [{"message": m, "destination": {"Config": BASE_CONFIG}, "metadata": {"i": i}} for i, m in enumerate(batch)]
+    items = [
+        {"message": m, "destination": {"Config": BASE_CONFIG}, "metadata": {"i": i}}
+        for i, m in enumerate(batch)
+    ]
     answers = asyncio.run(transformer().process(items))
     assert len(answers) == len(items)
     for i, answer in enumerate(answers):

@@ -78,7 +78,11 @@ def test_company_name_and_custom_fields(specs: Any) -> None:
 
 
 def test_company_custom_fields_only_from_traits(specs: Any) -> None:
-    event = {"type": "group", "traits": {"name": "Acme"}, "context": {"traits": {"email": EMAIL, "region": "EU"}}}
+    event = {
+        "type": "group",
+        "traits": {"name": "Acme"},
+        "context": {"traits": {"email": EMAIL, "region": "EU"}},
+    }
     plan = plan_event(event, make_config(), specs)
     assert isinstance(plan, GroupPlan) and "Region__gc" not in plan.company
 
@@ -109,12 +113,12 @@ def test_requests_of_the_plan(specs: Any) -> None:
 
 
 def test_company_name_required(specs: Any) -> None:
-    with pytest.raises(EventError, match="^company name is required for group$"):
+    with pytest.raises(EventError, match=r"^company name is required for group$"):
         group(specs, {"employees": 1})
 
 
 def test_user_email_required(specs: Any) -> None:
-    with pytest.raises(EventError, match="^user email is required for group$"):
+    with pytest.raises(EventError, match=r"^user email is required for group$"):
         group(specs, {"name": "Acme"}, email=None)
 
 
@@ -124,7 +128,7 @@ def test_user_email_only_from_context_traits(specs: Any) -> None:
 
 
 def test_access_key_required(specs: Any) -> None:
-    with pytest.raises(ConfigError, match="^accessKey is required for group$"):
+    with pytest.raises(ConfigError, match=r"^accessKey is required for group$"):
         group(specs, {"name": "Acme"}, accessKey=None)
 
 
@@ -246,7 +250,11 @@ def test_concurrent_groups_for_one_company_insert_it_once(specs: Any) -> None:
     ("status", "outcome"), [(429, "throttled"), (500, "retryable"), (503, "retryable"), (400, "aborted")]
 )
 def test_search_failures_are_classified(specs: Any, status: int, outcome: str) -> None:
-    body = {"result": False, "errorCode": "GU_2400" if status == 429 else "GSOBJ_1002", "errorDesc": "Too many request" if status == 429 else "Invalid field"}
+    body = {
+        "result": False,
+        "errorCode": "GU_2400" if status == 429 else "GSOBJ_1002",
+        "errorDesc": "Too many request" if status == 429 else "Invalid field",
+    }
     recorder = Recorder((*SEARCH, httpx.Response(status, json=body)))
     with pytest.raises(GainsightError) as caught:
         resolve(recorder, group(specs, {"name": "Acme"}))
@@ -256,7 +264,12 @@ def test_search_failures_are_classified(specs: Any, status: int, outcome: str) -
 
 
 def test_insert_4xx_keeps_gainsight_error(specs: Any) -> None:
-    bad = {"result": False, "errorCode": "GSOBJ_1006", "errorDesc": "Invalid date format (RenewalDate = 210318)", "requestId": "r"}
+    bad = {
+        "result": False,
+        "errorCode": "GSOBJ_1006",
+        "errorDesc": "Invalid date format (RenewalDate = 210318)",
+        "requestId": "r",
+    }
     recorder = Recorder(
         (*SEARCH, httpx.Response(200, json=envelope([]))),
         ("POST", COMPANY, httpx.Response(400, json=bad)),

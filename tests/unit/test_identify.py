@@ -13,7 +13,12 @@ from tests.conftest import DOMAIN, make_config
 EMAIL = "ada@example.com"
 
 
-def identify(specs: Any, traits: dict[str, Any] | None = None, context_traits: dict[str, Any] | None = None, **config: Any) -> IdentifyPlan:
+def identify(
+    specs: Any,
+    traits: dict[str, Any] | None = None,
+    context_traits: dict[str, Any] | None = None,
+    **config: Any,
+) -> IdentifyPlan:
     event: dict[str, Any] = {"type": "identify", "userId": "u1"}
     if traits is not None:
         event["traits"] = traits
@@ -67,7 +72,9 @@ def test_standard_field_from_traits(specs: Any, trait: str, value: Any, field: s
 
 
 @pytest.mark.parametrize(("trait", "value", "field", "sent"), ROWS, ids=[f"{r[0]}->{r[2]}" for r in ROWS])
-def test_standard_field_from_context_traits(specs: Any, trait: str, value: Any, field: str, sent: Any) -> None:
+def test_standard_field_from_context_traits(
+    specs: Any, trait: str, value: Any, field: str, sent: Any
+) -> None:
     plan = identify(specs, None, {"email": EMAIL, trait: value})
     assert plan.request.body[field] == sent
 
@@ -106,11 +113,17 @@ def test_null_and_empty_values_are_left_out(specs: Any, empty: Any) -> None:
 
 
 def test_empty_traits_value_falls_back_to_context_traits(specs: Any) -> None:
-    assert identify(specs, {"email": EMAIL, "timezone": ""}, {"timezone": "CET"}).request.body["Timezone"] == "CET"
+    assert (
+        identify(specs, {"email": EMAIL, "timezone": ""}, {"timezone": "CET"}).request.body["Timezone"]
+        == "CET"
+    )
 
 
 def test_name_composed_from_first_middle_last(specs: Any) -> None:
-    assert body(specs, {"firstName": "Ada", "middleName": "King", "lastName": "Lovelace"})["Name"] == "Ada King Lovelace"
+    assert (
+        body(specs, {"firstName": "Ada", "middleName": "King", "lastName": "Lovelace"})["Name"]
+        == "Ada King Lovelace"
+    )
 
 
 @pytest.mark.parametrize(
@@ -172,7 +185,9 @@ def test_non_number_left_out_and_reported(specs: Any) -> None:
 
 
 def test_system_field_traits_are_never_sent(specs: Any) -> None:
-    result = body(specs, {"Gsid": "x", "CreatedDate": "y", "companies": []}, personMap=[{"from": "Gsid", "to": "G__gc"}])
+    result = body(
+        specs, {"Gsid": "x", "CreatedDate": "y", "companies": []}, personMap=[{"from": "Gsid", "to": "G__gc"}]
+    )
     assert "G__gc" not in result and "Gsid" not in result
 
 
@@ -182,12 +197,12 @@ def test_person_map_may_target_a_standard_field(specs: Any) -> None:
 
 
 def test_email_required(specs: Any) -> None:
-    with pytest.raises(EventError, match="^email is required for identify$"):
+    with pytest.raises(EventError, match=r"^email is required for identify$"):
         identify(specs, {"firstName": "Ada"})
 
 
 def test_access_key_required(specs: Any) -> None:
-    with pytest.raises(ConfigError, match="^accessKey is required for identify$"):
+    with pytest.raises(ConfigError, match=r"^accessKey is required for identify$"):
         identify(specs, {"email": EMAIL}, accessKey="")
 
 

@@ -30,8 +30,16 @@ def test_classify(status: int | None, body: Any, outcome: str) -> None:
 
 
 def test_failure_keeps_gainsight_error_code_and_desc() -> None:
-    error = failure(Answer(400, {"result": False, "errorCode": "GSOBJ_PEOPLE1001", "errorDesc": "company missing"}), "person upsert", 0)
-    assert (error.outcome, error.error_code, error.error_desc) == ("aborted", "GSOBJ_PEOPLE1001", "company missing")
+    error = failure(
+        Answer(400, {"result": False, "errorCode": "GSOBJ_PEOPLE1001", "errorDesc": "company missing"}),
+        "person upsert",
+        0,
+    )
+    assert (error.outcome, error.error_code, error.error_desc) == (
+        "aborted",
+        "GSOBJ_PEOPLE1001",
+        "company missing",
+    )
     assert error.message == "person upsert failed: Gainsight answered 400 GSOBJ_PEOPLE1001: company missing"
 
 
@@ -42,7 +50,12 @@ def test_transport_failure_message() -> None:
 
 @pytest.mark.parametrize(
     ("headers", "seconds"),
-    [({}, None), ({"Retry-After": "7"}, 7.0), ({"retry-after": "Thu, 01 Jan 1970 00:01:40 GMT"}, 40.0), ({"Retry-After": "soon"}, None)],
+    [
+        ({}, None),
+        ({"Retry-After": "7"}, 7.0),
+        ({"retry-after": "Thu, 01 Jan 1970 00:01:40 GMT"}, 40.0),
+        ({"Retry-After": "soon"}, None),
+    ],
 )
 def test_retry_after(headers: dict[str, str], seconds: float | None) -> None:
     assert retry_after_seconds(headers, now=60.0) == seconds

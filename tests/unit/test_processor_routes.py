@@ -21,7 +21,11 @@ META = {"jobId": 7, "sourceId": "src", "anything": ["kept", {"as": "is"}]}
 
 
 def item(message: dict[str, Any], config: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {"message": message, "destination": {"ID": "d1", "Config": config or BASE_CONFIG}, "metadata": META}
+    return {
+        "message": message,
+        "destination": {"ID": "d1", "Config": config or BASE_CONFIG},
+        "metadata": META,
+    }
 
 
 IDENTIFY = {"type": "identify", "traits": {"email": "ada@example.com", "firstName": "Ada"}}
@@ -47,7 +51,9 @@ def calls() -> list[httpx.Request]:
 
 
 @pytest.fixture
-def client(tmp_path: Path, calls: list[httpx.Request], monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
+def client(
+    tmp_path: Path, calls: list[httpx.Request], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[TestClient]:
     destinations = tmp_path / "destinations.json"
     destinations.write_bytes(orjson.dumps({"destinations": [{"id": "acme", "config": BASE_CONFIG}]}))
     settings = Settings(destinations=destinations)
@@ -92,10 +98,15 @@ def test_track_output_carries_a_valid_signature(client: TestClient) -> None:
     assert output["body"]["JSON"] == {"ticketId": "T-1"}
 
 
-def test_group_output_is_the_association_after_company_calls(client: TestClient, calls: list[httpx.Request]) -> None:
+def test_group_output_is_the_association_after_company_calls(
+    client: TestClient, calls: list[httpx.Request]
+) -> None:
     answer = client.post("/v0/destinations/gainsight", json=[item(GROUP)]).json()[0]
     assert answer["statusCode"] == 200
-    assert answer["output"]["body"]["JSON"] == {"Email": "ada@example.com", "companies": [{"Company_ID": "GS1"}]}
+    assert answer["output"]["body"]["JSON"] == {
+        "Email": "ada@example.com",
+        "companies": [{"Company_ID": "GS1"}],
+    }
     assert [(c.method, c.url.host, c.url.path) for c in calls] == [
         ("POST", DOMAIN, "/v1/data/objects/query/Company"),
         ("POST", DOMAIN, "/v1/data/objects/Company"),
@@ -103,7 +114,12 @@ def test_group_output_is_the_association_after_company_calls(client: TestClient,
 
 
 def test_errors_are_items_in_order_with_stat_tags(client: TestClient) -> None:
-    body = [item({"type": "identify", "traits": {}}), item(IDENTIFY), item({"type": "page"}), item(TRACK, {**BASE_CONFIG, "sharedSecret": ""})]
+    body = [
+        item({"type": "identify", "traits": {}}),
+        item(IDENTIFY),
+        item({"type": "page"}),
+        item(TRACK, {**BASE_CONFIG, "sharedSecret": ""}),
+    ]
     answers = client.post("/v0/destinations/gainsight", json=body).json()
     assert [a["statusCode"] for a in answers] == [400, 200, 400, 400]
     assert answers[0]["error"] == "email is required for identify"
@@ -125,7 +141,9 @@ def test_gainsight_failures_map_to_status_codes(tmp_path: Path) -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         name = orjson.loads(request.content)["where"]["conditions"][0]["value"][0]
         status = {"T": 429, "R": 503, "A": 400}[name]
-        return httpx.Response(status, json={"result": False, "errorCode": f"E{status}", "errorDesc": f"desc {status}"})
+        return httpx.Response(
+            status, json={"result": False, "errorCode": f"E{status}", "errorDesc": f"desc {status}"}
+        )
 
     destinations = tmp_path / "d.json"
     destinations.write_bytes(orjson.dumps([{"id": "acme", "config": BASE_CONFIG}]))
@@ -133,7 +151,9 @@ def test_gainsight_failures_map_to_status_codes(tmp_path: Path) -> None:
     groups = [item({**GROUP, "traits": {"name": n}}) for n in ("T", "R", "A")]
     with TestClient(app) as test_client:
         answers = test_client.post("/v0/destinations/gainsight", json=groups).json()
-    assert [(a["statusCode"], a["statTags"]["errorCategory"], a["statTags"]["errorType"]) for a in answers] == [
+    assert [
+        (a["statusCode"], a["statTags"]["errorCategory"], a["statTags"]["errorType"]) for a in answers
+    ] == [
         (429, "network", "throttled"),
         (500, "network", "retryable"),
         (400, "network", "aborted"),
@@ -156,18 +176,27 @@ def test_invalid_settings_name_the_setting(client: TestClient) -> None:
 
 def test_dashboard_empty_map_rows_are_accepted(client: TestClient) -> None:
     config = {**BASE_CONFIG, "personMap": [{"from": "", "to": ""}], "companyMap": [{"from": "", "to": ""}]}
-    assert client.post("/v0/destinations/gainsight", json=[item(IDENTIFY, config)]).json()[0]["statusCode"] == 200
+    assert (
+        client.post("/v0/destinations/gainsight", json=[item(IDENTIFY, config)]).json()[0]["statusCode"]
+        == 200
+    )
 
 
 @pytest.mark.parametrize("body", [b'{"a": 1}', b'"x"', b"not json", b""])
 def test_processor_body_must_be_an_array(client: TestClient, body: bytes) -> None:
-    response = client.post("/v0/destinations/gainsight", content=body, headers={"Content-Type": "application/json"})
+    response = client.post(
+        "/v0/destinations/gainsight", content=body, headers={"Content-Type": "application/json"}
+    )
     assert response.status_code == 400 and "error" in response.json()
 
 
 def test_gzip_body_is_accepted(client: TestClient) -> None:
     raw = gzip.compress(orjson.dumps([item(IDENTIFY)]))
-    response = client.post("/v0/destinations/gainsight", content=raw, headers={"Content-Encoding": "gzip", "Content-Type": "application/json"})
+    response = client.post(
+        "/v0/destinations/gainsight",
+        content=raw,
+        headers={"Content-Encoding": "gzip", "Content-Type": "application/json"},
+    )
     assert response.status_code == 200 and response.json()[0]["statusCode"] == 200
 
 
@@ -192,7 +221,9 @@ def test_router_requires_input(client: TestClient, body: Any) -> None:
 
 def test_features(client: TestClient) -> None:
     response = client.get("/features")
-    assert response.json() == {"routerTransform": {"GAINSIGHT": True}} and response.headers["apiVersion"] == "2"
+    assert (
+        response.json() == {"routerTransform": {"GAINSIGHT": True}} and response.headers["apiVersion"] == "2"
+    )
 
 
 def test_dry_run_transform_hides_secrets(client: TestClient) -> None:
@@ -201,7 +232,12 @@ def test_dry_run_transform_hides_secrets(client: TestClient) -> None:
     results = response.json()["results"]
     assert results[0]["requests"][0]["headers"]["Accesskey"] == "***"
     assert results[1]["requests"][0]["headers"]["sharedSecret"] == "***"
-    assert [r["step"] for r in results[2]["requests"]] == ["company search", "company insert", "company update", "person association"]
+    assert [r["step"] for r in results[2]["requests"]] == [
+        "company search",
+        "company insert",
+        "company update",
+        "person association",
+    ]
     assert results[3]["error"] == "message type page not supported"
     assert "ak-123" not in response.text and "ss-456" not in response.text
 

@@ -18,7 +18,12 @@ from tests.conftest import DOMAIN, make_config
 
 
 def track(specs: Any, event: dict[str, Any] | None = None, **config: Any) -> TrackPlan:
-    message = {"type": "track", "event": "Ticket Closed", "messageId": "m-1", "properties": {"b": 2, "a": "é"}}
+    message = {
+        "type": "track",
+        "event": "Ticket Closed",
+        "messageId": "m-1",
+        "properties": {"b": 2, "a": "é"},
+    }
     message.update(event or {})
     plan = plan_event(message, make_config(**config), specs)
     assert isinstance(plan, TrackPlan)
@@ -69,7 +74,14 @@ def test_contract_id_from_settings(specs: Any) -> None:
 
 
 def test_contract_id_from_external_id_wins(specs: Any) -> None:
-    external = {"context": {"externalId": [{"type": "other", "id": "x"}, {"type": "gainsightEventContractId", "id": "c-event"}]}}
+    external = {
+        "context": {
+            "externalId": [
+                {"type": "other", "id": "x"},
+                {"type": "gainsightEventContractId", "id": "c-event"},
+            ]
+        }
+    }
     assert track(specs, external, contractId="c-settings").request.headers["contractId"] == "c-event"
 
 
@@ -78,23 +90,23 @@ def test_no_contract_id_header_when_unknown(specs: Any) -> None:
 
 
 def test_event_name_required(specs: Any) -> None:
-    with pytest.raises(EventError, match="^event name is required for track$"):
+    with pytest.raises(EventError, match=r"^event name is required for track$"):
         track(specs, {"event": ""})
 
 
 @pytest.mark.parametrize("setting", ["sharedSecret", "topicName", "tenantId"])
 def test_settings_required(specs: Any, setting: str) -> None:
-    with pytest.raises(ConfigError, match=f"^{setting} is required for track$"):
+    with pytest.raises(ConfigError, match=rf"^{setting} is required for track$"):
         track(specs, **{setting: ""})
 
 
 def test_unmapped_event_name(specs: Any) -> None:
-    with pytest.raises(UnmappedEventError, match="^Event name mapping not provided for Order Done$"):
+    with pytest.raises(UnmappedEventError, match=r"^Event name mapping not provided for Order Done$"):
         track(specs, {"event": "Order Done"})
 
 
 def test_unmapped_event_version(specs: Any) -> None:
-    with pytest.raises(UnmappedEventError, match="^event version mapping not provided for Ticket Closed$"):
+    with pytest.raises(UnmappedEventError, match=r"^event version mapping not provided for Ticket Closed$"):
         track(specs, eventVersionMap=[])
 
 
@@ -144,8 +156,12 @@ def test_signature_rejects_another_secret(specs: Any) -> None:
 
 def test_signature_is_made_at_send_time(specs: Any) -> None:
     plan = track(specs)
-    first = jwt.decode(sent_request(plan, 1000.0).headers["X-Payload-Signature"], options={"verify_signature": False})
-    later = jwt.decode(sent_request(plan, 5000.0).headers["X-Payload-Signature"], options={"verify_signature": False})
+    first = jwt.decode(
+        sent_request(plan, 1000.0).headers["X-Payload-Signature"], options={"verify_signature": False}
+    )
+    later = jwt.decode(
+        sent_request(plan, 5000.0).headers["X-Payload-Signature"], options={"verify_signature": False}
+    )
     assert (first["iat"], later["iat"]) == (1000, 5000)
 
 
