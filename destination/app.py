@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -12,12 +13,19 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 
 from destination import __version__
-from destination.api import health, rudder, transform
+from destination.api import admin, health, ingest, rudder, transform
 from destination.api.responses import JsonResponse
 from destination.config import Destination, load_destinations
+from destination.delivery.governor import RateGovernor, RateWindow
+from destination.delivery.retry import RetryPolicy
+from destination.delivery.stores import open_store
+from destination.delivery.worker import BudgetGate, Deliverer, WorkerSettings
 from destination.gainsight.client import GainsightClient, new_http_client
 from destination.gainsight.companies import CompanyResolver
+from destination.gainsight.outcomes import Answer
+from destination.gainsight.plan import Request as PlannedRequest
 from destination.mapping.spec import default_specs
+from destination.metrics import Metrics
 from destination.runtime import Runtime
 from destination.settings import DEFAULT_ALLOWED_DOMAINS, Settings
 
@@ -69,25 +77,53 @@ def create_app(
         outbound = transport
         if outbound is None and sandbox is not None and settings.gainsight_base_url is None:
             outbound = httpx.ASGITransport(app=sandbox.app)
+        base_url = _base_url(settings, sandbox is not None, outbound)
         http = new_http_client(outbound, httpx.Timeout(settings.gainsight_timeout_seconds, connect=5.0))
-        client = GainsightClient(http, base_url=_base_url(settings, sandbox is not None, outbound))
-        resolver = CompanyResolver(client)
+        store = open_store(settings.store_url)
+        metrics = Metrics()
+        governor = RateGovernor(store, _rate_windows(settings), guard_seconds=_guard_seconds(settings))
+        # Two clients on one connection pool: the workers' passes the rate governor's gate; the
+        # transformer routes' does not (rudder-server sends their outputs itself).
+        direct = GainsightClient(http, base_url=base_url, observe=_observer(metrics))
+        gated = GainsightClient(
+            http, base_url=base_url, gate=BudgetGate(governor, metrics), observe=_observer(metrics)
+        )
+        deliverer = Deliverer(
+            store=store,
+            destinations=destinations,
+            specs=specs,
+            client=gated,
+            resolver=CompanyResolver(gated),
+            governor=governor,
+            policy=RetryPolicy(max_attempts=settings.max_attempts, max_age_seconds=settings.max_age_seconds),
+            metrics=metrics,
+            settings=WorkerSettings(concurrency=settings.workers, lease_seconds=settings.lease_seconds),
+        )
+        resolver = CompanyResolver(direct)
         transformer = rudder.RudderTransformer(
-            specs, client, resolver, rudder.AllowedDomains(_allowed_domains(settings, destinations))
+            specs, direct, resolver, rudder.AllowedDomains(_allowed_domains(settings, destinations))
         )
         app.state.runtime = Runtime(
             settings=settings,
             specs=specs,
             destinations=destinations,
-            client=client,
+            client=direct,
             resolver=resolver,
             transformer=transformer,
+            store=store,
+            metrics=metrics,
+            deliverer=deliverer,
             sandbox=sandbox is not None,
         )
+        worker = asyncio.create_task(deliverer.run())
         try:
             yield
         finally:
-            await client.aclose()
+            await deliverer.stop()
+            worker.cancel()
+            await asyncio.gather(worker, return_exceptions=True)
+            await http.aclose()
+            await store.close()
 
     app = FastAPI(
         title="gainsight-destination",
@@ -98,7 +134,9 @@ def create_app(
     )
     _error_handlers(app)
     app.include_router(health.router)
+    app.include_router(ingest.router)
     app.include_router(transform.router)
+    app.include_router(admin.router)
     if settings.transformer_routes == "on":
         app.include_router(rudder.build_router())
     if sandbox is not None:
@@ -112,3 +150,32 @@ def _base_url(settings: Settings, sandbox: bool, outbound: Any) -> str | None:
     if sandbox and isinstance(outbound, httpx.ASGITransport):
         return "http://sandbox"
     return None
+
+
+def _rate_windows(settings: Settings) -> tuple[RateWindow, ...]:
+    return (
+        RateWindow("minute", settings.rate_minute_seconds, settings.rate_limit_per_minute),
+        RateWindow("day", settings.rate_day_seconds, settings.rate_limit_per_day),
+    )
+
+
+def _guard_seconds(settings: Settings) -> float:
+    # Keep calls off window edges (clock skew, latency), but never more than a tenth of a window.
+    return min(1.0, settings.rate_minute_seconds / 10)
+
+
+_STEPS = {
+    ("PUT", "/v1.0/api/people"): "person",
+    ("POST", "/v1/data/objects/query/Company"): "company_search",
+    ("POST", "/v1/data/objects/Company"): "company_insert",
+    ("PUT", "/v1/data/objects/Company"): "company_update",
+    ("POST", "/v1.0/api/eventManager/event"): "event",
+}
+
+
+def _observer(metrics: Metrics) -> Callable[[PlannedRequest, Answer], None]:
+    def observe(request: PlannedRequest, answer: Answer) -> None:
+        step = _STEPS.get((request.method, request.path), "other")
+        metrics.calls.labels(step, str(answer.status) if answer.status else "no_answer").inc()
+
+    return observe

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -13,6 +15,9 @@ from destination.errors import ConfigError
 from destination.jsonutil import JSONDecodeError, dumps, loads
 from destination.mapping.spec import MappingSpecError, default_specs
 from destination.simulator.cli import simulator_main
+
+if TYPE_CHECKING:
+    from destination.delivery.store import Store
 
 app = typer.Typer(
     name="gainsight-destination",
@@ -56,7 +61,8 @@ def serve(
         application = create_app(settings)
     except (ConfigError, MappingSpecError) as exc:
         raise _fail(str(exc)) from None
-    listen_host = settings.host or "127.0.0.1"
+    # Bind every interface only when inbound auth protects the routes.
+    listen_host = settings.host or ("0.0.0.0" if settings.auth_enabled else "127.0.0.1")
     _announce(application, listen_host, settings.port)
     uvicorn.run(
         application,
@@ -156,6 +162,103 @@ def validate_config(destinations: DestinationsOption = None) -> None:
 
 
 app.command("simulator")(simulator_main)
+
+dead_letters = typer.Typer(
+    help="Inspect, replay or purge dead letters (reads GSD_STORE_URL).", no_args_is_help=True
+)
+app.add_typer(dead_letters, name="dead-letters")
+
+StoreOption = Annotated[str, typer.Option("--store", envvar="GSD_STORE_URL", help="Store URL.")]
+DestinationFilter = Annotated[str | None, typer.Option("--destination", help="Only this destination.")]
+Ids = Annotated[list[int] | None, typer.Argument(help="Dead-letter ids; all when omitted.")]
+DEFAULT_STORE = "sqlite:///./data/gsd.sqlite3"
+
+
+def _with_store(url: str, work: Callable[[Store], Awaitable[None]]) -> None:
+    from destination.delivery.store import StoreError
+    from destination.delivery.stores import open_store
+
+    async def run() -> None:
+        try:
+            store = open_store(url)
+        except StoreError as exc:
+            raise _fail(str(exc)) from None
+        try:
+            await work(store)
+        finally:
+            await store.close()
+
+    asyncio.run(run())
+
+
+def _echo_json(value: object) -> None:
+    sys.stdout.buffer.write(dumps(value) + b"\n")
+    sys.stdout.flush()
+
+
+@dead_letters.command("list")
+def dead_letters_list(
+    store: StoreOption = DEFAULT_STORE,
+    destination: DestinationFilter = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> None:
+    """One JSON line per dead letter, oldest first."""
+
+    async def work(opened: Store) -> None:
+        for letter in await opened.list_dead_letters(destination, limit, offset):
+            _echo_json(
+                {
+                    "id": letter.id,
+                    "destination": letter.destination_id,
+                    "messageId": letter.message_id,
+                    "type": letter.kind,
+                    "attempts": letter.attempts,
+                    "reason": letter.reason,
+                }
+            )
+
+    _with_store(store, work)
+
+
+@dead_letters.command("show")
+def dead_letters_show(event_id: int, store: StoreOption = DEFAULT_STORE) -> None:
+    """The dead letter's event and every attempt's Gainsight answer."""
+    from destination.api.admin import dead_letter_view
+
+    async def work(opened: Store) -> None:
+        event = await opened.get_dead_letter(event_id)
+        if event is None:
+            raise _fail(f"no dead letter with id {event_id}")
+        _echo_json(dead_letter_view(event))
+
+    _with_store(store, work)
+
+
+@dead_letters.command("replay")
+def dead_letters_replay(
+    ids: Ids = None, store: StoreOption = DEFAULT_STORE, destination: DestinationFilter = None
+) -> None:
+    """Re-queue dead letters in their original order; the running service delivers them."""
+
+    async def work(opened: Store) -> None:
+        count = await opened.replay_dead_letters(ids or None, destination)
+        typer.echo(f"replayed {count} dead letter(s)")
+
+    _with_store(store, work)
+
+
+@dead_letters.command("purge")
+def dead_letters_purge(
+    ids: Ids = None, store: StoreOption = DEFAULT_STORE, destination: DestinationFilter = None
+) -> None:
+    """Delete dead letters for good."""
+
+    async def work(opened: Store) -> None:
+        count = await opened.purge_dead_letters(ids or None, destination)
+        typer.echo(f"purged {count} dead letter(s)")
+
+    _with_store(store, work)
 
 
 def main() -> None:

@@ -8,13 +8,16 @@ from typing import TYPE_CHECKING, Annotated, Any
 from fastapi import Depends, HTTPException, Request
 
 from destination.config import Destination
+from destination.delivery.store import Store
 from destination.gainsight.client import GainsightClient
 from destination.gainsight.companies import CompanyResolver
 from destination.mapping.spec import Specs
+from destination.metrics import Metrics
 from destination.settings import Settings
 
 if TYPE_CHECKING:
     from destination.api.rudder import RudderTransformer
+    from destination.delivery.worker import Deliverer
 
 
 @dataclass
@@ -25,8 +28,18 @@ class Runtime:
     client: GainsightClient
     resolver: CompanyResolver
     transformer: RudderTransformer
+    store: Store
+    metrics: Metrics
+    deliverer: Deliverer
     sandbox: bool
     extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def auth_enabled(self) -> bool:
+        return self.settings.auth_enabled
+
+    def wake_workers(self) -> None:
+        self.deliverer.wake()
 
     def destination(self, destination_id: str | None) -> Destination:
         """The named destination, or the only one when no name is given."""

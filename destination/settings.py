@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_ALLOWED_DOMAINS = ("*.gainsightcloud.com",)
@@ -23,7 +23,7 @@ class Settings(BaseSettings):
     # Rate windows: a minute and a UTC day; shorter only for tests and demos.
     rate_minute_seconds: float = Field(60.0, gt=0)
     rate_day_seconds: float = Field(86_400.0, gt=0)
-    max_attempts: int = Field(10, ge=1)
+    max_attempts: int = Field(20, ge=1)
     max_age_seconds: float = Field(86_400.0, gt=0)
     gainsight_base_url: str | None = None
     gainsight_timeout_seconds: float = Field(15.0, gt=0)
@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024)
     auth: Literal["on", "off"] | None = None  # None: on, except in sandbox mode
     workers: int = Field(4, ge=1, le=256)
+    lease_seconds: float = Field(60.0, gt=0)
+    admin_token: SecretStr | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @field_validator("allowed_domains", mode="before")
@@ -49,3 +51,7 @@ class Settings(BaseSettings):
     @property
     def sandbox(self) -> bool:
         return self.destinations is None
+
+    @property
+    def auth_enabled(self) -> bool:
+        return self.auth == "on" if self.auth is not None else not self.sandbox

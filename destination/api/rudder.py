@@ -20,7 +20,7 @@ from fastapi import APIRouter, Request, Response
 from destination.api.body import read_json
 from destination.api.responses import JsonResponse
 from destination.config import DestinationConfig, parse_destination_config
-from destination.errors import ConfigError, GsdError
+from destination.errors import ConfigError, EventError, GsdError
 from destination.gainsight.client import GainsightClient
 from destination.gainsight.companies import CompanyResolver
 from destination.gainsight.plan import GroupPlan, Plan, plan_event
@@ -99,7 +99,10 @@ class RudderTransformer:
         if not isinstance(item, dict):
             raise ConfigError("each input must be an object with message, destination and metadata")
         config = self._config(item.get("destination"))
-        return plan_event(item.get("message"), config, self._specs)
+        message = item.get("message")
+        if not isinstance(message, dict):
+            raise EventError("message must be a JSON object")
+        return plan_event(message, config, self._specs)
 
     async def _group_output(self, plan: GroupPlan) -> dict[str, Any]:
         self._allowed.check(plan.domain)

@@ -1,5 +1,6 @@
 -- Every SQL statement of the SQLite store, one named block each ("-- name: x" up to the next).
--- sqlite.py loads this file once; parameters are named (:param).
+-- sqlite.py loads this file once; parameters are named (:param). Transaction control (BEGIN
+-- IMMEDIATE / COMMIT / ROLLBACK) belongs to sqlite_writer.py, which runs every job in one.
 
 -- name: configure_connection
 -- synchronous = FULL: each commit is fsynced, so a stored event survives power loss, not only a

@@ -19,6 +19,7 @@ from destination.gainsight.signing import sign
 from destination.jsonutil import JSONDecodeError, dumps, loads
 
 Gate = Callable[[str], Awaitable[None]]
+Observer = Callable[[Request, Answer], None]
 
 DEFAULT_TIMEOUT = httpx.Timeout(15.0, connect=5.0)
 DEFAULT_LIMITS = httpx.Limits(max_connections=64, max_keepalive_connections=32)
@@ -39,8 +40,10 @@ class GainsightClient:
         *,
         base_url: str | None = None,
         gate: Gate | None = None,
+        observe: Observer | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        self._observe = observe
         self._http = http
         self._base_url = base_url.rstrip("/") if base_url else None
         self._gate = gate
@@ -61,6 +64,12 @@ class GainsightClient:
         """Perform one call. HTTP failures are Answers too; nothing here raises for them."""
         if self._gate is not None:
             await self._gate(request.domain)
+        answer = await self._perform(request)
+        if self._observe is not None:
+            self._observe(request, answer)
+        return answer
+
+    async def _perform(self, request: Request) -> Answer:
         content = request.body_bytes if request.body_bytes is not None else dumps(request.body)
         try:
             response = await self._http.request(

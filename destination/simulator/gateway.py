@@ -6,8 +6,10 @@ Raw ASGI because a dropped connection needs the server's own `send`, before any 
 middleware wraps it.
 
 Dropped connections: uvicorn's `send` is a bound method of its per-request cycle object, which
-holds the connection's asyncio transport. Aborting that transport closes the TCP connection with no
-HTTP bytes written; the client sees "server disconnected without sending a response". Where no
+holds the connection's asyncio transport (when the simulator is mounted inside another app, that
+method is found in the closures of the outer middleware's send wrappers). Aborting the transport
+closes the TCP connection with no HTTP bytes written; the client sees "server disconnected without
+sending a response". Where no
 transport can be reached (in-process transports such as TestClient or httpx.ASGITransport, which
 re-raise app exceptions to the caller) the gateway raises `DroppedConnection`, an
 `httpx.RemoteProtocolError`: what the client would have raised on a real drop.
@@ -62,12 +64,39 @@ async def _answer(send: Send, error: envelope.SimError) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+def _server_cycle(send: Any, depth: int = 12) -> Any:
+    """uvicorn's per-request cycle behind `send`, or None.
+
+    Either `send` is the cycle's bound method (the simulator is the server's app), or middleware
+    of an app the simulator is mounted in wrapped it in closures that hold it; those are searched
+    breadth-first, a few levels deep.
+    """
+    frontier, seen = [send], set()
+    for _ in range(depth):
+        following = []
+        for candidate in frontier:
+            owner = getattr(candidate, "__self__", None)
+            if isinstance(getattr(owner, "transport", None), asyncio.Transport) and hasattr(
+                owner, "response_started"
+            ):
+                return owner
+            for cell in getattr(candidate, "__closure__", None) or ():
+                try:
+                    value = cell.cell_contents
+                except ValueError:  # an empty cell
+                    continue
+                if callable(value) and id(value) not in seen:
+                    seen.add(id(value))
+                    following.append(value)
+        frontier = following
+    return None
+
+
 async def drop_connection(server_send: Send) -> None:
-    cycle: Any = getattr(server_send, "__self__", None)
-    transport = getattr(cycle, "transport", None)
-    if not isinstance(transport, asyncio.Transport):
+    cycle = _server_cycle(server_send)
+    if cycle is None:
         raise DroppedConnection()
-    transport.abort()
+    cycle.transport.abort()
     # Let the server notice the lost connection, so it neither writes its own 500 nor logs one.
     for _ in range(100):
         if getattr(cycle, "disconnected", True):
@@ -95,15 +124,32 @@ class Gateway:
                 status.append(message["status"])
             await send(message)
 
-        if endpoint is None:
-            outcome = "unknown path"
-            await self.routes(scope, receive, recording_send)
-        else:
-            outcome = await self._call(endpoint, scope, receive, recording_send, send)
-        answered = status[0] if status else None
+        outcome = "error"
+        try:
+            if endpoint is None:
+                await self.routes(scope, receive, recording_send)
+                outcome = "unknown path"
+            else:
+                outcome = await self._call(endpoint, scope, receive, recording_send, send)
+        except DroppedConnection:
+            outcome = "fault:drop"
+            raise
+        finally:  # logged even when the call raised
+            self._log(scope, path, endpoint, status[0] if status else None, outcome, started)
+
+    def _log(
+        self,
+        scope: Scope,
+        path: str,
+        endpoint: Endpoint | None,
+        status: int | None,
+        outcome: str,
+        started: float,
+    ) -> None:
+        sim = self.sim
         with sim.lock:
-            if endpoint is not None and answered is not None:
-                sim.counters.of(endpoint.name).by_status[str(answered)] += 1
+            if endpoint is not None and status is not None:
+                sim.counters.of(endpoint.name).by_status[str(status)] += 1
             sim.requests.add(
                 LoggedRequest(
                     time=started,
@@ -111,7 +157,7 @@ class Gateway:
                     path=path,
                     query=redact_query(scope.get("query_string", b"").decode("latin-1")),
                     endpoint=endpoint.name if endpoint else None,
-                    status=answered,
+                    status=status,
                     outcome=outcome,
                     duration_ms=(sim.clock() - started) * 1000,
                 )

@@ -66,6 +66,7 @@ async def test_every_acknowledged_event_survives_kill_9(tmp_path: Path) -> None:
     )
     assert child.stdout is not None
     acknowledged = [child.stdout.readline().strip() for _ in range(400)]
+    assert all(acknowledged), "the ingesting child stopped before it was killed"
     child.send_signal(signal.SIGKILL)
     child.wait()
     acknowledged += [line.strip() for line in child.stdout if line.endswith("\n")]

@@ -66,7 +66,6 @@ def sign(
     *,
     now: float = T0,
     ttl: float = 300,
-    jti: str | None = None,
     secret: str = SANDBOX.shared_secret,
     algorithm: str = "HS256",
     **claims: Any,
@@ -74,7 +73,7 @@ def sign(
     payload: dict[str, Any] = {
         "iat": int(now),
         "exp": int(now + ttl),
-        "jti": jti or str(uuid.uuid4()),
+        "jti": str(uuid.uuid4()),
         "tenantId": headers.get("tenantId"),
         "topicName": headers.get("topicName"),
         "eventName": headers.get("eventName"),
@@ -82,7 +81,7 @@ def sign(
         "body_sha256": canonical_sha256(body),
         **claims,
     }
-    payload = {k: v for k, v in payload.items() if v is not None}
+    payload = {k: v for k, v in payload.items() if v is not None}  # a None claim is left out
     return jwt.encode(payload, secret, algorithm=algorithm)
 
 
@@ -97,7 +96,9 @@ def query(client: TestClient, body: dict[str, Any]) -> Any:
     return client.post(QUERY, headers=ACCESS, json=body)
 
 
-def names_where(client: TestClient, *conditions: dict[str, Any], expression: str | None = None, **extra: Any) -> list[str]:
+def names_where(
+    client: TestClient, *conditions: dict[str, Any], expression: str | None = None, **extra: Any
+) -> list[str]:
     where: dict[str, Any] = {"conditions": list(conditions)}
     if expression is not None:
         where["expression"] = expression

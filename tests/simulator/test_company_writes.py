@@ -40,7 +40,9 @@ def test_insert_stores_system_fields(client: TestClient, sim: Simulator) -> None
     assert {"Gsid", "CreatedDate", "ModifiedDate", "CreatedBy", "ModifiedBy"} <= set(stored)
 
 
-def test_fifty_records_pass_and_fifty_one_are_400_with_nothing_written(client: TestClient, sim: Simulator) -> None:
+def test_fifty_records_pass_and_fifty_one_are_400_with_nothing_written(
+    client: TestClient, sim: Simulator
+) -> None:
     too_many = insert(client, [{"Name": f"Co {i}"} for i in range(51)])
     assert too_many.status_code == 400 and "50" in too_many.json()["errorDesc"]
     assert not sim.companies
@@ -60,7 +62,9 @@ def test_malformed_records_are_400(client: TestClient, sim: Simulator, body: Any
     assert not sim.companies
 
 
-def test_one_bad_record_fails_the_whole_insert_with_per_record_errors(client: TestClient, sim: Simulator) -> None:
+def test_one_bad_record_fails_the_whole_insert_with_per_record_errors(
+    client: TestClient, sim: Simulator
+) -> None:
     response = insert(client, [{"Name": "Good"}, {"Name": "Bad", "Employees": "many"}, {"Name": "Also good"}])
     assert response.status_code == 400
     payload = response.json()
@@ -69,7 +73,11 @@ def test_one_bad_record_fails_the_whole_insert_with_per_record_errors(client: Te
     assert data["count"] == 0 and data["records"] is None
     assert [entry[0]["success"] for entry in data["errors"]] == [True, False, True]
     [error] = data["errors"][1][0]["errors"]
-    assert (error["fieldName"], error["invalidValue"], error["errorCode"]) == ("Employees", "many", "GSOBJ_1008")
+    assert (error["fieldName"], error["invalidValue"], error["errorCode"]) == (
+        "Employees",
+        "many",
+        "GSOBJ_1008",
+    )
     assert not sim.companies
 
 
@@ -105,7 +113,9 @@ def test_update_by_name_merges_fields_and_returns_the_gsid(client: TestClient, s
 def test_update_and_matches_every_key(client: TestClient, sim: Simulator) -> None:
     eu = insert_company(client, Name="Acme", Region__gc="EU")
     us = insert_company(client, Name="Acme", Region__gc="US")
-    response = update(client, [{"Name": "Acme", "Region__gc": "US", "Tier__gc": "gold"}], keys="Name,Region__gc")
+    response = update(
+        client, [{"Name": "Acme", "Region__gc": "US", "Tier__gc": "gold"}], keys="Name,Region__gc"
+    )
     assert [r["Gsid"] for r in response.json()["data"]["records"]] == [us]
     assert sim.companies[us]["Tier__gc"] == "gold" and "Tier__gc" not in sim.companies[eu]
 
@@ -142,7 +152,9 @@ def test_update_with_three_keys_is_allowed(client: TestClient) -> None:
     assert response.status_code == 200 and response.json()["data"]["count"] == 1
 
 
-def test_update_without_a_match_is_400_gsobj_1011_and_writes_nothing(client: TestClient, sim: Simulator) -> None:
+def test_update_without_a_match_is_400_gsobj_1011_and_writes_nothing(
+    client: TestClient, sim: Simulator
+) -> None:
     gsid = insert_company(client, Name="Acme", Industry="Tech")
     response = update(client, [{"Name": "Acme", "Industry": "Retail"}, {"Name": "Nobody"}])
     assert response.status_code == 400 and response.json()["errorCode"] == "GSOBJ_1011"

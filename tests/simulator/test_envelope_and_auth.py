@@ -5,9 +5,10 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from destination.simulator import SimulatorConfig
+from destination.simulator import SimulatorConfig, create_simulator_app
 from tests.simulator.helpers import (
     ACCESS,
     COMPANY,
@@ -103,7 +104,9 @@ def test_wrong_method_on_a_known_path_is_an_envelope_not_html(client: TestClient
 @pytest.mark.parametrize("path", [PEOPLE, COMPANY, QUERY])
 def test_invalid_json_body_is_400_envelope(client: TestClient, path: str, raw: bytes) -> None:
     method = "PUT" if path == PEOPLE else "POST"
-    response = client.request(method, path, headers={**ACCESS, "Content-Type": "application/json"}, content=raw)
+    response = client.request(
+        method, path, headers={**ACCESS, "Content-Type": "application/json"}, content=raw
+    )
     assert response.status_code == 400
     assert response.json()["result"] is False
     assert response.json()["errorDesc"].startswith("Invalid JSON body")
@@ -112,3 +115,30 @@ def test_invalid_json_body_is_400_envelope(client: TestClient, path: str, raw: b
 def test_invalid_json_event_body_is_400_envelope(client: TestClient) -> None:
     response = client.post(EVENTS, headers=event_headers(), content=b"{oops")
     assert response.status_code == 400 and response.json()["errorDesc"].startswith("Invalid JSON body")
+
+
+def test_unexpected_failure_is_a_500_envelope(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*_: object) -> None:
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr("destination.simulator.routes.upsert_person", broken)
+    app = create_simulator_app(SimulatorConfig.sandbox())
+    with TestClient(app, raise_server_exceptions=False) as client:
+        response = client.put(PEOPLE, headers=ACCESS, json={"Email": "ada@example.com"})
+    assert response.status_code == 500
+    assert response.json()["errorCode"] == "GU_1101" and response.json()["result"] is False
+
+
+def test_works_mounted_under_a_prefix() -> None:
+    parent = FastAPI()
+    parent.mount("/gainsight", create_simulator_app(SimulatorConfig.sandbox()))
+    with TestClient(parent) as client:
+        assert client.get("/gainsight" + PEOPLE, headers=ACCESS).status_code == 200
+        assert client.get("/gainsight" + PEOPLE).status_code == 401
+        assert client.get("/gainsight/nope").json()["errorCode"] == "GSOBJ_1023"
+        log = client.get("/gainsight/__sim/requests").json()
+    assert [(e["path"], e["endpoint"], e["status"]) for e in log] == [
+        (PEOPLE, "people.ping", 200),
+        (PEOPLE, "people.ping", 401),
+        ("/nope", None, 404),
+    ]

@@ -87,7 +87,9 @@ def test_person_type_errors_use_vdt_codes(typed: TestClient, field: str, value: 
         ("Industry", ["Tech"], "GSOBJ_1002"),
     ],
 )
-def test_company_type_errors_use_gsobj_100x_codes(typed: TestClient, field: str, value: Any, code: str) -> None:
+def test_company_type_errors_use_gsobj_100x_codes(
+    typed: TestClient, field: str, value: Any, code: str
+) -> None:
     response = company(typed, **{field: value})
     assert response.status_code == 400, response.text
     assert response.json()["errorCode"] == code
@@ -107,7 +109,13 @@ def test_unparseable_datetime_is_gsobj_1005_with_field_and_value(typed: TestClie
 
 @pytest.mark.parametrize(
     "value",
-    ["2024-03-18", "2024-03-18T10:20:30Z", "2024-03-18T10:20:30.123+02:00", "2024-03-18 10:20", 1710720000000],
+    [
+        "2024-03-18",
+        "2024-03-18T10:20:30Z",
+        "2024-03-18T10:20:30.123+02:00",
+        "2024-03-18 10:20",
+        1710720000000,
+    ],
 )
 def test_accepted_date_forms(typed: TestClient, value: Any) -> None:
     assert company(typed, RenewalDate=value, Signed__gc=value).status_code == 200

@@ -99,14 +99,20 @@ def test_company_person_attributes_are_kept(client: TestClient, sim: Simulator) 
     assert sim.people_view()[0]["companies"] == [{"Company_ID": gsid, "Title": "CTO"}]
 
 
-def test_unknown_company_gsid_is_400_people1001_and_writes_nothing(client: TestClient, sim: Simulator) -> None:
+def test_unknown_company_gsid_is_400_people1001_and_writes_nothing(
+    client: TestClient, sim: Simulator
+) -> None:
     known = insert_company(client, Name="Acme")
     upsert(client, {"Email": "ada@example.com", "FirstName": "Ada"})
     before = sim.people_view()
     unknown = "1P02" + "F" * 32
     answer = upsert(
         client,
-        {"Email": "ada@example.com", "FirstName": "Changed", "companies": [{"Company_ID": known}, {"Company_ID": unknown}]},
+        {
+            "Email": "ada@example.com",
+            "FirstName": "Changed",
+            "companies": [{"Company_ID": known}, {"Company_ID": unknown}],
+        },
     )
     assert answer["status"] == 400 and answer["errorCode"] == "GSOBJ_PEOPLE1001"
     assert unknown in str(answer["errorDesc"])

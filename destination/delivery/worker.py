@@ -1,0 +1,240 @@
+"""Workers: claim stored events, plan them, perform the plan within the rate budget, and record
+the outcome (DESIGN §5).
+
+One dispatcher claims events while worker slots are free; each event is delivered in its own task.
+Before every Gainsight call the rate governor must grant budget; when it cannot, the event is put
+back until the window resets (no call is sent over budget, and no lease is held while waiting).
+A group is a resumable plan: once the Company's Gsid is known it is kept in the event's progress,
+so a retry only redoes the association.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import socket
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from destination.config import Destination
+from destination.delivery.governor import RateGovernor
+from destination.delivery.retry import RetryPolicy
+from destination.delivery.store import Attempt, QueuedEvent, Store
+from destination.errors import ConfigError, EventError, GainsightError, UnmappedEventError
+from destination.gainsight.client import GainsightClient
+from destination.gainsight.companies import CompanyResolver
+from destination.gainsight.plan import GroupPlan, Plan, plan_event
+from destination.jsonutil import JSONDecodeError, loads
+from destination.mapping.spec import Specs
+from destination.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+_STEP = {"identify": "person upsert", "track": "event publish"}
+
+
+class OverBudget(Exception):
+    """The tenant's rate budget is spent until `retry_at`."""
+
+    def __init__(self, retry_at: float) -> None:
+        super().__init__(f"rate budget spent until {retry_at:.0f}")
+        self.retry_at = retry_at
+
+
+class BudgetGate:
+    """Awaited by the workers' client before every call: grants budget or raises OverBudget."""
+
+    def __init__(
+        self, governor: RateGovernor, metrics: Metrics, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._governor = governor
+        self._metrics = metrics
+        self._clock = clock
+
+    async def __call__(self, tenant_key: str) -> None:
+        retry_at = await self._governor.try_acquire(tenant_key, self._clock())
+        if retry_at is not None:
+            self._metrics.budget_waits.labels(tenant_key).inc()
+            raise OverBudget(retry_at)
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    concurrency: int = 4
+    lease_seconds: float = 60.0
+    idle_poll_seconds: float = 0.5
+    drain_seconds: float = 25.0
+
+
+def owner_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class Deliverer:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        destinations: Mapping[str, Destination],
+        specs: Specs,
+        client: GainsightClient,
+        resolver: CompanyResolver,
+        governor: RateGovernor,
+        policy: RetryPolicy,
+        metrics: Metrics,
+        settings: WorkerSettings = WorkerSettings(),
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._store = store
+        self._destinations = destinations
+        self._specs = specs
+        self._client = client
+        self._resolver = resolver
+        self._governor = governor
+        self._policy = policy
+        self._metrics = metrics
+        self._settings = settings
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._owner = owner_name()
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._in_flight: set[asyncio.Task[None]] = set()
+
+    # ---- running ----
+
+    def wake(self) -> None:
+        """New events were stored: look for work now rather than at the next poll."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        while not self._stopping.is_set():
+            free = self._settings.concurrency - len(self._in_flight)
+            claimed: list[QueuedEvent] = []
+            if free > 0:
+                try:
+                    claimed = await self._store.claim(
+                        self._clock(), free, self._settings.lease_seconds, self._owner
+                    )
+                except Exception:
+                    log.exception("claiming events failed; trying again shortly")
+            for event in claimed:
+                task = asyncio.create_task(self._deliver_guarded(event))
+                self._in_flight.add(task)
+                task.add_done_callback(self._finished)
+            if not claimed:
+                await self._idle()
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.discard(task)
+        self._wake.set()  # a slot is free
+
+    async def _idle(self) -> None:
+        self._wake.clear()
+        waits = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(self._stopping.wait())]
+        await asyncio.wait(
+            waits, timeout=self._settings.idle_poll_seconds, return_when=asyncio.FIRST_COMPLETED
+        )
+        for waiting in waits:
+            waiting.cancel()
+
+    async def stop(self) -> None:
+        """Stop claiming and let in-flight deliveries finish (up to the drain timeout)."""
+        self._stopping.set()
+        if self._in_flight:
+            _, pending = await asyncio.wait(set(self._in_flight), timeout=self._settings.drain_seconds)
+            for task in pending:
+                task.cancel()  # its lease expires and another run delivers it
+
+    async def _deliver_guarded(self, event: QueuedEvent) -> None:
+        try:
+            await self.deliver(event)
+        except Exception:
+            # A bug must not lose the event: its lease expires and it is claimed again.
+            log.exception("delivering event %s failed unexpectedly", event.id)
+
+    # ---- one event ----
+
+    async def deliver(self, event: QueuedEvent) -> None:
+        destination = self._destinations.get(event.destination_id)
+        if destination is None:
+            await self._dead(event, f"destination {event.destination_id!r} is no longer configured")
+            return
+        try:
+            plan = self._plan(event, destination)
+        except UnmappedEventError as exc:
+            await self._filtered(event, exc.message)
+            return
+        except (EventError, ConfigError) as exc:
+            await self._store.record_attempt(event.id, Attempt(self._clock(), "aborted", None, exc.message))
+            await self._dead(event, exc.message)
+            return
+        progress = dict(event.progress or {})
+        try:
+            await self._perform(plan, progress)
+        except OverBudget as exc:
+            await self._store.retry_later(event.id, exc.retry_at, progress, owner=self._owner)
+            return
+        except GainsightError as exc:
+            await self._failed(event, exc, progress)
+            return
+        now = self._clock()
+        await self._store.record_attempt(event.id, Attempt(now, "delivered", 200))
+        await self._store.complete(event.id, "delivered", owner=self._owner)
+        self._metrics.attempts.labels(event.destination_id, "delivered").inc()
+        self._metrics.outcomes.labels(event.destination_id, "delivered").inc()
+        self._metrics.delivery_seconds.observe(max(0.0, now - event.received_at))
+
+    def _plan(self, event: QueuedEvent, destination: Destination) -> Plan:
+        try:
+            message = loads(event.payload)
+        except JSONDecodeError:
+            raise EventError("stored payload is not valid JSON") from None
+        return plan_event(message, destination.config, self._specs)
+
+    async def _perform(self, plan: Plan, progress: dict[str, Any]) -> None:
+        if isinstance(plan, GroupPlan):
+            gsid = progress.get("gsid")
+            if not isinstance(gsid, str):
+                gsid = await self._resolver.resolve(plan)
+                progress["gsid"] = gsid
+            await self._client.execute(plan.association_request(gsid), "person association")
+        else:
+            await self._client.execute(plan.request, _STEP[plan.kind])
+
+    async def _failed(self, event: QueuedEvent, error: GainsightError, progress: dict[str, Any]) -> None:
+        now = self._clock()
+        attempt = Attempt(now, error.outcome, error.http_status, error.message, error.response)
+        await self._store.record_attempt(event.id, attempt)
+        self._metrics.attempts.labels(event.destination_id, error.outcome).inc()
+        failures = int(progress.get("failures", 0)) + 1
+        progress["failures"] = failures
+        minute = self._governor.windows[0]
+        retry_at = self._policy.next_attempt(
+            failures, error.outcome, now, event.received_at, error.retry_after, minute.end(now), self._rng
+        )
+        if retry_at is None:
+            reason = (
+                error.message
+                if error.outcome == "aborted"
+                else f"gave up after {failures} attempts: {error.message}"
+            )
+            await self._dead(event, reason)
+        else:
+            await self._store.retry_later(event.id, retry_at, progress, owner=self._owner)
+
+    async def _filtered(self, event: QueuedEvent, reason: str) -> None:
+        await self._store.record_attempt(event.id, Attempt(self._clock(), "filtered", None, reason))
+        await self._store.complete(event.id, "filtered", owner=self._owner)
+        self._metrics.outcomes.labels(event.destination_id, "filtered").inc()
+
+    async def _dead(self, event: QueuedEvent, reason: str) -> None:
+        await self._store.dead_letter(event.id, reason, owner=self._owner)
+        self._metrics.outcomes.labels(event.destination_id, "dead").inc()
+        log.warning("event %s (%s) dead-lettered: %s", event.message_id, event.kind, reason)
