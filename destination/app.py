@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -18,6 +19,7 @@ from destination.api.responses import JsonResponse
 from destination.config import Destination, load_destinations
 from destination.delivery.governor import RateGovernor, RateWindow
 from destination.delivery.retry import RetryPolicy
+from destination.delivery.store import Store
 from destination.delivery.stores import open_store
 from destination.delivery.worker import BudgetGate, Deliverer, WorkerSettings
 from destination.gainsight.client import GainsightClient, new_http_client
@@ -116,12 +118,14 @@ def create_app(
             sandbox=sandbox is not None,
         )
         worker = asyncio.create_task(deliverer.run())
+        pruner = asyncio.create_task(_prune_forever(store))
         try:
             yield
         finally:
+            pruner.cancel()
             await deliverer.stop()
             worker.cancel()
-            await asyncio.gather(worker, return_exceptions=True)
+            await asyncio.gather(worker, pruner, return_exceptions=True)
             await http.aclose()
             await store.close()
 
@@ -150,6 +154,21 @@ def _base_url(settings: Settings, sandbox: bool, outbound: Any) -> str | None:
     if sandbox and isinstance(outbound, httpx.ASGITransport):
         return "http://sandbox"
     return None
+
+
+PRUNE_EVERY_SECONDS = 3600.0
+
+
+async def _prune_forever(store: Store) -> None:
+    """Forget finished events and messageIds past the dedupe window, once an hour."""
+    while True:
+        try:
+            removed = await store.prune(time.time())
+            if removed:
+                log.info("pruned %d finished events past the dedupe window", removed)
+        except Exception:
+            log.exception("pruning the store failed; will try again")
+        await asyncio.sleep(PRUNE_EVERY_SECONDS)
 
 
 def _rate_windows(settings: Settings) -> tuple[RateWindow, ...]:

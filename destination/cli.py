@@ -40,9 +40,11 @@ def _fail(message: str) -> typer.Exit:
 
 @app.command()
 def serve(
-    host: Annotated[str | None, typer.Option(envvar="GSD_HOST", help="Listen address.")] = None,
-    port: Annotated[int, typer.Option(envvar="GSD_PORT", help="Listen port.")] = 8080,
-    destinations: DestinationsOption = None,
+    host: Annotated[str | None, typer.Option(help="Listen address [env GSD_HOST].")] = None,
+    port: Annotated[int | None, typer.Option(help="Listen port [env GSD_PORT; default 8080].")] = None,
+    destinations: Annotated[
+        Path | None, typer.Option("--destinations", help="Destinations file [env GSD_DESTINATIONS].")
+    ] = None,
     access_log: Annotated[bool, typer.Option(help="Log every HTTP request.")] = False,
 ) -> None:
     """Run the service. With no destinations configured it runs in sandbox mode."""
@@ -51,11 +53,10 @@ def serve(
     from destination.app import create_app
     from destination.settings import Settings
 
-    overrides: dict[str, object] = {"port": port}
-    if destinations is not None:
-        overrides["destinations"] = destinations
-    if host is not None:
-        overrides["host"] = host
+    # Flags win over GSD_* variables, which Settings reads itself.
+    overrides = {
+        k: v for k, v in {"host": host, "port": port, "destinations": destinations}.items() if v is not None
+    }
     try:
         settings = Settings(**overrides)  # type: ignore[arg-type]
         application = create_app(settings)

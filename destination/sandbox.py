@@ -84,7 +84,9 @@ def sandbox_banner(application: Any, host: str, port: int) -> str | None:
             f"  curl -s -X POST {base}/v1/group -H 'Content-Type: application/json' -d '{group}'",
             f"  curl -s -X POST {base}/v1/track -H 'Content-Type: application/json' -d '{track}'",
             "See it arrive:",
-            f"  curl -s {base}/gainsight/__sim/people   (also /__sim/companies, /__sim/events)",
+            f"  curl -s {base}/gainsight/__sim/people",
+            f"  curl -s {base}/gainsight/__sim/companies",
+            f"  curl -s {base}/gainsight/__sim/events",
             f"Listening on {base}  (GSD_DESTINATIONS=path/to/destinations.yaml for real tenants)",
         ]
     )

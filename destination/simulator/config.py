@@ -122,7 +122,8 @@ def _sandbox_topics() -> dict[str, list[EventDef]]:
 
 
 class SimulatorConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Frozen: it is read once when the app is built; faults change at run time via /__sim/faults.
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     # The fake tenant.
     access_key: str = Field(default=SANDBOX.access_key, min_length=1)

@@ -9,10 +9,10 @@ Dropped connections: uvicorn's `send` is a bound method of its per-request cycle
 holds the connection's asyncio transport (when the simulator is mounted inside another app, that
 method is found in the closures of the outer middleware's send wrappers). Aborting the transport
 closes the TCP connection with no HTTP bytes written; the client sees "server disconnected without
-sending a response". Where no
-transport can be reached (in-process transports such as TestClient or httpx.ASGITransport, which
-re-raise app exceptions to the caller) the gateway raises `DroppedConnection`, an
-`httpx.RemoteProtocolError`: what the client would have raised on a real drop.
+sending a response". Where no transport can be reached (in-process transports such as TestClient
+or httpx.ASGITransport, which re-raise app exceptions to the caller) the gateway raises
+`DroppedConnection`, an `httpx.RemoteProtocolError`: what the client would have raised on a real
+drop. Under another ASGI server the same exception becomes that server's 500.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import math
+import time
 from typing import Any
 
 import anyio
@@ -116,7 +117,7 @@ class Gateway:
         sim = self.sim
         path = route_path(scope)
         endpoint = match_endpoint(scope["method"], path)
-        started = sim.clock()
+        started, timer = sim.clock(), time.perf_counter()
         status: list[int] = []
 
         async def recording_send(message: Message) -> None:
@@ -135,7 +136,8 @@ class Gateway:
             outcome = "fault:drop"
             raise
         finally:  # logged even when the call raised
-            self._log(scope, path, endpoint, status[0] if status else None, outcome, started)
+            took = time.perf_counter() - timer  # real time: latency faults are real sleeps
+            self._log(scope, path, endpoint, status[0] if status else None, outcome, started, took)
 
     def _log(
         self,
@@ -145,6 +147,7 @@ class Gateway:
         status: int | None,
         outcome: str,
         started: float,
+        took: float,
     ) -> None:
         sim = self.sim
         with sim.lock:
@@ -159,7 +162,7 @@ class Gateway:
                     endpoint=endpoint.name if endpoint else None,
                     status=status,
                     outcome=outcome,
-                    duration_ms=(sim.clock() - started) * 1000,
+                    duration_ms=took * 1000,
                 )
             )
 

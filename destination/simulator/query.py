@@ -25,6 +25,8 @@ _NO_VALUE = {"IS_NULL", "IS_NOT_NULL"}
 OPERATORS = frozenset(_ONE_VALUE | _MANY_VALUES | _NO_VALUE | {"BTW"})
 
 _TOKEN = re.compile(r"\s*(\(|\)|[A-Za-z_][A-Za-z0-9_]*)")
+_ALIAS = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_KEYWORDS = {"AND", "OR"}
 
 # Expression tree: ("alias", name) | ("and"|"or", left, right)
 Expr = tuple[Any, ...]
@@ -151,8 +153,10 @@ def _parse_condition(raw: Any, position: int, schema: Schema, allow_unknown: boo
     if operator == "BTW" and len(values) != 2:
         raise bad_query(f"condition on {name}: BTW needs two values")
     alias = raw.get("alias")
-    if alias is not None and (not isinstance(alias, str) or not _TOKEN.fullmatch(alias)):
-        raise bad_query(f"condition on {name}: alias must be a word")
+    if alias is not None and (
+        not isinstance(alias, str) or not _ALIAS.fullmatch(alias) or alias.upper() in _KEYWORDS
+    ):
+        raise bad_query(f"condition on {name}: alias must be a word other than AND/OR")
     spec = schema.get(name)
     coerced = tuple(_coerce(spec, name, value) for value in values)
     # An unnamed condition gets a key no expression can name: it then only counts without one.

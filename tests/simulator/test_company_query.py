@@ -175,6 +175,8 @@ def test_limit_up_to_5000_is_accepted(seeded: TestClient, limit: int) -> None:
             "select": ["Name"],
             "where": {"conditions": [cond("Name", "EQ", "a", alias="A")], "expression": "A & A"},
         },
+        {"select": ["Name"], "where": {"conditions": [cond("Name", "EQ", "a", alias="(")]}},
+        {"select": ["Name"], "where": {"conditions": [cond("Name", "EQ", "a", alias="and")]}},
         ["Name"],
     ],
 )
