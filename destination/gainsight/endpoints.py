@@ -20,6 +20,10 @@ SIGNATURE_TTL_SECONDS = 300
 # Company writes carry at most this many records per call.
 MAX_RECORDS_PER_CALL = 50
 
+# A receiver that verifies X-Payload-Signature answers a second token with the same jti (our
+# messageId) with this code: the event already arrived, e.g. before a timed-out first try gave up.
+REPLAYED_SIGNATURE_CODE = "GSSIG_REPLAY"
+
 CONTRACT_ID_EXTERNAL_TYPE = "gainsightEventContractId"
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from destination.errors import GainsightError
+from destination.gainsight.endpoints import REPLAYED_SIGNATURE_CODE
 
 Outcome = Literal["delivered", "throttled", "retryable", "aborted"]
 
@@ -43,6 +44,8 @@ def classify(answer: Answer) -> Outcome:
         return "retryable"  # timeout, refused or dropped connection
     if answer.status == 429:
         return "throttled"
+    if answer.status == 401 and answer.error_code == REPLAYED_SIGNATURE_CODE:
+        return "delivered"
     if answer.status >= 500:
         return "retryable"
     if 200 <= answer.status < 300:

@@ -149,3 +149,30 @@ def wait_for(predicate: Any, timeout: float = 20.0, interval: float = 0.1) -> An
             return value
         time.sleep(interval)
     raise AssertionError(f"condition not met within {timeout}s (last value: {value!r})")
+
+
+def get_json(server: Server, path: str, **kwargs: Any) -> Any:
+    """GET a JSON document from a running server (e.g. the simulator's `/__sim/people`)."""
+    response = httpx.get(server.base_url + path, timeout=10.0, **kwargs)
+    response.raise_for_status()
+    return response.json()
+
+
+def metric(server: Server, name: str, **labels: str) -> float:
+    """The sum of the service's `/metrics` samples called `name` whose labels include `labels`."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(server.base_url + "/metrics", timeout=10.0).text
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
+    )
+
+
+def queue_idle(server: Server) -> bool:
+    """True when the service holds no event waiting for (or in) delivery."""
+    return metric(server, "gsd_queue_events", state="queued") + metric(
+        server, "gsd_queue_events", state="leased"
+    ) == 0

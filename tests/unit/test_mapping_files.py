@@ -17,7 +17,11 @@ INVALID = sorted((FIXTURES / "invalid").glob("*.yaml"))
 
 
 def expected_errors(path: Path) -> list[str]:
-    return [line.removeprefix("# error:").strip() for line in path.read_text().splitlines() if line.startswith("# error:")]
+    return [
+        line.removeprefix("# error:").strip()
+        for line in path.read_text().splitlines()
+        if line.startswith("# error:")
+    ]
 
 
 def test_shipped_mappings_are_valid() -> None:
@@ -61,7 +65,17 @@ def test_mappings_ship_inside_the_wheel(tmp_path: Path) -> None:
     pytest.importorskip("hatchling", reason="hatchling (in the dev extra) builds the wheel")
     root = Path(__file__).resolve().parents[2]
     built = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path), str(root)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(tmp_path),
+            str(root),
+        ],
         capture_output=True,
         text=True,
         check=False,

@@ -21,6 +21,7 @@ from destination.gainsight.outcomes import Answer, classify, failure, retry_afte
         (504, None, "retryable"),
         (400, {"errorCode": "GSOBJ_1002"}, "aborted"),
         (401, {"errorCode": "GS_APIG_2401"}, "aborted"),
+        (401, {"result": False, "errorCode": "GSSIG_REPLAY"}, "delivered"),
         (404, None, "aborted"),
         (None, None, "retryable"),
     ],
