@@ -173,6 +173,8 @@ def metric(server: Server, name: str, **labels: str) -> float:
 
 def queue_idle(server: Server) -> bool:
     """True when the service holds no event waiting for (or in) delivery."""
-    return metric(server, "gsd_queue_events", state="queued") + metric(
-        server, "gsd_queue_events", state="leased"
-    ) == 0
+    return (
+        metric(server, "gsd_queue_events", state="queued")
+        + metric(server, "gsd_queue_events", state="leased")
+        == 0
+    )

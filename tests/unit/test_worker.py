@@ -1,0 +1,229 @@
+"""The worker, with the in-memory store, a fixed clock and Gainsight behind a scripted transport."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from destination.config import Destination
+from destination.delivery.governor import RateGovernor, RateWindow
+from destination.delivery.memory import MemoryStore
+from destination.delivery.retry import RetryPolicy
+from destination.delivery.store import NewEvent, StoredEvent
+from destination.delivery.worker import BudgetGate, Deliverer
+from destination.gainsight.client import GainsightClient
+from destination.gainsight.companies import CompanyResolver
+from destination.jsonutil import dumps
+from destination.mapping.spec import default_specs
+from destination.metrics import Metrics
+from tests.conftest import BASE_CONFIG
+
+NOW = 1_800_000_030.0  # 30 s into a minute
+Handler = Callable[[httpx.Request], httpx.Response]
+
+
+class World:
+    def __init__(self, handler: Handler, per_minute: int = 100) -> None:
+        self.now = NOW
+        self.store = MemoryStore(clock=lambda: self.now)
+        self.calls: list[httpx.Request] = []
+
+        def record(request: httpx.Request) -> httpx.Response:
+            self.calls.append(request)
+            return handler(request)
+
+        metrics = Metrics()
+        governor = RateGovernor(
+            self.store,
+            (RateWindow("minute", 60, per_minute), RateWindow("day", 86_400, 50_000)),
+            guard_seconds=0,
+            clock=lambda: self.now,
+        )
+        client = GainsightClient(
+            httpx.AsyncClient(transport=httpx.MockTransport(record)),
+            gate=BudgetGate(governor, metrics, clock=lambda: self.now),
+            clock=lambda: self.now,
+        )
+        destination = Destination.model_validate({"id": "acme", "config": BASE_CONFIG})
+        self.deliverer = Deliverer(
+            store=self.store,
+            destinations={"acme": destination},
+            specs=default_specs(),
+            client=client,
+            resolver=CompanyResolver(client),
+            governor=governor,
+            policy=RetryPolicy(max_attempts=3),
+            metrics=metrics,
+            clock=lambda: self.now,
+            rng=random.Random(1),
+        )
+
+    def run(self, *events: dict[str, Any]) -> list[StoredEvent]:
+        """Enqueue the events, deliver whatever is ready once, and return every stored event."""
+        return asyncio.run(self._run(events))
+
+    async def _run(self, events: tuple[dict[str, Any], ...]) -> list[StoredEvent]:
+        ids = []
+        for i, event in enumerate(events):
+            message = {"messageId": f"m{i}", **event}
+            await self.store.enqueue(
+                [NewEvent("acme", message["messageId"], "p", message["type"], dumps(message), self.now)]
+            )
+            ids.append(i + 1)
+        await self.deliver_ready()
+        return [e for i in ids if (e := await self.store.get_event(i)) is not None]
+
+    async def deliver_ready(self) -> None:
+        while claimed := await self.store.claim(self.now, 10, 60, self.deliverer._owner):
+            for event in claimed:
+                await self.deliverer.deliver(event)
+
+    def later(self, seconds: float) -> list[StoredEvent]:
+        self.now += seconds
+        return asyncio.run(self._later())
+
+    async def _later(self) -> list[StoredEvent]:
+        await self.deliver_ready()
+        counts = await self.store.counts()
+        total = sum(counts.values())
+        return [e for i in range(1, total + 1) if (e := await self.store.get_event(i)) is not None]
+
+
+def ok(request: httpx.Request) -> httpx.Response:
+    if request.url.path.endswith("/query/Company"):
+        return httpx.Response(200, json={"result": True, "data": {"records": []}})
+    return httpx.Response(200, json={"result": True, "data": {"records": [{"Gsid": "G1"}]}})
+
+
+IDENTIFY = {"type": "identify", "traits": {"email": "ada@example.com"}}
+GROUP = {"type": "group", "traits": {"name": "Acme"}, "context": {"traits": {"email": "ada@example.com"}}}
+TRACK = {"type": "track", "event": "Ticket Closed", "properties": {"a": 1}}
+
+
+def test_identify_delivered_and_recorded() -> None:
+    world = World(ok)
+    (event,) = world.run(IDENTIFY)
+    assert event.state == "delivered"
+    assert [a.outcome for a in event.history] == ["delivered"]
+    assert world.calls[0].url.path == "/v1.0/api/people"
+
+
+def test_per_person_order_is_kept() -> None:
+    world = World(ok)
+    world.run(IDENTIFY, TRACK, {**IDENTIFY, "traits": {"email": "ada@example.com", "firstName": "A"}})
+    assert [c.url.path for c in world.calls] == [
+        "/v1.0/api/people",
+        "/v1.0/api/eventManager/event",
+        "/v1.0/api/people",
+    ]
+
+
+def test_unmapped_track_is_filtered_not_retried() -> None:
+    world = World(ok)
+    (event,) = world.run({**TRACK, "event": "Not Mapped"})
+    assert (
+        event.state == "filtered"
+        and event.history[0].error == "Event name mapping not provided for Not Mapped"
+    )
+    assert world.calls == []
+
+
+def test_aborted_answer_is_a_dead_letter_at_once_with_gainsight_error() -> None:
+    body = {"result": False, "errorCode": "GSOBJ_VDTEMAIL1001", "errorDesc": "bad email"}
+    world = World(lambda r: httpx.Response(400, json=body))
+    (event,) = world.run(IDENTIFY)
+    assert event.state == "dead" and "GSOBJ_VDTEMAIL1001" in (event.reason or "")
+    assert event.history[0].response == body and event.history[0].status_code == 400
+
+
+def test_retryable_answer_backs_off_then_gives_up_after_max_attempts() -> None:
+    world = World(lambda r: httpx.Response(503, json={"result": False, "errorCode": "GU_1101"}))
+    (event,) = world.run(IDENTIFY)
+    assert event.state == "queued" and event.available_at is not None and event.available_at > world.now
+    world.later(600)
+    (event,) = world.later(600)
+    assert event.state == "dead" and len(event.history) == 3
+    assert "gave up after 3 attempts" in (event.reason or "")
+
+
+def test_throttled_waits_for_the_next_window() -> None:
+    answers = iter(
+        [httpx.Response(429, json={"errorCode": "GU_2400"}), httpx.Response(200, json={"result": True})]
+    )
+    world = World(lambda r: next(answers))
+    (event,) = world.run(IDENTIFY)
+    assert event.state == "queued" and event.available_at is not None
+    assert 1_800_000_060.0 <= event.available_at <= 1_800_000_061.0
+    (event,) = world.later(31)
+    assert event.state == "delivered"
+
+
+def test_retry_after_is_honoured() -> None:
+    answers = iter(
+        [httpx.Response(503, headers={"Retry-After": "120"}), httpx.Response(200, json={"result": True})]
+    )
+    world = World(lambda r: next(answers))
+    (event,) = world.run(IDENTIFY)
+    assert event.available_at is not None and event.available_at >= NOW + 120
+    assert world.later(60)[0].state == "queued"
+    assert world.later(62)[0].state == "delivered"
+
+
+def test_over_budget_event_waits_without_a_call_or_an_attempt() -> None:
+    world = World(ok, per_minute=1)
+    first, second = world.run(IDENTIFY, {**IDENTIFY, "messageId": "other"})
+    assert first.state == "delivered" and second.state == "queued"
+    assert second.history == () and len(world.calls) == 1
+    assert world.later(30)[1].state == "delivered"
+
+
+def test_group_retry_does_not_redo_the_company_write() -> None:
+    association_answers = iter([httpx.Response(500), httpx.Response(200, json={"result": True})])
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1.0/api/people":
+            return next(association_answers)
+        return ok(request)
+
+    world = World(handler)
+    (event,) = world.run(GROUP)
+    assert event.state == "queued" and event.progress is not None and event.progress["gsid"] == "G1"
+    world.deliverer._resolver._gsids.clear()  # a restarted process remembers nothing
+    (event,) = world.later(600)
+    assert event.state == "delivered"
+    assert [(c.method, c.url.path) for c in world.calls] == [
+        ("POST", "/v1/data/objects/query/Company"),
+        ("POST", "/v1/data/objects/Company"),
+        ("PUT", "/v1.0/api/people"),
+        ("PUT", "/v1.0/api/people"),
+    ]
+
+
+def test_event_of_a_removed_destination_is_a_dead_letter() -> None:
+    world = World(ok)
+
+    async def run() -> StoredEvent | None:
+        await world.store.enqueue([NewEvent("gone", "m", "p", "identify", dumps(IDENTIFY), NOW)])
+        await world.deliver_ready()
+        return await world.store.get_event(1)
+
+    event = asyncio.run(run())
+    assert event is not None and event.state == "dead" and "gone" in (event.reason or "")
+
+
+@pytest.mark.parametrize("payload", [b"not json", dumps({"type": "identify", "traits": {}})])
+def test_undeliverable_stored_event_is_a_dead_letter(payload: bytes) -> None:
+    world = World(ok)
+
+    async def run() -> StoredEvent | None:
+        await world.store.enqueue([NewEvent("acme", "m", "p", "identify", payload, NOW)])
+        await world.deliver_ready()
+        return await world.store.get_event(1)
+
+    event = asyncio.run(run())
+    assert event is not None and event.state == "dead" and world.calls == []
