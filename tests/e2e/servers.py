@@ -158,23 +158,27 @@ def get_json(server: Server, path: str, **kwargs: Any) -> Any:
     return response.json()
 
 
-def metric(server: Server, name: str, **labels: str) -> float:
-    """The sum of the service's `/metrics` samples called `name` whose labels include `labels`."""
+def metrics(server: Server, name: str) -> list[tuple[dict[str, str], float]]:
+    """The service's `/metrics` samples called `name`: (labels, value) each, from one scrape."""
     from prometheus_client.parser import text_string_to_metric_families
 
     text = httpx.get(server.base_url + "/metrics", timeout=10.0).text
-    return sum(
-        sample.value
+    return [
+        (sample.labels, sample.value)
         for family in text_string_to_metric_families(text)
         for sample in family.samples
-        if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
+        if sample.name == name
+    ]
+
+
+def metric(server: Server, name: str, **labels: str) -> float:
+    """The sum of the samples called `name` whose labels include `labels`."""
+    return sum(
+        value for found, value in metrics(server, name) if all(found.get(k) == v for k, v in labels.items())
     )
 
 
 def queue_idle(server: Server) -> bool:
-    """True when the service holds no event waiting for (or in) delivery."""
-    return (
-        metric(server, "gsd_queue_events", state="queued")
-        + metric(server, "gsd_queue_events", state="leased")
-        == 0
-    )
+    """True when the service holds no event waiting for (or in) delivery (one scrape)."""
+    depth = metrics(server, "gsd_queue_events")
+    return sum(value for labels, value in depth if labels.get("state") in ("queued", "leased")) == 0

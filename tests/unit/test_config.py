@@ -83,7 +83,12 @@ def test_secrets_are_not_shown() -> None:
 def test_destinations_file_yaml_with_env_secrets(tmp_path: Path) -> None:
     path = tmp_path / "d.yaml"
     path.write_text(
-        "destinations:\n  - id: acme\n    writeKeys: [{env: WK}]\n    config:\n      domain: acme.gainsightcloud.com\n      accessKey: {env: AK}\n"
+        "destinations:\n"
+        "  - id: acme\n"
+        "    writeKeys: [{env: WK}]\n"
+        "    config:\n"
+        "      domain: acme.gainsightcloud.com\n"
+        "      accessKey: {env: AK}\n"
     )
     (dest,) = load_destinations(path, {"WK": "wk1", "AK": "ak1"})
     assert dest.write_keys[0].get_secret_value() == "wk1"
