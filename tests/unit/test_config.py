@@ -108,9 +108,8 @@ def test_missing_env_variable_is_named(tmp_path: Path) -> None:
 
 def test_file_errors_name_file_and_setting(tmp_path: Path) -> None:
     path = tmp_path / "d.json"
-    path.write_text(
-        '{"destinations": [{"id": "acme", "config": {"domain": "a.b", "personMap": [{"from": "x", "to": "y"}]}}]}'
-    )
+    config = '{"domain": "a.b", "personMap": [{"from": "x", "to": "y"}]}'
+    path.write_text('{"destinations": [{"id": "acme", "config": ' + config + "}]}")
     with pytest.raises(ConfigError) as caught:
         load_destinations(path, {})
     assert (
