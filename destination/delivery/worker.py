@@ -11,6 +11,7 @@ so a retry only redoes the association.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import random
@@ -115,6 +116,8 @@ class Deliverer:
 
     async def run(self) -> None:
         while not self._stopping.is_set():
+            # Cleared before claiming: a wake-up that arrives while claiming is not lost.
+            self._wake.clear()
             free = self._settings.concurrency - len(self._in_flight)
             claimed: list[QueuedEvent] = []
             if free > 0:
@@ -136,17 +139,13 @@ class Deliverer:
         self._wake.set()  # a slot is free
 
     async def _idle(self) -> None:
-        self._wake.clear()
-        waits = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(self._stopping.wait())]
-        await asyncio.wait(
-            waits, timeout=self._settings.idle_poll_seconds, return_when=asyncio.FIRST_COMPLETED
-        )
-        for waiting in waits:
-            waiting.cancel()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), self._settings.idle_poll_seconds)
 
     async def stop(self) -> None:
         """Stop claiming and let in-flight deliveries finish (up to the drain timeout)."""
         self._stopping.set()
+        self._wake.set()
         if self._in_flight:
             _, pending = await asyncio.wait(set(self._in_flight), timeout=self._settings.drain_seconds)
             for task in pending:

@@ -1,0 +1,46 @@
+"""schemathesis against the service's own OpenAPI: no request the schema allows gets a 5xx."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, settings
+
+from destination.app import create_app
+from destination.settings import Settings
+from tests.conftest import BASE_CONFIG
+
+schemathesis = pytest.importorskip("schemathesis")
+
+
+def _app(tmp: Path) -> Any:
+    path = tmp / "destinations.json"
+    path.write_bytes(orjson.dumps([{"id": "acme", "writeKeys": ["wk"], "config": BASE_CONFIG}]))
+    gainsight = httpx.MockTransport(
+        lambda r: httpx.Response(200, json={"result": True, "data": {"records": []}})
+    )
+    return create_app(Settings(destinations=path, store_url="memory://", auth="off"), transport=gainsight)
+
+
+_TMP = Path(__import__("tempfile").mkdtemp(prefix="gsd-fuzz-"))
+APP = _app(_TMP)
+schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def lifespan() -> Iterator[None]:
+    with TestClient(APP):
+        yield
+
+
+@schema.parametrize()
+@settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
+def test_no_server_errors(case: Any) -> None:
+    response = case.call()
+    assert response.status_code < 500, (case.method, case.path, response.text[:500])
