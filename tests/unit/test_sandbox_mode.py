@@ -1,0 +1,43 @@
+"""Sandbox mode in process: the embedded simulator, unless GSD_GAINSIGHT_BASE_URL says otherwise."""
+
+from __future__ import annotations
+
+import httpx
+from fastapi.testclient import TestClient
+
+from destination.app import create_app
+from destination.sandbox import sandbox_destination
+from destination.settings import Settings
+from tests.e2e.servers import wait_for
+
+IDENTIFY = {"traits": {"email": "ada@example.com", "seats": 3}}
+
+
+def test_sandbox_delivers_to_the_embedded_simulator() -> None:
+    with TestClient(create_app(Settings(store_url="memory://"))) as client:
+        assert client.post("/v1/identify", json=IDENTIFY).status_code == 200
+        people = wait_for(lambda: client.get("/gainsight/__sim/people").json())
+    assert people[0]["Email"] == "ada@example.com" and people[0]["Seats__gc"] == 3
+
+
+def test_explicit_base_url_wins_over_the_embedded_simulator() -> None:
+    seen: list[httpx.Request] = []
+
+    def elsewhere(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={"result": True})
+
+    settings = Settings(store_url="memory://", gainsight_base_url="http://gainsight.test:9999")
+    with TestClient(create_app(settings, transport=httpx.MockTransport(elsewhere))) as client:
+        assert client.post("/v1/identify", json=IDENTIFY).status_code == 200
+        wait_for(lambda: seen)
+        assert client.get("/gainsight/__sim/people").json() == []
+    assert seen[0].url.host == "gainsight.test" and seen[0].url.path == "/v1.0/api/people"
+
+
+def test_sandbox_destination_maps_every_sandbox_event_and_custom_field() -> None:
+    config = sandbox_destination().config
+    assert set(config.event_names.values()) == {"ticket_closed", "feature_used", "order_completed"}
+    assert set(config.event_names) == set(config.event_versions)
+    assert set(config.person_fields.values()) == {"Seats__gc", "Plan__gc"}
+    assert set(config.company_fields.values()) == {"Region__gc", "Tier__gc"}
