@@ -47,29 +47,6 @@ def lookup(event: Mapping[str, Any], path: Path_) -> Any:
     return node
 
 
-def is_present(value: Any) -> bool:
-    """null, missing and "" are all 'no value' (DESIGN §3.2)."""
-    return value is not _MISSING and value is not None and value != ""
-
-
-def _chosen_values(spec: ObjectSpec, event: Mapping[str, Any]) -> dict[int, tuple[int, Any]]:
-    """rule index -> (preference, value): each rule's most preferred present source value."""
-    chosen: dict[int, tuple[int, Any]] = {}
-    for path, readers in zip(spec.parents, spec.readers, strict=True):
-        obj = lookup(event, path)
-        if not isinstance(obj, dict):
-            continue
-        for key, value in obj.items():
-            wanted = readers.get(key)
-            if wanted is None or value is None or value == "":
-                continue
-            for index, preference in wanted:
-                current = chosen.get(index)
-                if current is None or preference < current[0]:
-                    chosen[index] = (preference, value)
-    return chosen
-
-
 def map_record(
     spec: ObjectSpec,
     event: Mapping[str, Any],
@@ -77,12 +54,45 @@ def map_record(
     map_name: str,
 ) -> MappedRecord:
     """Build the Gainsight record for `event`; custom traits are renamed through `custom_map`."""
-    record: dict[str, Any] = {}
+    chosen: dict[int, tuple[int, Any]] = {}  # rule index -> (preference, value)
+    custom: list[tuple[str, Any]] = []
     diagnostics: list[Diagnostic] = []
-    chosen = _chosen_values(spec, event)
+    taken: set[str] = set()
+    for path, readers, is_custom in zip(spec.roots, spec.readers, spec.custom_roots, strict=True):
+        obj = lookup(event, path)
+        if not isinstance(obj, dict):
+            continue
+        for key, value in obj.items():
+            if value is None or value == "":
+                continue  # null, missing and "" are all 'no value' (DESIGN §3.2)
+            wanted = readers.get(key)
+            if wanted is not None:
+                for index, preference in wanted:
+                    current = chosen.get(index)
+                    if current is None or preference < current[0]:
+                        chosen[index] = (preference, value)
+            elif is_custom and key not in spec.reserved_traits and key not in taken:
+                # Dotted keys stay literal: "a.b" is one trait, never a nested path.
+                taken.add(key)
+                target = custom_map.get(key)
+                if target is None:
+                    diagnostics.append(Diagnostic(f"{'.'.join(path)}.{key}", f"dropped: not in {map_name}"))
+                else:
+                    custom.append((target, value))
+    record = _standard_fields(spec, chosen, diagnostics)
+    record.update(custom)
+    if spec.compose is not None:
+        _compose(spec.compose, record)
+    return MappedRecord(record, tuple(diagnostics))
+
+
+def _standard_fields(
+    spec: ObjectSpec, chosen: dict[int, tuple[int, Any]], diagnostics: list[Diagnostic]
+) -> dict[str, Any]:
     for rule in spec.required:
         if rule.index not in chosen:
             raise EventError(rule.required or "")
+    record: dict[str, Any] = {}
     for index in sorted(chosen):
         rule = spec.fields[index]
         value = chosen[index][1]
@@ -93,36 +103,7 @@ def map_record(
             record[rule.to] = rule.coerce(value)
         except NotCoercible as exc:
             diagnostics.append(Diagnostic(rule.to, f"left out: {exc}"))
-    _add_custom_fields(spec, event, custom_map, map_name, record, diagnostics)
-    if spec.compose is not None:
-        _compose(spec.compose, record)
-    return MappedRecord(record, tuple(diagnostics))
-
-
-def _add_custom_fields(
-    spec: ObjectSpec,
-    event: Mapping[str, Any],
-    custom_map: Mapping[str, str],
-    map_name: str,
-    record: dict[str, Any],
-    diagnostics: list[Diagnostic],
-) -> None:
-    taken: set[str] = set()
-    for root in spec.custom_sources:
-        traits = lookup(event, root)
-        if not isinstance(traits, dict):
-            continue
-        where = ".".join(root)
-        for key, value in traits.items():
-            # Dotted keys stay literal: "a.b" is one trait, never a nested path.
-            if key in spec.reserved_traits or key in taken or not is_present(value):
-                continue
-            taken.add(key)
-            target = custom_map.get(key)
-            if target is None:
-                diagnostics.append(Diagnostic(f"{where}.{key}", f"dropped: not in {map_name}"))
-            else:
-                record[target] = value
+    return record
 
 
 def _compose(compose: Compose, record: dict[str, Any]) -> None:

@@ -79,11 +79,13 @@ class ObjectSpec:
     compose: Compose | None
     standard_fields: frozenset[str]
     required: tuple[FieldRule, ...]
-    # Every distinct object path the rules read from (e.g. traits, context.traits), resolved
-    # once per event; for each, the keys rules read: key -> ((rule index, preference), ...).
+    # Every object path rules read from or custom fields come from (traits, context.traits…),
+    # resolved once per event and walked once: for each, the keys rules read there
+    # (key -> ((rule index, preference), ...)) and whether its other keys are custom fields.
     # Walking an event's few keys through this index is much cheaper than probing every source.
-    parents: tuple[Path_, ...]
+    roots: tuple[Path_, ...]
     readers: tuple[Readers, ...]
+    custom_roots: tuple[bool, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,8 +138,9 @@ def _reserved_traits(raw: _SpecFile) -> frozenset[str]:
 
 
 def _reader_index(raw: _SpecFile) -> tuple[tuple[Path_, ...], tuple[Readers, ...]]:
-    parents: dict[Path_, int] = {}
-    readers: list[Readers] = []
+    # Custom roots first, in their order: it decides which root wins a custom trait.
+    parents: dict[Path_, int] = {_split(root): i for i, root in enumerate(raw.custom_sources)}
+    readers: list[Readers] = [{} for _ in parents]
     for index, rule in enumerate(raw.fields):
         for preference, path in enumerate(rule.from_):
             parent, key = _split(path)[:-1], _split(path)[-1]
@@ -158,7 +161,8 @@ def parse_spec(data: Any, source: str) -> ObjectSpec:
     problems = _meaning_problems(raw)
     if problems:
         raise MappingSpecError(source, problems)
-    parents, readers = _reader_index(raw)
+    roots, readers = _reader_index(raw)
+    custom = {_split(root) for root in raw.custom_sources}
     fields = tuple(
         FieldRule(
             to=rule.to,
@@ -174,8 +178,9 @@ def parse_spec(data: Any, source: str) -> ObjectSpec:
         object=raw.object,
         fields=fields,
         required=tuple(rule for rule in fields if rule.required is not None),
-        parents=parents,
+        roots=roots,
         readers=readers,
+        custom_roots=tuple(root in custom for root in roots),
         custom_sources=tuple(_split(root) for root in raw.custom_sources),
         reserved_traits=_reserved_traits(raw),
         compose=Compose(raw.compose.to, tuple(raw.compose.from_)) if raw.compose else None,
