@@ -53,7 +53,7 @@ MAX_BODY = 65_536
 RATE_ENV = {"GSD_RATE_MINUTE_SECONDS": "2", "GSD_RATE_LIMIT_PER_MINUTE": "200"}
 SIM_RATE_FLAGS = ("--minute-seconds", "2", "--rate-limit-per-minute", "200")
 # Low, so an injected hang (the simulator's hang_seconds) becomes a client-side timeout quickly.
-TIMEOUT_ENV = {"GSD_GAINSIGHT_TIMEOUT_SECONDS": "1"}
+TIMEOUT_ENV = {"GSD_GAINSIGHT_TIMEOUT_SECONDS": "2"}
 
 
 # ---------------------------------------------------------------- helpers
@@ -247,9 +247,8 @@ def test_group_route_creates_the_company_and_associates_the_person(sim: Server, 
 
     company = wait_for(lambda: companies(sim).get(name))
     assert company["Region__gc"] == "EMEA"
-    person = wait_for(lambda: delivered_person(sim, email, Name="Grace"))
+    wait_for(lambda: delivered_person(sim, email, Name="Grace"))
     wait_for(lambda: [c["Company_ID"] for c in people(sim)[email]["companies"]] == [company["Gsid"]])
-    assert person["Email"] == email
 
 
 def test_track_route_publishes_a_signed_event_carrying_the_message_id(sim: Server, service: Server) -> None:
@@ -521,8 +520,8 @@ def test_dropped_connections_are_retried_until_everything_is_delivered(sim: Serv
 def test_calls_that_time_out_unanswered_are_retried_until_everything_is_delivered(
     sim: Server, service: Server
 ) -> None:
-    # The simulator hangs past the service's 1 s timeout, then fails without touching its state.
-    set_faults(sim, timeout_next=4, hang_seconds=1.5, timeout_applies=False)
+    # The simulator hangs past the service's 2 s timeout, then fails without touching its state.
+    set_faults(sim, timeout_next=4, hang_seconds=2.5, timeout_applies=False)
     events, names, firms, jtis = _mixed_load("slow")
     accepted(post(service, "/v1/batch", {"batch": events}))
 
@@ -536,7 +535,7 @@ def test_a_track_event_that_landed_but_whose_answer_timed_out_is_delivered_not_d
     """Gainsight took the event but the answer came after the client gave up: at-least-once
     delivery retries it, and the retry must not turn an event Gainsight already holds into a
     dead letter."""
-    set_faults(sim, timeout_next=1, timeout_scope="events", hang_seconds=1.5, timeout_applies=True)
+    set_faults(sim, timeout_next=1, timeout_scope="events", hang_seconds=2.5, timeout_applies=True)
     email = f"late-{uid()}@example.com"
     ev = track(email)
     accepted(post(service, "/v1/track", ev))
@@ -612,7 +611,7 @@ def test_a_rejected_event_is_dead_lettered_then_replayed_after_the_cause_is_fixe
 
 
 def test_a_load_far_above_the_budget_is_delivered_without_a_single_429(tmp_path: Path) -> None:
-    limit, window, count = 30, 2, 300  # 15 calls/s allowed, 300 events sent at once: ~20 s of work
+    limit, window, count = 40, 2, 240  # 20 calls/s allowed, 240 events sent at once: ~12 s of work
     flags = ("--minute-seconds", str(window), "--rate-limit-per-minute", str(limit))
     env = {"GSD_RATE_MINUTE_SECONDS": str(window), "GSD_RATE_LIMIT_PER_MINUTE": str(limit)}
     with (
