@@ -87,9 +87,8 @@ def create_app(
         # Two clients on one connection pool: the workers' passes the rate governor's gate; the
         # transformer routes' does not (rudder-server sends their outputs itself).
         direct = GainsightClient(http, base_url=base_url, observe=_observer(metrics))
-        gated = GainsightClient(
-            http, base_url=base_url, gate=BudgetGate(governor, metrics), observe=_observer(metrics)
-        )
+        gate = BudgetGate(governor, metrics)
+        gated = GainsightClient(http, base_url=base_url, gate=gate, observe=_observer(metrics))
         deliverer = Deliverer(
             store=store,
             destinations=destinations,
@@ -97,6 +96,7 @@ def create_app(
             client=gated,
             resolver=CompanyResolver(gated),
             governor=governor,
+            gate=gate,
             policy=RetryPolicy(max_attempts=settings.max_attempts, max_age_seconds=settings.max_age_seconds),
             metrics=metrics,
             settings=WorkerSettings(concurrency=settings.workers, lease_seconds=settings.lease_seconds),

@@ -48,7 +48,12 @@ class OverBudget(Exception):
 
 
 class BudgetGate:
-    """Awaited by the workers' client before every call: grants budget or raises OverBudget."""
+    """Awaited by the workers' client before every call: grants budget or raises OverBudget.
+
+    A full window stays full until it ends (counts only grow, in every process sharing the
+    store), so once refused, a tenant is refused from memory until then: no store write per
+    event while the budget is spent, and the dispatcher can stop claiming that tenant's work.
+    """
 
     def __init__(
         self, governor: RateGovernor, metrics: Metrics, clock: Callable[[], float] = time.time
@@ -56,10 +61,19 @@ class BudgetGate:
         self._governor = governor
         self._metrics = metrics
         self._clock = clock
+        self._spent_until: dict[str, float] = {}
+
+    def spent_until(self, tenant_key: str, now: float) -> float | None:
+        until = self._spent_until.get(tenant_key)
+        return until if until is not None and until > now else None
 
     async def __call__(self, tenant_key: str) -> None:
-        retry_at = await self._governor.try_acquire(tenant_key, self._clock())
+        now = self._clock()
+        retry_at = self.spent_until(tenant_key, now)
+        if retry_at is None:
+            retry_at = await self._governor.try_acquire(tenant_key, now)
         if retry_at is not None:
+            self._spent_until[tenant_key] = retry_at
             self._metrics.budget_waits.labels(tenant_key).inc()
             raise OverBudget(retry_at)
 
@@ -86,6 +100,7 @@ class Deliverer:
         client: GainsightClient,
         resolver: CompanyResolver,
         governor: RateGovernor,
+        gate: BudgetGate | None,
         policy: RetryPolicy,
         metrics: Metrics,
         settings: WorkerSettings = WorkerSettings(),
@@ -98,6 +113,8 @@ class Deliverer:
         self._client = client
         self._resolver = resolver
         self._governor = governor
+        self._gate = gate
+        self._tenants = frozenset(d.config.domain for d in destinations.values() if d.config.domain)
         self._policy = policy
         self._metrics = metrics
         self._settings = settings
@@ -116,6 +133,11 @@ class Deliverer:
 
     async def run(self) -> None:
         while not self._stopping.is_set():
+            pause = self._budget_pause()
+            if pause > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), pause)
+                continue
             # Cleared before claiming: a wake-up that arrives while claiming is not lost.
             self._wake.clear()
             free = self._settings.concurrency - len(self._in_flight)
@@ -133,6 +155,16 @@ class Deliverer:
                 task.add_done_callback(self._finished)
             if not claimed:
                 await self._idle()
+
+    def _budget_pause(self) -> float:
+        """Seconds until any tenant has budget again, when every tenant's budget is spent."""
+        if self._gate is None or not self._tenants:
+            return 0.0
+        now = self._clock()
+        resets = [self._gate.spent_until(tenant, now) for tenant in self._tenants]
+        if any(reset is None for reset in resets):
+            return 0.0
+        return min(float(reset) for reset in resets if reset is not None) - now
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._in_flight.discard(task)

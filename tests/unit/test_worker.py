@@ -44,10 +44,9 @@ class World:
             guard_seconds=0,
             clock=lambda: self.now,
         )
+        self.gate = BudgetGate(governor, metrics, clock=lambda: self.now)
         client = GainsightClient(
-            httpx.AsyncClient(transport=httpx.MockTransport(record)),
-            gate=BudgetGate(governor, metrics, clock=lambda: self.now),
-            clock=lambda: self.now,
+            httpx.AsyncClient(transport=httpx.MockTransport(record)), gate=self.gate, clock=lambda: self.now
         )
         destination = Destination.model_validate({"id": "acme", "config": BASE_CONFIG})
         self.deliverer = Deliverer(
@@ -57,6 +56,7 @@ class World:
             client=client,
             resolver=CompanyResolver(client),
             governor=governor,
+            gate=self.gate,
             policy=RetryPolicy(max_attempts=3),
             metrics=metrics,
             clock=lambda: self.now,
@@ -82,6 +82,10 @@ class World:
         while claimed := await self.store.claim(self.now, 10, 60, self.deliverer._owner):
             for event in claimed:
                 await self.deliverer.deliver(event)
+
+    async def deliver_ready_once(self) -> None:
+        for event in await self.store.claim(self.now, 10, 60, self.deliverer._owner):
+            await self.deliverer.deliver(event)
 
     def later(self, seconds: float) -> list[StoredEvent]:
         self.now += seconds
@@ -227,3 +231,28 @@ def test_undeliverable_stored_event_is_a_dead_letter(payload: bytes) -> None:
 
     event = asyncio.run(run())
     assert event is not None and event.state == "dead" and world.calls == []
+
+
+def test_spent_budget_is_remembered_until_the_window_ends() -> None:
+    world = World(ok, per_minute=1)
+    asked: list[float] = []
+    governor = world.deliverer._governor
+    original = governor.try_acquire
+
+    async def counting(tenant: str, now: float) -> float | None:
+        asked.append(now)
+        return await original(tenant, now)
+
+    governor.try_acquire = counting  # type: ignore[method-assign]
+    people = [{**IDENTIFY, "traits": {"email": f"p{i}@example.com"}} for i in range(4)]
+
+    async def run() -> None:
+        for i, event in enumerate(people):
+            await world.store.enqueue(
+                [NewEvent("acme", f"m{i}", f"p{i}", "identify", dumps(event), world.now)]
+            )
+        await world.deliver_ready_once()
+
+    asyncio.run(run())
+    assert len(world.calls) == 1 and len(asked) == 2  # one granted, one refused, two refused from memory
+    assert world.deliverer._budget_pause() == pytest.approx(30.0)
