@@ -17,7 +17,6 @@ drop. Under another ASGI server the same exception becomes that server's 500.
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import math
 import time
@@ -77,9 +76,9 @@ def _server_cycle(send: Any, depth: int = 12) -> Any:
         following = []
         for candidate in frontier:
             owner = getattr(candidate, "__self__", None)
-            if isinstance(getattr(owner, "transport", None), asyncio.Transport) and hasattr(
-                owner, "response_started"
-            ):
+            # Duck-typed: under uvloop the transport is not an asyncio.Transport subclass.
+            transport = getattr(owner, "transport", None)
+            if callable(getattr(transport, "abort", None)) and hasattr(owner, "response_started"):
                 return owner
             for cell in getattr(candidate, "__closure__", None) or ():
                 try:
