@@ -123,6 +123,7 @@ def create_app(
         gc.collect()
         gc.freeze()
         worker = asyncio.create_task(deliverer.run())
+        app.state.runtime.extras["worker"] = worker
         pruner = asyncio.create_task(_prune_forever(store))
         try:
             yield

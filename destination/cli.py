@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -63,6 +64,9 @@ def serve(
     except (ConfigError, MappingSpecError) as exc:
         raise _fail(str(exc)) from None
     # Bind every interface only when inbound auth protects the routes.
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     listen_host = settings.host or ("0.0.0.0" if settings.auth_enabled else "127.0.0.1")
     _announce(application, listen_host, settings.port)
     uvicorn.run(

@@ -38,6 +38,12 @@ class Runtime:
     def auth_enabled(self) -> bool:
         return self.settings.auth_enabled
 
+    @property
+    def delivering(self) -> bool:
+        """The delivery loop is running (it ends only on shutdown or a bug)."""
+        task = self.extras.get("worker")
+        return task is not None and not task.done()
+
     def wake_workers(self) -> None:
         self.deliverer.wake()
 

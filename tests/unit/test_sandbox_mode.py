@@ -41,3 +41,12 @@ def test_sandbox_destination_maps_every_sandbox_event_and_custom_field() -> None
     assert set(config.event_names) == set(config.event_versions)
     assert set(config.person_fields.values()) == {"Seats__gc", "Plan__gc"}
     assert set(config.company_fields.values()) == {"Region__gc", "Tier__gc"}
+
+
+def test_ready_reports_queue_and_delivery() -> None:
+    with TestClient(create_app(Settings(store_url="memory://"))) as client:
+        body = client.get("/ready").json()
+        assert body["status"] == "ready" and body["problems"] == [] and body["destinations"] == ["sandbox"]
+        client.app.state.runtime.extras["worker"].cancel()  # type: ignore[attr-defined]
+        wait_for(lambda: client.get("/ready").status_code == 503)
+        assert client.get("/ready").json()["problems"] == ["delivery loop is not running"]
