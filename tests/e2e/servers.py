@@ -89,7 +89,9 @@ def running(
     """Run `python -m destination ARGS --port P` until the block ends, then SIGTERM it."""
     port = free_port()
     log = workdir / f"server-{port}.log"
-    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    # The checkout under test, whatever else is installed.
+    root = str(Path(__file__).resolve().parents[2])
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": root, **(env or {})}
     with log.open("wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "destination", *args, "--port", str(port)],

@@ -152,7 +152,11 @@ def delivered_person(sim: Server, email: str, **fields: Any) -> Any:
 def cli(store_url: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "destination", "dead-letters", *args],
-        env={**os.environ, "GSD_STORE_URL": store_url},
+        env={
+            **os.environ,
+            "GSD_STORE_URL": store_url,
+            "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+        },
         capture_output=True,
         text=True,
         timeout=60,

@@ -1,0 +1,188 @@
+"""The RudderStack processor endpoint over real HTTP (DESIGN §8): events/s with 100 events per
+request, for identify, track and group, and duplicate Company creates for group.
+
+Bars: identify and track ≥ 3x the reference transformer on this machine (it did ~9,300 identify/s
+and ~13,600 track/s in one process); group ≥ 10x the reference (~780/s) with 0 duplicate creates.
+
+Set-up: the simulator runs as Gainsight (budget raised out of the way) and the service points
+GSD_GAINSIGHT_BASE_URL at it; only group events call it (Company search/insert/update) while
+transforming. `--connections` keep-alive connections post batches back to back for `--seconds`
+per phase. Service, simulator and load generator share the machine's cores; the script prints the
+CPU each used. Run: python bench/processor.py [--seconds 8] [--connections 8] [--companies 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+import ingest  # noqa: E402  (bench/ingest.py: its keep-alive connection and helpers)
+
+CONFIG = {
+    "domain": "acme.gainsightcloud.com",
+    "accessKey": "sandbox-access-key",
+    "sharedSecret": "sandbox-shared-secret",
+    "tenantId": "sandbox-tenant",
+    "topicName": "Sandbox",
+    "eventNameMap": [{"from": "Ticket Closed", "to": "ticket_closed"}],
+    "eventVersionMap": [{"from": "Ticket Closed", "to": "1.0"}],
+    "personMap": [{"from": "seats", "to": "Seats__gc"}],
+    "companyMap": [{"from": "region", "to": "Region__gc"}],
+}
+
+
+def message(kind: str, n: int, companies: int) -> dict[str, Any]:
+    email = f"user{n % 5000}@example.com"
+    base = {"messageId": f"m-{n}", "userId": f"u-{n % 5000}", "context": {"traits": {"email": email}}}
+    if kind == "identify":
+        traits = {"email": email, "firstName": "Ada", "lastName": f"L{n}", "seats": n % 40, "title": "Eng"}
+        return {**base, "type": "identify", "traits": traits}
+    if kind == "track":
+        return {
+            **base,
+            "type": "track",
+            "event": "Ticket Closed",
+            "properties": {"ticketId": f"T-{n}", "n": n},
+        }
+    return {
+        **base,
+        "type": "group",
+        "groupId": f"g{n % companies}",
+        "traits": {"name": f"Company {n % companies}", "employees": n % 900, "region": "EMEA"},
+    }
+
+
+@contextmanager
+def running(
+    args: list[str], env: dict[str, str], ready: str, workdir: Path
+) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    port = ingest.free_port()
+    log = (workdir / f"{args[0]}.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "destination", *args, "--port", str(port)],
+        cwd=workdir,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **env},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(url + ready, timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError((workdir / f"{args[0]}.log").read_text()) from None
+                time.sleep(0.1)
+        yield process, url
+    finally:
+        process.terminate()
+        process.wait(30)
+        log.close()
+
+
+def cpu(process: subprocess.Popen[bytes]) -> float:
+    fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / ingest.CLOCK_TICKS
+
+
+async def phase(kind: str, url: str, seconds: float, connections: int, companies: int) -> tuple[float, int]:
+    host, port = url.removeprefix("http://").split(":")
+    counter = iter(range(10**9))
+    done = 0
+    errors = 0
+    deadline = time.monotonic() + seconds
+
+    async def client() -> None:
+        nonlocal done, errors
+        conn = await ingest.Connection.open(host, int(port))
+        while time.monotonic() < deadline:
+            items = [
+                {
+                    "message": message(kind, next(counter), companies),
+                    "destination": {"ID": "d1", "Config": CONFIG},
+                    "metadata": {"jobId": 1},
+                }
+                for _ in range(100)
+            ]
+            status, body = await conn.post("/v0/destinations/gainsight", orjson.dumps(items))
+            answers = orjson.loads(body)
+            assert status == 200 and len(answers) == 100
+            done += 100
+            errors += sum(1 for a in answers if a["statusCode"] != 200)
+        conn.close()
+
+    start = time.monotonic()
+    await asyncio.gather(*(client() for _ in range(connections)))
+    return done / (time.monotonic() - start), errors
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--companies", type=int, default=50)
+    args = parser.parse_args()
+    bars = {"identify": 3 * 9_300, "track": 3 * 13_600, "group": 10 * 780}
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        (workdir / "d.json").write_bytes(orjson.dumps([{"id": "bench", "config": CONFIG}]))
+        sim_args = [
+            "simulator",
+            "--rate-limit-per-minute",
+            "100000000",
+            "--rate-limit-per-day",
+            "1000000000",
+            "--log-level",
+            "warning",
+        ]
+        with running(sim_args, {}, "/__sim/counters", workdir) as (sim, sim_url):
+            env = {
+                "GSD_DESTINATIONS": str(workdir / "d.json"),
+                "GSD_STORE_URL": f"sqlite:///{workdir}/q.db",
+                "GSD_GAINSIGHT_BASE_URL": sim_url,
+                "GSD_LOG_LEVEL": "warning",
+            }
+            with running(["serve"], env, "/health", workdir) as (service, url):
+                print(
+                    f"processor endpoint, 100 events/request, {args.connections} connections, "
+                    f"{args.seconds:.0f} s per phase"
+                )
+                for kind in ("identify", "track", "group"):
+                    before = (cpu(service), cpu(sim), time.process_time())
+                    rate, errors = asyncio.run(
+                        phase(kind, url, args.seconds, args.connections, args.companies)
+                    )
+                    spent = (cpu(service) - before[0], cpu(sim) - before[1], time.process_time() - before[2])
+                    line = f"  {kind:<8} {rate:>9,.0f} events/s (bar >= {bars[kind]:,}), {errors} error items"
+                    line += (
+                        f"; CPU s: service {spent[0]:.1f}, simulator {spent[1]:.1f}, generator {spent[2]:.1f}"
+                    )
+                    print(line)
+                companies = httpx.get(sim_url + "/__sim/companies").json()
+                names = [c["Name"] for c in companies]
+                duplicates = len(names) - len(set(names))
+                print(
+                    f"  group: {len(names)} companies in the simulator for {args.companies} names, "
+                    f"{duplicates} duplicate creates"
+                )
+
+
+if __name__ == "__main__":
+    main()
