@@ -104,12 +104,19 @@ class RudderTransformer:
             raise EventError("message must be a JSON object")
         return plan_event(message, config, self._specs)
 
-    async def _group_output(self, plan: GroupPlan) -> dict[str, Any]:
-        self._allowed.check(plan.domain)
+    async def _group_outputs(self, plans: list[GroupPlan]) -> list[dict[str, Any] | GsdError]:
+        """The association outputs of group plans sharing a tenant: their Companies written in
+        shared calls (DESIGN §6), as the reference does while transforming."""
         async with self._group_slots:
-            gsid = await self._resolver.resolve(plan)
-        request = plan.association_request(gsid)
-        return rudder_output(request, request.headers)
+            gsids = await self._resolver.resolve_many(plans)
+        outputs: list[dict[str, Any] | GsdError] = []
+        for plan, gsid in zip(plans, gsids, strict=True):
+            if isinstance(gsid, GsdError):
+                outputs.append(gsid)
+            else:
+                request = plan.association_request(gsid)
+                outputs.append(rudder_output(request, request.headers))
+        return outputs
 
     def _output(self, plan: Plan) -> dict[str, Any]:
         assert not isinstance(plan, GroupPlan)
@@ -118,22 +125,23 @@ class RudderTransformer:
     async def outputs(self, items: list[Any]) -> list[dict[str, Any] | GsdError]:
         """One output or error per item, in order. Only group items wait on Gainsight."""
         results: list[dict[str, Any] | GsdError] = []
-        pending: dict[int, asyncio.Task[dict[str, Any]]] = {}
+        groups: dict[tuple[str, str], list[tuple[int, GroupPlan]]] = {}
         for index, item in enumerate(items):
             try:
                 plan = self._plan(item)
                 if isinstance(plan, GroupPlan):
-                    pending[index] = asyncio.ensure_future(self._group_output(plan))
+                    self._allowed.check(plan.domain)
+                    groups.setdefault((plan.domain, plan.access_key), []).append((index, plan))
                     results.append({})
                 else:
                     results.append(self._output(plan))
             except GsdError as exc:
                 results.append(exc)
-        for index, task in pending.items():
-            try:
-                results[index] = await task
-            except GsdError as exc:
-                results[index] = exc
+        tenants = list(groups.values())
+        written = await asyncio.gather(*(self._group_outputs([p for _, p in g]) for g in tenants))
+        for group, outputs in zip(tenants, written, strict=True):
+            for (index, _), output in zip(group, outputs, strict=True):
+                results[index] = output
         return results
 
     async def process(self, items: list[Any]) -> list[dict[str, Any]]:

@@ -8,7 +8,7 @@ Company steps are run by the client, which supplies the Gsid for the final assoc
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
@@ -93,12 +93,25 @@ class GroupPlan:
         }
         return Request("POST", self.domain, ep.COMPANY_QUERY_PATH, self._headers(), body)
 
-    def insert_request(self, records: list[Mapping[str, Any]] | None = None) -> Request:
-        body = {"records": records if records is not None else [self.company]}
+    def search_many_request(self, names: list[str]) -> Request:
+        """One query for several companies by Name (for batched writes, DESIGN §6)."""
+        body = {
+            "select": ["Gsid", "Name"],
+            "where": {
+                "conditions": [{"name": "Name", "alias": "A", "value": names, "operator": "IN"}],
+                "expression": "A",
+            },
+            "limit": min(5000, 10 * len(names)),
+            "offset": 0,
+        }
+        return Request("POST", self.domain, ep.COMPANY_QUERY_PATH, self._headers(), body)
+
+    def insert_request(self, records: Sequence[Mapping[str, Any]] | None = None) -> Request:
+        body = {"records": list(records) if records is not None else [self.company]}
         return Request("POST", self.domain, ep.COMPANY_PATH, self._headers(), body)
 
-    def update_request(self, records: list[Mapping[str, Any]] | None = None) -> Request:
-        body = {"records": records if records is not None else [self.company]}
+    def update_request(self, records: Sequence[Mapping[str, Any]] | None = None) -> Request:
+        body = {"records": list(records) if records is not None else [self.company]}
         return Request("PUT", self.domain, ep.COMPANY_PATH, self._headers(), body, params={"keys": "Name"})
 
     def association_request(self, gsid: str) -> Request:

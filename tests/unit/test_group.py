@@ -314,3 +314,90 @@ def test_forgotten_company_is_resolved_again(specs: Any) -> None:
     plan = group(specs, {"name": "Acme"})
     assert resolve(recorder, plan, resolver) == "A"
     assert resolve(recorder, plan, resolver) == "B"
+
+
+# ---- batched Company writes (DESIGN §6): same result as writing event by event ----
+
+
+class FakeCompanies:
+    """A tiny Gainsight Company table answering query (EQ/IN), insert and update by Name."""
+
+    def __init__(self, existing: dict[str, str] | None = None, bad_field: str | None = None) -> None:
+        self.rows: dict[str, dict[str, Any]] = {
+            n: {"Name": n, "Gsid": g} for n, g in (existing or {}).items()
+        }
+        self.calls: list[tuple[str, int]] = []
+        self.bad_field = bad_field
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        body = loads(request.content)
+        if request.url.path.endswith("/query/Company"):
+            names = body["where"]["conditions"][0]["value"]
+            self.calls.append(("search", len(names)))
+            return httpx.Response(200, json=envelope([self.rows[n] for n in names if n in self.rows]))
+        records = body["records"]
+        self.calls.append(("insert" if request.method == "POST" else "update", len(records)))
+        if self.bad_field and any(self.bad_field in r for r in records):
+            return httpx.Response(
+                400, json={"result": False, "errorCode": "GSOBJ_1006", "errorDesc": "bad date"}
+            )
+        out = []
+        for record in records:
+            row = self.rows.setdefault(record["Name"], {"Gsid": f"G-{record['Name']}"})
+            row.update(record)
+            out.append({"Gsid": row["Gsid"], "Name": row["Name"]})
+        return httpx.Response(200, json=envelope(out))
+
+
+def resolve_many(fake: FakeCompanies, plans: list[GroupPlan]) -> list[Any]:
+    resolver = CompanyResolver(GainsightClient(httpx.AsyncClient(transport=httpx.MockTransport(fake))))
+    return asyncio.run(resolver.resolve_many(plans))
+
+
+def test_batched_writes_share_calls_and_merge_events_of_one_company(specs: Any) -> None:
+    fake = FakeCompanies(existing={"Old": "G-OLD"})
+    plans = [
+        group(specs, {"name": "New", "employees": 1, "region": "EU"}),
+        group(specs, {"name": "Old", "employees": 2}),
+        group(specs, {"name": "New", "employees": 3}),
+    ]
+    assert resolve_many(fake, plans) == ["G-New", "G-OLD", "G-New"]
+    assert fake.calls == [("search", 2), ("insert", 1), ("update", 1)]
+    assert fake.rows["New"] == {"Gsid": "G-New", "Name": "New", "Employees": 3, "Region__gc": "EU"}
+    assert fake.rows["Old"]["Employees"] == 2
+
+
+def test_known_companies_skip_the_search(specs: Any) -> None:
+    fake = FakeCompanies()
+    resolver = CompanyResolver(GainsightClient(httpx.AsyncClient(transport=httpx.MockTransport(fake))))
+    plans = [group(specs, {"name": f"C{i}"}) for i in range(60)]
+    asyncio.run(resolver.resolve_many(plans))
+    fake.calls.clear()
+    asyncio.run(resolver.resolve_many(plans))
+    assert fake.calls == [("update", 50), ("update", 10)]
+
+
+def test_a_refused_batch_is_retried_event_by_event(specs: Any) -> None:
+    fake = FakeCompanies(bad_field="RenewalDate")
+    plans = [
+        group(specs, {"name": "Good", "employees": 1}),
+        group(specs, {"name": "Bad", "renewalDate": "210318"}),
+        group(specs, {"name": "Bad", "employees": 5}),
+    ]
+    good, bad_date, bad_ok = resolve_many(fake, plans)
+    assert good == "G-Good" and bad_ok == "G-Bad"
+    assert isinstance(bad_date, GainsightError) and bad_date.outcome == "aborted"
+    assert fake.rows["Bad"]["Employees"] == 5 and "RenewalDate" not in fake.rows["Bad"]
+
+
+def test_a_throttled_batch_fails_its_events_without_more_calls(specs: Any) -> None:
+    calls: list[httpx.Request] = []
+
+    def throttled(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        return httpx.Response(429, json={"errorCode": "GU_2400", "errorDesc": "Too many request"})
+
+    resolver = CompanyResolver(GainsightClient(httpx.AsyncClient(transport=httpx.MockTransport(throttled))))
+    results = asyncio.run(resolver.resolve_many([group(specs, {"name": "A"}), group(specs, {"name": "B"})]))
+    assert [r.outcome for r in results] == ["throttled", "throttled"]
+    assert len(calls) == 1

@@ -56,7 +56,7 @@ def client(
 ) -> Iterator[TestClient]:
     destinations = tmp_path / "destinations.json"
     destinations.write_bytes(orjson.dumps({"destinations": [{"id": "acme", "config": BASE_CONFIG}]}))
-    settings = Settings(destinations=destinations)
+    settings = Settings(destinations=destinations, store_url="memory://")
     app = create_app(settings, transport=httpx.MockTransport(companies_handler(calls)))
     with TestClient(app) as test_client:
         yield test_client
@@ -147,10 +147,16 @@ def test_gainsight_failures_map_to_status_codes(tmp_path: Path) -> None:
 
     destinations = tmp_path / "d.json"
     destinations.write_bytes(orjson.dumps([{"id": "acme", "config": BASE_CONFIG}]))
-    app = create_app(Settings(destinations=destinations), transport=httpx.MockTransport(handler))
-    groups = [item({**GROUP, "traits": {"name": n}}) for n in ("T", "R", "A")]
+    app = create_app(
+        Settings(destinations=destinations, store_url="memory://"), transport=httpx.MockTransport(handler)
+    )
     with TestClient(app) as test_client:
-        answers = test_client.post("/v0/destinations/gainsight", json=groups).json()
+        answers = [
+            test_client.post(
+                "/v0/destinations/gainsight", json=[item({**GROUP, "traits": {"name": n}})]
+            ).json()[0]
+            for n in ("T", "R", "A")
+        ]
     assert [
         (a["statusCode"], a["statTags"]["errorCategory"], a["statTags"]["errorType"]) for a in answers
     ] == [
@@ -245,6 +251,6 @@ def test_dry_run_transform_hides_secrets(client: TestClient) -> None:
 def test_transformer_routes_can_be_switched_off(tmp_path: Path) -> None:
     destinations = tmp_path / "d.json"
     destinations.write_bytes(orjson.dumps([{"id": "acme", "config": BASE_CONFIG}]))
-    app = create_app(Settings(destinations=destinations, transformer_routes="off"))
+    app = create_app(Settings(destinations=destinations, transformer_routes="off", store_url="memory://"))
     with TestClient(app) as test_client:
         assert test_client.post("/v0/destinations/gainsight", json=[]).status_code == 404
