@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 
 from destination import __version__
 from destination.api import admin, health, ingest, rudder, transform
@@ -53,6 +54,51 @@ def _error_handlers(app: FastAPI) -> None:
         return JsonResponse({"error": "internal error; see the service log"}, 500)
 
 
+_ERROR_SCHEMA = {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}
+_SECURED_TAGS = {"Ingest", "Dry run", "Admin"}
+
+
+def _describe_api(app: FastAPI) -> None:
+    """OpenAPI as the service behaves: invalid parameters get 400 {"error"} (not FastAPI's 422),
+    and the routes behind inbound auth say which credentials they take."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title, version=app.version, description=app.description, routes=app.routes
+            )
+            for path_item in schema.get("paths", {}).values():
+                for operation in path_item.values():
+                    _describe_operation(operation)
+            schema.setdefault("components", {})["securitySchemes"] = {
+                "writeKey": {"type": "http", "scheme": "basic", "description": "username = a write key"},
+                "jwt": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+                "webhookSignature": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "X-Signature",
+                    "description": "hex HMAC-SHA1 of the body with the destination's webhookSecret",
+                },
+            }
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _describe_operation(operation: dict[str, Any]) -> None:
+    responses = operation.setdefault("responses", {})
+    if responses.pop("422", None) is not None or "400" in responses:
+        described = responses.get("400", {}).get("description", "invalid request; the error names the field")
+        responses["400"] = {
+            "description": described,
+            "content": {"application/json": {"schema": _ERROR_SCHEMA}},
+        }
+    if _SECURED_TAGS & set(operation.get("tags", [])):
+        operation["security"] = [{"writeKey": []}, {"jwt": []}, {"webhookSignature": []}, {}]
+        responses.setdefault("401", {"description": "missing or invalid credentials (when auth is on)"})
+
+
 def _allowed_domains(settings: Settings, destinations: dict[str, Destination]) -> tuple[str, ...]:
     if settings.allowed_domains:
         return settings.allowed_domains
@@ -85,32 +131,32 @@ def create_app(
         store = open_store(settings.store_url)
         metrics = Metrics()
         governor = RateGovernor(store, _rate_windows(settings), guard_seconds=_guard_seconds(settings))
-        # Two clients on one connection pool: the workers' passes the rate governor's gate; the
-        # transformer routes' does not (rudder-server sends their outputs itself).
-        direct = GainsightClient(http, base_url=base_url, observe=_observer(metrics))
+        # Every call this service makes passes the rate governor's gate; one resolver (its locks
+        # and Gsid memory) serves the workers and the transformer routes, so they never both
+        # create a company.
         gate = BudgetGate(governor, metrics)
-        gated = GainsightClient(http, base_url=base_url, gate=gate, observe=_observer(metrics))
+        client = GainsightClient(http, base_url=base_url, gate=gate, observe=_observer(metrics))
+        resolver = CompanyResolver(client)
         deliverer = Deliverer(
             store=store,
             destinations=destinations,
             specs=specs,
-            client=gated,
-            resolver=CompanyResolver(gated),
+            client=client,
+            resolver=resolver,
             governor=governor,
             gate=gate,
             policy=RetryPolicy(max_attempts=settings.max_attempts, max_age_seconds=settings.max_age_seconds),
             metrics=metrics,
             settings=WorkerSettings(concurrency=settings.workers, lease_seconds=settings.lease_seconds),
         )
-        resolver = CompanyResolver(direct)
         transformer = rudder.RudderTransformer(
-            specs, direct, resolver, rudder.AllowedDomains(_allowed_domains(settings, destinations))
+            specs, client, resolver, rudder.AllowedDomains(_allowed_domains(settings, destinations))
         )
         app.state.runtime = Runtime(
             settings=settings,
             specs=specs,
             destinations=destinations,
-            client=direct,
+            client=client,
             resolver=resolver,
             transformer=transformer,
             store=store,
@@ -143,6 +189,7 @@ def create_app(
         default_response_class=JsonResponse,
     )
     _error_handlers(app)
+    _describe_api(app)
     app.include_router(health.router)
     app.include_router(ingest.router)
     app.include_router(transform.router)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from pydantic import ValidationError
 
 from destination.config import DestinationConfig, load_destinations, parse_destination_config
 from destination.errors import ConfigError
@@ -63,6 +64,8 @@ def serve(
         application = create_app(settings)
     except (ConfigError, MappingSpecError) as exc:
         raise _fail(str(exc)) from None
+    except ValidationError as exc:
+        raise _fail(f"invalid setting: {_settings_problems(exc)}") from None
     # Bind every interface only when inbound auth protects the routes.
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -76,6 +79,12 @@ def serve(
         access_log=access_log,
         log_level=settings.log_level,
         timeout_graceful_shutdown=30,
+    )
+
+
+def _settings_problems(exc: ValidationError) -> str:
+    return "; ".join(
+        f"GSD_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" for err in exc.errors()
     )
 
 
@@ -131,6 +140,8 @@ def transform(
         events = parse_event_stream(text)
     except ConfigError as exc:
         raise _fail(exc.message) from None
+    except UnicodeDecodeError:
+        raise _fail("the events are not UTF-8 text") from None
     except (OSError, EventStreamError) as exc:
         raise _fail(str(exc)) from None
     failed = False
@@ -182,6 +193,9 @@ DEFAULT_STORE = "sqlite:///./data/gsd.sqlite3"
 def _with_store(url: str, work: Callable[[Store], Awaitable[None]]) -> None:
     from destination.delivery.store import StoreError
     from destination.delivery.stores import open_store
+
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
+        raise _fail(f"no store at {url.removeprefix('sqlite:///')} (set --store or GSD_STORE_URL)")
 
     async def run() -> None:
         try:

@@ -14,7 +14,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import jwt
 import yaml
+from jwt.algorithms import RSAAlgorithm
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -203,6 +205,11 @@ class JwtAuth(BaseModel):
     def _one_key(self) -> JwtAuth:
         if (self.secret is None) == (self.public_key is None):
             raise ValueError("give exactly one of 'secret' (HS256) or 'publicKey' (RS256)")
+        if self.public_key is not None:
+            try:
+                RSAAlgorithm(RSAAlgorithm.SHA256).prepare_key(self.public_key)
+            except (jwt.PyJWTError, ValueError, TypeError):
+                raise ValueError("publicKey: expected an RSA public key in PEM form") from None
         return self
 
 
@@ -264,6 +271,16 @@ def parse_destinations(data: Any, environ: Mapping[str, str] | None = None) -> t
         raise ConfigError(describe_validation_error(exc)) from None
 
 
+def _syntax_error(exc: Exception, path: Path) -> str:
+    """Where and what, never the offending line itself: it may hold a secret."""
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+        mark = exc.problem_mark
+        return f"not valid YAML at line {mark.line + 1}, column {mark.column + 1}: {exc.problem}"
+    if isinstance(exc, yaml.YAMLError):
+        return "not valid YAML"
+    return f"not valid JSON: {exc}"
+
+
 def load_destinations(path: Path, environ: Mapping[str, str] | None = None) -> tuple[Destination, ...]:
     """Read a destinations file (YAML or JSON); ConfigError names the file and every bad setting."""
     try:
@@ -273,9 +290,7 @@ def load_destinations(path: Path, environ: Mapping[str, str] | None = None) -> t
     try:
         data = loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
     except (JSONDecodeError, yaml.YAMLError) as exc:
-        raise ConfigError(
-            f"{path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {exc}"
-        ) from None
+        raise ConfigError(f"{path}: {_syntax_error(exc, path)}") from None
     try:
         return parse_destinations(data, environ)
     except ConfigError as exc:

@@ -5,7 +5,8 @@
     ├── ConfigError           the destination settings cannot serve the event (400, never retried)
     │   └── UnmappedEventError   a track event with no name/version mapping: filtered, not a fault
     └── GainsightError        Gainsight answered with a failure, or could not be reached
-                              (outcome: throttled | retryable | aborted)
+        │                     (outcome: throttled | retryable | aborted)
+        └── OverBudget        not sent at all: the tenant's rate budget is spent (throttled)
 
 Messages never contain secrets: they name fields and settings, not their values.
 """
@@ -75,3 +76,14 @@ class GainsightError(GsdError):
         self.response = response
         self.status_code = _STATUS_BY_OUTCOME[outcome]
         self.error_type = outcome
+
+
+class OverBudget(GainsightError):
+    """The call was not made: the tenant's rate budget is spent until `retry_at` (unix time)."""
+
+    def __init__(self, retry_at: float) -> None:
+        super().__init__(
+            f"rate budget of this Gainsight tenant is spent until {retry_at:.0f} (unix time)",
+            outcome="throttled",
+        )
+        self.retry_at = retry_at

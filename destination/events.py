@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from destination.errors import EventError
 
 Scalar = str | int | float
+_SAFE_INTEGER = 2**53
 
 
 class InboundEvent(BaseModel):
@@ -60,12 +61,20 @@ def checked_event(raw: Any, where: str, forced_type: str | None = None) -> dict[
         InboundEvent.model_validate(event)
     except ValidationError as exc:
         raise EventError(_describe(exc, where)) from None
-    message_id = event.get("messageId")
-    if message_id is None or message_id == "":
-        event["messageId"] = str(uuid.uuid4())
-    elif not isinstance(message_id, str):
-        event["messageId"] = str(message_id)
+    event["messageId"] = _message_id(event.get("messageId"), where)
     return event
+
+
+def _message_id(value: Any, where: str) -> str:
+    """The messageId as text; a missing one is assigned. A number must be an exact integer, or
+    two different ids could read the same once rounded (dedupe would drop a real event)."""
+    if value is None or value == "":
+        return str(uuid.uuid4())
+    if isinstance(value, float):
+        if not value.is_integer() or abs(value) >= _SAFE_INTEGER:
+            raise EventError(f"{where}.messageId: expected a string or an exact integer, got {value!r}")
+        value = int(value)
+    return str(value)
 
 
 def ordering_key(event: dict[str, Any]) -> str:

@@ -1,7 +1,9 @@
 """JSON in and out, with the exact byte forms the product promises.
 
-orjson does the fast path; the standard library covers what orjson refuses (integers
-beyond 64 bits). NaN and Infinity are not JSON and are rejected on the way in.
+Parsing is orjson's, which reads like JavaScript's JSON.parse (so like the reference transformer):
+integers beyond 64 bits become floats; it refuses what cannot be stored and sent again (numbers
+that overflow to infinity, lone UTF-16 surrogates). Writing falls back to the standard library
+only for Python values orjson cannot write (integers beyond 64 bits made by our own code).
 """
 
 from __future__ import annotations
@@ -16,19 +18,11 @@ class JSONDecodeError(ValueError):
     """The bytes are not one valid JSON document."""
 
 
-def _reject_constant(name: str) -> Any:
-    raise JSONDecodeError(f"{name} is not valid JSON")
-
-
 def loads(data: bytes | str) -> Any:
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError as exc:
-        # orjson refuses integers wider than 64 bits; those are still valid JSON.
-        try:
-            return json.loads(data, parse_constant=_reject_constant)
-        except (ValueError, UnicodeDecodeError):
-            raise JSONDecodeError(str(exc)) from None
+        raise JSONDecodeError(str(exc)) from None
 
 
 def dumps(obj: Any) -> bytes:
@@ -36,7 +30,7 @@ def dumps(obj: Any) -> bytes:
     try:
         return orjson.dumps(obj)
     except TypeError:
-        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
 
 
 def canonical_json(obj: Any) -> bytes:

@@ -17,9 +17,10 @@ import hmac
 from collections.abc import Iterable, Mapping
 
 import jwt
-from fastapi import HTTPException
+from fastapi import HTTPException, Request
 
 from destination.config import Destination
+from destination.runtime import Runtime
 
 _CHALLENGE = {"WWW-Authenticate": 'Basic realm="gainsight-destination"'}
 
@@ -32,7 +33,7 @@ class Unauthorized(HTTPException):
 def _basic_username(value: str) -> str:
     try:
         decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
+    except (binascii.Error, ValueError):  # ValueError: non-ASCII text, UnicodeDecodeError too
         raise Unauthorized("malformed Basic credentials: expected base64 of 'writeKey:'") from None
     return decoded.split(":", 1)[0]
 
@@ -69,7 +70,7 @@ def _jwt_error(token: str, destination: Destination) -> str | None:
         return f"JWT lacks the required claim {exc.claim!r}"
     except jwt.InvalidAudienceError:
         return "JWT audience does not match"
-    except jwt.InvalidTokenError:
+    except jwt.PyJWTError:
         return "JWT signature or format is invalid"
     return None
 
@@ -128,3 +129,17 @@ def authenticate(headers: Mapping[str, str], body: bytes, candidates: list[Desti
     raise Unauthorized(
         "credentials required: Basic auth with a write key, a Bearer JWT, or an X-Signature header"
     )
+
+
+def destination_for(
+    request: Request, runtime: Runtime, body: bytes, destination_id: str | None
+) -> Destination:
+    """The destination a request is for: by its credentials when auth is on (only the named
+    destination's credentials count on /v1/d/{id}/ routes), else the named or only one."""
+    if not runtime.auth_enabled:
+        return runtime.destination(destination_id)
+    if destination_id is not None:
+        candidates = [runtime.destination(destination_id)]
+    else:
+        candidates = list(runtime.destinations.values())
+    return authenticate(request.headers, body, candidates)

@@ -28,15 +28,29 @@ async def read_raw_body(request: Request, max_bytes: int) -> bytes:
         return body
     if encoding not in ("gzip", "x-gzip", "deflate"):
         raise HTTPException(415, f"Content-Encoding {encoding} is not supported (use gzip or deflate)")
+    return _decompress(body, encoding, max_bytes)
+
+
+def _decompress(body: bytes, encoding: str, max_bytes: int) -> bytes:
+    """Every member of a gzip stream (RFC 1952 allows several), never more than max_bytes."""
     wbits = 47 if encoding != "deflate" else 15  # 47: gzip or zlib header, detected
-    decoder = zlib.decompressobj(wbits)
-    try:
-        decoded = decoder.decompress(body, max_bytes + 1)
-    except zlib.error:
-        raise HTTPException(400, f"request body is not valid {encoding} data") from None
-    if len(decoded) > max_bytes or decoder.unconsumed_tail:
-        raise HTTPException(413, f"decompressed request body is larger than {max_bytes} bytes")
-    return decoded
+    parts: list[bytes] = []
+    size = 0
+    rest = body
+    while rest:
+        decoder = zlib.decompressobj(wbits)
+        try:
+            part = decoder.decompress(rest, max_bytes + 1 - size)
+        except zlib.error:
+            raise HTTPException(400, f"request body is not valid {encoding} data") from None
+        size += len(part)
+        if size > max_bytes or decoder.unconsumed_tail:
+            raise HTTPException(413, f"decompressed request body is larger than {max_bytes} bytes")
+        if not decoder.eof:
+            raise HTTPException(400, f"request body is truncated {encoding} data")
+        parts.append(part)
+        rest = decoder.unused_data if encoding != "deflate" else b""
+    return b"".join(parts)
 
 
 def parse_json(raw: bytes) -> Any:

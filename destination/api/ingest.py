@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Request
 
-from destination.api.auth import authenticate
+from destination.api.auth import destination_for
 from destination.api.body import parse_json, read_raw_body
 from destination.api.responses import JsonResponse
 from destination.config import Destination
@@ -28,17 +28,10 @@ from destination.runtime import Runtime, RuntimeDep
 router = APIRouter(tags=["Ingest"])
 
 SUPPORTED_TYPES = frozenset({"identify", "group", "track"})
+# Metric labels stay a closed set whatever senders put in `type`.
+_KNOWN_OTHER_TYPES = frozenset({"page", "screen", "alias"})
 Shape = Literal["identify", "group", "track", "batch", "webhook"]
 _MAX_LISTED_ERRORS = 50
-
-
-def _destination(request: Request, runtime: Runtime, raw: bytes, destination_id: str | None) -> Destination:
-    if not runtime.auth_enabled:
-        return runtime.destination(destination_id)
-    candidates = (
-        [runtime.destination(destination_id)] if destination_id else list(runtime.destinations.values())
-    )
-    return authenticate(request.headers, raw, candidates)
 
 
 def _raw_events(body: Any, shape: Shape) -> tuple[list[Any], bool]:
@@ -78,7 +71,7 @@ async def ingest(
     request: Request, runtime: Runtime, shape: Shape, destination_id: str | None
 ) -> JsonResponse:
     raw = await read_raw_body(request, runtime.settings.max_body_bytes)
-    destination = _destination(request, runtime, raw, destination_id)
+    destination = destination_for(request, runtime, raw, destination_id)
     metrics = runtime.metrics
     try:
         events, listed = _raw_events(parse_json(raw), shape)
@@ -118,7 +111,8 @@ async def ingest(
     if duplicates:
         metrics.duplicates.labels(destination.id).inc(duplicates)
     for item in ignored:
-        metrics.ignored.labels(destination.id, item["type"].lower()[:32]).inc()
+        kind = item["type"].lower()
+        metrics.ignored.labels(destination.id, kind if kind in _KNOWN_OTHER_TYPES else "other").inc()
     return JsonResponse(
         {
             "success": True,

@@ -20,7 +20,7 @@ from fastapi import APIRouter, Request, Response
 from destination.api.body import read_json
 from destination.api.responses import JsonResponse
 from destination.config import DestinationConfig, parse_destination_config
-from destination.errors import ConfigError, EventError, GsdError
+from destination.errors import ConfigError, EventError, GainsightError, GsdError
 from destination.gainsight.client import GainsightClient
 from destination.gainsight.companies import CompanyResolver
 from destination.gainsight.plan import GroupPlan, Plan, plan_event
@@ -108,7 +108,10 @@ class RudderTransformer:
         """The association outputs of group plans sharing a tenant: their Companies written in
         shared calls (DESIGN §6), as the reference does while transforming."""
         async with self._group_slots:
-            gsids = await self._resolver.resolve_many(plans)
+            try:
+                gsids = await self._resolver.resolve_many(plans)
+            except GainsightError as exc:  # e.g. the rate budget is spent: every plan waits
+                gsids = [exc] * len(plans)
         outputs: list[dict[str, Any] | GsdError] = []
         for plan, gsid in zip(plans, gsids, strict=True):
             if isinstance(gsid, GsdError):

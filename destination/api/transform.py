@@ -6,7 +6,8 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 
-from destination.api.body import read_json
+from destination.api.auth import destination_for
+from destination.api.body import parse_json, read_raw_body
 from destination.dryrun import dry_run
 from destination.runtime import RuntimeDep
 
@@ -39,8 +40,9 @@ def _events(body: Any) -> list[Any]:
 
 
 async def _dry_run(request: Request, runtime: RuntimeDep, destination_id: str | None) -> dict[str, Any]:
-    destination = runtime.destination(destination_id)
-    events = _events(await read_json(request, runtime.settings.max_body_bytes))
+    raw = await read_raw_body(request, runtime.settings.max_body_bytes)
+    destination = destination_for(request, runtime, raw, destination_id)
+    events = _events(parse_json(raw))
     return {
         "destination": destination.id,
         "results": dry_run(events, destination.config, runtime.specs),

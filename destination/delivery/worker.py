@@ -26,7 +26,7 @@ from destination.config import Destination
 from destination.delivery.governor import RateGovernor
 from destination.delivery.retry import RetryPolicy
 from destination.delivery.store import Attempt, QueuedEvent, Store
-from destination.errors import ConfigError, EventError, GainsightError, UnmappedEventError
+from destination.errors import ConfigError, EventError, GainsightError, OverBudget, UnmappedEventError
 from destination.gainsight.client import GainsightClient
 from destination.gainsight.companies import CompanyResolver
 from destination.gainsight.plan import GroupPlan, Plan, plan_event
@@ -37,14 +37,6 @@ from destination.metrics import Metrics
 log = logging.getLogger(__name__)
 
 _STEP = {"identify": "person upsert", "track": "event publish"}
-
-
-class OverBudget(Exception):
-    """The tenant's rate budget is spent until `retry_at`."""
-
-    def __init__(self, retry_at: float) -> None:
-        super().__init__(f"rate budget spent until {retry_at:.0f}")
-        self.retry_at = retry_at
 
 
 class BudgetGate:

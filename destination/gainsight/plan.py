@@ -18,7 +18,7 @@ from destination.errors import ConfigError, EventError, UnmappedEventError
 from destination.gainsight import endpoints as ep
 from destination.gainsight.signing import SigningClaims, body_digest
 from destination.jsonutil import canonical_json, js_json_text
-from destination.mapping.engine import Diagnostic, map_record
+from destination.mapping.engine import Diagnostic, js_falsy, map_record
 from destination.mapping.spec import Specs
 
 Kind = Literal["identify", "group", "track"]
@@ -186,7 +186,7 @@ def _group_email(event: Mapping[str, Any]) -> str:
     context = event.get("context")
     traits = context.get("traits") if isinstance(context, dict) else None
     email = traits.get("email") if isinstance(traits, dict) else None
-    if email is None or email == "":
+    if js_falsy(email):
         raise EventError("user email is required for group")
     if not isinstance(email, str):
         raise EventError(f"context.traits.email must be a string, got {type(email).__name__}")
@@ -227,7 +227,7 @@ def _contract_id(event: Mapping[str, Any], config: DestinationConfig) -> str | N
 
 def _track_event_name(event: Mapping[str, Any]) -> str:
     name = event.get("event")
-    if name is None or name == "":
+    if js_falsy(name):
         raise EventError("event name is required for track")
     if not isinstance(name, str):
         raise EventError(f"event must be a string, got {type(name).__name__}")

@@ -29,7 +29,9 @@ def as_is(value: Any) -> Any:
 
 
 def to_number(value: Any) -> int | float:
-    """A JSON number, or a string holding a decimal number; integral values become ints ("7" -> 7)."""
+    """A JSON number, or a string holding a decimal number; integral values become ints ("7" -> 7).
+
+    Beyond 2**53 a number is a float, as JavaScript's Number() makes it."""
     if isinstance(value, bool):
         raise NotCoercible("expected a number, got a boolean")
     if isinstance(value, int):
@@ -38,8 +40,8 @@ def to_number(value: Any) -> int | float:
         return _integral_as_int(value)
     if isinstance(value, str):
         text = value.strip()
-        if _INTEGER.fullmatch(text):
-            return int(text)
+        if _INTEGER.fullmatch(text) and abs(whole := int(text)) < _SAFE_INTEGER:
+            return whole
         if _DECIMAL.fullmatch(text):
             number = float(text)
             if math.isfinite(number):

@@ -35,6 +35,13 @@ class MappedRecord:
     diagnostics: tuple[Diagnostic, ...]
 
 
+def js_falsy(value: Any) -> bool:
+    """False in JavaScript (the reference's `!value` checks): null, false, 0 and ""."""
+    if value is None or value is False or value == "":
+        return True
+    return isinstance(value, int | float) and not isinstance(value, bool) and value == 0
+
+
 def lookup(event: Mapping[str, Any], path: Path_) -> Any:
     """The value at a path of object keys, or _MISSING when any step is absent or not an object."""
     node: Any = event
@@ -90,7 +97,7 @@ def _standard_fields(
     spec: ObjectSpec, chosen: dict[int, tuple[int, Any]], diagnostics: list[Diagnostic]
 ) -> dict[str, Any]:
     for rule in spec.required:
-        if rule.index not in chosen:
+        if rule.index not in chosen or js_falsy(chosen[rule.index][1]):
             raise EventError(rule.required or "")
     record: dict[str, Any] = {}
     for index in sorted(chosen):

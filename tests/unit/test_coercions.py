@@ -19,7 +19,7 @@ from destination.mapping.coercions import NotCoercible, json_text_if_object, to_
         ("-3", -3),
         ("1e3", 1000),
         (".5", 0.5),
-        ("12345678901234567890", 12345678901234567890),
+        ("12345678901234567890", 1.2345678901234567e19),
     ],
 )
 def test_to_number(value: Any, number: Any) -> None:

@@ -32,3 +32,27 @@ def test_unsupported_type(specs: Any, kind: str) -> None:
 def test_non_string_type_is_a_clear_400(specs: Any) -> None:
     with pytest.raises(EventError, match="message type must be a string"):
         plan_event({"type": 5}, make_config(), specs)
+
+
+@pytest.mark.parametrize(
+    ("event", "message"),
+    [
+        ({"type": "identify", "traits": {"email": False}}, "email is required for identify"),
+        ({"type": "identify", "traits": {"email": 0}}, "email is required for identify"),
+        (
+            {"type": "group", "traits": {"name": 0}, "context": {"traits": {"email": "a@b.co"}}},
+            "company name is required for group",
+        ),
+        (
+            {"type": "group", "traits": {"name": "A"}, "context": {"traits": {"email": False}}},
+            "user email is required for group",
+        ),
+        ({"type": "track", "event": 0}, "event name is required for track"),
+        ({"type": "track", "event": False}, "event name is required for track"),
+    ],
+)
+def test_falsy_required_values_count_as_missing_like_the_reference(
+    specs: Any, event: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(EventError, match=f"^{message}$"):
+        plan_event(event, make_config(), specs)

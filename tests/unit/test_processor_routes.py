@@ -55,7 +55,9 @@ def client(
     tmp_path: Path, calls: list[httpx.Request], monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[TestClient]:
     destinations = tmp_path / "destinations.json"
-    destinations.write_bytes(orjson.dumps({"destinations": [{"id": "acme", "config": BASE_CONFIG}]}))
+    destinations.write_bytes(
+        orjson.dumps({"destinations": [{"id": "acme", "writeKeys": ["wk"], "config": BASE_CONFIG}]})
+    )
     settings = Settings(destinations=destinations, store_url="memory://")
     app = create_app(settings, transport=httpx.MockTransport(companies_handler(calls)))
     with TestClient(app) as test_client:
@@ -233,7 +235,9 @@ def test_features(client: TestClient) -> None:
 
 
 def test_dry_run_transform_hides_secrets(client: TestClient) -> None:
-    response = client.post("/v1/transform", json={"batch": [IDENTIFY, TRACK, GROUP, {"type": "page"}]})
+    batch = {"batch": [IDENTIFY, TRACK, GROUP, {"type": "page"}]}
+    assert client.post("/v1/transform", json=batch).status_code == 401  # auth is on: no credentials
+    response = client.post("/v1/transform", json=batch, auth=("wk", ""))
     assert response.status_code == 200
     results = response.json()["results"]
     assert results[0]["requests"][0]["headers"]["Accesskey"] == "***"
@@ -254,3 +258,15 @@ def test_transformer_routes_can_be_switched_off(tmp_path: Path) -> None:
     app = create_app(Settings(destinations=destinations, transformer_routes="off", store_url="memory://"))
     with TestClient(app) as test_client:
         assert test_client.post("/v0/destinations/gainsight", json=[]).status_code == 404
+
+
+def test_company_calls_respect_the_rate_budget(tmp_path: Path, calls: list[httpx.Request]) -> None:
+    destinations = tmp_path / "d.json"
+    destinations.write_bytes(orjson.dumps([{"id": "acme", "config": BASE_CONFIG}]))
+    settings = Settings(destinations=destinations, store_url="memory://", rate_limit_per_minute=1)
+    app = create_app(settings, transport=httpx.MockTransport(companies_handler(calls)))
+    with TestClient(app) as test_client:
+        answer = test_client.post("/v0/destinations/gainsight", json=[item(GROUP)]).json()[0]
+    assert answer["statusCode"] == 429 and answer["statTags"]["errorType"] == "throttled"
+    assert "rate budget" in answer["error"]
+    assert len(calls) <= 1
