@@ -29,6 +29,7 @@ from destination.delivery.store import Attempt, QueuedEvent, Store
 from destination.errors import ConfigError, EventError, GainsightError, OverBudget, UnmappedEventError
 from destination.gainsight.client import GainsightClient
 from destination.gainsight.companies import CompanyResolver
+from destination.gainsight.endpoints import UNKNOWN_COMPANY_CODE
 from destination.gainsight.plan import GroupPlan, Plan, plan_event
 from destination.jsonutil import JSONDecodeError, loads
 from destination.mapping.spec import Specs
@@ -178,9 +179,16 @@ class Deliverer:
     async def _deliver_guarded(self, event: QueuedEvent) -> None:
         try:
             await self.deliver(event)
-        except Exception:
-            # A bug must not lose the event: its lease expires and it is claimed again.
+        except Exception as exc:
+            # A bug must neither lose the event nor retry it forever: it counts as a retryable
+            # failure (so the retry limits end in a dead letter). Should recording fail too, the
+            # lease expires and the event is claimed again.
             log.exception("delivering event %s failed unexpectedly", event.id)
+            error = GainsightError(
+                f"internal error while delivering: {type(exc).__name__}", outcome="retryable"
+            )
+            with contextlib.suppress(Exception):
+                await self._failed(event, error, dict(event.progress or {}))
 
     # ---- one event ----
 
@@ -227,7 +235,14 @@ class Deliverer:
             if not isinstance(gsid, str):
                 gsid = await self._resolver.resolve(plan)
                 progress["gsid"] = gsid
-            await self._client.execute(plan.association_request(gsid), "person association")
+            try:
+                await self._client.execute(plan.association_request(gsid), "person association")
+            except GainsightError as exc:
+                if exc.error_code == UNKNOWN_COMPANY_CODE:
+                    # The Gsid no longer names a company (deleted in Gainsight): resolve afresh.
+                    self._resolver.forget(plan.domain, plan.company_name)
+                    progress.pop("gsid", None)
+                raise
         else:
             await self._client.execute(plan.request, _STEP[plan.kind])
 

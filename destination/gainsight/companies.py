@@ -48,6 +48,12 @@ def _is_no_match(answer: Answer) -> bool:
     return classify(answer) == "aborted" and answer.error_code in _NO_MATCH_CODES
 
 
+def _matched_nothing(answer: Answer) -> bool:
+    """An update that succeeded but changed no row (tenants that answer 200 with count 0)."""
+    data = answer.body.get("data") if isinstance(answer.body, dict) else None
+    return isinstance(data, dict) and data.get("count") == 0 and not records_of(answer)
+
+
 def _chunks(names: list[str]) -> list[list[str]]:
     return [names[i : i + MAX_RECORDS_PER_CALL] for i in range(0, len(names), MAX_RECORDS_PER_CALL)]
 
@@ -102,6 +108,9 @@ class CompanyResolver:
 
     def remembered(self, domain: str, name: str) -> str | None:
         return self._gsids.get((domain, name))
+
+    def forget(self, domain: str, name: str) -> None:
+        self._gsids.pop((domain, name), None)
 
     def _remember(self, key: CompanyKey, gsid: str) -> None:
         self._gsids[key] = gsid
@@ -159,9 +168,11 @@ class CompanyResolver:
         unknown = [n for n in merged if n not in known]
         for names in _chunks(list(known)):
             answer = await self._client.send(template.update_request([merged[n] for n in names]))
-            if classify(answer) == "delivered":
+            if classify(answer) == "delivered" and not _matched_nothing(answer):
                 written.update(_gsids_by_name(names, answer, known))
-            elif _is_no_match(answer):  # one of them was deleted meanwhile: look them all up again
+            elif classify(answer) == "delivered" or _is_no_match(
+                answer
+            ):  # one of them was deleted meanwhile: look them all up again
                 unknown.extend(names)
             else:
                 failed.update(dict.fromkeys(names, self._client.failure(answer, "company update")))
@@ -196,9 +207,9 @@ class CompanyResolver:
         known = self._gsids.get(key)
         if known is not None:
             answer = await self._client.send(plan.update_request())
-            if classify(answer) == "delivered":
+            if classify(answer) == "delivered" and not _matched_nothing(answer):
                 return first_gsid(answer) or known
-            if not _is_no_match(answer):
+            if classify(answer) != "delivered" and not _is_no_match(answer):
                 raise self._client.failure(answer, "company update")
             # Deleted in Gainsight since we saw it: forget it and resolve afresh.
             self._gsids.pop(key, None)

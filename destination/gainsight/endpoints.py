@@ -24,6 +24,9 @@ MAX_RECORDS_PER_CALL = 50
 # messageId) with this code: the event already arrived, e.g. before a timed-out first try gave up.
 REPLAYED_SIGNATURE_CODE = "GSSIG_REPLAY"
 
+# People upsert naming a company Gsid that does not exist (reference §3.4).
+UNKNOWN_COMPANY_CODE = "GSOBJ_PEOPLE1001"
+
 CONTRACT_ID_EXTERNAL_TYPE = "gainsightEventContractId"
 
 

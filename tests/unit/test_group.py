@@ -401,3 +401,18 @@ def test_a_throttled_batch_fails_its_events_without_more_calls(specs: Any) -> No
     results = asyncio.run(resolver.resolve_many([group(specs, {"name": "A"}), group(specs, {"name": "B"})]))
     assert [r.outcome for r in results] == ["throttled", "throttled"]
     assert len(calls) == 1
+
+
+def test_update_that_matches_nothing_resolves_afresh(specs: Any) -> None:
+    nothing = {"result": True, "data": {"count": 0, "records": []}}
+    recorder = Recorder(
+        (*SEARCH, httpx.Response(200, json=envelope([]))),
+        ("POST", COMPANY, httpx.Response(200, json=envelope([{"Gsid": "A"}]))),
+        ("PUT", COMPANY, httpx.Response(200, json=nothing)),
+        (*SEARCH, httpx.Response(200, json=envelope([]))),
+        ("POST", COMPANY, httpx.Response(200, json=envelope([{"Gsid": "B"}]))),
+    )
+    resolver = CompanyResolver(recorder.client())
+    plan = group(specs, {"name": "Acme"})
+    assert resolve(recorder, plan, resolver) == "A"
+    assert resolve(recorder, plan, resolver) == "B"

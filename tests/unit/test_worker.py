@@ -256,3 +256,30 @@ def test_spent_budget_is_remembered_until_the_window_ends() -> None:
     asyncio.run(run())
     assert len(world.calls) == 1 and len(asked) == 2  # one granted, one refused, two refused from memory
     assert world.deliverer._budget_pause() == pytest.approx(30.0)
+
+
+def test_association_to_a_vanished_company_forgets_its_gsid() -> None:
+    unknown = {"result": False, "errorCode": "GSOBJ_PEOPLE1001", "errorDesc": "company does not exist"}
+    world = World(lambda r: httpx.Response(400, json=unknown) if r.url.path == "/v1.0/api/people" else ok(r))
+    (event,) = world.run(GROUP)
+    assert event.state == "dead" and "GSOBJ_PEOPLE1001" in (event.reason or "")
+    assert world.deliverer._resolver.remembered("acme.gainsightcloud.com", "Acme") is None
+
+
+def test_an_unexpected_error_counts_as_a_failed_attempt() -> None:
+    world = World(ok)
+
+    async def broken(plan: Any, progress: Any) -> None:
+        raise RuntimeError("bug")
+
+    world.deliverer._perform = broken  # type: ignore[method-assign]
+
+    async def run() -> StoredEvent | None:
+        await world.store.enqueue([NewEvent("acme", "m", "p", "identify", dumps(IDENTIFY), NOW)])
+        for event in await world.store.claim(world.now, 1, 60, world.deliverer._owner):
+            await world.deliverer._deliver_guarded(event)
+        return await world.store.get_event(1)
+
+    event = asyncio.run(run())
+    assert event is not None and event.state == "queued" and event.lease_owner is None
+    assert event.history[0].outcome == "retryable" and "RuntimeError" in (event.history[0].error or "")
