@@ -60,7 +60,8 @@ class Runtime:
         return found
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
+    # async on purpose: FastAPI runs a plain `def` dependency in a thread pool, per request.
     runtime: Runtime = request.app.state.runtime
     return runtime
 

@@ -10,6 +10,7 @@ not stored, so webhook senders that forward every event are not made to retry th
 from __future__ import annotations
 
 import time
+from collections import Counter
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request
@@ -17,11 +18,10 @@ from fastapi import APIRouter, Request
 from destination.api.auth import destination_for
 from destination.api.body import parse_json, read_raw_body
 from destination.api.responses import JsonResponse
-from destination.config import Destination
 from destination.delivery.store import NewEvent
-from destination.errors import ConfigError, EventError
+from destination.errors import EventError
 from destination.events import checked_event, ordering_key
-from destination.gainsight.plan import message_type, plan_event
+from destination.gainsight.plan import check_event, message_type
 from destination.jsonutil import dumps
 from destination.runtime import Runtime, RuntimeDep
 
@@ -46,25 +46,22 @@ def _raw_events(body: Any, shape: Shape) -> tuple[list[Any], bool]:
     return [body], False
 
 
-def _check(
-    raw: Any, where: str, shape: Shape, destination: Destination, runtime: Runtime
-) -> dict[str, Any] | None:
-    """The event to store, None for a type Gainsight does not take; EventError when invalid."""
+def _check(raw: Any, where: str, shape: Shape, runtime: Runtime) -> dict[str, Any] | None:
+    """The event to store, None for a type Gainsight does not take; EventError when invalid.
+
+    Only the event is judged here: when the destination's settings cannot serve it (say an
+    access key is missing), it is still stored, and dead-lettered for replay once they can."""
     forced = shape if shape in SUPPORTED_TYPES else None
     event = checked_event(raw, where, forced)
     try:
-        kind = message_type(event)
+        message_type(event)
     except EventError as exc:
         raise EventError(f"{where}.type: {exc.message}") from None
-    if kind not in SUPPORTED_TYPES:
-        return None
     try:
-        plan_event(event, destination.config, runtime.specs)
-    except ConfigError:
-        pass  # the event is fine; the settings are not: stored, and dead-lettered for replay
+        kind = check_event(event, runtime.specs)
     except EventError as exc:
         raise EventError(f"{where}: {exc.message}") from None
-    return event
+    return event if kind is not None else None
 
 
 async def ingest(
@@ -83,7 +80,7 @@ async def ingest(
     for index, raw_event in enumerate(events):
         where = f"batch[{index}]" if listed else "event"
         try:
-            event = _check(raw_event, where, shape, destination, runtime)
+            event = _check(raw_event, where, shape, runtime)
         except EventError as exc:
             errors.append({"index": index, "error": exc.message})
             continue
@@ -104,9 +101,9 @@ async def ingest(
         ]
     )
     runtime.wake_workers()
-    for event, fresh in zip(accepted, stored, strict=True):
-        if fresh:
-            metrics.ingested.labels(destination.id, event["type"].lower()).inc()
+    fresh_by_type = Counter(e["type"].lower() for e, fresh in zip(accepted, stored, strict=True) if fresh)
+    for kind, count in fresh_by_type.items():
+        metrics.ingested.labels(destination.id, kind).inc(count)
     duplicates = stored.count(False)
     if duplicates:
         metrics.duplicates.labels(destination.id).inc(duplicates)

@@ -18,7 +18,7 @@ from destination.errors import ConfigError, EventError, UnmappedEventError
 from destination.gainsight import endpoints as ep
 from destination.gainsight.signing import SigningClaims, body_digest
 from destination.jsonutil import canonical_json, js_json_text
-from destination.mapping.engine import Diagnostic, js_falsy, map_record
+from destination.mapping.engine import Diagnostic, check_required, js_falsy, lookup, map_record
 from destination.mapping.spec import Specs
 
 Kind = Literal["identify", "group", "track"]
@@ -157,6 +157,28 @@ def message_type(event: Mapping[str, Any]) -> str:
     return raw.lower()
 
 
+def check_event(event: Mapping[str, Any], specs: Specs) -> Kind | None:
+    """The event's kind if it can become Gainsight requests, None for a type Gainsight does not
+    take; EventError exactly where plan_event (with complete settings) would raise one.
+    Cheap: nothing is built (ingest runs this on every event)."""
+    if not isinstance(event, dict):
+        raise EventError("the event must be a JSON object")
+    kind = message_type(event)
+    if kind == "identify":
+        check_required(specs.person, event)
+        return "identify"
+    if kind == "group":
+        check_required(specs.company, event)
+        _group_email(event)
+        _company_name(lookup(event, ("traits", "name")))
+        return "group"
+    if kind == "track":
+        _track_event_name(event)
+        _track_properties(event)
+        return "track"
+    return None
+
+
 def plan_event(event: Mapping[str, Any], config: DestinationConfig, specs: Specs) -> Plan:
     """The plan for one event; EventError / ConfigError when it cannot be planned."""
     if not isinstance(event, dict):
@@ -193,15 +215,18 @@ def _group_email(event: Mapping[str, Any]) -> str:
     return email
 
 
+def _company_name(name: Any) -> str:
+    if isinstance(name, bool) or not isinstance(name, str | int | float):
+        raise EventError(f"traits.name must be a string, got {type(name).__name__}")
+    return name if isinstance(name, str) else js_json_text(name)
+
+
 def plan_group(event: Mapping[str, Any], config: DestinationConfig, specs: Specs) -> GroupPlan:
     _required(config, "group", "accessKey")
     mapped = map_record(specs.company, event, config.company_fields, "companyMap")
     email = _group_email(event)
     company = dict(mapped.fields)
-    name = company["Name"]
-    if isinstance(name, bool) or not isinstance(name, str | int | float):
-        raise EventError(f"traits.name must be a string, got {type(name).__name__}")
-    company["Name"] = name if isinstance(name, str) else js_json_text(name)
+    company["Name"] = _company_name(company["Name"])
     _required(config, "group", "domain")
     assert config.domain is not None and config.access_key is not None
     return GroupPlan(
@@ -234,9 +259,19 @@ def _track_event_name(event: Mapping[str, Any]) -> str:
     return name
 
 
+def _track_properties(event: Mapping[str, Any]) -> dict[str, Any]:
+    properties = event.get("properties")
+    if properties is None:
+        return {}
+    if not isinstance(properties, dict):
+        raise EventError(f"properties must be a JSON object, got {type(properties).__name__}")
+    return properties
+
+
 def plan_track(event: Mapping[str, Any], config: DestinationConfig) -> TrackPlan:
     name = _track_event_name(event)
     _required(config, "track", "sharedSecret", "topicName", "tenantId")
+    properties = _track_properties(event)
     mapped_name = config.event_names.get(name)
     if not mapped_name:
         raise UnmappedEventError(f"Event name mapping not provided for {name}")
@@ -244,11 +279,6 @@ def plan_track(event: Mapping[str, Any], config: DestinationConfig) -> TrackPlan
     if not mapped_version:
         raise UnmappedEventError(f"event version mapping not provided for {name}")
     _required(config, "track", "domain")
-    properties = event.get("properties")
-    if properties is None:
-        properties = {}
-    if not isinstance(properties, dict):
-        raise EventError(f"properties must be a JSON object, got {type(properties).__name__}")
     assert config.domain and config.shared_secret and config.tenant_id and config.topic_name
     body = canonical_json(properties)
     headers = {
