@@ -301,12 +301,23 @@ def test_connection_failure_is_retryable(specs: Any) -> None:
     assert caught.value.outcome == "retryable"
 
 
-def test_forgotten_company_is_resolved_again(specs: Any) -> None:
-    gone = {"result": False, "errorCode": "GSOBJ_1011", "errorDesc": "no entity matches"}
+@pytest.mark.parametrize(
+    "update_answer",
+    [
+        httpx.Response(
+            400, json={"result": False, "errorCode": "GSOBJ_1011", "errorDesc": "no entity matches"}
+        ),
+        httpx.Response(200, json={"result": True, "data": {"count": 0, "records": []}}),
+    ],
+    ids=["no-match-error", "count-zero"],
+)
+def test_a_company_gone_since_it_was_remembered_is_resolved_afresh(
+    specs: Any, update_answer: httpx.Response
+) -> None:
     recorder = Recorder(
         (*SEARCH, httpx.Response(200, json=envelope([]))),
         ("POST", COMPANY, httpx.Response(200, json=envelope([{"Gsid": "A"}]))),
-        ("PUT", COMPANY, httpx.Response(400, json=gone)),
+        ("PUT", COMPANY, update_answer),
         (*SEARCH, httpx.Response(200, json=envelope([]))),
         ("POST", COMPANY, httpx.Response(200, json=envelope([{"Gsid": "B"}]))),
     )
@@ -401,18 +412,3 @@ def test_a_throttled_batch_fails_its_events_without_more_calls(specs: Any) -> No
     results = asyncio.run(resolver.resolve_many([group(specs, {"name": "A"}), group(specs, {"name": "B"})]))
     assert [r.outcome for r in results] == ["throttled", "throttled"]
     assert len(calls) == 1
-
-
-def test_update_that_matches_nothing_resolves_afresh(specs: Any) -> None:
-    nothing = {"result": True, "data": {"count": 0, "records": []}}
-    recorder = Recorder(
-        (*SEARCH, httpx.Response(200, json=envelope([]))),
-        ("POST", COMPANY, httpx.Response(200, json=envelope([{"Gsid": "A"}]))),
-        ("PUT", COMPANY, httpx.Response(200, json=nothing)),
-        (*SEARCH, httpx.Response(200, json=envelope([]))),
-        ("POST", COMPANY, httpx.Response(200, json=envelope([{"Gsid": "B"}]))),
-    )
-    resolver = CompanyResolver(recorder.client())
-    plan = group(specs, {"name": "Acme"})
-    assert resolve(recorder, plan, resolver) == "A"
-    assert resolve(recorder, plan, resolver) == "B"
