@@ -84,23 +84,15 @@ class Service:
 
 
 @contextmanager
-def service(workdir: Path) -> Iterator[Service]:
-    (workdir / "destinations.json").write_bytes(orjson.dumps(DESTINATIONS))
+def started(args: list[str], env: dict[str, str], ready_path: str, workdir: Path) -> Iterator[Service]:
+    """`python -m destination ARGS --host 127.0.0.1 --port P` with GSD_* `env`, until the block ends."""
     port = free_port()
-    env = {
-        **os.environ,
-        "GSD_DESTINATIONS": str(workdir / "destinations.json"),
-        "GSD_STORE_URL": f"sqlite:///{workdir}/gsd.sqlite3",
-        "GSD_AUTH": "off",
-        "GSD_GAINSIGHT_BASE_URL": f"http://127.0.0.1:{free_port()}",  # nothing listens there
-        "GSD_LOG_LEVEL": "warning",
-        "PYTHONPATH": str(ROOT),
-    }
-    log = (workdir / "service.log").open("wb")
+    name = args[0]
+    log = (workdir / f"{name}.log").open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "destination", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        [sys.executable, "-m", "destination", *args, "--host", "127.0.0.1", "--port", str(port)],
         cwd=workdir,
-        env=env,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **env},
         stdout=log,
         stderr=subprocess.STDOUT,
     )
@@ -109,14 +101,14 @@ def service(workdir: Path) -> Iterator[Service]:
         deadline = time.monotonic() + 30
         while True:
             if process.poll() is not None:
-                raise RuntimeError(f"service exited: {(workdir / 'service.log').read_text()}")
+                raise RuntimeError(f"{name} exited: {(workdir / f'{name}.log').read_text()}")
             try:
-                if httpx.get(base_url + "/health", timeout=1).status_code == 200:
+                if httpx.get(base_url + ready_path, timeout=1).status_code == 200:
                     break
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError("service did not start within 30 s")
+                raise RuntimeError(f"{name} did not start within 30 s")
             time.sleep(0.1)
         yield Service(process, base_url)
     finally:
@@ -127,6 +119,20 @@ def service(workdir: Path) -> Iterator[Service]:
             process.kill()
             process.wait()
         log.close()
+
+
+@contextmanager
+def service(workdir: Path) -> Iterator[Service]:
+    (workdir / "destinations.json").write_bytes(orjson.dumps(DESTINATIONS))
+    env = {
+        "GSD_DESTINATIONS": str(workdir / "destinations.json"),
+        "GSD_STORE_URL": f"sqlite:///{workdir}/gsd.sqlite3",
+        "GSD_AUTH": "off",
+        "GSD_GAINSIGHT_BASE_URL": f"http://127.0.0.1:{free_port()}",  # nothing listens there
+        "GSD_LOG_LEVEL": "warning",
+    }
+    with started(["serve"], env, "/health", workdir) as svc:
+        yield svc
 
 
 class Connection:

@@ -15,13 +15,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -64,42 +60,6 @@ def message(kind: str, n: int, companies: int) -> dict[str, Any]:
         "groupId": f"g{n % companies}",
         "traits": {"name": f"Company {n % companies}", "employees": n % 900, "region": "EMEA"},
     }
-
-
-@contextmanager
-def running(
-    args: list[str], env: dict[str, str], ready: str, workdir: Path
-) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    port = ingest.free_port()
-    log = (workdir / f"{args[0]}.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "destination", *args, "--port", str(port)],
-        cwd=workdir,
-        env={**os.environ, "PYTHONPATH": str(ROOT), **env},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(url + ready, timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise RuntimeError((workdir / f"{args[0]}.log").read_text()) from None
-                time.sleep(0.1)
-        yield process, url
-    finally:
-        process.terminate()
-        process.wait(30)
-        log.close()
-
-
-def cpu(process: subprocess.Popen[bytes]) -> float:
-    fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / ingest.CLOCK_TICKS
 
 
 async def phase(kind: str, url: str, seconds: float, connections: int, companies: int) -> tuple[float, int]:
@@ -152,33 +112,37 @@ def main() -> None:
             "--log-level",
             "warning",
         ]
-        with running(sim_args, {}, "/__sim/counters", workdir) as (sim, sim_url):
+        with ingest.started(sim_args, {}, "/__sim/counters", workdir) as sim:
             env = {
                 "GSD_DESTINATIONS": str(workdir / "d.json"),
                 "GSD_STORE_URL": f"sqlite:///{workdir}/q.db",
-                "GSD_GAINSIGHT_BASE_URL": sim_url,
+                "GSD_GAINSIGHT_BASE_URL": sim.base_url,
                 "GSD_LOG_LEVEL": "warning",
                 # "Instant Gainsight": the budget is not what this measures.
                 "GSD_RATE_LIMIT_PER_MINUTE": "100000000",
                 "GSD_RATE_LIMIT_PER_DAY": "1000000000",
             }
-            with running(["serve"], env, "/health", workdir) as (service, url):
+            with ingest.started(["serve"], env, "/health", workdir) as service:
                 print(
                     f"processor endpoint, 100 events/request, {args.connections} connections, "
                     f"{args.seconds:.0f} s per phase"
                 )
                 for kind in ("identify", "track", "group"):
-                    before = (cpu(service), cpu(sim), time.process_time())
+                    before = (service.cpu_seconds(), sim.cpu_seconds(), time.process_time())
                     rate, errors = asyncio.run(
-                        phase(kind, url, args.seconds, args.connections, args.companies)
+                        phase(kind, service.base_url, args.seconds, args.connections, args.companies)
                     )
-                    spent = (cpu(service) - before[0], cpu(sim) - before[1], time.process_time() - before[2])
+                    spent = (
+                        service.cpu_seconds() - before[0],
+                        sim.cpu_seconds() - before[1],
+                        time.process_time() - before[2],
+                    )
                     line = f"  {kind:<8} {rate:>9,.0f} events/s (bar >= {bars[kind]:,}), {errors} error items"
                     line += (
                         f"; CPU s: service {spent[0]:.1f}, simulator {spent[1]:.1f}, generator {spent[2]:.1f}"
                     )
                     print(line)
-                companies = httpx.get(sim_url + "/__sim/companies").json()
+                companies = httpx.get(sim.base_url + "/__sim/companies").json()
                 names = [c["Name"] for c in companies]
                 duplicates = len(names) - len(set(names))
                 print(

@@ -34,13 +34,6 @@ class InboundEvent(BaseModel):
     timestamp: str | None = None
 
 
-class InboundBatch(BaseModel):
-    """`POST /v1/batch`: `{"batch": [event, ...]}`; other top-level fields (context, …) are kept."""
-
-    model_config = ConfigDict(extra="allow")
-    batch: list[dict[str, Any]]
-
-
 def _describe(error: ValidationError, where: str) -> str:
     problems = []
     for err in error.errors():
