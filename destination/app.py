@@ -156,8 +156,6 @@ def create_app(
             settings=settings,
             specs=specs,
             destinations=destinations,
-            client=client,
-            resolver=resolver,
             transformer=transformer,
             store=store,
             metrics=metrics,
@@ -169,7 +167,7 @@ def create_app(
         gc.collect()
         gc.freeze()
         worker = asyncio.create_task(deliverer.run())
-        app.state.runtime.extras["worker"] = worker
+        app.state.runtime.worker = worker
         pruner = asyncio.create_task(_prune_forever(store))
         try:
             yield

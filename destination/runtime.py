@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated, Any
+import asyncio
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, HTTPException, Request
 
 from destination.config import Destination
 from destination.delivery.store import Store
-from destination.gainsight.client import GainsightClient
-from destination.gainsight.companies import CompanyResolver
 from destination.mapping.spec import Specs
 from destination.metrics import Metrics
 from destination.settings import Settings
@@ -25,14 +24,12 @@ class Runtime:
     settings: Settings
     specs: Specs
     destinations: dict[str, Destination]
-    client: GainsightClient
-    resolver: CompanyResolver
     transformer: RudderTransformer
     store: Store
     metrics: Metrics
     deliverer: Deliverer
     sandbox: bool
-    extras: dict[str, Any] = field(default_factory=dict)
+    worker: asyncio.Task[None] | None = None  # the delivery loop, once started
 
     @property
     def auth_enabled(self) -> bool:
@@ -41,8 +38,7 @@ class Runtime:
     @property
     def delivering(self) -> bool:
         """The delivery loop is running (it ends only on shutdown or a bug)."""
-        task = self.extras.get("worker")
-        return task is not None and not task.done()
+        return self.worker is not None and not self.worker.done()
 
     def wake_workers(self) -> None:
         self.deliverer.wake()

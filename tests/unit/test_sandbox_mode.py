@@ -47,6 +47,6 @@ def test_ready_reports_queue_and_delivery() -> None:
     with TestClient(create_app(Settings(store_url="memory://"))) as client:
         body = client.get("/ready").json()
         assert body["status"] == "ready" and body["problems"] == [] and body["destinations"] == ["sandbox"]
-        client.app.state.runtime.extras["worker"].cancel()  # type: ignore[attr-defined]
+        client.app.state.runtime.worker.cancel()  # type: ignore[attr-defined]
         wait_for(lambda: client.get("/ready").status_code == 503)
         assert client.get("/ready").json()["problems"] == ["delivery loop is not running"]
