@@ -224,18 +224,11 @@ def dead_letters_list(
 ) -> None:
     """One JSON line per dead letter, oldest first."""
 
+    from destination.api.admin import dead_letter_summary
+
     async def work(opened: Store) -> None:
         for letter in await opened.list_dead_letters(destination, limit, offset):
-            _echo_json(
-                {
-                    "id": letter.id,
-                    "destination": letter.destination_id,
-                    "messageId": letter.message_id,
-                    "type": letter.kind,
-                    "attempts": letter.attempts,
-                    "reason": letter.reason,
-                }
-            )
+            _echo_json(dead_letter_summary(letter))
 
     _with_store(store, work)
 

@@ -15,7 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 
 from destination.api.auth import Unauthorized, authenticate
-from destination.delivery.store import StoredEvent
+from destination.delivery.store import DeadLetter, StoredEvent
 from destination.jsonutil import JSONDecodeError, loads
 from destination.runtime import Runtime, RuntimeDep
 
@@ -62,6 +62,20 @@ def _payload(event: StoredEvent) -> Any:
         return base64.b64encode(event.payload).decode()
 
 
+def dead_letter_summary(letter: DeadLetter) -> dict[str, Any]:
+    """One line of a dead-letter list (admin route and CLI)."""
+    return {
+        "id": letter.id,
+        "destination": letter.destination_id,
+        "messageId": letter.message_id,
+        "type": letter.kind,
+        "attempts": letter.attempts,
+        "reason": letter.reason,
+        "receivedAt": letter.received_at,
+        "deadAt": letter.dead_at,
+    }
+
+
 def dead_letter_view(event: StoredEvent) -> dict[str, Any]:
     return {
         "id": event.id,
@@ -95,21 +109,7 @@ async def list_dead_letters(
 ) -> dict[str, Any]:
     which = _allowed(_scope(request, runtime), destination)
     letters = await runtime.store.list_dead_letters(which, limit, offset)
-    return {
-        "deadLetters": [
-            {
-                "id": d.id,
-                "destination": d.destination_id,
-                "messageId": d.message_id,
-                "type": d.kind,
-                "attempts": d.attempts,
-                "reason": d.reason,
-                "receivedAt": d.received_at,
-                "deadAt": d.dead_at,
-            }
-            for d in letters
-        ]
-    }
+    return {"deadLetters": [dead_letter_summary(d) for d in letters]}
 
 
 @router.get("/admin/dead-letters/{event_id}", summary="One dead letter: the event and every attempt")
