@@ -25,7 +25,7 @@ from destination.delivery.store import Store
 from destination.delivery.stores import open_store
 from destination.delivery.worker import BudgetGate, Deliverer, WorkerSettings
 from destination.gainsight.client import Credentials, GainsightClient, new_http_client
-from destination.gainsight.executor import Executor, SavedReason
+from destination.gainsight.executor import Executor
 from destination.gainsight.outcomes import Answer
 from destination.gainsight.plan import Request as PlannedRequest
 from destination.mapping.spec import default_specs
@@ -140,7 +140,7 @@ def create_app(
             client,
             store,
             unchanged_ttl_seconds=settings.unchanged_ttl_seconds,
-            saved=_saved(metrics),
+            saved=metrics.saved,
             clock=time.time,
             concurrency=max(8, 2 * settings.workers),  # calls in flight
         )
@@ -246,11 +246,3 @@ def _observer(metrics: Metrics) -> Callable[[Credentials, PlannedRequest, Answer
         metrics.calls.labels(credentials.destination, request.step, status).inc()
 
     return observe
-
-
-def _saved(metrics: Metrics) -> Callable[[str, SavedReason, int], None]:
-    def saved(destination: str, reason: SavedReason, calls: int) -> None:
-        if calls > 0:
-            metrics.calls_saved.labels(destination, reason).inc(calls)
-
-    return saved

@@ -69,3 +69,8 @@ class Metrics:
             buckets=(0.1, 0.5, 1, 5, 15, 60, 300, 1800, 3600, 86400),
             registry=self.registry,
         )
+
+    def saved(self, destination: str, reason: str, calls: int) -> None:
+        """Count calls saved (gsd_calls_saved_total); the executor reports them."""
+        if calls > 0:
+            self.calls_saved.labels(destination, reason).inc(calls)
