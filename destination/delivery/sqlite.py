@@ -148,7 +148,10 @@ class SQLiteStore:
                         "head_id": head_id,
                         "limit": MAX_RUN - 1,
                     }
-                    for event_id, next_kind, available_at in conn.execute(self._q["run_after_head"], params):
+                    # fetchall: no statement is left half-read (jobs hand back plain values only)
+                    for event_id, next_kind, available_at in conn.execute(
+                        self._q["run_after_head"], params
+                    ).fetchall():
                         if next_kind not in RUN_KINDS or available_at > now:
                             break
                         ids.append(event_id)
@@ -362,12 +365,12 @@ class SQLiteStore:
     async def remember_gsids(self, scope: str, gsids: Mapping[str, str], now: float) -> None:
         rows = [{"scope": scope, "name": n, "gsid": g, "now": now} for n, g in gsids.items()]
         if rows:
-            await self._writer.run(lambda conn: conn.executemany(self._q["remember_gsid"], rows))
+            await self._writer.run(lambda conn: conn.executemany(self._q["remember_gsid"], rows).rowcount)
 
     async def forget_gsids(self, scope: str, names: Sequence[str]) -> None:
         rows = [{"scope": scope, "name": n} for n in names]
         if rows:
-            await self._writer.run(lambda conn: conn.executemany(self._q["forget_gsid"], rows))
+            await self._writer.run(lambda conn: conn.executemany(self._q["forget_gsid"], rows).rowcount)
 
     async def delivered_states(
         self, scope: str, kind: StateKind, keys: Sequence[str], since: float
@@ -391,12 +394,12 @@ class SQLiteStore:
             for k, v in states.items()
         ]
         if rows:
-            await self._writer.run(lambda conn: conn.executemany(self._q["remember_state"], rows))
+            await self._writer.run(lambda conn: conn.executemany(self._q["remember_state"], rows).rowcount)
 
     async def forget_states(self, scope: str, kind: StateKind, keys: Sequence[str]) -> None:
         rows = [{"scope": scope, "kind": kind, "key": k} for k in keys]
         if rows:
-            await self._writer.run(lambda conn: conn.executemany(self._q["forget_state"], rows))
+            await self._writer.run(lambda conn: conn.executemany(self._q["forget_state"], rows).rowcount)
 
     async def prune(self, now: float) -> int:
         before = now - self._dedupe_window
@@ -409,9 +412,13 @@ class SQLiteStore:
         ):
             pass
         window_params = {"before": now - RATE_WINDOW_RETENTION_SECONDS}
-        await self._writer.run(lambda conn: conn.execute(self._q["prune_rate_windows"], window_params))
+        await self._writer.run(
+            lambda conn: conn.execute(self._q["prune_rate_windows"], window_params).rowcount
+        )
         state_params = {"before": now - STATE_RETENTION_SECONDS}
-        await self._writer.run(lambda conn: conn.execute(self._q["prune_delivered_state"], state_params))
+        await self._writer.run(
+            lambda conn: conn.execute(self._q["prune_delivered_state"], state_params).rowcount
+        )
         return deleted
 
     def _prune_events(self, conn: sqlite3.Connection, before: float) -> int:
