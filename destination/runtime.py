@@ -30,6 +30,13 @@ class Runtime:
     deliverer: Deliverer
     sandbox: bool
     worker: asyncio.Task[None] | None = None  # the delivery loop, once started
+    store_problem: str | None = None  # why the last commit failed, until one succeeds again
+
+    def store_failed(self, error: Exception) -> None:
+        self.store_problem = str(error)
+
+    def store_committed(self) -> None:
+        self.store_problem = None
 
     @property
     def auth_enabled(self) -> bool:

@@ -136,7 +136,14 @@ async def test_purge_deletes_dead_letters_and_keeps_their_message_ids(store: Sto
     assert await store.purge_dead_letters(destination_id="globex") == 1
     assert await store.purge_dead_letters() == 1
     assert await store.purge_dead_letters() == 0
-    assert await store.counts() == {"queued": 0, "leased": 0, "delivered": 0, "filtered": 0, "dead": 0}
+    assert await store.counts() == {
+        "queued": 0,
+        "leased": 0,
+        "delivered": 0,
+        "filtered": 0,
+        "rejected": 0,
+        "dead": 0,
+    }
     assert await store.enqueue([event("a1", "ada")]) == [False]
 
 

@@ -26,7 +26,14 @@ async def test_enqueue_reports_each_event_stored(store: Store) -> None:
 
 async def test_enqueue_of_nothing_stores_nothing(store: Store) -> None:
     assert await store.enqueue([]) == []
-    assert await store.counts() == {"queued": 0, "leased": 0, "delivered": 0, "filtered": 0, "dead": 0}
+    assert await store.counts() == {
+        "queued": 0,
+        "leased": 0,
+        "delivered": 0,
+        "filtered": 0,
+        "rejected": 0,
+        "dead": 0,
+    }
 
 
 async def test_duplicate_message_id_in_one_call_is_stored_once(store: Store) -> None:
@@ -235,7 +242,14 @@ async def test_complete_records_the_final_state_and_time(store: Store, clock: Fa
         None,
         None,
     )
-    assert await store.counts() == {"queued": 0, "leased": 0, "delivered": 1, "filtered": 1, "dead": 0}
+    assert await store.counts() == {
+        "queued": 0,
+        "leased": 0,
+        "delivered": 1,
+        "filtered": 1,
+        "rejected": 0,
+        "dead": 0,
+    }
 
 
 async def test_get_event_of_an_unknown_id_is_none(store: Store) -> None:
@@ -261,7 +275,14 @@ async def test_prune_forgets_finished_events_and_message_ids_past_the_window(
 
     assert await store.prune(T0 + 120) == 1
     assert await store.get_event(1) is None
-    assert await store.counts() == {"queued": 1, "leased": 0, "delivered": 1, "filtered": 0, "dead": 1}
+    assert await store.counts() == {
+        "queued": 1,
+        "leased": 0,
+        "delivered": 1,
+        "filtered": 0,
+        "rejected": 0,
+        "dead": 1,
+    }
     # "old" was seen before the window: it is new again; "recent" is still remembered
     assert await store.enqueue([event("old", at=T0 + 120), event("recent", at=T0 + 120)]) == [True, False]
 
