@@ -121,7 +121,7 @@ def parse_json(raw: bytes, max_depth: int | None = MAX_DEPTH) -> Any:
     try:
         value = loads(raw)
     except JSONDecodeError as exc:
-        if "recursion" in str(exc).lower():
+        if "depth" in str(exc).lower() or "recursion" in str(exc).lower():
             raise HTTPException(400, f"request body nests JSON deeper than {MAX_DEPTH} levels") from None
         raise HTTPException(400, f"request body is not valid JSON: {exc}") from None
     if max_depth is not None and json_depth(value) > max_depth:

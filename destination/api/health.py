@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from fastapi import APIRouter
@@ -19,6 +20,7 @@ async def health() -> dict[str, Any]:
 
 
 _PROBE_KEY = "gsd:ready-probe"
+_RECHECK_AFTER = 10.0  # seconds: a small probe commit can pass on a disk an ingest just filled
 _PROBE_WINDOW = ("probe", 0.0, 2**62)  # never full; pruned with stale rate windows
 
 
@@ -29,9 +31,11 @@ async def _store_problems(runtime: Runtime) -> tuple[dict[str, int], list[str]]:
     except Exception as exc:
         queue = {}
         problems.append(f"store: {type(exc).__name__}")
-    if runtime.store_problem is not None:
-        # The last commit failed: see whether one succeeds now (recovery needs no restart, and a
-        # replica taken out of a load balancer receives no ingest to find out by itself).
+    if runtime.store_problem is not None and time.monotonic() - runtime.store_failed_at < _RECHECK_AFTER:
+        problems.append(f"store cannot commit: {runtime.store_problem}")
+    elif runtime.store_problem is not None:
+        # The last commit failed a while ago: see whether a small one succeeds now (a replica taken
+        # out of a load balancer receives no ingest to find out by itself; no restart needed).
         try:
             await runtime.store.take_budget(_PROBE_KEY, [_PROBE_WINDOW])
             runtime.store_committed()
