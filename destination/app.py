@@ -79,8 +79,8 @@ def _describe_api(app: FastAPI) -> None:
                 title=app.title, version=app.version, description=app.description, routes=app.routes
             )
             for path_item in schema.get("paths", {}).values():
-                for operation in path_item.values():
-                    _describe_operation(operation)
+                for method, operation in path_item.items():
+                    _describe_operation(method, operation)
             schema.setdefault("components", {})["securitySchemes"] = {
                 "writeKey": {"type": "http", "scheme": "basic", "description": "username = a write key"},
                 "jwt": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
@@ -97,8 +97,24 @@ def _describe_api(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def _describe_operation(operation: dict[str, Any]) -> None:
+def _error_response(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": ERROR_SCHEMA}}}
+
+
+def _describe_operation(method: str, operation: dict[str, Any]) -> None:
     responses = operation.setdefault("responses", {})
+    if operation.get("parameters"):
+        responses.setdefault(
+            "404",
+            _error_response(
+                "no such destination or item (with auth on, an unknown "
+                "destination id is answered 401, as bad credentials)"
+            ),
+        )
+    if method.lower() not in ("get", "head", "options"):
+        responses.setdefault("403", _error_response("sandbox mode: a simple request from another origin"))
+    if operation.get("tags") == ["Admin"]:
+        responses.setdefault("503", _error_response("the store cannot commit now"))
     if responses.pop("422", None) is not None or "400" in responses:
         described = responses.get("400", {}).get("description", "invalid request; the error names the field")
         responses["400"] = {
