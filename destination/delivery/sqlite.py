@@ -213,7 +213,11 @@ class SQLiteStore:
     ) -> list[DeadLetter]:
         if limit <= 0:
             return []
-        params = {"destination_id": destination_id, "limit": limit, "offset": max(offset, 0)}
+        params = {
+            "destination_id": destination_id,
+            "limit": min(limit, 2**62),
+            "offset": min(max(offset, 0), 2**62),
+        }
 
         def job(conn: sqlite3.Connection) -> list[DeadLetter]:
             rows = conn.execute(self._q["list_dead_letters"], params).fetchall()

@@ -293,3 +293,13 @@ async def test_a_closed_store_refuses_work(store: Store) -> None:
         await store.enqueue([event("m1")])
     with pytest.raises(StoreClosedError):
         await store.counts()
+
+
+async def test_prune_forgets_rejected_events_past_the_window(make_store: StoreFactory) -> None:
+    store = make_store(dedupe_window_seconds=100.0)
+    await store.enqueue([event("rejected", "ada", at=T0), event("recent", "bob", at=T0 + 50)])
+    for claimed in await store.claim(T0 + 50, 10, LEASE, "w1"):
+        await store.reject(claimed.id, "email is required for identify", owner="w1")
+    assert await store.prune(T0 + 120) == 1
+    assert await store.get_event(1) is None and await store.get_event(2) is not None
+    assert (await store.counts())["rejected"] == 1
