@@ -44,7 +44,12 @@ def _error_handlers(app: FastAPI) -> None:
     """Every 4xx/5xx answers {"code", "message", "error"} (responses.py says why)."""
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JsonResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JsonResponse:
+        # One line per refused request; messages name fields and limits, never a credential.
+        log.info(
+            "request refused",
+            extra={"path": request.url.path, "status": exc.status_code, "reason": str(exc.detail)},
+        )
         return error_response(exc.status_code, str(exc.detail), headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
