@@ -319,3 +319,12 @@ def test_sandbox_refuses_a_cross_origin_page_but_not_its_own(workdir: Path) -> N
         assert httpx.post(f"{sandbox.base_url}/v1/track", content=event, headers=own).status_code == 200
         assert httpx.post(f"{sandbox.base_url}/v1/track", content=event).status_code == 200  # curl, a server
         assert metrics(sandbox, "gsd_events_ingested_total")
+
+
+def test_admin_ids_beyond_64_bits_are_not_found_not_a_500(service: Server) -> None:
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    for event_id in (2**63, 2**64, 10**30):
+        response = httpx.get(f"{service.base_url}/admin/dead-letters/{event_id}", headers=admin)
+        assert response.status_code == 404 and response.json()["code"] == "not_found"
+    replay = httpx.post(f"{service.base_url}/admin/dead-letters/replay", json={"ids": [2**64]}, headers=admin)
+    assert replay.status_code == 200 and replay.json() == {"replayed": 0}
