@@ -40,12 +40,27 @@ class Event:
     message_id: str
 
 
+_JSON_KINDS: dict[type, str] = {
+    dict: "object",
+    list: "array",
+    str: "string",
+    int: "integer",
+    float: "number",
+    bool: "boolean",
+    type(None): "null",
+}
+
+
 def _kind_of(value: Any) -> str:
-    if isinstance(value, bool):
-        return "boolean"
-    return {dict: "object", list: "array", str: "string", int: "integer", float: "number"}.get(
-        type(value), "null" if value is None else type(value).__name__
-    )
+    """The JSON name of a parsed value's kind, as messages name it."""
+    return _JSON_KINDS.get(type(value), type(value).__name__)
+
+
+_NOT_AN_OBJECT = {
+    kind: NotAnEvent(None, f"expected a JSON object, got {name}")
+    for kind, name in _JSON_KINDS.items()
+    if kind is not dict
+}
 
 
 def _shown(text: str) -> str:
@@ -97,7 +112,10 @@ def message_id(value: Any) -> str | NotAnEvent:
 def as_event(raw: Any, forced_type: str | None = None) -> Event | NotAnEvent:
     """The event in `raw`, or why it is not one. Cheap: ingest runs this on every item."""
     if not isinstance(raw, dict):
-        return NotAnEvent(None, f"expected a JSON object, got {_kind_of(raw)}")
+        # Shared answers: a hostile batch may hold millions of such items.
+        return _NOT_AN_OBJECT.get(type(raw)) or NotAnEvent(
+            None, f"expected a JSON object, got {_kind_of(raw)}"
+        )
     kind = _type(forced_type if forced_type is not None else raw.get("type"))
     if isinstance(kind, NotAnEvent):
         return kind
