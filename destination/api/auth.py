@@ -15,10 +15,12 @@ import base64
 import binascii
 import hashlib
 import hmac
+import secrets
 from collections.abc import Iterable, Mapping
 
 import jwt
 from fastapi import HTTPException, Request
+from pydantic import SecretStr
 
 from destination.api.body import read_wire_body
 from destination.config import Destination
@@ -150,12 +152,31 @@ def authenticate(headers: Mapping[str, str], body: bytes, candidates: list[Desti
 
 def candidates(runtime: Runtime, destination_id: str | None) -> list[Destination]:
     """Whose credentials count: the named destination's on /v1/d/{id}/ routes, else everyone's.
-    An unknown id has none, so it is answered exactly as a known id with wrong credentials:
-    nothing before authentication tells whether an id exists."""
+    An unknown id gets a decoy whose secrets nobody holds, so it is answered exactly as a known
+    id with wrong credentials: nothing before authentication tells whether an id exists."""
     if destination_id is None:
         return list(runtime.destinations.values())
     found = runtime.destinations.get(destination_id)
-    return [found] if found is not None else []
+    return [found if found is not None else _decoy(runtime)]
+
+
+def _decoy(runtime: Runtime) -> Destination:
+    """A stand-in for an unknown id: a configured destination's credential shape with secrets
+    nobody holds, so that checking against it costs what checking a real one costs."""
+    template = runtime.destinations[min(runtime.destinations)]
+    jwt_auth = template.jwt
+    if jwt_auth is not None:
+        jwt_auth = jwt_auth.model_copy(
+            update={"secret": SecretStr(secrets.token_hex(32)), "public_key": None}
+        )
+    return template.model_copy(
+        update={
+            "id": "",
+            "write_keys": tuple(SecretStr(secrets.token_hex(16)) for _ in template.write_keys),
+            "webhook_secret": SecretStr(secrets.token_hex(16)) if template.webhook_secret else None,
+            "jwt": jwt_auth,
+        }
+    )
 
 
 def destination_for(
