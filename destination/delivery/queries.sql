@@ -30,14 +30,14 @@ CREATE TABLE IF NOT EXISTS events (
     kind TEXT NOT NULL,
     payload BLOB NOT NULL,
     received_at REAL NOT NULL,
-    state TEXT NOT NULL,            -- queued | leased | delivered | unchanged | filtered | dead
+    state TEXT NOT NULL,            -- queued | leased | delivered | unchanged | filtered | rejected | dead
     head INTEGER NOT NULL,          -- 1 = oldest unfinished event of its person: the only claimable one
     available_at REAL,              -- queued: claimable from; leased: lease expiry; NULL once final
     lease_owner TEXT,               -- the lease token of the claim holding it
     attempts INTEGER NOT NULL DEFAULT 0,  -- attempts recorded since (re)queueing
     progress BLOB,                  -- JSON kept between tries of a resumable plan
     finished_at REAL,
-    reason TEXT                     -- why it was dead-lettered
+    reason TEXT                     -- why it was dead-lettered or rejected
 );
 -- Claim reads only heads, so it stays O(limit) however many events wait behind them.
 CREATE INDEX IF NOT EXISTS events_claimable ON events (available_at, id) WHERE head = 1;
@@ -46,7 +46,9 @@ CREATE INDEX IF NOT EXISTS events_unfinished_by_person
     ON events (destination_id, ordering_key, id) WHERE state IN ('queued', 'leased');
 CREATE INDEX IF NOT EXISTS events_dead ON events (id) WHERE state = 'dead';
 CREATE INDEX IF NOT EXISTS events_prunable
-    ON events (received_at) WHERE state IN ('delivered', 'unchanged', 'filtered');
+    ON events (received_at) WHERE state IN ('delivered', 'filtered');
+CREATE INDEX IF NOT EXISTS events_rejected ON events (received_at) WHERE state = 'rejected';
+CREATE INDEX IF NOT EXISTS events_unchanged ON events (received_at) WHERE state = 'unchanged';
 -- Renewing a claim finds its events by token.
 CREATE INDEX IF NOT EXISTS events_by_lease ON events (lease_owner) WHERE state = 'leased';
 
@@ -86,9 +88,10 @@ CREATE TABLE IF NOT EXISTS state_counts (
     state TEXT PRIMARY KEY,
     n INTEGER NOT NULL
 ) WITHOUT ROWID;
+-- Run on every start, so a store made before a state existed gains its row (its count is 0 then).
 INSERT OR IGNORE INTO state_counts (state, n)
     VALUES ('queued', 0), ('leased', 0), ('delivered', 0), ('unchanged', 0), ('filtered', 0),
-        ('dead', 0);
+        ('rejected', 0), ('dead', 0);
 
 -- The Gsid learnt for each company name, per tenant (scope = domain): shared by restarts and by
 -- every process on the store, so a known company is never searched for again.
@@ -239,9 +242,10 @@ ORDER BY id
 LIMIT :limit OFFSET :offset;
 
 -- name: select_dead_letters
--- :ids is a JSON array of ids, or NULL for every dead letter.
+-- :ids is a JSON array of ids, or NULL for every dead letter. Rejected events are replayed only
+-- when named by id (:with_rejected): replaying every rejected event at once is never what is meant.
 SELECT id FROM events
-WHERE state = 'dead'
+WHERE (state = 'dead' OR (state = 'rejected' AND :with_rejected AND :ids IS NOT NULL))
     AND (:ids IS NULL OR id IN (SELECT value FROM json_each(:ids)))
     AND (:destination_id IS NULL OR destination_id = :destination_id)
 ORDER BY id;
@@ -251,7 +255,7 @@ ORDER BY id;
 UPDATE events
 SET state = 'queued', head = 0, available_at = received_at, lease_owner = NULL, attempts = 0,
     progress = NULL, finished_at = NULL, reason = NULL
-WHERE state = 'dead' AND id IN (SELECT value FROM json_each(:ids))
+WHERE state IN ('dead', 'rejected') AND id IN (SELECT value FROM json_each(:ids))
 RETURNING destination_id, ordering_key;
 
 -- name: reset_person_head
@@ -290,8 +294,15 @@ VALUES (:tenant_key, :window_name, :window_start, 1)
 ON CONFLICT (tenant_key, window_name, window_start) DO UPDATE SET calls = calls + 1;
 
 -- name: prunable_events
+-- One partial index per branch; rejected and unchanged events go the same way as delivered ones.
 SELECT id FROM events
-WHERE state IN ('delivered', 'unchanged', 'filtered') AND received_at < :before
+WHERE state IN ('delivered', 'filtered') AND received_at < :before
+UNION ALL
+SELECT id FROM events
+WHERE state = 'rejected' AND received_at < :before
+UNION ALL
+SELECT id FROM events
+WHERE state = 'unchanged' AND received_at < :before
 LIMIT :limit;
 
 -- name: prune_seen_messages
