@@ -67,7 +67,7 @@ class BudgetGate:
 @dataclass(frozen=True)
 class WorkerSettings:
     concurrency: int = 4  # batches in flight
-    batch_claims: int = 200  # person runs (or tracks) claimed per batch
+    batch_claims: int = 1000  # person runs (or tracks) claimed per batch
     lease_seconds: float = 15.0  # renewed every third of it while a batch runs
     idle_poll_seconds: float = 0.5
     drain_seconds: float = 25.0
