@@ -31,7 +31,7 @@ from tests.e2e.servers import stop as stop_server
 
 WRITE_KEY = "wk_crash"
 ADMIN_TOKEN = "crash-admin-token"
-# The default lease (15 s, renewed while a delivery runs): a restarted service takes over the
+# The default lease (10 s, renewed while a delivery runs): a restarted service takes over the
 # killed one's claims when it expires. Short, generous rate windows: the budget never holds
 # delivery up for long.
 SERVICE_ENV = {
@@ -44,10 +44,12 @@ SIM_FLAGS = ("--minute-seconds", "2", "--rate-limit-per-minute", "1000")
 BATCH = 10
 PACE = 0.04  # ~250 events/s offered: more than the service delivers, so a backlog builds
 KILLS = 2
+ROUND = 500  # events accepted per round: a backlog of a few hundred when the kill lands
 
 
 class Sender(threading.Thread):
-    """Posts batches of track events until stopped; remembers which messageIds got a 200."""
+    """Posts batches of track events until stopped or ROUND are accepted; remembers which
+    messageIds got a 200."""
 
     def __init__(self, service: Server, serial: itertools.count[int]) -> None:
         super().__init__(daemon=True)
@@ -76,7 +78,7 @@ class Sender(threading.Thread):
     def run(self) -> None:
         with httpx.Client(base_url=self.service.base_url, auth=(WRITE_KEY, ""), timeout=5.0) as client:
             # Paced (a batch per PACE seconds) so ingest and delivery share the two cores.
-            while not self.stopping.wait(PACE):
+            while len(self.accepted) < ROUND and not self.stopping.wait(PACE):
                 events = self.batch()
                 ids = {e["messageId"] for e in events}
                 self.sent |= ids
@@ -124,9 +126,9 @@ def test_kill_9_during_load_loses_no_accepted_event(tmp_path: Path) -> None:
                 sender.start()
                 before = published(sim)
                 # Load until deliveries of this round's events are under way and a backlog waits.
-                # (After a kill, the dead process's claims first wait out their 15 s lease.)
+                # (After a kill, the dead process's claims first wait out their 10 s lease.)
                 wait_for(
-                    lambda s=sender, b=before: len(s.accepted) >= 200 and published(sim) > b + 50,
+                    lambda s=sender, b=before: len(s.accepted) >= ROUND and published(sim) > b + 50,
                     timeout=45,
                 )
                 stop_server(service, signal.SIGKILL)
