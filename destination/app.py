@@ -55,7 +55,7 @@ def _error_handlers(app: FastAPI) -> None:
 
 
 _ERROR_SCHEMA = {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}
-_SECURED_TAGS = {"Ingest", "Dry run", "Admin"}
+_SECURED_TAGS = {"Ingest", "Dry run"}
 
 
 def _describe_api(app: FastAPI) -> None:
@@ -73,6 +73,12 @@ def _describe_api(app: FastAPI) -> None:
             schema.setdefault("components", {})["securitySchemes"] = {
                 "writeKey": {"type": "http", "scheme": "basic", "description": "username = a write key"},
                 "jwt": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+                "adminToken": {"type": "http", "scheme": "bearer", "description": "GSD_ADMIN_TOKEN"},
+                "adminBasic": {
+                    "type": "http",
+                    "scheme": "basic",
+                    "description": "any user name, password = GSD_ADMIN_TOKEN",
+                },
                 "webhookSignature": {
                     "type": "apiKey",
                     "in": "header",
@@ -97,6 +103,10 @@ def _describe_operation(operation: dict[str, Any]) -> None:
     if _SECURED_TAGS & set(operation.get("tags", [])):
         operation["security"] = [{"writeKey": []}, {"jwt": []}, {"webhookSignature": []}, {}]
         responses.setdefault("401", {"description": "missing or invalid credentials (when auth is on)"})
+    if "Admin" in operation.get("tags", []) and operation.get("summary") != "Prometheus metrics":
+        operation["security"] = [{"adminToken": []}, {"adminBasic": []}]
+        responses.setdefault("401", {"description": "missing or wrong admin token"})
+        responses.setdefault("404", {"description": "admin routes are off (GSD_ADMIN_TOKEN unset)"})
 
 
 def _allowed_domains(settings: Settings, destinations: dict[str, Destination]) -> tuple[str, ...]:

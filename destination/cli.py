@@ -186,7 +186,9 @@ app.add_typer(dead_letters, name="dead-letters")
 
 StoreOption = Annotated[str, typer.Option("--store", envvar="GSD_STORE_URL", help="Store URL.")]
 DestinationFilter = Annotated[str | None, typer.Option("--destination", help="Only this destination.")]
-Ids = Annotated[list[int] | None, typer.Argument(help="Dead-letter ids; all when omitted.")]
+MAX_ID = 2**63 - 1  # store ids are signed 64-bit integers
+Ids = Annotated[list[int] | None, typer.Argument(help="Dead-letter ids.", min=1, max=MAX_ID)]
+EventIdArg = Annotated[int, typer.Argument(help="Dead-letter id.", min=1, max=MAX_ID)]
 DEFAULT_STORE = "sqlite:///./data/gsd.sqlite3"
 
 
@@ -224,7 +226,7 @@ def dead_letters_list(
 ) -> None:
     """One JSON line per dead letter, oldest first."""
 
-    from destination.api.admin import dead_letter_summary
+    from destination.delivery.views import dead_letter_summary
 
     async def work(opened: Store) -> None:
         for letter in await opened.list_dead_letters(destination, limit, offset):
@@ -234,27 +236,44 @@ def dead_letters_list(
 
 
 @dead_letters.command("show")
-def dead_letters_show(event_id: int, store: StoreOption = DEFAULT_STORE) -> None:
+def dead_letters_show(event_id: EventIdArg, store: StoreOption = DEFAULT_STORE) -> None:
     """The dead letter's event and every attempt's Gainsight answer."""
-    from destination.api.admin import dead_letter_view
+    from destination.delivery.views import event_view
 
     async def work(opened: Store) -> None:
         event = await opened.get_dead_letter(event_id)
         if event is None:
             raise _fail(f"no dead letter with id {event_id}")
-        _echo_json(dead_letter_view(event))
+        _echo_json(event_view(event))
 
     _with_store(store, work)
 
 
+AllFlag = Annotated[bool, typer.Option("--all", help="Every dead letter of every destination.")]
+NOTHING_SELECTED = "nothing selected: name dead-letter ids, --destination ID, or --all"
+
+
+def _selection(ids: list[int] | None, destination: str | None, everything: bool) -> list[int] | None:
+    """The ids to act on (None: all matching --destination); refuses an empty selection."""
+    if everything and (ids or destination is not None):
+        raise _fail("--all selects everything; do not combine it with ids or --destination")
+    if not everything and not ids and destination is None:
+        raise _fail(NOTHING_SELECTED)
+    return ids or None
+
+
 @dead_letters.command("replay")
 def dead_letters_replay(
-    ids: Ids = None, store: StoreOption = DEFAULT_STORE, destination: DestinationFilter = None
+    ids: Ids = None,
+    store: StoreOption = DEFAULT_STORE,
+    destination: DestinationFilter = None,
+    everything: AllFlag = False,
 ) -> None:
     """Re-queue dead letters in their original order; the running service delivers them."""
+    chosen = _selection(ids, destination, everything)
 
     async def work(opened: Store) -> None:
-        count = await opened.replay_dead_letters(ids or None, destination)
+        count = await opened.replay_dead_letters(chosen, destination)
         typer.echo(f"replayed {count} dead letter(s)")
 
     _with_store(store, work)
@@ -262,13 +281,72 @@ def dead_letters_replay(
 
 @dead_letters.command("purge")
 def dead_letters_purge(
-    ids: Ids = None, store: StoreOption = DEFAULT_STORE, destination: DestinationFilter = None
+    ids: Ids = None,
+    store: StoreOption = DEFAULT_STORE,
+    destination: DestinationFilter = None,
+    everything: AllFlag = False,
 ) -> None:
     """Delete dead letters for good."""
+    chosen = _selection(ids, destination, everything)
 
     async def work(opened: Store) -> None:
-        count = await opened.purge_dead_letters(ids or None, destination)
+        count = await opened.purge_dead_letters(chosen, destination)
         typer.echo(f"purged {count} dead letter(s)")
+
+    _with_store(store, work)
+
+
+events = typer.Typer(
+    help="Look up any event's state and attempts (reads GSD_STORE_URL).", no_args_is_help=True
+)
+app.add_typer(events, name="events")
+
+
+@events.command("show")
+def events_show(
+    message_id: Annotated[str, typer.Argument(help="The event's messageId.")],
+    store: StoreOption = DEFAULT_STORE,
+    destination: DestinationFilter = None,
+) -> None:
+    """The event's state, payload and every attempt (request sent, Gainsight's answer), as JSON."""
+    from destination.delivery.views import event_view
+
+    async def work(opened: Store) -> None:
+        found = await opened.find_events(message_id, destination)
+        if not found:
+            where = f" for destination {destination!r}" if destination else ""
+            raise _fail(f"no event with messageId {message_id!r}{where}")
+        owners = sorted({e.destination_id for e in found})
+        if len(owners) > 1:
+            raise _fail(
+                f"messageId {message_id!r} is in several destinations ({', '.join(owners)}): "
+                "name one with --destination"
+            )
+        _echo_json(event_view(found[-1]))
+
+    _with_store(store, work)
+
+
+@events.command("list")
+def events_list(
+    store: StoreOption = DEFAULT_STORE,
+    destination: DestinationFilter = None,
+    state: Annotated[
+        str | None,
+        typer.Option(help="queued, leased, delivered, unchanged, filtered, rejected or dead."),
+    ] = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> None:
+    """One JSON line per event, oldest first."""
+    from destination.delivery.views import EVENT_STATES_SHOWN, event_summary
+
+    if state is not None and state not in EVENT_STATES_SHOWN:
+        raise _fail(f"--state: expected one of {', '.join(EVENT_STATES_SHOWN)}")
+
+    async def work(opened: Store) -> None:
+        for found in await opened.list_events(destination, state, limit, offset):
+            _echo_json(event_summary(found))
 
     _with_store(store, work)
 
