@@ -31,6 +31,7 @@ from destination.gainsight.plan import Request as PlannedRequest
 from destination.mapping.spec import default_specs
 from destination.metrics import Metrics
 from destination.runtime import Runtime
+from destination.serving import HTTP_GRACE_SECONDS
 from destination.settings import DEFAULT_ALLOWED_DOMAINS, Settings
 
 log = logging.getLogger(__name__)
@@ -157,7 +158,11 @@ def create_app(
             gate=gate,
             policy=RetryPolicy(max_attempts=settings.max_attempts, max_age_seconds=settings.max_age_seconds),
             metrics=metrics,
-            settings=WorkerSettings(concurrency=settings.workers, lease_seconds=settings.lease_seconds),
+            settings=WorkerSettings(
+                concurrency=settings.workers,
+                lease_seconds=settings.lease_seconds,
+                drain_seconds=settings.drain_seconds - HTTP_GRACE_SECONDS,
+            ),
         )
         transformer = rudder.RudderTransformer(
             specs, client, resolver, rudder.AllowedDomains(_allowed_domains(settings, destinations))

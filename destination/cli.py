@@ -47,12 +47,12 @@ def serve(
     destinations: Annotated[
         Path | None, typer.Option("--destinations", help="Destinations file [env GSD_DESTINATIONS].")
     ] = None,
-    access_log: Annotated[bool, typer.Option(help="Log every HTTP request.")] = False,
+    access_log: Annotated[bool, typer.Option(help="Log every HTTP request (one line each).")] = True,
 ) -> None:
     """Run the service. With no destinations configured it runs in sandbox mode."""
-    import uvicorn
-
     from destination.app import create_app
+    from destination.logs import configure_logging
+    from destination.serving import ServeError, bind, check_store_writable, run_server
     from destination.settings import Settings
 
     # Flags win over GSD_* variables, which Settings reads itself.
@@ -61,25 +61,31 @@ def serve(
     }
     try:
         settings = Settings(**overrides)  # type: ignore[arg-type]
-        application = create_app(settings)
-    except (ConfigError, MappingSpecError) as exc:
-        raise _fail(str(exc)) from None
     except ValidationError as exc:
         raise _fail(f"invalid setting: {_settings_problems(exc)}") from None
-    # Bind every interface only when inbound auth protects the routes.
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    listen_host = settings.host or ("0.0.0.0" if settings.auth_enabled else "127.0.0.1")
-    _announce(application, listen_host, settings.port)
-    uvicorn.run(
+    configure_logging(settings.log_level, settings.log_format)
+    try:
+        check_store_writable(settings.store_url)
+        application = create_app(settings)
+        # Bind every interface only when inbound auth protects the routes.
+        listen_host = settings.host or ("0.0.0.0" if settings.auth_enabled else "127.0.0.1")
+        sock = bind(listen_host, settings.port)
+    except (ConfigError, MappingSpecError, ServeError) as exc:
+        raise _fail(str(exc)) from None
+    bound_port = sock.getsockname()[1]
+    if settings.admin_token is None:
+        logging.getLogger("destination").info(
+            "admin routes and /status are off: set GSD_ADMIN_TOKEN to turn them on"
+        )
+    code = run_server(
         application,
-        host=listen_host,
-        port=settings.port,
+        sock,
         access_log=access_log,
         log_level=settings.log_level,
-        timeout_graceful_shutdown=30,
+        on_ready=lambda: _announce(application, listen_host, bound_port),
     )
+    if code:
+        raise typer.Exit(code)
 
 
 def _settings_problems(exc: ValidationError) -> str:

@@ -32,6 +32,7 @@ from destination.gainsight.companies import CompanyResolver
 from destination.gainsight.endpoints import UNKNOWN_COMPANY_CODE
 from destination.gainsight.plan import GroupPlan, Plan, plan_event
 from destination.jsonutil import JSONDecodeError, loads
+from destination.logs import log_event_outcome
 from destination.mapping.spec import Specs
 from destination.metrics import Metrics
 
@@ -221,6 +222,7 @@ class Deliverer:
         self._metrics.attempts.labels(event.destination_id, "delivered").inc()
         self._metrics.outcomes.labels(event.destination_id, "delivered").inc()
         self._metrics.delivery_seconds.observe(max(0.0, now - event.received_at))
+        self._log_outcome(event, "delivered", 200)
 
     def _plan(self, event: QueuedEvent, destination: Destination) -> Plan:
         try:
@@ -263,16 +265,33 @@ class Deliverer:
                 if error.outcome == "aborted"
                 else f"gave up after {failures} attempts: {error.message}"
             )
-            await self._dead(event, reason)
+            await self._dead(event, reason, error.http_status)
         else:
             await self._store.retry_later(event.id, retry_at, progress, owner=self._owner)
+            self._log_outcome(event, "retry", error.http_status, error.message)
+
+    def _log_outcome(
+        self, event: QueuedEvent, outcome: str, status: int | None, reason: str | None = None
+    ) -> None:
+        """The one log line per event outcome (DESIGN §9)."""
+        log_event_outcome(
+            destination=event.destination_id,
+            message_id=event.message_id,
+            kind=event.kind,
+            outcome=outcome,
+            status=status,
+            attempts=event.attempts,
+            latency=self._clock() - event.received_at,
+            reason=reason,
+        )
 
     async def _filtered(self, event: QueuedEvent, reason: str) -> None:
         await self._store.record_attempt(event.id, Attempt(self._clock(), "filtered", None, reason))
         await self._store.complete(event.id, "filtered", owner=self._owner)
         self._metrics.outcomes.labels(event.destination_id, "filtered").inc()
+        self._log_outcome(event, "filtered", None, reason)
 
-    async def _dead(self, event: QueuedEvent, reason: str) -> None:
+    async def _dead(self, event: QueuedEvent, reason: str, status: int | None = None) -> None:
         await self._store.dead_letter(event.id, reason, owner=self._owner)
         self._metrics.outcomes.labels(event.destination_id, "dead").inc()
-        log.warning("event %s (%s) dead-lettered: %s", event.message_id, event.kind, reason)
+        self._log_outcome(event, "dead", status, reason)
