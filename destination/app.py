@@ -16,7 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 
 from destination import __version__
-from destination.api import admin, health, ingest, rudder, transform
+from destination.api import admin, health, ingest, rudder, status, transform
 from destination.api.responses import JsonResponse
 from destination.config import Destination, load_destinations
 from destination.delivery.governor import RateGovernor, RateWindow
@@ -207,6 +207,7 @@ def create_app(
     app.include_router(ingest.router)
     app.include_router(transform.router)
     app.include_router(admin.router)
+    app.include_router(status.router)
     if settings.transformer_routes == "on":
         app.include_router(rudder.build_router())
     if sandbox is not None:

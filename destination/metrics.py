@@ -62,3 +62,9 @@ class Metrics:
             buckets=(0.1, 0.5, 1, 5, 15, 60, 300, 1800, 3600, 86400),
             registry=self.registry,
         )
+        self.degraded = Gauge(
+            "gsd_destination_degraded",
+            "1 when every recent attempt for the destination failed (see /status)",
+            ["destination"],
+            registry=self.registry,
+        )

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from destination.api.admin_auth import AdminDep
 from destination.delivery.views import EVENT_STATES_SHOWN, dead_letter_summary, event_summary, event_view
 from destination.runtime import Runtime, RuntimeDep
+from destination.status import degraded_destinations
 
 router = APIRouter(tags=["Admin"])
 
@@ -134,4 +135,8 @@ async def purge(
 async def metrics(runtime: RuntimeDep) -> Response:
     for state, count in (await runtime.store.counts()).items():
         runtime.metrics.queue.labels(state).set(count)
+    for destination_id, degraded in (
+        await degraded_destinations(runtime.store, sorted(runtime.destinations))
+    ).items():
+        runtime.metrics.degraded.labels(destination_id).set(int(degraded))
     return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)

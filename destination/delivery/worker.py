@@ -26,6 +26,7 @@ from destination.config import Destination
 from destination.delivery.governor import RateGovernor
 from destination.delivery.retry import RetryPolicy
 from destination.delivery.store import Attempt, QueuedEvent, Store
+from destination.delivery.views import described_request
 from destination.errors import ConfigError, EventError, GainsightError, OverBudget, UnmappedEventError
 from destination.gainsight.client import GainsightClient
 from destination.gainsight.companies import CompanyResolver
@@ -214,10 +215,12 @@ class Deliverer:
             await self._store.retry_later(event.id, exc.retry_at, progress, owner=self._owner)
             return
         except GainsightError as exc:
-            await self._failed(event, exc, progress)
+            await self._failed(event, exc, progress, _sent(plan, progress))
             return
         now = self._clock()
-        await self._store.record_attempt(event.id, Attempt(now, "delivered", 200))
+        await self._store.record_attempt(
+            event.id, Attempt(now, "delivered", 200, request=_sent(plan, progress))
+        )
         await self._store.complete(event.id, "delivered", owner=self._owner)
         self._metrics.attempts.labels(event.destination_id, "delivered").inc()
         self._metrics.outcomes.labels(event.destination_id, "delivered").inc()
@@ -248,9 +251,15 @@ class Deliverer:
         else:
             await self._client.execute(plan.request, _STEP[plan.kind])
 
-    async def _failed(self, event: QueuedEvent, error: GainsightError, progress: dict[str, Any]) -> None:
+    async def _failed(
+        self,
+        event: QueuedEvent,
+        error: GainsightError,
+        progress: dict[str, Any],
+        request: dict[str, Any] | None = None,
+    ) -> None:
         now = self._clock()
-        attempt = Attempt(now, error.outcome, error.http_status, error.message, error.response)
+        attempt = Attempt(now, error.outcome, error.http_status, error.message, error.response, request)
         await self._store.record_attempt(event.id, attempt)
         self._metrics.attempts.labels(event.destination_id, error.outcome).inc()
         failures = int(progress.get("failures", 0)) + 1
@@ -295,3 +304,12 @@ class Deliverer:
         await self._store.dead_letter(event.id, reason, owner=self._owner)
         self._metrics.outcomes.labels(event.destination_id, "dead").inc()
         self._log_outcome(event, "dead", status, reason)
+
+
+def _sent(plan: Plan, progress: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The last request of the plan, as an attempt records it (a group's: the association, once its
+    company's Gsid is known)."""
+    if isinstance(plan, GroupPlan):
+        gsid = progress.get("gsid")
+        return described_request(plan.association_request(gsid)) if isinstance(gsid, str) else None
+    return described_request(plan.request)
