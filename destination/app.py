@@ -16,7 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 
 from destination import __version__
-from destination.api import admin, health, ingest, rudder, status, transform
+from destination.api import admin, docs, health, ingest, rudder, status, transform
 from destination.api.responses import JsonResponse
 from destination.config import Destination, load_destinations
 from destination.delivery.governor import RateGovernor, RateWindow
@@ -200,6 +200,8 @@ def create_app(
         description="Deliver RudderStack/Segment events into Gainsight CS.",
         lifespan=lifespan,
         default_response_class=JsonResponse,
+        docs_url=None,  # Swagger UI and ReDoc load from a CDN: /docs is served by api/docs.py
+        redoc_url=None,
     )
     _error_handlers(app)
     _describe_api(app)
@@ -208,6 +210,7 @@ def create_app(
     app.include_router(transform.router)
     app.include_router(admin.router)
     app.include_router(status.router)
+    app.include_router(docs.router)
     if settings.transformer_routes == "on":
         app.include_router(rudder.build_router())
     if sandbox is not None:
