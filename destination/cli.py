@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from pydantic import ValidationError
 
-from destination.config import DestinationConfig, load_destinations, parse_destination_config
+from destination.config import DestinationConfig, load_destination_configs, parse_destination_config
 from destination.errors import ConfigError
 from destination.jsonutil import JSONDecodeError, dumps, loads
 from destination.mapping.spec import MappingSpecError, default_specs
@@ -110,12 +110,13 @@ def _transform_config(
         except (OSError, JSONDecodeError) as exc:
             raise _fail(f"cannot read {config}: {exc}") from None
     if destinations is not None:
-        found = {d.id: d for d in load_destinations(destinations)}
+        # Only the dashboard settings: inbound secrets ({env: ...} or not) are not needed here.
+        found = load_destination_configs(destinations)
         if destination_id is None and len(found) == 1:
-            return next(iter(found.values())).config
+            return next(iter(found.values()))
         if destination_id not in found:
             raise _fail(f"name a destination with --destination (one of: {', '.join(sorted(found))})")
-        return found[destination_id].config
+        return found[destination_id]
     from destination.sandbox import sandbox_destination
 
     return sandbox_destination().config
@@ -162,7 +163,12 @@ def transform(
 
 @app.command("validate-config")
 def validate_config(destinations: DestinationsOption = None) -> None:
-    """Check the mapping files and a destinations file; list every problem."""
+    """Check the mapping files and a destinations file; list every problem at once (exit 2 if any)."""
+    import os
+
+    from destination.config import read_destinations_file
+    from destination.config_check import check_destinations
+
     try:
         specs = default_specs()
     except MappingSpecError as exc:
@@ -174,12 +180,17 @@ def validate_config(destinations: DestinationsOption = None) -> None:
         typer.echo("no destinations file given (--destinations or GSD_DESTINATIONS): sandbox mode")
         return
     try:
-        found = load_destinations(destinations)
+        checked = check_destinations(read_destinations_file(destinations), os.environ)
     except ConfigError as exc:
         raise _fail(exc.message) from None
-    for dest in found:
-        events = len(dest.config.event_names)
-        typer.echo(f"destination {dest.id}: {dest.config.domain}, {events} mapped track events")
+    for summary in checked.summaries:
+        typer.echo(summary)
+    for problem in checked.problems:
+        typer.secho(f"error: {destinations}: {problem}", err=True, fg=typer.colors.RED)
+    if checked.problems:
+        count = len(checked.problems)
+        typer.secho(f"{count} problem{'s' if count > 1 else ''} found", err=True, fg=typer.colors.RED)
+        raise typer.Exit(2)
     typer.echo("ok")
 
 
