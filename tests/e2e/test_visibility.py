@@ -338,3 +338,36 @@ def test_listening_is_said_once_the_service_answers(tmp_path: Path) -> None:
         assert output.index("Application startup complete") < output.index("SANDBOX MODE")
         server.process.send_signal(signal.SIGTERM)
         server.process.wait(20)
+
+
+def test_validate_config_lists_every_problem_of_a_file_in_one_run(tmp_path: Path) -> None:
+    config = {k: v for k, v in sandbox_config().items() if k != "tenantId"}
+    config["accesskey"] = config.pop("accessKey")
+    path = tmp_path / "destinations.json"
+    path.write_text(
+        json.dumps(
+            {
+                "destinations": [
+                    {"id": "acme", "writeKeys": ["same"], "config": config},
+                    {"id": "beta", "writeKeys": ["same"], "config": sandbox_config()},
+                ]
+            }
+        )
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "destination", "validate-config", "--destinations", str(path)],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    problems = [
+        line.split(f"{path}: ", 1)[1] for line in result.stderr.splitlines() if line.startswith("error:")
+    ]
+    assert problems == [
+        "destination acme: config.accesskey: unknown setting; did you mean accessKey?",
+        "destination acme: identify and group events need accessKey, which is missing",
+        "destination acme: track events need tenantId, which is missing",
+        "a write key is shared by destinations acme, beta: each destination needs its own",
+    ]

@@ -19,13 +19,19 @@ from tests.conftest import BASE_CONFIG
 schemathesis = pytest.importorskip("schemathesis")
 
 
+ADMIN_TOKEN = "fuzz-admin-token"  # so that the admin routes are exercised too
+
+
 def _app(tmp: Path) -> Any:
     path = tmp / "destinations.json"
     path.write_bytes(orjson.dumps([{"id": "acme", "writeKeys": ["wk"], "config": BASE_CONFIG}]))
     gainsight = httpx.MockTransport(
         lambda r: httpx.Response(200, json={"result": True, "data": {"records": []}})
     )
-    return create_app(Settings(destinations=path, store_url="memory://", auth="off"), transport=gainsight)
+    return create_app(
+        Settings(destinations=path, store_url="memory://", auth="off", admin_token=ADMIN_TOKEN),
+        transport=gainsight,
+    )
 
 
 _TMP = Path(__import__("tempfile").mkdtemp(prefix="gsd-fuzz-"))
@@ -42,5 +48,5 @@ def lifespan() -> Iterator[None]:
 @schema.parametrize()
 @settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
 def test_no_server_errors(case: Any) -> None:
-    response = case.call()
+    response = case.call(headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
     assert response.status_code < 500, (case.method, case.path, response.text[:500])
