@@ -94,8 +94,10 @@ def configure_logging(level: str = "info", fmt: LogFormat = "json", stream: Text
         logger.handlers.clear()
         logger.propagate = True
         logger.setLevel(level.upper())
-    # httpx logs every outbound request at INFO: the event outcome line already says it.
-    logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))
+    # httpx logs every outbound request at INFO (the event outcome line already says it), and
+    # httpcore traces connections at DEBUG: neither adds a fact an operator needs.
+    for chatty in ("httpx", "httpcore"):
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, root.level))
     logging.captureWarnings(True)
 
 
