@@ -580,7 +580,7 @@ def test_a_rejected_event_is_dead_lettered_then_replayed_after_the_cause_is_fixe
         assert "Tier__gc" in letters[ids[0]]["reason"]
         assert "RenewalDate" in letters[ids[2]]["reason"]
         detail = get_json(service, f"/admin/dead-letters/{letters[ids[0]]['id']}", headers=ADMIN)
-        assert detail["attempts"][-1]["statusCode"] == 400
+        assert detail["attempts"][-1]["status"] == 400
         assert detail["attempts"][-1]["response"]["errorCode"]  # Gainsight's answer is kept
         assert detail["event"]["traits"]["tier"] == "gold"
 
