@@ -82,7 +82,7 @@ def serve(
         sock,
         access_log=access_log,
         log_level=settings.log_level,
-        on_ready=lambda: _announce(application, listen_host, bound_port),
+        on_ready=lambda: _announce(application, listen_host, bound_port, settings.admin_token is not None),
     )
     if code:
         raise typer.Exit(code)
@@ -94,11 +94,13 @@ def _settings_problems(exc: ValidationError) -> str:
     )
 
 
-def _announce(application: object, host: str, port: int) -> None:
+def _announce(application: object, host: str, port: int, admin: bool) -> None:
     from destination.sandbox import sandbox_banner
 
     banner = sandbox_banner(application, host, port)
     typer.echo(banner or f"gainsight-destination listening on http://{host}:{port}")
+    if admin:
+        typer.echo(f"status page: http://{host}:{port}/status (any user name, GSD_ADMIN_TOKEN as password)")
 
 
 def _transform_config(

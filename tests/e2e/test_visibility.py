@@ -222,7 +222,9 @@ def test_logs_are_one_json_line_each_with_every_event_outcome_and_no_secret(serv
     assert access and access[-1]["status"] == 200 and access[-1]["method"] == "GET"
     # Everything the service wrote after its banner is JSON lines: no warning, no traceback, no secret.
     text = service.output()
-    after_banner = text.split("listening on", 1)[1].splitlines()[1:]
+    port = service.base_url.rsplit(":", 1)[1]
+    assert f"status page: http://0.0.0.0:{port}/status" in text  # auth on: every interface
+    after_banner = text.split("GSD_ADMIN_TOKEN as password)", 1)[1].splitlines()[1:]
     assert all(line.startswith("{") for line in after_banner if line.strip()), after_banner[:5]
     for secret in (sandbox_config()["accessKey"], sandbox_config()["sharedSecret"], ADMIN_TOKEN, WRITE_KEY):
         assert secret not in text
