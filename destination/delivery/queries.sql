@@ -263,11 +263,13 @@ WHERE finished_at IS NOT NULL AND finished_at >= :since
 GROUP BY destination_id, state;
 
 -- name: recent_attempts
--- :failed is 1 for failures only (throttled, retryable, aborted).
+-- :failed is 1 for failures only (throttled, retryable, aborted). Only the newest :scan attempts
+-- are looked at, so an idle destination costs a bounded walk, not the whole history.
 SELECT e.id, e.destination_id, e.message_id, e.kind,
     a.at, a.outcome, a.status_code, a.error, a.response, a.request, a.call_id
 FROM event_attempts a JOIN events e ON e.id = a.event_id
-WHERE (:destination_id IS NULL OR e.destination_id = :destination_id)
+WHERE a.id > (SELECT coalesce(max(id), 0) FROM event_attempts) - :scan
+    AND (:destination_id IS NULL OR e.destination_id = :destination_id)
     AND (:failed = 0 OR a.outcome IN ('throttled', 'retryable', 'aborted'))
 ORDER BY a.id DESC
 LIMIT :limit;

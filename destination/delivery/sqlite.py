@@ -40,6 +40,7 @@ from destination.delivery.store import (
 )
 
 SCHEMA_VERSION = 1
+RECENT_ATTEMPTS_SCAN = 50_000  # recent_attempts looks no further back than this many attempts
 PRUNE_CHUNK = 1000  # rows per prune transaction, so ingest never waits long behind a prune
 
 _NAME = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
@@ -362,7 +363,12 @@ class SQLiteStore:
     ) -> list[AttemptRecord]:
         if limit <= 0:
             return []
-        params = {"destination_id": destination_id, "limit": limit, "failed": int(failed_only)}
+        params = {
+            "destination_id": destination_id,
+            "limit": limit,
+            "failed": int(failed_only),
+            "scan": RECENT_ATTEMPTS_SCAN,
+        }
 
         def job(conn: sqlite3.Connection) -> list[AttemptRecord]:
             return [

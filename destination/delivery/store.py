@@ -255,7 +255,8 @@ class Store(Protocol):
     async def recent_attempts(
         self, destination_id: str | None = None, limit: int = 20, *, failed_only: bool = False
     ) -> list[AttemptRecord]:
-        """The newest recorded attempts, newest first; `failed_only`: throttled, retryable, aborted."""
+        """The newest recorded attempts, newest first; `failed_only`: throttled, retryable, aborted.
+        A backend may look only at the newest tens of thousands of attempts of all destinations."""
         ...
 
     async def budget_used(self, tenant_key: str, windows: Sequence[tuple[str, float]]) -> dict[str, int]:
