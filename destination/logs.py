@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import logging
 import sys
+import warnings
 from datetime import UTC, datetime
 from typing import Any, Literal, TextIO
 
 import orjson
+from jwt.warnings import InsecureKeyLengthWarning
 
 LogFormat = Literal["json", "text"]
 
@@ -98,6 +100,9 @@ def configure_logging(level: str = "info", fmt: LogFormat = "json", stream: Text
     # httpcore traces connections at DEBUG: neither adds a fact an operator needs.
     for chatty in ("httpx", "httpcore"):
         logging.getLogger(chatty).setLevel(max(logging.WARNING, root.level))
+    # Gainsight issues the track shared secret (the HS256 key); its length is not ours to choose,
+    # so pyjwt's advice to lengthen it would only be noise on every signed event.
+    warnings.filterwarnings("ignore", category=InsecureKeyLengthWarning)
     logging.captureWarnings(True)
 
 
