@@ -56,7 +56,7 @@ CREATE TABLE IF NOT EXISTS event_attempts (
     error TEXT,
     response BLOB,                  -- Gainsight's JSON answer
     request BLOB,                   -- the request sent (JSON, secrets masked)
-    call_id TEXT                    -- the merged Gainsight call the event rode on
+    call TEXT                       -- id of the merged call the event rode on
 );
 CREATE INDEX IF NOT EXISTS event_attempts_by_event ON event_attempts (event_id, id);
 -- Admin views: an event by messageId; what finished in the last hour and day.
@@ -114,7 +114,7 @@ SELECT name FROM pragma_table_info('event_attempts');
 ALTER TABLE event_attempts ADD COLUMN request BLOB;
 
 -- name: add_attempt_call
-ALTER TABLE event_attempts ADD COLUMN call_id TEXT;
+ALTER TABLE event_attempts ADD COLUMN call TEXT;
 
 -- name: remember_message
 -- Changes one row when the messageId is new for its destination, or was last seen before the
@@ -153,8 +153,8 @@ RETURNING id, destination_id, message_id, ordering_key, kind, payload, received_
     progress;
 
 -- name: record_attempt
-INSERT INTO event_attempts (event_id, at, outcome, status_code, error, response, request, call_id)
-SELECT :event_id, :at, :outcome, :status_code, :error, :response, :request, :call_id
+INSERT INTO event_attempts (event_id, at, outcome, status_code, error, response, request, call)
+SELECT :event_id, :at, :outcome, :status_code, :error, :response, :request, :call
 WHERE EXISTS (SELECT 1 FROM events WHERE id = :event_id);
 
 -- name: retry_later
@@ -187,7 +187,7 @@ FROM events
 WHERE id = :id;
 
 -- name: event_history
-SELECT at, outcome, status_code, error, response, request, call_id
+SELECT at, outcome, status_code, error, response, request, call
 FROM event_attempts
 WHERE event_id = :event_id
 ORDER BY id;
@@ -266,7 +266,7 @@ GROUP BY destination_id, state;
 -- :failed is 1 for failures only (throttled, retryable, aborted). Only the newest :scan attempts
 -- are looked at, so an idle destination costs a bounded walk, not the whole history.
 SELECT e.id, e.destination_id, e.message_id, e.kind,
-    a.at, a.outcome, a.status_code, a.error, a.response, a.request, a.call_id
+    a.at, a.outcome, a.status_code, a.error, a.response, a.request, a.call
 FROM event_attempts a JOIN events e ON e.id = a.event_id
 WHERE a.id > (SELECT coalesce(max(id), 0) FROM event_attempts) - :scan
     AND (:destination_id IS NULL OR e.destination_id = :destination_id)

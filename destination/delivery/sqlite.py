@@ -104,7 +104,7 @@ class SQLiteStore:
 
     def _add_attempt_columns(self, conn: sqlite3.Connection) -> None:
         columns = {row[0] for row in conn.execute(self._q["attempt_columns"])}
-        for column, query in (("request", "add_attempt_request"), ("call_id", "add_attempt_call")):
+        for column, query in (("request", "add_attempt_request"), ("call", "add_attempt_call")):
             if column not in columns:
                 with contextlib.suppress(sqlite3.OperationalError):  # another process added it
                     conn.execute(self._q[query])
@@ -155,7 +155,7 @@ class SQLiteStore:
             "error": attempt.error,
             "response": _json_or_none(attempt.response),
             "request": _json_or_none(attempt.request),
-            "call_id": attempt.call,
+            "call": attempt.call,
         }
         return await self._writer.run(
             lambda conn: conn.execute(self._q["record_attempt"], params).rowcount == 1
