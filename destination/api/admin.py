@@ -9,18 +9,18 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, HTTPException, Path, Query, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, ConfigDict, Field
 
 from destination.api.admin_auth import AdminDep
 from destination.delivery.views import EVENT_STATES_SHOWN, dead_letter_summary, event_summary, event_view
+from destination.metrics import scrape
 from destination.runtime import Runtime, RuntimeDep
-from destination.status import degraded_destinations
 
 router = APIRouter(tags=["Admin"])
 
-MAX_ID = 2**63 - 1  # store ids are signed 64-bit integers
-EventId = Annotated[int, Field(ge=1, le=MAX_ID)]
+MAX_ID = 2**63 - 1  # store ids are signed 64-bit integers; a larger id names nothing (404, or 0 acted on)
+EventId = Annotated[int, Field(ge=1)]
 
 
 class Selection(BaseModel):
@@ -105,7 +105,7 @@ async def list_dead_letters(
     responses={404: {"description": "no such dead letter"}},
 )
 async def show_dead_letter(
-    _: AdminDep, runtime: RuntimeDep, event_id: Annotated[int, Path(ge=1, le=MAX_ID)]
+    _: AdminDep, runtime: RuntimeDep, event_id: Annotated[int, Path(ge=1)]
 ) -> dict[str, Any]:
     event = await runtime.store.get_dead_letter(event_id)
     if event is None:
@@ -133,10 +133,7 @@ async def purge(
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
 async def metrics(runtime: RuntimeDep) -> Response:
-    for state, count in (await runtime.store.counts()).items():
-        runtime.metrics.queue.labels(state).set(count)
-    for destination_id, degraded in (
-        await degraded_destinations(runtime.store, sorted(runtime.destinations))
-    ).items():
-        runtime.metrics.degraded.labels(destination_id).set(int(degraded))
-    return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    if runtime.settings.metrics_port is not None:  # served on its own address only
+        raise HTTPException(404, "Not Found")
+    body = await scrape(runtime.metrics, runtime.store, sorted(runtime.destinations))
+    return Response(body, media_type=CONTENT_TYPE_LATEST)

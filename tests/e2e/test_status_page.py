@@ -82,7 +82,12 @@ def test_an_operator_logs_in_sees_destinations_and_replays_a_dead_letter(
     # One call fails with a 500; with GSD_MAX_ATTEMPTS=1 the event becomes a dead letter at once.
     httpx.post(sim.base_url + "/__sim/faults", json={"server_error_next": 1}, timeout=5).raise_for_status()
     message_id = f"dead-{uuid.uuid4().hex[:8]}"
-    event = {"type": "identify", "messageId": message_id, "traits": {"email": "replay@example.com"}}
+    event = {
+        "type": "identify",
+        "userId": "u1",
+        "messageId": message_id,
+        "traits": {"email": "replay@example.com"},
+    }
     sent = httpx.post(service.base_url + "/v1/identify", json=event, auth=(WRITE_KEY, ""), timeout=10)
     assert sent.status_code == 200, sent.text
     wait_for(lambda: event_state(service, message_id) == "dead")
@@ -126,7 +131,12 @@ def test_an_operator_logs_in_sees_destinations_and_replays_a_dead_letter(
 def test_a_forged_replay_form_is_refused(servers: tuple[Server, Server]) -> None:
     service, _ = servers
     message_id = f"refused-{uuid.uuid4().hex[:8]}"
-    event = {"type": "identify", "messageId": message_id, "traits": {"email": "forged@example.com"}}
+    event = {
+        "type": "identify",
+        "userId": "u2",
+        "messageId": message_id,
+        "traits": {"email": "forged@example.com"},
+    }
     assert (
         httpx.post(service.base_url + "/v1/identify", json=event, auth=("wk_globex", "")).status_code == 200
     )
