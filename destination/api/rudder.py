@@ -2,7 +2,11 @@
 transformer (DESIGN §4.2): `POST /v0/destinations/gainsight` (processor) and `POST /routerTransform`.
 
 As the reference does, a group's Company calls are made while transforming; the output is the
-final association request. Company calls only go to allowed domains.
+final association request. Company calls only go to allowed domains, and spend at most half of
+the tenant's rate budget (the `transformer` pool of the governor), so delivery is never starved.
+The answers match the reference's, item for item (its own test vectors: tests/parity/).
+Outputs carry no X-Payload-Signature: rudder-server sends them later, re-serialised and retried
+with the same messageId, so neither the body hash, the expiry nor the replay check would hold.
 """
 
 from __future__ import annotations
@@ -15,16 +19,18 @@ from collections.abc import Iterable
 from typing import Any, Literal
 
 import orjson
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, HTTPException, Request, Response
 
 from destination.api.body import read_json
 from destination.api.responses import JsonResponse
 from destination.config import DestinationConfig, parse_destination_config
+from destination.delivery.governor import TRANSFORMER_POOL, budget_pool
 from destination.errors import ConfigError, EventError, GainsightError, GsdError
 from destination.gainsight.client import GainsightClient
 from destination.gainsight.companies import CompanyResolver
 from destination.gainsight.plan import GroupPlan, Plan, plan_event
 from destination.gainsight.render import rudder_output
+from destination.jsonutil import js_json_text
 from destination.mapping.spec import Specs
 from destination.runtime import RuntimeDep
 
@@ -48,6 +54,39 @@ class AllowedDomains:
                 f"domain {domain} is not allowed for the transformer routes "
                 "(set GSD_ALLOWED_DOMAINS to allow it)"
             )
+
+
+# The reference's words for the Company call that failed ("failed to search group {…}").
+_REFERENCE_STEP = {"company search": "search", "company insert": "create", "company update": "update"}
+# A Gainsight answer longer than this is cut in an item's error: one request may hold 1,000 items.
+_MAX_ERROR_RESPONSE_CHARS = 4096
+
+
+def error_status(error: GsdError) -> int:
+    """The item's statusCode: Gainsight's own HTTP status when a call failed, as the reference
+    answers (rudder-server retries 429 and 5xx, drops other 4xx), else by the error's kind."""
+    if isinstance(error, GainsightError) and error.http_status and error.http_status >= 400:
+        return error.http_status
+    return error.status_code
+
+
+def error_text(error: GsdError) -> str:
+    """The item's `error`. A failed Company call reads as the reference writes it: the JSON text
+    `{"message": "failed to <verb> group <answer>", "destinationResponse": {"response", "status"}}`."""
+    verb = _REFERENCE_STEP.get(error.step or "") if isinstance(error, GainsightError) else None
+    if verb is None or not isinstance(error, GainsightError) or error.http_status is None:
+        return error.message
+    response = error.response
+    answer_text = js_json_text(response)
+    if len(answer_text) > _MAX_ERROR_RESPONSE_CHARS:
+        answer_text = answer_text[:_MAX_ERROR_RESPONSE_CHARS] + "…"
+        response = answer_text
+    return js_json_text(
+        {
+            "message": f"failed to {verb} group {answer_text}",
+            "destinationResponse": {"response": response, "status": error.http_status},
+        }
+    )
 
 
 def stat_tags(error: GsdError, feature: Feature) -> dict[str, str]:
@@ -123,10 +162,14 @@ class RudderTransformer:
 
     def _output(self, plan: Plan) -> dict[str, Any]:
         assert not isinstance(plan, GroupPlan)
-        return rudder_output(plan.request, self._client.headers_for(plan.request))
+        return rudder_output(plan.request, plan.request.headers)  # unsigned: see the module doc
 
     async def outputs(self, items: list[Any]) -> list[dict[str, Any] | GsdError]:
         """One output or error per item, in order. Only group items wait on Gainsight."""
+        with budget_pool(TRANSFORMER_POOL):
+            return await self._outputs(items)
+
+    async def _outputs(self, items: list[Any]) -> list[dict[str, Any] | GsdError]:
         results: list[dict[str, Any] | GsdError] = []
         groups: dict[tuple[str, str], list[tuple[int, GroupPlan]]] = {}
         for index, item in enumerate(items):
@@ -151,18 +194,18 @@ class RudderTransformer:
         """The processor answer: `{output|error, statusCode, statTags?, metadata}` per item."""
         answers = []
         for item, result in zip(items, await self.outputs(items), strict=True):
-            metadata = item.get("metadata") if isinstance(item, dict) else None
+            answer: dict[str, Any]
             if isinstance(result, GsdError):
-                answers.append(
-                    {
-                        "error": result.message,
-                        "statusCode": result.status_code,
-                        "statTags": stat_tags(result, "processor"),
-                        "metadata": metadata,
-                    }
-                )
+                answer = {
+                    "error": error_text(result),
+                    "statusCode": error_status(result),
+                    "statTags": stat_tags(result, "processor"),
+                }
             else:
-                answers.append({"output": result, "statusCode": 200, "metadata": metadata})
+                answer = {"output": {**result, "userId": ""}, "statusCode": 200}
+            if isinstance(item, dict) and "metadata" in item:  # absent stays absent, as the reference
+                answer["metadata"] = item["metadata"]
+            answers.append(answer)
         return answers
 
     async def route(self, items: list[Any]) -> list[dict[str, Any]]:
@@ -174,8 +217,8 @@ class RudderTransformer:
             answer: dict[str, Any] = {"metadata": [metadata], "batched": False, "destination": destination}
             if isinstance(result, GsdError):
                 answer.update(
-                    statusCode=result.status_code,
-                    error=result.message,
+                    statusCode=error_status(result),
+                    error=error_text(result),
                     statTags=stat_tags(result, "router"),
                 )
             else:
@@ -209,6 +252,15 @@ def _answer(content: Any, status: int = 200) -> Response:
     return JsonResponse(content, status, API_VERSION_HEADERS)
 
 
+def _check_count(items: list[Any], max_items: int) -> None:
+    if len(items) > max_items:
+        raise HTTPException(
+            413,
+            f"{len(items)} items in one request; at most {max_items} are accepted "
+            "(GSD_TRANSFORMER_MAX_ITEMS)",
+        )
+
+
 def build_router() -> APIRouter:
     router = APIRouter(tags=["RudderStack transformer protocol"])
 
@@ -217,12 +269,17 @@ def build_router() -> APIRouter:
         summary="Processor transform: one output or error per input, same order",
         openapi_extra=_body({"type": "array", "items": _ITEM_SCHEMA}),
         response_class=Response,
-        responses={200: {"description": "one item per input"}, 400: {"description": "not a JSON array"}},
+        responses={
+            200: {"description": "one item per input"},
+            400: {"description": "not a JSON array"},
+            413: {"description": "more items than GSD_TRANSFORMER_MAX_ITEMS, or too large a body"},
+        },
     )
     async def processor(request: Request, runtime: RuntimeDep) -> Response:
         items = await read_json(request, runtime.settings.max_body_bytes)
         if not isinstance(items, list):
-            return _answer({"error": "request body must be a JSON array of events"}, 400)
+            raise HTTPException(400, "request body must be a JSON array of events")
+        _check_count(items, runtime.settings.transformer_max_items)
         return _answer(await runtime.transformer.process(items))
 
     @router.post(
@@ -239,13 +296,18 @@ def build_router() -> APIRouter:
             }
         ),
         response_class=Response,
-        responses={200: {"description": "`{output: [...]}`"}, 400: {"description": "no input array"}},
+        responses={
+            200: {"description": "`{output: [...]}`"},
+            400: {"description": "no input array"},
+            413: {"description": "more items than GSD_TRANSFORMER_MAX_ITEMS, or too large a body"},
+        },
     )
     async def router_transform(request: Request, runtime: RuntimeDep) -> Response:
         body = await read_json(request, runtime.settings.max_body_bytes)
         items = body.get("input") if isinstance(body, dict) else None
         if not isinstance(items, list):
-            return _answer({"error": "request body must be an object with an 'input' array"}, 400)
+            raise HTTPException(400, "request body must be an object with an 'input' array")
+        _check_count(items, runtime.settings.transformer_max_items)
         return _answer({"output": await runtime.transformer.route(items)})
 
     @router.get("/features", summary="Which destinations support routerTransform")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -58,13 +58,25 @@ def _chunks(names: list[str]) -> list[list[str]]:
     return [names[i : i + MAX_RECORDS_PER_CALL] for i in range(0, len(names), MAX_RECORDS_PER_CALL)]
 
 
-def _existing_by_name(answer: Answer) -> dict[str, str]:
-    """Name -> Gsid of the companies a query found (the first, if a name is there twice)."""
+def _existing_by_name(names: list[str], answer: Answer) -> dict[str, str]:
+    """Name -> Gsid ("" when not returned) of the searched companies the query found.
+
+    Names match as Gainsight matches them, ignoring case. PARITY (issue 11, keep in the plan
+    executor): a search for ONE name that answers any record means "found, update it", as the
+    reference does (`records.length === 0` → create, else update), whatever the records' Names;
+    the Gsid then comes from the update's answer.
+    """
+    records = records_of(answer)
+    if len(names) == 1 and records:
+        gsid = records[0].get("Gsid")
+        return {names[0]: gsid if isinstance(gsid, str) else ""}
+    wanted = {name.casefold(): name for name in names}
     found: dict[str, str] = {}
-    for record in records_of(answer):
+    for record in records:
         name, gsid = record.get("Name"), record.get("Gsid")
-        if isinstance(name, str) and name not in found:
-            found[name] = gsid if isinstance(gsid, str) else ""
+        searched = wanted.get(name.casefold()) if isinstance(name, str) else None
+        if searched is not None and searched not in found:
+            found[searched] = gsid if isinstance(gsid, str) else ""
     return found
 
 
@@ -139,14 +151,17 @@ class CompanyResolver:
         async with contextlib.AsyncExitStack() as locks:
             for name in sorted(merged):  # one order everywhere: no deadlock between requests
                 await locks.enter_async_context(self._serialised((template.domain, name)))
-            written, failed = await self._write_batched(template, merged)
+            written, failed, alone = await self._write_batched(template, merged)
+            plans_per_name = Counter(plan.company_name for plan in plans)
             results: list[str | GainsightError] = []
             for plan in plans:
                 name = plan.company_name
                 error = failed.get(name)
                 if name in written:
                     results.append(written[name])
-                elif error is not None and error.outcome != "aborted":
+                elif error is not None and (
+                    error.outcome != "aborted" or (name in alone and plans_per_name[name] == 1)
+                ):  # a refused call that carried this one event only: retrying it alone is the same call
                     results.append(error)
                 else:
                     results.append(await self._resolve_or_error(plan))
@@ -160,10 +175,12 @@ class CompanyResolver:
 
     async def _write_batched(
         self, template: GroupPlan, merged: dict[str, dict[str, Any]]
-    ) -> tuple[dict[str, str], dict[str, GainsightError]]:
+    ) -> tuple[dict[str, str], dict[str, GainsightError], set[str]]:
+        """(Gsid by name, error by name, names whose failed call carried that name alone)."""
         domain = template.domain
         written: dict[str, str] = {}
         failed: dict[str, GainsightError] = {}
+        alone: set[str] = set()
         known = {n: g for n in merged if (g := self._gsids.get((domain, n))) is not None}
         unknown = [n for n in merged if n not in known]
         for names in _chunks(list(known)):
@@ -176,12 +193,14 @@ class CompanyResolver:
                 unknown.extend(names)
             else:
                 failed.update(dict.fromkeys(names, self._client.failure(answer, "company update")))
+                alone.update(names if len(names) == 1 else ())
         for names in _chunks(unknown):
             found = await self._client.send(template.search_many_request(names))
             if classify(found) != "delivered" and not _is_no_match(found):
                 failed.update(dict.fromkeys(names, self._client.failure(found, "company search")))
+                alone.update(names if len(names) == 1 else ())
                 continue
-            existing = _existing_by_name(found) if classify(found) == "delivered" else {}
+            existing = _existing_by_name(names, found) if classify(found) == "delivered" else {}
             for step, group in (
                 ("company insert", [n for n in names if n not in existing]),
                 ("company update", [n for n in names if n in existing]),
@@ -196,11 +215,12 @@ class CompanyResolver:
                     written.update(_gsids_by_name(group, answer, existing))
                 else:
                     failed.update(dict.fromkeys(group, self._client.failure(answer, step)))
+                    alone.update(group if len(group) == 1 else ())
         for name in [n for n, gsid in written.items() if not gsid]:
             del written[name]  # no Gsid came back: resolve it on its own
         for name, gsid in written.items():
             self._remember((domain, name), gsid)
-        return written, failed
+        return written, failed, alone
 
     async def _resolve_locked(self, plan: GroupPlan) -> str:
         key = (plan.domain, plan.company_name)

@@ -80,30 +80,27 @@ class GroupPlan:
         return _json_headers(self.access_key)
 
     def search_request(self) -> Request:
-        body = {
-            "select": ["Gsid", "Name"],
-            "where": {
-                "conditions": [
-                    {"name": "Name", "alias": "A", "value": [self.company["Name"]], "operator": "EQ"}
-                ],
-                "expression": "A",
-            },
-            "limit": 1,
-            "offset": 0,
-        }
-        return Request("POST", self.domain, ep.COMPANY_QUERY_PATH, self._headers(), body)
+        return self.search_many_request([self.company_name])
 
     def search_many_request(self, names: list[str]) -> Request:
-        """One query for several companies by Name (for batched writes, DESIGN §6)."""
-        body = {
-            "select": ["Gsid", "Name"],
-            "where": {
-                "conditions": [{"name": "Name", "alias": "A", "value": names, "operator": "IN"}],
-                "expression": "A",
-            },
-            "limit": min(5000, 10 * len(names)),
-            "offset": 0,
-        }
+        """One query for the companies named. For one name, the reference's own query, byte for
+        byte (any record found means "update it"); for several, one `IN` query (DESIGN §6)."""
+        if len(names) == 1:
+            condition = {"name": "Name", "alias": "A", "value": names, "operator": "EQ"}
+            body: dict[str, Any] = {
+                "select": ["Name"],
+                "where": {"conditions": [condition], "expression": "A"},
+            }
+        else:
+            body = {
+                "select": ["Gsid", "Name"],
+                "where": {
+                    "conditions": [{"name": "Name", "alias": "A", "value": names, "operator": "IN"}],
+                    "expression": "A",
+                },
+                "limit": min(5000, 10 * len(names)),
+                "offset": 0,
+            }
         return Request("POST", self.domain, ep.COMPANY_QUERY_PATH, self._headers(), body)
 
     def insert_request(self, records: Sequence[Mapping[str, Any]] | None = None) -> Request:

@@ -9,7 +9,8 @@ from destination.gainsight.plan import GroupPlan, Plan, Request
 
 
 def rudder_output(request: Request, headers: Mapping[str, str]) -> dict[str, Any]:
-    """The processor protocol's `output` (same envelope as the reference transformer)."""
+    """The transformer protocol's request envelope, as the reference builds it (the processor
+    route adds `userId: ""`; the router's `batchedRequest` has none)."""
     return {
         "version": "1",
         "type": "REST",
@@ -19,7 +20,6 @@ def rudder_output(request: Request, headers: Mapping[str, str]) -> dict[str, Any
         "params": dict(request.params),
         "body": {"JSON": request.body, "JSON_ARRAY": {}, "XML": {}, "FORM": {}},
         "files": {},
-        "userId": "",
     }
 
 

@@ -58,7 +58,7 @@ def client(
     destinations.write_bytes(
         orjson.dumps({"destinations": [{"id": "acme", "writeKeys": ["wk"], "config": BASE_CONFIG}]})
     )
-    settings = Settings(destinations=destinations, store_url="memory://")
+    settings = Settings(destinations=destinations, transformer_routes="on", store_url="memory://")
     app = create_app(settings, transport=httpx.MockTransport(companies_handler(calls)))
     with TestClient(app) as test_client:
         yield test_client
@@ -150,7 +150,7 @@ def test_gainsight_failures_map_to_status_codes(tmp_path: Path) -> None:
     destinations = tmp_path / "d.json"
     destinations.write_bytes(orjson.dumps([{"id": "acme", "config": BASE_CONFIG}]))
     app = create_app(
-        Settings(destinations=destinations, store_url="memory://"), transport=httpx.MockTransport(handler)
+        Settings(destinations=destinations, transformer_routes="on", store_url="memory://"), transport=httpx.MockTransport(handler)
     )
     with TestClient(app) as test_client:
         answers = [
@@ -263,7 +263,7 @@ def test_transformer_routes_can_be_switched_off(tmp_path: Path) -> None:
 def test_company_calls_respect_the_rate_budget(tmp_path: Path, calls: list[httpx.Request]) -> None:
     destinations = tmp_path / "d.json"
     destinations.write_bytes(orjson.dumps([{"id": "acme", "config": BASE_CONFIG}]))
-    settings = Settings(destinations=destinations, store_url="memory://", rate_limit_per_minute=1)
+    settings = Settings(destinations=destinations, transformer_routes="on", store_url="memory://", rate_limit_per_minute=1)
     app = create_app(settings, transport=httpx.MockTransport(companies_handler(calls)))
     with TestClient(app) as test_client:
         answer = test_client.post("/v0/destinations/gainsight", json=[item(GROUP)]).json()[0]
