@@ -114,13 +114,28 @@ class RudderTransformer:
         self._allowed = allowed
         self._configs: OrderedDict[bytes, DestinationConfig | ConfigError] = OrderedDict()
         self._group_slots = asyncio.Semaphore(_GROUP_CONCURRENCY)
+        self._last_config: tuple[Any, DestinationConfig | ConfigError] = (None, ConfigError("unset"))
 
     def _config(self, destination: Any) -> DestinationConfig:
-        """Parse the item's destination Config once per distinct Config, not once per event."""
+        """Parse the item's destination Config once per distinct Config, not once per event.
+
+        The items of one request nearly always share one Config: equal to the last one seen, it
+        is that one's parse. Else the key is the Config's JSON as it came (key order kept:
+        rudder-server writes one destination's Config the same way each time; equal bytes mean
+        equal settings, and a reordered copy merely parses once more)."""
         raw = destination.get("Config") if isinstance(destination, dict) else None
         if not isinstance(raw, dict):
             raise ConfigError("destination.Config is required and must be a JSON object")
-        key = orjson.dumps(raw, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+        last_raw, last = self._last_config
+        if raw is not last_raw and raw != last_raw:
+            last = self._parsed_config(raw)
+            self._last_config = (raw, last)
+        if isinstance(last, ConfigError):
+            raise last
+        return last
+
+    def _parsed_config(self, raw: dict[str, Any]) -> DestinationConfig | ConfigError:
+        key = orjson.dumps(raw, option=orjson.OPT_NON_STR_KEYS)
         cached = self._configs.get(key)
         if cached is None:
             try:
@@ -130,8 +145,6 @@ class RudderTransformer:
             self._configs[key] = cached
             if len(self._configs) > _CONFIG_CACHE_SIZE:
                 self._configs.popitem(last=False)
-        if isinstance(cached, ConfigError):
-            raise cached
         return cached
 
     def _plan(self, item: Any) -> Plan:

@@ -228,3 +228,14 @@ def test_company_calls_spend_at_most_half_of_the_tenant_s_budget(start: Callable
     assert answers[0]["statusCode"] == 200
     assert answers[1]["statusCode"] == 429 and "rate budget" in answers[1]["error"]
     assert DOMAIN in str(gainsight.calls[0].url)
+
+
+def test_each_item_is_planned_with_its_own_config(start: Callable[..., TestClient]) -> None:
+    """Parsed settings are reused only for an equal Config, in any order of items and requests."""
+    other = {"message": IDENTIFY, "destination": {"Config": {**BASE_CONFIG, "accessKey": "ak-other"}}}
+    client = start()
+    for body in ([item(IDENTIFY), other, item(IDENTIFY)], [other, other, item(IDENTIFY)]):
+        answers = client.post(PROCESSOR, json=body).json()
+        keys = [a["output"]["headers"]["Accesskey"] for a in answers]
+        expected = ["ak-other" if entry is other else "ak-123" for entry in body]
+        assert keys == expected
