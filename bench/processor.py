@@ -23,7 +23,8 @@ track, 30% identify, 10% group. `--connections` keep-alive connections post back
 the simulator and the load generator share the machine's two cores with it.
 
 Run: python bench/processor.py [--passes 2] [--seconds 5] [--route processor|router]
-     [--before DIR] [--reference http://127.0.0.1:9090 --reference-pid PID]
+     [--before DIR [--before-python VENV/bin/python]]
+     [--reference http://127.0.0.1:9090 --reference-pid PID]
 """
 
 from __future__ import annotations
@@ -200,7 +201,9 @@ def tls_simulator(workdir: Path, cert: Path, key: Path) -> Iterator[str]:
 
 
 @contextmanager
-def our_service(name: str, root: Path, workdir: Path, sim_url: str, cert: Path) -> Iterator[Target]:
+def our_service(
+    name: str, root: Path, workdir: Path, sim_url: str, cert: Path, python: str = sys.executable
+) -> Iterator[Target]:
     home = workdir / name
     home.mkdir()
     (home / "d.json").write_bytes(orjson.dumps([{"id": "bench", "config": config(OUR_DOMAIN)}]))
@@ -215,7 +218,7 @@ def our_service(name: str, root: Path, workdir: Path, sim_url: str, cert: Path) 
         "PYTHONPATH": str(root),
         **HUGE,  # "instant Gainsight": the budget is not what this measures
     }
-    with ingest.started(["serve"], env, "/health", home) as service:
+    with ingest.started(["serve"], env, "/health", home, python) as service:
         yield Target(name, service.base_url, service.process.pid, OUR_DOMAIN)
 
 
@@ -306,6 +309,7 @@ def main() -> None:
     parser.add_argument("--workloads", default=",".join(WORKLOADS))
     parser.add_argument("--batches", default=",".join(map(str, BATCHES)))
     parser.add_argument("--before", type=Path, help="another checkout of this project to compare")
+    parser.add_argument("--before-python", default=sys.executable, help="the Python (venv) to run it with")
     parser.add_argument("--reference", help="base URL of a running rudder-transformer")
     parser.add_argument("--reference-pid", type=int, help="its process id (CPU is read from it)")
     args = parser.parse_args()
@@ -320,7 +324,8 @@ def main() -> None:
         sim_url = stack.enter_context(tls_simulator(workdir, cert, key))
         targets = [stack.enter_context(our_service("ours", ROOT, workdir, sim_url, cert))]
         if args.before:
-            targets.append(stack.enter_context(our_service("before", args.before, workdir, sim_url, cert)))
+            before = our_service("before", args.before, workdir, sim_url, cert, args.before_python)
+            targets.append(stack.enter_context(before))
         if args.reference:
             sim_host = sim_url.removeprefix("https://")
             targets.append(Target("reference", args.reference.rstrip("/"), args.reference_pid, sim_host))

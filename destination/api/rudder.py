@@ -216,7 +216,8 @@ class RudderTransformer:
                     "statTags": stat_tags(result, "processor"),
                 }
             else:
-                answer = {"output": {**result, "userId": ""}, "statusCode": 200}
+                result["userId"] = ""  # a fresh dict per item
+                answer = {"output": result, "statusCode": 200}
             if isinstance(item, dict) and "metadata" in item:  # absent stays absent, as the reference
                 answer["metadata"] = item["metadata"]
             answers.append(answer)
