@@ -23,6 +23,7 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from starlette.routing import Route
 
 from destination.api.body import read_json
+from destination.api.company_batches import CompanyBatcher
 from destination.api.responses import JsonResponse
 from destination.config import DestinationConfig, parse_destination_config
 from destination.delivery.governor import TRANSFORMER_POOL, budget_pool
@@ -40,7 +41,6 @@ log = logging.getLogger(__name__)
 Feature = Literal["processor", "router"]
 DEST_TYPE = "GAINSIGHT"
 _CONFIG_CACHE_SIZE = 256
-_GROUP_CONCURRENCY = 32
 
 
 class AllowedDomains:
@@ -114,7 +114,7 @@ class RudderTransformer:
         self._resolver = resolver
         self._allowed = allowed
         self._configs: OrderedDict[bytes, DestinationConfig | ConfigError] = OrderedDict()
-        self._group_slots = asyncio.Semaphore(_GROUP_CONCURRENCY)
+        self._companies = CompanyBatcher(resolver.resolve_many)
         self._last_config: tuple[Any, DestinationConfig | ConfigError] = (None, ConfigError("unset"))
 
     def _config(self, destination: Any) -> DestinationConfig:
@@ -159,12 +159,9 @@ class RudderTransformer:
 
     async def _group_outputs(self, plans: list[GroupPlan]) -> list[dict[str, Any] | GsdError]:
         """The association outputs of group plans sharing a tenant: their Companies written in
-        shared calls (DESIGN §6), as the reference does while transforming."""
-        async with self._group_slots:
-            try:
-                gsids = await self._resolver.resolve_many(plans)
-            except GainsightError as exc:  # e.g. the rate budget is spent: every plan waits
-                gsids = [exc] * len(plans)
+        calls shared with concurrent requests (DESIGN §6), as the reference does while
+        transforming."""
+        gsids = await self._companies.resolve(plans)
         outputs: list[dict[str, Any] | GsdError] = []
         for plan, gsid in zip(plans, gsids, strict=True):
             if isinstance(gsid, GsdError):
