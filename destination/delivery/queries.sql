@@ -29,14 +29,14 @@ CREATE TABLE IF NOT EXISTS events (
     kind TEXT NOT NULL,
     payload BLOB NOT NULL,
     received_at REAL NOT NULL,
-    state TEXT NOT NULL,            -- queued | leased | delivered | filtered | dead
+    state TEXT NOT NULL,            -- queued | leased | delivered | filtered | rejected | dead
     head INTEGER NOT NULL,          -- 1 = oldest unfinished event of its person: the only claimable one
     available_at REAL,              -- queued: claimable from; leased: lease expiry; NULL once final
     lease_owner TEXT,
     attempts INTEGER NOT NULL DEFAULT 0,
     progress BLOB,                  -- JSON kept between tries of a resumable plan
     finished_at REAL,
-    reason TEXT                     -- why it was dead-lettered
+    reason TEXT                     -- why it was dead-lettered or rejected
 );
 -- Claim reads only heads, so it stays O(limit) however many events wait behind them.
 CREATE INDEX IF NOT EXISTS events_claimable ON events (available_at, id) WHERE head = 1;
@@ -46,6 +46,7 @@ CREATE INDEX IF NOT EXISTS events_unfinished_by_person
 CREATE INDEX IF NOT EXISTS events_dead ON events (id) WHERE state = 'dead';
 CREATE INDEX IF NOT EXISTS events_prunable
     ON events (received_at) WHERE state IN ('delivered', 'filtered');
+CREATE INDEX IF NOT EXISTS events_rejected ON events (received_at) WHERE state = 'rejected';
 
 CREATE TABLE IF NOT EXISTS event_attempts (
     id INTEGER PRIMARY KEY,
@@ -81,8 +82,9 @@ CREATE TABLE IF NOT EXISTS state_counts (
     state TEXT PRIMARY KEY,
     n INTEGER NOT NULL
 ) WITHOUT ROWID;
+-- Run on every start, so a store made before a state existed gains its row (its count is 0 then).
 INSERT OR IGNORE INTO state_counts (state, n)
-    VALUES ('queued', 0), ('leased', 0), ('delivered', 0), ('filtered', 0), ('dead', 0);
+    VALUES ('queued', 0), ('leased', 0), ('delivered', 0), ('filtered', 0), ('rejected', 0), ('dead', 0);
 
 CREATE TRIGGER IF NOT EXISTS events_counted_on_insert AFTER INSERT ON events BEGIN
     UPDATE state_counts SET n = n + 1 WHERE state = NEW.state;
@@ -186,9 +188,10 @@ ORDER BY id
 LIMIT :limit OFFSET :offset;
 
 -- name: select_dead_letters
--- :ids is a JSON array of ids, or NULL for every dead letter.
+-- :ids is a JSON array of ids, or NULL for every dead letter. Rejected events are replayed only
+-- when named by id (:with_rejected): replaying every rejected event at once is never what is meant.
 SELECT id FROM events
-WHERE state = 'dead'
+WHERE (state = 'dead' OR (state = 'rejected' AND :with_rejected AND :ids IS NOT NULL))
     AND (:ids IS NULL OR id IN (SELECT value FROM json_each(:ids)))
     AND (:destination_id IS NULL OR destination_id = :destination_id)
 ORDER BY id;
@@ -198,7 +201,7 @@ ORDER BY id;
 UPDATE events
 SET state = 'queued', head = 0, available_at = received_at, lease_owner = NULL, attempts = 0,
     progress = NULL, finished_at = NULL, reason = NULL
-WHERE state = 'dead' AND id IN (SELECT value FROM json_each(:ids))
+WHERE state IN ('dead', 'rejected') AND id IN (SELECT value FROM json_each(:ids))
 RETURNING destination_id, ordering_key;
 
 -- name: reset_person_head
@@ -237,8 +240,12 @@ VALUES (:tenant_key, :window_name, :window_start, :calls)
 ON CONFLICT (tenant_key, window_name, window_start) DO UPDATE SET calls = calls + :calls;
 
 -- name: prunable_events
+-- Two partial indexes, one per branch; rejected events go the same way as delivered ones.
 SELECT id FROM events
 WHERE state IN ('delivered', 'filtered') AND received_at < :before
+UNION ALL
+SELECT id FROM events
+WHERE state = 'rejected' AND received_at < :before
 LIMIT :limit;
 
 -- name: prune_seen_messages

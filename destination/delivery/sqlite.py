@@ -53,6 +53,11 @@ def queries() -> dict[str, str]:
     return named
 
 
+def _storable_id(event_id: int) -> bool:
+    """Ids are SQLite INTEGERs: anything else (a caller's 2**64) names no event, never a 500."""
+    return 0 <= event_id < 2**63
+
+
 def _json_ids(ids: list[int]) -> str:
     """Ids as JSON text for json_each (SQLite's JSON functions refuse BLOBs)."""
     return jsonutil.dumps(ids).decode()
@@ -165,6 +170,9 @@ class SQLiteStore:
     async def dead_letter(self, event_id: int, reason: str, *, owner: str) -> bool:
         return await self._finish(event_id, "dead", reason, owner)
 
+    async def reject(self, event_id: int, reason: str, *, owner: str) -> bool:
+        return await self._finish(event_id, "rejected", reason, owner)
+
     async def _finish(self, event_id: int, state: str, reason: str | None, owner: str) -> bool:
         params = {
             "id": event_id,
@@ -188,6 +196,9 @@ class SQLiteStore:
         return await self._writer.run(job)
 
     async def get_event(self, event_id: int) -> StoredEvent | None:
+        if not _storable_id(event_id):
+            return None
+
         def job(conn: sqlite3.Connection) -> StoredEvent | None:
             row = conn.execute(self._q["get_event"], {"id": event_id}).fetchone()
             if row is None:
@@ -202,7 +213,11 @@ class SQLiteStore:
     ) -> list[DeadLetter]:
         if limit <= 0:
             return []
-        params = {"destination_id": destination_id, "limit": limit, "offset": max(offset, 0)}
+        params = {
+            "destination_id": destination_id,
+            "limit": min(limit, 2**62),
+            "offset": min(max(offset, 0), 2**62),
+        }
 
         def job(conn: sqlite3.Connection) -> list[DeadLetter]:
             rows = conn.execute(self._q["list_dead_letters"], params).fetchall()
@@ -218,7 +233,7 @@ class SQLiteStore:
         self, ids: Sequence[int] | None = None, destination_id: str | None = None
     ) -> int:
         def job(conn: sqlite3.Connection) -> int:
-            chosen = self._select_dead_letters(conn, ids, destination_id)
+            chosen = self._select_dead_letters(conn, ids, destination_id, with_rejected=True)
             if not chosen:
                 return 0
             people = conn.execute(self._q["requeue_dead_letters"], {"ids": chosen}).fetchall()
@@ -244,12 +259,18 @@ class SQLiteStore:
         return await self._writer.run(job)
 
     def _select_dead_letters(
-        self, conn: sqlite3.Connection, ids: Sequence[int] | None, destination_id: str | None
+        self,
+        conn: sqlite3.Connection,
+        ids: Sequence[int] | None,
+        destination_id: str | None,
+        *,
+        with_rejected: bool = False,
     ) -> str | None:
         """The matching dead letters' ids as a JSON array (for json_each), None if there are none."""
         params = {
-            "ids": None if ids is None else _json_ids([int(i) for i in ids]),
+            "ids": None if ids is None else _json_ids([int(i) for i in ids if _storable_id(int(i))]),
             "destination_id": destination_id,
+            "with_rejected": with_rejected,
         }
         found = [row[0] for row in conn.execute(self._q["select_dead_letters"], params)]
         return _json_ids(found) if found else None

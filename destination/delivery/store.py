@@ -3,13 +3,17 @@
 Life of an event (DESIGN §5):
 
     enqueue ──> queued ──claim──> leased ──complete──> delivered | filtered   (pruned after the
-                  ^                 │ │                                        dedupe window)
+                  ^                 │ │ └────reject────> rejected ─┐          dedupe window)
+                  │                 │ │                   (replay by id)
                   └──retry_later────┘ └──dead_letter──> dead ──replay──> queued
                                                           └──purge──> (gone)
 
+`rejected`: the planner refused the event itself (identify without an email, …): final, never
+retried, not a dead letter; replayable by naming its id, pruned like delivered events.
+
 Per-person order: only the *head* of a person's queue (the oldest unfinished event of its
 (destination_id, ordering_key)) can be claimed; the next one becomes the head when the head is
-delivered, filtered or dead-lettered. A head waiting for its retry blocks the person's later events.
+delivered, filtered, rejected or dead-lettered. A head waiting for its retry blocks the person's later events.
 
 Leases: `claim` leases each event to an owner until `now + lease_seconds`; a lease that expires
 (crashed or stalled worker) makes the event claimable again. `retry_later`, `complete` and
@@ -26,8 +30,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, get_args
 
-EventState = Literal["queued", "leased", "delivered", "filtered", "dead"]
-AttemptOutcome = Literal["delivered", "throttled", "retryable", "aborted", "filtered"]
+EventState = Literal["queued", "leased", "delivered", "filtered", "rejected", "dead"]
+AttemptOutcome = Literal["delivered", "throttled", "retryable", "aborted", "filtered", "rejected"]
 FinalOutcome = Literal["delivered", "filtered"]
 
 EVENT_STATES: tuple[EventState, ...] = get_args(EventState)
@@ -44,6 +48,23 @@ class StoreError(Exception):
 
 class StoreClosedError(StoreError):
     """The store was closed; open a new one."""
+
+
+class StoreUnavailableError(StoreError):
+    """The store cannot commit now (locked, unreachable, failing I/O); it may recover by itself.
+    Ingest answers `status` with the message, never a 200."""
+
+    status = 503
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class StoreFullError(StoreUnavailableError):
+    """No space left to commit (disk full)."""
+
+    status = 507
 
 
 class UnsupportedStoreURLError(StoreError, ValueError):
@@ -120,7 +141,7 @@ class StoredEvent:
     available_at: float | None  # next claimable at (lease expiry while leased); None once final
     lease_owner: str | None
     finished_at: float | None
-    reason: str | None  # why it was dead-lettered
+    reason: str | None  # why it was dead-lettered or rejected
     history: tuple[Attempt, ...]  # every recorded attempt, oldest first, across replays
 
 
@@ -159,6 +180,11 @@ class Store(Protocol):
         """Park the event for inspection and replay; the person's next event becomes claimable."""
         ...
 
+    async def reject(self, event_id: int, reason: str, *, owner: str) -> bool:
+        """Finish the event as rejected (the planner refused it) with the reason; the person's
+        next event becomes claimable."""
+        ...
+
     async def get_event(self, event_id: int) -> StoredEvent | None: ...
 
     async def list_dead_letters(
@@ -175,7 +201,8 @@ class Store(Protocol):
         self, ids: Sequence[int] | None = None, destination_id: str | None = None
     ) -> int:
         """Re-queue dead letters (all, or those matching both filters) in their original order:
-        ready at once, attempts reset to 0, progress cleared, history kept. Returns how many."""
+        ready at once, attempts reset to 0, progress cleared, history kept. Rejected events are
+        re-queued too, but only when named in `ids`. Returns how many."""
         ...
 
     async def purge_dead_letters(
@@ -197,7 +224,7 @@ class Store(Protocol):
         ...
 
     async def prune(self, now: float) -> int:
-        """Forget what the dedupe window no longer needs: delivered/filtered events received
+        """Forget what the dedupe window no longer needs: delivered/filtered/rejected events received
         before `now - window`, their messageIds, and stale rate windows. Returns events deleted."""
         ...
 

@@ -68,7 +68,6 @@ class BudgetGate:
             retry_at = await self._governor.try_acquire(tenant_key, now, pool)
         if retry_at is not None:
             self._spent_until[(tenant_key, pool)] = retry_at
-            self._metrics.budget_waits.labels(tenant_key).inc()
             raise OverBudget(retry_at)
 
 
@@ -199,11 +198,19 @@ class Deliverer:
             await self._dead(event, f"destination {event.destination_id!r} is no longer configured")
             return
         try:
-            plan = self._plan(event, destination)
+            message = loads(event.payload)
+        except JSONDecodeError:
+            await self._dead(event, "stored payload is not valid JSON")
+            return
+        try:
+            plan = plan_event(message, destination.config, self._specs)
         except UnmappedEventError as exc:
             await self._filtered(event, exc.message)
             return
-        except (EventError, ConfigError) as exc:
+        except EventError as exc:
+            await self._rejected(event, exc.message)
+            return
+        except ConfigError as exc:
             await self._store.record_attempt(event.id, Attempt(self._clock(), "aborted", None, exc.message))
             await self._dead(event, exc.message)
             return
@@ -211,6 +218,8 @@ class Deliverer:
         try:
             await self._perform(plan, progress)
         except OverBudget as exc:
+            # Labelled by destination: metric labels never carry a tenant's domain.
+            self._metrics.budget_waits.labels(event.destination_id).inc()
             await self._store.retry_later(event.id, exc.retry_at, progress, owner=self._owner)
             return
         except GainsightError as exc:
@@ -222,13 +231,6 @@ class Deliverer:
         self._metrics.attempts.labels(event.destination_id, "delivered").inc()
         self._metrics.outcomes.labels(event.destination_id, "delivered").inc()
         self._metrics.delivery_seconds.observe(max(0.0, now - event.received_at))
-
-    def _plan(self, event: QueuedEvent, destination: Destination) -> Plan:
-        try:
-            message = loads(event.payload)
-        except JSONDecodeError:
-            raise EventError("stored payload is not valid JSON") from None
-        return plan_event(message, destination.config, self._specs)
 
     async def _perform(self, plan: Plan, progress: dict[str, Any]) -> None:
         if isinstance(plan, GroupPlan):
@@ -272,6 +274,24 @@ class Deliverer:
         await self._store.record_attempt(event.id, Attempt(self._clock(), "filtered", None, reason))
         await self._store.complete(event.id, "filtered", owner=self._owner)
         self._metrics.outcomes.labels(event.destination_id, "filtered").inc()
+
+    async def _rejected(self, event: QueuedEvent, reason: str) -> None:
+        """The planner refused the event itself: final at once, never retried, not a dead letter."""
+        await self._store.record_attempt(event.id, Attempt(self._clock(), "rejected", None, reason))
+        await self._store.reject(event.id, reason, owner=self._owner)
+        self._metrics.outcomes.labels(event.destination_id, "rejected").inc()
+        log.info(
+            "event outcome",
+            extra={
+                "destination": event.destination_id,
+                "messageId": event.message_id,
+                "type": event.kind,
+                "outcome": "rejected",
+                "status": None,
+                "attempts": event.attempts,
+                "reason": reason,
+            },
+        )
 
     async def _dead(self, event: QueuedEvent, reason: str) -> None:
         await self._store.dead_letter(event.id, reason, owner=self._owner)

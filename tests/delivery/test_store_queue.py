@@ -26,7 +26,14 @@ async def test_enqueue_reports_each_event_stored(store: Store) -> None:
 
 async def test_enqueue_of_nothing_stores_nothing(store: Store) -> None:
     assert await store.enqueue([]) == []
-    assert await store.counts() == {"queued": 0, "leased": 0, "delivered": 0, "filtered": 0, "dead": 0}
+    assert await store.counts() == {
+        "queued": 0,
+        "leased": 0,
+        "delivered": 0,
+        "filtered": 0,
+        "rejected": 0,
+        "dead": 0,
+    }
 
 
 async def test_duplicate_message_id_in_one_call_is_stored_once(store: Store) -> None:
@@ -235,7 +242,14 @@ async def test_complete_records_the_final_state_and_time(store: Store, clock: Fa
         None,
         None,
     )
-    assert await store.counts() == {"queued": 0, "leased": 0, "delivered": 1, "filtered": 1, "dead": 0}
+    assert await store.counts() == {
+        "queued": 0,
+        "leased": 0,
+        "delivered": 1,
+        "filtered": 1,
+        "rejected": 0,
+        "dead": 0,
+    }
 
 
 async def test_get_event_of_an_unknown_id_is_none(store: Store) -> None:
@@ -261,7 +275,14 @@ async def test_prune_forgets_finished_events_and_message_ids_past_the_window(
 
     assert await store.prune(T0 + 120) == 1
     assert await store.get_event(1) is None
-    assert await store.counts() == {"queued": 1, "leased": 0, "delivered": 1, "filtered": 0, "dead": 1}
+    assert await store.counts() == {
+        "queued": 1,
+        "leased": 0,
+        "delivered": 1,
+        "filtered": 0,
+        "rejected": 0,
+        "dead": 1,
+    }
     # "old" was seen before the window: it is new again; "recent" is still remembered
     assert await store.enqueue([event("old", at=T0 + 120), event("recent", at=T0 + 120)]) == [True, False]
 
@@ -272,3 +293,13 @@ async def test_a_closed_store_refuses_work(store: Store) -> None:
         await store.enqueue([event("m1")])
     with pytest.raises(StoreClosedError):
         await store.counts()
+
+
+async def test_prune_forgets_rejected_events_past_the_window(make_store: StoreFactory) -> None:
+    store = make_store(dedupe_window_seconds=100.0)
+    await store.enqueue([event("rejected", "ada", at=T0), event("recent", "bob", at=T0 + 50)])
+    for claimed in await store.claim(T0 + 50, 10, LEASE, "w1"):
+        await store.reject(claimed.id, "email is required for identify", owner="w1")
+    assert await store.prune(T0 + 120) == 1
+    assert await store.get_event(1) is None and await store.get_event(2) is not None
+    assert (await store.counts())["rejected"] == 1

@@ -91,7 +91,14 @@ async def test_state_survives_close_and_reopen(tmp_path: Path) -> None:
 
     store = SQLiteStore(path)
     try:
-        assert await store.counts() == {"queued": 1, "leased": 1, "delivered": 0, "filtered": 0, "dead": 1}
+        assert await store.counts() == {
+            "queued": 1,
+            "leased": 1,
+            "delivered": 0,
+            "filtered": 0,
+            "rejected": 0,
+            "dead": 1,
+        }
         assert [d.message_id for d in await store.list_dead_letters()] == ["a1"]
         assert await store.take_budget("acme", [("minute", 60.0, 1)]) == "minute"
         assert [e.message_id for e in await store.claim(T0 + 30, 10, 30.0, "w2")] == ["a2", "b1"]
