@@ -155,7 +155,7 @@ class RudderTransformer:
         message = item.get("message")
         if not isinstance(message, dict):
             raise EventError("message must be a JSON object")
-        return plan_event(message, config, self._specs)
+        return plan_event(message, config, self._specs, signed=False)  # see the module doc
 
     async def _group_outputs(self, plans: list[GroupPlan]) -> list[dict[str, Any] | GsdError]:
         """The association outputs of group plans sharing a tenant: their Companies written in

@@ -155,7 +155,9 @@ def message_type(event: Mapping[str, Any]) -> str:
     return raw.lower()
 
 
-def plan_event(event: Mapping[str, Any], config: DestinationConfig, specs: Specs) -> Plan:
+def plan_event(
+    event: Mapping[str, Any], config: DestinationConfig, specs: Specs, *, signed: bool = True
+) -> Plan:
     """The plan for one event; EventError / ConfigError when it cannot be planned."""
     if not isinstance(event, dict):
         raise EventError("the event must be a JSON object")
@@ -165,7 +167,7 @@ def plan_event(event: Mapping[str, Any], config: DestinationConfig, specs: Specs
     if kind == "group":
         return plan_group(event, config, specs)
     if kind == "track":
-        return plan_track(event, config)
+        return plan_track(event, config, signed=signed)
     raise EventError(f"message type {kind} not supported")
 
 
@@ -266,7 +268,9 @@ def _track_properties(event: Mapping[str, Any]) -> dict[str, Any]:
     return properties
 
 
-def plan_track(event: Mapping[str, Any], config: DestinationConfig) -> TrackPlan:
+def plan_track(event: Mapping[str, Any], config: DestinationConfig, *, signed: bool = True) -> TrackPlan:
+    """`signed=False`: no canonical body and no signature claims (the transformer routes hand
+    the request to rudder-server, which re-serialises it)."""
     name = _track_event_name(event)
     _required(config, "track", "sharedSecret", "topicName", "tenantId")
     properties = _track_properties(event)
@@ -278,7 +282,6 @@ def plan_track(event: Mapping[str, Any], config: DestinationConfig) -> TrackPlan
         raise UnmappedEventError(f"event version mapping not provided for {name}")
     _required(config, "track", "domain")
     assert config.domain and config.shared_secret and config.tenant_id and config.topic_name
-    body = canonical_json(properties)
     headers = {
         ep.SHARED_SECRET_HEADER: _secret(config.shared_secret),
         "tenantId": config.tenant_id,
@@ -292,6 +295,9 @@ def plan_track(event: Mapping[str, Any], config: DestinationConfig) -> TrackPlan
         headers["contractId"] = contract_id
     if config.access_key:
         headers[ep.ACCESS_KEY_HEADER] = _secret(config.access_key)
+    if not signed:
+        return TrackPlan(Request("POST", config.domain, ep.EVENT_PATH, headers, properties), ())
+    body = canonical_json(properties)
     message_id = event.get("messageId")
     signing = SigningClaims(
         tenant_id=config.tenant_id,

@@ -16,8 +16,8 @@ def rudder_output(request: Request, headers: Mapping[str, str]) -> dict[str, Any
         "type": "REST",
         "method": request.method,
         "endpoint": request.endpoint,
-        "headers": dict(headers),
-        "params": dict(request.params),
+        "headers": headers if type(headers) is dict else dict(headers),  # never mutated
+        "params": dict(request.params) if request.params else {},
         "body": {"JSON": request.body, "JSON_ARRAY": {}, "XML": {}, "FORM": {}},
         "files": {},
     }

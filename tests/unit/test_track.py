@@ -203,3 +203,13 @@ def test_signature_is_the_token_pyjwt_writes(claims: SigningClaims) -> None:
         algorithm="HS256",
     )
     assert sign(claims, "a-shared-secret-of-32-bytes-or-more!", now) == expected
+
+
+def test_an_unsigned_plan_is_the_same_request_without_signature_claims(specs: Any) -> None:
+    event = {"type": "track", "event": "Ticket Closed", "messageId": "m1", "properties": {"b": 1, "a": 2}}
+    signed = plan_event(event, make_config(), specs)
+    unsigned = plan_event(event, make_config(), specs, signed=False)
+    assert isinstance(signed, TrackPlan) and isinstance(unsigned, TrackPlan)
+    assert (unsigned.request.signing, unsigned.request.body_bytes) == (None, None)
+    assert unsigned.request.headers == signed.request.headers
+    assert unsigned.request.body == signed.request.body == {"b": 1, "a": 2}
