@@ -22,7 +22,7 @@ import orjson
 from fastapi import APIRouter, HTTPException, Request, Response
 from starlette.routing import Route
 
-from destination.api.body import read_json
+from destination.api.body import off_loop, parse_json, read_raw_body
 from destination.api.company_batches import CompanyBatcher
 from destination.api.responses import JsonResponse
 from destination.config import DestinationConfig, parse_destination_config
@@ -264,6 +264,24 @@ def _answer(content: Any, status: int = 200) -> Response:
     return JsonResponse(content, status, API_VERSION_HEADERS)
 
 
+def _parse_items(raw: bytes) -> Any:
+    """The body's JSON. Its depth is checked by writing it with orjson (C speed; it refuses what
+    nests deeper than it can write), not by walking every node: nothing here is stored, and
+    answers nest one level deeper than their input at most, which the fallback writer takes."""
+    value = parse_json(raw, max_depth=None)
+    try:
+        orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        raise HTTPException(400, "request body nests JSON deeper than 254 levels") from None
+    return value
+
+
+async def _read_items(request: Request, runtime: Runtime) -> Any:
+    settings = runtime.settings
+    raw = await read_raw_body(request, settings.max_body_bytes, settings.body_timeout_seconds)
+    return await off_loop(len(raw), lambda: _parse_items(raw))
+
+
 def _check_count(items: list[Any], max_items: int) -> None:
     if len(items) > max_items:
         raise HTTPException(
@@ -276,7 +294,7 @@ def _check_count(items: list[Any], max_items: int) -> None:
 async def processor(request: Request) -> Response:
     """`POST /v0/destinations/gainsight`: one output or error per input, same order."""
     runtime: Runtime = request.app.state.runtime
-    items = await read_json(request, runtime.settings.max_body_bytes)
+    items = await _read_items(request, runtime)
     if not isinstance(items, list):
         raise HTTPException(400, "request body must be a JSON array of events")
     _check_count(items, runtime.settings.transformer_max_items)
@@ -286,7 +304,7 @@ async def processor(request: Request) -> Response:
 async def router_transform(request: Request) -> Response:
     """`POST /routerTransform`: unbatched requests, one per input."""
     runtime: Runtime = request.app.state.runtime
-    body = await read_json(request, runtime.settings.max_body_bytes)
+    body = await _read_items(request, runtime)
     items = body.get("input") if isinstance(body, dict) else None
     if not isinstance(items, list):
         raise HTTPException(400, "request body must be an object with an 'input' array")

@@ -4,6 +4,7 @@ answers only the calls a test expects and fails on any other."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -239,3 +240,35 @@ def test_each_item_is_planned_with_its_own_config(start: Callable[..., TestClien
         keys = [a["output"]["headers"]["Accesskey"] for a in answers]
         expected = ["ak-other" if entry is other else "ak-123" for entry in body]
         assert keys == expected
+
+
+def nested(depth: int) -> Any:
+    value: Any = 1
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize("route", [PROCESSOR, "/routerTransform"])
+def test_json_nested_beyond_what_can_be_written_back_is_refused(
+    start: Callable[..., TestClient], route: str
+) -> None:
+    client = start()
+    deep = {"type": "track", "event": "Ticket Closed", "properties": {"x": nested(260)}}
+    body = [item(deep)] if route == PROCESSOR else {"input": [item(deep)]}
+    response = client.post(route, content=_dump(body), headers={"Content-Type": "application/json"})
+    assert response.status_code == 400 and "254 levels" in response.json()["error"]
+
+
+def test_the_deepest_writable_item_is_answered(start: Callable[..., TestClient]) -> None:
+    """Its answer nests one level deeper than orjson writes: the fallback writer takes it."""
+    deep = {"type": "track", "event": "Ticket Closed", "properties": {"x": nested(250)}}
+    response = start().post(
+        PROCESSOR, content=_dump([item(deep)]), headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 200
+    assert response.json()[0]["output"]["body"]["JSON"] == {"x": nested(250)}
+
+
+def _dump(value: Any) -> bytes:
+    return json.dumps(value).encode()  # orjson would refuse to write the deepest of these
