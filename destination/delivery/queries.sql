@@ -55,9 +55,14 @@ CREATE TABLE IF NOT EXISTS event_attempts (
     outcome TEXT NOT NULL,
     status_code INTEGER,
     error TEXT,
-    response BLOB                   -- Gainsight's JSON answer
+    response BLOB,                  -- Gainsight's JSON answer
+    request BLOB,                   -- the request sent (JSON, secrets masked)
+    call TEXT                       -- id of the merged call the event rode on
 );
 CREATE INDEX IF NOT EXISTS event_attempts_by_event ON event_attempts (event_id, id);
+-- Admin views: an event by messageId; what finished in the last hour and day.
+CREATE INDEX IF NOT EXISTS events_by_message ON events (message_id);
+CREATE INDEX IF NOT EXISTS events_finished ON events (finished_at) WHERE finished_at IS NOT NULL;
 
 -- Dedupe memory, apart from events so that pruning an event keeps its messageId.
 CREATE TABLE IF NOT EXISTS seen_messages (
@@ -103,6 +108,16 @@ COMMIT;
 -- name: schema_version
 SELECT version FROM schema_version;
 
+-- name: attempt_columns
+-- Files created before attempts kept their request and call lack those columns.
+SELECT name FROM pragma_table_info('event_attempts');
+
+-- name: add_attempt_request
+ALTER TABLE event_attempts ADD COLUMN request BLOB;
+
+-- name: add_attempt_call
+ALTER TABLE event_attempts ADD COLUMN call TEXT;
+
 -- name: remember_message
 -- Changes one row when the messageId is new for its destination, or was last seen before the
 -- dedupe window (then it counts as new again); changes nothing for a duplicate.
@@ -140,8 +155,8 @@ RETURNING id, destination_id, message_id, ordering_key, kind, payload, received_
     progress;
 
 -- name: record_attempt
-INSERT INTO event_attempts (event_id, at, outcome, status_code, error, response)
-SELECT :event_id, :at, :outcome, :status_code, :error, :response
+INSERT INTO event_attempts (event_id, at, outcome, status_code, error, response, request, call)
+SELECT :event_id, :at, :outcome, :status_code, :error, :response, :request, :call
 WHERE EXISTS (SELECT 1 FROM events WHERE id = :event_id);
 
 -- name: retry_later
@@ -174,14 +189,15 @@ FROM events
 WHERE id = :id;
 
 -- name: event_history
-SELECT at, outcome, status_code, error, response
+SELECT at, outcome, status_code, error, response, request, call
 FROM event_attempts
 WHERE event_id = :event_id
 ORDER BY id;
 
 -- name: list_dead_letters
-SELECT id, destination_id, message_id, ordering_key, kind, received_at, attempts, reason,
-    finished_at
+-- attempts: the recorded ones, as `show` lists them (history survives replay).
+SELECT id, destination_id, message_id, ordering_key, kind, received_at,
+    (SELECT count(*) FROM event_attempts WHERE event_id = events.id), reason, finished_at
 FROM events
 WHERE state = 'dead' AND (:destination_id IS NULL OR destination_id = :destination_id)
 ORDER BY id
@@ -226,6 +242,40 @@ DELETE FROM event_attempts WHERE event_id IN (SELECT value FROM json_each(:ids))
 
 -- name: delete_events
 DELETE FROM events WHERE id IN (SELECT value FROM json_each(:ids));
+
+-- name: events_by_message
+SELECT id FROM events
+WHERE message_id = :message_id AND (:destination_id IS NULL OR destination_id = :destination_id)
+ORDER BY id;
+
+-- name: list_events
+SELECT id, destination_id, message_id, kind, state, received_at, finished_at,
+    (SELECT count(*) FROM event_attempts WHERE event_id = events.id), reason
+FROM events
+WHERE (:destination_id IS NULL OR destination_id = :destination_id)
+    AND (:state IS NULL OR state = :state)
+ORDER BY id
+LIMIT :limit OFFSET :offset;
+
+-- name: counts_by_destination
+SELECT destination_id, state, count(*) FROM events GROUP BY destination_id, state;
+
+-- name: finished_counts
+SELECT destination_id, state, count(*) FROM events
+WHERE finished_at IS NOT NULL AND finished_at >= :since
+GROUP BY destination_id, state;
+
+-- name: recent_attempts
+-- :failed is 1 for failures only (throttled, retryable, aborted). Only the newest :scan attempts
+-- are looked at, so an idle destination costs a bounded walk, not the whole history.
+SELECT e.id, e.destination_id, e.message_id, e.kind,
+    a.at, a.outcome, a.status_code, a.error, a.response, a.request, a.call
+FROM event_attempts a JOIN events e ON e.id = a.event_id
+WHERE a.id > (SELECT coalesce(max(id), 0) FROM event_attempts) - :scan
+    AND (:destination_id IS NULL OR e.destination_id = :destination_id)
+    AND (:failed = 0 OR a.outcome IN ('throttled', 'retryable', 'aborted'))
+ORDER BY a.id DESC
+LIMIT :limit;
 
 -- name: state_counts
 SELECT state, n FROM state_counts;

@@ -26,12 +26,14 @@ from destination.config import Destination
 from destination.delivery.governor import DELIVERY_POOL, RateGovernor, current_pool
 from destination.delivery.retry import RetryPolicy
 from destination.delivery.store import Attempt, QueuedEvent, Store
+from destination.delivery.views import described_request
 from destination.errors import ConfigError, EventError, GainsightError, OverBudget, UnmappedEventError
 from destination.gainsight.client import GainsightClient
 from destination.gainsight.companies import CompanyResolver
 from destination.gainsight.endpoints import UNKNOWN_COMPANY_CODE
 from destination.gainsight.plan import GroupPlan, Plan, plan_event
 from destination.jsonutil import JSONDecodeError, loads
+from destination.logs import log_event_outcome
 from destination.mapping.spec import Specs
 from destination.metrics import Metrics
 
@@ -223,14 +225,17 @@ class Deliverer:
             await self._store.retry_later(event.id, exc.retry_at, progress, owner=self._owner)
             return
         except GainsightError as exc:
-            await self._failed(event, exc, progress)
+            await self._failed(event, exc, progress, _sent(plan, progress))
             return
         now = self._clock()
-        await self._store.record_attempt(event.id, Attempt(now, "delivered", 200))
+        await self._store.record_attempt(
+            event.id, Attempt(now, "delivered", 200, request=_sent(plan, progress))
+        )
         await self._store.complete(event.id, "delivered", owner=self._owner)
         self._metrics.attempts.labels(event.destination_id, "delivered").inc()
         self._metrics.outcomes.labels(event.destination_id, "delivered").inc()
         self._metrics.delivery_seconds.observe(max(0.0, now - event.received_at))
+        self._log_outcome(event, "delivered", 200)
 
     async def _perform(self, plan: Plan, progress: dict[str, Any]) -> None:
         if isinstance(plan, GroupPlan):
@@ -249,9 +254,15 @@ class Deliverer:
         else:
             await self._client.execute(plan.request, _STEP[plan.kind])
 
-    async def _failed(self, event: QueuedEvent, error: GainsightError, progress: dict[str, Any]) -> None:
+    async def _failed(
+        self,
+        event: QueuedEvent,
+        error: GainsightError,
+        progress: dict[str, Any],
+        request: dict[str, Any] | None = None,
+    ) -> None:
         now = self._clock()
-        attempt = Attempt(now, error.outcome, error.http_status, error.message, error.response)
+        attempt = Attempt(now, error.outcome, error.http_status, error.message, error.response, request)
         await self._store.record_attempt(event.id, attempt)
         self._metrics.attempts.labels(event.destination_id, error.outcome).inc()
         failures = int(progress.get("failures", 0)) + 1
@@ -266,34 +277,49 @@ class Deliverer:
                 if error.outcome == "aborted"
                 else f"gave up after {failures} attempts: {error.message}"
             )
-            await self._dead(event, reason)
+            await self._dead(event, reason, error.http_status)
         else:
             await self._store.retry_later(event.id, retry_at, progress, owner=self._owner)
+            self._log_outcome(event, "retry", error.http_status, error.message)
+
+    def _log_outcome(
+        self, event: QueuedEvent, outcome: str, status: int | None, reason: str | None = None
+    ) -> None:
+        """The one log line per event outcome (DESIGN §9)."""
+        log_event_outcome(
+            destination=event.destination_id,
+            message_id=event.message_id,
+            kind=event.kind,
+            outcome=outcome,
+            status=status,
+            attempts=event.attempts,
+            latency=self._clock() - event.received_at,
+            reason=reason,
+        )
 
     async def _filtered(self, event: QueuedEvent, reason: str) -> None:
         await self._store.record_attempt(event.id, Attempt(self._clock(), "filtered", None, reason))
         await self._store.complete(event.id, "filtered", owner=self._owner)
         self._metrics.outcomes.labels(event.destination_id, "filtered").inc()
+        self._log_outcome(event, "filtered", None, reason)
 
     async def _rejected(self, event: QueuedEvent, reason: str) -> None:
         """The planner refused the event itself: final at once, never retried, not a dead letter."""
         await self._store.record_attempt(event.id, Attempt(self._clock(), "rejected", None, reason))
         await self._store.reject(event.id, reason, owner=self._owner)
         self._metrics.outcomes.labels(event.destination_id, "rejected").inc()
-        log.info(
-            "event outcome",
-            extra={
-                "destination": event.destination_id,
-                "messageId": event.message_id,
-                "type": event.kind,
-                "outcome": "rejected",
-                "status": None,
-                "attempts": event.attempts,
-                "reason": reason,
-            },
-        )
+        self._log_outcome(event, "rejected", None, reason)
 
-    async def _dead(self, event: QueuedEvent, reason: str) -> None:
+    async def _dead(self, event: QueuedEvent, reason: str, status: int | None = None) -> None:
         await self._store.dead_letter(event.id, reason, owner=self._owner)
         self._metrics.outcomes.labels(event.destination_id, "dead").inc()
-        log.warning("event %s (%s) dead-lettered: %s", event.message_id, event.kind, reason)
+        self._log_outcome(event, "dead", status, reason)
+
+
+def _sent(plan: Plan, progress: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The last request of the plan, as an attempt records it (a group's: the association, once its
+    company's Gsid is known)."""
+    if isinstance(plan, GroupPlan):
+        gsid = progress.get("gsid")
+        return described_request(plan.association_request(gsid)) if isinstance(gsid, str) else None
+    return described_request(plan.request)
