@@ -53,7 +53,8 @@ class _Row:
     head: bool = False
     available_at: float | None = None
     lease_owner: str | None = None
-    attempts: int = 0
+    attempts: int = 0  # recorded attempts, whole history: never reset
+    replayed_at_attempt: int = 0
     progress: dict[str, Any] | None = None
     finished_at: float | None = None
     reason: str | None = None
@@ -277,7 +278,7 @@ class MemoryStore:
                 row.state = "queued"
                 row.head = False
                 row.available_at = row.event.received_at
-                row.attempts = 0
+                row.replayed_at_attempt = row.attempts
                 row.progress = None
                 row.finished_at = None
                 row.reason = None
@@ -453,6 +454,7 @@ def _queued_event(row: _Row) -> QueuedEvent:
         attempts=row.attempts,
         progress=_json_copy(row.progress),
         lease=row.lease_owner or "",
+        replayed_at_attempt=row.replayed_at_attempt,
     )
 
 
@@ -466,7 +468,7 @@ def _summary(row: _Row) -> EventSummary:
         state=row.state,
         received_at=e.received_at,
         finished_at=row.finished_at,
-        attempts=len(row.history),
+        attempts=row.attempts,
         reason=row.reason,
     )
 
@@ -489,7 +491,7 @@ def _dead_letter(row: _Row) -> DeadLetter:
         ordering_key=e.ordering_key,
         kind=e.kind,
         received_at=e.received_at,
-        attempts=len(row.history),
+        attempts=row.attempts,
         reason=row.reason,
         dead_at=row.finished_at,
     )
@@ -513,4 +515,5 @@ def _stored_event(row: _Row) -> StoredEvent:
         finished_at=row.finished_at,
         reason=row.reason,
         history=tuple(row.history),
+        replayed_at_attempt=row.replayed_at_attempt,
     )

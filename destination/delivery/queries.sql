@@ -33,7 +33,7 @@ CREATE TABLE IF NOT EXISTS events (
     head INTEGER NOT NULL,          -- 1 = oldest unfinished event of its person: the only claimable one
     available_at REAL,              -- queued: claimable from; leased: lease expiry; NULL once final
     lease_owner TEXT,               -- the lease token of the claim holding it
-    attempts INTEGER NOT NULL DEFAULT 0,  -- attempts recorded since (re)queueing
+    attempts INTEGER NOT NULL DEFAULT 0,  -- see migrate_2: attempts recorded, whole history
     progress BLOB,                  -- JSON kept between tries of a resumable plan
     finished_at REAL,
     reason TEXT                     -- why it was dead-lettered or rejected
@@ -134,6 +134,17 @@ COMMIT;
 -- name: schema_version
 SELECT version FROM schema_version;
 
+-- name: migrate_2
+-- Schema step 2 (the baseline above is step 1): `attempts` becomes the one counter of recorded
+-- attempts over the whole history (no longer reset by a replay), and `replayed_at_attempt` keeps its
+-- value at the last replay, so the retry policy counts attempts - replayed_at_attempt. Existing
+-- rows: their history length is the counter, and what it held before becomes the baseline.
+ALTER TABLE events ADD COLUMN replayed_at_attempt INTEGER NOT NULL DEFAULT 0;
+UPDATE events SET
+    replayed_at_attempt = (SELECT count(*) FROM event_attempts WHERE event_id = events.id) - attempts,
+    attempts = (SELECT count(*) FROM event_attempts WHERE event_id = events.id);
+UPDATE schema_version SET version = 2;
+
 -- name: attempt_columns
 -- Files created before attempts kept their request and call lack those columns.
 SELECT name FROM pragma_table_info('event_attempts');
@@ -188,7 +199,7 @@ UPDATE events
 SET state = 'leased', available_at = :lease_until, lease_owner = :lease
 WHERE id = :id
 RETURNING id, destination_id, message_id, ordering_key, kind, payload, received_at, attempts,
-    progress;
+    progress, replayed_at_attempt;
 
 -- name: renew_lease
 UPDATE events SET available_at = :lease_until
@@ -227,7 +238,7 @@ WHERE id = (
 
 -- name: get_event
 SELECT id, destination_id, message_id, ordering_key, kind, payload, received_at, state, attempts,
-    progress, available_at, lease_owner, finished_at, reason
+    progress, available_at, lease_owner, finished_at, reason, replayed_at_attempt
 FROM events
 WHERE id = :id;
 
@@ -238,9 +249,8 @@ WHERE event_id = :event_id
 ORDER BY id;
 
 -- name: list_dead_letters
--- attempts: the recorded ones, as `show` lists them (history survives replay).
-SELECT id, destination_id, message_id, ordering_key, kind, received_at,
-    (SELECT count(*) FROM event_attempts WHERE event_id = events.id), reason, finished_at
+-- attempts: the one counter, the length of the history (which survives replay).
+SELECT id, destination_id, message_id, ordering_key, kind, received_at, attempts, reason, finished_at
 FROM events
 WHERE state = 'dead' AND (:destination_id IS NULL OR destination_id = :destination_id)
 ORDER BY id
@@ -258,8 +268,8 @@ ORDER BY id;
 -- name: requeue_dead_letters
 -- available_at = received_at: ready at once, and claimed in their original order.
 UPDATE events
-SET state = 'queued', head = 0, available_at = received_at, lease_owner = NULL, attempts = 0,
-    progress = NULL, finished_at = NULL, reason = NULL
+SET state = 'queued', head = 0, available_at = received_at, lease_owner = NULL,
+    replayed_at_attempt = attempts, progress = NULL, finished_at = NULL, reason = NULL
 WHERE state IN ('dead', 'rejected') AND id IN (SELECT value FROM json_each(:ids))
 RETURNING destination_id, ordering_key;
 
@@ -292,8 +302,7 @@ WHERE message_id = :message_id AND (:destination_id IS NULL OR destination_id = 
 ORDER BY id;
 
 -- name: list_events
-SELECT id, destination_id, message_id, kind, state, received_at, finished_at,
-    (SELECT count(*) FROM event_attempts WHERE event_id = events.id), reason
+SELECT id, destination_id, message_id, kind, state, received_at, finished_at, attempts, reason
 FROM events
 WHERE (:destination_id IS NULL OR destination_id = :destination_id)
     AND (:state IS NULL OR state = :state)

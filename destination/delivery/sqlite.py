@@ -45,7 +45,8 @@ from destination.delivery.store import (
     new_lease,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # the baseline (create_schema) is 1; each later number is a step in MIGRATIONS
+MIGRATIONS = {2: "migrate_2"}  # version reached -> its named block in queries.sql
 RECENT_ATTEMPTS_SCAN = 50_000  # recent_attempts looks no further back than this many attempts
 PRUNE_CHUNK = 1000  # rows per prune transaction, so ingest never waits long behind a prune
 
@@ -103,6 +104,7 @@ class SQLiteStore:
             conn.executescript(self._q["configure_connection"])
             conn.executescript(self._q["create_schema"])
             self._add_attempt_columns(conn)
+            self._migrate(conn)
             (version,) = conn.execute(self._q["schema_version"]).fetchone()
             if version != SCHEMA_VERSION:
                 raise StoreError(
@@ -112,6 +114,22 @@ class SQLiteStore:
             conn.close()
             raise
         return conn
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        """Run the schema steps this file lacks, each in its own write transaction (re-checked
+        inside it, so processes starting together run a step once)."""
+        for version, name in sorted(MIGRATIONS.items()):
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                (current,) = conn.execute(self._q["schema_version"]).fetchone()
+                if current == version - 1:
+                    for statement in self._q[name].split(";"):
+                        if statement.strip():
+                            conn.execute(statement)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
 
     def _add_attempt_columns(self, conn: sqlite3.Connection) -> None:
         columns = {row[0] for row in conn.execute(self._q["attempt_columns"])}
@@ -546,7 +564,8 @@ class SQLiteStore:
 
 
 def _queued_event(row: Sequence[Any], lease: str) -> QueuedEvent:
-    (id_, destination_id, message_id, ordering_key, kind, payload, received_at, attempts, progress) = row
+    (id_, destination_id, message_id, ordering_key, kind, payload, received_at, attempts, progress) = row[:9]
+    replayed = row[9]
     return QueuedEvent(
         id=id_,
         destination_id=destination_id,
@@ -558,6 +577,7 @@ def _queued_event(row: Sequence[Any], lease: str) -> QueuedEvent:
         attempts=attempts,
         progress=_loads_or_none(progress),
         lease=lease,
+        replayed_at_attempt=replayed,
     )
 
 
@@ -577,6 +597,7 @@ def _stored_event(row: Sequence[Any], history: Sequence[Sequence[Any]]) -> Store
         lease_owner,
         finished_at,
         reason,
+        replayed,
     ) = row
     return StoredEvent(
         id=id_,
@@ -594,6 +615,7 @@ def _stored_event(row: Sequence[Any], history: Sequence[Sequence[Any]]) -> Store
         finished_at=finished_at,
         reason=reason,
         history=tuple(_attempt(row) for row in history),
+        replayed_at_attempt=replayed,
     )
 
 

@@ -27,8 +27,12 @@ stalled worker) makes the events claimable again, under a new token. `retry_late
 lease expired cannot move an event that another claim now holds.
 
 Attempts: `attempts` is the event's one attempt counter, owned by the store: the number of attempts
-recorded (`record_attempt`) since the event was (re)queued. The retry policy, the dead-letter views
-and the admin views all read it.
+recorded (`record_attempt`, or with retry_later/complete/dead_letter/reject) over the event's whole
+history, replays included; it is never reset, so it always equals the length of the history, and
+every view (dead letters, event status, logs) shows it. A replay stores the counter's value at that
+moment in `replayed_at_attempt` (0 until the first replay), so the retry policy, which starts afresh
+after a replay, counts `attempts - replayed_at_attempt` (`QueuedEvent.attempts_since_replay`): one
+counter, and a baseline to subtract, never two counts that can disagree.
 
 Memory (DESIGN §6), shared by every process on the store: the Gsid learnt for each company name,
 and the state last delivered per person / company (for `GSD_UNCHANGED_TTL_SECONDS`), each kept per
@@ -117,9 +121,15 @@ class QueuedEvent:
     kind: str
     payload: bytes
     received_at: float
-    attempts: int  # attempts recorded since (re)queueing: the store's one counter
+    attempts: int  # attempts recorded over the whole history: the store's one counter
     progress: dict[str, Any] | None  # what an earlier try of a resumable plan already achieved
     lease: str  # the token of the claim that holds it; needed to finish or retry it
+    replayed_at_attempt: int = 0  # `attempts` when last replayed (0: never replayed)
+
+    @property
+    def attempts_since_replay(self) -> int:
+        """What the retry policy counts: attempts since the last replay (or ever)."""
+        return self.attempts - self.replayed_at_attempt
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +189,7 @@ class StoredEvent:
     finished_at: float | None
     reason: str | None  # why it was dead-lettered or rejected
     history: tuple[Attempt, ...]  # every recorded attempt, oldest first, across replays
+    replayed_at_attempt: int = 0  # `attempts` when last replayed (0: never replayed)
 
 
 StateKind = Literal["person", "company"]
@@ -286,7 +297,8 @@ class Store(Protocol):
         self, ids: Sequence[int] | None = None, destination_id: str | None = None
     ) -> int:
         """Re-queue dead letters (all, or those matching both filters) in their original order:
-        ready at once, attempts reset to 0, progress cleared, history kept. Rejected events are
+        ready at once, progress cleared, history and attempt counter kept (`replayed_at_attempt`
+        set to the counter, so the retry policy starts afresh). Rejected events are
         re-queued too, but only when named in `ids`. Returns how many."""
         ...
 

@@ -267,7 +267,8 @@ class Deliverer:
             request=call.request if call is not None else None,
             call=call.id if call is not None else None,
         )
-        attempts = event.attempts + 1  # the store's counter, this attempt included
+        attempts = event.attempts + 1  # the store's one counter (whole history), this attempt included
+        tries = event.attempts_since_replay + 1  # what the retry policy counts: a replay starts afresh
         self._metrics.attempts.labels(event.destination_id, fate.outcome).inc()
         if fate.outcome in ("delivered", "unchanged"):
             if await self._store.complete(event.id, fate.outcome, lease=event.lease, attempt=attempt):
@@ -278,13 +279,14 @@ class Deliverer:
         assert fate.error is not None
         minute = self._governor.windows[0]
         next_try = self._policy.next_attempt(
-            attempts, fate.outcome, now, event.received_at, fate.error.retry_after, minute.end(now), self._rng
+            tries, fate.outcome, now, event.received_at, fate.error.retry_after, minute.end(now), self._rng
         )
         if next_try is None:
             reason = (
                 fate.error.message
                 if fate.outcome == "aborted"
-                else f"gave up after {attempts} attempts: {fate.error.message}"
+                else f"gave up after {tries} attempts{' since replay' if event.replayed_at_attempt else ''}: "
+                f"{fate.error.message}"
             )
             await self._dead(event, reason, attempt)
         else:

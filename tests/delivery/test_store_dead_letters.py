@@ -69,7 +69,9 @@ async def test_an_event_that_is_not_dead_is_no_dead_letter(store: Store) -> None
     assert await store.get_dead_letter(99) is None
 
 
-async def test_replay_requeues_in_the_original_order_with_attempts_reset(store: Store) -> None:
+async def test_replay_requeues_in_the_original_order_keeping_the_one_attempt_counter(store: Store) -> None:
+    """The counter is never reset (every view shows the whole history); the retry policy starts
+    afresh from the baseline the replay stores."""
     await store.enqueue([event("a1", "ada"), event("a2", "ada"), event("a3", "ada")])
     (first,) = await claim_events(store, T0, 10, LEASE)
     await store.retry_later(first.id, T0, {"company_gsid": "G1"}, lease=first.lease)
@@ -84,12 +86,35 @@ async def test_replay_requeues_in_the_original_order_with_attempts_reset(store: 
     seen = []
     for _ in range(3):
         (claimed,) = await claim_events(store, T0 + 500, 10, LEASE)
-        seen.append((claimed.message_id, claimed.attempts, claimed.progress))
+        seen.append((claimed.message_id, claimed.attempts, claimed.attempts_since_replay, claimed.progress))
         await store.complete(claimed.id, "delivered", lease=claimed.lease)
-    assert seen == [("a1", 0, None), ("a2", 0, None), ("a3", 0, None)]
+    assert seen == [("a1", 1, 0, None), ("a2", 1, 0, None), ("a3", 0, 0, None)]
 
     replayed = await store.get_event(1)
     assert replayed is not None and [a.outcome for a in replayed.history] == ["aborted"]
+    assert (replayed.attempts, replayed.replayed_at_attempt) == (1, 1)
+
+
+async def test_attempts_after_a_replay_add_to_the_counter_and_count_since_it(store: Store) -> None:
+    await store.enqueue([event("a1", "ada")])
+    await kill_heads(store)  # one attempt
+    assert await store.replay_dead_letters() == 1
+    (claimed,) = await claim_events(store, T0, 10, LEASE)
+    assert (claimed.attempts, claimed.replayed_at_attempt, claimed.attempts_since_replay) == (1, 1, 0)
+    assert await store.retry_later(
+        claimed.id, T0, None, lease=claimed.lease, attempt=Attempt(T0, "retryable", 503, "busy")
+    )
+    (again,) = await claim_events(store, T0, 10, LEASE)
+    assert (again.attempts, again.attempts_since_replay) == (2, 1)
+    refused = Attempt(T0, "aborted", 400, "bad")
+    await store.dead_letter(again.id, "gave up", lease=again.lease, attempt=refused)
+    (letter,) = await store.list_dead_letters()
+    shown = await store.get_dead_letter(again.id)
+    assert shown is not None
+    assert letter.attempts == shown.attempts == len(shown.history) == 3
+    assert await store.replay_dead_letters() == 1
+    (third,) = await claim_events(store, T0, 10, LEASE)
+    assert (third.attempts, third.attempts_since_replay) == (3, 0)
 
 
 async def test_replay_by_ids_and_by_destination(store: Store) -> None:

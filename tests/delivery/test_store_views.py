@@ -136,9 +136,43 @@ async def test_dead_letter_list_counts_every_attempt_show_lists_even_after_repla
     (letter,) = await store.list_dead_letters()
     shown = await store.get_dead_letter(letter.id)
     assert shown is not None
-    assert letter.attempts == len(shown.history) == 2
+    assert letter.attempts == shown.attempts == len(shown.history) == 2
     (summary,) = await store.list_events(state="dead")
     assert summary.attempts == 2
+    (found,) = await store.find_events("a1")
+    assert (found.attempts, found.replayed_at_attempt) == (2, 1)
+
+
+async def test_a_schema_1_file_gains_the_history_counter_and_its_replay_baseline(tmp_path: Path) -> None:
+    """Schema 1 reset `attempts` on replay; step 2 makes it the history's length and keeps the
+    old value's complement as the baseline, so the retry policy's count is unchanged."""
+    import sqlite3
+
+    path = tmp_path / "v1.sqlite3"
+    old = SQLiteStore(path)
+    await old.enqueue([event("a1"), event("b1", "bob")])
+    await finish(old, T0, "dead", 401)  # a1 and b1 dead after one attempt each
+    await finish(old, T0, "dead", 401)
+    await old.close()
+    conn = sqlite3.connect(path)  # what schema 1 held: a1 replayed (counter reset), then tried once more
+    conn.execute("ALTER TABLE events DROP COLUMN replayed_at_attempt")
+    conn.execute("UPDATE schema_version SET version = 1")
+    conn.execute("UPDATE events SET state = 'queued', head = 1, available_at = 0, attempts = 1 WHERE id = 1")
+    conn.execute("INSERT INTO event_attempts (event_id, at, outcome) VALUES (1, 0, 'retryable')")
+    conn.commit()
+    conn.close()
+
+    reopened = SQLiteStore(path)
+    try:
+        a1, b1 = await reopened.get_event(1), await reopened.get_event(2)
+        assert a1 is not None and b1 is not None
+        assert (a1.attempts, a1.replayed_at_attempt, len(a1.history)) == (2, 1, 2)
+        assert (b1.attempts, b1.replayed_at_attempt) == (1, 0)
+        (claimed,) = await claim_events(reopened, T0, 5, LEASE)
+        assert (claimed.message_id, claimed.attempts_since_replay) == ("a1", 1)
+    finally:
+        await reopened.close()
+    assert sqlite3.connect(path).execute("SELECT version FROM schema_version").fetchall() == [(2,)]
 
 
 async def test_a_store_file_from_before_attempt_requests_gains_the_columns(tmp_path: Path) -> None:
