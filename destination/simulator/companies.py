@@ -84,13 +84,20 @@ def _written(data_records: list[dict[str, Any]]) -> dict[str, Any]:
     return {"count": len(data_records), "errors": None, "records": data_records}
 
 
+def name_key(sim: Simulator, name: Any) -> Any:
+    """A Company Name as the tenant compares it (`company_name_case_sensitive`)."""
+    if isinstance(name, str) and not sim.config.company_name_case_sensitive:
+        return name.casefold()
+    return name
+
+
 def _duplicate_names(sim: Simulator, cleaned: list[dict[str, Any]]) -> list[list[Problem]]:
-    taken = {fields.get(NAME) for fields in sim.companies.values()}
+    taken = {name_key(sim, fields.get(NAME)) for fields in sim.companies.values()}
     found: list[list[Problem]] = []
     for clean in cleaned:
         name = clean.get(NAME)
-        duplicate = name in taken
-        taken.add(name)
+        duplicate = name_key(sim, name) in taken
+        taken.add(name_key(sim, name))
         found.append(
             [Problem(ProblemKind.DUPLICATE, NAME, name, "Company names are unique")] if duplicate else []
         )
@@ -144,10 +151,13 @@ def _same(spec: FieldSpec, a: Any, b: Any) -> bool:
 
 
 def _matches(sim: Simulator, keys: list[str], record: dict[str, Any]) -> list[str]:
+    def same(key: str, stored: Any, sent: Any) -> bool:
+        if key == NAME:
+            stored, sent = name_key(sim, stored), name_key(sim, sent)
+        return _same(sim.company_schema[key], stored, sent)
+
     return [
-        gsid
-        for gsid, fields in sim.companies.items()
-        if all(_same(sim.company_schema[k], fields.get(k), record[k]) for k in keys)
+        gsid for gsid, fields in sim.companies.items() if all(same(k, fields.get(k), record[k]) for k in keys)
     ]
 
 
@@ -209,6 +219,7 @@ def query_companies(sim: Simulator, body: Any) -> Any:
     options = ReadOptions(
         dates_as_epoch_ms=cfg.query_dates_as_epoch_ms,
         picklists_as_gsids=cfg.query_picklists_as_gsids,
+        fold_case=frozenset() if cfg.company_name_case_sensitive else frozenset({NAME}),
     )
     with sim.lock:
         rows = run_query(query, sim.company_schema, list(sim.companies.values()), options)

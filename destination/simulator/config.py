@@ -159,6 +159,9 @@ class SimulatorConfig(BaseModel):
     max_update_keys: int = Field(default=3, ge=1)
     update_no_match: Literal["error", "ignore"] = "error"  # [U] error: 400 GSOBJ_1011, no write
     company_unique_names: bool = False  # [U] Gainsight is not known to enforce it
+    # [U] False: Name is matched ignoring case in EQ/NE/IN/NOT_IN queries, in `PUT ?keys=Name` and
+    # by `company_unique_names` (as Email is for people); True: exactly.
+    company_name_case_sensitive: bool = False
 
     # Query.
     max_query_limit: int = Field(default=5000, ge=1)

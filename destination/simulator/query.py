@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,6 +63,9 @@ class Query:
 class ReadOptions:
     dates_as_epoch_ms: bool = True
     picklists_as_gsids: bool = True
+    # Fields whose EQ/NE/IN/NOT_IN compare text ignoring case (Company Name, unless the tenant's
+    # `company_name_case_sensitive` switch says otherwise).
+    fold_case: frozenset[str] = frozenset()
 
 
 # ---------------------------------------------------------------- parsing
@@ -277,13 +280,19 @@ def _members(stored: Any) -> list[str]:
     return [part.strip() for part in str(stored).split(";")]
 
 
-def _matches(condition: Condition, spec: FieldSpec | None, stored: Any) -> bool:
+def _folded(values: Sequence[Any]) -> list[Any]:
+    return [value.casefold() if isinstance(value, str) else value for value in values]
+
+
+def _matches(condition: Condition, spec: FieldSpec | None, stored: Any, fold: bool = False) -> bool:
     op, values = condition.operator, condition.values
     if op in _NO_VALUE:
         return (stored is None) == (op == "IS_NULL")
     if stored is None:
         return False
     forms = _forms(spec, condition.name, stored)
+    if fold and op in ("EQ", "NE", "IN", "NOT_IN"):
+        forms, values = _folded(forms), _folded(values)
     first = forms[0]
     if op in ("EQ", "NE"):
         return any(form == values[0] for form in forms) == (op == "EQ")
@@ -312,9 +321,9 @@ def _evaluate(expr: Expr, truth: Mapping[str, bool]) -> bool:
     return _evaluate(expr[1], truth) or _evaluate(expr[2], truth)
 
 
-def _selected(query: Query, schema: Schema, record: Mapping[str, Any]) -> bool:
+def _selected(query: Query, schema: Schema, record: Mapping[str, Any], fold: frozenset[str]) -> bool:
     truth = {
-        alias: _matches(cond, schema.get(cond.name), record.get(cond.name))
+        alias: _matches(cond, schema.get(cond.name), record.get(cond.name), cond.name in fold)
         for alias, cond in query.conditions.items()
     }
     if query.expression is None:
@@ -355,7 +364,7 @@ def read_value(spec: FieldSpec | None, name: str, stored: Any, options: ReadOpti
 def run_query(
     query: Query, schema: Schema, records: Iterable[Mapping[str, Any]], options: ReadOptions
 ) -> list[dict[str, Any]]:
-    matched = [record for record in records if _selected(query, schema, record)]
+    matched = [record for record in records if _selected(query, schema, record, options.fold_case)]
     page = _order(query, schema, matched)[query.offset : query.offset + query.limit]
     return [
         {name: read_value(schema.get(name), name, row.get(name), options) for name in query.select}

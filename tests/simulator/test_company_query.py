@@ -203,3 +203,30 @@ def test_bare_list_switch_makes_data_the_list() -> None:
         insert_company(client, Name="Acme")
         response = query(client, {"select": ["Name"]})
     assert response.json()["data"] == [{"Name": "Acme"}]
+
+
+EVERY_NAME = ["Acme", "Beta", "Gamma", "acme labs"]
+
+
+@pytest.mark.parametrize(
+    ("condition", "ignoring_case", "exactly"),
+    [
+        (cond("Name", "EQ", "ACME"), ["Acme"], []),
+        (cond("Name", "IN", "acme", "GAMMA"), ["Acme", "Gamma"], []),
+        (cond("Name", "NE", "aCmE"), ["Beta", "Gamma", "acme labs"], EVERY_NAME),
+        (cond("Name", "NOT_IN", "BETA", "gamma"), ["Acme", "acme labs"], EVERY_NAME),
+        (cond("Industry", "EQ", "tech"), [], []),  # only Name follows the switch
+    ],
+)
+def test_company_names_match_ignoring_case_unless_the_switch_says_exactly(
+    condition: dict[str, Any], ignoring_case: list[str], exactly: list[str]
+) -> None:
+    with sim_client(CONFIG) as client:
+        seed(client)
+        assert names_where(client, condition) == ignoring_case
+    exact = SimulatorConfig.sandbox(
+        company_fields=dict(CONFIG.company_fields), company_name_case_sensitive=True
+    )
+    with sim_client(exact) as client:
+        seed(client)
+        assert names_where(client, condition) == exactly

@@ -100,6 +100,33 @@ def test_unique_names_switch_rejects_duplicates() -> None:
         assert len(client.app.state.simulator.companies) == 1  # type: ignore[attr-defined]
 
 
+def test_unique_names_compare_names_as_queries_do() -> None:
+    with sim_client(SimulatorConfig.sandbox(company_unique_names=True)) as client:
+        insert_company(client, Name="Acme")
+        assert insert(client, [{"Name": "ACME"}]).status_code == 400
+    exact = SimulatorConfig.sandbox(company_unique_names=True, company_name_case_sensitive=True)
+    with sim_client(exact) as client:
+        insert_company(client, Name="Acme")
+        assert insert(client, [{"Name": "ACME"}]).status_code == 200
+
+
+def test_update_keyed_by_name_matches_ignoring_case_and_writes_the_name_sent(
+    client: TestClient, sim: Simulator
+) -> None:
+    gsid = insert_company(client, Name="Acme", Employees=10)
+    response = update(client, [{"Name": "ACME", "Employees": 20}])
+    assert response.status_code == 200 and response.json()["data"]["records"][0]["Gsid"] == gsid
+    [stored] = sim.companies_view()
+    assert (stored["Name"], stored["Employees"]) == ("ACME", 20)
+
+
+def test_update_keyed_by_name_matches_exactly_under_the_case_sensitive_switch() -> None:
+    with sim_client(SimulatorConfig.sandbox(company_name_case_sensitive=True)) as client:
+        insert_company(client, Name="Acme")
+        assert update(client, [{"Name": "ACME", "Employees": 20}]).status_code == 400  # no match
+        assert update(client, [{"Name": "Acme", "Employees": 20}]).status_code == 200
+
+
 def test_update_by_name_merges_fields_and_returns_the_gsid(client: TestClient, sim: Simulator) -> None:
     gsid = insert_company(client, Name="Acme", Industry="Tech", Employees=10)
     response = update(client, [{"Name": "Acme", "Employees": 20, "Region__gc": "EU"}])
