@@ -280,8 +280,8 @@ def _members(stored: Any) -> list[str]:
     return [part.strip() for part in str(stored).split(";")]
 
 
-def _folded(values: Sequence[Any]) -> list[Any]:
-    return [value.casefold() if isinstance(value, str) else value for value in values]
+def _folded(values: Sequence[Any]) -> tuple[Any, ...]:
+    return tuple(value.casefold() if isinstance(value, str) else value for value in values)
 
 
 def _matches(condition: Condition, spec: FieldSpec | None, stored: Any, fold: bool = False) -> bool:
@@ -292,7 +292,7 @@ def _matches(condition: Condition, spec: FieldSpec | None, stored: Any, fold: bo
         return False
     forms = _forms(spec, condition.name, stored)
     if fold and op in ("EQ", "NE", "IN", "NOT_IN"):
-        forms, values = _folded(forms), _folded(values)
+        forms, values = list(_folded(forms)), _folded(values)
     first = forms[0]
     if op in ("EQ", "NE"):
         return any(form == values[0] for form in forms) == (op == "EQ")
