@@ -321,7 +321,8 @@ class Store(Protocol):
         ...
 
     async def company_gsids(self, scope: str, names: Sequence[str]) -> dict[str, str]:
-        """The remembered Gsid of each of `names` that has one (names compared exactly)."""
+        """The remembered Gsid of each of `names` that has one (names compared exactly: the
+        executor passes them as `company_key` folds them, ignoring case as Gainsight does)."""
         ...
 
     async def remember_gsids(self, scope: str, gsids: Mapping[str, str], now: float) -> None:

@@ -56,16 +56,16 @@ def gsid_by_name(names: list[str], answer: Answer) -> dict[str, str]:
 
 
 def gsids_written(names: list[str], answer: Answer) -> dict[str, str]:
-    """Gsids of written records: by Name when echoed, else by position (input order)."""
+    """Gsids of written records: by Name (ignoring case) when echoed, else by position (input order)."""
     records = records_of(answer)
     by_name = {
-        r["Name"]: r["Gsid"]
+        r["Name"].casefold(): r["Gsid"]
         for r in records
         if isinstance(r.get("Name"), str) and isinstance(r.get("Gsid"), str)
     }
     result = {}
     for i, name in enumerate(names):
-        gsid = by_name.get(name)
+        gsid = by_name.get(name.casefold())
         if gsid is None and i < len(records) and isinstance(records[i].get("Gsid"), str):
             gsid = records[i]["Gsid"]
         if gsid:

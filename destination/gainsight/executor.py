@@ -18,10 +18,12 @@ group events up to (not past) their next track. Their plans are executed togethe
      Every group event of the batch shares these calls (company_batched): one `IN` search for the
      unknown names, one insert and one update of up to 50 records each, each company's fields merged
      in event order. Learnt Gsids and the delivered fields are remembered in the store. Names are
-     compared as Gainsight compares them in `EQ`/`IN` and `keys=Name`: exactly (the simulator's
-     rule; reference §4.1 leaves a live tenant's collation open). A field that an event received
-     later already wrote is never overwritten by an earlier one claimed after it (another
-     person's), so each company ends with the last value received.
+     matched as Gainsight matches them in `EQ`/`IN` and `keys=Name`: ignoring case (`company_key`;
+     the likelier rule, reference §7 [U], and the simulator's default), so "Acme" and "ACME" are
+     one company; the Name written is the last one received, as sending the events one by one
+     leaves it (the update keyed by Name rewrites it). A field (Name included) that an event
+     received later already wrote is never overwritten by an earlier one claimed after it
+     (another person's), so each company ends with the last value received.
 
   2. person: the run's events become one `person upsert` (coalesced): fields merged in event order
      (last write wins; a field an event leaves out keeps its earlier value) and `companies` holding
@@ -106,6 +108,12 @@ def merged_person(plans: Sequence[p.IdentifyPlan | p.GroupPlan], gsids: Sequence
     if gsids:
         person["companies"] = [{"Company_ID": gsid} for gsid in dict.fromkeys(gsids)]
     return person
+
+
+def company_key(name: str) -> str:
+    """Company names are matched ignoring case, as Gainsight's `EQ`/`IN` and `keys=Name` do: the
+    key of a company within a batch and in the store's Gsid and delivered-state memory."""
+    return name.casefold()
 
 
 def person_key(email: str) -> str:
@@ -204,8 +212,8 @@ Saved = Callable[[str, SavedReason, int], None]
 class _Company:
     """One company name during a batch."""
 
-    name: str
-    record: dict[str, Any]  # merged in event order
+    name: str  # as the first event of the batch spells it (searched with it)
+    record: dict[str, Any]  # merged in event order, so its Name is the last event's spelling
     jobs: list[int]
     progress: CompanyProgress = CompanyProgress()
     call: Call | None = None  # the last call that wrote it
@@ -213,6 +221,10 @@ class _Company:
     shared_failure: bool = False  # the failed call carried other events too
     versions: dict[str, int] = field(default_factory=dict)  # field -> id of the event it is from
     delivered: dict[str, Any] | None = None  # what the store remembers delivered (see _resolve)
+
+    @property
+    def key(self) -> str:
+        return company_key(self.name)
 
 
 @dataclass(slots=True)
@@ -313,7 +325,8 @@ class Executor:
         for job in groups:
             assert isinstance(job.plan, p.GroupPlan)
             if job.id not in gsids:  # else written by an earlier try
-                company = companies.setdefault(job.plan.company_name, _Company(job.plan.company_name, {}, []))
+                name = job.plan.company_name
+                company = companies.setdefault(company_key(name), _Company(name, {}, []))
                 company.record.update(job.plan.company)
                 company.versions.update(dict.fromkeys(job.plan.company, job.id))
                 company.jobs.append(job.id)
@@ -345,7 +358,7 @@ class Executor:
     async def _resolve(
         self, batch: _Batch, companies: dict[str, _Company], *, split: bool, plans: Sequence[Job]
     ) -> None:
-        names = list(companies)
+        names = list(companies)  # their keys
         known = await self._memory.company_gsids(batch.scope, names)
         remembered: dict[str, dict[str, Any]] = {}
         if batch.versioned and known:
@@ -388,15 +401,13 @@ class Executor:
         ]
         if split and refused:
             await self._one_by_one(batch, refused, plans)
-        learnt = {
-            c.name: c.progress.gsid for c in companies.values() if c.progress.gsid and c.failure is None
-        }
+        learnt = {c.key: c.progress.gsid for c in companies.values() if c.progress.gsid and c.failure is None}
         now = self._clock()
         await self._memory.remember_gsids(batch.scope, {n: g for n, g in learnt.items() if g}, now)
         if batch.versioned:
             # Unchanged companies too: their events are newer than the values' (see _unchanged).
             states = {
-                c.name: _company_state(c, now)
+                c.key: _company_state(c, now)
                 for c in companies.values()
                 if c.failure is None and (c.call is not None or c.delivered is not None)
             }
@@ -410,6 +421,10 @@ class Executor:
         if remembered is None:
             return False
         versions = remembered.get("versions", {})
+        if versions.get("Name", -1) > company.versions.get("Name", -1):
+            # A later event spelt the name otherwise: keep its spelling (the key field stays).
+            company.record["Name"] = remembered.get("fields", {}).get("Name", company.record["Name"])
+            company.versions["Name"] = versions["Name"]
         stale = [
             k for k in company.record if k != "Name" and versions.get(k, -1) > company.versions.get(k, -1)
         ]
@@ -445,8 +460,8 @@ class Executor:
                 is_no_match(call.answer) or (outcome == "delivered" and matched_nothing(call.answer))
             )
             if gone:  # deleted in Gainsight since we learnt it: forget it and search afresh
-                await self._memory.forget_gsids(batch.scope, [c.name for c in chunk])
-                await self._memory.forget_states(batch.scope, "company", [c.name for c in chunk])
+                await self._memory.forget_gsids(batch.scope, [c.key for c in chunk])
+                await self._memory.forget_states(batch.scope, "company", [c.key for c in chunk])
                 for company in chunk:
                     company.progress = CompanyProgress()
                     company.delivered = None
@@ -454,9 +469,9 @@ class Executor:
             if outcome != "delivered":
                 self._fail(chunk, call)
                 continue
-            written = gsids_written([c.name for c in chunk], call.answer)
+            written = gsids_written([c.record["Name"] for c in chunk], call.answer)
             for company in chunk:
-                gsid = written.get(company.name) or company.progress.gsid
+                gsid = written.get(company.record["Name"]) or company.progress.gsid
                 if not gsid:
                     error = GainsightError(
                         f"company {step} succeeded but Gainsight returned no Gsid",
@@ -484,11 +499,11 @@ class Executor:
             for job_id in company.jobs:
                 plan = by_id[job_id].plan
                 assert isinstance(plan, p.GroupPlan)
-                alone = _Company(company.name, dict(plan.company), [job_id])
+                alone = _Company(plan.company_name, dict(plan.company), [job_id])
                 alone.versions = dict.fromkeys(plan.company, job_id)
-                single = {company.name: alone}
+                single = {company.key: alone}
                 await self._resolve(batch, single, split=False, plans=plans)
-                alone = single[company.name]
+                alone = single[company.key]
                 if alone.failure is not None:
                     batch.fates[job_id] = alone.failure
                 else:
@@ -606,7 +621,7 @@ class Executor:
         fate = self._failed(call)
         if fate.error is not None and fate.error.error_code == UNKNOWN_COMPANY_CODE:
             # A Gsid no longer names a company (deleted in Gainsight): forget it; resolve afresh.
-            names = [job.plan.company_name for job in segment if isinstance(job.plan, p.GroupPlan)]
+            names = [company_key(j.plan.company_name) for j in segment if isinstance(j.plan, p.GroupPlan)]
             await self._memory.forget_gsids(batch.scope, names)
             await self._memory.forget_states(batch.scope, "company", names)
             error = GainsightError(

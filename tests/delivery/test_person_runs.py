@@ -160,7 +160,9 @@ class Service:
 # ---- events ----
 
 PEOPLE = ["ada@example.com", "bob@example.com", "cy@example.com"]
-COMPANIES = ["Acme", "Beta", "Gamma"]
+# Names vary in case: Gainsight (the simulator by default) matches them ignoring case, so "Acme",
+# "ACME" and "acme" are one company, named as the last event received spells it.
+COMPANIES = ["Acme", "ACME", "acme", "Beta", "Gamma"]
 
 
 @st.composite

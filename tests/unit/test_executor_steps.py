@@ -6,14 +6,17 @@ from typing import Any
 
 import pytest
 
+from destination.gainsight.companies import gsid_by_name, gsids_written
 from destination.gainsight.executor import (
     CompanyProgress,
     CompanyStep,
     Progress,
+    company_key,
     holds,
     merged_person,
     next_company_step,
 )
+from destination.gainsight.outcomes import Answer
 from destination.gainsight.plan import GroupPlan, IdentifyPlan
 
 # (what is known about the company, the next call)
@@ -86,3 +89,18 @@ def test_progress_round_trips_through_the_store_s_json() -> None:
     assert Progress.of(Progress("G1").as_dict()) == Progress("G1")
     assert Progress.of(None) == Progress() and Progress().as_dict() is None
     assert Progress.of({"company_gsid": 7}) == Progress()  # not a Gsid: start afresh
+
+
+def test_company_names_are_one_company_whatever_their_case() -> None:
+    assert company_key("Acme") == company_key("ACME") == company_key("acme") != company_key("Acme Labs")
+
+
+def test_search_and_write_answers_are_read_back_ignoring_the_name_s_case() -> None:
+    found = Answer(
+        200, {"data": {"records": [{"Name": "ACME", "Gsid": "G1"}, {"Name": "beta", "Gsid": "G2"}]}}
+    )
+    assert gsid_by_name(["acme", "Beta", "Gamma"], found) == {"acme": "G1", "Beta": "G2"}
+    written = Answer(
+        200, {"data": {"records": [{"Name": "beta", "Gsid": "G2"}, {"Name": "ACME", "Gsid": "G1"}]}}
+    )
+    assert gsids_written(["Acme", "BETA"], written) == {"Acme": "G1", "BETA": "G2"}
