@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from destination.config import DestinationConfig, parse_destination_config
 from destination.mapping.spec import Specs, default_specs
+from tests import pg
 
 DOMAIN = "acme.gainsightcloud.com"
 
@@ -34,3 +36,24 @@ def specs() -> Specs:
 @pytest.fixture
 def config() -> DestinationConfig:
     return make_config()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """The URL of a PostgreSQL server for the whole session (see tests/pg.py); skipped without one."""
+    try:
+        url, cluster = pg.server_url()
+    except pg.Unavailable as exc:
+        pg.missing(str(exc))
+        raise  # not reached: missing() skips or fails
+    try:
+        yield url
+    finally:
+        if cluster is not None:
+            cluster.destroy()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> str:
+    """A store URL on the session's server, in a schema of this test's own."""
+    return pg.new_schema(postgres_server)
