@@ -1,16 +1,14 @@
 """The durable store: one SQLite file in WAL mode, written by one thread with group commit.
 
-The SQL is in queries.sql (one named block per statement); the state machine it implements is
-described in store.py. Other processes may open the same file: transactions that write take the
+The SQL is in queries.sql (one named block per statement), the schema's steps in
+sqlite_migrations.sql (run at open: migrations.py); the state machine it implements is described in
+store.py. Other processes may open the same file: transactions that write take the
 write lock up front (BEGIN IMMEDIATE), so claims, leases and rate-window counts stay atomic
 across them.
 """
 
 from __future__ import annotations
 
-import functools
-import importlib.resources
-import re
 import sqlite3
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -18,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from destination import jsonutil
+from destination.delivery import migrations, sqlfile
 from destination.delivery.sqlite_writer import SQLiteWriter
 from destination.delivery.store import (
     DEDUPE_WINDOW_SECONDS,
@@ -31,26 +30,18 @@ from destination.delivery.store import (
     NewEvent,
     QueuedEvent,
     StoredEvent,
-    StoreError,
     check_attempt,
     check_final_outcome,
 )
 
-SCHEMA_VERSION = 1
 PRUNE_CHUNK = 1000  # rows per prune transaction, so ingest never waits long behind a prune
 
-_NAME = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
+MIGRATIONS = "sqlite_migrations.sql"
 
 
-@functools.cache
 def queries() -> dict[str, str]:
-    """The named blocks of queries.sql, read once per process."""
-    text = importlib.resources.files(__package__).joinpath("queries.sql").read_text("utf-8")
-    parts = _NAME.split(text)  # [preamble, name1, body1, name2, body2, ...]
-    named = dict(zip(parts[1::2], (body.strip() for body in parts[2::2]), strict=True))
-    if len(named) != len(parts) // 2:
-        raise StoreError("queries.sql names a query twice")
-    return named
+    """The named blocks of queries.sql."""
+    return sqlfile.load("queries.sql")
 
 
 def _json_ids(ids: list[int]) -> str:
@@ -86,12 +77,7 @@ class SQLiteStore:
         conn = sqlite3.connect(self.path, isolation_level=None)
         try:
             conn.executescript(self._q["configure_connection"])
-            conn.executescript(self._q["create_schema"])
-            (version,) = conn.execute(self._q["schema_version"]).fetchone()
-            if version != SCHEMA_VERSION:
-                raise StoreError(
-                    f"{self.path} has schema version {version}; this build reads {SCHEMA_VERSION}"
-                )
+            migrations.migrate_sqlite(conn, migrations.steps(MIGRATIONS))
         except BaseException:
             conn.close()
             raise
