@@ -46,6 +46,23 @@ class StoreClosedError(StoreError):
     """The store was closed; open a new one."""
 
 
+class StoreUnavailableError(StoreError):
+    """The store cannot commit now (locked, unreachable, failing I/O); it may recover by itself.
+    Ingest answers `status` with the message, never a 200."""
+
+    status = 503
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class StoreFullError(StoreUnavailableError):
+    """No space left to commit (disk full)."""
+
+    status = 507
+
+
 class UnsupportedStoreURLError(StoreError, ValueError):
     """The store URL names a backend this build cannot open."""
 

@@ -1,0 +1,416 @@
+"""The PostgreSQL store: several replicas share one database (DESIGN §7).
+
+The SQL is in postgres.sql, the schema's steps in postgres_migrations.sql (run when the store is
+first used, under an advisory lock, so replicas starting together migrate once). Claims use
+`FOR UPDATE SKIP LOCKED`; a person's queue changes only under the person's advisory lock; rate
+windows are counted by one upsert, so the budget holds across replicas.
+
+Connections come from a psycopg_pool pool (`pool_size`). When the server cannot be reached, every
+method raises StoreUnavailableError within a few seconds (ingest answers 503, never 200); the
+pool reconnects by itself once the server is back, so workers resume without a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import psycopg
+from psycopg.rows import TupleRow
+from psycopg.types.json import Jsonb, set_json_dumps, set_json_loads
+from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
+
+from destination import jsonutil
+from destination.delivery import migrations, sqlfile
+from destination.delivery.store import (
+    DEDUPE_WINDOW_SECONDS,
+    EVENT_STATES,
+    RATE_WINDOW_RETENTION_SECONDS,
+    Attempt,
+    BudgetWindow,
+    DeadLetter,
+    EventState,
+    FinalOutcome,
+    NewEvent,
+    QueuedEvent,
+    StoreClosedError,
+    StoredEvent,
+    StoreUnavailableError,
+    check_attempt,
+    check_final_outcome,
+)
+
+MIGRATIONS = "postgres_migrations.sql"
+DEFAULT_POOL_SIZE = 10
+CONNECT_TIMEOUT_SECONDS = 3  # per attempt to reach the server
+WAIT_SECONDS = 5.0  # longest wait for a pooled connection before answering "unavailable"
+PRUNE_CHUNK = 1000
+
+Conn = psycopg.AsyncConnection[TupleRow]
+
+
+def queries() -> dict[str, str]:
+    return sqlfile.load("postgres.sql")
+
+
+async def _configure(conn: Conn) -> None:
+    # orjson both ways for jsonb (progress, responses, requests).
+    set_json_dumps(jsonutil.dumps, conn)
+    set_json_loads(jsonutil.loads, conn)
+    await conn.set_autocommit(False)
+
+
+def _jsonb(value: Any) -> Jsonb | None:
+    return None if value is None else Jsonb(value)
+
+
+def _lists(people: Sequence[tuple[str, str]]) -> dict[str, list[str]]:
+    return {"destinations": [d for d, _ in people], "people": [p for _, p in people]}
+
+
+class PostgresStore:
+    """`Store` on a PostgreSQL database; see store.py for the semantics of each method."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        dedupe_window_seconds: float = DEDUPE_WINDOW_SECONDS,
+        clock: Callable[[], float] = time.time,
+        pool_size: int = DEFAULT_POOL_SIZE,
+    ) -> None:
+        if pool_size < 1:
+            raise ValueError("the pool needs at least one connection")
+        self._dedupe_window = dedupe_window_seconds
+        self._clock = clock
+        self._q = queries()
+        self._pool = AsyncConnectionPool(
+            url,
+            min_size=min(2, pool_size),
+            max_size=pool_size,
+            open=False,
+            kwargs={"connect_timeout": CONNECT_TIMEOUT_SECONDS},
+            configure=_configure,
+            # A connection that died with the server is found out (and replaced) before use.
+            check=AsyncConnectionPool.check_connection,
+            timeout=WAIT_SECONDS,
+            reconnect_timeout=3600.0,
+            name="gsd-store",
+        )
+        self._ready = False
+        self._closed = False
+        self._opening = asyncio.Lock()
+
+    # ---- connections ----
+
+    async def _open(self) -> None:
+        """Open the pool and migrate the schema, once; retried by the next call if it failed."""
+        async with self._opening:
+            if self._ready:
+                return
+            if self._pool.closed:
+                await self._pool.open(wait=False)
+            async with self._pool.connection() as conn:
+                await self._migrate(conn)
+            self._ready = True
+
+    async def _migrate(self, conn: Conn) -> None:
+        steps = migrations.steps(MIGRATIONS)
+        async with conn.transaction():
+            await conn.execute(self._q["migration_lock"])
+            await conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version integer NOT NULL)")
+            row = await (await conn.execute(self._q["schema_version"])).fetchone()
+            if row is None:
+                await conn.execute("INSERT INTO schema_version (version) VALUES (0)")
+            version = 0 if row is None else int(row[0])
+            for step in migrations.pending(steps, version):
+                await conn.execute(step.sql.encode())  # no parameters: several statements at once
+                await conn.execute("UPDATE schema_version SET version = %s", (step.version,))
+
+    @asynccontextmanager
+    async def _tx(self) -> AsyncIterator[Conn]:
+        """A connection in a transaction, committed when the block ends. Errors that mean the server
+        is out of reach become StoreUnavailableError."""
+        if self._closed:
+            raise StoreClosedError("the store is closed")
+        try:
+            if not self._ready:
+                await self._open()
+            async with self._pool.connection() as conn, conn.transaction():
+                yield conn
+        except PoolClosed:
+            raise StoreClosedError("the store is closed") from None
+        except PoolTimeout:
+            raise StoreUnavailableError("the PostgreSQL store cannot be reached") from None
+        except psycopg.OperationalError as exc:
+            raise StoreUnavailableError(f"the PostgreSQL store failed: {type(exc).__name__}") from exc
+
+    async def _lock_people(self, conn: Conn, people: Sequence[tuple[str, str]]) -> None:
+        if people:
+            await conn.execute(self._q["lock_people"], _lists(people))
+
+    # ---- queue ----
+
+    async def enqueue(self, events: Sequence[NewEvent]) -> list[bool]:
+        if not events:
+            return []
+        first: dict[tuple[str, str], int] = {}  # a messageId repeated within the batch: first wins
+        for i, event in enumerate(events):
+            first.setdefault((event.destination_id, event.message_id), i)
+        batch = [events[i] for i in sorted(first.values())]
+        people = sorted({(e.destination_id, e.ordering_key) for e in batch})
+        params = {
+            "destinations": [e.destination_id for e in batch],
+            "message_ids": [e.message_id for e in batch],
+            "people": [e.ordering_key for e in batch],
+            "kinds": [e.kind for e in batch],
+            "payloads": [e.payload for e in batch],
+            "received": [e.received_at for e in batch],
+            "dedupe_window": self._dedupe_window,
+        }
+        async with self._tx() as conn:
+            await self._lock_people(conn, people)
+            cursor = await conn.execute(self._q["enqueue"], params)
+            stored_ids = {row[0] for row in await cursor.fetchall()}
+            if stored_ids:
+                await conn.execute(self._q["elect_heads"], _lists(people))
+        stored = {(e.destination_id, e.message_id) for e in batch if e.message_id in stored_ids}
+        return [
+            first[(e.destination_id, e.message_id)] == i and (e.destination_id, e.message_id) in stored
+            for i, e in enumerate(events)
+        ]
+
+    async def claim(self, now: float, limit: int, lease_seconds: float, owner: str) -> list[QueuedEvent]:
+        if lease_seconds <= 0:
+            raise ValueError("lease_seconds must be positive")
+        if limit <= 0:
+            return []
+        params = {"now": now, "limit": limit, "lease_until": now + lease_seconds, "owner": owner}
+        async with self._tx() as conn:
+            rows = await (await conn.execute(self._q["claim_heads"], params)).fetchall()
+        return sorted((_queued_event(row) for row in rows), key=lambda e: e.id)
+
+    async def record_attempt(self, event_id: int, attempt: Attempt) -> bool:
+        check_attempt(attempt)
+        params = {
+            "event_id": event_id,
+            "at": attempt.at,
+            "outcome": attempt.outcome,
+            "status_code": attempt.status_code,
+            "error": attempt.error,
+            "response": _jsonb(attempt.response),
+            "request": _jsonb(getattr(attempt, "request", None)),
+            "call": getattr(attempt, "call", None),
+        }
+        if not _storable_id(event_id):
+            return False
+        async with self._tx() as conn:
+            return (await conn.execute(self._q["record_attempt"], params)).rowcount == 1
+
+    async def retry_later(
+        self, event_id: int, available_at: float, progress: Mapping[str, Any] | None, *, owner: str
+    ) -> bool:
+        params = {
+            "id": event_id,
+            "owner": owner,
+            "available_at": available_at,
+            "progress": None if progress is None else Jsonb(dict(progress)),
+        }
+        if not _storable_id(event_id):
+            return False
+        async with self._tx() as conn:
+            return (await conn.execute(self._q["retry_later"], params)).rowcount == 1
+
+    async def complete(self, event_id: int, outcome: FinalOutcome, *, owner: str) -> bool:
+        check_final_outcome(outcome)
+        return await self._finish(event_id, outcome, None, owner)
+
+    async def dead_letter(self, event_id: int, reason: str, *, owner: str) -> bool:
+        return await self._finish(event_id, "dead", reason, owner)
+
+    async def _finish(self, event_id: int, state: str, reason: str | None, owner: str) -> bool:
+        if not _storable_id(event_id):
+            return False
+        params = {"id": event_id, "owner": owner, "state": state, "reason": reason, "now": self._clock()}
+        async with self._tx() as conn:
+            person = await (await conn.execute(self._q["person_of"], params)).fetchone()
+            if person is None:
+                return False
+            await self._lock_people(conn, [(person[0], person[1])])
+            if (await conn.execute(self._q["finish_event"], params)).rowcount != 1:
+                return False
+            await conn.execute(self._q["elect_heads"], _lists([(person[0], person[1])]))
+        return True
+
+    # ---- inspection and dead letters ----
+
+    async def get_event(self, event_id: int) -> StoredEvent | None:
+        if not _storable_id(event_id):
+            return None
+        async with self._tx() as conn:
+            row = await (await conn.execute(self._q["get_event"], {"id": event_id})).fetchone()
+            if row is None:
+                return None
+            history = await (await conn.execute(self._q["event_history"], {"event_id": event_id})).fetchall()
+        return _stored_event(row, history)
+
+    async def list_dead_letters(
+        self, destination_id: str | None = None, limit: int = 100, offset: int = 0
+    ) -> list[DeadLetter]:
+        if limit <= 0:
+            return []
+        params = {"destination_id": destination_id, "limit": limit, "offset": max(offset, 0)}
+        async with self._tx() as conn:
+            rows = await (await conn.execute(self._q["list_dead_letters"], params)).fetchall()
+        return [DeadLetter(*row) for row in rows]
+
+    async def get_dead_letter(self, event_id: int) -> StoredEvent | None:
+        event = await self.get_event(event_id)
+        return event if event is not None and event.state == "dead" else None
+
+    def _selection(self, ids: Sequence[int] | None, destination_id: str | None) -> dict[str, Any]:
+        return {
+            "ids": None if ids is None else [int(i) for i in ids if _storable_id(int(i))],
+            "destination_id": destination_id,
+        }
+
+    async def replay_dead_letters(
+        self, ids: Sequence[int] | None = None, destination_id: str | None = None
+    ) -> int:
+        params = self._selection(ids, destination_id)
+        async with self._tx() as conn:
+            rows = await (await conn.execute(self._q["dead_letter_people"], params)).fetchall()
+            people = sorted((d, p) for d, p in rows)
+            if not people:
+                return 0
+            await self._lock_people(conn, people)
+            replayed = await (await conn.execute(self._q["requeue_dead_letters"], params)).fetchall()
+            await conn.execute(self._q["reset_heads"], _lists(people))
+            await conn.execute(self._q["elect_heads"], _lists(people))
+        return len(replayed)
+
+    async def purge_dead_letters(
+        self, ids: Sequence[int] | None = None, destination_id: str | None = None
+    ) -> int:
+        async with self._tx() as conn:
+            row = await (
+                await conn.execute(self._q["purge_dead_letters"], self._selection(ids, destination_id))
+            ).fetchone()
+        return int(row[0]) if row else 0
+
+    async def counts(self) -> dict[EventState, int]:
+        async with self._tx() as conn:
+            found = dict(await (await conn.execute(self._q["state_counts"])).fetchall())
+        return {state: int(found.get(state) or 0) for state in EVENT_STATES}
+
+    # ---- rate windows ----
+
+    async def take_budget(self, tenant_key: str, windows: Sequence[BudgetWindow]) -> str | None:
+        for name, _, limit in windows:
+            if limit <= 0:
+                return name
+        params = {
+            "tenant_key": tenant_key,
+            "names": [name for name, _, _ in windows],
+            "starts": [start for _, start, _ in windows],
+            "caps": [limit for _, _, limit in windows],
+        }
+        async with self._tx() as conn:
+            rows = await (await conn.execute(self._q["take_budget"], params)).fetchall()
+            counted = {row[0] for row in rows}
+            full = next((name for name, _, _ in windows if name not in counted), None)
+            if full is not None:
+                raise psycopg.Rollback()  # counts nothing when any window is full
+        return full
+
+    # ---- housekeeping ----
+
+    async def prune(self, now: float) -> int:
+        before = now - self._dedupe_window
+        deleted = 0
+        while True:
+            async with self._tx() as conn:
+                row = await (
+                    await conn.execute(self._q["prune_events"], {"before": before, "limit": PRUNE_CHUNK})
+                ).fetchone()
+            removed = int(row[0]) if row else 0
+            deleted += removed
+            if removed == 0:
+                break
+        while True:
+            async with self._tx() as conn:
+                params = {"before": before, "limit": PRUNE_CHUNK}
+                removed = (await conn.execute(self._q["prune_seen_messages"], params)).rowcount
+            if removed <= 0:
+                break
+        async with self._tx() as conn:
+            await conn.execute(self._q["prune_rate_windows"], {"before": now - RATE_WINDOW_RETENTION_SECONDS})
+            await conn.execute(self._q["fold_state_counts"])
+        return deleted
+
+    async def close(self) -> None:
+        self._closed = True
+        if not self._pool.closed:
+            await self._pool.close()
+
+
+def _storable_id(event_id: int) -> bool:
+    """Ids are bigints: anything else names no event (never a 500)."""
+    return 0 <= event_id < 2**63
+
+
+def _queued_event(row: Sequence[Any]) -> QueuedEvent:
+    (id_, destination_id, message_id, ordering_key, kind, payload, received_at, attempts, progress) = row
+    return QueuedEvent(
+        id=id_,
+        destination_id=destination_id,
+        message_id=message_id,
+        ordering_key=ordering_key,
+        kind=kind,
+        payload=bytes(payload),
+        received_at=received_at,
+        attempts=attempts,
+        progress=progress,
+    )
+
+
+def _stored_event(row: Sequence[Any], history: Sequence[Sequence[Any]]) -> StoredEvent:
+    (
+        id_,
+        destination_id,
+        message_id,
+        ordering_key,
+        kind,
+        payload,
+        received_at,
+        state,
+        attempts,
+        progress,
+        available_at,
+        lease_owner,
+        finished_at,
+        reason,
+    ) = row
+    return StoredEvent(
+        id=id_,
+        destination_id=destination_id,
+        message_id=message_id,
+        ordering_key=ordering_key,
+        kind=kind,
+        payload=bytes(payload),
+        received_at=received_at,
+        state=state,
+        attempts=attempts,
+        progress=progress,
+        available_at=available_at,
+        lease_owner=lease_owner,
+        finished_at=finished_at,
+        reason=reason,
+        history=tuple(
+            Attempt(at, outcome, status_code, error, response)
+            for at, outcome, status_code, error, response, _request, _call in history
+        ),
+    )

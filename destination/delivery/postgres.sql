@@ -1,0 +1,212 @@
+-- Every SQL statement of the PostgreSQL store, one named block each ("-- name: x" up to the next).
+-- postgres.py loads this file once; parameters are psycopg's %(name)s. Every store method runs in
+-- one transaction (READ COMMITTED). A person's queue is changed only under that person's advisory
+-- lock (lock_people), so enqueue, finish and replay agree on which event is the person's head.
+
+-- name: migration_lock
+SELECT pg_advisory_xact_lock(7461626173650001);
+
+-- name: schema_version
+SELECT version FROM schema_version;
+
+-- name: lock_people
+-- Two-key advisory locks (hash of destination, hash of person), taken in one order by everyone, so
+-- two transactions locking several people cannot deadlock.
+SELECT count(pg_advisory_xact_lock(d, o)) FROM (
+    SELECT DISTINCT hashtext(dest) AS d, hashtext(person) AS o
+    FROM unnest(%(destinations)s::text[], %(people)s::text[]) AS p(dest, person)
+    ORDER BY 1, 2
+) keys;
+
+-- name: enqueue
+-- New messageIds (or ones last seen before the dedupe window) become queued events, in batch
+-- order; a duplicate changes nothing (a concurrent insert of the same id waits for the first).
+WITH input AS (
+    SELECT * FROM unnest(
+        %(destinations)s::text[], %(message_ids)s::text[], %(people)s::text[], %(kinds)s::text[],
+        %(payloads)s::bytea[], %(received)s::float8[]
+    ) WITH ORDINALITY AS t(destination_id, message_id, ordering_key, kind, payload, received_at, n)
+),
+fresh AS (
+    INSERT INTO seen_messages AS s (destination_id, message_id, seen_at)
+    SELECT destination_id, message_id, received_at FROM input
+    ON CONFLICT (destination_id, message_id) DO UPDATE SET seen_at = excluded.seen_at
+        WHERE s.seen_at <= excluded.seen_at - %(dedupe_window)s
+    RETURNING destination_id, message_id
+)
+INSERT INTO events (
+    destination_id, message_id, ordering_key, kind, payload, received_at, state, head, available_at
+)
+SELECT i.destination_id, i.message_id, i.ordering_key, i.kind, i.payload, i.received_at, 'queued',
+    false, i.received_at
+FROM input i JOIN fresh f USING (destination_id, message_id)
+ORDER BY i.n
+RETURNING message_id;
+
+-- name: elect_heads
+-- A person without a head gets one: its oldest unfinished event. (A person with a head keeps it,
+-- even when a replayed event is older: the head may be in flight.)
+UPDATE events SET head = true
+WHERE id IN (
+    SELECT min(e.id) FROM events e
+    JOIN unnest(%(destinations)s::text[], %(people)s::text[]) AS p(dest, person)
+        ON e.destination_id = p.dest AND e.ordering_key = p.person
+    WHERE e.state IN ('queued', 'leased')
+    GROUP BY e.destination_id, e.ordering_key
+    HAVING NOT bool_or(e.head)
+);
+
+-- name: claim_heads
+-- Ready heads: queued and due, or leased with the lease expired (available_at = lease expiry).
+-- SKIP LOCKED: replicas claiming at once take different heads instead of waiting on each other.
+WITH ready AS (
+    SELECT id FROM events
+    WHERE head AND available_at <= %(now)s
+    ORDER BY available_at, id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE events e
+SET state = 'leased', available_at = %(lease_until)s, lease_owner = %(owner)s,
+    attempts = e.attempts + 1
+FROM ready
+WHERE e.id = ready.id
+RETURNING e.id, e.destination_id, e.message_id, e.ordering_key, e.kind, e.payload, e.received_at,
+    e.attempts, e.progress;
+
+-- name: record_attempt
+INSERT INTO event_attempts (event_id, at, outcome, status_code, error, response, request, call)
+SELECT %(event_id)s, %(at)s, %(outcome)s, %(status_code)s, %(error)s, %(response)s, %(request)s,
+    %(call)s
+WHERE EXISTS (SELECT 1 FROM events WHERE id = %(event_id)s);
+
+-- name: retry_later
+-- Stays its person's head, so the person's later events keep waiting behind it.
+UPDATE events
+SET state = 'queued', available_at = %(available_at)s, progress = %(progress)s, lease_owner = NULL
+WHERE id = %(id)s AND state = 'leased' AND lease_owner = %(owner)s;
+
+-- name: person_of
+SELECT destination_id, ordering_key FROM events WHERE id = %(id)s;
+
+-- name: finish_event
+UPDATE events
+SET state = %(state)s, head = false, available_at = NULL, lease_owner = NULL,
+    finished_at = %(now)s, reason = %(reason)s
+WHERE id = %(id)s AND state = 'leased' AND lease_owner = %(owner)s
+RETURNING destination_id, ordering_key;
+
+-- name: get_event
+SELECT id, destination_id, message_id, ordering_key, kind, payload, received_at, state, attempts,
+    progress, available_at, lease_owner, finished_at, reason
+FROM events
+WHERE id = %(id)s;
+
+-- name: event_history
+SELECT at, outcome, status_code, error, response, request, call
+FROM event_attempts
+WHERE event_id = %(event_id)s
+ORDER BY id;
+
+-- name: list_dead_letters
+SELECT id, destination_id, message_id, ordering_key, kind, received_at, attempts, reason,
+    finished_at
+FROM events
+WHERE state = 'dead' AND (%(destination_id)s::text IS NULL OR destination_id = %(destination_id)s)
+ORDER BY id
+LIMIT %(limit)s OFFSET %(offset)s;
+
+-- name: dead_letter_people
+-- The people of the matching dead letters (NULL ids: every dead letter), to lock before replay.
+SELECT DISTINCT destination_id, ordering_key FROM events
+WHERE state = 'dead'
+    AND (%(ids)s::bigint[] IS NULL OR id = ANY(%(ids)s::bigint[]))
+    AND (%(destination_id)s::text IS NULL OR destination_id = %(destination_id)s);
+
+-- name: requeue_dead_letters
+-- available_at = received_at: ready at once, and claimed in their original order.
+UPDATE events
+SET state = 'queued', head = false, available_at = received_at, lease_owner = NULL, attempts = 0,
+    progress = NULL, finished_at = NULL, reason = NULL
+WHERE state = 'dead'
+    AND (%(ids)s::bigint[] IS NULL OR id = ANY(%(ids)s::bigint[]))
+    AND (%(destination_id)s::text IS NULL OR destination_id = %(destination_id)s)
+RETURNING destination_id, ordering_key;
+
+-- name: reset_heads
+-- After a replay each person's oldest unfinished event becomes its head, unless one of its events
+-- is leased: that one is in flight and stays the head until it finishes.
+UPDATE events e
+SET head = (e.id = first.id)
+FROM (
+    SELECT destination_id, ordering_key, min(id) AS id FROM events
+    JOIN unnest(%(destinations)s::text[], %(people)s::text[]) AS p(dest, person)
+        ON destination_id = p.dest AND ordering_key = p.person
+    WHERE state IN ('queued', 'leased')
+    GROUP BY destination_id, ordering_key
+    HAVING NOT bool_or(state = 'leased')
+) first
+WHERE e.destination_id = first.destination_id AND e.ordering_key = first.ordering_key
+    AND e.state IN ('queued', 'leased') AND e.head <> (e.id = first.id);
+
+-- name: purge_dead_letters
+WITH gone AS (
+    DELETE FROM events
+    WHERE state = 'dead'
+        AND (%(ids)s::bigint[] IS NULL OR id = ANY(%(ids)s::bigint[]))
+        AND (%(destination_id)s::text IS NULL OR destination_id = %(destination_id)s)
+    RETURNING id
+),
+history AS (
+    DELETE FROM event_attempts WHERE event_id IN (SELECT id FROM gone)
+)
+SELECT count(*) FROM gone;
+
+-- name: state_counts
+SELECT state, sum(n)::bigint FROM state_counts GROUP BY state;
+
+-- name: take_budget
+-- One call counted in every window, or (when a window is full) the caller rolls back. Windows are
+-- upserted in the caller's order, so concurrent takers lock them in the same order.
+INSERT INTO rate_windows AS w (tenant_key, window_name, window_start, calls, cap)
+SELECT %(tenant_key)s, name, start, 1, cap
+FROM unnest(%(names)s::text[], %(starts)s::float8[], %(caps)s::int[]) WITH ORDINALITY AS t(name, start, cap, n)
+ORDER BY n
+ON CONFLICT (tenant_key, window_name, window_start) DO UPDATE
+    SET calls = w.calls + 1, cap = excluded.cap
+    WHERE w.calls < excluded.cap
+RETURNING window_name;
+
+-- name: prune_events
+-- Finished events past the dedupe window, a chunk at a time, with their history.
+WITH gone AS (
+    DELETE FROM events
+    WHERE id IN (
+        SELECT id FROM events
+        WHERE state IN ('delivered', 'filtered') AND received_at < %(before)s
+        LIMIT %(limit)s
+    )
+    RETURNING id
+),
+history AS (
+    DELETE FROM event_attempts WHERE event_id IN (SELECT id FROM gone)
+)
+SELECT count(*) FROM gone;
+
+-- name: prune_seen_messages
+DELETE FROM seen_messages
+WHERE (destination_id, message_id) IN (
+    SELECT destination_id, message_id FROM seen_messages WHERE seen_at < %(before)s LIMIT %(limit)s
+);
+
+-- name: prune_rate_windows
+DELETE FROM rate_windows WHERE window_start < %(before)s;
+
+-- name: fold_state_counts
+-- The shards of each (destination, state) summed into shard 0.
+WITH folded AS (
+    DELETE FROM state_counts WHERE shard <> 0 RETURNING destination_id, state, n
+)
+INSERT INTO state_counts (destination_id, state, shard, n)
+SELECT destination_id, state, 0, sum(n) FROM folded GROUP BY destination_id, state
+ON CONFLICT (destination_id, state, shard) DO UPDATE SET n = state_counts.n + excluded.n;
