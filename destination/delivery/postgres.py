@@ -28,19 +28,25 @@ from destination.delivery import migrations, sqlfile
 from destination.delivery.store import (
     DEDUPE_WINDOW_SECONDS,
     EVENT_STATES,
+    MAX_RUN,
     RATE_WINDOW_RETENTION_SECONDS,
+    RUN_KINDS,
+    STATE_RETENTION_SECONDS,
     Attempt,
     BudgetWindow,
+    Claim,
     DeadLetter,
     EventState,
     FinalOutcome,
     NewEvent,
     QueuedEvent,
+    StateKind,
     StoreClosedError,
     StoredEvent,
     StoreUnavailableError,
     check_attempt,
     check_final_outcome,
+    new_lease,
 )
 
 MIGRATIONS = "postgres_migrations.sql"
@@ -183,15 +189,57 @@ class PostgresStore:
             for i, e in enumerate(events)
         ]
 
-    async def claim(self, now: float, limit: int, lease_seconds: float, owner: str) -> list[QueuedEvent]:
+    async def claim(self, now: float, limit: int, lease_seconds: float) -> list[Claim]:
         if lease_seconds <= 0:
             raise ValueError("lease_seconds must be positive")
         if limit <= 0:
             return []
-        params = {"now": now, "limit": limit, "lease_until": now + lease_seconds, "owner": owner}
+        lease_until = now + lease_seconds
         async with self._tx() as conn:
-            rows = await (await conn.execute(self._q["claim_heads"], params)).fetchall()
-        return sorted((_queued_event(row) for row in rows), key=lambda e: e.id)
+            heads = await (
+                await conn.execute(self._q["ready_heads"], {"now": now, "limit": limit})
+            ).fetchall()
+            if not heads:
+                return []
+            runs = {head_id: [head_id] for head_id, _, _, _ in heads}
+            starters = [(i, d, p) for i, d, p, kind in heads if kind in RUN_KINDS]
+            if starters:
+                params = {
+                    "heads": [i for i, _, _ in starters],
+                    "destinations": [d for _, d, _ in starters],
+                    "people": [p for _, _, p in starters],
+                    "limit": MAX_RUN - 1,
+                }
+                ended: set[int] = set()
+                for head_id, event_id, kind, available_at in await (
+                    await conn.execute(self._q["runs_after_heads"], params)
+                ).fetchall():
+                    if head_id in ended or kind not in RUN_KINDS or available_at > now:
+                        ended.add(head_id)
+                    else:
+                        runs[head_id].append(event_id)
+            leases = {head_id: new_lease() for head_id in runs}
+            ids = [event_id for run in runs.values() for event_id in run]
+            params = {
+                "ids": ids,
+                "leases": [leases[head_id] for head_id, run in runs.items() for _ in run],
+                "lease_until": lease_until,
+                "now": now,
+            }
+            rows = await (await conn.execute(self._q["lease_events"], params)).fetchall()
+        leased = {row[0]: row for row in rows}
+        claims = []
+        for head_id, _, _, _ in heads:  # oldest ready head first
+            lease = leases[head_id]
+            events = tuple(_queued_event(leased[i], lease) for i in runs[head_id] if i in leased)
+            if events:
+                claims.append(Claim(lease, lease_until, events))
+        return claims
+
+    async def renew(self, lease: str, now: float, lease_seconds: float) -> int:
+        params = {"lease": lease, "lease_until": now + lease_seconds}
+        async with self._tx() as conn:
+            return (await conn.execute(self._q["renew_lease"], params)).rowcount
 
     async def record_attempt(self, event_id: int, attempt: Attempt) -> bool:
         check_attempt(attempt)
@@ -202,8 +250,8 @@ class PostgresStore:
             "status_code": attempt.status_code,
             "error": attempt.error,
             "response": _jsonb(attempt.response),
-            "request": _jsonb(getattr(attempt, "request", None)),
-            "call": getattr(attempt, "call", None),
+            "request": _jsonb(attempt.request),
+            "call": attempt.call,
         }
         if not _storable_id(event_id):
             return False
@@ -211,11 +259,11 @@ class PostgresStore:
             return (await conn.execute(self._q["record_attempt"], params)).rowcount == 1
 
     async def retry_later(
-        self, event_id: int, available_at: float, progress: Mapping[str, Any] | None, *, owner: str
+        self, event_id: int, available_at: float, progress: Mapping[str, Any] | None, *, lease: str
     ) -> bool:
         params = {
             "id": event_id,
-            "owner": owner,
+            "lease": lease,
             "available_at": available_at,
             "progress": None if progress is None else Jsonb(dict(progress)),
         }
@@ -224,17 +272,17 @@ class PostgresStore:
         async with self._tx() as conn:
             return (await conn.execute(self._q["retry_later"], params)).rowcount == 1
 
-    async def complete(self, event_id: int, outcome: FinalOutcome, *, owner: str) -> bool:
+    async def complete(self, event_id: int, outcome: FinalOutcome, *, lease: str) -> bool:
         check_final_outcome(outcome)
-        return await self._finish(event_id, outcome, None, owner)
+        return await self._finish(event_id, outcome, None, lease)
 
-    async def dead_letter(self, event_id: int, reason: str, *, owner: str) -> bool:
-        return await self._finish(event_id, "dead", reason, owner)
+    async def dead_letter(self, event_id: int, reason: str, *, lease: str) -> bool:
+        return await self._finish(event_id, "dead", reason, lease)
 
-    async def _finish(self, event_id: int, state: str, reason: str | None, owner: str) -> bool:
+    async def _finish(self, event_id: int, state: str, reason: str | None, lease: str) -> bool:
         if not _storable_id(event_id):
             return False
-        params = {"id": event_id, "owner": owner, "state": state, "reason": reason, "now": self._clock()}
+        params = {"id": event_id, "lease": lease, "state": state, "reason": reason, "now": self._clock()}
         async with self._tx() as conn:
             person = await (await conn.execute(self._q["person_of"], params)).fetchone()
             if person is None:
@@ -326,6 +374,58 @@ class PostgresStore:
                 raise psycopg.Rollback()  # counts nothing when any window is full
         return full
 
+    # ---- what Gainsight holds (DESIGN §6) ----
+
+    async def company_gsids(self, scope: str, names: Sequence[str]) -> dict[str, str]:
+        if not names:
+            return {}
+        async with self._tx() as conn:
+            rows = await (
+                await conn.execute(self._q["company_gsids"], {"scope": scope, "names": list(names)})
+            ).fetchall()
+        return {name: gsid for name, gsid in rows}
+
+    async def remember_gsids(self, scope: str, gsids: Mapping[str, str], now: float) -> None:
+        if gsids:
+            params = {"scope": scope, "names": list(gsids), "gsids": list(gsids.values()), "now": now}
+            async with self._tx() as conn:
+                await conn.execute(self._q["remember_gsids"], params)
+
+    async def forget_gsids(self, scope: str, names: Sequence[str]) -> None:
+        if names:
+            async with self._tx() as conn:
+                await conn.execute(self._q["forget_gsids"], {"scope": scope, "names": list(names)})
+
+    async def delivered_states(
+        self, scope: str, kind: StateKind, keys: Sequence[str], since: float
+    ) -> dict[str, dict[str, Any]]:
+        if not keys:
+            return {}
+        params = {"scope": scope, "kind": kind, "keys": list(keys), "since": since}
+        async with self._tx() as conn:
+            rows = await (await conn.execute(self._q["delivered_states"], params)).fetchall()
+        return {key: state for key, state in rows}
+
+    async def remember_states(
+        self, scope: str, kind: StateKind, states: Mapping[str, Mapping[str, Any]], now: float
+    ) -> None:
+        if states:
+            params = {
+                "scope": scope,
+                "kind": kind,
+                "keys": list(states),
+                "states": [Jsonb(dict(state)) for state in states.values()],
+                "now": now,
+            }
+            async with self._tx() as conn:
+                await conn.execute(self._q["remember_states"], params)
+
+    async def forget_states(self, scope: str, kind: StateKind, keys: Sequence[str]) -> None:
+        if keys:
+            async with self._tx() as conn:
+                params = {"scope": scope, "kind": kind, "keys": list(keys)}
+                await conn.execute(self._q["forget_states"], params)
+
     # ---- housekeeping ----
 
     async def prune(self, now: float) -> int:
@@ -348,6 +448,7 @@ class PostgresStore:
                 break
         async with self._tx() as conn:
             await conn.execute(self._q["prune_rate_windows"], {"before": now - RATE_WINDOW_RETENTION_SECONDS})
+            await conn.execute(self._q["prune_delivered_state"], {"before": now - STATE_RETENTION_SECONDS})
             await conn.execute(self._q["fold_state_counts"])
         return deleted
 
@@ -362,7 +463,7 @@ def _storable_id(event_id: int) -> bool:
     return 0 <= event_id < 2**63
 
 
-def _queued_event(row: Sequence[Any]) -> QueuedEvent:
+def _queued_event(row: Sequence[Any], lease: str) -> QueuedEvent:
     (id_, destination_id, message_id, ordering_key, kind, payload, received_at, attempts, progress) = row
     return QueuedEvent(
         id=id_,
@@ -374,6 +475,7 @@ def _queued_event(row: Sequence[Any]) -> QueuedEvent:
         received_at=received_at,
         attempts=attempts,
         progress=progress,
+        lease=lease,
     )
 
 
@@ -410,7 +512,7 @@ def _stored_event(row: Sequence[Any], history: Sequence[Sequence[Any]]) -> Store
         finished_at=finished_at,
         reason=reason,
         history=tuple(
-            Attempt(at, outcome, status_code, error, response)
-            for at, outcome, status_code, error, response, _request, _call in history
+            Attempt(at, outcome, status_code, error, response, request, call)
+            for at, outcome, status_code, error, response, request, call in history
         ),
     )

@@ -56,35 +56,57 @@ WHERE id IN (
     HAVING NOT bool_or(e.head)
 );
 
--- name: claim_heads
+-- name: ready_heads
 -- Ready heads: queued and due, or leased with the lease expired (available_at = lease expiry).
 -- SKIP LOCKED: replicas claiming at once take different heads instead of waiting on each other.
-WITH ready AS (
-    SELECT id FROM events
-    WHERE head AND available_at <= %(now)s
-    ORDER BY available_at, id
+SELECT id, destination_id, ordering_key, kind FROM events
+WHERE head AND available_at <= %(now)s
+ORDER BY available_at, id
+LIMIT %(limit)s
+FOR UPDATE SKIP LOCKED;
+
+-- name: runs_after_heads
+-- Each head's person's unfinished events after it, to extend runs (the caller stops at the first
+-- that is not an identify/group, or not yet due).
+SELECT h.id, f.id, f.kind, f.available_at
+FROM unnest(%(heads)s::bigint[], %(destinations)s::text[], %(people)s::text[]) AS h(id, dest, person)
+CROSS JOIN LATERAL (
+    SELECT id, kind, available_at FROM events
+    WHERE destination_id = h.dest AND ordering_key = h.person AND state IN ('queued', 'leased')
+        AND id > h.id
+    ORDER BY id
     LIMIT %(limit)s
-    FOR UPDATE SKIP LOCKED
-)
+) f
+ORDER BY h.id, f.id;
+
+-- name: lease_events
+-- Each event under its claim's token. The state test skips an event that a worker whose lease
+-- had expired finished meanwhile (it is no longer queued or leased).
 UPDATE events e
-SET state = 'leased', available_at = %(lease_until)s, lease_owner = %(owner)s,
-    attempts = e.attempts + 1
-FROM ready
-WHERE e.id = ready.id
+SET state = 'leased', available_at = %(lease_until)s, lease_owner = l.lease
+FROM unnest(%(ids)s::bigint[], %(leases)s::text[]) AS l(id, lease)
+WHERE e.id = l.id AND e.state IN ('queued', 'leased') AND e.available_at <= %(now)s
 RETURNING e.id, e.destination_id, e.message_id, e.ordering_key, e.kind, e.payload, e.received_at,
     e.attempts, e.progress;
 
+-- name: renew_lease
+UPDATE events SET available_at = %(lease_until)s
+WHERE lease_owner = %(lease)s AND state = 'leased';
+
 -- name: record_attempt
+-- Appended to the history and counted: `attempts` is the store's one attempt counter.
+WITH counted AS (
+    UPDATE events SET attempts = attempts + 1 WHERE id = %(event_id)s RETURNING id
+)
 INSERT INTO event_attempts (event_id, at, outcome, status_code, error, response, request, call)
-SELECT %(event_id)s, %(at)s, %(outcome)s, %(status_code)s, %(error)s, %(response)s, %(request)s,
-    %(call)s
-WHERE EXISTS (SELECT 1 FROM events WHERE id = %(event_id)s);
+SELECT id, %(at)s, %(outcome)s, %(status_code)s, %(error)s, %(response)s, %(request)s, %(call)s
+FROM counted;
 
 -- name: retry_later
 -- Stays its person's head, so the person's later events keep waiting behind it.
 UPDATE events
 SET state = 'queued', available_at = %(available_at)s, progress = %(progress)s, lease_owner = NULL
-WHERE id = %(id)s AND state = 'leased' AND lease_owner = %(owner)s;
+WHERE id = %(id)s AND state = 'leased' AND lease_owner = %(lease)s;
 
 -- name: person_of
 SELECT destination_id, ordering_key FROM events WHERE id = %(id)s;
@@ -93,7 +115,7 @@ SELECT destination_id, ordering_key FROM events WHERE id = %(id)s;
 UPDATE events
 SET state = %(state)s, head = false, available_at = NULL, lease_owner = NULL,
     finished_at = %(now)s, reason = %(reason)s
-WHERE id = %(id)s AND state = 'leased' AND lease_owner = %(owner)s
+WHERE id = %(id)s AND state = 'leased' AND lease_owner = %(lease)s
 RETURNING destination_id, ordering_key;
 
 -- name: get_event
@@ -183,7 +205,7 @@ WITH gone AS (
     DELETE FROM events
     WHERE id IN (
         SELECT id FROM events
-        WHERE state IN ('delivered', 'filtered') AND received_at < %(before)s
+        WHERE state IN ('delivered', 'unchanged', 'filtered') AND received_at < %(before)s
         LIMIT %(limit)s
     )
     RETURNING id
@@ -202,6 +224,9 @@ WHERE (destination_id, message_id) IN (
 -- name: prune_rate_windows
 DELETE FROM rate_windows WHERE window_start < %(before)s;
 
+-- name: prune_delivered_state
+DELETE FROM delivered_state WHERE delivered_at < %(before)s;
+
 -- name: fold_state_counts
 -- The shards of each (destination, state) summed into shard 0.
 WITH folded AS (
@@ -210,3 +235,30 @@ WITH folded AS (
 INSERT INTO state_counts (destination_id, state, shard, n)
 SELECT destination_id, state, 0, sum(n) FROM folded GROUP BY destination_id, state
 ON CONFLICT (destination_id, state, shard) DO UPDATE SET n = state_counts.n + excluded.n;
+
+-- name: company_gsids
+SELECT name, gsid FROM company_gsids WHERE scope = %(scope)s AND name = ANY(%(names)s::text[]);
+
+-- name: remember_gsids
+INSERT INTO company_gsids AS g (scope, name, gsid, learnt_at)
+SELECT %(scope)s, name, gsid, %(now)s FROM unnest(%(names)s::text[], %(gsids)s::text[]) AS t(name, gsid)
+ON CONFLICT (scope, name) DO UPDATE SET gsid = excluded.gsid, learnt_at = excluded.learnt_at;
+
+-- name: forget_gsids
+DELETE FROM company_gsids WHERE scope = %(scope)s AND name = ANY(%(names)s::text[]);
+
+-- name: delivered_states
+SELECT key, state FROM delivered_state
+WHERE scope = %(scope)s AND kind = %(kind)s AND key = ANY(%(keys)s::text[])
+    AND delivered_at >= %(since)s;
+
+-- name: remember_states
+INSERT INTO delivered_state AS d (scope, kind, key, state, delivered_at)
+SELECT %(scope)s, %(kind)s, key, state, %(now)s
+FROM unnest(%(keys)s::text[], %(states)s::jsonb[]) AS t(key, state)
+ON CONFLICT (scope, kind, key) DO UPDATE
+    SET state = excluded.state, delivered_at = excluded.delivered_at;
+
+-- name: forget_states
+DELETE FROM delivered_state
+WHERE scope = %(scope)s AND kind = %(kind)s AND key = ANY(%(keys)s::text[]);

@@ -16,8 +16,8 @@ CREATE TABLE events (
     state text NOT NULL,                -- see store.py's EventState
     head boolean NOT NULL,              -- the oldest unfinished event of its person: the only claimable one
     available_at double precision,      -- queued: claimable from; leased: lease expiry; NULL once final
-    lease_owner text,                   -- who holds the lease
-    attempts integer NOT NULL DEFAULT 0,
+    lease_owner text,                   -- the lease token of the claim holding it
+    attempts integer NOT NULL DEFAULT 0,  -- attempts recorded since (re)queueing
     progress jsonb,                     -- kept between tries of a resumable plan
     finished_at double precision,
     reason text                         -- why it was dead-lettered
@@ -62,6 +62,26 @@ CREATE TABLE rate_windows (
     cap integer NOT NULL,
     PRIMARY KEY (tenant_key, window_name, window_start)
 );
+
+-- The Gsid learnt for each company name, per tenant (scope = domain): shared by every replica.
+CREATE TABLE company_gsids (
+    scope text NOT NULL,
+    name text NOT NULL,
+    gsid text NOT NULL,
+    learnt_at double precision NOT NULL,
+    PRIMARY KEY (scope, name)
+);
+
+-- What was last delivered per person and company (GSD_UNCHANGED_TTL_SECONDS), shared likewise.
+CREATE TABLE delivered_state (
+    scope text NOT NULL,
+    kind text NOT NULL,                 -- person | company
+    key text NOT NULL,
+    state jsonb NOT NULL,
+    delivered_at double precision NOT NULL,
+    PRIMARY KEY (scope, kind, key)
+);
+CREATE INDEX delivered_state_by_age ON delivered_state (delivered_at);
 
 -- Events per destination and state, kept by statement triggers. Each connection adds its deltas
 -- to rows of its own (shard = backend pid), so writers never wait on one another's counter row;

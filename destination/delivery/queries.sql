@@ -34,35 +34,52 @@ VALUES (
     :received_at
 );
 
--- name: claim_heads
+-- name: ready_heads
 -- Ready heads: queued and due, or leased with the lease expired (available_at = lease expiry).
+SELECT id, destination_id, ordering_key, kind FROM events
+WHERE head = 1 AND available_at <= :now
+ORDER BY available_at, id
+LIMIT :limit;
+
+-- name: run_after_head
+-- The person's unfinished events after the head, to extend a run (the caller stops at the first
+-- that is not an identify/group, or not yet due).
+SELECT id, kind, available_at FROM events
+WHERE destination_id = :destination_id AND ordering_key = :ordering_key
+    AND state IN ('queued', 'leased') AND id > :head_id
+ORDER BY id
+LIMIT :limit;
+
+-- name: lease_event
 UPDATE events
-SET state = 'leased', available_at = :lease_until, lease_owner = :owner, attempts = attempts + 1
-WHERE id IN (
-    SELECT id FROM events
-    WHERE head = 1 AND available_at <= :now
-    ORDER BY available_at, id
-    LIMIT :limit
-)
+SET state = 'leased', available_at = :lease_until, lease_owner = :lease
+WHERE id = :id
 RETURNING id, destination_id, message_id, ordering_key, kind, payload, received_at, attempts,
     progress;
 
+-- name: renew_lease
+UPDATE events SET available_at = :lease_until
+WHERE lease_owner = :lease AND state = 'leased';
+
 -- name: record_attempt
-INSERT INTO event_attempts (event_id, at, outcome, status_code, error, response)
-SELECT :event_id, :at, :outcome, :status_code, :error, :response
+INSERT INTO event_attempts (event_id, at, outcome, status_code, error, response, request, call)
+SELECT :event_id, :at, :outcome, :status_code, :error, :response, :request, :call
 WHERE EXISTS (SELECT 1 FROM events WHERE id = :event_id);
+
+-- name: count_attempt
+UPDATE events SET attempts = attempts + 1 WHERE id = :event_id;
 
 -- name: retry_later
 -- Stays its person's head, so the person's later events keep waiting behind it.
 UPDATE events
 SET state = 'queued', available_at = :available_at, progress = :progress, lease_owner = NULL
-WHERE id = :id AND state = 'leased' AND lease_owner = :owner;
+WHERE id = :id AND state = 'leased' AND lease_owner = :lease;
 
 -- name: finish_event
 UPDATE events
 SET state = :state, head = 0, available_at = NULL, lease_owner = NULL, finished_at = :now,
     reason = :reason
-WHERE id = :id AND state = 'leased' AND lease_owner = :owner
+WHERE id = :id AND state = 'leased' AND lease_owner = :lease
 RETURNING destination_id, ordering_key;
 
 -- name: promote_next_head
@@ -82,7 +99,7 @@ FROM events
 WHERE id = :id;
 
 -- name: event_history
-SELECT at, outcome, status_code, error, response
+SELECT at, outcome, status_code, error, response, request, call
 FROM event_attempts
 WHERE event_id = :event_id
 ORDER BY id;
@@ -148,7 +165,7 @@ ON CONFLICT (tenant_key, window_name, window_start) DO UPDATE SET calls = calls 
 
 -- name: prunable_events
 SELECT id FROM events
-WHERE state IN ('delivered', 'filtered') AND received_at < :before
+WHERE state IN ('delivered', 'unchanged', 'filtered') AND received_at < :before
 LIMIT :limit;
 
 -- name: prune_seen_messages
@@ -159,3 +176,30 @@ WHERE (destination_id, message_id) IN (
 
 -- name: prune_rate_windows
 DELETE FROM rate_windows WHERE window_start < :before;
+
+
+-- name: company_gsid
+SELECT gsid FROM company_gsids WHERE scope = :scope AND name = :name;
+
+-- name: remember_gsid
+INSERT INTO company_gsids (scope, name, gsid, learnt_at) VALUES (:scope, :name, :gsid, :now)
+ON CONFLICT (scope, name) DO UPDATE SET gsid = excluded.gsid, learnt_at = excluded.learnt_at;
+
+-- name: forget_gsid
+DELETE FROM company_gsids WHERE scope = :scope AND name = :name;
+
+-- name: delivered_state
+SELECT state FROM delivered_state
+WHERE scope = :scope AND kind = :kind AND key = :key AND delivered_at >= :since;
+
+-- name: remember_state
+INSERT INTO delivered_state (scope, kind, key, state, delivered_at)
+VALUES (:scope, :kind, :key, :state, :now)
+ON CONFLICT (scope, kind, key) DO UPDATE
+    SET state = excluded.state, delivered_at = excluded.delivered_at;
+
+-- name: forget_state
+DELETE FROM delivered_state WHERE scope = :scope AND kind = :kind AND key = :key;
+
+-- name: prune_delivered_state
+DELETE FROM delivered_state WHERE delivered_at < :before;

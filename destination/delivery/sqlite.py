@@ -21,17 +21,23 @@ from destination.delivery.sqlite_writer import SQLiteWriter
 from destination.delivery.store import (
     DEDUPE_WINDOW_SECONDS,
     EVENT_STATES,
+    MAX_RUN,
     RATE_WINDOW_RETENTION_SECONDS,
+    RUN_KINDS,
+    STATE_RETENTION_SECONDS,
     Attempt,
     BudgetWindow,
+    Claim,
     DeadLetter,
     EventState,
     FinalOutcome,
     NewEvent,
     QueuedEvent,
+    StateKind,
     StoredEvent,
     check_attempt,
     check_final_outcome,
+    new_lease,
 )
 
 PRUNE_CHUNK = 1000  # rows per prune transaction, so ingest never waits long behind a prune
@@ -106,18 +112,47 @@ class SQLiteStore:
 
         return await self._writer.run(job, grouped=True) if events else []
 
-    async def claim(self, now: float, limit: int, lease_seconds: float, owner: str) -> list[QueuedEvent]:
+    async def claim(self, now: float, limit: int, lease_seconds: float) -> list[Claim]:
         if lease_seconds <= 0:
             raise ValueError("lease_seconds must be positive")
         if limit <= 0:
             return []
-        params = {"now": now, "limit": limit, "lease_until": now + lease_seconds, "owner": owner}
+        lease_until = now + lease_seconds
 
-        def job(conn: sqlite3.Connection) -> list[QueuedEvent]:
-            rows = conn.execute(self._q["claim_heads"], params).fetchall()
-            return sorted((_queued_event(row) for row in rows), key=lambda e: e.id)
+        def job(conn: sqlite3.Connection) -> list[Claim]:
+            heads = conn.execute(self._q["ready_heads"], {"now": now, "limit": limit}).fetchall()
+            claims = []
+            for head_id, destination_id, ordering_key, kind in heads:
+                ids = [head_id]
+                if kind in RUN_KINDS:
+                    params = {
+                        "destination_id": destination_id,
+                        "ordering_key": ordering_key,
+                        "head_id": head_id,
+                        "limit": MAX_RUN - 1,
+                    }
+                    for event_id, next_kind, available_at in conn.execute(self._q["run_after_head"], params):
+                        if next_kind not in RUN_KINDS or available_at > now:
+                            break
+                        ids.append(event_id)
+                lease = new_lease()
+                events = [
+                    _queued_event(
+                        conn.execute(
+                            self._q["lease_event"], {"id": i, "lease": lease, "lease_until": lease_until}
+                        ).fetchone(),
+                        lease,
+                    )
+                    for i in ids
+                ]
+                claims.append(Claim(lease, lease_until, tuple(events)))
+            return claims
 
         return await self._writer.run(job)
+
+    async def renew(self, lease: str, now: float, lease_seconds: float) -> int:
+        params = {"lease": lease, "lease_until": now + lease_seconds}
+        return await self._writer.run(lambda conn: conn.execute(self._q["renew_lease"], params).rowcount)
 
     async def record_attempt(self, event_id: int, attempt: Attempt) -> bool:
         check_attempt(attempt)
@@ -128,33 +163,40 @@ class SQLiteStore:
             "status_code": attempt.status_code,
             "error": attempt.error,
             "response": _json_or_none(attempt.response),
+            "request": _json_or_none(attempt.request),
+            "call": attempt.call,
         }
-        return await self._writer.run(
-            lambda conn: conn.execute(self._q["record_attempt"], params).rowcount == 1
-        )
+
+        def job(conn: sqlite3.Connection) -> bool:
+            if conn.execute(self._q["record_attempt"], params).rowcount != 1:
+                return False
+            conn.execute(self._q["count_attempt"], params)
+            return True
+
+        return await self._writer.run(job)
 
     async def retry_later(
-        self, event_id: int, available_at: float, progress: Mapping[str, Any] | None, *, owner: str
+        self, event_id: int, available_at: float, progress: Mapping[str, Any] | None, *, lease: str
     ) -> bool:
         params = {
             "id": event_id,
-            "owner": owner,
+            "lease": lease,
             "available_at": available_at,
             "progress": None if progress is None else jsonutil.dumps(dict(progress)),
         }
         return await self._writer.run(lambda conn: conn.execute(self._q["retry_later"], params).rowcount == 1)
 
-    async def complete(self, event_id: int, outcome: FinalOutcome, *, owner: str) -> bool:
+    async def complete(self, event_id: int, outcome: FinalOutcome, *, lease: str) -> bool:
         check_final_outcome(outcome)
-        return await self._finish(event_id, outcome, None, owner)
+        return await self._finish(event_id, outcome, None, lease)
 
-    async def dead_letter(self, event_id: int, reason: str, *, owner: str) -> bool:
-        return await self._finish(event_id, "dead", reason, owner)
+    async def dead_letter(self, event_id: int, reason: str, *, lease: str) -> bool:
+        return await self._finish(event_id, "dead", reason, lease)
 
-    async def _finish(self, event_id: int, state: str, reason: str | None, owner: str) -> bool:
+    async def _finish(self, event_id: int, state: str, reason: str | None, lease: str) -> bool:
         params = {
             "id": event_id,
-            "owner": owner,
+            "lease": lease,
             "state": state,
             "reason": reason,
             "now": self._clock(),
@@ -264,6 +306,56 @@ class SQLiteStore:
 
         return await self._writer.run(job)
 
+    async def company_gsids(self, scope: str, names: Sequence[str]) -> dict[str, str]:
+        def job(conn: sqlite3.Connection) -> dict[str, str]:
+            found = {}
+            for name in names:
+                row = conn.execute(self._q["company_gsid"], {"scope": scope, "name": name}).fetchone()
+                if row is not None:
+                    found[name] = row[0]
+            return found
+
+        return await self._writer.run(job, writes=False)
+
+    async def remember_gsids(self, scope: str, gsids: Mapping[str, str], now: float) -> None:
+        rows = [{"scope": scope, "name": n, "gsid": g, "now": now} for n, g in gsids.items()]
+        if rows:
+            await self._writer.run(lambda conn: conn.executemany(self._q["remember_gsid"], rows))
+
+    async def forget_gsids(self, scope: str, names: Sequence[str]) -> None:
+        rows = [{"scope": scope, "name": n} for n in names]
+        if rows:
+            await self._writer.run(lambda conn: conn.executemany(self._q["forget_gsid"], rows))
+
+    async def delivered_states(
+        self, scope: str, kind: StateKind, keys: Sequence[str], since: float
+    ) -> dict[str, dict[str, Any]]:
+        def job(conn: sqlite3.Connection) -> dict[str, dict[str, Any]]:
+            found = {}
+            for key in keys:
+                params = {"scope": scope, "kind": kind, "key": key, "since": since}
+                row = conn.execute(self._q["delivered_state"], params).fetchone()
+                if row is not None:
+                    found[key] = jsonutil.loads(row[0])
+            return found
+
+        return await self._writer.run(job, writes=False)
+
+    async def remember_states(
+        self, scope: str, kind: StateKind, states: Mapping[str, Mapping[str, Any]], now: float
+    ) -> None:
+        rows = [
+            {"scope": scope, "kind": kind, "key": k, "state": jsonutil.dumps(dict(v)), "now": now}
+            for k, v in states.items()
+        ]
+        if rows:
+            await self._writer.run(lambda conn: conn.executemany(self._q["remember_state"], rows))
+
+    async def forget_states(self, scope: str, kind: StateKind, keys: Sequence[str]) -> None:
+        rows = [{"scope": scope, "kind": kind, "key": k} for k in keys]
+        if rows:
+            await self._writer.run(lambda conn: conn.executemany(self._q["forget_state"], rows))
+
     async def prune(self, now: float) -> int:
         before = now - self._dedupe_window
         deleted = 0
@@ -276,6 +368,8 @@ class SQLiteStore:
             pass
         window_params = {"before": now - RATE_WINDOW_RETENTION_SECONDS}
         await self._writer.run(lambda conn: conn.execute(self._q["prune_rate_windows"], window_params))
+        state_params = {"before": now - STATE_RETENTION_SECONDS}
+        await self._writer.run(lambda conn: conn.execute(self._q["prune_delivered_state"], state_params))
         return deleted
 
     def _prune_events(self, conn: sqlite3.Connection, before: float) -> int:
@@ -291,7 +385,7 @@ class SQLiteStore:
         await self._writer.close()
 
 
-def _queued_event(row: Sequence[Any]) -> QueuedEvent:
+def _queued_event(row: Sequence[Any], lease: str) -> QueuedEvent:
     (id_, destination_id, message_id, ordering_key, kind, payload, received_at, attempts, progress) = row
     return QueuedEvent(
         id=id_,
@@ -303,6 +397,7 @@ def _queued_event(row: Sequence[Any]) -> QueuedEvent:
         received_at=received_at,
         attempts=attempts,
         progress=_loads_or_none(progress),
+        lease=lease,
     )
 
 
@@ -339,7 +434,7 @@ def _stored_event(row: Sequence[Any], history: Sequence[Sequence[Any]]) -> Store
         finished_at=finished_at,
         reason=reason,
         history=tuple(
-            Attempt(at, outcome, status_code, error, _loads_or_none(response))
-            for at, outcome, status_code, error, response in history
+            Attempt(at, outcome, status_code, error, _loads_or_none(response), _loads_or_none(request), call)
+            for at, outcome, status_code, error, response, request, call in history
         ),
     )

@@ -79,3 +79,54 @@ AFTER UPDATE OF state ON events WHEN OLD.state <> NEW.state BEGIN
     UPDATE state_counts SET n = n - 1 WHERE state = OLD.state;
     UPDATE state_counts SET n = n + 1 WHERE state = NEW.state;
 END;
+
+-- name: v2
+-- Person runs, lease tokens and the memory of what Gainsight holds (DESIGN §6).
+-- Attempts keep the request sent (JSON, secrets masked) and the merged call they rode on.
+ALTER TABLE event_attempts ADD COLUMN request BLOB;
+ALTER TABLE event_attempts ADD COLUMN call TEXT;
+-- lease_owner now holds the claim's lease token; renewing a claim finds its events by it.
+CREATE INDEX events_by_lease ON events (lease_owner) WHERE state = 'leased';
+-- `unchanged` is final like delivered: pruned after the dedupe window.
+DROP INDEX events_prunable;
+CREATE INDEX events_prunable ON events (received_at) WHERE state IN ('delivered', 'unchanged', 'filtered');
+
+-- A state's counter row is made when the state first occurs, so a new state needs no step.
+DROP TRIGGER events_counted_on_insert;
+DROP TRIGGER events_counted_on_delete;
+DROP TRIGGER events_counted_on_move;
+CREATE TRIGGER events_counted_on_insert AFTER INSERT ON events BEGIN
+    INSERT INTO state_counts (state, n) VALUES (NEW.state, 1)
+    ON CONFLICT (state) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER events_counted_on_delete AFTER DELETE ON events BEGIN
+    UPDATE state_counts SET n = n - 1 WHERE state = OLD.state;
+END;
+CREATE TRIGGER events_counted_on_move
+AFTER UPDATE OF state ON events WHEN OLD.state <> NEW.state BEGIN
+    UPDATE state_counts SET n = n - 1 WHERE state = OLD.state;
+    INSERT INTO state_counts (state, n) VALUES (NEW.state, 1)
+    ON CONFLICT (state) DO UPDATE SET n = n + 1;
+END;
+
+-- The Gsid learnt for each company name, per tenant (scope = domain): shared by restarts and by
+-- every process on the store, so a known company is never searched for again.
+CREATE TABLE company_gsids (
+    scope TEXT NOT NULL,
+    name TEXT NOT NULL,
+    gsid TEXT NOT NULL,
+    learnt_at REAL NOT NULL,
+    PRIMARY KEY (scope, name)
+) WITHOUT ROWID;
+
+-- What was last delivered per person (key: email, casefolded) and company (key: name), so a
+-- write that would change nothing is skipped (GSD_UNCHANGED_TTL_SECONDS).
+CREATE TABLE delivered_state (
+    scope TEXT NOT NULL,
+    kind TEXT NOT NULL,             -- person | company
+    key TEXT NOT NULL,
+    state BLOB NOT NULL,            -- JSON object
+    delivered_at REAL NOT NULL,
+    PRIMARY KEY (scope, kind, key)
+) WITHOUT ROWID;
+CREATE INDEX delivered_state_by_age ON delivered_state (delivered_at);

@@ -137,9 +137,8 @@ class Deliverer:
             claimed: list[QueuedEvent] = []
             if free > 0:
                 try:
-                    claimed = await self._store.claim(
-                        self._clock(), free, self._settings.lease_seconds, self._owner
-                    )
+                    claims = await self._store.claim(self._clock(), free, self._settings.lease_seconds)
+                    claimed = [event for claim in claims for event in claim.events]
                 except Exception:
                     log.exception("claiming events failed; trying again shortly")
             for event in claimed:
@@ -210,14 +209,14 @@ class Deliverer:
         try:
             await self._perform(plan, progress)
         except OverBudget as exc:
-            await self._store.retry_later(event.id, exc.retry_at, progress, owner=self._owner)
+            await self._store.retry_later(event.id, exc.retry_at, progress, lease=event.lease)
             return
         except GainsightError as exc:
             await self._failed(event, exc, progress)
             return
         now = self._clock()
         await self._store.record_attempt(event.id, Attempt(now, "delivered", 200))
-        await self._store.complete(event.id, "delivered", owner=self._owner)
+        await self._store.complete(event.id, "delivered", lease=event.lease)
         self._metrics.attempts.labels(event.destination_id, "delivered").inc()
         self._metrics.outcomes.labels(event.destination_id, "delivered").inc()
         self._metrics.delivery_seconds.observe(max(0.0, now - event.received_at))
@@ -265,14 +264,14 @@ class Deliverer:
             )
             await self._dead(event, reason)
         else:
-            await self._store.retry_later(event.id, retry_at, progress, owner=self._owner)
+            await self._store.retry_later(event.id, retry_at, progress, lease=event.lease)
 
     async def _filtered(self, event: QueuedEvent, reason: str) -> None:
         await self._store.record_attempt(event.id, Attempt(self._clock(), "filtered", None, reason))
-        await self._store.complete(event.id, "filtered", owner=self._owner)
+        await self._store.complete(event.id, "filtered", lease=event.lease)
         self._metrics.outcomes.labels(event.destination_id, "filtered").inc()
 
     async def _dead(self, event: QueuedEvent, reason: str) -> None:
-        await self._store.dead_letter(event.id, reason, owner=self._owner)
+        await self._store.dead_letter(event.id, reason, lease=event.lease)
         self._metrics.outcomes.labels(event.destination_id, "dead").inc()
         log.warning("event %s (%s) dead-lettered: %s", event.message_id, event.kind, reason)

@@ -10,8 +10,8 @@ import pytest
 
 from destination.delivery import migrations
 from destination.delivery.sqlite import MIGRATIONS, SQLiteStore
-from destination.delivery.store import StoreError
-from tests.delivery.conftest import event
+from destination.delivery.store import Attempt, StoreError
+from tests.delivery.conftest import claim_events, event
 
 pytestmark = pytest.mark.anyio
 
@@ -77,8 +77,15 @@ async def test_a_store_written_by_the_first_schema_opens_with_every_event(tmp_pa
         assert (counts["queued"], counts["leased"], counts["delivered"], counts["dead"]) == (2, 1, 1, 1)
         # Its messageIds are still known, and its queue still flows in order.
         assert await store.enqueue([event("m1", at=200.0)]) == [False]
-        claimed = await store.claim(200.0, 10, 30.0, "w")
+        claimed = await claim_events(store, 200.0, 10)
         assert [e.message_id for e in claimed] == ["m1", "m3"]  # the heads; m3's lease has expired
+        # What the newer schema added works on the old events: attempts keep request and call.
+        request = {"method": "POST", "url": "https://x", "headers": {}, "body": {}}
+        assert await store.record_attempt(1, Attempt(201.0, "delivered", 200, request=request, call="c1"))
+        history = (await store.get_event(1)).history  # type: ignore[union-attr]
+        assert (history[0].request, history[0].call) == (request, "c1")
+        assert await store.complete(1, "unchanged", lease=claimed[0].lease)
+        assert (await store.counts())["unchanged"] == 1
     finally:
         await store.close()
 

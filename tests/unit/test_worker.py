@@ -22,6 +22,7 @@ from destination.jsonutil import dumps
 from destination.mapping.spec import default_specs
 from destination.metrics import Metrics
 from tests.conftest import BASE_CONFIG
+from tests.delivery.conftest import claim_events
 
 NOW = 1_800_000_030.0  # 30 s into a minute
 Handler = Callable[[httpx.Request], httpx.Response]
@@ -79,12 +80,12 @@ class World:
         return [e for i in ids if (e := await self.store.get_event(i)) is not None]
 
     async def deliver_ready(self) -> None:
-        while claimed := await self.store.claim(self.now, 10, 60, self.deliverer._owner):
+        while claimed := await claim_events(self.store, self.now, 10, 60):
             for event in claimed:
                 await self.deliverer.deliver(event)
 
     async def deliver_ready_once(self) -> None:
-        for event in await self.store.claim(self.now, 10, 60, self.deliverer._owner):
+        for event in await claim_events(self.store, self.now, 10, 60):
             await self.deliverer.deliver(event)
 
     def later(self, seconds: float) -> list[StoredEvent]:
@@ -276,7 +277,7 @@ def test_an_unexpected_error_counts_as_a_failed_attempt() -> None:
 
     async def run() -> StoredEvent | None:
         await world.store.enqueue([NewEvent("acme", "m", "p", "identify", dumps(IDENTIFY), NOW)])
-        for event in await world.store.claim(world.now, 1, 60, world.deliverer._owner):
+        for event in await claim_events(world.store, world.now, 1, 60):
             await world.deliverer._deliver_guarded(event)
         return await world.store.get_event(1)
 
