@@ -128,7 +128,7 @@ def create_app(
             outbound = httpx.ASGITransport(app=sandbox.app)
         base_url = _base_url(settings, sandbox is not None, outbound)
         http = new_http_client(outbound, httpx.Timeout(settings.gainsight_timeout_seconds, connect=5.0))
-        store = open_store(settings.store_url)
+        store = open_store(settings.store_url, pool_size=settings.store_pool_size)
         metrics = Metrics()
         governor = RateGovernor(store, _rate_windows(settings), guard_seconds=_guard_seconds(settings))
         # Every call this service makes passes the rate governor's gate; one resolver (its locks
