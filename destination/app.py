@@ -21,7 +21,7 @@ from destination.api.responses import JsonResponse
 from destination.config import Destination, load_destinations
 from destination.delivery.governor import RateGovernor, RateWindow
 from destination.delivery.retry import RetryPolicy
-from destination.delivery.store import Store
+from destination.delivery.store import Store, StoreUnavailableError
 from destination.delivery.stores import open_store
 from destination.delivery.worker import BudgetGate, Deliverer, WorkerSettings
 from destination.gainsight.client import GainsightClient, new_http_client
@@ -47,6 +47,11 @@ def _error_handlers(app: FastAPI) -> None:
     async def invalid_request(_: Request, exc: RequestValidationError) -> JsonResponse:
         problems = [f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()]
         return JsonResponse({"error": "; ".join(problems)}, 400)
+
+    @app.exception_handler(StoreUnavailableError)
+    async def store_unavailable(_: Request, exc: StoreUnavailableError) -> JsonResponse:
+        # Nothing was committed: the client must send again (never a 200 for an unstored event).
+        return JsonResponse({"error": exc.message}, exc.status, headers={"Retry-After": "5"})
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JsonResponse:
@@ -136,7 +141,7 @@ def create_app(
         # create a company.
         gate = BudgetGate(governor, metrics)
         client = GainsightClient(http, base_url=base_url, gate=gate, observe=_observer(metrics))
-        resolver = CompanyResolver(client)
+        resolver = CompanyResolver(client, hold=store.hold_companies)
         deliverer = Deliverer(
             store=store,
             destinations=destinations,

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -57,3 +58,19 @@ def postgres_server() -> Iterator[str]:
 def postgres_url(postgres_server: str) -> str:
     """A store URL on the session's server, in a schema of this test's own."""
     return pg.new_schema(postgres_server)
+
+
+@pytest.fixture
+def postgres_cluster() -> Iterator[pg.Cluster]:
+    """A throwaway cluster of this test's own, which the test may stop and start."""
+    if os.environ.get(pg.URL_ENV):
+        pytest.skip(f"stops and restarts its own server; {pg.URL_ENV} names a shared one")
+    try:
+        cluster = pg.Cluster()
+    except pg.Unavailable as exc:
+        pg.missing(str(exc))
+        raise
+    try:
+        yield cluster
+    finally:
+        cluster.destroy()

@@ -13,6 +13,7 @@ pool reconnects by itself once the server is back, so workers resume without a r
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -25,6 +26,7 @@ from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 
 from destination import jsonutil
 from destination.delivery import migrations, sqlfile
+from destination.delivery.holds import NameHolds, hold_keys
 from destination.delivery.store import (
     DEDUPE_WINDOW_SECONDS,
     EVENT_STATES,
@@ -106,9 +108,22 @@ class PostgresStore:
             reconnect_timeout=3600.0,
             name="gsd-store",
         )
+        # Company holds keep a connection for the length of a few Gainsight calls: a pool of their
+        # own, so they never leave ingest or the rate windows waiting for a connection.
+        self._hold_pool = AsyncConnectionPool(
+            url,
+            min_size=0,
+            max_size=pool_size,
+            open=False,
+            kwargs={"connect_timeout": CONNECT_TIMEOUT_SECONDS, "autocommit": True},
+            check=AsyncConnectionPool.check_connection,
+            timeout=WAIT_SECONDS,
+            name="gsd-store-holds",
+        )
         self._ready = False
         self._closed = False
         self._opening = asyncio.Lock()
+        self._holds = NameHolds()
 
     # ---- connections ----
 
@@ -119,6 +134,7 @@ class PostgresStore:
                 return
             if self._pool.closed:
                 await self._pool.open(wait=False)
+                await self._hold_pool.open(wait=False)
             async with self._pool.connection() as conn:
                 await self._migrate(conn)
             self._ready = True
@@ -426,6 +442,32 @@ class PostgresStore:
                 params = {"scope": scope, "kind": kind, "keys": list(keys)}
                 await conn.execute(self._q["forget_states"], params)
 
+    @asynccontextmanager
+    async def hold_companies(self, scope: str, names: Sequence[str]) -> AsyncIterator[None]:
+        """Session advisory locks on a connection of the holder's own: every replica waits for
+        them, and they go with the connection if the holder dies."""
+        keys = hold_keys(scope, names)
+        if not keys:
+            yield
+            return
+        async with self._holds.hold(scope, names):  # one waiter per name per process, not a connection each
+            if self._closed:
+                raise StoreClosedError("the store is closed")
+            try:
+                if not self._ready:
+                    await self._open()
+                conn = await self._hold_pool.getconn()
+            except PoolTimeout:
+                raise StoreUnavailableError("the PostgreSQL store cannot be reached") from None
+            try:
+                for key in keys:
+                    await conn.execute(self._q["hold_company"], {"scope": key[0], "name": key[1]})
+                yield
+            finally:
+                with contextlib.suppress(psycopg.Error):  # broken: the server dropped its locks
+                    await conn.execute(self._q["release_companies"])
+                await self._hold_pool.putconn(conn)
+
     # ---- housekeeping ----
 
     async def prune(self, now: float) -> int:
@@ -454,8 +496,9 @@ class PostgresStore:
 
     async def close(self) -> None:
         self._closed = True
-        if not self._pool.closed:
-            await self._pool.close()
+        for pool in (self._hold_pool, self._pool):
+            if not pool.closed:
+                await pool.close()
 
 
 def _storable_id(event_id: int) -> bool:

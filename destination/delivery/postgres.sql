@@ -262,3 +262,10 @@ ON CONFLICT (scope, kind, key) DO UPDATE
 -- name: forget_states
 DELETE FROM delivered_state
 WHERE scope = %(scope)s AND kind = %(kind)s AND key = ANY(%(keys)s::text[]);
+
+-- name: hold_company
+-- Session-level, one bigint key: a key space apart from the people's two-key transaction locks.
+SELECT pg_advisory_lock(hashtextextended(%(scope)s || chr(31) || %(name)s, 0));
+
+-- name: release_companies
+SELECT pg_advisory_unlock_all();

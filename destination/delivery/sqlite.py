@@ -12,11 +12,13 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
 from destination import jsonutil
 from destination.delivery import migrations, sqlfile
+from destination.delivery.holds import holds_of
 from destination.delivery.sqlite_writer import SQLiteWriter
 from destination.delivery.store import (
     DEDUPE_WINDOW_SECONDS,
@@ -76,6 +78,7 @@ class SQLiteStore:
         self.path = Path(path)
         self._dedupe_window = dedupe_window_seconds
         self._clock = clock  # stamps finished_at; every decision takes its time as an argument
+        self._holds = holds_of(self.path)
         self._q = queries()
         self._writer = SQLiteWriter(self._connect)
 
@@ -355,6 +358,9 @@ class SQLiteStore:
         rows = [{"scope": scope, "kind": kind, "key": k} for k in keys]
         if rows:
             await self._writer.run(lambda conn: conn.executemany(self._q["forget_state"], rows))
+
+    def hold_companies(self, scope: str, names: Sequence[str]) -> AbstractAsyncContextManager[None]:
+        return self._holds.hold(scope, names)
 
     async def prune(self, now: float) -> int:
         before = now - self._dedupe_window

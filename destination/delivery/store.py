@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, get_args
 
@@ -280,6 +281,12 @@ class Store(Protocol):
 
     async def forget_states(self, scope: str, kind: StateKind, keys: Sequence[str]) -> None:
         """Forget delivered state (e.g. a write whose result is unknown)."""
+        ...
+
+    def hold_companies(self, scope: str, names: Sequence[str]) -> AbstractAsyncContextManager[None]:
+        """Hold these company names (casefolded) while they are searched for and written: nobody
+        else sharing the store holds any of them meanwhile (see holds.py). PostgreSQL: across
+        replicas, released if the holder dies; memory and SQLite: within the process."""
         ...
 
     async def prune(self, now: float) -> int:

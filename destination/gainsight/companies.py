@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from destination.errors import GainsightError
@@ -20,6 +20,7 @@ from destination.gainsight.outcomes import Answer, classify
 from destination.gainsight.plan import GroupPlan
 
 CompanyKey = tuple[str, str]
+Hold = Callable[[str, Sequence[str]], AbstractAsyncContextManager[None]]
 
 # Gainsight's documented "nothing matches" answer to a query (some tenants answer 200 + []).
 _NO_MATCH_CODES = frozenset({"GSOBJ_1011"})
@@ -86,8 +87,16 @@ def _gsids_by_name(names: list[str], answer: Answer, fallback: dict[str, str]) -
 
 
 class CompanyResolver:
-    def __init__(self, client: GainsightClient, max_remembered: int = 50_000) -> None:
+    def __init__(
+        self,
+        client: GainsightClient,
+        max_remembered: int = 50_000,
+        hold: Hold | None = None,
+    ) -> None:
         self._client = client
+        # Shared with other processes (the store's hold_companies): replicas never both create
+        # a company. The local locks below still order this process's own writers.
+        self._hold = hold
         self._gsids: OrderedDict[CompanyKey, str] = OrderedDict()
         self._max = max_remembered
         self._locks: dict[CompanyKey, tuple[asyncio.Lock, int]] = {}
@@ -118,9 +127,15 @@ class CompanyResolver:
         while len(self._gsids) > self._max:
             self._gsids.popitem(last=False)
 
+    def _held(self, domain: str, names: Sequence[str]) -> AbstractAsyncContextManager[None]:
+        return contextlib.nullcontext() if self._hold is None else self._hold(domain, names)
+
     async def resolve(self, plan: GroupPlan) -> str:
         """Write the plan's Company (insert or update) and return its Gsid."""
-        async with self._serialised((plan.domain, plan.company_name)):
+        async with (
+            self._serialised((plan.domain, plan.company_name)),
+            self._held(plan.domain, [plan.company_name]),
+        ):
             return await self._resolve_locked(plan)
 
     async def resolve_many(self, plans: Sequence[GroupPlan]) -> list[str | GainsightError]:
@@ -139,6 +154,7 @@ class CompanyResolver:
         async with contextlib.AsyncExitStack() as locks:
             for name in sorted(merged):  # one order everywhere: no deadlock between requests
                 await locks.enter_async_context(self._serialised((template.domain, name)))
+            await locks.enter_async_context(self._held(template.domain, sorted(merged)))
             written, failed = await self._write_batched(template, merged)
             results: list[str | GainsightError] = []
             for plan in plans:
