@@ -372,11 +372,16 @@ class PostgresStore:
 
     # ---- rate windows ----
 
-    async def take_budget(self, tenant_key: str, windows: Sequence[BudgetWindow]) -> str | None:
+    async def take_budget(
+        self, tenant_key: str, windows: Sequence[BudgetWindow], calls: int = 1
+    ) -> str | None:
+        if calls < 1:
+            raise ValueError("take_budget counts at least one call")
         for name, _, limit in windows:
-            if limit <= 0:
+            if calls > limit:
                 return name
         params = {
+            "calls": calls,
             "tenant_key": tenant_key,
             "names": [name for name, _, _ in windows],
             "starts": [start for _, start, _ in windows],

@@ -188,15 +188,15 @@ SELECT count(*) FROM gone;
 SELECT state, sum(n)::bigint FROM state_counts GROUP BY state;
 
 -- name: take_budget
--- One call counted in every window, or (when a window is full) the caller rolls back. Windows are
--- upserted in the caller's order, so concurrent takers lock them in the same order.
+-- `calls` counted in every window, or (when a window lacks room for them) the caller rolls back.
+-- Windows are upserted in the caller's order, so concurrent takers lock them in the same order.
 INSERT INTO rate_windows AS w (tenant_key, window_name, window_start, calls, cap)
-SELECT %(tenant_key)s, name, start, 1, cap
+SELECT %(tenant_key)s, name, start, %(calls)s, cap
 FROM unnest(%(names)s::text[], %(starts)s::float8[], %(caps)s::int[]) WITH ORDINALITY AS t(name, start, cap, n)
 ORDER BY n
 ON CONFLICT (tenant_key, window_name, window_start) DO UPDATE
-    SET calls = w.calls + 1, cap = excluded.cap
-    WHERE w.calls < excluded.cap
+    SET calls = w.calls + excluded.calls, cap = excluded.cap
+    WHERE w.calls + excluded.calls <= excluded.cap
 RETURNING window_name;
 
 -- name: prune_events
