@@ -43,8 +43,15 @@ class Metrics:
         )
         self.calls = Counter(
             "gsd_gainsight_calls",
-            "Calls made to Gainsight, by step and HTTP status",
-            ["step", "status"],
+            "Calls made to Gainsight, by destination, step and HTTP status",
+            ["destination", "step", "status"],
+            registry=self.registry,
+        )
+        self.calls_saved = Counter(
+            "gsd_calls_saved",
+            "Gainsight calls the reference would have made and this service did not, by reason "
+            "(coalesced, unchanged, company_batched, gsid_known)",
+            ["destination", "reason"],
             registry=self.registry,
         )
         self.budget_waits = Counter(

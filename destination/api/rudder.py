@@ -1,8 +1,9 @@
 """RudderStack's transformer protocol, so rudder-server can use this service as its Gainsight
 transformer (DESIGN §4.2): `POST /v0/destinations/gainsight` (processor) and `POST /routerTransform`.
 
-As the reference does, a group's Company calls are made while transforming; the output is the
-final association request. Company calls only go to allowed domains.
+As the reference does, a group's Company calls are made while transforming (by the same executor
+as the workers, gainsight/executor.py); the output is the final association request. Company calls
+only go to allowed domains.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ from destination.api.body import read_json
 from destination.api.responses import JsonResponse
 from destination.config import DestinationConfig, parse_destination_config
 from destination.errors import ConfigError, EventError, GainsightError, GsdError
-from destination.gainsight.client import GainsightClient
-from destination.gainsight.companies import CompanyResolver
+from destination.gainsight.client import Credentials, GainsightClient
+from destination.gainsight.executor import Executor
 from destination.gainsight.plan import GroupPlan, Plan, plan_event
 from destination.gainsight.render import rudder_output
 from destination.mapping.spec import Specs
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 
 Feature = Literal["processor", "router"]
 DEST_TYPE = "GAINSIGHT"
+METRICS_LABEL = "transformer"  # these routes have no destination id; their calls count under this
 _CONFIG_CACHE_SIZE = 256
 _GROUP_CONCURRENCY = 32
 
@@ -66,12 +68,12 @@ class RudderTransformer:
         self,
         specs: Specs,
         client: GainsightClient,
-        resolver: CompanyResolver,
+        executor: Executor,
         allowed: AllowedDomains,
     ) -> None:
         self._specs = specs
         self._client = client
-        self._resolver = resolver
+        self._executor = executor
         self._allowed = allowed
         self._configs: OrderedDict[bytes, DestinationConfig | ConfigError] = OrderedDict()
         self._group_slots = asyncio.Semaphore(_GROUP_CONCURRENCY)
@@ -95,21 +97,23 @@ class RudderTransformer:
             raise cached
         return cached
 
-    def _plan(self, item: Any) -> Plan:
+    def _plan(self, item: Any) -> tuple[Plan, Credentials]:
         if not isinstance(item, dict):
             raise ConfigError("each input must be an object with message, destination and metadata")
         config = self._config(item.get("destination"))
         message = item.get("message")
         if not isinstance(message, dict):
             raise EventError("message must be a JSON object")
-        return plan_event(message, config, self._specs)
+        return plan_event(message, config, self._specs), Credentials.of(METRICS_LABEL, config)
 
-    async def _group_outputs(self, plans: list[GroupPlan]) -> list[dict[str, Any] | GsdError]:
+    async def _group_outputs(
+        self, plans: list[GroupPlan], credentials: Credentials
+    ) -> list[dict[str, Any] | GsdError]:
         """The association outputs of group plans sharing a tenant: their Companies written in
         shared calls (DESIGN §6), as the reference does while transforming."""
         async with self._group_slots:
             try:
-                gsids = await self._resolver.resolve_many(plans)
+                gsids = await self._executor.company_gsids(plans, credentials)
             except GainsightError as exc:  # e.g. the rate budget is spent: every plan waits
                 gsids = [exc] * len(plans)
         outputs: list[dict[str, Any] | GsdError] = []
@@ -118,31 +122,33 @@ class RudderTransformer:
                 outputs.append(gsid)
             else:
                 request = plan.association_request(gsid)
-                outputs.append(rudder_output(request, request.headers))
+                outputs.append(rudder_output(request, self._client.headers_for(request, credentials)))
         return outputs
 
-    def _output(self, plan: Plan) -> dict[str, Any]:
+    def _output(self, plan: Plan, credentials: Credentials) -> dict[str, Any]:
         assert not isinstance(plan, GroupPlan)
-        return rudder_output(plan.request, self._client.headers_for(plan.request))
+        return rudder_output(plan.request, self._client.headers_for(plan.request, credentials))
 
     async def outputs(self, items: list[Any]) -> list[dict[str, Any] | GsdError]:
         """One output or error per item, in order. Only group items wait on Gainsight."""
         results: list[dict[str, Any] | GsdError] = []
-        groups: dict[tuple[str, str], list[tuple[int, GroupPlan]]] = {}
+        groups: dict[tuple[str, Credentials], list[tuple[int, GroupPlan]]] = {}
         for index, item in enumerate(items):
             try:
-                plan = self._plan(item)
+                plan, credentials = self._plan(item)
                 if isinstance(plan, GroupPlan):
                     self._allowed.check(plan.domain)
-                    groups.setdefault((plan.domain, plan.access_key), []).append((index, plan))
+                    groups.setdefault((plan.domain, credentials), []).append((index, plan))
                     results.append({})
                 else:
-                    results.append(self._output(plan))
+                    results.append(self._output(plan, credentials))
             except GsdError as exc:
                 results.append(exc)
-        tenants = list(groups.values())
-        written = await asyncio.gather(*(self._group_outputs([p for _, p in g]) for g in tenants))
-        for group, outputs in zip(tenants, written, strict=True):
+        tenants = list(groups.items())
+        written = await asyncio.gather(
+            *(self._group_outputs([p for _, p in g], credentials) for (_, credentials), g in tenants)
+        )
+        for (_, group), outputs in zip(tenants, written, strict=True):
             for (index, _), output in zip(group, outputs, strict=True):
                 results[index] = output
         return results

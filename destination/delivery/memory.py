@@ -156,19 +156,26 @@ class MemoryStore:
             row = self._rows.get(event_id)
             if row is None:
                 return False
-            row.history.append(
-                replace(
-                    attempt,
-                    response=_json_copy(attempt.response),
-                    request=_json_copy(attempt.request),
-                )
-            )
-            row.attempts += 1
+            self._record(row, attempt)
             return True
 
+    @staticmethod
+    def _record(row: _Row, attempt: Attempt) -> None:
+        copied = replace(attempt, response=_json_copy(attempt.response), request=_json_copy(attempt.request))
+        row.history.append(copied)
+        row.attempts += 1
+
     async def retry_later(
-        self, event_id: int, available_at: float, progress: Mapping[str, Any] | None, *, lease: str
+        self,
+        event_id: int,
+        available_at: float,
+        progress: Mapping[str, Any] | None,
+        *,
+        lease: str,
+        attempt: Attempt | None = None,
     ) -> bool:
+        if attempt is not None:
+            check_attempt(attempt)
         with self._open():
             row = self._leased_by(event_id, lease)
             if row is None:
@@ -177,16 +184,22 @@ class MemoryStore:
             row.available_at = available_at
             row.lease_owner = None
             row.progress = _json_copy(None if progress is None else dict(progress))
+            if attempt is not None:
+                self._record(row, attempt)
             return True
 
-    async def complete(self, event_id: int, outcome: FinalOutcome, *, lease: str) -> bool:
+    async def complete(
+        self, event_id: int, outcome: FinalOutcome, *, lease: str, attempt: Attempt | None = None
+    ) -> bool:
         check_final_outcome(outcome)
         with self._open():
-            return self._finish(event_id, outcome, None, lease)
+            return self._finish(event_id, outcome, None, lease, attempt)
 
-    async def dead_letter(self, event_id: int, reason: str, *, lease: str) -> bool:
+    async def dead_letter(
+        self, event_id: int, reason: str, *, lease: str, attempt: Attempt | None = None
+    ) -> bool:
         with self._open():
-            return self._finish(event_id, "dead", reason, lease)
+            return self._finish(event_id, "dead", reason, lease, attempt)
 
     def _leased_by(self, event_id: int, lease: str) -> _Row | None:
         row = self._rows.get(event_id)
@@ -194,10 +207,16 @@ class MemoryStore:
             return None
         return row
 
-    def _finish(self, event_id: int, state: EventState, reason: str | None, lease: str) -> bool:
+    def _finish(
+        self, event_id: int, state: EventState, reason: str | None, lease: str, attempt: Attempt | None
+    ) -> bool:
+        if attempt is not None:
+            check_attempt(attempt)
         row = self._leased_by(event_id, lease)
         if row is None:
             return False
+        if attempt is not None:
+            self._record(row, attempt)
         row.state = state
         row.head = False
         row.available_at = None

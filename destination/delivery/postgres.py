@@ -259,6 +259,12 @@ class PostgresStore:
 
     async def record_attempt(self, event_id: int, attempt: Attempt) -> bool:
         check_attempt(attempt)
+        if not _storable_id(event_id):
+            return False
+        async with self._tx() as conn:
+            return await self._record(conn, event_id, attempt)
+
+    async def _record(self, conn: Conn, event_id: int, attempt: Attempt) -> bool:
         params = {
             "event_id": event_id,
             "at": attempt.at,
@@ -269,33 +275,50 @@ class PostgresStore:
             "request": _jsonb(attempt.request),
             "call": attempt.call,
         }
-        if not _storable_id(event_id):
-            return False
-        async with self._tx() as conn:
-            return (await conn.execute(self._q["record_attempt"], params)).rowcount == 1
+        return (await conn.execute(self._q["record_attempt"], params)).rowcount == 1
 
     async def retry_later(
-        self, event_id: int, available_at: float, progress: Mapping[str, Any] | None, *, lease: str
+        self,
+        event_id: int,
+        available_at: float,
+        progress: Mapping[str, Any] | None,
+        *,
+        lease: str,
+        attempt: Attempt | None = None,
     ) -> bool:
+        if attempt is not None:
+            check_attempt(attempt)
+        if not _storable_id(event_id):
+            return False
         params = {
             "id": event_id,
             "lease": lease,
             "available_at": available_at,
             "progress": None if progress is None else Jsonb(dict(progress)),
         }
-        if not _storable_id(event_id):
-            return False
         async with self._tx() as conn:
-            return (await conn.execute(self._q["retry_later"], params)).rowcount == 1
+            if (await conn.execute(self._q["retry_later"], params)).rowcount != 1:
+                return False
+            if attempt is not None:
+                await self._record(conn, event_id, attempt)
+        return True
 
-    async def complete(self, event_id: int, outcome: FinalOutcome, *, lease: str) -> bool:
+    async def complete(
+        self, event_id: int, outcome: FinalOutcome, *, lease: str, attempt: Attempt | None = None
+    ) -> bool:
         check_final_outcome(outcome)
-        return await self._finish(event_id, outcome, None, lease)
+        return await self._finish(event_id, outcome, None, lease, attempt)
 
-    async def dead_letter(self, event_id: int, reason: str, *, lease: str) -> bool:
-        return await self._finish(event_id, "dead", reason, lease)
+    async def dead_letter(
+        self, event_id: int, reason: str, *, lease: str, attempt: Attempt | None = None
+    ) -> bool:
+        return await self._finish(event_id, "dead", reason, lease, attempt)
 
-    async def _finish(self, event_id: int, state: str, reason: str | None, lease: str) -> bool:
+    async def _finish(
+        self, event_id: int, state: str, reason: str | None, lease: str, attempt: Attempt | None
+    ) -> bool:
+        if attempt is not None:
+            check_attempt(attempt)
         if not _storable_id(event_id):
             return False
         params = {"id": event_id, "lease": lease, "state": state, "reason": reason, "now": self._clock()}
@@ -306,6 +329,8 @@ class PostgresStore:
             await self._lock_people(conn, [(person[0], person[1])])
             if (await conn.execute(self._q["finish_event"], params)).rowcount != 1:
                 return False
+            if attempt is not None:
+                await self._record(conn, event_id, attempt)
             await conn.execute(self._q["elect_heads"], _lists([(person[0], person[1])]))
         return True
 

@@ -159,6 +159,9 @@ class SQLiteStore:
 
     async def record_attempt(self, event_id: int, attempt: Attempt) -> bool:
         check_attempt(attempt)
+        return await self._writer.run(lambda conn: self._record(conn, event_id, attempt))
+
+    def _record(self, conn: sqlite3.Connection, event_id: int, attempt: Attempt) -> bool:
         params = {
             "event_id": event_id,
             "at": attempt.at,
@@ -169,34 +172,54 @@ class SQLiteStore:
             "request": _json_or_none(attempt.request),
             "call": attempt.call,
         }
-
-        def job(conn: sqlite3.Connection) -> bool:
-            if conn.execute(self._q["record_attempt"], params).rowcount != 1:
-                return False
-            conn.execute(self._q["count_attempt"], params)
-            return True
-
-        return await self._writer.run(job)
+        if conn.execute(self._q["record_attempt"], params).rowcount != 1:
+            return False
+        conn.execute(self._q["count_attempt"], params)
+        return True
 
     async def retry_later(
-        self, event_id: int, available_at: float, progress: Mapping[str, Any] | None, *, lease: str
+        self,
+        event_id: int,
+        available_at: float,
+        progress: Mapping[str, Any] | None,
+        *,
+        lease: str,
+        attempt: Attempt | None = None,
     ) -> bool:
+        if attempt is not None:
+            check_attempt(attempt)
         params = {
             "id": event_id,
             "lease": lease,
             "available_at": available_at,
             "progress": None if progress is None else jsonutil.dumps(dict(progress)),
         }
-        return await self._writer.run(lambda conn: conn.execute(self._q["retry_later"], params).rowcount == 1)
 
-    async def complete(self, event_id: int, outcome: FinalOutcome, *, lease: str) -> bool:
+        def job(conn: sqlite3.Connection) -> bool:
+            if conn.execute(self._q["retry_later"], params).rowcount != 1:
+                return False
+            if attempt is not None:
+                self._record(conn, event_id, attempt)
+            return True
+
+        return await self._writer.run(job)
+
+    async def complete(
+        self, event_id: int, outcome: FinalOutcome, *, lease: str, attempt: Attempt | None = None
+    ) -> bool:
         check_final_outcome(outcome)
-        return await self._finish(event_id, outcome, None, lease)
+        return await self._finish(event_id, outcome, None, lease, attempt)
 
-    async def dead_letter(self, event_id: int, reason: str, *, lease: str) -> bool:
-        return await self._finish(event_id, "dead", reason, lease)
+    async def dead_letter(
+        self, event_id: int, reason: str, *, lease: str, attempt: Attempt | None = None
+    ) -> bool:
+        return await self._finish(event_id, "dead", reason, lease, attempt)
 
-    async def _finish(self, event_id: int, state: str, reason: str | None, lease: str) -> bool:
+    async def _finish(
+        self, event_id: int, state: str, reason: str | None, lease: str, attempt: Attempt | None
+    ) -> bool:
+        if attempt is not None:
+            check_attempt(attempt)
         params = {
             "id": event_id,
             "lease": lease,
@@ -209,6 +232,8 @@ class SQLiteStore:
             person = conn.execute(self._q["finish_event"], params).fetchall()
             if not person:
                 return False
+            if attempt is not None:
+                self._record(conn, event_id, attempt)
             (destination_id, ordering_key) = person[0]
             conn.execute(
                 self._q["promote_next_head"],

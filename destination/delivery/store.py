@@ -205,18 +205,31 @@ class Store(Protocol):
         """Append to the event's history and count it; False when there is no such event."""
         ...
 
+    # retry_later, complete and dead_letter record `attempt` (when given) in the same transaction,
+    # and only when the lease still holds: a worker that lost its lease leaves no trace.
+
     async def retry_later(
-        self, event_id: int, available_at: float, progress: Mapping[str, Any] | None, *, lease: str
+        self,
+        event_id: int,
+        available_at: float,
+        progress: Mapping[str, Any] | None,
+        *,
+        lease: str,
+        attempt: Attempt | None = None,
     ) -> bool:
         """Release the lease; claimable again at `available_at`, with `progress` stored."""
         ...
 
-    async def complete(self, event_id: int, outcome: FinalOutcome, *, lease: str) -> bool:
+    async def complete(
+        self, event_id: int, outcome: FinalOutcome, *, lease: str, attempt: Attempt | None = None
+    ) -> bool:
         """Finish the event as delivered, unchanged or filtered; the person's next event becomes
         claimable."""
         ...
 
-    async def dead_letter(self, event_id: int, reason: str, *, lease: str) -> bool:
+    async def dead_letter(
+        self, event_id: int, reason: str, *, lease: str, attempt: Attempt | None = None
+    ) -> bool:
         """Park the event for inspection and replay; the person's next event becomes claimable."""
         ...
 

@@ -1,11 +1,12 @@
-"""Workers: claim stored events, plan them, perform the plan within the rate budget, and record
-the outcome (DESIGN §5).
+"""Workers: claim person runs from the store, plan their events, run the plans through the one
+executor (gainsight/executor.py) within the rate budget, and record each event's fate (DESIGN §5).
 
-One dispatcher claims events while worker slots are free; each event is delivered in its own task.
-Before every Gainsight call the rate governor must grant budget; when it cannot, the event is put
-back until the window resets (no call is sent over budget, and no lease is held while waiting).
-A group is a resumable plan: once the Company's Gsid is known it is kept in the event's progress,
-so a retry only redoes the association.
+One dispatcher claims batches of person runs while fewer than `concurrency` batches are in flight;
+each batch is executed together, so its group events share Company calls (DESIGN §6). Every claim
+has its own lease, renewed while the batch runs; a worker whose lease expired can no longer finish,
+retry or dead-letter those events (the store refuses). Before every Gainsight call the rate governor
+must grant budget; when it cannot, the events are put back until the window resets (no call over
+budget, no attempt counted, no lease held while waiting).
 """
 
 from __future__ import annotations
@@ -13,31 +14,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import random
-import socket
 import time
-import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from destination.config import Destination
 from destination.delivery.governor import RateGovernor
 from destination.delivery.retry import RetryPolicy
-from destination.delivery.store import Attempt, QueuedEvent, Store
+from destination.delivery.store import Attempt, Claim, QueuedEvent, Store
 from destination.errors import ConfigError, EventError, GainsightError, OverBudget, UnmappedEventError
-from destination.gainsight.client import GainsightClient
-from destination.gainsight.companies import CompanyResolver
-from destination.gainsight.endpoints import UNKNOWN_COMPANY_CODE
-from destination.gainsight.plan import GroupPlan, Plan, plan_event
+from destination.gainsight.client import Credentials
+from destination.gainsight.executor import Executor, Fate, Job, Progress
+from destination.gainsight.plan import Plan, plan_event
 from destination.jsonutil import JSONDecodeError, loads
 from destination.mapping.spec import Specs
 from destination.metrics import Metrics
 
 log = logging.getLogger(__name__)
-
-_STEP = {"identify": "person upsert", "track": "event publish"}
 
 
 class BudgetGate:
@@ -73,14 +67,11 @@ class BudgetGate:
 
 @dataclass(frozen=True)
 class WorkerSettings:
-    concurrency: int = 4
-    lease_seconds: float = 60.0
+    concurrency: int = 4  # batches in flight
+    batch_claims: int = 200  # person runs (or tracks) claimed per batch
+    lease_seconds: float = 15.0  # renewed every third of it while a batch runs
     idle_poll_seconds: float = 0.5
     drain_seconds: float = 25.0
-
-
-def owner_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 class Deliverer:
@@ -90,8 +81,7 @@ class Deliverer:
         store: Store,
         destinations: Mapping[str, Destination],
         specs: Specs,
-        client: GainsightClient,
-        resolver: CompanyResolver,
+        executor: Executor,
         governor: RateGovernor,
         gate: BudgetGate | None,
         policy: RetryPolicy,
@@ -103,8 +93,7 @@ class Deliverer:
         self._store = store
         self._destinations = destinations
         self._specs = specs
-        self._client = client
-        self._resolver = resolver
+        self._executor = executor
         self._governor = governor
         self._gate = gate
         self._tenants = frozenset(d.config.domain for d in destinations.values() if d.config.domain)
@@ -113,7 +102,6 @@ class Deliverer:
         self._settings = settings
         self._clock = clock
         self._rng = rng or random.Random()
-        self._owner = owner_name()
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
@@ -133,19 +121,19 @@ class Deliverer:
                 continue
             # Cleared before claiming: a wake-up that arrives while claiming is not lost.
             self._wake.clear()
-            free = self._settings.concurrency - len(self._in_flight)
-            claimed: list[QueuedEvent] = []
-            if free > 0:
+            claims: list[Claim] = []
+            if len(self._in_flight) < self._settings.concurrency:
                 try:
-                    claims = await self._store.claim(self._clock(), free, self._settings.lease_seconds)
-                    claimed = [event for claim in claims for event in claim.events]
+                    claims = await self._store.claim(
+                        self._clock(), self._settings.batch_claims, self._settings.lease_seconds
+                    )
                 except Exception:
                     log.exception("claiming events failed; trying again shortly")
-            for event in claimed:
-                task = asyncio.create_task(self._deliver_guarded(event))
+            if claims:
+                task = asyncio.create_task(self._deliver_guarded(claims))
                 self._in_flight.add(task)
                 task.add_done_callback(self._finished)
-            if not claimed:
+            else:
                 await self._idle()
 
     def _budget_pause(self) -> float:
@@ -173,53 +161,76 @@ class Deliverer:
         if self._in_flight:
             _, pending = await asyncio.wait(set(self._in_flight), timeout=self._settings.drain_seconds)
             for task in pending:
-                task.cancel()  # its lease expires and another run delivers it
+                task.cancel()  # its leases expire and another run delivers it
 
-    async def _deliver_guarded(self, event: QueuedEvent) -> None:
+    async def _deliver_guarded(self, claims: Sequence[Claim]) -> None:
         try:
-            await self.deliver(event)
+            await self.deliver(claims)
         except Exception as exc:
-            # A bug must neither lose the event nor retry it forever: it counts as a retryable
+            # A bug must neither lose the events nor retry them forever: it counts as a retryable
             # failure (so the retry limits end in a dead letter). Should recording fail too, the
-            # lease expires and the event is claimed again.
-            log.exception("delivering event %s failed unexpectedly", event.id)
+            # leases expire and the events are claimed again.
+            log.exception("delivering a batch failed unexpectedly")
             error = GainsightError(
                 f"internal error while delivering: {type(exc).__name__}", outcome="retryable"
             )
-            with contextlib.suppress(Exception):
-                await self._failed(event, error, dict(event.progress or {}))
+            for event in (e for claim in claims for e in claim.events):
+                with contextlib.suppress(Exception):
+                    stored = await self._store.get_event(event.id)
+                    if stored is not None and stored.state == "leased" and stored.lease_owner == event.lease:
+                        await self._settle(
+                            event, Fate("retryable", error=error, progress=Progress.of(event.progress))
+                        )
 
-    # ---- one event ----
+    # ---- one batch ----
 
-    async def deliver(self, event: QueuedEvent) -> None:
+    async def deliver(self, claims: Sequence[Claim]) -> None:
+        """Execute the claimed runs (renewing their leases meanwhile) and record every fate."""
+        renewing = asyncio.create_task(self._renew_forever(claims))
+        try:
+            runs: dict[str, list[list[Job]]] = {}
+            events: dict[int, QueuedEvent] = {}
+            for claim in claims:
+                run = [job for event in claim.events if (job := await self._job(event)) is not None]
+                if run:
+                    runs.setdefault(claim.events[0].destination_id, []).append(run)
+                events.update((e.id, e) for e in claim.events)
+            results = await asyncio.gather(
+                *(self._execute(destination_id, batch) for destination_id, batch in runs.items())
+            )
+        finally:
+            renewing.cancel()
+        for fates in results:
+            for event_id, fate in fates.items():
+                await self._settle(events[event_id], fate)
+
+    async def _execute(self, destination_id: str, runs: list[list[Job]]) -> dict[int, Fate]:
+        destination = self._destinations[destination_id]
+        return await self._executor.run(runs, Credentials.of(destination_id, destination.config))
+
+    async def _renew_forever(self, claims: Sequence[Claim]) -> None:
+        lease = self._settings.lease_seconds
+        while True:
+            await asyncio.sleep(lease / 3)
+            for claim in claims:
+                if await self._store.renew(claim.lease, self._clock(), lease) == 0:
+                    log.warning("lease %s expired; another worker may now hold its events", claim.lease)
+
+    async def _job(self, event: QueuedEvent) -> Job | None:
+        """The event's plan, or None when it is finished here and now (filtered, dead)."""
         destination = self._destinations.get(event.destination_id)
         if destination is None:
             await self._dead(event, f"destination {event.destination_id!r} is no longer configured")
-            return
+            return None
         try:
             plan = self._plan(event, destination)
         except UnmappedEventError as exc:
             await self._filtered(event, exc.message)
-            return
+            return None
         except (EventError, ConfigError) as exc:
-            await self._store.record_attempt(event.id, Attempt(self._clock(), "aborted", None, exc.message))
-            await self._dead(event, exc.message)
-            return
-        progress = dict(event.progress or {})
-        try:
-            await self._perform(plan, progress)
-        except OverBudget as exc:
-            await self._store.retry_later(event.id, exc.retry_at, progress, lease=event.lease)
-            return
-        except GainsightError as exc:
-            await self._failed(event, exc, progress)
-            return
-        now = self._clock()
-        await self._store.record_attempt(event.id, Attempt(now, "delivered", 200))
-        await self._store.complete(event.id, "delivered", lease=event.lease)
-        self._metrics.attempts.labels(event.destination_id, "delivered").inc()
-        self._metrics.outcomes.labels(event.destination_id, "delivered").inc()
-        self._metrics.delivery_seconds.observe(max(0.0, now - event.received_at))
+            await self._dead(event, exc.message, Attempt(self._clock(), "aborted", None, exc.message))
+            return None
+        return Job(event.id, plan, Progress.of(event.progress))
 
     def _plan(self, event: QueuedEvent, destination: Destination) -> Plan:
         try:
@@ -228,50 +239,75 @@ class Deliverer:
             raise EventError("stored payload is not valid JSON") from None
         return plan_event(message, destination.config, self._specs)
 
-    async def _perform(self, plan: Plan, progress: dict[str, Any]) -> None:
-        if isinstance(plan, GroupPlan):
-            gsid = progress.get("gsid")
-            if not isinstance(gsid, str):
-                gsid = await self._resolver.resolve(plan)
-                progress["gsid"] = gsid
-            try:
-                await self._client.execute(plan.association_request(gsid), "person association")
-            except GainsightError as exc:
-                if exc.error_code == UNKNOWN_COMPANY_CODE:
-                    # The Gsid no longer names a company (deleted in Gainsight): resolve afresh.
-                    self._resolver.forget(plan.domain, plan.company_name)
-                    progress.pop("gsid", None)
-                raise
-        else:
-            await self._client.execute(plan.request, _STEP[plan.kind])
+    # ---- recording fates ----
 
-    async def _failed(self, event: QueuedEvent, error: GainsightError, progress: dict[str, Any]) -> None:
+    async def _settle(self, event: QueuedEvent, fate: Fate) -> None:
+        """Record the fate; the store refuses it (and its attempt) if the lease was lost."""
         now = self._clock()
-        attempt = Attempt(now, error.outcome, error.http_status, error.message, error.response)
-        await self._store.record_attempt(event.id, attempt)
-        self._metrics.attempts.labels(event.destination_id, error.outcome).inc()
-        failures = int(progress.get("failures", 0)) + 1
-        progress["failures"] = failures
-        minute = self._governor.windows[0]
-        retry_at = self._policy.next_attempt(
-            failures, error.outcome, now, event.received_at, error.retry_after, minute.end(now), self._rng
+        if fate.outcome == "deferred":  # nothing was tried: no attempt
+            retry_at = fate.retry_at if fate.retry_at is not None else now
+            await self._store.retry_later(event.id, retry_at, fate.progress.as_dict(), lease=event.lease)
+            return
+        call = fate.call
+        status = call.answer.status if call is not None else None
+        attempt = Attempt(
+            now,
+            fate.outcome,
+            status,
+            fate.error.message if fate.error is not None else None,
+            call.answer.body if call is not None else None,
+            request=call.request if call is not None else None,
+            call=call.id if call is not None else None,
         )
-        if retry_at is None:
+        attempts = event.attempts + 1  # the store's counter, this attempt included
+        self._metrics.attempts.labels(event.destination_id, fate.outcome).inc()
+        if fate.outcome in ("delivered", "unchanged"):
+            if await self._store.complete(event.id, fate.outcome, lease=event.lease, attempt=attempt):
+                self._metrics.outcomes.labels(event.destination_id, fate.outcome).inc()
+                self._metrics.delivery_seconds.observe(max(0.0, now - event.received_at))
+                self._log(event, fate.outcome, status, attempts, now)
+            return
+        assert fate.error is not None
+        minute = self._governor.windows[0]
+        next_try = self._policy.next_attempt(
+            attempts, fate.outcome, now, event.received_at, fate.error.retry_after, minute.end(now), self._rng
+        )
+        if next_try is None:
             reason = (
-                error.message
-                if error.outcome == "aborted"
-                else f"gave up after {failures} attempts: {error.message}"
+                fate.error.message
+                if fate.outcome == "aborted"
+                else f"gave up after {attempts} attempts: {fate.error.message}"
             )
-            await self._dead(event, reason)
+            await self._dead(event, reason, attempt)
         else:
-            await self._store.retry_later(event.id, retry_at, progress, lease=event.lease)
+            progress = fate.progress.as_dict()
+            await self._store.retry_later(event.id, next_try, progress, lease=event.lease, attempt=attempt)
 
     async def _filtered(self, event: QueuedEvent, reason: str) -> None:
-        await self._store.record_attempt(event.id, Attempt(self._clock(), "filtered", None, reason))
-        await self._store.complete(event.id, "filtered", lease=event.lease)
-        self._metrics.outcomes.labels(event.destination_id, "filtered").inc()
+        attempt = Attempt(self._clock(), "filtered", None, reason)
+        if await self._store.complete(event.id, "filtered", lease=event.lease, attempt=attempt):
+            self._metrics.outcomes.labels(event.destination_id, "filtered").inc()
+            self._log(event, "filtered", None, event.attempts + 1, self._clock())
 
-    async def _dead(self, event: QueuedEvent, reason: str) -> None:
-        await self._store.dead_letter(event.id, reason, lease=event.lease)
-        self._metrics.outcomes.labels(event.destination_id, "dead").inc()
-        log.warning("event %s (%s) dead-lettered: %s", event.message_id, event.kind, reason)
+    async def _dead(self, event: QueuedEvent, reason: str, attempt: Attempt | None = None) -> None:
+        if await self._store.dead_letter(event.id, reason, lease=event.lease, attempt=attempt):
+            self._metrics.outcomes.labels(event.destination_id, "dead").inc()
+            log.warning("event %s (%s) dead-lettered: %s", event.message_id, event.kind, reason)
+            status = attempt.status_code if attempt is not None else None
+            attempts = event.attempts + (1 if attempt is not None else 0)
+            self._log(event, "dead", status, attempts, self._clock())
+
+    @staticmethod
+    def _log(event: QueuedEvent, outcome: str, status: int | None, attempts: int, now: float) -> None:
+        log.info(
+            "event outcome",
+            extra={
+                "destination": event.destination_id,
+                "messageId": event.message_id,
+                "type": event.kind,
+                "outcome": outcome,
+                "status": status,
+                "attempts": attempts,
+                "latency": round(max(0.0, now - event.received_at), 3),
+            },
+        )

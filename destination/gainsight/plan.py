@@ -1,17 +1,17 @@
-"""Turn one event and one destination's settings into a plan of Gainsight requests (DESIGN §3).
+"""Turn one event and one destination's settings into a plan of named Gainsight requests (DESIGN §3).
 
 Pure: the same (event, settings) always gives the same plan. Nothing here performs I/O or reads
-the clock; the track signature is made when the request is sent (signing.py), and a group's
-Company steps are run by the client, which supplies the Gsid for the final association.
+the clock, and nothing here holds a secret: a Request names its step and carries only the headers
+that are not credentials; the client adds the access key, shared secret and signature when it
+sends the request (client.py). What runs the steps, and in which order, is executor.py.
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from destination.config import DestinationConfig
 from destination.errors import ConfigError, EventError, UnmappedEventError
@@ -22,13 +22,17 @@ from destination.mapping.engine import Diagnostic, check_required, js_falsy, loo
 from destination.mapping.spec import Specs
 
 Kind = Literal["identify", "group", "track"]
+Step = Literal["company search", "company insert", "company update", "person upsert", "event publish"]
+STEPS: tuple[Step, ...] = get_args(Step)
 _NO_PARAMS: Mapping[str, str] = MappingProxyType({})
+_JSON_HEADERS: Mapping[str, str] = MappingProxyType({"Content-Type": ep.JSON_CONTENT_TYPE})
 
 
 @dataclass(frozen=True, slots=True)
 class Request:
-    """One Gainsight HTTP request, described. `headers` hold the credentials needed to send it."""
+    """One Gainsight HTTP request, described: its step name, and no credential (see client.py)."""
 
+    step: Step
     method: str
     domain: str
     path: str
@@ -43,22 +47,68 @@ class Request:
     def endpoint(self) -> str:
         return ep.public_url(self.domain, self.path)
 
-    def redacted_headers(self) -> dict[str, str]:
-        return {k: (ep.REDACTED if k in ep.SECRET_HEADERS else v) for k, v in self.headers.items()}
+
+def company_search(domain: str, names: Sequence[str]) -> Request:
+    """Companies by Name: `EQ` for one (as the reference asks), `IN` for several (DESIGN §6)."""
+    operator = "EQ" if len(names) == 1 else "IN"
+    body = {
+        "select": ["Gsid", "Name"],
+        "where": {
+            "conditions": [{"name": "Name", "alias": "A", "value": list(names), "operator": operator}],
+            "expression": "A",
+        },
+        "limit": 1 if len(names) == 1 else min(5000, 10 * len(names)),
+        "offset": 0,
+    }
+    return Request("company search", "POST", domain, ep.COMPANY_QUERY_PATH, _JSON_HEADERS, body)
+
+
+def company_insert(domain: str, records: Sequence[Mapping[str, Any]]) -> Request:
+    body = {"records": [dict(r) for r in records]}
+    return Request("company insert", "POST", domain, ep.COMPANY_PATH, _JSON_HEADERS, body)
+
+
+def company_update(domain: str, records: Sequence[Mapping[str, Any]]) -> Request:
+    body = {"records": [dict(r) for r in records]}
+    return Request("company update", "PUT", domain, ep.COMPANY_PATH, _JSON_HEADERS, body, params=_KEYS_NAME)
+
+
+def person_upsert(domain: str, person: Mapping[str, Any]) -> Request:
+    return Request("person upsert", "PUT", domain, ep.PEOPLE_PATH, _JSON_HEADERS, dict(person))
+
+
+_KEYS_NAME: Mapping[str, str] = MappingProxyType({"keys": "Name"})
 
 
 @dataclass(frozen=True, slots=True)
 class IdentifyPlan:
-    request: Request
+    """Upsert the Person (DESIGN §3.2)."""
+
+    domain: str
+    person: Mapping[str, Any]  # the mapped fields, Email included
     diagnostics: tuple[Diagnostic, ...]
     kind: Kind = "identify"
+
+    @property
+    def email(self) -> str:
+        return str(self.person["Email"])
+
+    @property
+    def request(self) -> Request:
+        return person_upsert(self.domain, self.person)
 
 
 @dataclass(frozen=True, slots=True)
 class TrackPlan:
+    """Publish the event to the Events Framework (DESIGN §3.4)."""
+
     request: Request
     diagnostics: tuple[Diagnostic, ...]
     kind: Kind = "track"
+
+    @property
+    def domain(self) -> str:
+        return self.request.domain
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +116,6 @@ class GroupPlan:
     """Find or write the Company, then associate the person with its Gsid (DESIGN §3.3)."""
 
     domain: str
-    access_key: str
     company: Mapping[str, Any]
     email: str
     diagnostics: tuple[Diagnostic, ...]
@@ -76,56 +125,25 @@ class GroupPlan:
     def company_name(self) -> str:
         return str(self.company["Name"])
 
-    def _headers(self) -> Mapping[str, str]:
-        return _json_headers(self.access_key)
-
     def search_request(self) -> Request:
-        body = {
-            "select": ["Gsid", "Name"],
-            "where": {
-                "conditions": [
-                    {"name": "Name", "alias": "A", "value": [self.company["Name"]], "operator": "EQ"}
-                ],
-                "expression": "A",
-            },
-            "limit": 1,
-            "offset": 0,
-        }
-        return Request("POST", self.domain, ep.COMPANY_QUERY_PATH, self._headers(), body)
+        return company_search(self.domain, [self.company_name])
 
-    def search_many_request(self, names: list[str]) -> Request:
-        """One query for several companies by Name (for batched writes, DESIGN §6)."""
-        body = {
-            "select": ["Gsid", "Name"],
-            "where": {
-                "conditions": [{"name": "Name", "alias": "A", "value": names, "operator": "IN"}],
-                "expression": "A",
-            },
-            "limit": min(5000, 10 * len(names)),
-            "offset": 0,
-        }
-        return Request("POST", self.domain, ep.COMPANY_QUERY_PATH, self._headers(), body)
+    def insert_request(self) -> Request:
+        return company_insert(self.domain, [self.company])
 
-    def insert_request(self, records: Sequence[Mapping[str, Any]] | None = None) -> Request:
-        body = {"records": list(records) if records is not None else [self.company]}
-        return Request("POST", self.domain, ep.COMPANY_PATH, self._headers(), body)
-
-    def update_request(self, records: Sequence[Mapping[str, Any]] | None = None) -> Request:
-        body = {"records": list(records) if records is not None else [self.company]}
-        return Request("PUT", self.domain, ep.COMPANY_PATH, self._headers(), body, params={"keys": "Name"})
+    def update_request(self) -> Request:
+        return company_update(self.domain, [self.company])
 
     def association_request(self, gsid: str) -> Request:
-        body = {"Email": self.email, "companies": [{"Company_ID": gsid}]}
-        return Request("PUT", self.domain, ep.PEOPLE_PATH, self._headers(), body)
+        return person_upsert(self.domain, association(self.email, [gsid]))
+
+
+def association(email: str, gsids: Sequence[str]) -> dict[str, Any]:
+    """The Person upsert body that links a person to companies (DESIGN §3.3)."""
+    return {"Email": email, "companies": [{"Company_ID": gsid} for gsid in gsids]}
 
 
 Plan = IdentifyPlan | GroupPlan | TrackPlan
-
-
-@functools.lru_cache(maxsize=64)
-def _json_headers(access_key: str) -> Mapping[str, str]:
-    # Read-only and shared by every plan of the destination: built once, never mutated.
-    return MappingProxyType({ep.ACCESS_KEY_HEADER: access_key, "Content-Type": ep.JSON_CONTENT_TYPE})
 
 
 _SETTING_ATTRIBUTES = {
@@ -142,10 +160,6 @@ def _required(config: DestinationConfig, kind: str, *names: str) -> None:
     for name in names:
         if not getattr(config, _SETTING_ATTRIBUTES[name]):
             raise ConfigError(f"{name} is required for {kind}")
-
-
-def _secret(value: Any) -> str:
-    return str(value.get_secret_value())
 
 
 def message_type(event: Mapping[str, Any]) -> str:
@@ -197,11 +211,8 @@ def plan_identify(event: Mapping[str, Any], config: DestinationConfig, specs: Sp
     _required(config, "identify", "accessKey")
     mapped = map_record(specs.person, event, config.person_fields, "personMap")
     _required(config, "identify", "domain")
-    assert config.domain is not None and config.access_key is not None
-    request = Request(
-        "PUT", config.domain, ep.PEOPLE_PATH, _json_headers(_secret(config.access_key)), mapped.fields
-    )
-    return IdentifyPlan(request, mapped.diagnostics)
+    assert config.domain is not None
+    return IdentifyPlan(config.domain, mapped.fields, mapped.diagnostics)
 
 
 def _group_email(event: Mapping[str, Any]) -> str:
@@ -228,10 +239,9 @@ def plan_group(event: Mapping[str, Any], config: DestinationConfig, specs: Specs
     company = dict(mapped.fields)
     company["Name"] = _company_name(company["Name"])
     _required(config, "group", "domain")
-    assert config.domain is not None and config.access_key is not None
+    assert config.domain is not None
     return GroupPlan(
         domain=config.domain,
-        access_key=_secret(config.access_key),
         company=company,
         email=email,
         diagnostics=mapped.diagnostics,
@@ -281,8 +291,8 @@ def plan_track(event: Mapping[str, Any], config: DestinationConfig) -> TrackPlan
     _required(config, "track", "domain")
     assert config.domain and config.shared_secret and config.tenant_id and config.topic_name
     body = canonical_json(properties)
+    # sharedSecret (and Accesskey, when configured) are added by the client when it sends this.
     headers = {
-        ep.SHARED_SECRET_HEADER: _secret(config.shared_secret),
         "tenantId": config.tenant_id,
         "topicName": config.topic_name,
         "eventName": mapped_name,
@@ -292,8 +302,6 @@ def plan_track(event: Mapping[str, Any], config: DestinationConfig) -> TrackPlan
     contract_id = _contract_id(event, config)
     if contract_id:
         headers["contractId"] = contract_id
-    if config.access_key:
-        headers[ep.ACCESS_KEY_HEADER] = _secret(config.access_key)
     message_id = event.get("messageId")
     signing = SigningClaims(
         tenant_id=config.tenant_id,
@@ -304,6 +312,13 @@ def plan_track(event: Mapping[str, Any], config: DestinationConfig) -> TrackPlan
         jti=str(message_id) if isinstance(message_id, str | int) and message_id != "" else None,
     )
     request = Request(
-        "POST", config.domain, ep.EVENT_PATH, headers, properties, body_bytes=body, signing=signing
+        "event publish",
+        "POST",
+        config.domain,
+        ep.EVENT_PATH,
+        MappingProxyType(headers),
+        properties,
+        body_bytes=body,
+        signing=signing,
     )
     return TrackPlan(request, ())
