@@ -84,12 +84,26 @@ class RateGovernor:
         guarded_until = self._guard_band_end(now)
         if guarded_until is not None:
             return guarded_until
+        asked = time.monotonic()
         full = await self._store.take_budget(
             tenant_key, [(w.name, w.start(now), w.limit) for w in self.windows]
         )
         if full is None:
-            return None
+            # A slow store (a loaded PostgreSQL, a pool queue) can grant so late that the call
+            # would land in the next window, over its budget: then it is not made (the count spent).
+            return self._too_late(now, now + time.monotonic() - asked)
         return self._by_name[full].end(now) + self._guard
+
+    def _too_late(self, granted_for: float, landed: float) -> float | None:
+        """When the call would now start within half a guard of its window's end (or past it),
+        the time worth trying again; None while it is still well inside the window."""
+        margin = self._guard / 2
+        if all(w.start(landed + margin) == w.start(granted_for) for w in self.windows):
+            return None
+        return (
+            max(w.end(granted_for) for w in self.windows if w.start(landed + margin) != w.start(granted_for))
+            + self._guard
+        )
 
     async def acquire(self, tenant_key: str) -> None:
         """Wait until a call for `tenant_key` is granted (and counted)."""

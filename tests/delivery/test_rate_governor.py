@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -111,3 +112,18 @@ def test_inconsistent_governors_are_rejected(
 def test_nonsense_windows_are_rejected(length: float, limit: int) -> None:
     with pytest.raises(ValueError, match="rate window"):
         RateWindow("w", length, limit)
+
+
+class SlowStore(MemoryStore):
+    """A store whose rate-window count takes 0.6 s (a loaded database, a pool queue)."""
+
+    async def take_budget(self, *args: Any, **kwargs: Any) -> str | None:
+        await asyncio.sleep(0.6)
+        return await super().take_budget(*args, **kwargs)
+
+
+async def test_a_grant_too_late_for_its_window_is_not_used() -> None:
+    rates = RateGovernor(SlowStore(), (RateWindow("minute", 60, 100),), guard_seconds=1.0)
+    # Asked at :59.0 (allowed), granted at :59.6: the call would reach Gainsight in the next window.
+    assert await rates.try_acquire("acme", MINUTE_START + 59.0) == MINUTE_START + 61.0
+    assert await rates.try_acquire("acme", MINUTE_START + 30.0) is None  # well inside: used
