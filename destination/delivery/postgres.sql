@@ -269,3 +269,44 @@ SELECT pg_advisory_lock(hashtextextended(%(scope)s || chr(31) || %(name)s, 0));
 
 -- name: release_companies
 SELECT pg_advisory_unlock_all();
+
+-- name: events_by_message
+SELECT id FROM events
+WHERE message_id = %(message_id)s
+    AND (%(destination_id)s::text IS NULL OR destination_id = %(destination_id)s)
+ORDER BY id;
+
+-- name: list_events
+-- attempts: the recorded ones (history survives replay).
+SELECT id, destination_id, message_id, kind, state, received_at, finished_at,
+    (SELECT count(*) FROM event_attempts WHERE event_id = events.id), reason
+FROM events
+WHERE (%(destination_id)s::text IS NULL OR destination_id = %(destination_id)s)
+    AND (%(state)s::text IS NULL OR state = %(state)s)
+ORDER BY id
+LIMIT %(limit)s OFFSET %(offset)s;
+
+-- name: counts_by_destination
+SELECT destination_id, state, sum(n)::bigint FROM state_counts
+GROUP BY destination_id, state
+HAVING sum(n) <> 0;
+
+-- name: finished_counts
+SELECT destination_id, state, count(*) FROM events
+WHERE finished_at IS NOT NULL AND finished_at >= %(since)s
+GROUP BY destination_id, state;
+
+-- name: recent_attempts
+SELECT e.id, e.destination_id, e.message_id, e.kind,
+    a.at, a.outcome, a.status_code, a.error, a.response, a.request, a.call
+FROM event_attempts a JOIN events e ON e.id = a.event_id
+WHERE (%(destination_id)s::text IS NULL OR e.destination_id = %(destination_id)s)
+    AND (NOT %(failed)s OR a.outcome IN ('throttled', 'retryable', 'aborted'))
+ORDER BY a.id DESC
+LIMIT %(limit)s;
+
+-- name: budget_used
+SELECT w.name, coalesce(r.calls, 0)
+FROM unnest(%(names)s::text[], %(starts)s::float8[]) AS w(name, start)
+LEFT JOIN rate_windows r
+    ON r.tenant_key = %(tenant_key)s AND r.window_name = w.name AND r.window_start = w.start;

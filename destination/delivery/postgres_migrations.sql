@@ -26,8 +26,10 @@ CREATE TABLE events (
 CREATE INDEX events_claimable ON events (available_at, id) WHERE head;
 CREATE INDEX events_unfinished_by_person
     ON events (destination_id, ordering_key, id) WHERE state IN ('queued', 'leased');
-CREATE INDEX events_by_state ON events (state, id) WHERE state NOT IN ('queued', 'leased');
-CREATE INDEX events_by_message ON events (destination_id, message_id);
+-- Admin views: events by state, by messageId; what finished lately.
+CREATE INDEX events_by_state ON events (state, id);
+CREATE INDEX events_by_message ON events (message_id);
+CREATE INDEX events_finished ON events (finished_at) WHERE finished_at IS NOT NULL;
 CREATE INDEX events_by_lease ON events (lease_owner) WHERE state = 'leased';
 
 CREATE TABLE event_attempts (

@@ -30,8 +30,10 @@ Memory (DESIGN §6), shared by every process on the store: the Gsid learnt for e
 and the state last delivered per person / company (for `GSD_UNCHANGED_TTL_SECONDS`), each kept per
 `scope` (the Gainsight tenant: its domain).
 
-Implementations: `sqlite.SQLiteStore` (durable) and `memory.MemoryStore` (the unit-test double).
-`stores.open_store(url)` picks one from a URL.
+Implementations: `sqlite.SQLiteStore` (durable, one machine), `postgres.PostgresStore` (durable,
+shared by replicas) and `memory.MemoryStore` (the unit-test double). `stores.open_store(url)` picks
+one from a URL and imports only that backend. Each durable backend records its schema version and
+upgrades it when opened (migrations.py).
 """
 
 from __future__ import annotations
