@@ -20,7 +20,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from destination.delivery.store import RATE_WINDOW_RETENTION_SECONDS, Store
+from destination.delivery.store import RATE_WINDOW_RETENTION_SECONDS, RateCounter
 
 MINUTE = 60.0
 DAY = 86_400.0
@@ -58,7 +58,7 @@ class RateGovernor:
 
     def __init__(
         self,
-        store: Store,
+        store: RateCounter,
         windows: Sequence[RateWindow] = default_windows(),
         *,
         guard_seconds: float = 1.0,

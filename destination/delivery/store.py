@@ -184,8 +184,8 @@ BudgetWindow = tuple[str, float, int]
 """(name, window_start, limit): one fixed rate window, e.g. ("minute", 1700000040.0, 100)."""
 
 
-class Store(Protocol):
-    """Durable queue, dead letters and shared rate-window counters. All methods are coroutines."""
+class EventQueue(Protocol):
+    """What ingest and the workers use: events in, claims out, fates recorded."""
 
     async def enqueue(self, events: Sequence[NewEvent]) -> list[bool]:
         """Store events; True per stored event, False per duplicate messageId of its destination
@@ -235,6 +235,10 @@ class Store(Protocol):
         """Park the event for inspection and replay; the person's next event becomes claimable."""
         ...
 
+
+class EventAdmin(Protocol):
+    """Inspection and dead-letter administration (admin routes, CLI, /ready)."""
+
     async def get_event(self, event_id: int) -> StoredEvent | None: ...
 
     async def list_dead_letters(
@@ -264,11 +268,20 @@ class Store(Protocol):
         """Number of events in each state (every state present)."""
         ...
 
+
+class RateCounter(Protocol):
+    """Calls counted per tenant and window, shared by every process on the store (the governor)."""
+
     async def take_budget(self, tenant_key: str, windows: Sequence[BudgetWindow]) -> str | None:
         """Count one call in every window if all are below their limit, atomically across every
         process sharing the store. Returns None when counted, else the name of a full window
         (and counts nothing)."""
         ...
+
+
+class DeliveryMemory(Protocol):
+    """What the executor remembers about Gainsight between claims (DESIGN §6), and the holds that
+    keep two writers from creating one company."""
 
     async def company_gsids(self, scope: str, names: Sequence[str]) -> dict[str, str]:
         """The remembered Gsid of each of `names` that has one (names compared exactly)."""
@@ -303,6 +316,10 @@ class Store(Protocol):
         else sharing the store holds any of them meanwhile (see holds.py). PostgreSQL: across
         replicas, released if the holder dies; memory and SQLite: within the process."""
         ...
+
+
+class Store(EventQueue, EventAdmin, RateCounter, DeliveryMemory, Protocol):
+    """The whole store: each backend implements every part; callers take the part they use."""
 
     async def prune(self, now: float) -> int:
         """Forget what the dedupe window no longer needs: delivered/unchanged/filtered events
