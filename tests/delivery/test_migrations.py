@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import threading
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from destination.delivery import migrations
+from destination.delivery.postgres import PostgresStore
 from destination.delivery.sqlite import MIGRATIONS, SQLiteStore
 from destination.delivery.store import Attempt, StoreError
 from tests.delivery.conftest import claim_events, event
@@ -146,3 +149,35 @@ def test_steps_are_numbered_without_gaps() -> None:
     assert [step.version for step in SQLITE_STEPS] == list(range(1, LATEST + 1))
     assert migrations.pending(SQLITE_STEPS, LATEST) == []
     assert [s.version for s in migrations.pending(SQLITE_STEPS, 0, target=1)] == [1]
+
+
+# PostgreSQL: the same promises, with replicas starting together.
+
+PG_LATEST = migrations.steps("postgres_migrations.sql")[-1].version
+
+
+async def test_postgresql_replicas_starting_together_migrate_once(postgres_url: str) -> None:
+    stores = [PostgresStore(postgres_url, pool_size=2) for _ in range(5)]
+    try:
+        answers = await asyncio.gather(*(s.enqueue([event(f"m{i}")]) for i, s in enumerate(stores)))
+        assert answers == [[True]] * 5
+        assert (await stores[0].counts())["queued"] == 5
+    finally:
+        for store in stores:
+            await store.close()
+    with psycopg.connect(postgres_url) as conn:
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(PG_LATEST,)]
+
+
+async def test_a_postgresql_schema_newer_than_this_build_is_refused(postgres_url: str) -> None:
+    store = PostgresStore(postgres_url)
+    await store.counts()
+    await store.close()
+    with psycopg.connect(postgres_url) as conn:
+        conn.execute("UPDATE schema_version SET version = version + 1")
+    store = PostgresStore(postgres_url)
+    try:
+        with pytest.raises(StoreError, match="newer than this build"):
+            await store.counts()
+    finally:
+        await store.close()
