@@ -314,6 +314,12 @@ class PostgresStore:
     ) -> bool:
         return await self._finish(event_id, "dead", reason, lease, attempt)
 
+    async def reject(
+        self, event_id: int, reason: str, *, lease: str, attempt: Attempt | None = None
+    ) -> bool:
+        """Finish the event as rejected (the planner refused it); replayable by id only."""
+        return await self._finish(event_id, "rejected", reason, lease, attempt)
+
     async def _finish(
         self, event_id: int, state: str, reason: str | None, lease: str, attempt: Attempt | None
     ) -> bool:

@@ -139,9 +139,10 @@ ORDER BY id
 LIMIT %(limit)s OFFSET %(offset)s;
 
 -- name: dead_letter_people
--- The people of the matching dead letters (NULL ids: every dead letter), to lock before replay.
+-- The people of the events to replay (NULL ids: every dead letter), to lock before the replay.
+-- Rejected events are replayed too, but only when named by id.
 SELECT DISTINCT destination_id, ordering_key FROM events
-WHERE state = 'dead'
+WHERE (state = 'dead' OR (state = 'rejected' AND %(ids)s::bigint[] IS NOT NULL))
     AND (%(ids)s::bigint[] IS NULL OR id = ANY(%(ids)s::bigint[]))
     AND (%(destination_id)s::text IS NULL OR destination_id = %(destination_id)s);
 
@@ -150,7 +151,7 @@ WHERE state = 'dead'
 UPDATE events
 SET state = 'queued', head = false, available_at = received_at, lease_owner = NULL, attempts = 0,
     progress = NULL, finished_at = NULL, reason = NULL
-WHERE state = 'dead'
+WHERE (state = 'dead' OR (state = 'rejected' AND %(ids)s::bigint[] IS NOT NULL))
     AND (%(ids)s::bigint[] IS NULL OR id = ANY(%(ids)s::bigint[]))
     AND (%(destination_id)s::text IS NULL OR destination_id = %(destination_id)s)
 RETURNING destination_id, ordering_key;
@@ -205,7 +206,7 @@ WITH gone AS (
     DELETE FROM events
     WHERE id IN (
         SELECT id FROM events
-        WHERE state IN ('delivered', 'unchanged', 'filtered') AND received_at < %(before)s
+        WHERE state IN ('delivered', 'unchanged', 'filtered', 'rejected') AND received_at < %(before)s
         LIMIT %(limit)s
     )
     RETURNING id
