@@ -167,7 +167,7 @@ class PostgresStore:
             raise StoreClosedError("the store is closed") from None
         except PoolTimeout:
             raise StoreUnavailableError("the PostgreSQL store cannot be reached") from None
-        except psycopg.OperationalError as exc:
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
             raise StoreUnavailableError(f"the PostgreSQL store failed: {type(exc).__name__}") from exc
 
     async def _lock_people(self, conn: Conn, people: Sequence[tuple[str, str]]) -> None:
