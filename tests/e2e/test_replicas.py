@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 
 from tests.e2e.servers import Server, get_json, sandbox_config, start_service, start_simulator, wait_for
 from tests.e2e.servers import stop as stop_server
@@ -101,6 +102,12 @@ class Replicas:
             context.__exit__(None, None, None)
 
 
+def final_states(store_url: str) -> dict[str, int]:
+    """The store's events per state, read from the database itself."""
+    with psycopg.connect(store_url) as conn:
+        return dict(conn.execute("SELECT state, count(*) FROM events GROUP BY state").fetchall())
+
+
 def published(sim: Server) -> list[dict[str, Any]]:
     return list(get_json(sim, "/__sim/events"))
 
@@ -139,8 +146,14 @@ def test_three_replicas_on_one_postgresql_store(tmp_path: Path, postgres_url: st
             companies = [c["Name"] for c in get_json(sim, "/__sim/companies")]
             counters = get_json(sim, "/__sim/counters")
             calls = [r for r in get_json(sim, "/__sim/requests") if r["endpoint"]]
+            wait_for(lambda: final_states(postgres_url).keys() <= {"delivered", "unchanged"}, timeout=30)
+            states = final_states(postgres_url)
         finally:
             replicas.close()
+
+    # Accepted = delivered, exactly: every event stored once and finished as delivered (or as
+    # unchanged: a write Gainsight already held), none dead-lettered or rejected, none left over.
+    assert sum(states.values()) == len(sent), states
 
     # Every accepted event delivered: each track once as an event, each person with its last state.
     arrivals = Counter(e["jti"] for e in received)
@@ -162,7 +175,7 @@ def test_three_replicas_on_one_postgresql_store(tmp_path: Path, postgres_url: st
     per_window = Counter(int(r["time"] // WINDOW_SECONDS) for r in calls)
     full = [n for n in per_window.values() if n >= LIMIT * 0.9]
     print(
-        f"\nsent {len(sent)} events ({len(tracks)} tracks), calls {len(calls)}, "
+        f"\nsent {len(sent)} events ({len(tracks)} tracks), finished {states}, calls {len(calls)}, "
         f"tracks delivered twice {sum(1 for c in arrivals.values() if c > 1)}, "
         f"calls per window {sorted(per_window.values(), reverse=True)}"
     )
