@@ -11,13 +11,15 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from destination import __version__
 from destination.api import admin, health, ingest, rudder, transform
-from destination.api.responses import JsonResponse
+from destination.api.origins import OriginGuard
+from destination.api.responses import ERROR_SCHEMA, JsonResponse, error_response
 from destination.config import Destination, load_destinations
 from destination.delivery.governor import RateGovernor, RateWindow
 from destination.delivery.retry import RetryPolicy
@@ -25,11 +27,11 @@ from destination.delivery.store import Store, StoreUnavailableError
 from destination.delivery.stores import open_store
 from destination.delivery.worker import BudgetGate, Deliverer, WorkerSettings
 from destination.gainsight.client import Credentials, GainsightClient, new_http_client
-from destination.gainsight.executor import Executor, SavedReason
+from destination.gainsight.executor import Executor
 from destination.gainsight.outcomes import Answer
 from destination.gainsight.plan import Request as PlannedRequest
 from destination.mapping.spec import default_specs
-from destination.metrics import Metrics
+from destination.metrics import Metrics, serve_metrics
 from destination.runtime import Runtime
 from destination.settings import DEFAULT_ALLOWED_DOMAINS, Settings
 
@@ -39,27 +41,36 @@ SANDBOX_MOUNT = "/gainsight"
 
 
 def _error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(HTTPException)
-    async def http_error(_: Request, exc: HTTPException) -> JsonResponse:
-        return JsonResponse({"error": exc.detail}, exc.status_code, headers=exc.headers)
+    """Every 4xx/5xx answers {"code", "message", "error"} (responses.py says why)."""
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JsonResponse:
+        # One line per refused request; messages name fields and limits, never a credential.
+        log.info(
+            "request refused",
+            extra={"path": request.url.path, "status": exc.status_code, "reason": str(exc.detail)},
+        )
+        return error_response(exc.status_code, str(exc.detail), headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, exc: RequestValidationError) -> JsonResponse:
         problems = [f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()]
-        return JsonResponse({"error": "; ".join(problems)}, 400)
+        return error_response(400, "; ".join(problems))
 
     @app.exception_handler(StoreUnavailableError)
-    async def store_unavailable(_: Request, exc: StoreUnavailableError) -> JsonResponse:
-        # Nothing was committed: the client must send again (never a 200 for an unstored event).
-        return JsonResponse({"error": exc.message}, exc.status, headers={"Retry-After": "5"})
+    async def store_unavailable(request: Request, exc: StoreUnavailableError) -> JsonResponse:
+        runtime = getattr(request.app.state, "runtime", None)
+        if runtime is not None:
+            runtime.store_failed(exc)
+        return error_response(exc.status, exc.message, headers={"Retry-After": "5"})
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JsonResponse:
         log.error("unexpected error: %s", type(exc).__name__, exc_info=exc)
-        return JsonResponse({"error": "internal error; see the service log"}, 500)
+        return error_response(500, "internal error; see the service log")
 
 
-_ERROR_SCHEMA = {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}
+_ERROR_SCHEMA = ERROR_SCHEMA
 _SECURED_TAGS = {"Ingest", "Dry run", "Admin"}
 
 
@@ -73,8 +84,8 @@ def _describe_api(app: FastAPI) -> None:
                 title=app.title, version=app.version, description=app.description, routes=app.routes
             )
             for path_item in schema.get("paths", {}).values():
-                for operation in path_item.values():
-                    _describe_operation(operation)
+                for method, operation in path_item.items():
+                    _describe_operation(method, operation)
             schema.setdefault("components", {})["securitySchemes"] = {
                 "writeKey": {"type": "http", "scheme": "basic", "description": "username = a write key"},
                 "jwt": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
@@ -91,8 +102,24 @@ def _describe_api(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def _describe_operation(operation: dict[str, Any]) -> None:
+def _error_response(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": ERROR_SCHEMA}}}
+
+
+def _describe_operation(method: str, operation: dict[str, Any]) -> None:
     responses = operation.setdefault("responses", {})
+    if operation.get("parameters"):
+        responses.setdefault(
+            "404",
+            _error_response(
+                "no such destination or item (with auth on, an unknown "
+                "destination id is answered 401, as bad credentials)"
+            ),
+        )
+    if method.lower() not in ("get", "head", "options"):
+        responses.setdefault("403", _error_response("sandbox mode: a simple request from another origin"))
+    if operation.get("tags") == ["Admin"]:
+        responses.setdefault("503", _error_response("the store cannot commit now"))
     if responses.pop("422", None) is not None or "400" in responses:
         described = responses.get("400", {}).get("description", "invalid request; the error names the field")
         responses["400"] = {
@@ -112,9 +139,14 @@ def _allowed_domains(settings: Settings, destinations: dict[str, Destination]) -
 
 
 def create_app(
-    settings: Settings | None = None, *, transport: httpx.AsyncBaseTransport | None = None
+    settings: Settings | None = None,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    store: Callable[[Store], Store] | None = None,
 ) -> FastAPI:
-    """Build the service. `transport` replaces the network for outbound Gainsight calls (tests)."""
+    """Build the service. `transport` replaces the network for outbound Gainsight calls, and
+    `store` wraps the store the settings open (tests: a store that fails on demand)."""
+    wrap_store = store
     settings = settings or Settings()
     specs = default_specs()
     sandbox = None
@@ -134,6 +166,8 @@ def create_app(
         base_url = _base_url(settings, sandbox is not None, outbound)
         http = new_http_client(outbound, httpx.Timeout(settings.gainsight_timeout_seconds, connect=5.0))
         store = open_store(settings.store_url, pool_size=settings.store_pool_size)
+        if wrap_store is not None:
+            store = wrap_store(store)
         metrics = Metrics()
         governor = RateGovernor(store, _rate_windows(settings), guard_seconds=_guard_seconds(settings))
         # Every call this service makes passes the rate governor's gate; one executor (its locks,
@@ -145,7 +179,7 @@ def create_app(
             client,
             store,
             unchanged_ttl_seconds=settings.unchanged_ttl_seconds,
-            saved=_saved(metrics),
+            saved=metrics.saved,
             clock=time.time,
             concurrency=max(8, 2 * settings.workers),  # calls in flight
         )
@@ -180,9 +214,14 @@ def create_app(
         worker = asyncio.create_task(deliverer.run())
         app.state.runtime.worker = worker
         pruner = asyncio.create_task(_prune_forever(store))
+        metrics_server = None
+        if settings.metrics_port is not None:
+            metrics_server = await serve_metrics(metrics, store, settings.metrics_host, settings.metrics_port)
         try:
             yield
         finally:
+            if metrics_server is not None:
+                metrics_server.close()
             pruner.cancel()
             await deliverer.stop()
             worker.cancel()
@@ -199,6 +238,9 @@ def create_app(
     )
     _error_handlers(app)
     _describe_api(app)
+    app.add_middleware(
+        OriginGuard, sandbox_guard=not settings.auth_enabled, cors_origins=settings.cors_origins
+    )
     app.include_router(health.router)
     app.include_router(ingest.router)
     app.include_router(transform.router)
@@ -251,11 +293,3 @@ def _observer(metrics: Metrics) -> Callable[[Credentials, PlannedRequest, Answer
         metrics.calls.labels(credentials.destination, request.step, status).inc()
 
     return observe
-
-
-def _saved(metrics: Metrics) -> Callable[[str, SavedReason, int], None]:
-    def saved(destination: str, reason: SavedReason, calls: int) -> None:
-        if calls > 0:
-            metrics.calls_saved.labels(destination, reason).inc(calls)
-
-    return saved

@@ -1,78 +1,142 @@
-"""Inbound events (Segment / RudderStack HTTP-API shapes), validated at ingest.
+"""What makes an item of an ingest request an event (DESIGN §4.2), and nothing more.
 
-The model checks shape and names the bad field; unknown fields are kept (the stored payload is
-the event as sent, plus a messageId when it had none). Whether the event can become a Gainsight
-request (email present, …) is checked by the pure planner, also at ingest.
+An event is a JSON object with a known `type`, a `userId` or an `anonymousId`, and a usable
+`messageId` (a string, or an integer JSON carries exactly; assigned when missing). Anything else is
+not an event: ingest lists it in its answer's `rejected`, never stores it. Whether Gainsight can
+take an event (an email present, fields of the right types, …) is the planner's call alone
+(gainsight/plan.py): such events are stored and finish as `rejected` with its reason.
 """
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+STORED_TYPES = frozenset({"identify", "group", "track"})
+ACKNOWLEDGED_TYPES = frozenset({"page", "screen", "alias"})
+"""Types Gainsight does not take: acknowledged and counted, not stored."""
 
-from destination.errors import EventError
-
-Scalar = str | int | float
-_SAFE_INTEGER = 2**53
-
-
-class InboundEvent(BaseModel):
-    """One event. Any other field is allowed and kept as sent."""
-
-    model_config = ConfigDict(extra="allow", strict=False)
-
-    type: str | None = None
-    messageId: Scalar | None = None
-    userId: Scalar | None = None
-    anonymousId: Scalar | None = None
-    event: str | None = None
-    traits: dict[str, Any] | None = None
-    properties: dict[str, Any] | None = None
-    context: dict[str, Any] | None = None
-    timestamp: str | None = None
+SAFE_INTEGER = 2**53
+"""The largest integer every JSON reader (JavaScript's included) carries exactly."""
+MAX_ID_LENGTH = 512
 
 
-def _describe(error: ValidationError, where: str) -> str:
-    problems = []
-    for err in error.errors():
-        path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"])
-        problems.append(f"{where}{path}: {err['msg']}")
-    return "; ".join(problems)
+@dataclass(frozen=True, slots=True)
+class NotAnEvent:
+    """Why an item is not an event: the field at fault (None: the item itself) and the reason."""
+
+    field: str | None
+    reason: str
 
 
-def checked_event(raw: Any, where: str, forced_type: str | None = None) -> dict[str, Any]:
-    """The event to store: shape-checked, its type set by the route when the route implies one,
-    and a messageId assigned when missing. EventError names the field (prefixed by `where`)."""
-    if not isinstance(raw, dict):
-        raise EventError(f"{where}: expected a JSON object, got {type(raw).__name__}")
-    event = dict(raw)
-    if forced_type is not None:
-        event["type"] = forced_type
-    try:
-        InboundEvent.model_validate(event)
-    except ValidationError as exc:
-        raise EventError(_describe(exc, where)) from None
-    event["messageId"] = _message_id(event.get("messageId"), where)
-    return event
+@dataclass(frozen=True, slots=True)
+class Event:
+    """An event to store or acknowledge: the payload as sent, its type set by the route when the
+    route implies one, and a messageId assigned when it had none."""
+
+    payload: dict[str, Any]
+    kind: str  # the type, lower-cased
+    message_id: str
 
 
-def _message_id(value: Any, where: str) -> str:
-    """The messageId as text; a missing one is assigned. A number must be an exact integer, or
-    two different ids could read the same once rounded (dedupe would drop a real event)."""
+_JSON_KINDS: dict[type, str] = {
+    dict: "object",
+    list: "array",
+    str: "string",
+    int: "integer",
+    float: "number",
+    bool: "boolean",
+    type(None): "null",
+}
+
+
+def _kind_of(value: Any) -> str:
+    """The JSON name of a parsed value's kind, as messages name it."""
+    return _JSON_KINDS.get(type(value), type(value).__name__)
+
+
+_NOT_AN_OBJECT = {
+    kind: NotAnEvent(None, f"expected a JSON object, got {name}")
+    for kind, name in _JSON_KINDS.items()
+    if kind is not dict
+}
+
+
+def _shown(text: str) -> str:
+    return repr(text if len(text) <= 40 else text[:40] + "…")
+
+
+def _type(value: Any) -> str | NotAnEvent:
+    if value is None or value == "":
+        return NotAnEvent("type", "Message Type is not present")
+    if not isinstance(value, str):
+        return NotAnEvent("type", f"must be a string, got {_kind_of(value)}")
+    kind = value.lower()
+    if kind not in STORED_TYPES and kind not in ACKNOWLEDGED_TYPES:
+        return NotAnEvent("type", f"unknown message type {_shown(value)}")
+    return kind
+
+
+def _identity(event: dict[str, Any]) -> NotAnEvent | None:
+    present = False
+    for key in ("userId", "anonymousId"):
+        value = event.get(key)
+        if value is None or value == "":
+            continue
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            return NotAnEvent(key, f"must be a string, got {_kind_of(value)}")
+        if isinstance(value, str) and len(value) > MAX_ID_LENGTH:
+            return NotAnEvent(key, f"is longer than {MAX_ID_LENGTH} characters")
+        present = True
+    return None if present else NotAnEvent("userId", "neither userId nor anonymousId is present")
+
+
+def message_id(value: Any) -> str | NotAnEvent:
+    """The messageId as text; a missing one is assigned. A number must be an integer JSON carries
+    exactly: 1.0, 1e3 or 1.0e-400 could read the same as another id once rounded, and dedupe would
+    then drop a real event as its duplicate."""
     if value is None or value == "":
         return str(uuid.uuid4())
-    if isinstance(value, float):
-        if not value.is_integer() or abs(value) >= _SAFE_INTEGER:
-            raise EventError(f"{where}.messageId: expected a string or an exact integer, got {value!r}")
-        value = int(value)
-    return str(value)
+    if isinstance(value, str):
+        if len(value) > MAX_ID_LENGTH:
+            return NotAnEvent("messageId", f"is longer than {MAX_ID_LENGTH} characters")
+        return value
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) <= SAFE_INTEGER:
+        return str(value)
+    return NotAnEvent(
+        "messageId", f"must be a string or an integer of at most 2^53, got {_kind_of(value)} {value!r:.40}"
+    )
+
+
+def as_event(raw: Any, forced_type: str | None = None) -> Event | NotAnEvent:
+    """The event in `raw`, or why it is not one. Cheap: ingest runs this on every item."""
+    if not isinstance(raw, dict):
+        # Shared answers: a hostile batch may hold millions of such items.
+        return _NOT_AN_OBJECT.get(type(raw)) or NotAnEvent(
+            None, f"expected a JSON object, got {_kind_of(raw)}"
+        )
+    kind = _type(forced_type if forced_type is not None else raw.get("type"))
+    if isinstance(kind, NotAnEvent):
+        return kind
+    problem = _identity(raw)
+    if problem is not None:
+        return problem
+    assigned = message_id(raw.get("messageId"))
+    if isinstance(assigned, NotAnEvent):
+        return assigned
+    payload = raw
+    if forced_type is not None or raw.get("messageId") != assigned:
+        payload = {**raw, "messageId": assigned}
+        if forced_type is not None:
+            payload["type"] = forced_type
+    return Event(payload, kind, assigned)
 
 
 def ordering_key(event: dict[str, Any]) -> str:
     """The person an event belongs to, for per-person order: email, else userId, else anonymousId."""
-    for holder in (event.get("traits"), (event.get("context") or {}).get("traits")):
+    context = event.get("context")
+    for holder in (event.get("traits"), context.get("traits") if isinstance(context, dict) else None):
         if isinstance(holder, dict):
             email = holder.get("email")
             if isinstance(email, str) and email:

@@ -1,8 +1,20 @@
-"""Prometheus metrics. One registry per service instance; labels never carry secrets."""
+"""Prometheus metrics. One registry per service instance; labels never carry secrets, and name
+destinations by id, never by their Gainsight domain (a tenant's name is not for every scraper)."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+import asyncio
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+from destination.delivery.store import Store
 
 
 class Metrics:
@@ -21,7 +33,10 @@ class Metrics:
             registry=self.registry,
         )
         self.rejected = Counter(
-            "gsd_events_rejected", "Events refused at ingest (400)", ["destination"], registry=self.registry
+            "gsd_events_rejected",
+            "Items of an ingest request that are not events (listed in the answer's `rejected`), not stored",
+            ["destination"],
+            registry=self.registry,
         )
         self.ignored = Counter(
             "gsd_events_ignored",
@@ -57,7 +72,7 @@ class Metrics:
         self.budget_waits = Counter(
             "gsd_budget_deferrals",
             "Times an event waited for the rate budget",
-            ["tenant"],
+            ["destination"],
             registry=self.registry,
         )
         self.queue = Gauge(
@@ -69,3 +84,47 @@ class Metrics:
             buckets=(0.1, 0.5, 1, 5, 15, 60, 300, 1800, 3600, 86400),
             registry=self.registry,
         )
+
+    def saved(self, destination: str, reason: str, calls: int) -> None:
+        """Count calls saved (gsd_calls_saved_total); the executor reports them."""
+        if calls > 0:
+            self.calls_saved.labels(destination, reason).inc(calls)
+
+
+async def scrape(metrics: Metrics, store: Store) -> bytes:
+    """The exposition text, the queue gauge refreshed from the store first."""
+    for state, count in (await store.counts()).items():
+        metrics.queue.labels(state).set(count)
+    return bytes(generate_latest(metrics.registry))
+
+
+async def serve_metrics(metrics: Metrics, store: Store, host: str, port: int) -> asyncio.Server:
+    """/metrics on a listen address of its own (GSD_METRICS_HOST/PORT), so that the service's
+    public address never shows it. A minimal HTTP/1.0 responder: GET /metrics, else 404."""
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            async with asyncio.timeout(5):
+                head = await reader.readuntil(b"\r\n\r\n")
+            method, path, *_ = [*head.split(b" ", 2), b"", b""]
+            if method == b"GET" and path.split(b"?", 1)[0] == b"/metrics":
+                status, body, kind = b"200 OK", await scrape(metrics, store), CONTENT_TYPE_LATEST.encode()
+            else:
+                status, body, kind = b"404 Not Found", b"not found\n", b"text/plain"
+            writer.write(
+                b"HTTP/1.0 "
+                + status
+                + b"\r\nContent-Type: "
+                + kind
+                + b"\r\nContent-Length: "
+                + str(len(body)).encode()
+                + b"\r\nConnection: close\r\n\r\n"
+                + body
+            )
+            await writer.drain()
+        except (TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    return await asyncio.start_server(answer, host, port, limit=16 * 1024)

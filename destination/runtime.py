@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated
 
@@ -30,6 +31,15 @@ class Runtime:
     deliverer: Deliverer
     sandbox: bool
     worker: asyncio.Task[None] | None = None  # the delivery loop, once started
+    store_problem: str | None = None  # why the last commit failed, until one succeeds again
+    store_failed_at: float = 0.0  # time.monotonic() of that failure
+
+    def store_failed(self, error: Exception) -> None:
+        self.store_problem = str(error)
+        self.store_failed_at = time.monotonic()
+
+    def store_committed(self) -> None:
+        self.store_problem = None
 
     @property
     def auth_enabled(self) -> bool:

@@ -32,6 +32,14 @@ class Settings(BaseSettings):
     transformer_routes: Literal["on", "off"] = "on"
     allowed_domains: Annotated[tuple[str, ...], NoDecode] = ()
     max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024)
+    # A request body not received within this many seconds is answered 408 (slow clients).
+    body_timeout_seconds: float = Field(30.0, gt=0)
+    # Origins whose pages may post to the ingest routes (CORS, for browser SDKs); none by default.
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
+    # When set, /metrics is served on this port only (and GSD_METRICS_HOST, default 127.0.0.1),
+    # not on the service's own address.
+    metrics_port: int | None = Field(None, ge=0, le=65535)
+    metrics_host: str = "127.0.0.1"
     auth: Literal["on", "off"] | None = None  # None: on, except in sandbox mode
     workers: int = Field(4, ge=1, le=256)
     lease_seconds: float = Field(15.0, gt=0)  # per claim; renewed while a delivery runs
@@ -47,7 +55,16 @@ class Settings(BaseSettings):
             return tuple(part.strip().lower() for part in value.split(",") if part.strip())
         return value
 
-    @field_validator("gainsight_base_url", "destinations", "host", "admin_token", mode="before")
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _origin_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip().rstrip("/") for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator(
+        "gainsight_base_url", "destinations", "host", "admin_token", "metrics_port", mode="before"
+    )
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value

@@ -11,12 +11,13 @@ import hmac
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, Field
 
 from destination.api.auth import Unauthorized, authenticate
 from destination.delivery.store import DeadLetter, StoredEvent
 from destination.jsonutil import JSONDecodeError, loads
+from destination.metrics import scrape
 from destination.runtime import Runtime, RuntimeDep
 
 router = APIRouter(tags=["Admin"])
@@ -137,6 +138,6 @@ async def purge(request: Request, runtime: RuntimeDep, selection: Selection) -> 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
 async def metrics(runtime: RuntimeDep) -> Response:
-    for state, count in (await runtime.store.counts()).items():
-        runtime.metrics.queue.labels(state).set(count)
-    return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    if runtime.settings.metrics_port is not None:  # served on its own address only
+        raise HTTPException(404, "Not Found")
+    return Response(await scrape(runtime.metrics, runtime.store), media_type=CONTENT_TYPE_LATEST)

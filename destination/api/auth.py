@@ -4,7 +4,8 @@ Accepted credentials, checked against each candidate destination:
 - Basic auth whose username is one of the destination's write keys (password empty or ignored);
 - `Authorization: Bearer <JWT>` verified with pyjwt: HS256 with the destination's secret or RS256
   with its public key; `exp` required; `aud` checked when configured;
-- `X-Signature`: hex HMAC-SHA1 of the raw body with the destination's webhookSecret (Segment).
+- `X-Signature`: hex HMAC-SHA1 of the body as sent (before any Content-Encoding is undone) with
+  the destination's webhookSecret (Segment).
 Comparisons are constant-time. Messages say what was wrong, never echo a credential.
 """
 
@@ -14,14 +15,18 @@ import base64
 import binascii
 import hashlib
 import hmac
+import secrets
 from collections.abc import Iterable, Mapping
 
 import jwt
 from fastapi import HTTPException, Request
+from pydantic import SecretStr
 
+from destination.api.body import read_wire_body
 from destination.config import Destination
 from destination.runtime import Runtime
 
+_BAD_JWT = "JWT signature or format is invalid"
 _CHALLENGE = {"WWW-Authenticate": 'Basic realm="gainsight-destination"'}
 
 
@@ -71,7 +76,7 @@ def _jwt_error(token: str, destination: Destination) -> str | None:
     except jwt.InvalidAudienceError:
         return "JWT audience does not match"
     except jwt.PyJWTError:
-        return "JWT signature or format is invalid"
+        return _BAD_JWT
     return None
 
 
@@ -85,7 +90,8 @@ def _by_jwt(token: str, candidates: Iterable[Destination]) -> Destination:
             return destination
         reasons.append(reason)
     if not reasons:
-        raise Unauthorized("Bearer tokens are not configured for this destination")
+        # Worded as a bad token, so that it does not tell whether the destination exists.
+        raise Unauthorized(_BAD_JWT)
     # The most specific reason: a good signature that expired says more than a bad signature.
     for reason in reasons:
         if "signature" not in reason:
@@ -106,8 +112,9 @@ def _by_signature(signature: str, body: bytes, candidates: Iterable[Destination]
     return found
 
 
-def authenticate(headers: Mapping[str, str], body: bytes, candidates: list[Destination]) -> Destination:
-    """The destination whose credentials the request carries; Unauthorized otherwise."""
+def authenticate_headers(headers: Mapping[str, str], candidates: list[Destination]) -> Destination | None:
+    """The destination by the Authorization header alone, before any body is read; None when
+    the request relies on X-Signature (which needs the body); Unauthorized otherwise."""
     authorization = headers.get("authorization", "")
     scheme, _, value = authorization.partition(" ")
     scheme = scheme.lower()
@@ -120,14 +127,55 @@ def authenticate(headers: Mapping[str, str], body: bytes, candidates: list[Desti
         return _by_jwt(value.strip(), candidates)
     if authorization:
         raise Unauthorized("unsupported Authorization scheme: use Basic (write key) or Bearer (JWT)")
-    signature = headers.get("x-signature")
-    if signature:
-        found = _by_signature(signature, body, candidates)
-        if found is None:
-            raise Unauthorized("X-Signature does not match the body (HMAC-SHA1 with the webhook secret)")
-        return found
+    if headers.get("x-signature"):
+        return None
     raise Unauthorized(
         "credentials required: Basic auth with a write key, a Bearer JWT, or an X-Signature header"
+    )
+
+
+def authenticate_signature(
+    headers: Mapping[str, str], body: bytes, candidates: list[Destination]
+) -> Destination:
+    """The destination whose webhook secret signed `body` (X-Signature); Unauthorized otherwise."""
+    found = _by_signature(headers.get("x-signature", ""), body, candidates)
+    if found is None:
+        raise Unauthorized("X-Signature does not match the body (HMAC-SHA1 with the webhook secret)")
+    return found
+
+
+def authenticate(headers: Mapping[str, str], body: bytes, candidates: list[Destination]) -> Destination:
+    """The destination whose credentials the request carries; Unauthorized otherwise."""
+    found = authenticate_headers(headers, candidates)
+    return found if found is not None else authenticate_signature(headers, body, candidates)
+
+
+def candidates(runtime: Runtime, destination_id: str | None) -> list[Destination]:
+    """Whose credentials count: the named destination's on /v1/d/{id}/ routes, else everyone's.
+    An unknown id gets a decoy whose secrets nobody holds, so it is answered exactly as a known
+    id with wrong credentials: nothing before authentication tells whether an id exists."""
+    if destination_id is None:
+        return list(runtime.destinations.values())
+    found = runtime.destinations.get(destination_id)
+    return [found if found is not None else _decoy(runtime)]
+
+
+def _decoy(runtime: Runtime) -> Destination:
+    """A stand-in for an unknown id: a configured destination's credential shape with secrets
+    nobody holds, so that checking against it costs what checking a real one costs."""
+    template = runtime.destinations[min(runtime.destinations)]
+    jwt_auth = template.jwt
+    if jwt_auth is not None:
+        jwt_auth = jwt_auth.model_copy(
+            update={"secret": SecretStr(secrets.token_hex(32)), "public_key": None}
+        )
+    return template.model_copy(
+        update={
+            "id": "",
+            "write_keys": tuple(SecretStr(secrets.token_hex(16)) for _ in template.write_keys),
+            "webhook_secret": SecretStr(secrets.token_hex(16)) if template.webhook_secret else None,
+            "jwt": jwt_auth,
+        }
     )
 
 
@@ -138,8 +186,24 @@ def destination_for(
     destination's credentials count on /v1/d/{id}/ routes), else the named or only one."""
     if not runtime.auth_enabled:
         return runtime.destination(destination_id)
-    if destination_id is not None:
-        candidates = [runtime.destination(destination_id)]
-    else:
-        candidates = list(runtime.destinations.values())
-    return authenticate(request.headers, body, candidates)
+    return authenticate(request.headers, body, candidates(runtime, destination_id))
+
+
+async def authenticated_body(
+    request: Request, runtime: Runtime, destination_id: str | None
+) -> tuple[Destination, bytes]:
+    """The destination and the body as received (not decoded yet). Credentials carried in headers
+    (write key, JWT) are checked before the body is read; an X-Signature is checked over the body
+    as received, before it is decoded or parsed."""
+    settings = runtime.settings
+    if not runtime.auth_enabled:
+        destination = runtime.destination(destination_id)
+        return destination, await read_wire_body(
+            request, settings.max_body_bytes, settings.body_timeout_seconds
+        )
+    choices = candidates(runtime, destination_id)
+    found = authenticate_headers(request.headers, choices)
+    wire = await read_wire_body(request, settings.max_body_bytes, settings.body_timeout_seconds)
+    if found is None:
+        found = authenticate_signature(request.headers, wire, choices)
+    return found, wire

@@ -1,43 +1,85 @@
-"""Read a request body as JSON: gzip/deflate decoded, size-limited, with clear 4xx errors."""
+"""Read a request body as JSON, with bounded work: a size limit (before and after decompression),
+a time limit on receiving it, a cap on gzip members, and a nesting limit (DESIGN §4.2).
+
+Large bodies are decoded and parsed off the event loop (`off_loop`), so one hostile request
+cannot stall `/health` or other requests while it is worked through.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import zlib
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from fastapi import HTTPException, Request
 
 from destination.jsonutil import JSONDecodeError, loads
 
+MAX_DEPTH = 100
+"""Events nested deeper than this are refused: everything stored can then be written back out
+(orjson writes 255 levels; admin views wrap an event in a few more)."""
+MAX_GZIP_MEMBERS = 64
+"""RFC 1952 allows a stream of several members; real senders use one. Each costs a decoder."""
+INLINE_BYTES = 64 * 1024
+"""Bodies up to this size are handled on the event loop: a thread hop would cost more."""
 
-async def read_raw_body(request: Request, max_bytes: int) -> bytes:
-    """The decoded body bytes; 413 when over `max_bytes` (before or after decompression)."""
+T = TypeVar("T")
+
+
+async def off_loop(size: int, work: Callable[[], T]) -> T:
+    """Run CPU-bound `work` on the loop when the input is small, else in a worker thread."""
+    if size <= INLINE_BYTES:
+        return work()
+    return await asyncio.to_thread(work)
+
+
+async def read_wire_body(request: Request, max_bytes: int, timeout_seconds: float) -> bytes:
+    """The body bytes as sent; 413 over `max_bytes`, 408 when not received within the timeout."""
     length = request.headers.get("content-length")
     if length and length.isdigit() and int(length) > max_bytes:
         raise HTTPException(413, f"request body is larger than {max_bytes} bytes")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > max_bytes:
-            raise HTTPException(413, f"request body is larger than {max_bytes} bytes")
-        chunks.append(chunk)
-    body = b"".join(chunks)
+    try:
+        async with asyncio.timeout(timeout_seconds):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > max_bytes:
+                    raise HTTPException(413, f"request body is larger than {max_bytes} bytes")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise HTTPException(
+            408,
+            f"request body not received within {timeout_seconds:g} seconds",
+            headers={"Connection": "close"},
+        ) from None
+    return b"".join(chunks)
+
+
+def content_encoding(request: Request) -> str:
+    """The body's Content-Encoding, lower-cased; 415 for one this service cannot decode."""
     encoding = request.headers.get("content-encoding", "identity").strip().lower()
     if encoding in ("", "identity"):
-        return body
+        return "identity"
     if encoding not in ("gzip", "x-gzip", "deflate"):
         raise HTTPException(415, f"Content-Encoding {encoding} is not supported (use gzip or deflate)")
-    return _decompress(body, encoding, max_bytes)
+    return encoding
 
 
-def _decompress(body: bytes, encoding: str, max_bytes: int) -> bytes:
-    """Every member of a gzip stream (RFC 1952 allows several), never more than max_bytes."""
+def decode(body: bytes, encoding: str, max_bytes: int) -> bytes:
+    """The decoded body, never more than max_bytes; 400 for corrupt data or too many members."""
+    if encoding == "identity":
+        return body
     wbits = 47 if encoding != "deflate" else 15  # 47: gzip or zlib header, detected
     parts: list[bytes] = []
     size = 0
     rest = body
+    members = 0
     while rest:
+        members += 1
+        if members > MAX_GZIP_MEMBERS:
+            raise HTTPException(400, f"request body has more than {MAX_GZIP_MEMBERS} {encoding} members")
         decoder = zlib.decompressobj(wbits)
         try:
             part = decoder.decompress(rest, max_bytes + 1 - size)
@@ -53,14 +95,47 @@ def _decompress(body: bytes, encoding: str, max_bytes: int) -> bytes:
     return b"".join(parts)
 
 
-def parse_json(raw: bytes) -> Any:
+def json_depth(value: Any) -> int:
+    """How deeply arrays and objects nest in a parsed JSON value (a scalar is 0). Iterative, so
+    any depth orjson accepts is measured without recursion."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            children: Any = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return deepest
+
+
+def parse_json(raw: bytes, max_depth: int | None = MAX_DEPTH) -> Any:
+    """One JSON document; 400 naming the problem (empty, invalid, nested deeper than the limit).
+    `max_depth=None`: the caller checks the depth itself."""
     if not raw.strip():
         raise HTTPException(400, "request body is empty: expected JSON")
     try:
-        return loads(raw)
+        value = loads(raw)
     except JSONDecodeError as exc:
+        if "depth" in str(exc).lower() or "recursion" in str(exc).lower():
+            raise HTTPException(400, f"request body nests JSON deeper than {MAX_DEPTH} levels") from None
         raise HTTPException(400, f"request body is not valid JSON: {exc}") from None
+    if max_depth is not None and json_depth(value) > max_depth:
+        raise HTTPException(400, f"request body nests JSON deeper than {MAX_DEPTH} levels")
+    return value
 
 
-async def read_json(request: Request, max_bytes: int) -> Any:
-    return parse_json(await read_raw_body(request, max_bytes))
+async def read_raw_body(request: Request, max_bytes: int, timeout_seconds: float = 30.0) -> bytes:
+    """The decoded body bytes (size- and time-limited)."""
+    wire = await read_wire_body(request, max_bytes, timeout_seconds)
+    encoding = content_encoding(request)
+    return await off_loop(len(wire), lambda: decode(wire, encoding, max_bytes))
+
+
+async def read_json(request: Request, max_bytes: int, timeout_seconds: float = 30.0) -> Any:
+    raw = await read_raw_body(request, max_bytes, timeout_seconds)
+    return await off_loop(len(raw), lambda: parse_json(raw))

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from fastapi import APIRouter
 
 from destination import __version__
 from destination.api.responses import JsonResponse
-from destination.runtime import RuntimeDep
+from destination.runtime import Runtime, RuntimeDep
 
 router = APIRouter(tags=["Health"])
 
@@ -18,25 +19,47 @@ async def health() -> dict[str, Any]:
     return {"status": "ok", "version": __version__}
 
 
-@router.get(
-    "/ready",
-    summary="Readiness: settings loaded, store answering, delivery running",
-    responses={503: {"description": "the store does not answer or delivery has stopped"}},
-)
-async def ready(runtime: RuntimeDep) -> JsonResponse:
+_PROBE_KEY = "gsd:ready-probe"
+_RECHECK_AFTER = 10.0  # seconds: a small probe commit can pass on a disk an ingest just filled
+_PROBE_WINDOW = ("probe", 0.0, 2**62)  # never full; pruned with stale rate windows
+
+
+async def _store_problems(runtime: Runtime) -> tuple[dict[str, int], list[str]]:
     problems = []
     try:
-        queue = await runtime.store.counts()
+        queue: dict[str, int] = {str(k): v for k, v in (await runtime.store.counts()).items()}
     except Exception as exc:
         queue = {}
         problems.append(f"store: {type(exc).__name__}")
+    if runtime.store_problem is not None and time.monotonic() - runtime.store_failed_at < _RECHECK_AFTER:
+        problems.append(f"store cannot commit: {runtime.store_problem}")
+    elif runtime.store_problem is not None:
+        # The last commit failed a while ago: see whether a small one succeeds now (a replica taken
+        # out of a load balancer receives no ingest to find out by itself; no restart needed).
+        try:
+            await runtime.store.take_budget(_PROBE_KEY, [_PROBE_WINDOW])
+            runtime.store_committed()
+        except Exception as exc:
+            runtime.store_failed(exc)
+            problems.append(f"store cannot commit: {runtime.store_problem}")
+    return queue, problems
+
+
+@router.get(
+    "/ready",
+    summary="Readiness: settings loaded, store answering and committing, delivery running",
+    responses={503: {"description": "the store does not answer or commit, or delivery has stopped"}},
+)
+async def ready(runtime: RuntimeDep) -> JsonResponse:
+    queue, problems = await _store_problems(runtime)
     if not runtime.delivering:
         problems.append("delivery loop is not running")
     body = {
         "status": "not ready" if problems else "ready",
         "problems": problems,
         "sandbox": runtime.sandbox,
-        "destinations": sorted(runtime.destinations),
+        # How many, never which: destination ids are for authenticated callers.
+        "destinations": len(runtime.destinations),
         "queue": queue,
     }
     return JsonResponse(body, 503 if problems else 200)

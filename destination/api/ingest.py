@@ -1,131 +1,192 @@
 """Ingest (DESIGN §4.2): Segment / RudderStack HTTP-API shapes and webhooks.
 
-A 200 means every event of the request is committed to the store (duplicates by messageId are
-acknowledged but stored once). A batch is all or nothing: if any event is invalid the answer is
-400, listing each bad event by index and field, and nothing of that request is stored.
-Events of types Gainsight does not take (page, screen, alias, …) are acknowledged, counted and
-not stored, so webhook senders that forward every event are not made to retry them.
+Real SDKs drop a whole batch on a 4xx, so one bad event never costs the others:
+- 400 only when the request itself is unusable (not JSON, not the route's shape, no events),
+  401 bad credentials, 408 body too slow, 413 too large, 503/507 the store cannot commit;
+- otherwise 200 once every usable event of the request is committed (a duplicate messageId is
+  acknowledged, stored once). Items that are not events (events.py says what that means) are
+  listed in the answer's `rejected` with index, field and reason, counted and logged, not stored.
+  Events Gainsight cannot take as they are (identify without an email, …) are stored: the
+  delivery path finishes them as `rejected` with the planner's reason. page / screen / alias are
+  acknowledged and counted, not stored.
+
+Work is bounded: credentials in headers (write key, JWT) are checked before the body is read,
+an X-Signature over the body as received before it is decoded; large bodies are decoded, parsed
+and checked off the event loop (body.py).
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import Counter
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, HTTPException, Request
 
-from destination.api.auth import destination_for
-from destination.api.body import parse_json, read_raw_body
-from destination.api.responses import JsonResponse
-from destination.delivery.store import NewEvent
-from destination.errors import EventError
-from destination.events import checked_event, ordering_key
-from destination.gainsight.plan import check_event, message_type
+from destination.api.auth import authenticated_body
+from destination.api.body import (
+    INLINE_BYTES,
+    MAX_DEPTH,
+    content_encoding,
+    decode,
+    json_depth,
+    off_loop,
+    parse_json,
+)
+from destination.api.responses import ERROR_SCHEMA, JsonResponse, error_response
+from destination.delivery.store import NewEvent, StoreUnavailableError
+from destination.events import STORED_TYPES, NotAnEvent, as_event, ordering_key
 from destination.jsonutil import dumps
 from destination.runtime import Runtime, RuntimeDep
 
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["Ingest"])
 
-SUPPORTED_TYPES = frozenset({"identify", "group", "track"})
-# Metric labels stay a closed set whatever senders put in `type`.
-_KNOWN_OTHER_TYPES = frozenset({"page", "screen", "alias"})
-Shape = Literal["identify", "group", "track", "batch", "webhook"]
-_MAX_LISTED_ERRORS = 50
+Shape = Literal["identify", "group", "track", "page", "screen", "alias", "batch", "webhook"]
+SINGLE_SHAPES: tuple[Shape, ...] = ("identify", "group", "track", "page", "screen", "alias")
+MAX_LISTED_REJECTED = 100
+"""The answer lists this many rejected items at most; `rejectedCount` counts them all."""
 
 
-def _raw_events(body: Any, shape: Shape) -> tuple[list[Any], bool]:
-    """The events of a request body, and whether it was a list (for error positions)."""
+@dataclass
+class Prepared:
+    """A request body worked through: what to store, acknowledge and reject."""
+
+    new_events: list[NewEvent] = field(default_factory=list)
+    message_ids: list[str] = field(default_factory=list)
+    acknowledged: list[dict[str, Any]] = field(default_factory=list)
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+    rejected_count: int = 0
+    first_reason: str = ""
+
+    def reject(self, index: int, problem: NotAnEvent) -> None:
+        self.rejected_count += 1
+        if not self.first_reason:
+            self.first_reason = f"{problem.field or 'event'}: {problem.reason}"
+        if len(self.rejected) < MAX_LISTED_REJECTED:
+            self.rejected.append({"index": index, "field": problem.field, "reason": problem.reason})
+
+
+def _items(body: Any, shape: Shape) -> tuple[list[Any], int]:
+    """The items of a request body, and how many levels of nesting the route's shape adds."""
     if shape == "batch":
         batch = body.get("batch") if isinstance(body, dict) else None
         if not isinstance(batch, list):
-            raise EventError('batch: expected {"batch": [event, ...]}')
-        return batch, True
-    if shape == "webhook" and isinstance(body, list):
-        return body, True
-    return [body], False
+            raise HTTPException(400, 'batch: expected {"batch": [event, ...]}')
+        items, wrapping = batch, 2
+    elif shape == "webhook" and isinstance(body, list):
+        items, wrapping = body, 1
+    else:
+        items, wrapping = [body], 0
+    if not items:
+        raise HTTPException(400, "the request holds no events")
+    return items, wrapping
 
 
-def _check(raw: Any, where: str, shape: Shape, runtime: Runtime) -> dict[str, Any] | None:
-    """The event to store, None for a type Gainsight does not take; EventError when invalid.
-
-    Only the event is judged here: when the destination's settings cannot serve it (say an
-    access key is missing), it is still stored, and dead-lettered for replay once they can."""
-    forced = shape if shape in SUPPORTED_TYPES else None
-    event = checked_event(raw, where, forced)
-    try:
-        message_type(event)
-    except EventError as exc:
-        raise EventError(f"{where}.type: {exc.message}") from None
-    try:
-        kind = check_event(event, runtime.specs)
-    except EventError as exc:
-        raise EventError(f"{where}: {exc.message}") from None
-    return event if kind is not None else None
+def prepare(wire: bytes, encoding: str, shape: Shape, destination_id: str, max_bytes: int) -> Prepared:
+    """Decode, parse and sort out one request body. Pure CPU work, run off the loop when large."""
+    body = parse_json(decode(wire, encoding, max_bytes), max_depth=None)
+    items, wrapping = _items(body, shape)
+    if json_depth(body) > MAX_DEPTH + wrapping:
+        raise HTTPException(400, f"request body nests JSON deeper than {MAX_DEPTH} levels")
+    forced = None if shape in ("batch", "webhook") else shape
+    prepared = Prepared()
+    now = time.time()
+    for index, item in enumerate(items):
+        event = as_event(item, forced)
+        if isinstance(event, NotAnEvent):
+            prepared.reject(index, event)
+        elif event.kind not in STORED_TYPES:
+            prepared.acknowledged.append({"index": index, "type": event.kind})
+        else:
+            payload = event.payload
+            prepared.new_events.append(
+                NewEvent(
+                    destination_id, event.message_id, ordering_key(payload), event.kind, dumps(payload), now
+                )
+            )
+            prepared.message_ids.append(event.message_id)
+    return prepared
 
 
 async def ingest(
     request: Request, runtime: Runtime, shape: Shape, destination_id: str | None
 ) -> JsonResponse:
-    raw = await read_raw_body(request, runtime.settings.max_body_bytes)
-    destination = destination_for(request, runtime, raw, destination_id)
-    metrics = runtime.metrics
-    try:
-        events, listed = _raw_events(parse_json(raw), shape)
-    except EventError as exc:
-        return JsonResponse({"error": exc.message}, 400)
-    accepted: list[dict[str, Any]] = []
-    ignored: list[dict[str, Any]] = []
-    errors: list[dict[str, Any]] = []
-    for index, raw_event in enumerate(events):
-        where = f"batch[{index}]" if listed else "event"
+    destination, wire = await authenticated_body(request, runtime, destination_id)
+    encoding = content_encoding(request)
+    max_bytes = runtime.settings.max_body_bytes
+    work_size = len(wire) if encoding == "identity" else INLINE_BYTES + 1
+    prepared = await off_loop(work_size, lambda: prepare(wire, encoding, shape, destination.id, max_bytes))
+    stored: list[bool] = []
+    if prepared.new_events:
         try:
-            event = _check(raw_event, where, shape, runtime)
-        except EventError as exc:
-            errors.append({"index": index, "error": exc.message})
-            continue
-        if event is None:
-            ignored.append({"index": index, "type": str(raw_event.get("type"))})
-        else:
-            accepted.append(event)
-    if errors:
-        metrics.rejected.labels(destination.id).inc(len(errors))
-        shown = errors[:_MAX_LISTED_ERRORS]
-        message = "; ".join(e["error"] for e in shown)
-        return JsonResponse({"error": message, "errors": shown, "stored": 0}, 400)
-    now = time.time()
-    stored = await runtime.store.enqueue(
-        [
-            NewEvent(destination.id, e["messageId"], ordering_key(e), e["type"].lower(), dumps(e), now)
-            for e in accepted
-        ]
-    )
-    runtime.wake_workers()
-    fresh_by_type = Counter(e["type"].lower() for e, fresh in zip(accepted, stored, strict=True) if fresh)
-    for kind, count in fresh_by_type.items():
-        metrics.ingested.labels(destination.id, kind).inc(count)
-    duplicates = stored.count(False)
-    if duplicates:
-        metrics.duplicates.labels(destination.id).inc(duplicates)
-    for item in ignored:
-        kind = item["type"].lower()
-        metrics.ignored.labels(destination.id, kind if kind in _KNOWN_OTHER_TYPES else "other").inc()
+            stored = await runtime.store.enqueue(prepared.new_events)
+        except StoreUnavailableError as exc:
+            runtime.store_failed(exc)
+            log.warning(
+                "request refused",
+                extra={"path": request.url.path, "status": exc.status, "reason": exc.message},
+            )
+            return error_response(exc.status, exc.message, headers={"Retry-After": "5"})
+        runtime.store_committed()
+        runtime.wake_workers()
+    _count(runtime, destination.id, prepared, stored)
+    if prepared.rejected_count:
+        log.info(
+            "events rejected",
+            extra={
+                "path": request.url.path,
+                "status": 200,
+                "destination": destination.id,
+                "reason": prepared.first_reason,
+                "count": prepared.rejected_count,
+            },
+        )
     return JsonResponse(
         {
             "success": True,
             "stored": stored.count(True),
-            "duplicates": duplicates,
-            "ignored": ignored,
-            "messageIds": [e["messageId"] for e in accepted],
+            "duplicates": stored.count(False),
+            "messageIds": prepared.message_ids,
+            "acknowledged": prepared.acknowledged,
+            "rejected": prepared.rejected,
+            "rejectedCount": prepared.rejected_count,
         }
     )
 
 
+def _count(runtime: Runtime, destination_id: str, prepared: Prepared, stored: list[bool]) -> None:
+    metrics = runtime.metrics
+    fresh = Counter(e.kind for e, new in zip(prepared.new_events, stored, strict=True) if new)
+    for kind, count in fresh.items():
+        metrics.ingested.labels(destination_id, kind).inc(count)
+    if stored.count(False):
+        metrics.duplicates.labels(destination_id).inc(stored.count(False))
+    for kind, count in Counter(item["type"] for item in prepared.acknowledged).items():
+        metrics.ignored.labels(destination_id, kind).inc(count)
+    if prepared.rejected_count:
+        metrics.rejected.labels(destination_id).inc(prepared.rejected_count)
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": ERROR_SCHEMA}}}
+
+
 _RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {"description": "every event committed to the store (duplicates acknowledged, stored once)"},
-    400: {"description": "invalid event(s): nothing stored; `errors` lists index and field"},
-    401: {"description": "missing or invalid credentials"},
-    413: {"description": "body over the size limit"},
+    200: {
+        "description": "every usable event committed (duplicates acknowledged, stored once); items "
+        "that are not events listed in `rejected`; page/screen/alias in `acknowledged`"
+    },
+    400: _error("unusable request: not JSON, not the route's shape, no events, nested too deep"),
+    401: _error("missing or invalid credentials"),
+    403: _error("sandbox mode: a simple cross-origin request (see README)"),
+    408: _error("request body not received in time"),
+    413: _error("body over the size limit (before or after decompression)"),
+    415: _error("unsupported Content-Encoding"),
+    503: _error("the store cannot commit now (locked, unavailable); retry later"),
+    507: _error("the store cannot commit: disk full"),
 }
 _EVENT_SCHEMA = {"type": "object", "description": "a Segment/RudderStack event; unknown fields kept"}
 
@@ -162,9 +223,9 @@ def _add(path: str, shape: Shape, schema: dict[str, Any], summary: str) -> None:
     )
 
 
-_single: tuple[Shape, ...] = ("identify", "group", "track")
-for _shape in _single:
-    _add(f"/v1/{_shape}", _shape, _EVENT_SCHEMA, f"Accept one {_shape} event")
+for _shape in SINGLE_SHAPES:
+    _verb = "Store" if _shape in STORED_TYPES else "Acknowledge (not stored)"
+    _add(f"/v1/{_shape}", _shape, _EVENT_SCHEMA, f"{_verb} one {_shape} event")
 _add(
     "/v1/batch",
     "batch",
@@ -173,7 +234,7 @@ _add(
         "required": ["batch"],
         "properties": {"batch": {"type": "array", "items": _EVENT_SCHEMA}},
     },
-    "Accept a batch of events (all or nothing)",
+    "Accept a batch of events (each event on its own)",
 )
 _add(
     "/webhook",

@@ -6,8 +6,8 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 
-from destination.api.auth import destination_for
-from destination.api.body import parse_json, read_raw_body
+from destination.api.auth import authenticated_body
+from destination.api.body import content_encoding, decode, off_loop, parse_json
 from destination.dryrun import dry_run
 from destination.runtime import RuntimeDep
 
@@ -40,9 +40,13 @@ def _events(body: Any) -> list[Any]:
 
 
 async def _dry_run(request: Request, runtime: RuntimeDep, destination_id: str | None) -> dict[str, Any]:
-    raw = await read_raw_body(request, runtime.settings.max_body_bytes)
-    destination = destination_for(request, runtime, raw, destination_id)
-    events = _events(parse_json(raw))
+    destination, wire = await authenticated_body(request, runtime, destination_id)
+    encoding = content_encoding(request)
+    max_bytes = runtime.settings.max_body_bytes
+    raw = await off_loop(
+        len(wire) if encoding == "identity" else max_bytes, lambda: decode(wire, encoding, max_bytes)
+    )
+    events = _events(await off_loop(len(raw), lambda: parse_json(raw)))
     return {
         "destination": destination.id,
         "results": dry_run(events, destination.config, runtime.specs),

@@ -201,6 +201,10 @@ class MemoryStore:
         with self._open():
             return self._finish(event_id, "dead", reason, lease, attempt)
 
+    async def reject(self, event_id: int, reason: str, *, lease: str, attempt: Attempt | None = None) -> bool:
+        with self._open():
+            return self._finish(event_id, "rejected", reason, lease, attempt)
+
     def _leased_by(self, event_id: int, lease: str) -> _Row | None:
         row = self._rows.get(event_id)
         if row is None or row.state != "leased" or row.lease_owner != lease:
@@ -248,12 +252,16 @@ class MemoryStore:
         event = await self.get_event(event_id)
         return event if event is not None and event.state == "dead" else None
 
-    def _dead_rows(self, ids: Sequence[int] | None, destination_id: str | None) -> list[_Row]:
+    def _dead_rows(
+        self, ids: Sequence[int] | None, destination_id: str | None, *, with_rejected: bool = False
+    ) -> list[_Row]:
         wanted = None if ids is None else set(ids)
+        # Rejected events only when named by id (see select_dead_letters in queries.sql).
+        states = ("dead", "rejected") if with_rejected and wanted is not None else ("dead",)
         return [
             row
             for row in self._rows.values()
-            if row.state == "dead"
+            if row.state in states
             and (wanted is None or row.id in wanted)
             and (destination_id is None or row.event.destination_id == destination_id)
         ]
@@ -262,7 +270,7 @@ class MemoryStore:
         self, ids: Sequence[int] | None = None, destination_id: str | None = None
     ) -> int:
         with self._open():
-            rows = self._dead_rows(ids, destination_id)
+            rows = self._dead_rows(ids, destination_id, with_rejected=True)
             for row in rows:
                 row.state = "queued"
                 row.head = False
@@ -355,7 +363,8 @@ class MemoryStore:
             old = [
                 row.id
                 for row in self._rows.values()
-                if row.state in ("delivered", "unchanged", "filtered") and row.event.received_at < before
+                if row.state in ("delivered", "unchanged", "filtered", "rejected")
+                and row.event.received_at < before
             ]
             for event_id in old:
                 del self._rows[event_id]

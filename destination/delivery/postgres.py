@@ -314,9 +314,7 @@ class PostgresStore:
     ) -> bool:
         return await self._finish(event_id, "dead", reason, lease, attempt)
 
-    async def reject(
-        self, event_id: int, reason: str, *, lease: str, attempt: Attempt | None = None
-    ) -> bool:
+    async def reject(self, event_id: int, reason: str, *, lease: str, attempt: Attempt | None = None) -> bool:
         """Finish the event as rejected (the planner refused it); replayable by id only."""
         return await self._finish(event_id, "rejected", reason, lease, attempt)
 
@@ -357,7 +355,7 @@ class PostgresStore:
     ) -> list[DeadLetter]:
         if limit <= 0:
             return []
-        params = {"destination_id": destination_id, "limit": limit, "offset": max(offset, 0)}
+        params = {"destination_id": destination_id, "limit": _bigint(limit), "offset": _bigint(offset)}
         async with self._tx() as conn:
             rows = await (await conn.execute(self._q["list_dead_letters"], params)).fetchall()
         return [DeadLetter(*row) for row in rows]
@@ -535,6 +533,11 @@ class PostgresStore:
         for pool in (self._hold_pool, self._pool):
             if not pool.closed:
                 await pool.close()
+
+
+def _bigint(n: int) -> int:
+    """A page bound clamped to what PostgreSQL's bigint holds (a caller's 2**64 is "no limit")."""
+    return min(max(n, 0), 2**63 - 1)
 
 
 def _storable_id(event_id: int) -> bool:

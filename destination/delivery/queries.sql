@@ -113,9 +113,10 @@ ORDER BY id
 LIMIT :limit OFFSET :offset;
 
 -- name: select_dead_letters
--- :ids is a JSON array of ids, or NULL for every dead letter.
+-- :ids is a JSON array of ids, or NULL for every dead letter. Rejected events are replayed only
+-- when named by id (:with_rejected): replaying every rejected event at once is never what is meant.
 SELECT id FROM events
-WHERE state = 'dead'
+WHERE (state = 'dead' OR (state = 'rejected' AND :with_rejected AND :ids IS NOT NULL))
     AND (:ids IS NULL OR id IN (SELECT value FROM json_each(:ids)))
     AND (:destination_id IS NULL OR destination_id = :destination_id)
 ORDER BY id;
@@ -125,7 +126,7 @@ ORDER BY id;
 UPDATE events
 SET state = 'queued', head = 0, available_at = received_at, lease_owner = NULL, attempts = 0,
     progress = NULL, finished_at = NULL, reason = NULL
-WHERE state = 'dead' AND id IN (SELECT value FROM json_each(:ids))
+WHERE state IN ('dead', 'rejected') AND id IN (SELECT value FROM json_each(:ids))
 RETURNING destination_id, ordering_key;
 
 -- name: reset_person_head
@@ -164,8 +165,15 @@ VALUES (:tenant_key, :window_name, :window_start, 1)
 ON CONFLICT (tenant_key, window_name, window_start) DO UPDATE SET calls = calls + 1;
 
 -- name: prunable_events
+-- One partial index per branch; rejected and unchanged events go the same way as delivered ones.
 SELECT id FROM events
-WHERE state IN ('delivered', 'unchanged', 'filtered') AND received_at < :before
+WHERE state IN ('delivered', 'filtered') AND received_at < :before
+UNION ALL
+SELECT id FROM events
+WHERE state = 'rejected' AND received_at < :before
+UNION ALL
+SELECT id FROM events
+WHERE state = 'unchanged' AND received_at < :before
 LIMIT :limit;
 
 -- name: prune_seen_messages

@@ -52,6 +52,11 @@ def queries() -> dict[str, str]:
     return sqlfile.load("queries.sql")
 
 
+def _storable_id(event_id: int) -> bool:
+    """Ids are SQLite INTEGERs: anything else (a caller's 2**64) names no event, never a 500."""
+    return 0 <= event_id < 2**63
+
+
 def _json_ids(ids: list[int]) -> str:
     """Ids as JSON text for json_each (SQLite's JSON functions refuse BLOBs)."""
     return jsonutil.dumps(ids).decode()
@@ -134,7 +139,10 @@ class SQLiteStore:
                         "head_id": head_id,
                         "limit": MAX_RUN - 1,
                     }
-                    for event_id, next_kind, available_at in conn.execute(self._q["run_after_head"], params):
+                    # fetchall: no statement is left half-read (jobs hand back plain values only)
+                    for event_id, next_kind, available_at in conn.execute(
+                        self._q["run_after_head"], params
+                    ).fetchall():
                         if next_kind not in RUN_KINDS or available_at > now:
                             break
                         ids.append(event_id)
@@ -215,6 +223,9 @@ class SQLiteStore:
     ) -> bool:
         return await self._finish(event_id, "dead", reason, lease, attempt)
 
+    async def reject(self, event_id: int, reason: str, *, lease: str, attempt: Attempt | None = None) -> bool:
+        return await self._finish(event_id, "rejected", reason, lease, attempt)
+
     async def _finish(
         self, event_id: int, state: str, reason: str | None, lease: str, attempt: Attempt | None
     ) -> bool:
@@ -244,6 +255,9 @@ class SQLiteStore:
         return await self._writer.run(job)
 
     async def get_event(self, event_id: int) -> StoredEvent | None:
+        if not _storable_id(event_id):
+            return None
+
         def job(conn: sqlite3.Connection) -> StoredEvent | None:
             row = conn.execute(self._q["get_event"], {"id": event_id}).fetchone()
             if row is None:
@@ -258,7 +272,11 @@ class SQLiteStore:
     ) -> list[DeadLetter]:
         if limit <= 0:
             return []
-        params = {"destination_id": destination_id, "limit": limit, "offset": max(offset, 0)}
+        params = {
+            "destination_id": destination_id,
+            "limit": min(limit, 2**62),
+            "offset": min(max(offset, 0), 2**62),
+        }
 
         def job(conn: sqlite3.Connection) -> list[DeadLetter]:
             rows = conn.execute(self._q["list_dead_letters"], params).fetchall()
@@ -274,7 +292,7 @@ class SQLiteStore:
         self, ids: Sequence[int] | None = None, destination_id: str | None = None
     ) -> int:
         def job(conn: sqlite3.Connection) -> int:
-            chosen = self._select_dead_letters(conn, ids, destination_id)
+            chosen = self._select_dead_letters(conn, ids, destination_id, with_rejected=True)
             if not chosen:
                 return 0
             people = conn.execute(self._q["requeue_dead_letters"], {"ids": chosen}).fetchall()
@@ -300,12 +318,18 @@ class SQLiteStore:
         return await self._writer.run(job)
 
     def _select_dead_letters(
-        self, conn: sqlite3.Connection, ids: Sequence[int] | None, destination_id: str | None
+        self,
+        conn: sqlite3.Connection,
+        ids: Sequence[int] | None,
+        destination_id: str | None,
+        *,
+        with_rejected: bool = False,
     ) -> str | None:
         """The matching dead letters' ids as a JSON array (for json_each), None if there are none."""
         params = {
-            "ids": None if ids is None else _json_ids([int(i) for i in ids]),
+            "ids": None if ids is None else _json_ids([int(i) for i in ids if _storable_id(int(i))]),
             "destination_id": destination_id,
+            "with_rejected": with_rejected,
         }
         found = [row[0] for row in conn.execute(self._q["select_dead_letters"], params)]
         return _json_ids(found) if found else None
@@ -348,12 +372,12 @@ class SQLiteStore:
     async def remember_gsids(self, scope: str, gsids: Mapping[str, str], now: float) -> None:
         rows = [{"scope": scope, "name": n, "gsid": g, "now": now} for n, g in gsids.items()]
         if rows:
-            await self._writer.run(lambda conn: conn.executemany(self._q["remember_gsid"], rows))
+            await self._writer.run(lambda conn: conn.executemany(self._q["remember_gsid"], rows).rowcount)
 
     async def forget_gsids(self, scope: str, names: Sequence[str]) -> None:
         rows = [{"scope": scope, "name": n} for n in names]
         if rows:
-            await self._writer.run(lambda conn: conn.executemany(self._q["forget_gsid"], rows))
+            await self._writer.run(lambda conn: conn.executemany(self._q["forget_gsid"], rows).rowcount)
 
     async def delivered_states(
         self, scope: str, kind: StateKind, keys: Sequence[str], since: float
@@ -377,12 +401,12 @@ class SQLiteStore:
             for k, v in states.items()
         ]
         if rows:
-            await self._writer.run(lambda conn: conn.executemany(self._q["remember_state"], rows))
+            await self._writer.run(lambda conn: conn.executemany(self._q["remember_state"], rows).rowcount)
 
     async def forget_states(self, scope: str, kind: StateKind, keys: Sequence[str]) -> None:
         rows = [{"scope": scope, "kind": kind, "key": k} for k in keys]
         if rows:
-            await self._writer.run(lambda conn: conn.executemany(self._q["forget_state"], rows))
+            await self._writer.run(lambda conn: conn.executemany(self._q["forget_state"], rows).rowcount)
 
     def hold_companies(self, scope: str, names: Sequence[str]) -> AbstractAsyncContextManager[None]:
         return self._holds.hold(scope, names)
@@ -398,9 +422,13 @@ class SQLiteStore:
         ):
             pass
         window_params = {"before": now - RATE_WINDOW_RETENTION_SECONDS}
-        await self._writer.run(lambda conn: conn.execute(self._q["prune_rate_windows"], window_params))
+        await self._writer.run(
+            lambda conn: conn.execute(self._q["prune_rate_windows"], window_params).rowcount
+        )
         state_params = {"before": now - STATE_RETENTION_SECONDS}
-        await self._writer.run(lambda conn: conn.execute(self._q["prune_delivered_state"], state_params))
+        await self._writer.run(
+            lambda conn: conn.execute(self._q["prune_delivered_state"], state_params).rowcount
+        )
         return deleted
 
     def _prune_events(self, conn: sqlite3.Connection, before: float) -> int:

@@ -87,9 +87,10 @@ ALTER TABLE event_attempts ADD COLUMN request BLOB;
 ALTER TABLE event_attempts ADD COLUMN call TEXT;
 -- lease_owner now holds the claim's lease token; renewing a claim finds its events by it.
 CREATE INDEX events_by_lease ON events (lease_owner) WHERE state = 'leased';
--- `unchanged` is final like delivered: pruned after the dedupe window.
-DROP INDEX events_prunable;
-CREATE INDEX events_prunable ON events (received_at) WHERE state IN ('delivered', 'unchanged', 'filtered');
+-- `unchanged` and `rejected` are final like delivered: pruned after the dedupe window (one partial
+-- index per branch of prunable_events).
+CREATE INDEX events_rejected ON events (received_at) WHERE state = 'rejected';
+CREATE INDEX events_unchanged ON events (received_at) WHERE state = 'unchanged';
 
 -- A state's counter row is made when the state first occurs, so a new state needs no step.
 DROP TRIGGER events_counted_on_insert;

@@ -11,6 +11,7 @@ A failed group is rolled back and its jobs rerun one by one, so one bad job fail
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import sqlite3
 import threading
@@ -19,7 +20,11 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from destination.delivery.store import StoreClosedError
+from destination.delivery.store import (
+    StoreClosedError,
+    StoreFullError,
+    StoreUnavailableError,
+)
 
 T = TypeVar("T")
 Connect = Callable[[], sqlite3.Connection]
@@ -56,7 +61,13 @@ class SQLiteWriter:
             if self._closed:
                 raise StoreClosedError("the store is closed")
             self._jobs.put(_Job(job, future, grouped, writes))
-        return await asyncio.wrap_future(future)
+        try:
+            return await asyncio.wrap_future(future)
+        except sqlite3.OperationalError as exc:
+            mapped = _unavailable(exc)
+            if mapped is None:
+                raise
+            raise mapped from exc
 
     async def close(self) -> None:
         """Run the jobs already submitted, then close the connection."""
@@ -127,7 +138,9 @@ class SQLiteWriter:
             conn.execute("COMMIT")
         except Exception as exc:
             if conn.in_transaction:
-                conn.execute("ROLLBACK")
+                # e.g. disk full: SQLite has rolled back already; the thread must live on.
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
             if len(jobs) == 1:
                 jobs[0].future.set_exception(exc)
             else:
@@ -136,3 +149,26 @@ class SQLiteWriter:
             return
         for job, result in zip(jobs, results, strict=True):
             job.future.set_result(result)
+
+
+# Primary result codes that mean "cannot commit now" rather than a bug in a query.
+_TRANSIENT = frozenset(
+    {
+        sqlite3.SQLITE_BUSY,
+        sqlite3.SQLITE_LOCKED,
+        sqlite3.SQLITE_NOMEM,
+        sqlite3.SQLITE_READONLY,
+        sqlite3.SQLITE_IOERR,
+        sqlite3.SQLITE_CANTOPEN,
+        sqlite3.SQLITE_PROTOCOL,
+    }
+)
+
+
+def _unavailable(exc: sqlite3.OperationalError) -> StoreUnavailableError | None:
+    code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
+    if code == sqlite3.SQLITE_FULL:
+        return StoreFullError(f"the store cannot commit: {exc} (disk full)")
+    if code in _TRANSIENT:
+        return StoreUnavailableError(f"the store cannot commit: {exc}")
+    return None

@@ -3,9 +3,13 @@
 Life of an event (DESIGN §5):
 
     enqueue ──> queued ──claim──> leased ──complete──> delivered | filtered   (pruned after the
-                  ^                 │ │                                        dedupe window)
+                  ^                 │ │ └────reject────> rejected ─┐          dedupe window)
+                  │                 │ │                   (replay by id)
                   └──retry_later────┘ └──dead_letter──> dead ──replay──> queued
                                                           └──purge──> (gone)
+
+`rejected`: the planner refused the event itself (identify without an email, …): final, never
+retried, not a dead letter; replayable by naming its id, pruned like delivered events.
 
 Per-person order: only the *head* of a person's queue (the oldest unfinished event of its
 (destination_id, ordering_key)) can be claimed; the next one becomes the head when the head is
@@ -44,8 +48,10 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, get_args
 
-EventState = Literal["queued", "leased", "delivered", "unchanged", "filtered", "dead"]
-AttemptOutcome = Literal["delivered", "unchanged", "throttled", "retryable", "aborted", "filtered"]
+EventState = Literal["queued", "leased", "delivered", "unchanged", "filtered", "rejected", "dead"]
+AttemptOutcome = Literal[
+    "delivered", "unchanged", "throttled", "retryable", "aborted", "filtered", "rejected"
+]
 FinalOutcome = Literal["delivered", "unchanged", "filtered"]
 
 EVENT_STATES: tuple[EventState, ...] = get_args(EventState)
@@ -174,7 +180,7 @@ class StoredEvent:
     available_at: float | None  # next claimable at (lease expiry while leased); None once final
     lease_owner: str | None  # the lease token of the claim holding it
     finished_at: float | None
-    reason: str | None  # why it was dead-lettered
+    reason: str | None  # why it was dead-lettered or rejected
     history: tuple[Attempt, ...]  # every recorded attempt, oldest first, across replays
 
 
@@ -235,6 +241,11 @@ class EventQueue(Protocol):
         """Park the event for inspection and replay; the person's next event becomes claimable."""
         ...
 
+    async def reject(self, event_id: int, reason: str, *, lease: str, attempt: Attempt | None = None) -> bool:
+        """Finish the event as rejected (the planner refused it) with the reason; the person's
+        next event becomes claimable."""
+        ...
+
 
 class EventAdmin(Protocol):
     """Inspection and dead-letter administration (admin routes, CLI, /ready)."""
@@ -255,7 +266,8 @@ class EventAdmin(Protocol):
         self, ids: Sequence[int] | None = None, destination_id: str | None = None
     ) -> int:
         """Re-queue dead letters (all, or those matching both filters) in their original order:
-        ready at once, attempts reset to 0, progress cleared, history kept. Returns how many."""
+        ready at once, attempts reset to 0, progress cleared, history kept. Rejected events are
+        re-queued too, but only when named in `ids`. Returns how many."""
         ...
 
     async def purge_dead_letters(
@@ -322,9 +334,9 @@ class Store(EventQueue, EventAdmin, RateCounter, DeliveryMemory, Protocol):
     """The whole store: each backend implements every part; callers take the part they use."""
 
     async def prune(self, now: float) -> int:
-        """Forget what the dedupe window no longer needs: delivered/unchanged/filtered events
-        received before `now - window`, their messageIds, and stale rate windows. Returns events
-        deleted."""
+        """Forget what the dedupe window no longer needs: delivered/unchanged/filtered/rejected
+        events received before `now - window`, their messageIds, and stale rate windows. Returns
+        events deleted."""
         ...
 
     async def close(self) -> None:

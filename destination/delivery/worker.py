@@ -26,7 +26,7 @@ from destination.delivery.store import Attempt, Claim, QueuedEvent, Store
 from destination.errors import ConfigError, EventError, GainsightError, OverBudget, UnmappedEventError
 from destination.gainsight.client import Credentials
 from destination.gainsight.executor import Executor, Fate, Job, Progress
-from destination.gainsight.plan import Plan, plan_event
+from destination.gainsight.plan import plan_event
 from destination.jsonutil import JSONDecodeError, loads
 from destination.mapping.spec import Specs
 from destination.metrics import Metrics
@@ -61,14 +61,13 @@ class BudgetGate:
             retry_at = await self._governor.try_acquire(tenant_key, now)
         if retry_at is not None:
             self._spent_until[tenant_key] = retry_at
-            self._metrics.budget_waits.labels(tenant_key).inc()
             raise OverBudget(retry_at)
 
 
 @dataclass(frozen=True)
 class WorkerSettings:
     concurrency: int = 4  # batches in flight
-    batch_claims: int = 200  # person runs (or tracks) claimed per batch
+    batch_claims: int = 1000  # person runs (or tracks) claimed per batch
     lease_seconds: float = 15.0  # renewed every third of it while a batch runs
     idle_poll_seconds: float = 0.5
     drain_seconds: float = 25.0
@@ -217,27 +216,28 @@ class Deliverer:
                     log.warning("lease %s expired; another worker may now hold its events", claim.lease)
 
     async def _job(self, event: QueuedEvent) -> Job | None:
-        """The event's plan, or None when it is finished here and now (filtered, dead)."""
+        """The event's plan, or None when it is finished here and now (filtered, rejected, dead)."""
         destination = self._destinations.get(event.destination_id)
         if destination is None:
             await self._dead(event, f"destination {event.destination_id!r} is no longer configured")
             return None
         try:
-            plan = self._plan(event, destination)
+            message = loads(event.payload)
+        except JSONDecodeError:
+            await self._dead(event, "stored payload is not valid JSON")
+            return None
+        try:
+            plan = plan_event(message, destination.config, self._specs)
         except UnmappedEventError as exc:
             await self._filtered(event, exc.message)
             return None
-        except (EventError, ConfigError) as exc:
+        except EventError as exc:
+            await self._rejected(event, exc.message)
+            return None
+        except ConfigError as exc:
             await self._dead(event, exc.message, Attempt(self._clock(), "aborted", None, exc.message))
             return None
         return Job(event.id, plan, Progress.of(event.progress))
-
-    def _plan(self, event: QueuedEvent, destination: Destination) -> Plan:
-        try:
-            message = loads(event.payload)
-        except JSONDecodeError:
-            raise EventError("stored payload is not valid JSON") from None
-        return plan_event(message, destination.config, self._specs)
 
     # ---- recording fates ----
 
@@ -245,6 +245,9 @@ class Deliverer:
         """Record the fate; the store refuses it (and its attempt) if the lease was lost."""
         now = self._clock()
         if fate.outcome == "deferred":  # nothing was tried: no attempt
+            if fate.retry_at is not None:  # the rate budget is spent until then
+                # Labelled by destination: metric labels never carry a tenant's domain.
+                self._metrics.budget_waits.labels(event.destination_id).inc()
             retry_at = fate.retry_at if fate.retry_at is not None else now
             await self._store.retry_later(event.id, retry_at, fate.progress.as_dict(), lease=event.lease)
             return
@@ -289,6 +292,13 @@ class Deliverer:
             self._metrics.outcomes.labels(event.destination_id, "filtered").inc()
             self._log(event, "filtered", None, event.attempts + 1, self._clock())
 
+    async def _rejected(self, event: QueuedEvent, reason: str) -> None:
+        """The planner refused the event itself: final at once, never retried, not a dead letter."""
+        attempt = Attempt(self._clock(), "rejected", None, reason)
+        if await self._store.reject(event.id, reason, lease=event.lease, attempt=attempt):
+            self._metrics.outcomes.labels(event.destination_id, "rejected").inc()
+            self._log(event, "rejected", None, event.attempts + 1, self._clock(), reason)
+
     async def _dead(self, event: QueuedEvent, reason: str, attempt: Attempt | None = None) -> None:
         if await self._store.dead_letter(event.id, reason, lease=event.lease, attempt=attempt):
             self._metrics.outcomes.labels(event.destination_id, "dead").inc()
@@ -298,16 +308,23 @@ class Deliverer:
             self._log(event, "dead", status, attempts, self._clock())
 
     @staticmethod
-    def _log(event: QueuedEvent, outcome: str, status: int | None, attempts: int, now: float) -> None:
-        log.info(
-            "event outcome",
-            extra={
-                "destination": event.destination_id,
-                "messageId": event.message_id,
-                "type": event.kind,
-                "outcome": outcome,
-                "status": status,
-                "attempts": attempts,
-                "latency": round(max(0.0, now - event.received_at), 3),
-            },
-        )
+    def _log(
+        event: QueuedEvent,
+        outcome: str,
+        status: int | None,
+        attempts: int,
+        now: float,
+        reason: str | None = None,
+    ) -> None:
+        extra = {
+            "destination": event.destination_id,
+            "messageId": event.message_id,
+            "type": event.kind,
+            "outcome": outcome,
+            "status": status,
+            "attempts": attempts,
+            "latency": round(max(0.0, now - event.received_at), 3),
+        }
+        if reason is not None:
+            extra["reason"] = reason
+        log.info("event outcome", extra=extra)

@@ -211,7 +211,8 @@ class _Company:
     call: Call | None = None  # the last call that wrote it
     failure: Fate | None = None
     shared_failure: bool = False  # the failed call carried other events too
-    delivered: dict[str, Any] | None = None  # state last delivered (when remembered)
+    versions: dict[str, int] = field(default_factory=dict)  # field -> id of the event it is from
+    delivered: dict[str, Any] | None = None  # what the store remembers delivered (see _resolve)
 
 
 @dataclass(slots=True)
@@ -226,6 +227,7 @@ class _Batch:
     scope: str
     credentials: Credentials
     skip_unchanged: bool
+    versioned: bool  # job ids are the store's event ids, so they order events as received
     fates: dict[int, Fate] = field(default_factory=dict)
     company_calls: dict[int, Call] = field(default_factory=dict)  # job -> its company's write
 
@@ -255,7 +257,7 @@ class Executor:
         """Execute claimed runs of one destination: each run is one person's events in order
         (identify/group events, or one track). Returns every job's fate."""
         domain = next((job.plan.domain for run in runs for job in run), "")
-        batch = _Batch(domain, credentials, self._ttl > 0)
+        batch = _Batch(domain, credentials, skip_unchanged=self._ttl > 0, versioned=True)
         groups = [job for run in runs for job in run if isinstance(job.plan, p.GroupPlan)]
         gsids = await self._write_companies(batch, sorted(groups, key=lambda job: job.id))
         await asyncio.gather(*(self._run_person(batch, run, gsids) for run in runs))
@@ -274,7 +276,7 @@ class Executor:
         the error that stopped it. For the transformer routes, which return the association."""
         if not plans:
             return []
-        batch = _Batch(plans[0].domain, credentials, skip_unchanged=False)
+        batch = _Batch(plans[0].domain, credentials, skip_unchanged=False, versioned=False)
         jobs = [Job(i, plan) for i, plan in enumerate(plans)]
         gsids = await self._write_companies(batch, jobs)
         results: list[str | GainsightError] = []
@@ -313,6 +315,7 @@ class Executor:
             if job.id not in gsids:  # else written by an earlier try
                 company = companies.setdefault(job.plan.company_name, _Company(job.plan.company_name, {}, []))
                 company.record.update(job.plan.company)
+                company.versions.update(dict.fromkeys(job.plan.company, job.id))
                 company.jobs.append(job.id)
         if companies:
             async with self._serialised(batch.scope, sorted(companies)):
@@ -344,15 +347,13 @@ class Executor:
     ) -> None:
         names = list(companies)
         known = await self._memory.company_gsids(batch.scope, names)
-        delivered: dict[str, dict[str, Any]] = {}
-        if batch.skip_unchanged and known:
-            delivered = await self._memory.delivered_states(
-                batch.scope, "company", list(known), self._clock() - self._ttl
-            )
+        remembered: dict[str, dict[str, Any]] = {}
+        if batch.versioned and known:
+            remembered = await self._memory.delivered_states(batch.scope, "company", list(known), 0.0)
         for name, company in companies.items():
-            company.delivered = delivered.get(name)
+            company.delivered = remembered.get(name)
             company.progress = CompanyProgress(
-                gsid=known.get(name), unchanged=holds(company.delivered, company.record)
+                gsid=known.get(name), unchanged=self._unchanged(batch, company)
             )
         destination = batch.credentials.destination
         searched = sum(len(c.jobs) for c in companies.values() if c.progress.gsid)
@@ -392,13 +393,33 @@ class Executor:
         }
         now = self._clock()
         await self._memory.remember_gsids(batch.scope, {n: g for n, g in learnt.items() if g}, now)
-        if batch.skip_unchanged:
+        if batch.versioned:
+            # Unchanged companies too: their events are newer than the values' (see _unchanged).
             states = {
-                c.name: {**(c.delivered or {}), **c.record}
+                c.name: _company_state(c, now)
                 for c in companies.values()
-                if c.call is not None and c.failure is None
+                if c.failure is None and (c.call is not None or c.delivered is not None)
             }
             await self._memory.remember_states(batch.scope, "company", states, now)
+
+    def _unchanged(self, batch: _Batch, company: _Company) -> bool:
+        """Whether writing the company would change nothing, after leaving out every field that
+        a later-received event already wrote (events of other people may be claimed first, and
+        Gainsight must end with the last value received)."""
+        remembered = company.delivered
+        if remembered is None:
+            return False
+        versions = remembered.get("versions", {})
+        stale = [
+            k for k in company.record if k != "Name" and versions.get(k, -1) > company.versions.get(k, -1)
+        ]
+        for key in stale:
+            del company.record[key]
+            del company.versions[key]
+        if stale and set(company.record) == {"Name"}:
+            return True  # everything it says is already overwritten by newer events
+        fresh = remembered.get("at", 0.0) >= self._clock() - self._ttl
+        return batch.skip_unchanged and fresh and holds(remembered.get("fields"), company.record)
 
     async def _search(self, batch: _Batch, companies: list[_Company]) -> None:
         for chunk in _chunks(companies):
@@ -466,7 +487,9 @@ class Executor:
             for job_id in company.jobs:
                 plan = by_id[job_id].plan
                 assert isinstance(plan, p.GroupPlan)
-                single = {company.name: _Company(company.name, dict(plan.company), [job_id])}
+                alone = _Company(company.name, dict(plan.company), [job_id])
+                alone.versions = dict.fromkeys(plan.company, job_id)
+                single = {company.name: alone}
                 await self._resolve(batch, single, split=False, plans=plans)
                 alone = single[company.name]
                 if alone.failure is not None:
@@ -630,6 +653,17 @@ def _flat(person: Mapping[str, Any]) -> dict[str, Any]:
     if links:
         flat["companies"] = [link["Company_ID"] for link in links]
     return flat
+
+
+def _company_state(company: _Company, now: float) -> dict[str, Any]:
+    """What the store remembers of a written company: its fields, the event each came from (in
+    received order), and when."""
+    before = company.delivered or {}
+    return {
+        "fields": {**before.get("fields", {}), **company.record},
+        "versions": {**before.get("versions", {}), **company.versions},
+        "at": now if company.call is not None else before.get("at", 0.0),  # the TTL runs from a write
+    }
 
 
 def _chunks(companies: list[_Company]) -> list[list[_Company]]:

@@ -8,6 +8,7 @@ sends the request (client.py). What runs the steps, and in which order, is execu
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -18,7 +19,7 @@ from destination.errors import ConfigError, EventError, UnmappedEventError
 from destination.gainsight import endpoints as ep
 from destination.gainsight.signing import SigningClaims, body_digest
 from destination.jsonutil import canonical_json, js_json_text
-from destination.mapping.engine import Diagnostic, check_required, js_falsy, lookup, map_record
+from destination.mapping.engine import Diagnostic, js_falsy, lookup, map_record
 from destination.mapping.spec import Specs
 
 Kind = Literal["identify", "group", "track"]
@@ -171,28 +172,6 @@ def message_type(event: Mapping[str, Any]) -> str:
     return raw.lower()
 
 
-def check_event(event: Mapping[str, Any], specs: Specs) -> Kind | None:
-    """The event's kind if it can become Gainsight requests, None for a type Gainsight does not
-    take; EventError exactly where plan_event (with complete settings) would raise one.
-    Cheap: nothing is built (ingest runs this on every event)."""
-    if not isinstance(event, dict):
-        raise EventError("the event must be a JSON object")
-    kind = message_type(event)
-    if kind == "identify":
-        check_required(specs.person, event)
-        return "identify"
-    if kind == "group":
-        check_required(specs.company, event)
-        _group_email(event)
-        _company_name(lookup(event, ("traits", "name")))
-        return "group"
-    if kind == "track":
-        _track_event_name(event)
-        _track_properties(event)
-        return "track"
-    return None
-
-
 def plan_event(event: Mapping[str, Any], config: DestinationConfig, specs: Specs) -> Plan:
     """The plan for one event; EventError / ConfigError when it cannot be planned."""
     if not isinstance(event, dict):
@@ -207,9 +186,33 @@ def plan_event(event: Mapping[str, Any], config: DestinationConfig, specs: Specs
     raise EventError(f"message type {kind} not supported")
 
 
+# Not RFC 5322: enough to refuse what is plainly not an address (an object, "n/a", "a b@c"),
+# which Gainsight would refuse anyway, one failed call later.
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+
+
+def _check_email(value: Any, field_name: str) -> str:
+    if not isinstance(value, str):
+        raise EventError(f"{field_name} must be a string (an email address), got {type(value).__name__}")
+    if len(value) > 320 or _EMAIL.fullmatch(value.strip()) is None:
+        raise EventError(f"{field_name} does not look like an email address")
+    return value
+
+
+def _email_source(event: Mapping[str, Any], value: Any, specs: Specs) -> str:
+    """The path of the event the person's Email was taken from (for the error message)."""
+    for rule in specs.person.required:
+        for path in rule.sources:
+            if lookup(event, path) is value:
+                return ".".join(path)
+    return "traits.email"
+
+
 def plan_identify(event: Mapping[str, Any], config: DestinationConfig, specs: Specs) -> IdentifyPlan:
     _required(config, "identify", "accessKey")
     mapped = map_record(specs.person, event, config.person_fields, "personMap")
+    email = mapped.fields.get("Email")
+    _check_email(email, _email_source(event, email, specs))
     _required(config, "identify", "domain")
     assert config.domain is not None
     return IdentifyPlan(config.domain, mapped.fields, mapped.diagnostics)
@@ -221,9 +224,7 @@ def _group_email(event: Mapping[str, Any]) -> str:
     email = traits.get("email") if isinstance(traits, dict) else None
     if js_falsy(email):
         raise EventError("user email is required for group")
-    if not isinstance(email, str):
-        raise EventError(f"context.traits.email must be a string, got {type(email).__name__}")
-    return email
+    return _check_email(email, "context.traits.email")
 
 
 def _company_name(name: Any) -> str:

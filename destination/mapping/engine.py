@@ -54,20 +54,6 @@ def lookup(event: Mapping[str, Any], path: Path_) -> Any:
     return node
 
 
-def check_required(spec: ObjectSpec, event: Mapping[str, Any]) -> None:
-    """Raise EventError as map_record would for a missing required field, doing nothing else."""
-    for rule in spec.required:
-        for path in rule.sources:
-            value = lookup(event, path)
-            if value is _MISSING or value is None or value == "":
-                continue
-            if js_falsy(value):
-                raise EventError(rule.required or "")
-            break
-        else:
-            raise EventError(rule.required or "")
-
-
 def map_record(
     spec: ObjectSpec,
     event: Mapping[str, Any],

@@ -142,6 +142,7 @@ async def test_purge_deletes_dead_letters_and_keeps_their_message_ids(store: Sto
         "delivered": 0,
         "unchanged": 0,
         "filtered": 0,
+        "rejected": 0,
         "dead": 0,
     }
     assert await store.enqueue([event("a1", "ada")]) == [False]
@@ -152,3 +153,37 @@ async def test_purge_leaves_live_events_alone(store: Store) -> None:
     await kill_heads(store)
     assert await store.purge_dead_letters(ids=[1, 2]) == 1
     assert [e.message_id for e in await claim_events(store, T0, 10, LEASE)] == ["a2"]
+
+
+# ---------------------------------------------------------------- rejected events
+
+
+async def test_a_rejected_event_is_final_counted_and_replayable_only_by_id(store: Store) -> None:
+    await store.enqueue([event("a1", "ada"), event("a2", "ada"), event("b1", "bob")])
+    first = await claim_events(store, T0, 10, LEASE)
+    assert [c.message_id for c in first] == ["a1", "b1"]
+    await store.record_attempt(1, Attempt(T0, "rejected", None, "email is required for identify"))
+    assert await store.reject(1, "email is required for identify", lease=first[0].lease)
+    assert not await store.reject(1, "again", lease=first[0].lease)  # final: no lease any more
+    rejected = await store.get_event(1)
+    assert rejected is not None
+    assert (rejected.state, rejected.reason) == ("rejected", "email is required for identify")
+    assert (await store.counts())["rejected"] == 1
+    assert await store.list_dead_letters() == [] and await store.get_dead_letter(1) is None
+    # The person's next event is claimable at once: a rejected event never blocks.
+    assert [c.message_id for c in await claim_events(store, T0, 10, LEASE)] == ["a2"]
+
+    assert await store.replay_dead_letters() == 0  # "replay all" means dead letters
+    assert await store.purge_dead_letters(ids=[1]) == 0  # purge is for dead letters only
+    assert await store.replay_dead_letters(ids=[1]) == 1
+    replayed = await store.get_event(1)
+    assert replayed is not None and (replayed.state, replayed.reason) == ("queued", None)
+    assert [a.outcome for a in replayed.history] == ["rejected"]  # history survives replay
+
+
+async def test_ids_beyond_sqlite_integers_name_no_event(store: Store) -> None:
+    await store.enqueue([event("a1")])
+    assert await store.get_event(2**63) is None and await store.get_event(2**64) is None
+    assert await store.replay_dead_letters(ids=[2**64]) == 0
+    assert await store.purge_dead_letters(ids=[2**63, -1]) == 0
+    assert await store.list_dead_letters(offset=2**64) == []

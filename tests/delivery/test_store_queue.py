@@ -27,7 +27,7 @@ async def test_enqueue_reports_each_event_stored(store: Store) -> None:
 async def test_enqueue_of_nothing_stores_nothing(store: Store) -> None:
     assert await store.enqueue([]) == []
     assert await store.counts() == dict.fromkeys(
-        ("queued", "leased", "delivered", "unchanged", "filtered", "dead"), 0
+        ("queued", "leased", "delivered", "unchanged", "filtered", "rejected", "dead"), 0
     )
 
 
@@ -348,6 +348,7 @@ async def test_complete_records_the_final_state_and_time(store: Store, clock: Fa
         "delivered": 1,
         "unchanged": 1,
         "filtered": 1,
+        "rejected": 0,
         "dead": 0,
     }
 
@@ -381,6 +382,7 @@ async def test_prune_forgets_finished_events_and_message_ids_past_the_window(
         "delivered": 1,
         "unchanged": 0,
         "filtered": 0,
+        "rejected": 0,
         "dead": 1,
     }
     # "old" was seen before the window: it is new again; "recent" is still remembered
@@ -420,3 +422,13 @@ async def test_delivered_state_is_recalled_only_within_its_ttl(store: Store) -> 
     assert await store.delivered_states("t", "company", ["Acme"], T0 - 5) == {"Acme": {"Name": "Acme"}}
     await store.forget_states("t", "company", ["Acme"])
     assert await store.delivered_states("t", "company", ["Acme"], T0 - 5) == {}
+
+
+async def test_prune_forgets_rejected_events_past_the_window(make_store: StoreFactory) -> None:
+    store = make_store(dedupe_window_seconds=100.0)
+    await store.enqueue([event("rejected", "ada", at=T0), event("recent", "bob", at=T0 + 50)])
+    for claimed in await claim_events(store, T0 + 50, 10, LEASE):
+        await store.reject(claimed.id, "email is required for identify", lease=claimed.lease)
+    assert await store.prune(T0 + 120) == 1
+    assert await store.get_event(1) is None and await store.get_event(2) is not None
+    assert (await store.counts())["rejected"] == 1

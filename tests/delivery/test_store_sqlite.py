@@ -97,6 +97,7 @@ async def test_state_survives_close_and_reopen(tmp_path: Path) -> None:
             "delivered": 0,
             "unchanged": 0,
             "filtered": 0,
+            "rejected": 0,
             "dead": 1,
         }
         assert [d.message_id for d in await store.list_dead_letters()] == ["a1"]

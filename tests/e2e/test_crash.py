@@ -64,6 +64,7 @@ class Sender(threading.Thread):
                 {
                     "type": "track",
                     "messageId": f"crash-{n}-{uuid.uuid4().hex[:8]}",
+                    "userId": f"p{n % 50}",
                     "event": "Feature Used",
                     "properties": {"n": n},
                     "context": {"traits": {"email": f"p{n % 50}@example.com"}},

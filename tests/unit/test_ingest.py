@@ -17,7 +17,7 @@ from destination.settings import Settings
 from tests.conftest import BASE_CONFIG
 
 AUTH = ("wk_live", "")
-IDENTIFY = {"type": "identify", "traits": {"email": "ada@example.com"}}
+IDENTIFY = {"type": "identify", "userId": "ada", "traits": {"email": "ada@example.com"}}
 TRACK = {"type": "track", "event": "Ticket Closed", "userId": "u1", "properties": {}}
 
 
@@ -47,10 +47,13 @@ def total(client: TestClient) -> int:
 
 
 def test_single_event_is_stored_and_message_id_assigned(client: TestClient) -> None:
-    response = client.post("/v1/identify", json={"traits": {"email": "ada@example.com"}}, auth=AUTH)
+    response = client.post(
+        "/v1/identify", json={"userId": "ada", "traits": {"email": "ada@example.com"}}, auth=AUTH
+    )
     assert response.status_code == 200
     body = response.json()
     assert body["success"] is True and body["stored"] == 1 and len(body["messageIds"][0]) == 36
+    assert body["rejected"] == [] and body["acknowledged"] == []
     assert total(client) == 1
 
 
@@ -61,26 +64,73 @@ def test_route_sets_the_type(client: TestClient) -> None:
     assert response.json()["stored"] == 1
 
 
-def test_invalid_event_names_the_field(client: TestClient) -> None:
-    response = client.post("/v1/identify", json={"traits": "nope"}, auth=AUTH)
-    assert (
-        response.status_code == 400
-        and response.json()["error"] == "event.traits: Input should be a valid dictionary"
-    )
-    response = client.post("/v1/identify", json={"traits": {"name": "x"}}, auth=AUTH)
-    assert response.json()["error"] == "event: email is required for identify"
+def test_events_gainsight_cannot_take_are_stored_for_the_planner(client: TestClient) -> None:
+    """Wrong field types and missing emails are the planner's call: stored, finished as rejected."""
+    for body in ({"userId": "u", "traits": "nope"}, {"userId": "u", "traits": {"name": "x"}}):
+        response = client.post("/v1/identify", json=body, auth=AUTH)
+        assert response.status_code == 200 and response.json()["stored"] == 1
 
 
-def test_batch_is_all_or_nothing_with_indexes(client: TestClient) -> None:
-    batch = [IDENTIFY, {"type": "group", "traits": {"name": "Acme"}}, TRACK, {"event": "x"}]
+def test_batch_keeps_good_events_and_lists_what_is_not_an_event(client: TestClient) -> None:
+    batch = [
+        IDENTIFY,
+        {"type": "group", "userId": "u", "traits": {"name": "Acme"}},  # no email: the planner's call
+        TRACK,
+        {"event": "x", "userId": "u"},
+        {"type": "track", "event": "x"},
+        "text",
+        {"type": "foo", "userId": "u"},
+        {"type": "track", "userId": "u", "messageId": True},
+        {"type": "page", "userId": "u"},
+    ]
     response = client.post("/v1/batch", json={"batch": batch}, auth=AUTH)
-    assert response.status_code == 400
+    assert response.status_code == 200
     body = response.json()
-    assert body["stored"] == 0
-    assert [e["index"] for e in body["errors"]] == [1, 3]
-    assert body["errors"][0]["error"] == "batch[1]: user email is required for group"
-    assert body["errors"][1]["error"] == "batch[3].type: Message Type is not present. Aborting message."
-    assert total(client) == 0
+    assert body["stored"] == 3 and body["rejectedCount"] == 5
+    assert body["rejected"] == [
+        {"index": 3, "field": "type", "reason": "Message Type is not present"},
+        {"index": 4, "field": "userId", "reason": "neither userId nor anonymousId is present"},
+        {"index": 5, "field": None, "reason": "expected a JSON object, got string"},
+        {"index": 6, "field": "type", "reason": "unknown message type 'foo'"},
+        {
+            "index": 7,
+            "field": "messageId",
+            "reason": "must be a string or an integer of at most 2^53, got boolean True",
+        },
+    ]
+    assert body["acknowledged"] == [{"index": 8, "type": "page"}]
+    assert total(client) == 3
+
+
+@pytest.mark.parametrize(
+    ("raw_id", "stored_as"),
+    [(b'"m-1"', "m-1"), (b"42", "42"), (b"-9007199254740992", "-9007199254740992")],
+)
+def test_message_ids_that_json_carries_exactly(client: TestClient, raw_id: bytes, stored_as: str) -> None:
+    body = b'{"type":"track","event":"Ticket Closed","userId":"u","messageId":' + raw_id + b"}"
+    response = client.post("/v1/track", content=body, auth=AUTH)
+    assert response.json()["messageIds"] == [stored_as]
+
+
+@pytest.mark.parametrize(
+    "raw_id",
+    [b"1.0", b"1.0e-400", b"1e3", b"9007199254740993", b"true", b"{}", b"[1]", b'"' + b"x" * 600 + b'"'],
+)
+def test_unusable_message_ids_are_rejected_naming_the_field(client: TestClient, raw_id: bytes) -> None:
+    body = b'{"batch":[{"type":"track","event":"Ticket Closed","userId":"u","messageId":' + raw_id + b"}]}"
+    answer = client.post("/v1/batch", content=body, auth=AUTH).json()
+    assert answer["stored"] == 0 and answer["rejected"][0]["field"] == "messageId"
+
+
+def test_a_request_with_no_events_is_400(client: TestClient) -> None:
+    for path, body in (("/v1/batch", {"batch": []}), ("/webhook", [])):
+        response = client.post(path, json=body, auth=AUTH)
+        assert response.status_code == 400
+        assert response.json() == {
+            "code": "invalid_request",
+            "message": "the request holds no events",
+            "error": "the request holds no events",
+        }
 
 
 def test_batch_stores_every_event(client: TestClient) -> None:
@@ -91,16 +141,27 @@ def test_batch_stores_every_event(client: TestClient) -> None:
 @pytest.mark.parametrize("body", [{"batch": "x"}, {"events": []}, [IDENTIFY]])
 def test_batch_shape(client: TestClient, body: Any) -> None:
     response = client.post("/v1/batch", json=body, auth=AUTH)
-    assert response.status_code == 400 and "batch" in response.json()["error"]
+    assert response.status_code == 400 and "batch" in response.json()["message"]
 
 
 def test_unsupported_types_are_acknowledged_not_stored(client: TestClient) -> None:
     response = client.post(
-        "/webhook", json=[{"type": "page", "name": "Home"}, TRACK, {"type": "Screen"}], auth=AUTH
+        "/webhook",
+        json=[{"type": "page", "name": "Home", "userId": "u"}, TRACK, {"type": "Screen", "anonymousId": "a"}],
+        auth=AUTH,
     )
     body = response.json()
     assert response.status_code == 200 and body["stored"] == 1
-    assert body["ignored"] == [{"index": 0, "type": "page"}, {"index": 2, "type": "Screen"}]
+    assert body["acknowledged"] == [{"index": 0, "type": "page"}, {"index": 2, "type": "screen"}]
+
+
+@pytest.mark.parametrize("kind", ["page", "screen", "alias"])
+def test_page_screen_alias_routes_acknowledge(client: TestClient, kind: str) -> None:
+    response = client.post(f"/v1/{kind}", json={"userId": "u", "previousId": "p"}, auth=AUTH)
+    assert response.status_code == 200
+    assert response.json()["acknowledged"] == [{"index": 0, "type": kind}] and total(client) == 0
+    text = client.get("/metrics").text
+    assert f'gsd_events_ignored_total{{destination="acme",type="{kind}"}} 1.0' in text
 
 
 def test_webhook_takes_one_event(client: TestClient) -> None:
@@ -156,7 +217,13 @@ def test_credentials_required_by_default(client: TestClient) -> None:
 def test_named_destination_needs_its_own_credentials(client: TestClient) -> None:
     assert client.post("/v1/d/beta/track", json=TRACK, auth=AUTH).status_code == 401
     assert client.post("/v1/d/beta/track", json=TRACK, auth=("wk_beta", "")).status_code == 200
-    assert client.post("/v1/d/nope/track", json=TRACK, auth=AUTH).status_code == 404
+    unknown = client.post("/v1/d/nope/track", json=TRACK, auth=AUTH)
+    known = client.post("/v1/d/beta/track", json=TRACK, auth=AUTH)
+    assert (unknown.status_code, unknown.json(), unknown.headers["www-authenticate"]) == (
+        known.status_code,
+        known.json(),
+        known.headers["www-authenticate"],
+    )
 
 
 def test_admin_routes_need_admin_token_or_own_credentials(client: TestClient) -> None:

@@ -39,10 +39,13 @@ def test_overflowing_number_is_a_400(client: TestClient) -> None:
 
 
 def test_huge_numeric_message_ids_are_refused_not_merged(client: TestClient) -> None:
-    body = b'{"messageId":123456789012345678901234567890,"traits":{"email":"a@b.co"}}'
+    body = b'{"messageId":123456789012345678901234567890,"userId":"u","traits":{"email":"a@b.co"}}'
     response = client.post("/v1/identify", content=body, auth=AUTH)
-    assert response.status_code == 400 and "messageId" in response.json()["error"]
-    ok = client.post("/v1/identify", json={"messageId": 42, "traits": {"email": "a@b.co"}}, auth=AUTH)
+    assert response.status_code == 200 and response.json()["stored"] == 0
+    assert response.json()["rejected"][0]["field"] == "messageId"
+    ok = client.post(
+        "/v1/identify", json={"messageId": 42, "userId": "u", "traits": {"email": "a@b.co"}}, auth=AUTH
+    )
     assert ok.json()["messageIds"] == ["42"]
 
 

@@ -10,7 +10,7 @@ from destination.sandbox import sandbox_destination
 from destination.settings import Settings
 from tests.e2e.servers import wait_for
 
-IDENTIFY = {"traits": {"email": "ada@example.com", "seats": 3}}
+IDENTIFY = {"userId": "ada", "traits": {"email": "ada@example.com", "seats": 3}}
 
 
 def test_sandbox_delivers_to_the_embedded_simulator() -> None:
@@ -46,7 +46,7 @@ def test_sandbox_destination_maps_every_sandbox_event_and_custom_field() -> None
 def test_ready_reports_queue_and_delivery() -> None:
     with TestClient(create_app(Settings(store_url="memory://"))) as client:
         body = client.get("/ready").json()
-        assert body["status"] == "ready" and body["problems"] == [] and body["destinations"] == ["sandbox"]
+        assert body["status"] == "ready" and body["problems"] == [] and body["destinations"] == 1
         client.app.state.runtime.worker.cancel()  # type: ignore[attr-defined]
         wait_for(lambda: client.get("/ready").status_code == 503)
         assert client.get("/ready").json()["problems"] == ["delivery loop is not running"]

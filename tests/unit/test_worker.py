@@ -218,17 +218,55 @@ def test_event_of_a_removed_destination_is_a_dead_letter() -> None:
     assert event is not None and event.state == "dead" and "gone" in (event.reason or "")
 
 
-@pytest.mark.parametrize("payload", [b"not json", dumps({"type": "identify", "traits": {}})])
-def test_undeliverable_stored_event_is_a_dead_letter(payload: bytes) -> None:
+def test_unreadable_stored_event_is_a_dead_letter() -> None:
     world = World(ok)
 
     async def run() -> StoredEvent | None:
-        await world.store.enqueue([NewEvent("acme", "m", "p", "identify", payload, NOW)])
+        await world.store.enqueue([NewEvent("acme", "m", "p", "identify", b"not json", NOW)])
         await world.deliver_ready()
         return await world.store.get_event(1)
 
     event = asyncio.run(run())
     assert event is not None and event.state == "dead" and world.calls == []
+
+
+@pytest.mark.parametrize(
+    ("event", "reason"),
+    [
+        ({"type": "identify", "traits": {}}, "email is required for identify"),
+        (
+            {"type": "identify", "traits": {"email": {"a": 1}}},
+            "traits.email must be a string (an email address), got dict",
+        ),
+        (
+            {"type": "identify", "context": {"traits": {"email": "n/a"}}},
+            "context.traits.email does not look like an email address",
+        ),
+        (
+            {"type": "group", "traits": {"name": "Acme"}, "context": {"traits": {"email": 7}}},
+            "context.traits.email must be a string (an email address), got int",
+        ),
+        (
+            {"type": "track", "event": "Ticket Closed", "properties": [1]},
+            "properties must be a JSON object, got list",
+        ),
+    ],
+)
+def test_event_the_planner_refuses_is_rejected_at_once_never_retried(
+    event: dict[str, Any], reason: str
+) -> None:
+    world = World(ok)
+
+    async def run() -> tuple[StoredEvent | None, int]:
+        await world.store.enqueue([NewEvent("acme", "m", "p", event["type"], dumps(event), NOW)])
+        await world.deliver_ready()
+        claimed = await world.store.claim(NOW + 10**6, 10, 60)
+        return await world.store.get_event(1), len(claimed)
+
+    stored, claimed_later = asyncio.run(run())
+    assert stored is not None and (stored.state, stored.reason) == ("rejected", reason)
+    assert [a.outcome for a in stored.history] == ["rejected"] and world.calls == [] and claimed_later == 0
+    assert world.deliverer._metrics.outcomes.labels("acme", "rejected")._value.get() == 1
 
 
 def test_spent_budget_is_remembered_until_the_window_ends() -> None:
