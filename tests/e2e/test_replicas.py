@@ -42,7 +42,11 @@ def email(p: int) -> str:
 
 def make_event(p: int, step: int) -> dict[str, Any]:
     kind = STEPS[step]
-    base: dict[str, Any] = {"type": kind, "messageId": f"r-{p}-{step}-{uuid.uuid4().hex[:8]}"}
+    base: dict[str, Any] = {
+        "type": kind,
+        "messageId": f"r-{p}-{step}-{uuid.uuid4().hex[:8]}",
+        "userId": f"replica-user-{p}",
+    }
     if kind == "identify":
         return {**base, "traits": {"email": email(p), "plan": f"plan-{step}"}}
     if kind == "group":
@@ -94,6 +98,7 @@ class Replicas:
             except httpx.TransportError:
                 continue
             if answer.status_code == 200:
+                assert answer.json().get("rejected", []) == [], answer.text
                 return
         raise AssertionError("no replica stored the batch")
 
