@@ -17,7 +17,7 @@ from fastapi.openapi.utils import get_openapi
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from destination import __version__
-from destination.api import admin, health, ingest, rudder, transform
+from destination.api import admin, docs, health, ingest, rudder, status, transform
 from destination.api.origins import OriginGuard
 from destination.api.responses import ERROR_SCHEMA, JsonResponse, error_response
 from destination.config import Destination, load_destinations
@@ -33,6 +33,7 @@ from destination.gainsight.plan import Request as PlannedRequest
 from destination.mapping.spec import default_specs
 from destination.metrics import Metrics, serve_metrics
 from destination.runtime import Runtime
+from destination.serving import HTTP_GRACE_SECONDS
 from destination.settings import DEFAULT_ALLOWED_DOMAINS, Settings
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,7 @@ def _error_handlers(app: FastAPI) -> None:
 
 
 _ERROR_SCHEMA = ERROR_SCHEMA
-_SECURED_TAGS = {"Ingest", "Dry run", "Admin"}
+_SECURED_TAGS = {"Ingest", "Dry run"}
 
 
 def _describe_api(app: FastAPI) -> None:
@@ -89,6 +90,12 @@ def _describe_api(app: FastAPI) -> None:
             schema.setdefault("components", {})["securitySchemes"] = {
                 "writeKey": {"type": "http", "scheme": "basic", "description": "username = a write key"},
                 "jwt": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+                "adminToken": {"type": "http", "scheme": "bearer", "description": "GSD_ADMIN_TOKEN"},
+                "adminBasic": {
+                    "type": "http",
+                    "scheme": "basic",
+                    "description": "any user name, password = GSD_ADMIN_TOKEN",
+                },
                 "webhookSignature": {
                     "type": "apiKey",
                     "in": "header",
@@ -129,6 +136,10 @@ def _describe_operation(method: str, operation: dict[str, Any]) -> None:
     if _SECURED_TAGS & set(operation.get("tags", [])):
         operation["security"] = [{"writeKey": []}, {"jwt": []}, {"webhookSignature": []}, {}]
         responses.setdefault("401", {"description": "missing or invalid credentials (when auth is on)"})
+    if "Admin" in operation.get("tags", []) and operation.get("summary") != "Prometheus metrics":
+        operation["security"] = [{"adminToken": []}, {"adminBasic": []}]
+        responses.setdefault("401", {"description": "missing or wrong admin token"})
+        responses.setdefault("404", {"description": "admin routes are off (GSD_ADMIN_TOKEN unset)"})
 
 
 def _allowed_domains(settings: Settings, destinations: dict[str, Destination]) -> tuple[str, ...]:
@@ -192,7 +203,11 @@ def create_app(
             gate=gate,
             policy=RetryPolicy(max_attempts=settings.max_attempts, max_age_seconds=settings.max_age_seconds),
             metrics=metrics,
-            settings=WorkerSettings(concurrency=settings.workers, lease_seconds=settings.lease_seconds),
+            settings=WorkerSettings(
+                concurrency=settings.workers,
+                lease_seconds=settings.lease_seconds,
+                drain_seconds=settings.drain_seconds - HTTP_GRACE_SECONDS,
+            ),
         )
         transformer = rudder.RudderTransformer(
             specs, client, executor, rudder.AllowedDomains(_allowed_domains(settings, destinations))
@@ -216,7 +231,9 @@ def create_app(
         pruner = asyncio.create_task(_prune_forever(store))
         metrics_server = None
         if settings.metrics_port is not None:
-            metrics_server = await serve_metrics(metrics, store, settings.metrics_host, settings.metrics_port)
+            metrics_server = await serve_metrics(
+                metrics, store, settings.metrics_host, settings.metrics_port, sorted(destinations)
+            )
         try:
             yield
         finally:
@@ -235,6 +252,8 @@ def create_app(
         description="Deliver RudderStack/Segment events into Gainsight CS.",
         lifespan=lifespan,
         default_response_class=JsonResponse,
+        docs_url=None,  # Swagger UI and ReDoc load from a CDN: /docs is served by api/docs.py
+        redoc_url=None,
     )
     _error_handlers(app)
     _describe_api(app)
@@ -245,6 +264,8 @@ def create_app(
     app.include_router(ingest.router)
     app.include_router(transform.router)
     app.include_router(admin.router)
+    app.include_router(status.router)
+    app.include_router(docs.router)
     if settings.transformer_routes == "on":
         app.include_router(rudder.build_router())
     if sandbox is not None:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from pydantic import ValidationError
 
-from destination.config import DestinationConfig, load_destinations, parse_destination_config
+from destination.config import DestinationConfig, load_destination_configs, parse_destination_config
 from destination.errors import ConfigError
 from destination.jsonutil import JSONDecodeError, dumps, loads
 from destination.mapping.spec import MappingSpecError, default_specs
@@ -47,12 +47,12 @@ def serve(
     destinations: Annotated[
         Path | None, typer.Option("--destinations", help="Destinations file [env GSD_DESTINATIONS].")
     ] = None,
-    access_log: Annotated[bool, typer.Option(help="Log every HTTP request.")] = False,
+    access_log: Annotated[bool, typer.Option(help="Log every HTTP request (one line each).")] = True,
 ) -> None:
     """Run the service. With no destinations configured it runs in sandbox mode."""
-    import uvicorn
-
     from destination.app import create_app
+    from destination.logs import configure_logging
+    from destination.serving import ServeError, bind, check_store_writable, run_server
     from destination.settings import Settings
 
     # Flags win over GSD_* variables, which Settings reads itself.
@@ -61,25 +61,31 @@ def serve(
     }
     try:
         settings = Settings(**overrides)  # type: ignore[arg-type]
-        application = create_app(settings)
-    except (ConfigError, MappingSpecError) as exc:
-        raise _fail(str(exc)) from None
     except ValidationError as exc:
         raise _fail(f"invalid setting: {_settings_problems(exc)}") from None
-    # Bind every interface only when inbound auth protects the routes.
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    listen_host = settings.host or ("0.0.0.0" if settings.auth_enabled else "127.0.0.1")
-    _announce(application, listen_host, settings.port)
-    uvicorn.run(
+    configure_logging(settings.log_level, settings.log_format)
+    try:
+        check_store_writable(settings.store_url)
+        application = create_app(settings)
+        # Bind every interface only when inbound auth protects the routes.
+        listen_host = settings.host or ("0.0.0.0" if settings.auth_enabled else "127.0.0.1")
+        sock = bind(listen_host, settings.port)
+    except (ConfigError, MappingSpecError, ServeError) as exc:
+        raise _fail(str(exc)) from None
+    bound_port = sock.getsockname()[1]
+    if settings.admin_token is None:
+        logging.getLogger("destination").info(
+            "admin routes and /status are off: set GSD_ADMIN_TOKEN to turn them on"
+        )
+    code = run_server(
         application,
-        host=listen_host,
-        port=settings.port,
+        sock,
         access_log=access_log,
         log_level=settings.log_level,
-        timeout_graceful_shutdown=30,
+        on_ready=lambda: _announce(application, listen_host, bound_port, settings.admin_token is not None),
     )
+    if code:
+        raise typer.Exit(code)
 
 
 def _settings_problems(exc: ValidationError) -> str:
@@ -88,11 +94,13 @@ def _settings_problems(exc: ValidationError) -> str:
     )
 
 
-def _announce(application: object, host: str, port: int) -> None:
+def _announce(application: object, host: str, port: int, admin: bool) -> None:
     from destination.sandbox import sandbox_banner
 
     banner = sandbox_banner(application, host, port)
     typer.echo(banner or f"gainsight-destination listening on http://{host}:{port}")
+    if admin:
+        typer.echo(f"status page: http://{host}:{port}/status (any user name, GSD_ADMIN_TOKEN as password)")
 
 
 def _transform_config(
@@ -104,12 +112,13 @@ def _transform_config(
         except (OSError, JSONDecodeError) as exc:
             raise _fail(f"cannot read {config}: {exc}") from None
     if destinations is not None:
-        found = {d.id: d for d in load_destinations(destinations)}
+        # Only the dashboard settings: inbound secrets ({env: ...} or not) are not needed here.
+        found = load_destination_configs(destinations)
         if destination_id is None and len(found) == 1:
-            return next(iter(found.values())).config
+            return next(iter(found.values()))
         if destination_id not in found:
             raise _fail(f"name a destination with --destination (one of: {', '.join(sorted(found))})")
-        return found[destination_id].config
+        return found[destination_id]
     from destination.sandbox import sandbox_destination
 
     return sandbox_destination().config
@@ -156,7 +165,12 @@ def transform(
 
 @app.command("validate-config")
 def validate_config(destinations: DestinationsOption = None) -> None:
-    """Check the mapping files and a destinations file; list every problem."""
+    """Check the mapping files and a destinations file; list every problem at once (exit 2 if any)."""
+    import os
+
+    from destination.config import read_destinations_file
+    from destination.config_check import check_destinations
+
     try:
         specs = default_specs()
     except MappingSpecError as exc:
@@ -168,12 +182,17 @@ def validate_config(destinations: DestinationsOption = None) -> None:
         typer.echo("no destinations file given (--destinations or GSD_DESTINATIONS): sandbox mode")
         return
     try:
-        found = load_destinations(destinations)
+        checked = check_destinations(read_destinations_file(destinations), os.environ)
     except ConfigError as exc:
         raise _fail(exc.message) from None
-    for dest in found:
-        events = len(dest.config.event_names)
-        typer.echo(f"destination {dest.id}: {dest.config.domain}, {events} mapped track events")
+    for summary in checked.summaries:
+        typer.echo(summary)
+    for problem in checked.problems:
+        typer.secho(f"error: {destinations}: {problem}", err=True, fg=typer.colors.RED)
+    if checked.problems:
+        count = len(checked.problems)
+        typer.secho(f"{count} problem{'s' if count > 1 else ''} found", err=True, fg=typer.colors.RED)
+        raise typer.Exit(2)
     typer.echo("ok")
 
 
@@ -186,7 +205,9 @@ app.add_typer(dead_letters, name="dead-letters")
 
 StoreOption = Annotated[str, typer.Option("--store", envvar="GSD_STORE_URL", help="Store URL.")]
 DestinationFilter = Annotated[str | None, typer.Option("--destination", help="Only this destination.")]
-Ids = Annotated[list[int] | None, typer.Argument(help="Dead-letter ids; all when omitted.")]
+MAX_ID = 2**63 - 1  # store ids are signed 64-bit integers
+Ids = Annotated[list[int] | None, typer.Argument(help="Dead-letter ids.", min=1, max=MAX_ID)]
+EventIdArg = Annotated[int, typer.Argument(help="Dead-letter id.", min=1, max=MAX_ID)]
 DEFAULT_STORE = "sqlite:///./data/gsd.sqlite3"
 
 
@@ -226,7 +247,7 @@ def dead_letters_list(
 ) -> None:
     """One JSON line per dead letter, oldest first."""
 
-    from destination.api.admin import dead_letter_summary
+    from destination.delivery.views import dead_letter_summary
 
     async def work(opened: Store) -> None:
         for letter in await opened.list_dead_letters(destination, limit, offset):
@@ -236,27 +257,44 @@ def dead_letters_list(
 
 
 @dead_letters.command("show")
-def dead_letters_show(event_id: int, store: StoreOption = DEFAULT_STORE) -> None:
+def dead_letters_show(event_id: EventIdArg, store: StoreOption = DEFAULT_STORE) -> None:
     """The dead letter's event and every attempt's Gainsight answer."""
-    from destination.api.admin import dead_letter_view
+    from destination.delivery.views import event_view
 
     async def work(opened: Store) -> None:
         event = await opened.get_dead_letter(event_id)
         if event is None:
             raise _fail(f"no dead letter with id {event_id}")
-        _echo_json(dead_letter_view(event))
+        _echo_json(event_view(event))
 
     _with_store(store, work)
 
 
+AllFlag = Annotated[bool, typer.Option("--all", help="Every dead letter of every destination.")]
+NOTHING_SELECTED = "nothing selected: name dead-letter ids, --destination ID, or --all"
+
+
+def _selection(ids: list[int] | None, destination: str | None, everything: bool) -> list[int] | None:
+    """The ids to act on (None: all matching --destination); refuses an empty selection."""
+    if everything and (ids or destination is not None):
+        raise _fail("--all selects everything; do not combine it with ids or --destination")
+    if not everything and not ids and destination is None:
+        raise _fail(NOTHING_SELECTED)
+    return ids or None
+
+
 @dead_letters.command("replay")
 def dead_letters_replay(
-    ids: Ids = None, store: StoreOption = DEFAULT_STORE, destination: DestinationFilter = None
+    ids: Ids = None,
+    store: StoreOption = DEFAULT_STORE,
+    destination: DestinationFilter = None,
+    everything: AllFlag = False,
 ) -> None:
     """Re-queue dead letters in their original order; the running service delivers them."""
+    chosen = _selection(ids, destination, everything)
 
     async def work(opened: Store) -> None:
-        count = await opened.replay_dead_letters(ids or None, destination)
+        count = await opened.replay_dead_letters(chosen, destination)
         typer.echo(f"replayed {count} dead letter(s)")
 
     _with_store(store, work)
@@ -264,13 +302,72 @@ def dead_letters_replay(
 
 @dead_letters.command("purge")
 def dead_letters_purge(
-    ids: Ids = None, store: StoreOption = DEFAULT_STORE, destination: DestinationFilter = None
+    ids: Ids = None,
+    store: StoreOption = DEFAULT_STORE,
+    destination: DestinationFilter = None,
+    everything: AllFlag = False,
 ) -> None:
     """Delete dead letters for good."""
+    chosen = _selection(ids, destination, everything)
 
     async def work(opened: Store) -> None:
-        count = await opened.purge_dead_letters(ids or None, destination)
+        count = await opened.purge_dead_letters(chosen, destination)
         typer.echo(f"purged {count} dead letter(s)")
+
+    _with_store(store, work)
+
+
+events = typer.Typer(
+    help="Look up any event's state and attempts (reads GSD_STORE_URL).", no_args_is_help=True
+)
+app.add_typer(events, name="events")
+
+
+@events.command("show")
+def events_show(
+    message_id: Annotated[str, typer.Argument(help="The event's messageId.")],
+    store: StoreOption = DEFAULT_STORE,
+    destination: DestinationFilter = None,
+) -> None:
+    """The event's state, payload and every attempt (request sent, Gainsight's answer), as JSON."""
+    from destination.delivery.views import event_view
+
+    async def work(opened: Store) -> None:
+        found = await opened.find_events(message_id, destination)
+        if not found:
+            where = f" for destination {destination!r}" if destination else ""
+            raise _fail(f"no event with messageId {message_id!r}{where}")
+        owners = sorted({e.destination_id for e in found})
+        if len(owners) > 1:
+            raise _fail(
+                f"messageId {message_id!r} is in several destinations ({', '.join(owners)}): "
+                "name one with --destination"
+            )
+        _echo_json(event_view(found[-1]))
+
+    _with_store(store, work)
+
+
+@events.command("list")
+def events_list(
+    store: StoreOption = DEFAULT_STORE,
+    destination: DestinationFilter = None,
+    state: Annotated[
+        str | None,
+        typer.Option(help="queued, leased, delivered, unchanged, filtered, rejected or dead."),
+    ] = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> None:
+    """One JSON line per event, oldest first."""
+    from destination.delivery.views import EVENT_STATES_SHOWN, event_summary
+
+    if state is not None and state not in EVENT_STATES_SHOWN:
+        raise _fail(f"--state: expected one of {', '.join(EVENT_STATES_SHOWN)}")
+
+    async def work(opened: Store) -> None:
+        for found in await opened.list_events(destination, state, limit, offset):
+            _echo_json(event_summary(found))
 
     _with_store(store, work)
 

@@ -7,10 +7,12 @@ Every error names the setting, e.g. `personMap[2].to`.
 
 from __future__ import annotations
 
+import difflib
 import functools
+import logging
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,8 @@ from pydantic import (
 from destination.errors import ConfigError
 from destination.jsonutil import JSONDecodeError, loads
 from destination.mapping.spec import default_specs
+
+log = logging.getLogger(__name__)
 
 _HOST = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::\d{1,5})?")
 _CUSTOM_SUFFIX = "__gc"
@@ -153,6 +157,37 @@ class DestinationConfig(BaseModel):
         return _map_dict(self.event_version_map)
 
 
+# Keys RudderStack's dashboard or rudder-server put in every destination's Config: not typos.
+RUDDERSTACK_COMMON_KEYS = frozenset(
+    {
+        "blacklistedEvents",
+        "whitelistedEvents",
+        "eventFilteringOption",
+        "oneTrustCookieCategories",
+        "ketchConsentPurposes",
+        "consentManagement",
+        "eventDelivery",
+        "eventDeliveryTS",
+    }
+)
+CONFIG_KEYS = frozenset(field.alias or name for name, field in DestinationConfig.model_fields.items())
+
+
+def unknown_config_keys(config: Mapping[str, Any]) -> list[str]:
+    """`accesskey: unknown setting; did you mean accessKey?` per key the dashboard shape lacks."""
+    problems = []
+    by_lower = {key.lower(): key for key in CONFIG_KEYS}
+    for key in config:
+        if key in CONFIG_KEYS or key in RUDDERSTACK_COMMON_KEYS:
+            continue
+        guess = by_lower.get(str(key).lower()) or next(
+            iter(difflib.get_close_matches(str(key), sorted(CONFIG_KEYS), n=1, cutoff=0.6)), None
+        )
+        hint = f"; did you mean {guess}?" if guess else f"; known settings: {', '.join(sorted(CONFIG_KEYS))}"
+        problems.append(f"{key}: unknown setting{hint}")
+    return problems
+
+
 def _setting_path(loc: tuple[int | str, ...]) -> str:
     text = ""
     for part in loc:
@@ -164,6 +199,11 @@ def _setting_path(loc: tuple[int | str, ...]) -> str:
 
 
 def describe_validation_error(exc: ValidationError, prefix: str = "") -> str:
+    """Every problem, each naming the setting: `personMap[0].to: …; …`."""
+    return "; ".join(validation_problems(exc, prefix))
+
+
+def validation_problems(exc: ValidationError, prefix: str = "") -> list[str]:
     """One line per problem, each naming the setting: `personMap[0].to: …`."""
     lines = []
     errors = exc.errors()
@@ -175,7 +215,7 @@ def describe_validation_error(exc: ValidationError, prefix: str = "") -> str:
         msg = err["msg"].removeprefix("Value error, ")
         # Model-level checks name their own setting in the message.
         lines.append(f"{prefix}{_setting_path(loc)}: {msg}" if loc else f"{prefix}{msg}")
-    return "; ".join(lines)
+    return lines
 
 
 def parse_destination_config(data: Any) -> DestinationConfig:
@@ -243,6 +283,29 @@ class DestinationsFile(BaseModel):
             seen.add(dest.id)
         return self
 
+    @model_validator(mode="after")
+    def _unique_write_keys(self) -> DestinationsFile:
+        # A write key picks the destination: shared, its events would all go to one of them.
+        problems = shared_write_keys(
+            (d.id, [k.get_secret_value() for k in d.write_keys]) for d in self.destinations
+        )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+def shared_write_keys(destinations: Iterable[tuple[str, list[str]]]) -> list[str]:
+    """One problem per write key that more than one destination lists (the key itself not shown)."""
+    owners: dict[str, list[str]] = {}
+    for destination_id, keys in destinations:
+        for key in dict.fromkeys(keys):
+            owners.setdefault(key, []).append(destination_id)
+    return [
+        f"a write key is shared by destinations {', '.join(ids)}: each destination needs its own"
+        for ids in owners.values()
+        if len(ids) > 1
+    ]
+
 
 def resolve_env_refs(node: Any, environ: Mapping[str, str], where: str = "") -> Any:
     """Replace every `{env: VAR}` with the variable's value; a missing variable is an error."""
@@ -281,17 +344,61 @@ def _syntax_error(exc: Exception, path: Path) -> str:
     return f"not valid JSON: {exc}"
 
 
-def load_destinations(path: Path, environ: Mapping[str, str] | None = None) -> tuple[Destination, ...]:
-    """Read a destinations file (YAML or JSON); ConfigError names the file and every bad setting."""
+def read_destinations_file(path: Path) -> Any:
+    """The destinations file's data (YAML or JSON), not yet validated; ConfigError if unreadable."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read destinations file {path}: {exc.strerror}") from None
     try:
-        data = loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+        return loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
     except (JSONDecodeError, yaml.YAMLError) as exc:
         raise ConfigError(f"{path}: {_syntax_error(exc, path)}") from None
+
+
+def destination_entries(data: Any) -> Any:
+    """The list of destinations in any accepted shape (see parse_destinations)."""
+    if isinstance(data, list):
+        return data
+    if isinstance(data, dict) and "destinations" not in data and "config" in data:
+        return [data]
+    return data.get("destinations") if isinstance(data, dict) else data
+
+
+def load_destination_configs(
+    path: Path, environ: Mapping[str, str] | None = None
+) -> dict[str, DestinationConfig]:
+    """Only the dashboard settings of each destination, by id: what an offline dry run needs.
+    Inbound credentials (writeKeys, jwt, webhookSecret) are neither read nor required."""
+    entries = destination_entries(read_destinations_file(path))
+    if not isinstance(entries, list):
+        raise ConfigError(f"{path}: expected a list of destinations")
+    found = {}
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict) or not isinstance(entry.get("id"), str):
+            raise ConfigError(f"{path}: destinations[{i}]: expected an object with an id")
+        raw = resolve_env_refs(entry.get("config"), os.environ if environ is None else environ, "config")
+        try:
+            found[entry["id"]] = parse_destination_config(raw)
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: destination {entry['id']}: {exc.message}") from None
+    return found
+
+
+def load_destinations(path: Path, environ: Mapping[str, str] | None = None) -> tuple[Destination, ...]:
+    """Read a destinations file (YAML or JSON); ConfigError names the file and every bad setting.
+
+    Unknown keys inside `config` are ignored (the dashboard and rudder-server add their own), each
+    with a warning in the log: `validate-config` reports them as errors.
+    """
+    data = read_destinations_file(path)
     try:
-        return parse_destinations(data, environ)
+        found = parse_destinations(data, environ)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc.message}") from None
+    entries = destination_entries(data)
+    for entry in entries if isinstance(entries, list) else []:
+        config = entry.get("config") if isinstance(entry, dict) else None
+        for problem in unknown_config_keys(config) if isinstance(config, dict) else []:
+            log.warning("destination %s: config.%s (ignored)", entry.get("id"), problem)
+    return found

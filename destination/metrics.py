@@ -4,6 +4,7 @@ destinations by id, never by their Gainsight domain (a tenant's name is not for 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -15,6 +16,7 @@ from prometheus_client import (
 )
 
 from destination.delivery.store import Store
+from destination.status import degraded_destinations
 
 
 class Metrics:
@@ -84,6 +86,12 @@ class Metrics:
             buckets=(0.1, 0.5, 1, 5, 15, 60, 300, 1800, 3600, 86400),
             registry=self.registry,
         )
+        self.degraded = Gauge(
+            "gsd_destination_degraded",
+            "1 when every recent attempt for the destination failed (see /status)",
+            ["destination"],
+            registry=self.registry,
+        )
 
     def saved(self, destination: str, reason: str, calls: int) -> None:
         """Count calls saved (gsd_calls_saved_total); the executor reports them."""
@@ -91,14 +99,18 @@ class Metrics:
             self.calls_saved.labels(destination, reason).inc(calls)
 
 
-async def scrape(metrics: Metrics, store: Store) -> bytes:
-    """The exposition text, the queue gauge refreshed from the store first."""
+async def scrape(metrics: Metrics, store: Store, destination_ids: Sequence[str] = ()) -> bytes:
+    """The exposition text, the queue and degraded gauges refreshed from the store first."""
     for state, count in (await store.counts()).items():
         metrics.queue.labels(state).set(count)
+    for destination_id, degraded in (await degraded_destinations(store, list(destination_ids))).items():
+        metrics.degraded.labels(destination_id).set(int(degraded))
     return bytes(generate_latest(metrics.registry))
 
 
-async def serve_metrics(metrics: Metrics, store: Store, host: str, port: int) -> asyncio.Server:
+async def serve_metrics(
+    metrics: Metrics, store: Store, host: str, port: int, destination_ids: Sequence[str] = ()
+) -> asyncio.Server:
     """/metrics on a listen address of its own (GSD_METRICS_HOST/PORT), so that the service's
     public address never shows it. A minimal HTTP/1.0 responder: GET /metrics, else 404."""
 
@@ -108,7 +120,11 @@ async def serve_metrics(metrics: Metrics, store: Store, host: str, port: int) ->
                 head = await reader.readuntil(b"\r\n\r\n")
             method, path, *_ = [*head.split(b" ", 2), b"", b""]
             if method == b"GET" and path.split(b"?", 1)[0] == b"/metrics":
-                status, body, kind = b"200 OK", await scrape(metrics, store), CONTENT_TYPE_LATEST.encode()
+                status, body, kind = (
+                    b"200 OK",
+                    await scrape(metrics, store, destination_ids),
+                    CONTENT_TYPE_LATEST.encode(),
+                )
             else:
                 status, body, kind = b"404 Not Found", b"not found\n", b"text/plain"
             writer.write(

@@ -47,6 +47,14 @@ class Settings(BaseSettings):
     unchanged_ttl_seconds: float = Field(86_400.0, ge=0)
     admin_token: SecretStr | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["json", "text"] = "json"
+    # Shutdown: open requests get 3 s, then deliveries in flight the rest; below docker stop's 10 s.
+    drain_seconds: float = Field(8.0, ge=4.0)
+
+    @field_validator("log_level", "log_format", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("allowed_domains", mode="before")
     @classmethod

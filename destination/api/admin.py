@@ -1,143 +1,139 @@
-"""Admin routes: dead letters (list, show, replay, purge) and Prometheus metrics.
+"""Admin routes (DESIGN §9): every event's fate, dead letters (list, show, replay, purge), metrics.
 
-With inbound auth on, an admin call needs `Authorization: Bearer $GSD_ADMIN_TOKEN` (every
-destination) or a destination's own credentials (that destination's dead letters only).
+Every admin route takes the admin token alone (see admin_auth.py); /metrics is open for scrapers.
+The JSON views are built in delivery/views.py, shared with the CLI and the status page.
 """
 
 from __future__ import annotations
 
-import base64
-import hmac
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Body, HTTPException, Path, Query, Response
 from prometheus_client import CONTENT_TYPE_LATEST
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from destination.api.auth import Unauthorized, authenticate
-from destination.delivery.store import DeadLetter, StoredEvent
-from destination.jsonutil import JSONDecodeError, loads
+from destination.api.admin_auth import AdminDep
+from destination.delivery.views import EVENT_STATES_SHOWN, dead_letter_summary, event_summary, event_view
 from destination.metrics import scrape
 from destination.runtime import Runtime, RuntimeDep
 
 router = APIRouter(tags=["Admin"])
 
+MAX_ID = 2**63 - 1  # store ids are signed 64-bit integers; a larger id names nothing (404, or 0 acted on)
+EventId = Annotated[int, Field(ge=1)]
+
 
 class Selection(BaseModel):
-    """Which dead letters: the listed ids, else every one (of `destination`, when given)."""
+    """Which dead letters: the listed ids, a destination's, or every one with `all: true`.
+    Nothing selected acts on nothing."""
 
-    ids: list[int] | None = Field(None, description="dead-letter ids; omit for all")
-    destination: str | None = Field(None, description="only this destination's dead letters")
-
-
-def _scope(request: Request, runtime: Runtime) -> str | None:
-    """None: every destination; else the one destination the caller may see."""
-    if not runtime.auth_enabled:
-        return None
-    token = runtime.settings.admin_token
-    scheme, _, value = request.headers.get("authorization", "").partition(" ")
-    if (
-        token is not None
-        and scheme.lower() == "bearer"
-        and hmac.compare_digest(value.strip().encode(), token.get_secret_value().encode())
-    ):
-        return None
-    try:
-        return authenticate(request.headers, b"", list(runtime.destinations.values())).id
-    except Unauthorized:
-        raise Unauthorized(
-            "admin routes need Bearer $GSD_ADMIN_TOKEN or a destination's credentials"
-        ) from None
+    model_config = ConfigDict(extra="forbid")
+    ids: list[EventId] | None = Field(None, description="dead-letter ids", max_length=10_000)
+    destination: str | None = Field(None, description="every dead letter of this destination")
+    all: bool = Field(False, description="every dead letter of every destination")
 
 
-def _allowed(scope: str | None, destination: str | None) -> str | None:
-    if scope is not None and destination not in (None, scope):
-        raise HTTPException(403, f"these credentials only reach destination {scope!r}")
-    return scope or destination
+NOTHING_SELECTED = 'nothing selected: give {"ids": [...]}, {"destination": "..."} or {"all": true}'
 
 
-def _payload(event: StoredEvent) -> Any:
-    try:
-        return loads(event.payload)
-    except JSONDecodeError:
-        return base64.b64encode(event.payload).decode()
+async def _act(
+    selection: Selection | None, runtime: Runtime, verb: str
+) -> tuple[int, str | None]:  # (count, why nothing was done)
+    selection = selection or Selection()
+    if selection.all and (selection.ids is not None or selection.destination is not None):
+        raise HTTPException(400, "all: true selects everything; do not combine it with ids or destination")
+    if not selection.all and not selection.ids and selection.destination is None:
+        return 0, NOTHING_SELECTED
+    store = runtime.store
+    act = store.replay_dead_letters if verb == "replay" else store.purge_dead_letters
+    ids = None if selection.all else selection.ids
+    return await act(ids, selection.destination), None
 
 
-def dead_letter_summary(letter: DeadLetter) -> dict[str, Any]:
-    """One line of a dead-letter list (admin route and CLI)."""
+def _answer(key: str, count: int, why: str | None) -> dict[str, Any]:
+    return {key: count} if why is None else {key: count, "message": why}
+
+
+@router.get("/admin/events", summary="Events by destination and state, oldest first, a page at a time")
+async def list_events(
+    _: AdminDep,
+    runtime: RuntimeDep,
+    destination: str | None = None,
+    state: Annotated[str | None, Query(description=f"one of {', '.join(EVENT_STATES_SHOWN)}")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
+) -> dict[str, Any]:
+    if state is not None and state not in EVENT_STATES_SHOWN:
+        raise HTTPException(400, f"state: expected one of {', '.join(EVENT_STATES_SHOWN)}")
+    events = await runtime.store.list_events(destination, state, limit, offset)
     return {
-        "id": letter.id,
-        "destination": letter.destination_id,
-        "messageId": letter.message_id,
-        "type": letter.kind,
-        "attempts": letter.attempts,
-        "reason": letter.reason,
-        "receivedAt": letter.received_at,
-        "deadAt": letter.dead_at,
+        "events": [event_summary(e) for e in events],
+        "offset": offset,
+        "nextOffset": offset + limit if len(events) == limit else None,
     }
 
 
-def dead_letter_view(event: StoredEvent) -> dict[str, Any]:
-    return {
-        "id": event.id,
-        "destination": event.destination_id,
-        "messageId": event.message_id,
-        "type": event.kind,
-        "state": event.state,
-        "reason": event.reason,
-        "receivedAt": event.received_at,
-        "attempts": [
-            {
-                "at": a.at,
-                "outcome": a.outcome,
-                "statusCode": a.status_code,
-                "error": a.error,
-                "response": a.response,
-            }
-            for a in event.history
-        ],
-        "event": _payload(event),
-    }
+@router.get(
+    "/admin/events/{destination_id}/{message_id}",
+    summary="One event by messageId: its state and every attempt",
+    responses={404: {"description": "no such event"}},
+)
+async def show_event(
+    _: AdminDep, runtime: RuntimeDep, destination_id: str, message_id: str
+) -> dict[str, Any]:
+    found = await runtime.store.find_events(message_id, destination_id)
+    if not found:
+        raise HTTPException(404, f"no event with messageId {message_id!r} for destination {destination_id!r}")
+    return event_view(found[-1])  # the newest, should a messageId come back after the dedupe window
 
 
 @router.get("/admin/dead-letters", summary="List dead letters, oldest first")
 async def list_dead_letters(
-    request: Request,
+    _: AdminDep,
     runtime: RuntimeDep,
     destination: str | None = None,
-    limit: int = Query(100, ge=1, le=1000),
-    offset: int = Query(0, ge=0),
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
 ) -> dict[str, Any]:
-    which = _allowed(_scope(request, runtime), destination)
-    letters = await runtime.store.list_dead_letters(which, limit, offset)
+    letters = await runtime.store.list_dead_letters(destination, limit, offset)
     return {"deadLetters": [dead_letter_summary(d) for d in letters]}
 
 
-@router.get("/admin/dead-letters/{event_id}", summary="One dead letter: the event and every attempt")
-async def show_dead_letter(request: Request, runtime: RuntimeDep, event_id: int) -> dict[str, Any]:
-    scope = _scope(request, runtime)
+@router.get(
+    "/admin/dead-letters/{event_id}",
+    summary="One dead letter: the event and every attempt",
+    responses={404: {"description": "no such dead letter"}},
+)
+async def show_dead_letter(
+    _: AdminDep, runtime: RuntimeDep, event_id: Annotated[int, Path(ge=1)]
+) -> dict[str, Any]:
     event = await runtime.store.get_dead_letter(event_id)
-    if event is None or (scope is not None and event.destination_id != scope):
+    if event is None:
         raise HTTPException(404, f"no dead letter with id {event_id}")
-    return dead_letter_view(event)
+    return event_view(event)
 
 
 @router.post("/admin/dead-letters/replay", summary="Re-queue dead letters in their original order")
-async def replay(request: Request, runtime: RuntimeDep, selection: Selection) -> dict[str, int]:
-    which = _allowed(_scope(request, runtime), selection.destination)
-    count = await runtime.store.replay_dead_letters(selection.ids, which)
-    runtime.wake_workers()
-    return {"replayed": count}
+async def replay(
+    _: AdminDep, runtime: RuntimeDep, selection: Annotated[Selection | None, Body()] = None
+) -> dict[str, Any]:
+    count, why = await _act(selection, runtime, "replay")
+    if count:
+        runtime.wake_workers()
+    return _answer("replayed", count, why)
 
 
 @router.post("/admin/dead-letters/purge", summary="Delete dead letters for good")
-async def purge(request: Request, runtime: RuntimeDep, selection: Selection) -> dict[str, int]:
-    which = _allowed(_scope(request, runtime), selection.destination)
-    return {"purged": await runtime.store.purge_dead_letters(selection.ids, which)}
+async def purge(
+    _: AdminDep, runtime: RuntimeDep, selection: Annotated[Selection | None, Body()] = None
+) -> dict[str, Any]:
+    count, why = await _act(selection, runtime, "purge")
+    return _answer("purged", count, why)
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
 async def metrics(runtime: RuntimeDep) -> Response:
     if runtime.settings.metrics_port is not None:  # served on its own address only
         raise HTTPException(404, "Not Found")
-    return Response(await scrape(runtime.metrics, runtime.store), media_type=CONTENT_TYPE_LATEST)
+    body = await scrape(runtime.metrics, runtime.store, sorted(runtime.destinations))
+    return Response(body, media_type=CONTENT_TYPE_LATEST)

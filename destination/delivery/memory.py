@@ -10,7 +10,7 @@ from __future__ import annotations
 import bisect
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -20,15 +20,18 @@ from destination.delivery.holds import NameHolds
 from destination.delivery.store import (
     DEDUPE_WINDOW_SECONDS,
     EVENT_STATES,
+    FAILED_OUTCOMES,
     MAX_RUN,
     RATE_WINDOW_RETENTION_SECONDS,
     RUN_KINDS,
     STATE_RETENTION_SECONDS,
     Attempt,
+    AttemptRecord,
     BudgetWindow,
     Claim,
     DeadLetter,
     EventState,
+    EventSummary,
     FinalOutcome,
     NewEvent,
     QueuedEvent,
@@ -88,6 +91,7 @@ class MemoryStore:
         self._gsids: dict[tuple[str, str], str] = {}
         self._states: dict[tuple[str, str, str], tuple[float, dict[str, Any]]] = {}
         self._last_id = 0
+        self._recorded: list[tuple[int, int]] = []  # (event id, history index), in recording order
 
     @contextmanager
     def _open(self) -> Iterator[None]:
@@ -159,11 +163,11 @@ class MemoryStore:
             self._record(row, attempt)
             return True
 
-    @staticmethod
-    def _record(row: _Row, attempt: Attempt) -> None:
+    def _record(self, row: _Row, attempt: Attempt) -> None:
         copied = replace(attempt, response=_json_copy(attempt.response), request=_json_copy(attempt.request))
         row.history.append(copied)
         row.attempts += 1
+        self._recorded.append((row.id, len(row.history) - 1))
 
     async def retry_later(
         self,
@@ -375,6 +379,65 @@ class MemoryStore:
             self._states = {k: v for k, v in self._states.items() if v[0] >= oldest_state}
             return len(old)
 
+    # ---- read-only views ----
+
+    async def find_events(self, message_id: str, destination_id: str | None = None) -> list[StoredEvent]:
+        with self._open():
+            return [
+                _stored_event(row)
+                for row in self._rows.values()
+                if row.event.message_id == message_id
+                and (destination_id is None or row.event.destination_id == destination_id)
+            ]
+
+    async def list_events(
+        self,
+        destination_id: str | None = None,
+        state: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[EventSummary]:
+        with self._open():
+            rows = [
+                row
+                for row in self._rows.values()
+                if (destination_id is None or row.event.destination_id == destination_id)
+                and (state is None or row.state == state)
+            ]
+            start = max(offset, 0)
+            return [_summary(row) for row in rows[start : start + max(limit, 0)]]
+
+    async def counts_by_destination(self) -> dict[str, dict[str, int]]:
+        with self._open():
+            return _per_destination(row for row in self._rows.values())
+
+    async def finished_counts(self, since: float) -> dict[str, dict[str, int]]:
+        with self._open():
+            return _per_destination(
+                row for row in self._rows.values() if row.finished_at is not None and row.finished_at >= since
+            )
+
+    async def recent_attempts(
+        self, destination_id: str | None = None, limit: int = 20, *, failed_only: bool = False
+    ) -> list[AttemptRecord]:
+        with self._open():
+            found: list[AttemptRecord] = []
+            for event_id, index in reversed(self._recorded):  # newest first
+                if len(found) >= limit:
+                    break
+                row = self._rows.get(event_id)  # None once purged or pruned
+                if row is None or (destination_id is not None and row.event.destination_id != destination_id):
+                    continue
+                attempt = row.history[index]
+                if not failed_only or attempt.outcome in FAILED_OUTCOMES:
+                    e = row.event
+                    found.append(AttemptRecord(row.id, e.destination_id, e.message_id, e.kind, attempt))
+            return found
+
+    async def budget_used(self, tenant_key: str, windows: Sequence[tuple[str, float]]) -> dict[str, int]:
+        with self._open():
+            return {name: self._windows.get((tenant_key, name, start), 0) for name, start in windows}
+
     async def close(self) -> None:
         with self._lock:
             self._closed = True
@@ -396,6 +459,29 @@ def _queued_event(row: _Row) -> QueuedEvent:
     )
 
 
+def _summary(row: _Row) -> EventSummary:
+    e = row.event
+    return EventSummary(
+        id=row.id,
+        destination_id=e.destination_id,
+        message_id=e.message_id,
+        kind=e.kind,
+        state=row.state,
+        received_at=e.received_at,
+        finished_at=row.finished_at,
+        attempts=len(row.history),
+        reason=row.reason,
+    )
+
+
+def _per_destination(rows: Iterable[_Row]) -> dict[str, dict[str, int]]:
+    found: dict[str, dict[str, int]] = {}
+    for row in rows:
+        states = found.setdefault(row.event.destination_id, {})
+        states[row.state] = states.get(row.state, 0) + 1
+    return found
+
+
 def _dead_letter(row: _Row) -> DeadLetter:
     e = row.event
     assert row.reason is not None and row.finished_at is not None
@@ -406,7 +492,7 @@ def _dead_letter(row: _Row) -> DeadLetter:
         ordering_key=e.ordering_key,
         kind=e.kind,
         received_at=e.received_at,
-        attempts=row.attempts,
+        attempts=len(row.history),
         reason=row.reason,
         dead_at=row.finished_at,
     )

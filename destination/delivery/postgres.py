@@ -35,10 +35,12 @@ from destination.delivery.store import (
     RUN_KINDS,
     STATE_RETENTION_SECONDS,
     Attempt,
+    AttemptRecord,
     BudgetWindow,
     Claim,
     DeadLetter,
     EventState,
+    EventSummary,
     FinalOutcome,
     NewEvent,
     QueuedEvent,
@@ -56,6 +58,7 @@ DEFAULT_POOL_SIZE = 10
 CONNECT_TIMEOUT_SECONDS = 3  # per attempt to reach the server
 WAIT_SECONDS = 5.0  # longest wait for a pooled connection before answering "unavailable"
 PRUNE_CHUNK = 1000
+RECENT_ATTEMPTS_SCAN = 50_000  # recent_attempts looks no further back than this many attempts
 
 Conn = psycopg.AsyncConnection[TupleRow]
 
@@ -399,6 +402,78 @@ class PostgresStore:
             found = dict(await (await conn.execute(self._q["state_counts"])).fetchall())
         return {state: int(found.get(state) or 0) for state in EVENT_STATES}
 
+    # ---- read-only views (admin routes, CLI, /status) ----
+
+    async def find_events(self, message_id: str, destination_id: str | None = None) -> list[StoredEvent]:
+        params = {"message_id": message_id, "destination_id": destination_id}
+        async with self._tx() as conn:
+            ids = [
+                row[0] for row in await (await conn.execute(self._q["events_by_message"], params)).fetchall()
+            ]
+            found = []
+            for event_id in ids:
+                row = await (await conn.execute(self._q["get_event"], {"id": event_id})).fetchone()
+                history = await (
+                    await conn.execute(self._q["event_history"], {"event_id": event_id})
+                ).fetchall()
+                if row is not None:
+                    found.append(_stored_event(row, history))
+        return found
+
+    async def list_events(
+        self,
+        destination_id: str | None = None,
+        state: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[EventSummary]:
+        if limit <= 0:
+            return []
+        params = {
+            "destination_id": destination_id,
+            "state": state,
+            "limit": _bigint(limit),
+            "offset": _bigint(offset),
+        }
+        async with self._tx() as conn:
+            rows = await (await conn.execute(self._q["list_events"], params)).fetchall()
+        return [EventSummary(*row) for row in rows]
+
+    async def counts_by_destination(self) -> dict[str, dict[str, int]]:
+        async with self._tx() as conn:
+            rows = await (await conn.execute(self._q["counts_by_destination"])).fetchall()
+        return _per_destination(rows)
+
+    async def finished_counts(self, since: float) -> dict[str, dict[str, int]]:
+        async with self._tx() as conn:
+            rows = await (await conn.execute(self._q["finished_counts"], {"since": since})).fetchall()
+        return _per_destination(rows)
+
+    async def recent_attempts(
+        self, destination_id: str | None = None, limit: int = 20, *, failed_only: bool = False
+    ) -> list[AttemptRecord]:
+        if limit <= 0:
+            return []
+        params = {
+            "destination_id": destination_id,
+            "limit": _bigint(limit),
+            "failed": failed_only,
+            "scan": RECENT_ATTEMPTS_SCAN,
+        }
+        async with self._tx() as conn:
+            rows = await (await conn.execute(self._q["recent_attempts"], params)).fetchall()
+        return [AttemptRecord(r[0], r[1], r[2], r[3], Attempt(*r[4:])) for r in rows]
+
+    async def budget_used(self, tenant_key: str, windows: Sequence[tuple[str, float]]) -> dict[str, int]:
+        params = {
+            "tenant_key": tenant_key,
+            "names": [name for name, _ in windows],
+            "starts": [start for _, start in windows],
+        }
+        async with self._tx() as conn:
+            rows = await (await conn.execute(self._q["budget_used"], params)).fetchall()
+        return {name: int(calls) for name, calls in rows}
+
     # ---- rate windows ----
 
     async def take_budget(
@@ -533,6 +608,13 @@ class PostgresStore:
         for pool in (self._hold_pool, self._pool):
             if not pool.closed:
                 await pool.close()
+
+
+def _per_destination(rows: Sequence[Sequence[Any]]) -> dict[str, dict[str, int]]:
+    found: dict[str, dict[str, int]] = {}
+    for destination_id, state, n in rows:
+        found.setdefault(destination_id, {})[state] = int(n)
+    return found
 
 
 def _bigint(n: int) -> int:

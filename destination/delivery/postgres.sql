@@ -131,8 +131,9 @@ WHERE event_id = %(event_id)s
 ORDER BY id;
 
 -- name: list_dead_letters
-SELECT id, destination_id, message_id, ordering_key, kind, received_at, attempts, reason,
-    finished_at
+-- attempts: the recorded ones, as `show` lists them (history survives replay).
+SELECT id, destination_id, message_id, ordering_key, kind, received_at,
+    (SELECT count(*) FROM event_attempts WHERE event_id = events.id), reason, finished_at
 FROM events
 WHERE state = 'dead' AND (%(destination_id)s::text IS NULL OR destination_id = %(destination_id)s)
 ORDER BY id
@@ -298,10 +299,12 @@ WHERE finished_at IS NOT NULL AND finished_at >= %(since)s
 GROUP BY destination_id, state;
 
 -- name: recent_attempts
+-- Only the newest `scan` attempts are looked at: an idle destination costs a bounded walk.
 SELECT e.id, e.destination_id, e.message_id, e.kind,
     a.at, a.outcome, a.status_code, a.error, a.response, a.request, a.call
 FROM event_attempts a JOIN events e ON e.id = a.event_id
-WHERE (%(destination_id)s::text IS NULL OR e.destination_id = %(destination_id)s)
+WHERE a.id > (SELECT coalesce(max(id), 0) FROM event_attempts) - %(scan)s
+    AND (%(destination_id)s::text IS NULL OR e.destination_id = %(destination_id)s)
     AND (NOT %(failed)s OR a.outcome IN ('throttled', 'retryable', 'aborted'))
 ORDER BY a.id DESC
 LIMIT %(limit)s;

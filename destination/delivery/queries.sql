@@ -105,8 +105,9 @@ WHERE event_id = :event_id
 ORDER BY id;
 
 -- name: list_dead_letters
-SELECT id, destination_id, message_id, ordering_key, kind, received_at, attempts, reason,
-    finished_at
+-- attempts: the recorded ones, as `show` lists them (history survives replay).
+SELECT id, destination_id, message_id, ordering_key, kind, received_at,
+    (SELECT count(*) FROM event_attempts WHERE event_id = events.id), reason, finished_at
 FROM events
 WHERE state = 'dead' AND (:destination_id IS NULL OR destination_id = :destination_id)
 ORDER BY id
@@ -151,6 +152,40 @@ DELETE FROM event_attempts WHERE event_id IN (SELECT value FROM json_each(:ids))
 
 -- name: delete_events
 DELETE FROM events WHERE id IN (SELECT value FROM json_each(:ids));
+
+-- name: events_by_message
+SELECT id FROM events
+WHERE message_id = :message_id AND (:destination_id IS NULL OR destination_id = :destination_id)
+ORDER BY id;
+
+-- name: list_events
+SELECT id, destination_id, message_id, kind, state, received_at, finished_at,
+    (SELECT count(*) FROM event_attempts WHERE event_id = events.id), reason
+FROM events
+WHERE (:destination_id IS NULL OR destination_id = :destination_id)
+    AND (:state IS NULL OR state = :state)
+ORDER BY id
+LIMIT :limit OFFSET :offset;
+
+-- name: counts_by_destination
+SELECT destination_id, state, count(*) FROM events GROUP BY destination_id, state;
+
+-- name: finished_counts
+SELECT destination_id, state, count(*) FROM events
+WHERE finished_at IS NOT NULL AND finished_at >= :since
+GROUP BY destination_id, state;
+
+-- name: recent_attempts
+-- :failed is 1 for failures only (throttled, retryable, aborted). Only the newest :scan attempts
+-- are looked at, so an idle destination costs a bounded walk, not the whole history.
+SELECT e.id, e.destination_id, e.message_id, e.kind,
+    a.at, a.outcome, a.status_code, a.error, a.response, a.request, a.call
+FROM event_attempts a JOIN events e ON e.id = a.event_id
+WHERE a.id > (SELECT coalesce(max(id), 0) FROM event_attempts) - :scan
+    AND (:destination_id IS NULL OR e.destination_id = :destination_id)
+    AND (:failed = 0 OR a.outcome IN ('throttled', 'retryable', 'aborted'))
+ORDER BY a.id DESC
+LIMIT :limit;
 
 -- name: state_counts
 SELECT state, n FROM state_counts;

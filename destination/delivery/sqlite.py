@@ -28,10 +28,12 @@ from destination.delivery.store import (
     RUN_KINDS,
     STATE_RETENTION_SECONDS,
     Attempt,
+    AttemptRecord,
     BudgetWindow,
     Claim,
     DeadLetter,
     EventState,
+    EventSummary,
     FinalOutcome,
     NewEvent,
     QueuedEvent,
@@ -42,6 +44,7 @@ from destination.delivery.store import (
     new_lease,
 )
 
+RECENT_ATTEMPTS_SCAN = 50_000  # recent_attempts looks no further back than this many attempts
 PRUNE_CHUNK = 1000  # rows per prune transaction, so ingest never waits long behind a prune
 
 MIGRATIONS = "sqlite_migrations.sql"
@@ -440,6 +443,80 @@ class SQLiteStore:
         conn.execute(self._q["delete_attempts_of"], {"ids": ids})
         return conn.execute(self._q["delete_events"], {"ids": ids}).rowcount
 
+    # ---- read-only views ----
+
+    async def find_events(self, message_id: str, destination_id: str | None = None) -> list[StoredEvent]:
+        params = {"message_id": message_id, "destination_id": destination_id}
+
+        def job(conn: sqlite3.Connection) -> list[StoredEvent]:
+            found = []
+            for (event_id,) in conn.execute(self._q["events_by_message"], params).fetchall():
+                row = conn.execute(self._q["get_event"], {"id": event_id}).fetchone()
+                history = conn.execute(self._q["event_history"], {"event_id": event_id}).fetchall()
+                found.append(_stored_event(row, history))
+            return found
+
+        return await self._writer.run(job, writes=False)
+
+    async def list_events(
+        self,
+        destination_id: str | None = None,
+        state: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[EventSummary]:
+        if limit <= 0:
+            return []
+        params = {"destination_id": destination_id, "state": state, "limit": limit, "offset": max(offset, 0)}
+
+        def job(conn: sqlite3.Connection) -> list[EventSummary]:
+            return [EventSummary(*row) for row in conn.execute(self._q["list_events"], params)]
+
+        return await self._writer.run(job, writes=False)
+
+    async def counts_by_destination(self) -> dict[str, dict[str, int]]:
+        def job(conn: sqlite3.Connection) -> dict[str, dict[str, int]]:
+            return _per_destination(conn.execute(self._q["counts_by_destination"]).fetchall())
+
+        return await self._writer.run(job, writes=False)
+
+    async def finished_counts(self, since: float) -> dict[str, dict[str, int]]:
+        def job(conn: sqlite3.Connection) -> dict[str, dict[str, int]]:
+            return _per_destination(conn.execute(self._q["finished_counts"], {"since": since}).fetchall())
+
+        return await self._writer.run(job, writes=False)
+
+    async def recent_attempts(
+        self, destination_id: str | None = None, limit: int = 20, *, failed_only: bool = False
+    ) -> list[AttemptRecord]:
+        if limit <= 0:
+            return []
+        params = {
+            "destination_id": destination_id,
+            "limit": limit,
+            "failed": int(failed_only),
+            "scan": RECENT_ATTEMPTS_SCAN,
+        }
+
+        def job(conn: sqlite3.Connection) -> list[AttemptRecord]:
+            return [
+                AttemptRecord(row[0], row[1], row[2], row[3], _attempt(row[4:]))
+                for row in conn.execute(self._q["recent_attempts"], params)
+            ]
+
+        return await self._writer.run(job, writes=False)
+
+    async def budget_used(self, tenant_key: str, windows: Sequence[tuple[str, float]]) -> dict[str, int]:
+        def job(conn: sqlite3.Connection) -> dict[str, int]:
+            used = {}
+            for name, start in windows:
+                key = {"tenant_key": tenant_key, "window_name": name, "window_start": start}
+                row = conn.execute(self._q["window_calls"], key).fetchone()
+                used[name] = int(row[0]) if row else 0
+            return used
+
+        return await self._writer.run(job, writes=False)
+
     async def close(self) -> None:
         await self._writer.close()
 
@@ -492,8 +569,17 @@ def _stored_event(row: Sequence[Any], history: Sequence[Sequence[Any]]) -> Store
         lease_owner=lease_owner,
         finished_at=finished_at,
         reason=reason,
-        history=tuple(
-            Attempt(at, outcome, status_code, error, _loads_or_none(response), _loads_or_none(request), call)
-            for at, outcome, status_code, error, response, request, call in history
-        ),
+        history=tuple(_attempt(row) for row in history),
     )
+
+
+def _attempt(row: Sequence[Any]) -> Attempt:
+    at, outcome, status_code, error, response, request, call = row
+    return Attempt(at, outcome, status_code, error, _loads_or_none(response), _loads_or_none(request), call)
+
+
+def _per_destination(rows: Sequence[Sequence[Any]]) -> dict[str, dict[str, int]]:
+    found: dict[str, dict[str, int]] = {}
+    for destination_id, state, n in rows:
+        found.setdefault(destination_id, {})[state] = int(n)
+    return found

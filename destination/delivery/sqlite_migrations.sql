@@ -91,6 +91,9 @@ CREATE INDEX events_by_lease ON events (lease_owner) WHERE state = 'leased';
 -- index per branch of prunable_events).
 CREATE INDEX events_rejected ON events (received_at) WHERE state = 'rejected';
 CREATE INDEX events_unchanged ON events (received_at) WHERE state = 'unchanged';
+-- Admin views: an event by messageId; what finished in the last hour and day.
+CREATE INDEX events_by_message ON events (message_id);
+CREATE INDEX events_finished ON events (finished_at) WHERE finished_at IS NOT NULL;
 
 -- A state's counter row is made when the state first occurs, so a new state needs no step.
 DROP TRIGGER events_counted_on_insert;

@@ -186,6 +186,33 @@ class StoredEvent:
 
 StateKind = Literal["person", "company"]
 
+
+@dataclass(frozen=True, slots=True)
+class EventSummary:
+    """One line of an event list (admin route, CLI): no payload, no history."""
+
+    id: int
+    destination_id: str
+    message_id: str
+    kind: str
+    state: str
+    received_at: float
+    finished_at: float | None
+    attempts: int  # recorded attempts, across replays: the length of the event's history
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRecord:
+    """An attempt with the event it belongs to, for the status page's recent errors."""
+
+    event_id: int
+    destination_id: str
+    message_id: str
+    kind: str
+    attempt: Attempt
+
+
 BudgetWindow = tuple[str, float, int]
 """(name, window_start, limit): one fixed rate window, e.g. ("minute", 1700000040.0, 100)."""
 
@@ -280,6 +307,41 @@ class EventAdmin(Protocol):
         """Number of events in each state (every state present)."""
         ...
 
+    # ---- read-only views (admin routes, CLI, /status) ----
+
+    async def find_events(self, message_id: str, destination_id: str | None = None) -> list[StoredEvent]:
+        """Every stored event with this messageId (of `destination_id`, when given), oldest first."""
+        ...
+
+    async def list_events(
+        self,
+        destination_id: str | None = None,
+        state: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[EventSummary]:
+        """Events matching both filters, oldest first, a page at a time."""
+        ...
+
+    async def counts_by_destination(self) -> dict[str, dict[str, int]]:
+        """{destination_id: {state: n}} for the states that hold events (zeros left out)."""
+        ...
+
+    async def finished_counts(self, since: float) -> dict[str, dict[str, int]]:
+        """{destination_id: {state: n}} of events that finished (any final state) at or after `since`."""
+        ...
+
+    async def recent_attempts(
+        self, destination_id: str | None = None, limit: int = 20, *, failed_only: bool = False
+    ) -> list[AttemptRecord]:
+        """The newest recorded attempts, newest first; `failed_only`: throttled, retryable, aborted.
+        A backend may look only at the newest tens of thousands of attempts of all destinations."""
+        ...
+
+    async def budget_used(self, tenant_key: str, windows: Sequence[tuple[str, float]]) -> dict[str, int]:
+        """Calls counted in each (window name, window start) for the tenant; 0 for a window unseen."""
+        ...
+
 
 class RateCounter(Protocol):
     """Calls counted per tenant and window, shared by every process on the store (the governor)."""
@@ -342,6 +404,9 @@ class Store(EventQueue, EventAdmin, RateCounter, DeliveryMemory, Protocol):
     async def close(self) -> None:
         """Finish pending work and release the store; later calls raise StoreClosedError."""
         ...
+
+
+FAILED_OUTCOMES: tuple[str, ...] = ("throttled", "retryable", "aborted")
 
 
 def check_final_outcome(outcome: str) -> None:

@@ -28,6 +28,7 @@ from destination.gainsight.client import Credentials
 from destination.gainsight.executor import Executor, Fate, Job, Progress
 from destination.gainsight.plan import plan_event
 from destination.jsonutil import JSONDecodeError, loads
+from destination.logs import log_event_outcome
 from destination.mapping.spec import Specs
 from destination.metrics import Metrics
 
@@ -284,7 +285,10 @@ class Deliverer:
             await self._dead(event, reason, attempt)
         else:
             progress = fate.progress.as_dict()
-            await self._store.retry_later(event.id, next_try, progress, lease=event.lease, attempt=attempt)
+            if await self._store.retry_later(
+                event.id, next_try, progress, lease=event.lease, attempt=attempt
+            ):
+                self._log(event, "retry", status, attempts, now, fate.error.message)
 
     async def _filtered(self, event: QueuedEvent, reason: str) -> None:
         attempt = Attempt(self._clock(), "filtered", None, reason)
@@ -302,7 +306,6 @@ class Deliverer:
     async def _dead(self, event: QueuedEvent, reason: str, attempt: Attempt | None = None) -> None:
         if await self._store.dead_letter(event.id, reason, lease=event.lease, attempt=attempt):
             self._metrics.outcomes.labels(event.destination_id, "dead").inc()
-            log.warning("event %s (%s) dead-lettered: %s", event.message_id, event.kind, reason)
             status = attempt.status_code if attempt is not None else None
             attempts = event.attempts + (1 if attempt is not None else 0)
             self._log(event, "dead", status, attempts, self._clock())
@@ -316,15 +319,14 @@ class Deliverer:
         now: float,
         reason: str | None = None,
     ) -> None:
-        extra = {
-            "destination": event.destination_id,
-            "messageId": event.message_id,
-            "type": event.kind,
-            "outcome": outcome,
-            "status": status,
-            "attempts": attempts,
-            "latency": round(max(0.0, now - event.received_at), 3),
-        }
-        if reason is not None:
-            extra["reason"] = reason
-        log.info("event outcome", extra=extra)
+        """The one log line per event outcome (DESIGN §9)."""
+        log_event_outcome(
+            destination=event.destination_id,
+            message_id=event.message_id,
+            kind=event.kind,
+            outcome=outcome,
+            status=status,
+            attempts=attempts,
+            latency=now - event.received_at,
+            reason=reason,
+        )

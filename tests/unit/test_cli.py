@@ -121,8 +121,76 @@ def test_dead_letters_list_show_replay_purge(tmp_path: Path) -> None:
     }  # type: ignore[index]
     assert runner.invoke(app, ["dead-letters", "show", "99", "--store", url]).exit_code == 2
     assert "replayed 1" in runner.invoke(app, ["dead-letters", "replay", "2", "--store", url]).output
-    assert "purged 2" in runner.invoke(app, ["dead-letters", "purge", "--store", url]).output
+    nothing = runner.invoke(app, ["dead-letters", "purge", "--store", url])
+    assert nothing.exit_code == 2 and "nothing selected" in nothing.output
+    assert len(lines(runner.invoke(app, ["dead-letters", "list", "--store", url]).stdout)) == 2
+    assert "purged 2" in runner.invoke(app, ["dead-letters", "purge", "--all", "--store", url]).output
     assert runner.invoke(app, ["dead-letters", "list", "--store", url]).stdout.strip() == ""
+
+
+def test_dead_letter_ids_out_of_range_are_usage_errors(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/gsd.sqlite3"
+    asyncio.run(_empty_store(url))
+    for args in (["show", str(2**63)], ["show", "abc"], ["replay", str(2**64)], ["purge", "0"]):
+        result = runner.invoke(app, ["dead-letters", *args, "--store", url])
+        assert result.exit_code == 2, (args, result.output)
+        assert "Traceback" not in result.output
+
+
+async def _empty_store(url: str) -> None:
+    await open_store(url).close()
+
+
+def test_events_show_and_list_any_event_with_its_attempts(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/gsd.sqlite3"
+
+    async def seed() -> None:
+        store = open_store(url)
+        await store.enqueue(
+            [
+                NewEvent("acme", "m1", "ada", "identify", dumps(IDENTIFY), 1_700_000_000.0),
+                NewEvent("acme", "m2", "bob", "identify", dumps(IDENTIFY), 1_700_000_000.0),
+                NewEvent("globex", "m2", "bob", "identify", dumps(IDENTIFY), 1_700_000_000.0),
+            ]
+        )
+        (first, *_) = await store.claim(1_700_000_001.0, 1, 60, "w")
+        request = {"method": "PUT", "url": "https://x/v1.0/api/people", "headers": {"Accesskey": "***"}}
+        await store.record_attempt(
+            first.id, Attempt(1_700_000_001.5, "delivered", 200, None, {}, request, "c1")
+        )
+        await store.complete(first.id, "delivered", owner="w")
+        await store.close()
+
+    asyncio.run(seed())
+    shown = runner.invoke(app, ["events", "show", "m1", "--store", url])
+    assert shown.exit_code == 0, shown.output
+    view = lines(shown.stdout)[0]
+    assert (view["state"], view["receivedAt"]) == ("delivered", "2023-11-14T22:13:20.000Z")
+    assert view["attempts"] == [  # type: ignore[comparison-overlap]
+        {
+            "at": "2023-11-14T22:13:21.500Z",
+            "outcome": "delivered",
+            "status": 200,
+            "request": {"method": "PUT", "url": "https://x/v1.0/api/people", "headers": {"Accesskey": "***"}},
+            "response": {},
+            "call": "c1",
+        }
+    ]
+    ambiguous = runner.invoke(app, ["events", "show", "m2", "--store", url])
+    assert ambiguous.exit_code == 2 and "acme, globex" in ambiguous.output
+    assert lines(
+        runner.invoke(app, ["events", "show", "m2", "--destination", "globex", "--store", url]).stdout
+    )
+    missing = runner.invoke(app, ["events", "show", "nope", "--store", url])
+    assert missing.exit_code == 2 and "no event with messageId 'nope'" in missing.output
+
+    queued = lines(runner.invoke(app, ["events", "list", "--state", "queued", "--store", url]).stdout)
+    assert [(e["destination"], e["messageId"], e["attempts"]) for e in queued] == [  # type: ignore[index]
+        ("acme", "m2", 0),
+        ("globex", "m2", 0),
+    ]
+    bad_state = runner.invoke(app, ["events", "list", "--state", "lost", "--store", url])
+    assert bad_state.exit_code == 2 and "expected one of" in bad_state.output
 
 
 def test_unknown_store_url_is_a_clear_error() -> None:

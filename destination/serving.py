@@ -1,0 +1,113 @@
+"""What `serve` does around uvicorn: refuse early with one clear line, say "listening" only when true.
+
+- The store directory must be writable by this process (a container's mounted volume often is
+  not): the error names the uid that must own it, instead of a traceback from SQLite.
+- The port is bound before the application starts, so "address in use" is one line too.
+- "listening" is printed once uvicorn has started the application and accepts connections.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+HTTP_GRACE_SECONDS = 3.0
+"""How long open HTTP requests may finish on shutdown; deliveries drain after that (GSD_DRAIN_SECONDS)."""
+
+
+class ServeError(Exception):
+    """A reason `serve` cannot start, as one line for the operator."""
+
+
+def _uid_hint(directory: Path) -> str:
+    uid = os.getuid()
+    return (
+        f"this service runs as uid {uid}, which must own it or be allowed to write to it "
+        f"(chown {uid} {directory})"
+    )
+
+
+def check_store_writable(store_url: str) -> None:
+    """For a SQLite store: its directory exists (created if needed) and this process can write there."""
+    if not store_url.startswith("sqlite:///"):
+        return
+    path = Path(store_url.removeprefix("sqlite:///"))
+    directory = path.parent
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except PermissionError:
+        raise ServeError(
+            f"cannot create the store directory {directory}: {_uid_hint(directory.parent)}"
+        ) from None
+    except OSError as exc:
+        raise ServeError(f"cannot create the store directory {directory}: {exc.strerror}") from None
+    try:
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+        if path.exists() and not os.access(path, os.R_OK | os.W_OK):
+            raise PermissionError
+    except PermissionError:
+        raise ServeError(f"the store directory {directory} is not writable: {_uid_hint(directory)}") from None
+    except OSError as exc:
+        raise ServeError(f"cannot write to the store directory {directory}: {exc.strerror}") from None
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to (host, port); uvicorn listens on it once the application has started."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise ServeError(
+                f"cannot listen on {host}:{port}: the address is already in use "
+                "(another process holds the port; choose another with --port or GSD_PORT)"
+            ) from None
+        raise ServeError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server that calls `on_ready` once the application is up and the socket listens."""
+
+    def __init__(self, config: uvicorn.Config, on_ready: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._on_ready = on_ready
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started and not self.should_exit:
+            self._on_ready()
+
+
+def run_server(
+    application: Any,
+    sock: socket.socket,
+    *,
+    access_log: bool,
+    log_level: str,
+    on_ready: Callable[[], None],
+) -> int:
+    """Serve until SIGTERM/SIGINT; 0 on a clean stop, 1 when the application failed to start."""
+    config = uvicorn.Config(
+        application,
+        access_log=access_log,
+        log_level=log_level,
+        log_config=None,  # logging is configured by destination.logs: one format for every line
+        timeout_graceful_shutdown=int(HTTP_GRACE_SECONDS),
+        server_header=False,
+    )
+    server = _Server(config, on_ready)
+    server.run(sockets=[sock])
+    return 0 if server.started else 1

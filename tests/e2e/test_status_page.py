@@ -1,0 +1,163 @@
+"""/status in a real browser: Debian's chromium driven by Playwright (never a downloaded browser).
+
+Log in with the admin token (Basic auth), see each destination, replay a dead letter with the
+page's button, and see it delivered. Skipped only when chromium is absent outside CI; under CI
+(the CI variable set) a missing browser fails the test.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.e2e.servers import Server, get_json, sandbox_config, start_service, start_simulator, wait_for
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+ADMIN_TOKEN = "status-page-token"
+WRITE_KEY = "wk_status"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} is missing under CI: .ci/run installs Debian's chromium package")
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium); CI installs it")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+        )
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Server]]:
+    workdir = tmp_path_factory.mktemp("status")
+    destinations = [
+        {"id": "acme", "writeKeys": [WRITE_KEY], "config": sandbox_config()},
+        {"id": "globex", "writeKeys": ["wk_globex"], "config": sandbox_config(accessKey="rotated")},
+    ]
+    with (
+        start_simulator(workdir) as sim,
+        start_service(
+            workdir, destinations, sim.base_url, GSD_ADMIN_TOKEN=ADMIN_TOKEN, GSD_MAX_ATTEMPTS="1"
+        ) as service,
+    ):
+        yield service, sim
+
+
+def event_state(service: Server, message_id: str, destination: str = "acme") -> str:
+    found = get_json(
+        service,
+        f"/admin/events/{destination}/{message_id}",
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+    )
+    return str(found["state"])
+
+
+def test_an_operator_logs_in_sees_destinations_and_replays_a_dead_letter(
+    browser: Any, servers: tuple[Server, Server]
+) -> None:
+    service, sim = servers
+    # One call fails with a 500; with GSD_MAX_ATTEMPTS=1 the event becomes a dead letter at once.
+    httpx.post(sim.base_url + "/__sim/faults", json={"server_error_next": 1}, timeout=5).raise_for_status()
+    message_id = f"dead-{uuid.uuid4().hex[:8]}"
+    event = {
+        "type": "identify",
+        "userId": "u1",
+        "messageId": message_id,
+        "traits": {"email": "replay@example.com"},
+    }
+    sent = httpx.post(service.base_url + "/v1/identify", json=event, auth=(WRITE_KEY, ""), timeout=10)
+    assert sent.status_code == 200, sent.text
+    wait_for(lambda: event_state(service, message_id) == "dead")
+
+    # Without the token the browser is asked to log in; a write key does not open the page.
+    anonymous = browser.new_context()
+    try:
+        refused = anonymous.request.get(service.base_url + "/status")
+        assert refused.status == 401 and refused.headers["www-authenticate"].startswith("Basic")
+    finally:
+        anonymous.close()
+
+    context = browser.new_context(http_credentials={"username": "ops", "password": ADMIN_TOKEN})
+    try:
+        page = context.new_page()
+        outside: list[str] = []
+        page.on("request", lambda r: None if r.url.startswith(service.base_url) else outside.append(r.url))
+        response = page.goto(service.base_url + "/status")
+        assert response is not None and response.status == 200
+        acme = page.locator("#destination-acme")
+        assert acme.is_visible() and "acme.gainsightcloud.com" in acme.inner_text()
+        assert page.locator("#destination-globex").is_visible()
+        assert acme.locator("td[data-state=dead]").inner_text() == "1"
+        assert "500" in acme.locator("table.errors").inner_text()  # the last error, with its status
+
+        acme.get_by_role("button", name=f"Replay {message_id}").click()
+        page.wait_for_url("**/status?replayed=1")
+        assert "Replayed 1 dead letter(s)" in page.locator(".notice").inner_text()
+
+        wait_for(lambda: event_state(service, message_id) == "delivered")
+        page.goto(service.base_url + "/status")
+        acme = page.locator("#destination-acme")
+        assert acme.locator("td[data-state=dead]").inner_text() == "0"
+        assert int(acme.locator("td[data-state=delivered]").inner_text()) >= 1
+        assert page.get_by_role("button", name=f"Replay {message_id}").count() == 0
+        assert outside == []  # no outside asset was fetched
+    finally:
+        context.close()
+
+
+def test_a_forged_replay_form_is_refused(servers: tuple[Server, Server]) -> None:
+    service, _ = servers
+    message_id = f"refused-{uuid.uuid4().hex[:8]}"
+    event = {
+        "type": "identify",
+        "userId": "u2",
+        "messageId": message_id,
+        "traits": {"email": "forged@example.com"},
+    }
+    assert (
+        httpx.post(service.base_url + "/v1/identify", json=event, auth=("wk_globex", "")).status_code == 200
+    )
+    wait_for(lambda: event_state(service, message_id, "globex") == "dead")  # 401: the key was rotated
+    url = service.base_url + "/status/replay"
+    auth = ("ops", ADMIN_TOKEN)
+    form = {"destination": "globex"}
+    # Credentials alone (as a browser would resend them to a cross-site form) are not enough.
+    assert httpx.post(url, data=form, auth=auth).status_code == 403
+    page = httpx.get(service.base_url + "/status", auth=auth).text
+    token = page.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+    cross_site = httpx.post(
+        url, data={**form, "csrf": token}, auth=auth, headers={"Origin": "https://evil.example"}
+    )
+    assert cross_site.status_code == 403
+    assert httpx.post(url, data={**form, "csrf": token}).status_code == 401
+    same_site = httpx.post(
+        url,
+        data={**form, "csrf": token},
+        auth=auth,
+        headers={"Origin": service.base_url},
+        follow_redirects=False,
+    )
+    assert same_site.status_code == 303 and same_site.headers["location"] == "/status?replayed=1"
