@@ -71,7 +71,14 @@ def test_postgresql_going_away_under_load_loses_no_acknowledged_event(
         accepted_at_restart = len(sender.accepted)
         wait_for(lambda: len(sender.accepted) >= accepted_at_restart + 100, timeout=30)
         sender.stop()
-        wait_for(lambda: sender.accepted <= set(jtis(sim)), timeout=60, interval=0.5)
+        try:
+            wait_for(lambda: sender.accepted <= set(jtis(sim)), timeout=90, interval=0.5)
+        except AssertionError:
+            missing = sender.accepted - set(jtis(sim))
+            raise AssertionError(
+                f"{len(missing)} of {len(sender.accepted)} acknowledged events not delivered; "
+                f"service log:\n{service.output()[-4000:]}"
+            ) from None
         wait_for(lambda: httpx.get(service.base_url + "/ready", timeout=5).status_code == 200)
         received = jtis(sim)
 

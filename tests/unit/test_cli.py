@@ -153,12 +153,13 @@ def test_events_show_and_list_any_event_with_its_attempts(tmp_path: Path) -> Non
                 NewEvent("globex", "m2", "bob", "identify", dumps(IDENTIFY), 1_700_000_000.0),
             ]
         )
-        (first, *_) = await store.claim(1_700_000_001.0, 1, 60, "w")
+        (claim,) = await store.claim(1_700_000_001.0, 1, 60)
+        first = claim.events[0]
         request = {"method": "PUT", "url": "https://x/v1.0/api/people", "headers": {"Accesskey": "***"}}
         await store.record_attempt(
             first.id, Attempt(1_700_000_001.5, "delivered", 200, None, {}, request, "c1")
         )
-        await store.complete(first.id, "delivered", owner="w")
+        await store.complete(first.id, "delivered", lease=claim.lease)
         await store.close()
 
     asyncio.run(seed())
