@@ -92,10 +92,14 @@ def _server_cycle(send: Any, depth: int = 12) -> Any:
     return None
 
 
-async def drop_connection(server_send: Send) -> None:
+async def drop_connection(server_send: Send, receive: Receive) -> None:
     cycle = _server_cycle(server_send)
     if cycle is None:
         raise DroppedConnection()
+    # Read the whole request first: closing a socket with request bytes still unread (a body that
+    # arrives late on a busy machine) makes the kernel answer with a reset, not a clean close.
+    while (await receive()).get("more_body", False):
+        pass
     cycle.transport.abort()
     # Let the server notice the lost connection, so it neither writes its own 500 nor logs one.
     for _ in range(100):
@@ -203,7 +207,7 @@ class Gateway:
         server_send: Send,
     ) -> None:
         if fault.action == "drop":
-            await drop_connection(server_send)
+            await drop_connection(server_send, receive)
         elif fault.action == "timeout" and fault.timeout_applies:
             await self._late(endpoint, fault.hang_seconds, scope, receive, send)
         elif fault.action == "timeout":
