@@ -166,7 +166,11 @@ class SQLiteStore:
 
     async def renew(self, lease: str, now: float, lease_seconds: float) -> int:
         params = {"lease": lease, "lease_until": now + lease_seconds}
-        return await self._writer.run(lambda conn: conn.execute(self._q["renew_lease"], params).rowcount)
+
+        def job(conn: sqlite3.Connection) -> int:
+            return int(conn.execute(self._q["renew_lease"], params).rowcount)
+
+        return await self._writer.run(job, grouped=True)  # a batch's renewals share one commit
 
     async def record_attempt(self, event_id: int, attempt: Attempt) -> bool:
         check_attempt(attempt)
@@ -188,6 +192,7 @@ class SQLiteStore:
         conn.execute(self._q["count_attempt"], params)
         return True
 
+    # Moves after a delivery are grouped: a batch's settles, submitted together, share one commit.
     async def retry_later(
         self,
         event_id: int,
@@ -213,7 +218,7 @@ class SQLiteStore:
                 self._record(conn, event_id, attempt)
             return True
 
-        return await self._writer.run(job)
+        return await self._writer.run(job, grouped=True)
 
     async def complete(
         self, event_id: int, outcome: FinalOutcome, *, lease: str, attempt: Attempt | None = None
@@ -255,7 +260,7 @@ class SQLiteStore:
             )
             return True
 
-        return await self._writer.run(job)
+        return await self._writer.run(job, grouped=True)
 
     async def get_event(self, event_id: int) -> StoredEvent | None:
         if not _storable_id(event_id):
@@ -359,7 +364,7 @@ class SQLiteStore:
                 conn.execute(self._q["count_call"], key)
             return None
 
-        return await self._writer.run(job)
+        return await self._writer.run(job, grouped=True)  # concurrent calls share one commit
 
     async def company_gsids(self, scope: str, names: Sequence[str]) -> dict[str, str]:
         def job(conn: sqlite3.Connection) -> dict[str, str]:

@@ -69,7 +69,7 @@ class BudgetGate:
 class WorkerSettings:
     concurrency: int = 4  # batches in flight
     batch_claims: int = 1000  # person runs (or tracks) claimed per batch
-    lease_seconds: float = 15.0  # renewed every third of it while a batch runs
+    lease_seconds: float = 10.0  # renewed every third of it while a batch runs
     idle_poll_seconds: float = 0.5
     drain_seconds: float = 25.0
 
@@ -200,9 +200,10 @@ class Deliverer:
             )
         finally:
             renewing.cancel()
-        for fates in results:
-            for event_id, fate in fates.items():
-                await self._settle(events[event_id], fate)
+        # Settled together: the store commits them in one transaction (SQLite: group commit).
+        await asyncio.gather(
+            *(self._settle(events[event_id], fate) for fates in results for event_id, fate in fates.items())
+        )
 
     async def _execute(self, destination_id: str, runs: list[list[Job]]) -> dict[int, Fate]:
         destination = self._destinations[destination_id]
@@ -212,9 +213,11 @@ class Deliverer:
         lease = self._settings.lease_seconds
         while True:
             await asyncio.sleep(lease / 3)
-            for claim in claims:
-                if await self._store.renew(claim.lease, self._clock(), lease) == 0:
-                    log.warning("lease %s expired; another worker may now hold its events", claim.lease)
+            now = self._clock()
+            held = await asyncio.gather(*(self._store.renew(claim.lease, now, lease) for claim in claims))
+            lost = sum(1 for events in held if events == 0)
+            if lost:
+                log.warning("%d claims lost their lease; other workers may now hold their events", lost)
 
     async def _job(self, event: QueuedEvent) -> Job | None:
         """The event's plan, or None when it is finished here and now (filtered, rejected, dead)."""
@@ -308,7 +311,7 @@ class Deliverer:
             self._metrics.outcomes.labels(event.destination_id, "dead").inc()
             status = attempt.status_code if attempt is not None else None
             attempts = event.attempts + (1 if attempt is not None else 0)
-            self._log(event, "dead", status, attempts, self._clock())
+            self._log(event, "dead", status, attempts, self._clock(), reason)
 
     @staticmethod
     def _log(

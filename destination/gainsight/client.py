@@ -63,13 +63,10 @@ def shown_headers(request: Request, credentials: Credentials) -> dict[str, str]:
 
 def described(request: Request, headers: dict[str, str]) -> dict[str, Any]:
     """The request as an attempt's history keeps it (DESIGN §9): secrets masked."""
-    return {
-        "method": request.method,
-        "url": request.endpoint,
-        "params": dict(request.params),
-        "headers": masked(headers),
-        "body": request.body,
-    }
+    url = request.endpoint
+    if request.params:
+        url += "?" + "&".join(f"{k}={v}" for k, v in request.params.items())
+    return {"method": request.method, "url": url, "headers": masked(headers), "body": request.body}
 
 
 DEFAULT_TIMEOUT = httpx.Timeout(15.0, connect=5.0)

@@ -17,7 +17,11 @@ group events up to (not past) their next track. Their plans are executed togethe
 
      Every group event of the batch shares these calls (company_batched): one `IN` search for the
      unknown names, one insert and one update of up to 50 records each, each company's fields merged
-     in event order. Learnt Gsids and the delivered fields are remembered in the store.
+     in event order. Learnt Gsids and the delivered fields are remembered in the store. Names are
+     compared as Gainsight compares them in `EQ`/`IN` and `keys=Name`: exactly (the simulator's
+     rule; reference §4.1 leaves a live tenant's collation open). A field that an event received
+     later already wrote is never overwritten by an earlier one claimed after it (another
+     person's), so each company ends with the last value received.
 
   2. person: the run's events become one `person upsert` (coalesced): fields merged in event order
      (last write wins; a field an event leaves out keeps its earlier value) and `companies` holding

@@ -432,3 +432,19 @@ async def test_prune_forgets_rejected_events_past_the_window(make_store: StoreFa
     assert await store.prune(T0 + 120) == 1
     assert await store.get_event(1) is None and await store.get_event(2) is not None
     assert (await store.counts())["rejected"] == 1
+
+
+async def test_an_attempt_is_recorded_with_the_move_only_while_the_lease_holds(store: Store) -> None:
+    await store.enqueue([event("m1")])
+    (stale,) = await claim_events(store, T0, 10, LEASE)
+    (fresh,) = await claim_events(store, T0 + LEASE, 10, LEASE)
+    late = Attempt(T0 + LEASE, "delivered", 200, call="c-stale")
+    assert not await store.complete(stale.id, "delivered", lease=stale.lease, attempt=late)
+    assert not await store.retry_later(stale.id, T0, None, lease=stale.lease, attempt=late)
+    assert not await store.dead_letter(stale.id, "late", lease=stale.lease, attempt=late)
+    held = await store.get_event(fresh.id)
+    assert held is not None and held.history == () and held.attempts == 0
+    mine = Attempt(T0 + LEASE, "retryable", 503)
+    assert await store.retry_later(fresh.id, T0 + 99, None, lease=fresh.lease, attempt=mine)
+    moved = await store.get_event(fresh.id)
+    assert moved is not None and moved.history == (mine,) and moved.attempts == 1

@@ -153,13 +153,12 @@ def test_events_show_and_list_any_event_with_its_attempts(tmp_path: Path) -> Non
                 NewEvent("globex", "m2", "bob", "identify", dumps(IDENTIFY), 1_700_000_000.0),
             ]
         )
-        (claim,) = await store.claim(1_700_000_001.0, 1, 60)
-        first = claim.events[0]
+        (first, *_) = await claim_events(store, 1_700_000_001.0, 1, 60)
         request = {"method": "PUT", "url": "https://x/v1.0/api/people", "headers": {"Accesskey": "***"}}
         await store.record_attempt(
             first.id, Attempt(1_700_000_001.5, "delivered", 200, None, {}, request, "c1")
         )
-        await store.complete(first.id, "delivered", lease=claim.lease)
+        await store.complete(first.id, "delivered", lease=first.lease)
         await store.close()
 
     asyncio.run(seed())
