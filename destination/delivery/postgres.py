@@ -258,6 +258,7 @@ class PostgresStore:
     async def renew(self, lease: str, now: float, lease_seconds: float) -> int:
         params = {"lease": lease, "lease_until": now + lease_seconds}
         async with self._tx() as conn:
+            await conn.execute(self._q["lazy_commit"])
             return (await conn.execute(self._q["renew_lease"], params)).rowcount
 
     async def record_attempt(self, event_id: int, attempt: Attempt) -> bool:
@@ -300,6 +301,7 @@ class PostgresStore:
             "progress": None if progress is None else Jsonb(dict(progress)),
         }
         async with self._tx() as conn:
+            await conn.execute(self._q["lazy_commit"])
             if (await conn.execute(self._q["retry_later"], params)).rowcount != 1:
                 return False
             if attempt is not None:

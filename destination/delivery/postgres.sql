@@ -102,6 +102,12 @@ INSERT INTO event_attempts (event_id, at, outcome, status_code, error, response,
 SELECT id, %(at)s, %(outcome)s, %(status_code)s, %(error)s, %(response)s, %(request)s, %(call)s
 FROM counted;
 
+-- name: lazy_commit
+-- For moves that a server crash may undo without harm (a put-back, a renewed lease: the event stays
+-- leased until its lease runs out, then is claimed again), the commit does not wait for the WAL
+-- flush. A backlog put back for the budget then costs no disk flush per event.
+SET LOCAL synchronous_commit = off;
+
 -- name: retry_later
 -- Stays its person's head, so the person's later events keep waiting behind it.
 UPDATE events
