@@ -88,13 +88,15 @@ class Service:
 
 
 @contextmanager
-def started(args: list[str], env: dict[str, str], ready_path: str, workdir: Path) -> Iterator[Service]:
+def started(
+    args: list[str], env: dict[str, str], ready_path: str, workdir: Path, python: str = sys.executable
+) -> Iterator[Service]:
     """`python -m destination ARGS --host 127.0.0.1 --port P` with GSD_* `env`, until the block ends."""
     port = free_port()
     name = args[0]
     log = (workdir / f"{name}.log").open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "destination", *args, "--host", "127.0.0.1", "--port", str(port)],
+        [python, "-m", "destination", *args, "--host", "127.0.0.1", "--port", str(port)],
         cwd=workdir,
         env={**os.environ, "PYTHONPATH": str(ROOT), **env},
         stdout=log,

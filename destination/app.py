@@ -252,6 +252,9 @@ def create_app(
         description="Deliver RudderStack/Segment events into Gainsight CS.",
         lifespan=lifespan,
         default_response_class=JsonResponse,
+        # FastAPI's own OpenTelemetry hooks look up providers on every request; the service
+        # reports through /metrics and its logs instead.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
         docs_url=None,  # Swagger UI and ReDoc load from a CDN: /docs is served by api/docs.py
         redoc_url=None,
     )
@@ -268,6 +271,7 @@ def create_app(
     app.include_router(docs.router)
     if settings.transformer_routes == "on":
         app.include_router(rudder.build_router())
+        app.router.routes[0:0] = rudder.fast_routes()  # matched first; see fast_routes
     if sandbox is not None:
         app.mount(SANDBOX_MOUNT, sandbox.app)
     return app

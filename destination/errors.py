@@ -66,9 +66,11 @@ class GainsightError(GsdError):
         error_desc: str | None = None,
         retry_after: float | None = None,
         response: Any = None,
+        step: str | None = None,
     ) -> None:
         super().__init__(message)
         self.outcome: FailureOutcome = outcome
+        self.step = step  # the call that failed ("company search", …), when one was made
         self.http_status = http_status
         self.error_code = error_code
         self.error_desc = error_desc

@@ -29,7 +29,10 @@ class Settings(BaseSettings):
     max_age_seconds: float = Field(86_400.0, gt=0)
     gainsight_base_url: str | None = None
     gainsight_timeout_seconds: float = Field(15.0, gt=0)
-    transformer_routes: Literal["on", "off"] = "on"
+    # The RudderStack transformer routes take no credentials (rudder-server sends none): off
+    # unless asked for, and bounded (DESIGN §4.2).
+    transformer_routes: Literal["on", "off"] = "off"
+    transformer_max_items: int = Field(1000, ge=1)
     allowed_domains: Annotated[tuple[str, ...], NoDecode] = ()
     max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024)
     # A request body not received within this many seconds is answered 408 (slow clients).

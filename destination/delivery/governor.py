@@ -2,14 +2,28 @@
 
 Gainsight counts synchronous calls in fixed windows aligned to the minute and the UTC day
 (100/minute and 50,000/day by default). The counters live in the store, so the budget survives
-restarts and holds across every worker and process sharing it; `Store.take_budget` counts a call
-in all windows or in none.
+restarts and holds across every worker and process sharing it; `Store.take_budget` counts calls
+in all the windows given or in none.
 
-Guard band: our clock and Gainsight's differ a little, and a call lands some time after it is
-sent, so a call made just before a boundary may be counted in Gainsight's next window. No call is
-started within `guard_seconds` of either edge of a window; as long as skew plus latency stays below
-the guard, each of Gainsight's windows sees calls from one of ours only, and never more than
-the limit.
+Clock skew: our clock and Gainsight's differ a little, and a call lands some time after it is
+sent; say by less than `guard_seconds` (g). A call made within g of a boundary may then be
+counted by Gainsight on either side of it, so it is counted in BOTH windows here, and made only
+if both have room: every window of Gainsight's then sees at most the calls counted in one of
+ours, never more than the limit. A call away from the edges needs room in its own window only,
+but may only bring it to `limit - margin` (margin: 2% of the limit, at least 1, at most half):
+that reserve is what the calls near the edges spend, so a busy window does not leave the edges
+with nothing. Nothing is ever refused while the windows it may be counted in have budget left.
+
+Pools: the transformer routes (rudder-server's Company calls) spend at most half of each window
+(`transformer_share`), counted in the same shared windows plus a sub-window of their own, so the
+delivery workers always keep the other half. Callers say which pool they spend from with
+`budget_pool()` (a context variable, so it follows the request through the shared client).
+
+Blocks: with a large budget, a process takes up to `max_block` calls per store transaction and
+hands them out locally until the window's edge band; the unused rest of a block is lost when the
+window ends (at most 1% of the smallest limit a process, since a block is never larger), and a
+block is never taken where a single call would be refused. With the default 100/minute budget
+the block is one call.
 """
 
 from __future__ import annotations
@@ -17,13 +31,33 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
-from destination.delivery.store import RATE_WINDOW_RETENTION_SECONDS, RateCounter
+from destination.delivery.store import RATE_WINDOW_RETENTION_SECONDS, BudgetWindow, RateCounter
 
 MINUTE = 60.0
 DAY = 86_400.0
+
+DELIVERY_POOL = "delivery"
+TRANSFORMER_POOL = "transformer"
+_POOL: ContextVar[str] = ContextVar("gsd_budget_pool", default=DELIVERY_POOL)
+
+
+@contextmanager
+def budget_pool(name: str) -> Iterator[None]:
+    """Calls made inside the block (and tasks it starts) spend from pool `name`."""
+    token = _POOL.set(name)
+    try:
+        yield
+    finally:
+        _POOL.reset(token)
+
+
+def current_pool() -> str:
+    return _POOL.get()
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,10 +81,25 @@ class RateWindow:
     def end(self, now: float) -> float:
         return self.start(now) + self.length_seconds
 
+    @property
+    def margin(self) -> int:
+        """The reserve for calls near the window's edges: 2% of the limit, 1 to limit/2."""
+        return min(max(1, self.limit // 50), self.limit // 2)
+
 
 def default_windows(per_minute: int = 100, per_day: int = 50_000) -> tuple[RateWindow, ...]:
     """Gainsight's synchronous-call budget (GSD_RATE_LIMIT_PER_MINUTE / _PER_DAY)."""
     return (RateWindow("minute", MINUTE, per_minute), RateWindow("day", DAY, per_day))
+
+
+@dataclass(frozen=True, slots=True)
+class _Ask:
+    """What one call at `now` must find room in, and when to ask again if it does not."""
+
+    windows: tuple[BudgetWindow, ...]
+    retry_at: dict[str, float]  # by window name
+    in_band: bool
+    starts: tuple[float, ...]  # a leased block is good for these windows only
 
 
 class RateGovernor:
@@ -62,6 +111,8 @@ class RateGovernor:
         windows: Sequence[RateWindow] = default_windows(),
         *,
         guard_seconds: float = 1.0,
+        transformer_share: float = 0.5,
+        max_block: int = 64,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
@@ -72,52 +123,62 @@ class RateGovernor:
             raise ValueError("rate window names must be unique")
         if any(not 0 <= 4 * guard_seconds < w.length_seconds for w in windows):
             raise ValueError("guard_seconds must be at least 0 and under a quarter of each window")
+        if not 0 <= transformer_share <= 1 or max_block < 1:
+            raise ValueError("transformer_share must be in [0, 1] and max_block at least 1")
         self.windows = tuple(windows)
         self._store = store
         self._guard = guard_seconds
+        self._share = transformer_share
         self._clock = clock
         self._sleep = sleep
+        smallest = min(w.limit for w in windows)
+        self._block = max(1, min(max_block, smallest // 100))
+        # (tenant, pool) -> (window starts, calls left) of the block taken last
+        self._leased: dict[tuple[str, str], tuple[tuple[float, ...], int]] = {}
 
-    async def try_acquire(self, tenant_key: str, now: float) -> float | None:
-        """Count one call for `tenant_key` at `now`: None if granted, else the time worth trying
-        again (the end of the full window, or of the guard band `now` falls in)."""
-        guarded_until = self._guard_band_end(now)
-        if guarded_until is not None:
-            return guarded_until
-        asked = time.monotonic()
-        full = await self._store.take_budget(
-            tenant_key, [(w.name, w.start(now), w.limit) for w in self.windows]
-        )
-        if full is None:
-            # A slow store (a loaded PostgreSQL, a pool queue) can grant so late that the call
-            # would land in the next window, over its budget: then it is not made (the count spent).
-            return self._too_late(now, now + time.monotonic() - asked)
-        return self._by_name[full].end(now) + self._guard
+    async def try_acquire(self, tenant_key: str, now: float, pool: str | None = None) -> float | None:
+        """Count one call for `tenant_key` at `now` from `pool` (default: the caller's
+        `budget_pool`): None if granted, else the time worth asking again."""
+        pool = pool or current_pool()
+        ask = self._ask(now, pool)
+        if not ask.in_band:
+            starts, left = self._leased.get((tenant_key, pool), ((), 0))
+            if left > 0 and starts == ask.starts:
+                self._leased[(tenant_key, pool)] = (starts, left - 1)
+                return None
+            block = self._block
+            if block > 1 and await self._store.take_budget(tenant_key, ask.windows, block) is None:
+                self._leased[(tenant_key, pool)] = (ask.starts, block - 1)
+                return None
+        full = await self._store.take_budget(tenant_key, ask.windows)
+        return None if full is None else ask.retry_at[full]
 
-    def _too_late(self, granted_for: float, landed: float) -> float | None:
-        """When the call would now start within half a guard of its window's end (or past it),
-        the time worth trying again; None while it is still well inside the window."""
-        margin = self._guard / 2
-        if all(w.start(landed + margin) == w.start(granted_for) for w in self.windows):
-            return None
-        return (
-            max(w.end(granted_for) for w in self.windows if w.start(landed + margin) != w.start(granted_for))
-            + self._guard
-        )
-
-    async def acquire(self, tenant_key: str) -> None:
+    async def acquire(self, tenant_key: str, pool: str | None = None) -> None:
         """Wait until a call for `tenant_key` is granted (and counted)."""
-        while (retry_at := await self.try_acquire(tenant_key, self._clock())) is not None:
+        while (retry_at := await self.try_acquire(tenant_key, self._clock(), pool)) is not None:
             await self._sleep(max(retry_at - self._clock(), 0.0))
 
-    def _guard_band_end(self, now: float) -> float | None:
-        if self._guard == 0:
-            return None
-        ends = []
-        for window in self.windows:
-            start, end = window.start(now), window.end(now)
-            if now < start + self._guard:
-                ends.append(start + self._guard)
-            elif now > end - self._guard:
-                ends.append(end + self._guard)
-        return max(ends, default=None)
+    def _ask(self, now: float, pool: str) -> _Ask:
+        g = self._guard
+        entries: list[BudgetWindow] = []
+        retry_at: dict[str, float] = {}
+        in_band = False
+        for w in self.windows:
+            start, end = w.start(now), w.end(now)
+            if now < start + g:  # may be counted in the previous window too
+                in_band = True
+                entries += [(w.name, start, w.limit), (w.name, start - w.length_seconds, w.limit)]
+                retry_at[w.name] = start + g
+            elif now >= end - g:  # may be counted in the next window too
+                in_band = True
+                entries += [(w.name, start, w.limit), (w.name, end, w.limit)]
+                retry_at[w.name] = end + g
+            else:  # room up to the margin, which opens at the edge band
+                margin = w.margin if g > 0 else 0
+                entries.append((w.name, start, w.limit - margin))
+                retry_at[w.name] = end - g if margin else end + g
+            if pool != DELIVERY_POOL:
+                share = f"{w.name}/{pool}"
+                entries.append((share, start, math.floor(w.limit * self._share)))
+                retry_at[share] = end
+        return _Ask(tuple(entries), retry_at, in_band, tuple(w.start(now) for w in self.windows))

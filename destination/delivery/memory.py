@@ -311,14 +311,16 @@ class MemoryStore:
                 found[row.state] += 1
             return found
 
-    async def take_budget(self, tenant_key: str, windows: Sequence[BudgetWindow]) -> str | None:
+    async def take_budget(
+        self, tenant_key: str, windows: Sequence[BudgetWindow], calls: int = 1
+    ) -> str | None:
         with self._open():
             keys = [(tenant_key, name, start) for name, start, _ in windows]
             for key, (name, _, limit) in zip(keys, windows, strict=True):
-                if self._windows.get(key, 0) >= limit:
+                if self._windows.get(key, 0) + calls > limit:
                     return name
             for key in keys:
-                self._windows[key] = self._windows.get(key, 0) + 1
+                self._windows[key] = self._windows.get(key, 0) + calls
             return None
 
     async def company_gsids(self, scope: str, names: Sequence[str]) -> dict[str, str]:

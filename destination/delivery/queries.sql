@@ -196,8 +196,8 @@ WHERE tenant_key = :tenant_key AND window_name = :window_name AND window_start =
 
 -- name: count_call
 INSERT INTO rate_windows (tenant_key, window_name, window_start, calls)
-VALUES (:tenant_key, :window_name, :window_start, 1)
-ON CONFLICT (tenant_key, window_name, window_start) DO UPDATE SET calls = calls + 1;
+VALUES (:tenant_key, :window_name, :window_start, :calls)
+ON CONFLICT (tenant_key, window_name, window_start) DO UPDATE SET calls = calls + :calls;
 
 -- name: prunable_events
 -- One partial index per branch; rejected and unchanged events go the same way as delivered ones.

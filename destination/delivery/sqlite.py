@@ -349,16 +349,18 @@ class SQLiteStore:
 
         return await self._writer.run(job, writes=False)
 
-    async def take_budget(self, tenant_key: str, windows: Sequence[BudgetWindow]) -> str | None:
+    async def take_budget(
+        self, tenant_key: str, windows: Sequence[BudgetWindow], calls: int = 1
+    ) -> str | None:
         keys = [
-            {"tenant_key": tenant_key, "window_name": name, "window_start": start}
+            {"tenant_key": tenant_key, "window_name": name, "window_start": start, "calls": calls}
             for name, start, _ in windows
         ]
 
         def job(conn: sqlite3.Connection) -> str | None:
             for key, (name, _, limit) in zip(keys, windows, strict=True):
                 row = conn.execute(self._q["window_calls"], key).fetchone()
-                if (row[0] if row else 0) >= limit:
+                if (row[0] if row else 0) + calls > limit:
                     return name
             for key in keys:
                 conn.execute(self._q["count_call"], key)

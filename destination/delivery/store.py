@@ -346,10 +346,12 @@ class EventAdmin(Protocol):
 class RateCounter(Protocol):
     """Calls counted per tenant and window, shared by every process on the store (the governor)."""
 
-    async def take_budget(self, tenant_key: str, windows: Sequence[BudgetWindow]) -> str | None:
-        """Count one call in every window if all are below their limit, atomically across every
-        process sharing the store. Returns None when counted, else the name of a full window
-        (and counts nothing)."""
+    async def take_budget(
+        self, tenant_key: str, windows: Sequence[BudgetWindow], calls: int = 1
+    ) -> str | None:
+        """Count `calls` calls in every window if each has room for all of them, atomically
+        across every process sharing the store. Returns None when counted, else the name of a
+        window without that much room (and counts nothing)."""
         ...
 
 

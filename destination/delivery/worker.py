@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from destination.config import Destination
-from destination.delivery.governor import RateGovernor
+from destination.delivery.governor import DELIVERY_POOL, RateGovernor, current_pool
 from destination.delivery.retry import RetryPolicy
 from destination.delivery.store import Attempt, Claim, QueuedEvent, Store
 from destination.errors import ConfigError, EventError, GainsightError, OverBudget, UnmappedEventError
@@ -49,19 +49,20 @@ class BudgetGate:
         self._governor = governor
         self._metrics = metrics
         self._clock = clock
-        self._spent_until: dict[str, float] = {}
+        self._spent_until: dict[tuple[str, str], float] = {}
 
-    def spent_until(self, tenant_key: str, now: float) -> float | None:
-        until = self._spent_until.get(tenant_key)
+    def spent_until(self, tenant_key: str, now: float, pool: str = DELIVERY_POOL) -> float | None:
+        until = self._spent_until.get((tenant_key, pool))
         return until if until is not None and until > now else None
 
     async def __call__(self, tenant_key: str) -> None:
         now = self._clock()
-        retry_at = self.spent_until(tenant_key, now)
+        pool = current_pool()  # the transformer routes' half of the budget is refused apart
+        retry_at = self.spent_until(tenant_key, now, pool)
         if retry_at is None:
-            retry_at = await self._governor.try_acquire(tenant_key, now)
+            retry_at = await self._governor.try_acquire(tenant_key, now, pool)
         if retry_at is not None:
-            self._spent_until[tenant_key] = retry_at
+            self._spent_until[(tenant_key, pool)] = retry_at
             raise OverBudget(retry_at)
 
 

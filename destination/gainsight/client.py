@@ -54,7 +54,7 @@ def masked(headers: dict[str, str]) -> dict[str, str]:
 def shown_headers(request: Request, credentials: Credentials) -> dict[str, str]:
     """The headers a request is sent with, credentials masked (dry run, admin views)."""
     headers = dict(request.headers)
-    if request.signing is not None:
+    if request.step == "event publish":
         headers[ep.SHARED_SECRET_HEADER] = ep.REDACTED
     if credentials.access_key:
         headers[ep.ACCESS_KEY_HEADER] = ep.REDACTED
@@ -103,10 +103,11 @@ class GainsightClient:
     def headers_for(self, request: Request, credentials: Credentials) -> dict[str, str]:
         """The headers to send: the plan's, the credentials, and a fresh signature when signed."""
         headers = dict(request.headers)
-        if request.signing is not None:
+        if request.step == "event publish":
             secret = credentials.shared_secret or ""
             headers[ep.SHARED_SECRET_HEADER] = secret
-            headers[ep.SIGNATURE_HEADER] = sign(request.signing, secret, self._clock())
+            if request.signing is not None:
+                headers[ep.SIGNATURE_HEADER] = sign(request.signing, secret, self._clock())
         if credentials.access_key:
             headers[ep.ACCESS_KEY_HEADER] = credentials.access_key
         return headers

@@ -34,14 +34,24 @@ def matched_nothing(answer: Answer) -> bool:
     return isinstance(data, dict) and data.get("count") == 0 and not records_of(answer)
 
 
-def gsid_by_name(answer: Answer) -> dict[str, str]:
-    """Name -> Gsid of the companies a search found ("" when the tenant left the Gsid out; the
-    first, when a name is there twice)."""
+def gsid_by_name(names: list[str], answer: Answer) -> dict[str, str]:
+    """Searched name -> Gsid ("" when the answer leaves it out) of the companies a search found.
+
+    Returned names are matched to the searched ones ignoring case (a tenant's `EQ`/`IN` may), the
+    first record winning. A search for ONE name that answers any record means "found, update it",
+    as the reference does (`records.length === 0` → create, else update), whatever its Name.
+    """
+    records = records_of(answer)
+    if len(names) == 1 and records:
+        gsid = records[0].get("Gsid")
+        return {names[0]: gsid if isinstance(gsid, str) else ""}
+    wanted = {name.casefold(): name for name in names}
     found: dict[str, str] = {}
-    for record in records_of(answer):
+    for record in records:
         name, gsid = record.get("Name"), record.get("Gsid")
-        if isinstance(name, str) and name not in found:
-            found[name] = gsid if isinstance(gsid, str) else ""
+        searched = wanted.get(name.casefold()) if isinstance(name, str) else None
+        if searched is not None and searched not in found:
+            found[searched] = gsid if isinstance(gsid, str) else ""
     return found
 
 

@@ -50,7 +50,6 @@ from destination.gainsight.companies import (
     gsids_written,
     is_no_match,
     matched_nothing,
-    records_of,
 )
 from destination.gainsight.endpoints import MAX_RECORDS_PER_CALL, UNKNOWN_COMPANY_CODE
 from destination.gainsight.outcomes import Answer, classify
@@ -432,10 +431,7 @@ class Executor:
             if outcome != "delivered" and not is_no_match(call.answer):
                 self._fail(chunk, call)
                 continue
-            found = gsid_by_name(call.answer) if outcome == "delivered" else {}
-            if len(chunk) == 1 and outcome == "delivered" and (records := records_of(call.answer)):
-                gsid = records[0].get("Gsid")  # a search for one name: any record is it
-                found = {chunk[0].name: gsid if isinstance(gsid, str) else ""}
+            found = gsid_by_name([c.name for c in chunk], call.answer) if outcome == "delivered" else {}
             for company in chunk:
                 gsid = found.get(company.name)
                 company.progress = replace(

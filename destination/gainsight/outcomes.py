@@ -93,4 +93,5 @@ def failure(answer: Answer, step: str, now: float) -> GainsightError:
         error_desc=answer.error_desc,
         retry_after=retry_after_seconds(answer.headers, now),
         response=answer.body,
+        step=step,
     )

@@ -50,17 +50,22 @@ class Request:
 
 
 def company_search(domain: str, names: Sequence[str]) -> Request:
-    """Companies by Name: `EQ` for one (as the reference asks), `IN` for several (DESIGN §6)."""
-    operator = "EQ" if len(names) == 1 else "IN"
-    body = {
-        "select": ["Gsid", "Name"],
-        "where": {
-            "conditions": [{"name": "Name", "alias": "A", "value": list(names), "operator": operator}],
-            "expression": "A",
-        },
-        "limit": 1 if len(names) == 1 else min(5000, 10 * len(names)),
-        "offset": 0,
-    }
+    """The companies named. For one name, the reference's own query, byte for byte (any record
+    found means "update it"); for several, one `IN` query (DESIGN §6)."""
+    body: dict[str, Any]
+    if len(names) == 1:
+        condition = {"name": "Name", "alias": "A", "value": list(names), "operator": "EQ"}
+        body = {"select": ["Name"], "where": {"conditions": [condition], "expression": "A"}}
+    else:
+        body = {
+            "select": ["Gsid", "Name"],
+            "where": {
+                "conditions": [{"name": "Name", "alias": "A", "value": list(names), "operator": "IN"}],
+                "expression": "A",
+            },
+            "limit": min(5000, 10 * len(names)),
+            "offset": 0,
+        }
     return Request("company search", "POST", domain, ep.COMPANY_QUERY_PATH, _JSON_HEADERS, body)
 
 
@@ -172,7 +177,9 @@ def message_type(event: Mapping[str, Any]) -> str:
     return raw.lower()
 
 
-def plan_event(event: Mapping[str, Any], config: DestinationConfig, specs: Specs) -> Plan:
+def plan_event(
+    event: Mapping[str, Any], config: DestinationConfig, specs: Specs, *, signed: bool = True
+) -> Plan:
     """The plan for one event; EventError / ConfigError when it cannot be planned."""
     if not isinstance(event, dict):
         raise EventError("the event must be a JSON object")
@@ -182,7 +189,7 @@ def plan_event(event: Mapping[str, Any], config: DestinationConfig, specs: Specs
     if kind == "group":
         return plan_group(event, config, specs)
     if kind == "track":
-        return plan_track(event, config)
+        return plan_track(event, config, signed=signed)
     raise EventError(f"message type {kind} not supported")
 
 
@@ -279,7 +286,9 @@ def _track_properties(event: Mapping[str, Any]) -> dict[str, Any]:
     return properties
 
 
-def plan_track(event: Mapping[str, Any], config: DestinationConfig) -> TrackPlan:
+def plan_track(event: Mapping[str, Any], config: DestinationConfig, *, signed: bool = True) -> TrackPlan:
+    """`signed=False`: no canonical body and no signature claims (the transformer routes hand
+    the request to rudder-server, which re-serialises it)."""
     name = _track_event_name(event)
     _required(config, "track", "sharedSecret", "topicName", "tenantId")
     properties = _track_properties(event)
@@ -291,7 +300,6 @@ def plan_track(event: Mapping[str, Any], config: DestinationConfig) -> TrackPlan
         raise UnmappedEventError(f"event version mapping not provided for {name}")
     _required(config, "track", "domain")
     assert config.domain and config.shared_secret and config.tenant_id and config.topic_name
-    body = canonical_json(properties)
     # sharedSecret (and Accesskey, when configured) are added by the client when it sends this.
     headers = {
         "tenantId": config.tenant_id,
@@ -303,6 +311,12 @@ def plan_track(event: Mapping[str, Any], config: DestinationConfig) -> TrackPlan
     contract_id = _contract_id(event, config)
     if contract_id:
         headers["contractId"] = contract_id
+    if not signed:
+        request = Request(
+            "event publish", "POST", config.domain, ep.EVENT_PATH, MappingProxyType(headers), properties
+        )
+        return TrackPlan(request, ())
+    body = canonical_json(properties)
     message_id = event.get("messageId")
     signing = SigningClaims(
         tenant_id=config.tenant_id,

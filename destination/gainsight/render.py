@@ -11,17 +11,17 @@ from destination.gainsight.plan import GroupPlan, Plan, Request
 
 
 def rudder_output(request: Request, headers: Mapping[str, str]) -> dict[str, Any]:
-    """The processor protocol's `output` (same envelope as the reference transformer)."""
+    """The transformer protocol's request envelope, as the reference builds it (the processor
+    route adds `userId: ""`; the router's `batchedRequest` has none)."""
     return {
         "version": "1",
         "type": "REST",
         "method": request.method,
         "endpoint": request.endpoint,
-        "headers": dict(headers),
-        "params": dict(request.params),
+        "headers": headers if type(headers) is dict else dict(headers),  # never mutated
+        "params": dict(request.params) if request.params else {},
         "body": {"JSON": request.body, "JSON_ARRAY": {}, "XML": {}, "FORM": {}},
         "files": {},
-        "userId": "",
     }
 
 

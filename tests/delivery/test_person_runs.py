@@ -94,7 +94,7 @@ async def one_by_one(tenant: Tenant, events: Sequence[dict[str, Any]]) -> None:
             records = found.body["data"]["records"]
             write = plan.update_request() if records else plan.insert_request()
             written = await tenant.client.send(write, CREDENTIALS)
-            gsid = records[0]["Gsid"] if records else written.body["data"]["records"][0]["Gsid"]
+            gsid = written.body["data"]["records"][0]["Gsid"]  # as the reference reads it
             request = plan.association_request(gsid)
         else:
             request = plan.request

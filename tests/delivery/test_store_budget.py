@@ -34,6 +34,14 @@ async def test_a_refused_call_is_counted_in_no_window(store: Store) -> None:
     assert await store.take_budget("acme", windows(600.0, day_start=86_400.0)) is None
 
 
+async def test_several_calls_are_taken_all_or_none(store: Store) -> None:
+    assert await store.take_budget("acme", windows(60.0), calls=2) is None
+    assert await store.take_budget("acme", windows(60.0), calls=2) == "minute"  # 1 left of 3
+    assert await store.take_budget("acme", windows(60.0)) is None
+    assert await store.take_budget("acme", windows(120.0), calls=3) == "day"  # 2 left of 5
+    assert await store.take_budget("acme", windows(120.0), calls=2) is None
+
+
 async def test_tenants_have_separate_budgets(store: Store) -> None:
     for _ in range(3):
         assert await store.take_budget("acme", windows(60.0)) is None

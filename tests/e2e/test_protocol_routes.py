@@ -31,7 +31,7 @@ def simulator(workdir: Path) -> Iterator[Server]:
 @pytest.fixture(scope="module")
 def service(workdir: Path, simulator: Server) -> Iterator[Server]:
     destinations = [{"id": "acme", "writeKeys": ["wk"], "config": sandbox_config()}]
-    with start_service(workdir, destinations, simulator.base_url) as server:
+    with start_service(workdir, destinations, simulator.base_url, GSD_TRANSFORMER_ROUTES="on") as server:
         yield server
 
 
@@ -111,7 +111,8 @@ def test_processor_outputs_relayed_leave_person_company_association_and_event(
         "1.0",
         {"ticketId": "T-42", "n": 1},
     )
-    assert event["signed"] is True and event["jti"] == "tr-1"
+    # Outputs are unsigned: rudder-server sends them later, re-serialised (README).
+    assert event["signed"] is False
 
 
 def test_existing_company_is_updated_not_duplicated(service: Server, simulator: Server) -> None:
@@ -184,3 +185,25 @@ def test_openapi_lists_every_route(service: Server) -> None:
         "/admin/dead-letters",
     ):
         assert path in paths, path
+
+
+def test_a_large_body_of_empty_items_is_refused_by_the_item_cap(service: Server) -> None:
+    body = b"[" + b"{}," * 999_999 + b"{}]"  # 3 MB, a million items
+    with service.client() as client:
+        response = client.post(
+            "/v0/destinations/gainsight", content=body, headers={"Content-Type": "application/json"}
+        )
+        assert client.get("/health").status_code == 200
+    assert response.status_code == 413 and len(response.content) < 1000
+    assert "GSD_TRANSFORMER_MAX_ITEMS" in response.json()["error"]
+
+
+def test_the_routes_are_off_without_the_setting(workdir: Path, simulator: Server) -> None:
+    destinations = [{"id": "acme", "writeKeys": ["wk"], "config": sandbox_config()}]
+    (workdir / "off").mkdir()
+    with (
+        start_service(workdir / "off", destinations, simulator.base_url) as server,
+        server.client() as client,
+    ):
+        assert client.post("/v0/destinations/gainsight", json=[item(IDENTIFY)]).status_code == 404
+        assert "/routerTransform" not in client.get("/openapi.json").json()["paths"]

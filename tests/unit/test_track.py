@@ -13,6 +13,7 @@ import pytest
 from destination.errors import ConfigError, EventError, UnmappedEventError
 from destination.gainsight.client import Credentials, GainsightClient, shown_headers
 from destination.gainsight.plan import TrackPlan, plan_event
+from destination.gainsight.signing import SigningClaims, sign
 from destination.jsonutil import canonical_json, loads
 from tests.conftest import DOMAIN, make_config
 
@@ -178,3 +179,40 @@ def test_signature_without_message_id_gets_a_unique_jti(specs: Any) -> None:
 def test_secret_headers_redacted_for_display(specs: Any) -> None:
     headers = shown_headers(track(specs).request, CREDENTIALS)
     assert headers["sharedSecret"] == "***" and headers["Accesskey"] == "***"
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        SigningClaims("tenant-1", "Support", "ticket_closed", "1.0", "ab" * 32, "m-1"),
+        SigningClaims("tenant-ü", "Støtte", "billet_fermé", "1.0", "cd" * 32, "m-é"),
+    ],
+    ids=["ascii", "non-ascii"],
+)
+def test_signature_is_the_token_pyjwt_writes(claims: SigningClaims) -> None:
+    now = 1_700_000_000.9
+    expected = jwt.encode(
+        {
+            "iat": 1_700_000_000,
+            "exp": 1_700_000_300,
+            "jti": claims.jti,
+            "tenantId": claims.tenant_id,
+            "topicName": claims.topic_name,
+            "eventName": claims.event_name,
+            "eventVersion": claims.event_version,
+            "body_sha256": claims.body_sha256,
+        },
+        "a-shared-secret-of-32-bytes-or-more!",
+        algorithm="HS256",
+    )
+    assert sign(claims, "a-shared-secret-of-32-bytes-or-more!", now) == expected
+
+
+def test_an_unsigned_plan_is_the_same_request_without_signature_claims(specs: Any) -> None:
+    event = {"type": "track", "event": "Ticket Closed", "messageId": "m1", "properties": {"b": 1, "a": 2}}
+    signed = plan_event(event, make_config(), specs)
+    unsigned = plan_event(event, make_config(), specs, signed=False)
+    assert isinstance(signed, TrackPlan) and isinstance(unsigned, TrackPlan)
+    assert (unsigned.request.signing, unsigned.request.body_bytes) == (None, None)
+    assert unsigned.request.headers == signed.request.headers
+    assert unsigned.request.body == signed.request.body == {"b": 1, "a": 2}

@@ -275,9 +275,9 @@ def test_spent_budget_is_remembered_until_the_window_ends() -> None:
     governor = world.deliverer._governor
     original = governor.try_acquire
 
-    async def counting(tenant: str, now: float) -> float | None:
+    async def counting(tenant: str, now: float, pool: str | None = None) -> float | None:
         asked.append(now)
-        return await original(tenant, now)
+        return await original(tenant, now, pool)
 
     governor.try_acquire = counting  # type: ignore[method-assign]
     people = [{**IDENTIFY, "traits": {"email": f"p{i}@example.com"}} for i in range(4)]

@@ -1,0 +1,274 @@
+"""The transformer routes, behaviour by behaviour: what the reference's vectors pin (in our own
+words and data), the limits of issue 9, and the budget share. Gainsight is a mock transport that
+answers only the calls a test expects and fails on any other."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from fastapi.testclient import TestClient
+
+from destination.app import create_app
+from destination.settings import Settings
+from tests.conftest import BASE_CONFIG, DOMAIN
+
+PROCESSOR = "/v0/destinations/gainsight"
+GROUP = {"type": "group", "traits": {"name": "Acme"}, "context": {"traits": {"email": "ada@example.com"}}}
+IDENTIFY = {"type": "identify", "traits": {"email": "ada@example.com"}}
+Answer = tuple[int, Any]
+
+
+class Gainsight:
+    """Answers `(method, path) -> [answers…]` in order; any other call fails the test."""
+
+    def __init__(self, script: dict[tuple[str, str], list[Answer]]) -> None:
+        self.script = {key: list(answers) for key, answers in script.items()}
+        self.calls: list[httpx.Request] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.calls.append(request)
+        answers = self.script.get((request.method, request.url.path))
+        if not answers:
+            raise AssertionError(f"unexpected Gainsight call {request.method} {request.url}")
+        status, body = answers.pop(0)
+        return httpx.Response(status, content=orjson.dumps(body))
+
+    def bodies(self) -> list[Any]:
+        return [orjson.loads(c.content) for c in self.calls]
+
+
+SEARCH = ("POST", "/v1/data/objects/query/Company")
+INSERT = ("POST", "/v1/data/objects/Company")
+UPDATE = ("PUT", "/v1/data/objects/Company")
+
+
+def ok(records: list[dict[str, Any]]) -> Answer:
+    return 200, {"result": True, "errorCode": None, "data": {"records": records}}
+
+
+@pytest.fixture
+def start(tmp_path: Path) -> Iterator[Callable[..., TestClient]]:
+    clients: list[TestClient] = []
+
+    def start_app(gainsight: Gainsight | None = None, **settings: Any) -> TestClient:
+        destinations = tmp_path / "d.json"
+        destinations.write_bytes(orjson.dumps([{"id": "acme", "config": BASE_CONFIG}]))
+        options: dict[str, Any] = {"transformer_routes": "on", "store_url": "memory://", **settings}
+        app = create_app(
+            Settings(destinations=destinations, **options),
+            transport=httpx.MockTransport(gainsight or Gainsight({})),
+        )
+        client = TestClient(app)
+        clients.append(client.__enter__())
+        return client
+
+    yield start_app
+    for client in clients:
+        client.__exit__(None, None, None)
+
+
+def item(message: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {"message": message, "destination": {"Config": BASE_CONFIG}, **extra}
+
+
+def test_processor_leaves_metadata_out_when_the_input_has_none(start: Callable[..., TestClient]) -> None:
+    answers = start().post(PROCESSOR, json=[item(IDENTIFY), item({"type": "page"})]).json()
+    assert ["metadata" in a for a in answers] == [False, False]
+
+
+def test_processor_echoes_metadata_as_given_even_null(start: Callable[..., TestClient]) -> None:
+    answers = start().post(PROCESSOR, json=[item(IDENTIFY, metadata=None), item(IDENTIFY, metadata=7)]).json()
+    assert [a["metadata"] for a in answers] == [None, 7]
+
+
+def test_processor_output_has_an_empty_user_id_and_the_router_request_none(
+    start: Callable[..., TestClient],
+) -> None:
+    client = start()
+    output = client.post(PROCESSOR, json=[item(IDENTIFY)]).json()[0]["output"]
+    routed = client.post("/routerTransform", json={"input": [item(IDENTIFY, metadata={"jobId": 1})]}).json()
+    assert output["userId"] == ""
+    assert "userId" not in routed["output"][0]["batchedRequest"]
+    assert {k: v for k, v in output.items() if k != "userId"} == routed["output"][0]["batchedRequest"]
+
+
+def test_one_company_is_searched_with_the_reference_query(start: Callable[..., TestClient]) -> None:
+    gainsight = Gainsight({SEARCH: [ok([])], INSERT: [ok([{"Gsid": "G-new"}])]})
+    answer = start(gainsight).post(PROCESSOR, json=[item(GROUP)]).json()[0]
+    assert gainsight.bodies()[0] == {
+        "select": ["Name"],
+        "where": {
+            "conditions": [{"name": "Name", "alias": "A", "value": ["Acme"], "operator": "EQ"}],
+            "expression": "A",
+        },
+    }
+    assert gainsight.bodies()[1] == {"records": [{"Name": "Acme"}]}
+    assert answer["output"]["body"]["JSON"] == {
+        "Email": "ada@example.com",
+        "companies": [{"Company_ID": "G-new"}],
+    }
+
+
+def test_a_search_answering_any_record_updates_the_company_by_name(
+    start: Callable[..., TestClient],
+) -> None:
+    """Whatever the records found are named, the reference updates: Gsid from the update's answer."""
+    gainsight = Gainsight(
+        {SEARCH: [ok([{"Name": "Other Co"}])], UPDATE: [ok([{"Name": "Acme", "Gsid": "G-upd"}])]}
+    )
+    answer = start(gainsight).post(PROCESSOR, json=[item(GROUP)]).json()[0]
+    update = gainsight.calls[1]
+    assert (update.method, update.url.params["keys"]) == ("PUT", "Name")
+    assert answer["output"]["body"]["JSON"]["companies"] == [{"Company_ID": "G-upd"}]
+
+
+def test_a_refused_company_update_is_the_reference_error_text_and_is_not_repeated(
+    start: Callable[..., TestClient],
+) -> None:
+    refusal = {"result": False, "errorCode": "GSOBJ_1006", "errorDesc": "bad date", "data": None}
+    gainsight = Gainsight({SEARCH: [ok([{"Name": "Acme"}])], UPDATE: [(400, refusal)]})
+    answer = start(gainsight).post(PROCESSOR, json=[item(GROUP)]).json()[0]
+    assert len(gainsight.calls) == 2
+    assert answer["statusCode"] == 400 and answer["statTags"]["errorType"] == "aborted"
+    assert answer["error"] == (
+        '{"message":"failed to update group {\\"result\\":false,\\"errorCode\\":\\"GSOBJ_1006\\",'
+        '\\"errorDesc\\":\\"bad date\\",\\"data\\":null}","destinationResponse":{"response":'
+        '{"result":false,"errorCode":"GSOBJ_1006","errorDesc":"bad date","data":null},"status":400}}'
+    )
+
+
+@pytest.mark.parametrize(("status", "error_type"), [(429, "throttled"), (502, "retryable")])
+def test_a_failed_search_answers_gainsight_s_status(
+    start: Callable[..., TestClient], status: int, error_type: str
+) -> None:
+    gainsight = Gainsight({SEARCH: [(status, {"result": False, "errorCode": "X"})]})
+    answer = start(gainsight).post(PROCESSOR, json=[item(GROUP)]).json()[0]
+    assert (answer["statusCode"], answer["statTags"]["errorType"]) == (status, error_type)
+    error = orjson.loads(answer["error"])
+    assert error["message"] == 'failed to search group {"result":false,"errorCode":"X"}'
+    assert error["destinationResponse"]["status"] == status
+
+
+def test_a_long_gainsight_answer_is_cut_in_the_item_s_error(start: Callable[..., TestClient]) -> None:
+    gainsight = Gainsight({SEARCH: [(400, {"result": False, "errorDesc": "x" * 100_000})]})
+    answer = start(gainsight).post(PROCESSOR, json=[item(GROUP)]).json()[0]
+    assert answer["statusCode"] == 400 and len(answer["error"]) < 10_000
+
+
+def test_group_items_of_one_tenant_share_one_in_search(start: Callable[..., TestClient]) -> None:
+    """The deliberate difference of DESIGN §6: one search for the request's companies."""
+    gainsight = Gainsight(
+        {
+            SEARCH: [ok([{"Name": "acme", "Gsid": "G-a"}])],  # Gainsight matches names ignoring case
+            UPDATE: [ok([{"Name": "Acme", "Gsid": "G-a"}])],
+            INSERT: [ok([{"Name": "Globex", "Gsid": "G-g"}])],
+        }
+    )
+    globex = {**GROUP, "traits": {"name": "Globex"}}
+    answers = start(gainsight).post(PROCESSOR, json=[item(GROUP), item(globex)]).json()
+    condition = gainsight.bodies()[0]["where"]["conditions"][0]
+    assert (condition["operator"], condition["value"]) == ("IN", ["Acme", "Globex"])
+    assert [a["output"]["body"]["JSON"]["companies"] for a in answers] == [
+        [{"Company_ID": "G-a"}],
+        [{"Company_ID": "G-g"}],
+    ]
+
+
+# ---- limits (issue 9) ----
+
+
+def test_the_routes_are_off_unless_switched_on(tmp_path: Path) -> None:
+    destinations = tmp_path / "d.json"
+    destinations.write_bytes(orjson.dumps([{"id": "acme", "config": BASE_CONFIG}]))
+    with TestClient(create_app(Settings(destinations=destinations, store_url="memory://"))) as client:
+        assert client.post(PROCESSOR, json=[]).status_code == 404
+        assert client.post("/routerTransform", json={"input": []}).status_code == 404
+        assert client.get("/features").status_code == 404
+        paths = client.get("/openapi.json").json()["paths"]
+    assert not {PROCESSOR, "/routerTransform", "/features"} & set(paths)
+
+
+def test_the_routes_are_documented_when_on(start: Callable[..., TestClient]) -> None:
+    paths = start().get("/openapi.json").json()["paths"]
+    assert "413" in paths[PROCESSOR]["post"]["responses"]
+    assert "413" in paths["/routerTransform"]["post"]["responses"]
+
+
+def test_more_items_than_the_cap_are_refused_naming_the_setting(start: Callable[..., TestClient]) -> None:
+    client = start(transformer_max_items=3)
+    assert client.post(PROCESSOR, json=[{}] * 3).status_code == 200
+    for response in (
+        client.post(PROCESSOR, json=[{}] * 4),
+        client.post("/routerTransform", json={"input": [{}] * 4}),
+    ):
+        assert response.status_code == 413
+        assert "GSD_TRANSFORMER_MAX_ITEMS" in response.text and "at most 3" in response.text
+
+
+def test_a_request_of_empty_items_answers_little(start: Callable[..., TestClient]) -> None:
+    """Empty items are cheap to send; their answers must stay of the same order of size."""
+    body = orjson.dumps([{}] * 1000)
+    response = start().post(PROCESSOR, content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 200 and len(response.content) < 300 * 1000
+
+
+def test_company_calls_spend_at_most_half_of_the_tenant_s_budget(start: Callable[..., TestClient]) -> None:
+    gainsight = Gainsight({SEARCH: [ok([])] * 10, INSERT: [ok([{"Gsid": "G"}])] * 10})
+    client = start(gainsight, rate_limit_per_minute=4)
+    answers = [
+        client.post(PROCESSOR, json=[item({**GROUP, "traits": {"name": f"C{n}"}})]).json()[0]
+        for n in range(2)
+    ]
+    assert len(gainsight.calls) == 2  # half of 4: one search and one insert
+    assert answers[0]["statusCode"] == 200
+    assert answers[1]["statusCode"] == 429 and "rate budget" in answers[1]["error"]
+    assert DOMAIN in str(gainsight.calls[0].url)
+
+
+def test_each_item_is_planned_with_its_own_config(start: Callable[..., TestClient]) -> None:
+    """Parsed settings are reused only for an equal Config, in any order of items and requests."""
+    other = {"message": IDENTIFY, "destination": {"Config": {**BASE_CONFIG, "accessKey": "ak-other"}}}
+    client = start()
+    for body in ([item(IDENTIFY), other, item(IDENTIFY)], [other, other, item(IDENTIFY)]):
+        answers = client.post(PROCESSOR, json=body).json()
+        keys = [a["output"]["headers"]["Accesskey"] for a in answers]
+        expected = ["ak-other" if entry is other else "ak-123" for entry in body]
+        assert keys == expected
+
+
+def nested(depth: int) -> Any:
+    value: Any = 1
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize("route", [PROCESSOR, "/routerTransform"])
+def test_json_nested_beyond_what_can_be_written_back_is_refused(
+    start: Callable[..., TestClient], route: str
+) -> None:
+    client = start()
+    deep = {"type": "track", "event": "Ticket Closed", "properties": {"x": nested(260)}}
+    body = [item(deep)] if route == PROCESSOR else {"input": [item(deep)]}
+    response = client.post(route, content=_dump(body), headers={"Content-Type": "application/json"})
+    assert response.status_code == 400 and "254 levels" in response.json()["error"]
+
+
+def test_the_deepest_writable_item_is_answered(start: Callable[..., TestClient]) -> None:
+    """Its answer nests one level deeper than orjson writes: the fallback writer takes it."""
+    deep = {"type": "track", "event": "Ticket Closed", "properties": {"x": nested(250)}}
+    response = start().post(
+        PROCESSOR, content=_dump([item(deep)]), headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 200
+    assert response.json()[0]["output"]["body"]["JSON"] == {"x": nested(250)}
+
+
+def _dump(value: Any) -> bytes:
+    return json.dumps(value).encode()  # orjson would refuse to write the deepest of these
