@@ -495,8 +495,9 @@ class PostgresStore:
         }
         async with self._tx() as conn:
             rows = await (await conn.execute(self._q["take_budget"], params)).fetchall()
-            counted = {row[0] for row in rows}
-            full = next((name for name, _, _ in windows if name not in counted), None)
+            # One name may come twice (a call near an edge is counted in both windows): by start too.
+            counted = {(name, start) for name, start in rows}
+            full = next((name for name, start, _ in windows if (name, start) not in counted), None)
             if full is not None:
                 raise psycopg.Rollback()  # counts nothing when any window is full
         return full

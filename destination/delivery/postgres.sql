@@ -205,7 +205,7 @@ ORDER BY n
 ON CONFLICT (tenant_key, window_name, window_start) DO UPDATE
     SET calls = w.calls + excluded.calls, cap = excluded.cap
     WHERE w.calls + excluded.calls <= excluded.cap
-RETURNING window_name;
+RETURNING window_name, window_start;
 
 -- name: prune_events
 -- Finished events past the dedupe window, a chunk at a time, with their history.

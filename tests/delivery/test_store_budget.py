@@ -97,3 +97,12 @@ async def test_concurrent_takers_in_threads_never_exceed_the_limit(make_store: S
         pytest.skip("a PostgresStore belongs to one event loop; processes share it by URL (test above)")
     granted = await asyncio.to_thread(take_from_threads, [store], 8, 40, 100)
     assert granted == 100
+
+
+async def test_one_window_name_counted_at_two_starts_needs_room_in_both(store: Store) -> None:
+    # A call near a window's edge is counted in both windows it may land in.
+    edge = [("minute", 60.0, 2), ("minute", 120.0, 2)]
+    assert await store.take_budget("acme", [("minute", 120.0, 2)]) is None
+    assert await store.take_budget("acme", [("minute", 120.0, 2)]) is None
+    assert await store.take_budget("acme", edge) == "minute"  # 60 has room, 120 has none
+    assert await store.take_budget("acme", [("minute", 60.0, 2)], 2) is None  # nothing was counted
