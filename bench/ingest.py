@@ -4,11 +4,14 @@ single-event ingest under an open-loop load.
 Bars: `/v1/batch` of 100 events ≥ 10,000 events/s on 2 cores with SQLite, and single-event ingest at
 500 requests/s with p99 ≤ 25 ms.
 
-Set-up: each phase starts a fresh service (`python -m destination serve`) with its SQLite store in a
-temporary directory, one destination, inbound auth off (GSD_AUTH=off), and GSD_GAINSIGHT_BASE_URL
-pointed at an unused loopback port. The workers run as in production: they claim events, spend the
-default budget (100 calls/minute) on calls that are refused at once, and park everything else until
-the next rate window, so delivery costs the store some writes but no Gainsight time.
+Set-up: each phase starts a fresh service (`python -m destination serve`) on an empty store: by
+default SQLite in a temporary directory; with `--store postgresql://…`, a fresh schema in that
+database (dropped afterwards; DESIGN §8's bar there: ≥ 5,000 events/s with the server on the same
+machine, whose CPU is then counted too). One destination, inbound auth off (GSD_AUTH=off), and
+GSD_GAINSIGHT_BASE_URL pointed at an unused loopback port. The workers run as in production: they
+claim events, spend the default budget (100 calls/minute) on calls that are refused at once, and
+park everything else until the next rate window, so delivery costs the store some writes but no
+Gainsight time.
 
 1. Batch: `--connections` concurrent keep-alive HTTP/1.1 connections (asyncio streams) each post batches of
    `--batch` track events back to back for `--seconds`, after a 1 s warm-up; events/s counts the
@@ -18,7 +21,8 @@ the next rate window, so delivery costs the store some writes but no Gainsight t
    latency is measured from the scheduled time (so a stalled server or generator counts against it).
 
 The load generator runs on the same 2 cores as the service and takes a good part of one of them;
-its CPU use is printed beside the service's. Run: python bench/ingest.py [--seconds 10]
+its CPU use is printed beside the service's, and CPU-seconds per 1,000 events stored.
+Run: python bench/ingest.py [--seconds 10] [--store postgresql://user@127.0.0.1/db] [--phase batch]
 """
 
 from __future__ import annotations
@@ -124,11 +128,45 @@ def started(
 
 
 @contextmanager
-def service(workdir: Path) -> Iterator[Service]:
+def store_url(store: str | None, workdir: Path) -> Iterator[str]:
+    """An empty store: a SQLite file in `workdir`, or a fresh schema in the PostgreSQL database."""
+    if store is None:
+        yield f"sqlite:///{workdir}/gsd.sqlite3"
+        return
+    import psycopg
+
+    schema = f"bench_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(store, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    try:
+        sep = "&" if "?" in store else "?"
+        yield f"{store}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(store, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+def postgres_cpu_seconds() -> float:
+    """User + system CPU of every local `postgres` process (the server, when it runs here)."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        name, rest = text.split("(", 1)[1].rsplit(")", 1)
+        if name.startswith("postgres"):
+            fields = rest.split()
+            total += int(fields[11]) + int(fields[12])
+    return total / CLOCK_TICKS
+
+
+@contextmanager
+def service(workdir: Path, url: str) -> Iterator[Service]:
     (workdir / "destinations.json").write_bytes(orjson.dumps(DESTINATIONS))
     env = {
         "GSD_DESTINATIONS": str(workdir / "destinations.json"),
-        "GSD_STORE_URL": f"sqlite:///{workdir}/gsd.sqlite3",
+        "GSD_STORE_URL": url,
         "GSD_AUTH": "off",
         "GSD_GAINSIGHT_BASE_URL": f"http://127.0.0.1:{free_port()}",  # nothing listens there
         "GSD_LOG_LEVEL": "warning",
@@ -243,7 +281,9 @@ def generator_cpu() -> float:
 # ---------------------------------------------------------------- 1. batch throughput
 
 
-async def batch_phase(svc: Service, seconds: float, connections: int, size: int, people: int) -> None:
+async def batch_phase(
+    svc: Service, seconds: float, connections: int, size: int, people: int, postgres: bool
+) -> None:
     counter = iter(range(10**12))
     stored = 0
     requests = 0
@@ -273,13 +313,16 @@ async def batch_phase(svc: Service, seconds: float, connections: int, size: int,
     await asyncio.sleep(1.0)  # warm-up: connections open, SQLite pages cached
     measuring = True
     cpu0, svc_cpu0, t0 = generator_cpu(), svc.cpu_seconds(), time.perf_counter()
+    pg_cpu0 = postgres_cpu_seconds() if postgres else 0.0
     await asyncio.gather(*loops)
     elapsed = time.perf_counter() - t0
     cpu, svc_cpu = generator_cpu() - cpu0, svc.cpu_seconds() - svc_cpu0
+    pg_cpu = postgres_cpu_seconds() - pg_cpu0 if postgres else 0.0
     pool.close()
 
+    bar = "5,000 (PostgreSQL)" if postgres else "10,000 (SQLite)"
     print(f"/v1/batch, {size} events per request, {connections} connections, {elapsed:.1f} s")
-    print(f"  {stored / elapsed:,.0f} events/s stored   (bar: >= 10,000)")
+    print(f"  {stored / elapsed:,.0f} events/s stored   (bar: >= {bar})")
     print(f"  {requests / elapsed:,.1f} requests/s, {failures} non-200")
     if latencies:
         print(
@@ -289,7 +332,14 @@ async def batch_phase(svc: Service, seconds: float, connections: int, size: int,
     print(
         f"  CPU: service {svc_cpu / elapsed:.0%} of a core, load generator {cpu / elapsed:.0%} "
         "of a core (same 2-core machine)"
+        + (f", PostgreSQL server {pg_cpu / elapsed:.0%} of a core" if postgres else "")
     )
+    if stored:
+        print(
+            f"  CPU-seconds per 1,000 events: service {svc_cpu / stored * 1000:.3f}"
+            + (f", PostgreSQL {pg_cpu / stored * 1000:.3f}" if postgres else "")
+            + f", load generator {cpu / stored * 1000:.3f}"
+        )
     print(worker_activity(svc))
 
 
@@ -365,17 +415,27 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=100, help="batch phase: events per request")
     parser.add_argument("--rate", type=float, default=500.0, help="open-loop phase: requests per second")
     parser.add_argument("--people", type=int, default=10_000, help="distinct people in the events")
+    parser.add_argument(
+        "--store", help="a PostgreSQL database URL to measure instead of SQLite (a schema is made per phase)"
+    )
+    parser.add_argument("--phase", choices=["batch", "open-loop", "both"], default="both")
     args = parser.parse_args()
-    print(f"{os.cpu_count()} CPUs; service and load generator share them")
+    postgres = args.store is not None
+    print(f"{os.cpu_count()} CPUs; service and load generator share them; store: ", end="")
+    print("PostgreSQL" if postgres else "SQLite")
     with tempfile.TemporaryDirectory(prefix="gsd-bench-") as tmp:
-        workdir = Path(tmp, "batch")
-        workdir.mkdir()
-        with service(workdir) as svc:
-            asyncio.run(batch_phase(svc, args.seconds, args.connections, args.batch, args.people))
-        workdir = Path(tmp, "open-loop")
-        workdir.mkdir()
-        with service(workdir) as svc:
-            asyncio.run(open_loop_phase(svc, args.seconds, args.rate, args.people))
+        if args.phase in ("batch", "both"):
+            workdir = Path(tmp, "batch")
+            workdir.mkdir()
+            with store_url(args.store, workdir) as url, service(workdir, url) as svc:
+                asyncio.run(
+                    batch_phase(svc, args.seconds, args.connections, args.batch, args.people, postgres)
+                )
+        if args.phase in ("open-loop", "both"):
+            workdir = Path(tmp, "open-loop")
+            workdir.mkdir()
+            with store_url(args.store, workdir) as url, service(workdir, url) as svc:
+                asyncio.run(open_loop_phase(svc, args.seconds, args.rate, args.people))
 
 
 if __name__ == "__main__":

@@ -176,7 +176,7 @@ def create_app(
             outbound = httpx.ASGITransport(app=sandbox.app)
         base_url = _base_url(settings, sandbox is not None, outbound)
         http = new_http_client(outbound, httpx.Timeout(settings.gainsight_timeout_seconds, connect=5.0))
-        store = open_store(settings.store_url)
+        store = open_store(settings.store_url, pool_size=settings.store_pool_size)
         if wrap_store is not None:
             store = wrap_store(store)
         metrics = Metrics()

@@ -225,6 +225,8 @@ def _with_store(url: str, work: Callable[[Store], Awaitable[None]]) -> None:
             raise _fail(str(exc)) from None
         try:
             await work(store)
+        except StoreError as exc:  # e.g. a PostgreSQL server out of reach
+            raise _fail(str(exc)) from None
         finally:
             await store.close()
 

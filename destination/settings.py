@@ -18,6 +18,8 @@ class Settings(BaseSettings):
     host: str | None = None  # None: 127.0.0.1 in sandbox mode, 0.0.0.0 when inbound auth is on
     port: int = Field(8080, ge=0, le=65535)
     store_url: str = "sqlite:///./data/gsd.sqlite3"
+    # Connections per process to a PostgreSQL store (ingest and workers share them).
+    store_pool_size: int = Field(10, ge=1, le=200)
     rate_limit_per_minute: int = Field(100, ge=1)
     rate_limit_per_day: int = Field(50_000, ge=1)
     # Rate windows: a minute and a UTC day; shorter only for tests and demos.

@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from destination.config import DestinationConfig, parse_destination_config
 from destination.mapping.spec import Specs, default_specs
+from tests import pg
 
 DOMAIN = "acme.gainsightcloud.com"
 
@@ -34,3 +37,40 @@ def specs() -> Specs:
 @pytest.fixture
 def config() -> DestinationConfig:
     return make_config()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """The URL of a PostgreSQL server for the whole session (see tests/pg.py); skipped without one."""
+    try:
+        url, cluster = pg.server_url()
+    except pg.Unavailable as exc:
+        pg.missing(str(exc))
+        raise  # not reached: missing() skips or fails
+    try:
+        yield url
+    finally:
+        if cluster is not None:
+            cluster.destroy()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> str:
+    """A store URL on the session's server, in a schema of this test's own."""
+    return pg.new_schema(postgres_server)
+
+
+@pytest.fixture
+def postgres_cluster() -> Iterator[pg.Cluster]:
+    """A throwaway cluster of this test's own, which the test may stop and start."""
+    if os.environ.get(pg.URL_ENV):
+        pytest.skip(f"stops and restarts its own server; {pg.URL_ENV} names a shared one")
+    try:
+        cluster = pg.Cluster()
+    except pg.Unavailable as exc:
+        pg.missing(str(exc))
+        raise
+    try:
+        yield cluster
+    finally:
+        cluster.destroy()

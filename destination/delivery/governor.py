@@ -36,7 +36,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 
-from destination.delivery.store import RATE_WINDOW_RETENTION_SECONDS, BudgetWindow, Store
+from destination.delivery.store import RATE_WINDOW_RETENTION_SECONDS, BudgetWindow, RateCounter
 
 MINUTE = 60.0
 DAY = 86_400.0
@@ -107,7 +107,7 @@ class RateGovernor:
 
     def __init__(
         self,
-        store: Store,
+        store: RateCounter,
         windows: Sequence[RateWindow] = default_windows(),
         *,
         guard_seconds: float = 1.0,

@@ -11,11 +11,12 @@ import bisect
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractAsyncContextManager, contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from destination import jsonutil
+from destination.delivery.holds import NameHolds
 from destination.delivery.store import (
     DEDUPE_WINDOW_SECONDS,
     EVENT_STATES,
@@ -81,6 +82,7 @@ class MemoryStore:
     ) -> None:
         self._dedupe_window = dedupe_window_seconds
         self._clock = clock
+        self._holds = NameHolds()
         self._lock = threading.Lock()
         self._closed = False
         self._rows: dict[int, _Row] = {}
@@ -358,6 +360,9 @@ class MemoryStore:
         with self._open():
             for key in keys:
                 self._states.pop((scope, kind, key), None)
+
+    def hold_companies(self, scope: str, names: Sequence[str]) -> AbstractAsyncContextManager[None]:
+        return self._holds.hold(scope, names)
 
     async def prune(self, now: float) -> int:
         before = now - self._dedupe_window

@@ -1,24 +1,24 @@
 """The durable store: one SQLite file in WAL mode, written by one thread with group commit.
 
-The SQL is in queries.sql (one named block per statement); the state machine it implements is
-described in store.py. Other processes may open the same file: transactions that write take the
+The SQL is in queries.sql (one named block per statement), the schema's steps in
+sqlite_migrations.sql (run at open: migrations.py); the state machine it implements is described in
+store.py. Other processes may open the same file: transactions that write take the
 write lock up front (BEGIN IMMEDIATE), so claims, leases and rate-window counts stay atomic
 across them.
 """
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import importlib.resources
-import re
 import sqlite3
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
 from destination import jsonutil
+from destination.delivery import migrations, sqlfile
+from destination.delivery.holds import holds_of
 from destination.delivery.sqlite_writer import SQLiteWriter
 from destination.delivery.store import (
     DEDUPE_WINDOW_SECONDS,
@@ -39,29 +39,20 @@ from destination.delivery.store import (
     QueuedEvent,
     StateKind,
     StoredEvent,
-    StoreError,
     check_attempt,
     check_final_outcome,
     new_lease,
 )
 
-SCHEMA_VERSION = 2  # the baseline (create_schema) is 1; each later number is a step in MIGRATIONS
-MIGRATIONS = {2: "migrate_2"}  # version reached -> its named block in queries.sql
 RECENT_ATTEMPTS_SCAN = 50_000  # recent_attempts looks no further back than this many attempts
 PRUNE_CHUNK = 1000  # rows per prune transaction, so ingest never waits long behind a prune
 
-_NAME = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
+MIGRATIONS = "sqlite_migrations.sql"
 
 
-@functools.cache
 def queries() -> dict[str, str]:
-    """The named blocks of queries.sql, read once per process."""
-    text = importlib.resources.files(__package__).joinpath("queries.sql").read_text("utf-8")
-    parts = _NAME.split(text)  # [preamble, name1, body1, name2, body2, ...]
-    named = dict(zip(parts[1::2], (body.strip() for body in parts[2::2]), strict=True))
-    if len(named) != len(parts) // 2:
-        raise StoreError("queries.sql names a query twice")
-    return named
+    """The named blocks of queries.sql."""
+    return sqlfile.load("queries.sql")
 
 
 def _storable_id(event_id: int) -> bool:
@@ -95,6 +86,7 @@ class SQLiteStore:
         self.path = Path(path)
         self._dedupe_window = dedupe_window_seconds
         self._clock = clock  # stamps finished_at; every decision takes its time as an argument
+        self._holds = holds_of(self.path)
         self._q = queries()
         self._writer = SQLiteWriter(self._connect)
 
@@ -102,41 +94,11 @@ class SQLiteStore:
         conn = sqlite3.connect(self.path, isolation_level=None)
         try:
             conn.executescript(self._q["configure_connection"])
-            conn.executescript(self._q["create_schema"])
-            self._add_attempt_columns(conn)
-            self._migrate(conn)
-            (version,) = conn.execute(self._q["schema_version"]).fetchone()
-            if version != SCHEMA_VERSION:
-                raise StoreError(
-                    f"{self.path} has schema version {version}; this build reads {SCHEMA_VERSION}"
-                )
+            migrations.migrate_sqlite(conn, migrations.steps(MIGRATIONS))
         except BaseException:
             conn.close()
             raise
         return conn
-
-    def _migrate(self, conn: sqlite3.Connection) -> None:
-        """Run the schema steps this file lacks, each in its own write transaction (re-checked
-        inside it, so processes starting together run a step once)."""
-        for version, name in sorted(MIGRATIONS.items()):
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                (current,) = conn.execute(self._q["schema_version"]).fetchone()
-                if current == version - 1:
-                    for statement in self._q[name].split(";"):
-                        if statement.strip():
-                            conn.execute(statement)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-
-    def _add_attempt_columns(self, conn: sqlite3.Connection) -> None:
-        columns = {row[0] for row in conn.execute(self._q["attempt_columns"])}
-        for column, query in (("request", "add_attempt_request"), ("call", "add_attempt_call")):
-            if column not in columns:
-                with contextlib.suppress(sqlite3.OperationalError):  # another process added it
-                    conn.execute(self._q[query])
 
     async def enqueue(self, events: Sequence[NewEvent]) -> list[bool]:
         events = list(events)
@@ -455,6 +417,9 @@ class SQLiteStore:
         rows = [{"scope": scope, "kind": kind, "key": k} for k in keys]
         if rows:
             await self._writer.run(lambda conn: conn.executemany(self._q["forget_state"], rows).rowcount)
+
+    def hold_companies(self, scope: str, names: Sequence[str]) -> AbstractAsyncContextManager[None]:
+        return self._holds.hold(scope, names)
 
     async def prune(self, now: float) -> int:
         before = now - self._dedupe_window

@@ -38,14 +38,17 @@ Memory (DESIGN §6), shared by every process on the store: the Gsid learnt for e
 and the state last delivered per person / company (for `GSD_UNCHANGED_TTL_SECONDS`), each kept per
 `scope` (the Gainsight tenant: its domain).
 
-Implementations: `sqlite.SQLiteStore` (durable) and `memory.MemoryStore` (the unit-test double).
-`stores.open_store(url)` picks one from a URL.
+Implementations: `sqlite.SQLiteStore` (durable, one machine), `postgres.PostgresStore` (durable,
+shared by replicas) and `memory.MemoryStore` (the unit-test double). `stores.open_store(url)` picks
+one from a URL and imports only that backend. Each durable backend records its schema version and
+upgrades it when opened (migrations.py).
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, get_args
 
@@ -150,9 +153,9 @@ class Attempt:
     status_code: int | None = None
     error: str | None = None
     response: Any = None  # Gainsight's JSON body, kept for dead-letter inspection
-    # The request sent, secrets masked: {"method", "url", "headers", "body"}, when one was.
+    # The request sent ({"method", "url", "headers" (secrets masked), "body"}), when one was.
     request: dict[str, Any] | None = None
-    call: str | None = None  # names the merged Gainsight call the event rode on (shared by its events)
+    call: str | None = None  # id of the (possibly merged) call the event rode on
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,8 +228,8 @@ BudgetWindow = tuple[str, float, int]
 """(name, window_start, limit): one fixed rate window, e.g. ("minute", 1700000040.0, 100)."""
 
 
-class Store(Protocol):
-    """Durable queue, dead letters and shared rate-window counters. All methods are coroutines."""
+class EventQueue(Protocol):
+    """What ingest and the workers use: events in, claims out, fates recorded."""
 
     async def enqueue(self, events: Sequence[NewEvent]) -> list[bool]:
         """Store events; True per stored event, False per duplicate messageId of its destination
@@ -281,6 +284,10 @@ class Store(Protocol):
         next event becomes claimable."""
         ...
 
+
+class EventAdmin(Protocol):
+    """Inspection and dead-letter administration (admin routes, CLI, /ready)."""
+
     async def get_event(self, event_id: int) -> StoredEvent | None: ...
 
     async def list_dead_letters(
@@ -310,49 +317,6 @@ class Store(Protocol):
 
     async def counts(self) -> dict[EventState, int]:
         """Number of events in each state (every state present)."""
-        ...
-
-    async def take_budget(
-        self, tenant_key: str, windows: Sequence[BudgetWindow], calls: int = 1
-    ) -> str | None:
-        """Count `calls` calls in every window if each has room for all of them, atomically
-        across every process sharing the store. Returns None when counted, else the name of a
-        window without that much room (and counts nothing)."""
-        ...
-
-    async def company_gsids(self, scope: str, names: Sequence[str]) -> dict[str, str]:
-        """The remembered Gsid of each of `names` that has one (names compared exactly: the
-        executor passes them as `company_key` folds them, ignoring case as Gainsight does)."""
-        ...
-
-    async def remember_gsids(self, scope: str, gsids: Mapping[str, str], now: float) -> None:
-        """Remember (or replace) the Gsid of each company name."""
-        ...
-
-    async def forget_gsids(self, scope: str, names: Sequence[str]) -> None:
-        """Forget the Gsids of companies gone from Gainsight."""
-        ...
-
-    async def delivered_states(
-        self, scope: str, kind: StateKind, keys: Sequence[str], since: float
-    ) -> dict[str, dict[str, Any]]:
-        """The state last delivered for each key that has one remembered at or after `since`."""
-        ...
-
-    async def remember_states(
-        self, scope: str, kind: StateKind, states: Mapping[str, Mapping[str, Any]], now: float
-    ) -> None:
-        """Remember (replace) what is now delivered for each key."""
-        ...
-
-    async def forget_states(self, scope: str, kind: StateKind, keys: Sequence[str]) -> None:
-        """Forget delivered state (e.g. a write whose result is unknown)."""
-        ...
-
-    async def prune(self, now: float) -> int:
-        """Forget what the dedupe window no longer needs: delivered/unchanged/filtered/rejected
-        events received before `now - window`, their messageIds, and stale rate windows. Returns
-        events deleted."""
         ...
 
     # ---- read-only views (admin routes, CLI, /status) ----
@@ -388,6 +352,68 @@ class Store(Protocol):
 
     async def budget_used(self, tenant_key: str, windows: Sequence[tuple[str, float]]) -> dict[str, int]:
         """Calls counted in each (window name, window start) for the tenant; 0 for a window unseen."""
+        ...
+
+
+class RateCounter(Protocol):
+    """Calls counted per tenant and window, shared by every process on the store (the governor)."""
+
+    async def take_budget(
+        self, tenant_key: str, windows: Sequence[BudgetWindow], calls: int = 1
+    ) -> str | None:
+        """Count `calls` calls in every window if each has room for all of them, atomically
+        across every process sharing the store. Returns None when counted, else the name of a
+        window without that much room (and counts nothing)."""
+        ...
+
+
+class DeliveryMemory(Protocol):
+    """What the executor remembers about Gainsight between claims (DESIGN §6), and the holds that
+    keep two writers from creating one company."""
+
+    async def company_gsids(self, scope: str, names: Sequence[str]) -> dict[str, str]:
+        """The remembered Gsid of each of `names` that has one (names compared exactly: the
+        executor passes them as `company_key` folds them, ignoring case as Gainsight does)."""
+        ...
+
+    async def remember_gsids(self, scope: str, gsids: Mapping[str, str], now: float) -> None:
+        """Remember (or replace) the Gsid of each company name."""
+        ...
+
+    async def forget_gsids(self, scope: str, names: Sequence[str]) -> None:
+        """Forget the Gsids of companies gone from Gainsight."""
+        ...
+
+    async def delivered_states(
+        self, scope: str, kind: StateKind, keys: Sequence[str], since: float
+    ) -> dict[str, dict[str, Any]]:
+        """The state last delivered for each key that has one remembered at or after `since`."""
+        ...
+
+    async def remember_states(
+        self, scope: str, kind: StateKind, states: Mapping[str, Mapping[str, Any]], now: float
+    ) -> None:
+        """Remember (replace) what is now delivered for each key."""
+        ...
+
+    async def forget_states(self, scope: str, kind: StateKind, keys: Sequence[str]) -> None:
+        """Forget delivered state (e.g. a write whose result is unknown)."""
+        ...
+
+    def hold_companies(self, scope: str, names: Sequence[str]) -> AbstractAsyncContextManager[None]:
+        """Hold these company names (casefolded) while they are searched for and written: nobody
+        else sharing the store holds any of them meanwhile (see holds.py). PostgreSQL: across
+        replicas, released if the holder dies; memory and SQLite: within the process."""
+        ...
+
+
+class Store(EventQueue, EventAdmin, RateCounter, DeliveryMemory, Protocol):
+    """The whole store: each backend implements every part; callers take the part they use."""
+
+    async def prune(self, now: float) -> int:
+        """Forget what the dedupe window no longer needs: delivered/unchanged/filtered/rejected
+        events received before `now - window`, their messageIds, and stale rate windows. Returns
+        events deleted."""
         ...
 
     async def close(self) -> None:

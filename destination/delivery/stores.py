@@ -3,7 +3,10 @@
 sqlite:///./data/gsd.sqlite3   a file, relative to the working directory (parent created)
 sqlite:////var/lib/gsd/q.db    a file, absolute path
 memory://                      in process memory, nothing durable (tests, demos)
-postgresql://…                 not supported yet (DESIGN §7 adds it)
+postgresql://user:pw@host/db   a PostgreSQL database, shared by replicas (DESIGN §7); libpq's URL
+                               (query parameters such as sslmode=require pass through)
+
+A backend's module (and its driver) is imported only when its URL is used.
 """
 
 from __future__ import annotations
@@ -13,11 +16,10 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from destination.delivery.memory import MemoryStore
-from destination.delivery.sqlite import SQLiteStore
 from destination.delivery.store import DEDUPE_WINDOW_SECONDS, Store, UnsupportedStoreURLError
 
 DEFAULT_STORE_URL = "sqlite:///./data/gsd.sqlite3"
+DEFAULT_POOL_SIZE = 10
 
 
 def open_store(
@@ -25,20 +27,28 @@ def open_store(
     *,
     dedupe_window_seconds: float = DEDUPE_WINDOW_SECONDS,
     clock: Callable[[], float] = time.time,
+    pool_size: int = DEFAULT_POOL_SIZE,
 ) -> Store:
+    """The store `url` names. `pool_size`: connections per process (PostgreSQL only)."""
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme == "memory":
+        from destination.delivery.memory import MemoryStore
+
         return MemoryStore(dedupe_window_seconds=dedupe_window_seconds, clock=clock)
     if scheme == "sqlite":
+        from destination.delivery.sqlite import SQLiteStore
+
         return SQLiteStore(_sqlite_path(url), dedupe_window_seconds=dedupe_window_seconds, clock=clock)
-    if scheme in ("postgresql", "postgres") or scheme.startswith("postgresql+"):
-        raise UnsupportedStoreURLError(
-            "PostgreSQL stores are not supported yet; use sqlite:///path/to/file.sqlite3"
+    if scheme in ("postgresql", "postgres"):
+        from destination.delivery.postgres import PostgresStore
+
+        return PostgresStore(
+            url, dedupe_window_seconds=dedupe_window_seconds, clock=clock, pool_size=pool_size
         )
     raise UnsupportedStoreURLError(
         f"unknown store URL {_redacted(url)!r}; expected sqlite:///relative/path, "
-        "sqlite:////absolute/path or memory://"
+        "sqlite:////absolute/path, postgresql://user:password@host/database or memory://"
     )
 
 

@@ -203,6 +203,9 @@ class Memory(Protocol):
     async def forget_states(
         self, scope: str, kind: Literal["person", "company"], keys: Sequence[str]
     ) -> None: ...
+    def hold_companies(
+        self, scope: str, names: Sequence[str]
+    ) -> contextlib.AbstractAsyncContextManager[None]: ...
 
 
 Saved = Callable[[str, SavedReason, int], None]
@@ -517,7 +520,8 @@ class Executor:
     @contextlib.asynccontextmanager
     async def _serialised(self, scope: str, names: list[str]) -> AsyncIterator[None]:
         """Per company name, one writer at a time in this process (names in one order: no
-        deadlock between batches), so two batches never both insert a company."""
+        deadlock between batches), so two batches never both insert a company; then the store's
+        hold on the names, so neither do two replicas sharing a PostgreSQL store."""
         async with contextlib.AsyncExitStack() as stack:
             for name in names:
                 key = (scope, name)
@@ -525,6 +529,7 @@ class Executor:
                 self._locks[key] = (lock, users + 1)
                 stack.callback(self._release, key)
                 await stack.enter_async_context(lock)
+            await stack.enter_async_context(self._memory.hold_companies(scope, names))
             yield
 
     def _release(self, key: tuple[str, str]) -> None:

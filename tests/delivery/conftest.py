@@ -1,4 +1,5 @@
-"""Fixtures for the delivery tests: every store test runs against the SQLite and memory stores."""
+"""Fixtures for the delivery tests: every store contract test runs against the memory, SQLite and
+PostgreSQL stores (PostgreSQL: see tests/pg.py for where the server comes from)."""
 
 from __future__ import annotations
 
@@ -53,20 +54,35 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+STORE_KINDS = ["memory", "sqlite", "postgres"]
+
+
+@pytest.fixture(params=STORE_KINDS)
 async def make_store(
     request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock
 ) -> AsyncIterator[StoreFactory]:
-    """Opens stores of the parametrised kind (each SQLite one on its own file); closes them after."""
+    """Opens stores of the parametrised kind, each on a database of its own (SQLite: a file;
+    PostgreSQL: a schema) unless `shared`: then on the previous store's database, as another
+    process would (the memory store: the same store). Closes them after."""
     opened: list[Store] = []
+    places: list[str] = []
 
-    def make(dedupe_window_seconds: float = DEDUPE_WINDOW_SECONDS) -> Store:
+    def make(dedupe_window_seconds: float = DEDUPE_WINDOW_SECONDS, *, shared: bool = False) -> Store:
         store: Store
         if request.param == "memory":
+            if shared:
+                return opened[-1]
             store = MemoryStore(dedupe_window_seconds=dedupe_window_seconds, clock=clock)
+        elif request.param == "sqlite":
+            if not shared:
+                places.append(str(tmp_path / f"store{len(places)}.sqlite3"))
+            store = SQLiteStore(places[-1], dedupe_window_seconds=dedupe_window_seconds, clock=clock)
         else:
-            path = tmp_path / f"store{len(opened)}.sqlite3"
-            store = SQLiteStore(path, dedupe_window_seconds=dedupe_window_seconds, clock=clock)
+            from destination.delivery.postgres import PostgresStore
+
+            if not shared:
+                places.append(request.getfixturevalue("postgres_url"))
+            store = PostgresStore(places[-1], dedupe_window_seconds=dedupe_window_seconds, clock=clock)
         opened.append(store)
         return store
 

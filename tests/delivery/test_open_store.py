@@ -43,10 +43,29 @@ async def test_memory_url_opens_the_in_memory_store() -> None:
 
 
 @pytest.mark.parametrize("url", ["postgresql://gsd:secret@db/gsd", "postgres://db/gsd"])
-def test_postgresql_is_refused_as_not_supported_yet(url: str) -> None:
-    with pytest.raises(UnsupportedStoreURLError, match="not supported yet") as raised:
-        open_store(url)
-    assert "secret" not in str(raised.value)
+async def test_postgresql_urls_open_the_postgresql_store_without_connecting(url: str) -> None:
+    from destination.delivery.postgres import PostgresStore
+
+    store = open_store(url, pool_size=3)
+    assert isinstance(store, PostgresStore)
+    await store.close()
+
+
+def test_the_postgresql_driver_is_imported_only_for_a_postgresql_url() -> None:
+    code = (
+        "import sys; from destination.delivery.stores import open_store; "
+        "open_store('memory://'); open_store('sqlite:///' + sys.argv[1]); "
+        "print('psycopg' in sys.modules, 'destination.delivery.postgres' in sys.modules)"
+    )
+    import subprocess
+    import sys
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as scratch:
+        done = subprocess.run(
+            [sys.executable, "-c", code, f"{scratch}/q.db"], capture_output=True, text=True, check=True
+        )
+    assert done.stdout.split() == ["False", "False"]
 
 
 @pytest.mark.parametrize(

@@ -107,7 +107,7 @@ async def test_state_survives_close_and_reopen(tmp_path: Path) -> None:
         await store.close()
 
 
-async def test_a_file_from_another_schema_version_is_refused(tmp_path: Path) -> None:
+async def test_a_file_from_a_newer_schema_version_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "q.sqlite3"
     await SQLiteStore(path).close()
     with sqlite3.connect(path) as conn:

@@ -1,4 +1,4 @@
-"""Read-only views for the admin routes, the CLI and /status. Both stores."""
+"""Read-only views for the admin routes, the CLI and /status. Every store."""
 
 from __future__ import annotations
 
@@ -143,20 +143,20 @@ async def test_dead_letter_list_counts_every_attempt_show_lists_even_after_repla
     assert (found.attempts, found.replayed_at_attempt) == (2, 1)
 
 
-async def test_a_schema_1_file_gains_the_history_counter_and_its_replay_baseline(tmp_path: Path) -> None:
-    """Schema 1 reset `attempts` on replay; step 2 makes it the history's length and keeps the
-    old value's complement as the baseline, so the retry policy's count is unchanged."""
+async def test_a_schema_2_file_gains_the_history_counter_and_its_replay_baseline(tmp_path: Path) -> None:
+    """Schemas 1 and 2 reset `attempts` on replay; step 3 makes it the history's length and keeps
+    the old value's complement as the baseline, so the retry policy's count is unchanged."""
     import sqlite3
 
-    path = tmp_path / "v1.sqlite3"
+    path = tmp_path / "v2.sqlite3"
     old = SQLiteStore(path)
     await old.enqueue([event("a1"), event("b1", "bob")])
     await finish(old, T0, "dead", 401)  # a1 and b1 dead after one attempt each
     await finish(old, T0, "dead", 401)
     await old.close()
-    conn = sqlite3.connect(path)  # what schema 1 held: a1 replayed (counter reset), then tried once more
+    conn = sqlite3.connect(path)  # what schema 2 held: a1 replayed (counter reset), then tried once more
     conn.execute("ALTER TABLE events DROP COLUMN replayed_at_attempt")
-    conn.execute("UPDATE schema_version SET version = 1")
+    conn.execute("UPDATE schema_version SET version = 2")
     conn.execute("UPDATE events SET state = 'queued', head = 1, available_at = 0, attempts = 1 WHERE id = 1")
     conn.execute("INSERT INTO event_attempts (event_id, at, outcome) VALUES (1, 0, 'retryable')")
     conn.commit()
@@ -172,7 +172,7 @@ async def test_a_schema_1_file_gains_the_history_counter_and_its_replay_baseline
         assert (claimed.message_id, claimed.attempts_since_replay) == ("a1", 1)
     finally:
         await reopened.close()
-    assert sqlite3.connect(path).execute("SELECT version FROM schema_version").fetchall() == [(2,)]
+    assert sqlite3.connect(path).execute("SELECT version FROM schema_version").fetchall() == [(3,)]
 
 
 async def test_a_store_file_from_before_attempt_requests_gains_the_columns(tmp_path: Path) -> None:
@@ -188,6 +188,19 @@ async def test_a_store_file_from_before_attempt_requests_gains_the_columns(tmp_p
     )
     conn.execute("DROP TABLE event_attempts")
     conn.execute("ALTER TABLE t RENAME TO event_attempts")
+    # As the first release left it: schema version 1 (its step 2 adds the columns back).
+    for table in ("company_gsids", "delivered_state"):
+        conn.execute(f"DROP TABLE {table}")
+    for index in (
+        "events_by_lease",
+        "events_rejected",
+        "events_unchanged",
+        "events_by_message",
+        "events_finished",
+    ):
+        conn.execute(f"DROP INDEX {index}")
+    conn.execute("ALTER TABLE events DROP COLUMN replayed_at_attempt")  # step 3's
+    conn.execute("UPDATE schema_version SET version = 1")
     conn.commit()
     conn.close()
 

@@ -194,5 +194,14 @@ def test_events_show_and_list_any_event_with_its_attempts(tmp_path: Path) -> Non
 
 
 def test_unknown_store_url_is_a_clear_error() -> None:
-    result = runner.invoke(app, ["dead-letters", "list", "--store", "postgresql://u:pw@h/db"])
-    assert result.exit_code == 2 and "not supported yet" in result.output and "pw" not in result.output
+    result = runner.invoke(app, ["dead-letters", "list", "--store", "mysql://u:pw@h/db"])
+    assert result.exit_code == 2 and "unknown store URL" in result.output and "pw" not in result.output
+
+
+def test_a_postgresql_store_out_of_reach_is_a_clear_error() -> None:
+    from tests.e2e.servers import free_port
+
+    url = f"postgresql://u:secret-pw@127.0.0.1:{free_port()}/db"  # nothing listens there
+    result = runner.invoke(app, ["dead-letters", "list", "--store", url])
+    assert result.exit_code == 2, result.output
+    assert "cannot be reached" in result.output and "secret-pw" not in result.output

@@ -1,0 +1,143 @@
+-- The PostgreSQL store's schema, step by step (migrations.py runs them under an advisory lock, in
+-- one transaction; never edit a released step, add one). Tables live in the connection's
+-- search_path, so one database can hold several stores (one schema each).
+
+-- name: v1
+-- Times are unix seconds (double precision), as every store method takes them.
+CREATE TABLE events (
+    -- Ids are never reused: they order a person's events and name dead letters.
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    destination_id text NOT NULL,
+    message_id text NOT NULL,
+    ordering_key text NOT NULL,
+    kind text NOT NULL,
+    payload bytea NOT NULL,
+    received_at double precision NOT NULL,
+    state text NOT NULL,                -- see store.py's EventState
+    head boolean NOT NULL,              -- the oldest unfinished event of its person: the only claimable one
+    available_at double precision,      -- queued: claimable from; leased: lease expiry; NULL once final
+    lease_owner text,                   -- the lease token of the claim holding it
+    attempts integer NOT NULL DEFAULT 0,  -- attempts recorded since (re)queueing
+    progress jsonb,                     -- kept between tries of a resumable plan
+    finished_at double precision,
+    reason text                         -- why it was dead-lettered
+);
+-- Claim reads only heads (FOR UPDATE SKIP LOCKED), so it stays O(limit) behind any backlog.
+CREATE INDEX events_claimable ON events (available_at, id) WHERE head;
+CREATE INDEX events_unfinished_by_person
+    ON events (destination_id, ordering_key, id) WHERE state IN ('queued', 'leased');
+-- Admin views: events by state, by messageId; what finished lately.
+CREATE INDEX events_by_state ON events (state, id);
+CREATE INDEX events_by_message ON events (message_id);
+CREATE INDEX events_finished ON events (finished_at) WHERE finished_at IS NOT NULL;
+CREATE INDEX events_by_lease ON events (lease_owner) WHERE state = 'leased';
+
+CREATE TABLE event_attempts (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    event_id bigint NOT NULL,
+    at double precision NOT NULL,
+    outcome text NOT NULL,
+    status_code integer,
+    error text,
+    response jsonb,                     -- Gainsight's answer
+    request jsonb,                      -- the request sent, secrets masked
+    call text                           -- the merged call the event rode on
+);
+CREATE INDEX event_attempts_by_event ON event_attempts (event_id, id);
+
+-- Dedupe memory, apart from events so that pruning an event keeps its messageId.
+CREATE TABLE seen_messages (
+    destination_id text NOT NULL,
+    message_id text NOT NULL,
+    seen_at double precision NOT NULL,
+    PRIMARY KEY (destination_id, message_id)
+);
+CREATE INDEX seen_messages_by_age ON seen_messages (seen_at);
+
+-- Calls per tenant and fixed window, shared by every replica. `cap` is the limit the last taker
+-- applied: the upsert's WHERE compares against it (excluded.cap), so counting stays one statement.
+CREATE TABLE rate_windows (
+    tenant_key text NOT NULL,
+    window_name text NOT NULL,
+    window_start double precision NOT NULL,
+    calls integer NOT NULL,
+    cap integer NOT NULL,
+    PRIMARY KEY (tenant_key, window_name, window_start)
+);
+
+-- The Gsid learnt for each company name, per tenant (scope = domain): shared by every replica.
+CREATE TABLE company_gsids (
+    scope text NOT NULL,
+    name text NOT NULL,
+    gsid text NOT NULL,
+    learnt_at double precision NOT NULL,
+    PRIMARY KEY (scope, name)
+);
+
+-- What was last delivered per person and company (GSD_UNCHANGED_TTL_SECONDS), shared likewise.
+CREATE TABLE delivered_state (
+    scope text NOT NULL,
+    kind text NOT NULL,                 -- person | company
+    key text NOT NULL,
+    state jsonb NOT NULL,
+    delivered_at double precision NOT NULL,
+    PRIMARY KEY (scope, kind, key)
+);
+CREATE INDEX delivered_state_by_age ON delivered_state (delivered_at);
+
+-- Events per destination and state, kept by statement triggers. Each connection adds its deltas
+-- to rows of its own (shard = backend pid), so writers never wait on one another's counter row;
+-- a count is the sum over shards, and pruning folds the shards together.
+CREATE TABLE state_counts (
+    destination_id text NOT NULL,
+    state text NOT NULL,
+    shard integer NOT NULL,
+    n bigint NOT NULL,
+    PRIMARY KEY (destination_id, state, shard)
+);
+
+CREATE FUNCTION gsd_count_states() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO state_counts (destination_id, state, shard, n)
+        SELECT destination_id, state, pg_backend_pid(), count(*) FROM new_rows
+        GROUP BY destination_id, state
+        ON CONFLICT (destination_id, state, shard) DO UPDATE SET n = state_counts.n + excluded.n;
+    ELSIF TG_OP = 'DELETE' THEN
+        INSERT INTO state_counts (destination_id, state, shard, n)
+        SELECT destination_id, state, pg_backend_pid(), -count(*) FROM old_rows
+        GROUP BY destination_id, state
+        ON CONFLICT (destination_id, state, shard) DO UPDATE SET n = state_counts.n + excluded.n;
+    ELSE
+        INSERT INTO state_counts (destination_id, state, shard, n)
+        SELECT destination_id, state, pg_backend_pid(), sum(delta) FROM (
+            SELECT destination_id, state, -1 AS delta FROM old_rows
+            UNION ALL
+            SELECT destination_id, state, 1 FROM new_rows
+        ) moves
+        GROUP BY destination_id, state
+        HAVING sum(delta) <> 0
+        ON CONFLICT (destination_id, state, shard) DO UPDATE SET n = state_counts.n + excluded.n;
+    END IF;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER events_counted_on_insert AFTER INSERT ON events
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION gsd_count_states();
+CREATE TRIGGER events_counted_on_delete AFTER DELETE ON events
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION gsd_count_states();
+CREATE TRIGGER events_counted_on_update AFTER UPDATE ON events
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION gsd_count_states();
+
+-- name: v2
+-- One attempt counter: `attempts` counts the attempts recorded over the whole history (a replay no
+-- longer resets it), and `replayed_at_attempt` keeps its value at the last replay, so the retry
+-- policy counts attempts - replayed_at_attempt. Existing rows: the history's length becomes the
+-- counter, and what the counter held before becomes the part after the baseline.
+ALTER TABLE events ADD COLUMN replayed_at_attempt integer NOT NULL DEFAULT 0;
+UPDATE events SET
+    replayed_at_attempt = h.n - events.attempts,
+    attempts = h.n
+FROM (SELECT event_id, count(*)::integer AS n FROM event_attempts GROUP BY event_id) AS h
+WHERE h.event_id = events.id;

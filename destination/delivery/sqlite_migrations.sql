@@ -1,0 +1,146 @@
+-- The SQLite store's schema, step by step (migrations.py runs them; never edit a released step,
+-- add one). Each step runs in the migration's transaction; schema_version is the runner's.
+
+-- name: v1
+-- The first release's schema (written with IF NOT EXISTS, as that release created it at every start).
+
+CREATE TABLE IF NOT EXISTS events (
+    -- AUTOINCREMENT: ids are never reused, so they order a person's events and name dead letters.
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    destination_id TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    ordering_key TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    received_at REAL NOT NULL,
+    state TEXT NOT NULL,            -- queued | leased | delivered | filtered | dead
+    head INTEGER NOT NULL,          -- 1 = oldest unfinished event of its person: the only claimable one
+    available_at REAL,              -- queued: claimable from; leased: lease expiry; NULL once final
+    lease_owner TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    progress BLOB,                  -- JSON kept between tries of a resumable plan
+    finished_at REAL,
+    reason TEXT                     -- why it was dead-lettered
+);
+-- Claim reads only heads, so it stays O(limit) however many events wait behind them.
+CREATE INDEX IF NOT EXISTS events_claimable ON events (available_at, id) WHERE head = 1;
+-- Head-of-line lookups: is there an older unfinished event of this person, which one is next.
+CREATE INDEX IF NOT EXISTS events_unfinished_by_person
+    ON events (destination_id, ordering_key, id) WHERE state IN ('queued', 'leased');
+CREATE INDEX IF NOT EXISTS events_dead ON events (id) WHERE state = 'dead';
+CREATE INDEX IF NOT EXISTS events_prunable
+    ON events (received_at) WHERE state IN ('delivered', 'filtered');
+
+CREATE TABLE IF NOT EXISTS event_attempts (
+    id INTEGER PRIMARY KEY,
+    event_id INTEGER NOT NULL,
+    at REAL NOT NULL,
+    outcome TEXT NOT NULL,
+    status_code INTEGER,
+    error TEXT,
+    response BLOB                   -- Gainsight's JSON answer
+);
+CREATE INDEX IF NOT EXISTS event_attempts_by_event ON event_attempts (event_id, id);
+
+-- Dedupe memory, apart from events so that pruning an event keeps its messageId.
+CREATE TABLE IF NOT EXISTS seen_messages (
+    destination_id TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    seen_at REAL NOT NULL,
+    PRIMARY KEY (destination_id, message_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS seen_messages_by_age ON seen_messages (seen_at);
+
+-- Calls counted per tenant and fixed window; shared by every process on this file.
+CREATE TABLE IF NOT EXISTS rate_windows (
+    tenant_key TEXT NOT NULL,
+    window_name TEXT NOT NULL,
+    window_start REAL NOT NULL,
+    calls INTEGER NOT NULL,
+    PRIMARY KEY (tenant_key, window_name, window_start)
+) WITHOUT ROWID;
+
+-- Events per state, kept by triggers so counts() is O(1) with a million rows queued.
+CREATE TABLE IF NOT EXISTS state_counts (
+    state TEXT PRIMARY KEY,
+    n INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT OR IGNORE INTO state_counts (state, n)
+    VALUES ('queued', 0), ('leased', 0), ('delivered', 0), ('filtered', 0), ('dead', 0);
+
+CREATE TRIGGER IF NOT EXISTS events_counted_on_insert AFTER INSERT ON events BEGIN
+    UPDATE state_counts SET n = n + 1 WHERE state = NEW.state;
+END;
+CREATE TRIGGER IF NOT EXISTS events_counted_on_delete AFTER DELETE ON events BEGIN
+    UPDATE state_counts SET n = n - 1 WHERE state = OLD.state;
+END;
+CREATE TRIGGER IF NOT EXISTS events_counted_on_move
+AFTER UPDATE OF state ON events WHEN OLD.state <> NEW.state BEGIN
+    UPDATE state_counts SET n = n - 1 WHERE state = OLD.state;
+    UPDATE state_counts SET n = n + 1 WHERE state = NEW.state;
+END;
+
+-- name: v2
+-- Person runs, lease tokens and the memory of what Gainsight holds (DESIGN §6).
+-- Attempts keep the request sent (JSON, secrets masked) and the merged call they rode on.
+ALTER TABLE event_attempts ADD COLUMN request BLOB;
+ALTER TABLE event_attempts ADD COLUMN call TEXT;
+-- lease_owner now holds the claim's lease token; renewing a claim finds its events by it.
+CREATE INDEX events_by_lease ON events (lease_owner) WHERE state = 'leased';
+-- `unchanged` and `rejected` are final like delivered: pruned after the dedupe window (one partial
+-- index per branch of prunable_events).
+CREATE INDEX events_rejected ON events (received_at) WHERE state = 'rejected';
+CREATE INDEX events_unchanged ON events (received_at) WHERE state = 'unchanged';
+-- Admin views: an event by messageId; what finished in the last hour and day.
+CREATE INDEX events_by_message ON events (message_id);
+CREATE INDEX events_finished ON events (finished_at) WHERE finished_at IS NOT NULL;
+
+-- A state's counter row is made when the state first occurs, so a new state needs no step.
+DROP TRIGGER events_counted_on_insert;
+DROP TRIGGER events_counted_on_delete;
+DROP TRIGGER events_counted_on_move;
+CREATE TRIGGER events_counted_on_insert AFTER INSERT ON events BEGIN
+    INSERT INTO state_counts (state, n) VALUES (NEW.state, 1)
+    ON CONFLICT (state) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER events_counted_on_delete AFTER DELETE ON events BEGIN
+    UPDATE state_counts SET n = n - 1 WHERE state = OLD.state;
+END;
+CREATE TRIGGER events_counted_on_move
+AFTER UPDATE OF state ON events WHEN OLD.state <> NEW.state BEGIN
+    UPDATE state_counts SET n = n - 1 WHERE state = OLD.state;
+    INSERT INTO state_counts (state, n) VALUES (NEW.state, 1)
+    ON CONFLICT (state) DO UPDATE SET n = n + 1;
+END;
+
+-- The Gsid learnt for each company name, per tenant (scope = domain): shared by restarts and by
+-- every process on the store, so a known company is never searched for again.
+CREATE TABLE company_gsids (
+    scope TEXT NOT NULL,
+    name TEXT NOT NULL,
+    gsid TEXT NOT NULL,
+    learnt_at REAL NOT NULL,
+    PRIMARY KEY (scope, name)
+) WITHOUT ROWID;
+
+-- What was last delivered per person (key: email, casefolded) and company (key: name), so a
+-- write that would change nothing is skipped (GSD_UNCHANGED_TTL_SECONDS).
+CREATE TABLE delivered_state (
+    scope TEXT NOT NULL,
+    kind TEXT NOT NULL,             -- person | company
+    key TEXT NOT NULL,
+    state BLOB NOT NULL,            -- JSON object
+    delivered_at REAL NOT NULL,
+    PRIMARY KEY (scope, kind, key)
+) WITHOUT ROWID;
+CREATE INDEX delivered_state_by_age ON delivered_state (delivered_at);
+
+-- name: v3
+-- One attempt counter: `attempts` counts the attempts recorded over the whole history (a replay no
+-- longer resets it), and `replayed_at_attempt` keeps its value at the last replay, so the retry
+-- policy counts attempts - replayed_at_attempt. Existing rows: the history's length becomes the
+-- counter, and what the counter held before becomes the part after the baseline.
+ALTER TABLE events ADD COLUMN replayed_at_attempt INTEGER NOT NULL DEFAULT 0;
+UPDATE events SET
+    replayed_at_attempt = (SELECT count(*) FROM event_attempts WHERE event_id = events.id) - attempts,
+    attempts = (SELECT count(*) FROM event_attempts WHERE event_id = events.id);

@@ -1,0 +1,221 @@
+"""Schema versions: a store opened on a database of an older schema upgrades it and keeps the queue."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from destination.delivery import migrations
+from destination.delivery.postgres import PostgresStore
+from destination.delivery.sqlite import MIGRATIONS, SQLiteStore
+from destination.delivery.store import Attempt, StoreError
+from tests.delivery.conftest import T0, claim_events, event
+
+pytestmark = pytest.mark.anyio
+
+SQLITE_STEPS = migrations.steps(MIGRATIONS)
+LATEST = SQLITE_STEPS[-1].version
+
+# How the first release wrote events (its insert_event and seen_messages rows), kept verbatim so
+# that the test does not depend on today's queries.
+V1_INSERT = """
+INSERT INTO seen_messages (destination_id, message_id, seen_at) VALUES (?, ?, ?);
+INSERT INTO events (destination_id, message_id, ordering_key, kind, payload, received_at, state, head,
+    available_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?);
+"""
+
+
+def v1_file(path: Path) -> None:
+    """A store file exactly as the first schema left it: queued, leased, delivered and dead events."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        assert migrations.migrate_sqlite(conn, SQLITE_STEPS, target=1) == 1
+        conn.execute("BEGIN")
+        rows = [
+            ("m1", "ada", "identify", "queued", 1, 100.0),
+            ("m2", "ada", "track", "queued", 0, 101.0),
+            ("m3", "bob", "group", "leased", 1, 102.0),
+            ("m4", "cy", "track", "delivered", 0, None),
+            ("m5", "dee", "identify", "dead", 0, None),
+        ]
+        first, second = (s.strip() for s in V1_INSERT.strip().split(";\n"))
+        for mid, person, kind, state, head, available in rows:
+            conn.execute(first, ("acme", mid, 100.0))
+            conn.execute(
+                second.rstrip(";"),
+                ("acme", mid, person, kind, b'{"type":"%s"}' % kind.encode(), 100.0, state, head, available),
+            )
+        conn.execute("UPDATE events SET reason = 'bad', finished_at = 103.0 WHERE message_id = 'm5'")
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+
+
+def version_of(path: Path) -> int:
+    with sqlite3.connect(path) as conn:
+        return int(conn.execute("SELECT version FROM schema_version").fetchone()[0])
+
+
+async def test_a_store_written_by_the_first_schema_opens_with_every_event(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    v1_file(path)
+    store = SQLiteStore(path)
+    try:
+        assert version_of(path) == LATEST
+        found = [await store.get_event(i) for i in range(1, 6)]
+        assert [(e.message_id, e.state) for e in found if e is not None] == [
+            ("m1", "queued"),
+            ("m2", "queued"),
+            ("m3", "leased"),
+            ("m4", "delivered"),
+            ("m5", "dead"),
+        ]
+        assert [d.message_id for d in await store.list_dead_letters()] == ["m5"]
+        counts = await store.counts()
+        assert (counts["queued"], counts["leased"], counts["delivered"], counts["dead"]) == (2, 1, 1, 1)
+        # Its messageIds are still known, and its queue still flows in order.
+        assert await store.enqueue([event("m1", at=200.0)]) == [False]
+        claimed = await claim_events(store, 200.0, 10)
+        assert [e.message_id for e in claimed] == ["m1", "m3"]  # the heads; m3's lease has expired
+        # What the newer schema added works on the old events: attempts keep request and call.
+        request = {"method": "POST", "url": "https://x", "headers": {}, "body": {}}
+        assert await store.record_attempt(1, Attempt(201.0, "delivered", 200, request=request, call="c1"))
+        history = (await store.get_event(1)).history  # type: ignore[union-attr]
+        assert (history[0].request, history[0].call) == (request, "c1")
+        assert await store.complete(1, "unchanged", lease=claimed[0].lease)
+        assert (await store.counts())["unchanged"] == 1
+    finally:
+        await store.close()
+
+
+async def test_replicas_starting_together_migrate_once(tmp_path: Path) -> None:
+    path = tmp_path / "new.sqlite3"
+    errors: list[BaseException] = []
+    start = threading.Barrier(6)
+
+    def open_one() -> None:
+        start.wait()
+        try:
+            conn = sqlite3.connect(path, isolation_level=None, timeout=30)
+            try:
+                migrations.migrate_sqlite(conn, SQLITE_STEPS)
+            finally:
+                conn.close()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_one) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert version_of(path) == LATEST
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT count(*) FROM schema_version").fetchone() == (1,)
+
+
+def test_a_database_newer_than_this_build_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "future.sqlite3"
+    conn = sqlite3.connect(path, isolation_level=None)
+    migrations.migrate_sqlite(conn, SQLITE_STEPS)
+    conn.execute(f"UPDATE schema_version SET version = {LATEST + 1}")
+    conn.close()
+    with pytest.raises(StoreError, match=f"schema version {LATEST + 1}, newer than this build"):
+        SQLiteStore(path)
+
+
+def test_statements_are_cut_where_they_end_and_a_trigger_stays_whole() -> None:
+    script = """
+    -- a comment
+    CREATE TABLE t (x INTEGER);  -- trailing
+    CREATE TRIGGER tr AFTER INSERT ON t BEGIN
+        UPDATE t SET x = 1;
+        UPDATE t SET x = 2;
+    END;
+    """
+    parts = migrations.sqlite_statements(script)
+    assert len(parts) == 2 and parts[1].startswith("CREATE TRIGGER") and parts[1].endswith("END;")
+    with pytest.raises(StoreError, match="unterminated"):
+        migrations.sqlite_statements("CREATE TABLE t (x INTEGER)")
+
+
+def test_steps_are_numbered_without_gaps() -> None:
+    assert [step.version for step in SQLITE_STEPS] == list(range(1, LATEST + 1))
+    assert migrations.pending(SQLITE_STEPS, LATEST) == []
+    assert [s.version for s in migrations.pending(SQLITE_STEPS, 0, target=1)] == [1]
+
+
+# PostgreSQL: the same promises, with replicas starting together.
+
+PG_LATEST = migrations.steps("postgres_migrations.sql")[-1].version
+
+
+async def test_postgresql_replicas_starting_together_migrate_once(postgres_url: str) -> None:
+    stores = [PostgresStore(postgres_url, pool_size=2) for _ in range(5)]
+    try:
+        answers = await asyncio.gather(*(s.enqueue([event(f"m{i}")]) for i, s in enumerate(stores)))
+        assert answers == [[True]] * 5
+        assert (await stores[0].counts())["queued"] == 5
+    finally:
+        for store in stores:
+            await store.close()
+    with psycopg.connect(postgres_url) as conn:
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(PG_LATEST,)]
+
+
+async def test_a_postgresql_schema_newer_than_this_build_is_refused(postgres_url: str) -> None:
+    store = PostgresStore(postgres_url)
+    await store.counts()
+    await store.close()
+    with psycopg.connect(postgres_url) as conn:
+        conn.execute("UPDATE schema_version SET version = version + 1")
+    store = PostgresStore(postgres_url)
+    try:
+        with pytest.raises(StoreError, match="newer than this build"):
+            await store.counts()
+    finally:
+        await store.close()
+
+
+async def test_postgresql_step_2_makes_attempts_the_history_counter_with_a_replay_baseline(
+    postgres_url: str,
+) -> None:
+    """Step 1 reset `attempts` on replay; step 2 makes it the history's length and keeps the old
+    value's complement as the baseline, so the retry policy's count is unchanged."""
+    store = PostgresStore(postgres_url)
+    try:
+        await store.enqueue([event("a1"), event("b1", "bob")])
+        dead = await claim_events(store, T0, 5, 30.0)
+        assert len(dead) == 2
+        for claimed in dead:
+            failed = Attempt(T0, "aborted", 400, "bad")
+            assert await store.dead_letter(claimed.id, "bad", lease=claimed.lease, attempt=failed)
+    finally:
+        await store.close()
+    with psycopg.connect(postgres_url) as conn:  # as step 1 left a1: replayed (reset), tried once more
+        conn.execute("ALTER TABLE events DROP COLUMN replayed_at_attempt")
+        conn.execute("UPDATE schema_version SET version = 1")
+        conn.execute(
+            "UPDATE events SET state = 'queued', head = true, available_at = 0, attempts = 1,"
+            " finished_at = NULL, reason = NULL WHERE message_id = 'a1'"
+        )
+        conn.execute(
+            "INSERT INTO event_attempts (event_id, at, outcome)"
+            " SELECT id, 0, 'retryable' FROM events WHERE message_id = 'a1'"
+        )
+    store = PostgresStore(postgres_url)
+    try:
+        (a1,) = await store.find_events("a1")
+        (b1,) = await store.find_events("b1")
+        assert (a1.attempts, a1.replayed_at_attempt, len(a1.history)) == (2, 1, 2)
+        assert (b1.attempts, b1.replayed_at_attempt) == (1, 0)
+        (claimed,) = await claim_events(store, T0, 5, 30.0)
+        assert (claimed.message_id, claimed.attempts_since_replay) == ("a1", 1)
+    finally:
+        await store.close()
