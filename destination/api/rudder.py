@@ -22,7 +22,7 @@ import orjson
 from fastapi import APIRouter, HTTPException, Request, Response
 from starlette.routing import Route
 
-from destination.api.body import off_loop, parse_json, read_raw_body
+from destination.api.body import PARSE_INLINE_BYTES, off_loop, parse_json, read_raw_body
 from destination.api.company_batches import CompanyBatcher
 from destination.api.responses import JsonResponse
 from destination.config import DestinationConfig, parse_destination_config
@@ -30,7 +30,16 @@ from destination.delivery.governor import TRANSFORMER_POOL, budget_pool
 from destination.errors import ConfigError, EventError, GainsightError, GsdError
 from destination.gainsight.client import GainsightClient
 from destination.gainsight.companies import CompanyResolver
-from destination.gainsight.plan import GroupPlan, Plan, plan_event
+from destination.gainsight.endpoints import EVENT_PATH, PEOPLE_PATH
+from destination.gainsight.plan import (
+    GroupPlan,
+    Plan,
+    identify_headers,
+    identify_record,
+    message_type,
+    plan_event,
+    unsigned_track,
+)
 from destination.gainsight.render import rudder_output
 from destination.jsonutil import js_json_text
 from destination.mapping.spec import Specs
@@ -116,6 +125,7 @@ class RudderTransformer:
         self._configs: OrderedDict[bytes, DestinationConfig | ConfigError] = OrderedDict()
         self._companies = CompanyBatcher(resolver.resolve_many)
         self._last_config: tuple[Any, DestinationConfig | ConfigError] = (None, ConfigError("unset"))
+        self._last_identify_headers: tuple[DestinationConfig | None, dict[str, str]] = (None, {})
 
     def _config(self, destination: Any) -> DestinationConfig:
         """Parse the item's destination Config once per distinct Config, not once per event.
@@ -148,14 +158,46 @@ class RudderTransformer:
                 self._configs.popitem(last=False)
         return cached
 
-    def _plan(self, item: Any) -> Plan:
+    def _item(self, item: Any) -> tuple[dict[str, Any], DestinationConfig]:
         if not isinstance(item, dict):
             raise ConfigError("each input must be an object with message, destination and metadata")
         config = self._config(item.get("destination"))
         message = item.get("message")
         if not isinstance(message, dict):
             raise EventError("message must be a JSON object")
-        return plan_event(message, config, self._specs, signed=False)  # see the module doc
+        return message, config
+
+    def _direct_output(self, message: dict[str, Any], config: DestinationConfig) -> dict[str, Any] | Plan:
+        """The output of an identify or a track built straight from the event (the same envelope
+        `rudder_output` makes of a plan, without the plan's objects: this is most of the work
+        per event); any other kind's plan (unsigned: see the module doc)."""
+        kind = message_type(message)
+        if kind == "identify":
+            fields = identify_record(message, config, self._specs).fields
+            headers: dict[str, str] = self._identify_headers(config)
+            method, path = "PUT", PEOPLE_PATH
+        elif kind == "track":
+            headers, fields = unsigned_track(message, config)
+            method, path = "POST", EVENT_PATH
+        else:
+            return plan_event(message, config, self._specs, signed=False)
+        return {
+            "version": "1",
+            "type": "REST",
+            "method": method,
+            "endpoint": f"https://{config.domain}{path}",
+            "headers": headers,  # shared by the outputs of one destination, never mutated
+            "params": {},
+            "body": {"JSON": fields, "JSON_ARRAY": {}, "XML": {}, "FORM": {}},
+            "files": {},
+        }
+
+    def _identify_headers(self, config: DestinationConfig) -> dict[str, str]:
+        last_config, headers = self._last_identify_headers
+        if config is not last_config:
+            headers = dict(identify_headers(config))
+            self._last_identify_headers = (config, headers)
+        return headers
 
     async def _group_outputs(self, plans: list[GroupPlan]) -> list[dict[str, Any] | GsdError]:
         """The association outputs of group plans sharing a tenant: their Companies written in
@@ -185,20 +227,22 @@ class RudderTransformer:
         groups: dict[tuple[str, str], list[tuple[int, GroupPlan]]] = {}
         for index, item in enumerate(items):
             try:
-                plan = self._plan(item)
-                if isinstance(plan, GroupPlan):
-                    self._allowed.check(plan.domain)
-                    groups.setdefault((plan.domain, plan.access_key), []).append((index, plan))
+                output = self._direct_output(*self._item(item))
+                if isinstance(output, dict):
+                    results.append(output)
+                elif isinstance(output, GroupPlan):
+                    self._allowed.check(output.domain)
+                    groups.setdefault((output.domain, output.access_key), []).append((index, output))
                     results.append({})
                 else:
-                    results.append(self._output(plan))
+                    results.append(self._output(output))
             except GsdError as exc:
                 results.append(exc)
         tenants = list(groups.values())
         written = await asyncio.gather(*(self._group_outputs([p for _, p in g]) for g in tenants))
         for group, outputs in zip(tenants, written, strict=True):
-            for (index, _), output in zip(group, outputs, strict=True):
-                results[index] = output
+            for (index, _), written_output in zip(group, outputs, strict=True):
+                results[index] = written_output
         return results
 
     async def process(self, items: list[Any]) -> list[dict[str, Any]]:
@@ -279,7 +323,7 @@ def _parse_items(raw: bytes) -> Any:
 async def _read_items(request: Request, runtime: Runtime) -> Any:
     settings = runtime.settings
     raw = await read_raw_body(request, settings.max_body_bytes, settings.body_timeout_seconds)
-    return await off_loop(len(raw), lambda: _parse_items(raw))
+    return await off_loop(len(raw), lambda: _parse_items(raw), PARSE_INLINE_BYTES)
 
 
 def _check_count(items: list[Any], max_items: int) -> None:

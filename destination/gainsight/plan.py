@@ -19,7 +19,7 @@ from destination.errors import ConfigError, EventError, UnmappedEventError
 from destination.gainsight import endpoints as ep
 from destination.gainsight.signing import SigningClaims, body_digest
 from destination.jsonutil import canonical_json, js_json_text
-from destination.mapping.engine import Diagnostic, js_falsy, lookup, map_record
+from destination.mapping.engine import Diagnostic, MappedRecord, js_falsy, lookup, map_record
 from destination.mapping.spec import Specs
 
 Kind = Literal["identify", "group", "track"]
@@ -176,6 +176,10 @@ def plan_event(
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 
+def _looks_like_email(value: Any) -> bool:
+    return isinstance(value, str) and len(value) <= 320 and _EMAIL.fullmatch(value.strip()) is not None
+
+
 def _check_email(value: Any, field_name: str) -> str:
     if not isinstance(value, str):
         raise EventError(f"{field_name} must be a string (an email address), got {type(value).__name__}")
@@ -193,17 +197,30 @@ def _email_source(event: Mapping[str, Any], value: Any, specs: Specs) -> str:
     return "traits.email"
 
 
-def plan_identify(event: Mapping[str, Any], config: DestinationConfig, specs: Specs) -> IdentifyPlan:
+def identify_record(event: Mapping[str, Any], config: DestinationConfig, specs: Specs) -> MappedRecord:
+    """The Person record an identify writes, every check made (its request: `plan_identify`)."""
     _required(config, "identify", "accessKey")
     mapped = map_record(specs.person, event, config.person_fields, "personMap")
     email = mapped.fields.get("Email")
-    _check_email(email, _email_source(event, email, specs))
+    if not _looks_like_email(email):  # the path is looked for only to name it in the error
+        _check_email(email, _email_source(event, email, specs))
     _required(config, "identify", "domain")
+    return mapped
+
+
+def plan_identify(event: Mapping[str, Any], config: DestinationConfig, specs: Specs) -> IdentifyPlan:
+    mapped = identify_record(event, config, specs)
     assert config.domain is not None and config.access_key is not None
     request = Request(
         "PUT", config.domain, ep.PEOPLE_PATH, _json_headers(_secret(config.access_key)), mapped.fields
     )
     return IdentifyPlan(request, mapped.diagnostics)
+
+
+def identify_headers(config: DestinationConfig) -> Mapping[str, str]:
+    """The headers of an identify's request (shared, read-only)."""
+    assert config.access_key is not None
+    return _json_headers(_secret(config.access_key))
 
 
 def _group_email(event: Mapping[str, Any]) -> str:
@@ -268,9 +285,50 @@ def _track_properties(event: Mapping[str, Any]) -> dict[str, Any]:
     return properties
 
 
-def plan_track(event: Mapping[str, Any], config: DestinationConfig, *, signed: bool = True) -> TrackPlan:
-    """`signed=False`: no canonical body and no signature claims (the transformer routes hand
-    the request to rudder-server, which re-serialises it)."""
+def _track_headers(
+    config: DestinationConfig, mapped_name: str, mapped_version: str, contract_id: str | None
+) -> dict[str, str]:
+    assert config.shared_secret and config.tenant_id and config.topic_name
+    headers = {
+        ep.SHARED_SECRET_HEADER: _secret(config.shared_secret),
+        "tenantId": config.tenant_id,
+        "topicName": config.topic_name,
+        "eventName": mapped_name,
+        "eventVersion": mapped_version,
+        "Content-Type": ep.JSON_CONTENT_TYPE,
+    }
+    if contract_id:
+        headers["contractId"] = contract_id
+    if config.access_key:
+        headers[ep.ACCESS_KEY_HEADER] = _secret(config.access_key)
+    return headers
+
+
+# Unsigned track headers depend only on (settings, event name, contract id): built once and shared
+# by every output made with them (outputs are serialised, never mutated). Keyed by the settings
+# object's id, which the value keeps alive so the id cannot be reused while cached.
+_UNSIGNED_HEADERS: dict[tuple[int, str, str, str | None], tuple[DestinationConfig, dict[str, str]]] = {}
+_UNSIGNED_HEADERS_MAX = 1024
+
+
+def _unsigned_track_headers(
+    config: DestinationConfig, mapped_name: str, mapped_version: str, contract_id: str | None
+) -> dict[str, str]:
+    key = (id(config), mapped_name, mapped_version, contract_id)
+    cached = _UNSIGNED_HEADERS.get(key)
+    if cached is not None and cached[0] is config:
+        return cached[1]
+    if len(_UNSIGNED_HEADERS) >= _UNSIGNED_HEADERS_MAX:
+        _UNSIGNED_HEADERS.clear()
+    headers = _track_headers(config, mapped_name, mapped_version, contract_id)
+    _UNSIGNED_HEADERS[key] = (config, headers)
+    return headers
+
+
+def _checked_track(
+    event: Mapping[str, Any], config: DestinationConfig
+) -> tuple[str, str, str | None, dict[str, Any]]:
+    """(Gainsight event name, version, contract id, properties), checked as the reference checks."""
     name = _track_event_name(event)
     _required(config, "track", "sharedSecret", "topicName", "tenantId")
     properties = _track_properties(event)
@@ -281,22 +339,26 @@ def plan_track(event: Mapping[str, Any], config: DestinationConfig, *, signed: b
     if not mapped_version:
         raise UnmappedEventError(f"event version mapping not provided for {name}")
     _required(config, "track", "domain")
+    return mapped_name, mapped_version, _contract_id(event, config), properties
+
+
+def unsigned_track(
+    event: Mapping[str, Any], config: DestinationConfig
+) -> tuple[dict[str, str], dict[str, Any]]:
+    """(headers, body) of a track's request with no signature: what the transformer routes hand
+    to rudder-server, which re-serialises it. The headers are shared: never mutate them."""
+    mapped_name, mapped_version, contract_id, properties = _checked_track(event, config)
+    return _unsigned_track_headers(config, mapped_name, mapped_version, contract_id), properties
+
+
+def plan_track(event: Mapping[str, Any], config: DestinationConfig, *, signed: bool = True) -> TrackPlan:
+    """`signed=False`: no canonical body and no signature claims (see `unsigned_track`)."""
+    mapped_name, mapped_version, contract_id, properties = _checked_track(event, config)
     assert config.domain and config.shared_secret and config.tenant_id and config.topic_name
-    headers = {
-        ep.SHARED_SECRET_HEADER: _secret(config.shared_secret),
-        "tenantId": config.tenant_id,
-        "topicName": config.topic_name,
-        "eventName": mapped_name,
-        "eventVersion": mapped_version,
-        "Content-Type": ep.JSON_CONTENT_TYPE,
-    }
-    contract_id = _contract_id(event, config)
-    if contract_id:
-        headers["contractId"] = contract_id
-    if config.access_key:
-        headers[ep.ACCESS_KEY_HEADER] = _secret(config.access_key)
     if not signed:
+        headers = _unsigned_track_headers(config, mapped_name, mapped_version, contract_id)
         return TrackPlan(Request("POST", config.domain, ep.EVENT_PATH, headers, properties), ())
+    headers = _track_headers(config, mapped_name, mapped_version, contract_id)
     body = canonical_json(properties)
     message_id = event.get("messageId")
     signing = SigningClaims(
