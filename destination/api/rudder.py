@@ -173,7 +173,7 @@ class RudderTransformer:
         per event); any other kind's plan (unsigned: see the module doc)."""
         kind = message_type(message)
         if kind == "identify":
-            fields = identify_record(message, config, self._specs).fields
+            fields = identify_record(message, config, self._specs, diagnose=False).fields
             headers: dict[str, str] = self._identify_headers(config)
             method, path = "PUT", PEOPLE_PATH
         elif kind == "track":

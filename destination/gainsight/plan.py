@@ -197,10 +197,12 @@ def _email_source(event: Mapping[str, Any], value: Any, specs: Specs) -> str:
     return "traits.email"
 
 
-def identify_record(event: Mapping[str, Any], config: DestinationConfig, specs: Specs) -> MappedRecord:
+def identify_record(
+    event: Mapping[str, Any], config: DestinationConfig, specs: Specs, *, diagnose: bool = True
+) -> MappedRecord:
     """The Person record an identify writes, every check made (its request: `plan_identify`)."""
     _required(config, "identify", "accessKey")
-    mapped = map_record(specs.person, event, config.person_fields, "personMap")
+    mapped = map_record(specs.person, event, config.person_fields, "personMap", diagnose=diagnose)
     email = mapped.fields.get("Email")
     if not _looks_like_email(email):  # the path is looked for only to name it in the error
         _check_email(email, _email_source(event, email, specs))
