@@ -201,12 +201,15 @@ def identify_record(
     event: Mapping[str, Any], config: DestinationConfig, specs: Specs, *, diagnose: bool = True
 ) -> MappedRecord:
     """The Person record an identify writes, every check made (its request: `plan_identify`)."""
-    _required(config, "identify", "accessKey")
+    ready = bool(config.access_key and config.domain)  # then neither check below can fail
+    if not ready:
+        _required(config, "identify", "accessKey")
     mapped = map_record(specs.person, event, config.person_fields, "personMap", diagnose=diagnose)
     email = mapped.fields.get("Email")
     if not _looks_like_email(email):  # the path is looked for only to name it in the error
         _check_email(email, _email_source(event, email, specs))
-    _required(config, "identify", "domain")
+    if not ready:
+        _required(config, "identify", "domain")
     return mapped
 
 
@@ -332,7 +335,10 @@ def _checked_track(
 ) -> tuple[str, str, str | None, dict[str, Any]]:
     """(Gainsight event name, version, contract id, properties), checked as the reference checks."""
     name = _track_event_name(event)
-    _required(config, "track", "sharedSecret", "topicName", "tenantId")
+    # All four settings present: neither check below can fail.
+    ready = bool(config.shared_secret and config.topic_name and config.tenant_id and config.domain)
+    if not ready:
+        _required(config, "track", "sharedSecret", "topicName", "tenantId")
     properties = _track_properties(event)
     mapped_name = config.event_names.get(name)
     if not mapped_name:
@@ -340,7 +346,8 @@ def _checked_track(
     mapped_version = config.event_versions.get(name)
     if not mapped_version:
         raise UnmappedEventError(f"event version mapping not provided for {name}")
-    _required(config, "track", "domain")
+    if not ready:
+        _required(config, "track", "domain")
     return mapped_name, mapped_version, _contract_id(event, config), properties
 
 

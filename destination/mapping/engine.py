@@ -37,9 +37,11 @@ class MappedRecord:
 
 def js_falsy(value: Any) -> bool:
     """False in JavaScript (the reference's `!value` checks): null, false, 0 and ""."""
+    if type(value) is str:  # the common case, first
+        return not value
     if value is None or value is False or value == "":
         return True
-    return isinstance(value, int | float) and not isinstance(value, bool) and value == 0
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == 0
 
 
 def lookup(event: Mapping[str, Any], path: Path_) -> Any:
@@ -137,11 +139,13 @@ def _standard_fields(
     spec: ObjectSpec, chosen: dict[int, tuple[int, Any]], diagnostics: list[Diagnostic]
 ) -> dict[str, Any]:
     for rule in spec.required:
-        if rule.index not in chosen or js_falsy(chosen[rule.index][1]):
+        current = chosen.get(rule.index)
+        if current is None or js_falsy(current[1]):
             raise EventError(rule.required or "")
     record: dict[str, Any] = {}
+    fields = spec.fields
     for index in sorted(chosen):
-        rule = spec.fields[index]
+        rule = fields[index]
         value = chosen[index][1]
         if rule.coerce is as_is:
             record[rule.to] = value
