@@ -26,8 +26,8 @@ from destination.delivery.retry import RetryPolicy
 from destination.delivery.store import Store, StoreUnavailableError
 from destination.delivery.stores import open_store
 from destination.delivery.worker import BudgetGate, Deliverer, WorkerSettings
-from destination.gainsight.client import GainsightClient, new_http_client
-from destination.gainsight.companies import CompanyResolver
+from destination.gainsight.client import Credentials, GainsightClient, new_http_client
+from destination.gainsight.executor import Executor
 from destination.gainsight.outcomes import Answer
 from destination.gainsight.plan import Request as PlannedRequest
 from destination.mapping.spec import default_specs
@@ -181,18 +181,24 @@ def create_app(
             store = wrap_store(store)
         metrics = Metrics()
         governor = RateGovernor(store, _rate_windows(settings), guard_seconds=_guard_seconds(settings))
-        # Every call this service makes passes the rate governor's gate; one resolver (its locks
-        # and Gsid memory) serves the workers and the transformer routes, so they never both
-        # create a company.
+        # Every call this service makes passes the rate governor's gate; one executor (its locks,
+        # and the store's Gsid memory) serves the workers and the transformer routes, so they
+        # never both create a company.
         gate = BudgetGate(governor, metrics)
         client = GainsightClient(http, base_url=base_url, gate=gate, observe=_observer(metrics))
-        resolver = CompanyResolver(client)
+        executor = Executor(
+            client,
+            store,
+            unchanged_ttl_seconds=settings.unchanged_ttl_seconds,
+            saved=metrics.saved,
+            clock=time.time,
+            concurrency=max(8, 2 * settings.workers),  # calls in flight
+        )
         deliverer = Deliverer(
             store=store,
             destinations=destinations,
             specs=specs,
-            client=client,
-            resolver=resolver,
+            executor=executor,
             governor=governor,
             gate=gate,
             policy=RetryPolicy(max_attempts=settings.max_attempts, max_age_seconds=settings.max_age_seconds),
@@ -204,7 +210,7 @@ def create_app(
             ),
         )
         transformer = rudder.RudderTransformer(
-            specs, client, resolver, rudder.AllowedDomains(_allowed_domains(settings, destinations))
+            specs, client, executor, rudder.AllowedDomains(_allowed_domains(settings, destinations))
         )
         app.state.runtime = Runtime(
             settings=settings,
@@ -306,18 +312,9 @@ def _guard_seconds(settings: Settings) -> float:
     return min(1.0, settings.rate_minute_seconds / 10)
 
 
-_STEPS = {
-    ("PUT", "/v1.0/api/people"): "person",
-    ("POST", "/v1/data/objects/query/Company"): "company_search",
-    ("POST", "/v1/data/objects/Company"): "company_insert",
-    ("PUT", "/v1/data/objects/Company"): "company_update",
-    ("POST", "/v1.0/api/eventManager/event"): "event",
-}
-
-
-def _observer(metrics: Metrics) -> Callable[[PlannedRequest, Answer], None]:
-    def observe(request: PlannedRequest, answer: Answer) -> None:
-        step = _STEPS.get((request.method, request.path), "other")
-        metrics.calls.labels(step, str(answer.status) if answer.status else "no_answer").inc()
+def _observer(metrics: Metrics) -> Callable[[Credentials, PlannedRequest, Answer], None]:
+    def observe(credentials: Credentials, request: PlannedRequest, answer: Answer) -> None:
+        status = str(answer.status) if answer.status else "no_answer"
+        metrics.calls.labels(credentials.destination, request.step, status).inc()
 
     return observe

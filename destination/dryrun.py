@@ -6,6 +6,7 @@ from typing import Any
 
 from destination.config import DestinationConfig
 from destination.errors import GsdError, UnmappedEventError
+from destination.gainsight.client import Credentials
 from destination.gainsight.plan import plan_event
 from destination.gainsight.render import describe_plan
 from destination.jsonutil import JSONDecodeError, loads
@@ -51,7 +52,7 @@ def dry_run_one(index: int, event: Any, config: DestinationConfig, specs: Specs)
         return {**head, "filtered": exc.message, "statusCode": exc.status_code}
     except GsdError as exc:
         return {**head, "error": exc.message, "statusCode": exc.status_code}
-    return {**head, **describe_plan(plan)}
+    return {**head, **describe_plan(plan, Credentials.of("dry-run", config))}
 
 
 def dry_run(events: list[Any], config: DestinationConfig, specs: Specs) -> list[dict[str, Any]]:

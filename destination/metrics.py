@@ -60,8 +60,15 @@ class Metrics:
         )
         self.calls = Counter(
             "gsd_gainsight_calls",
-            "Calls made to Gainsight, by step and HTTP status",
-            ["step", "status"],
+            "Calls made to Gainsight, by destination, step and HTTP status",
+            ["destination", "step", "status"],
+            registry=self.registry,
+        )
+        self.calls_saved = Counter(
+            "gsd_calls_saved",
+            "Gainsight calls the reference would have made and this service did not, by reason "
+            "(coalesced, unchanged, company_batched, gsid_known)",
+            ["destination", "reason"],
             registry=self.registry,
         )
         self.budget_waits = Counter(
@@ -85,6 +92,11 @@ class Metrics:
             ["destination"],
             registry=self.registry,
         )
+
+    def saved(self, destination: str, reason: str, calls: int) -> None:
+        """Count calls saved (gsd_calls_saved_total); the executor reports them."""
+        if calls > 0:
+            self.calls_saved.labels(destination, reason).inc(calls)
 
 
 async def scrape(metrics: Metrics, store: Store, destination_ids: Sequence[str] = ()) -> bytes:

@@ -43,7 +43,9 @@ class Settings(BaseSettings):
     metrics_host: str = "127.0.0.1"
     auth: Literal["on", "off"] | None = None  # None: on, except in sandbox mode
     workers: int = Field(4, ge=1, le=256)
-    lease_seconds: float = Field(60.0, gt=0)
+    lease_seconds: float = Field(10.0, gt=0)  # per claim; renewed while a delivery runs
+    # How long delivered state is remembered so that unchanged writes are skipped (0 = off).
+    unchanged_ttl_seconds: float = Field(86_400.0, ge=0)
     admin_token: SecretStr | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "text"] = "json"

@@ -14,9 +14,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from destination.errors import GainsightError
+from destination.gainsight.client import Credentials
 from destination.gainsight.plan import GroupPlan
 
-Resolve = Callable[[Sequence[GroupPlan]], Awaitable[list[str | GainsightError]]]
+Resolve = Callable[[Sequence[GroupPlan], Credentials], Awaitable[list[str | GainsightError]]]
+TenantKey = tuple[str, Credentials]
 Waiter = tuple[GroupPlan, "asyncio.Future[str | GainsightError]"]
 
 
@@ -32,25 +34,27 @@ class CompanyBatcher:
     def __init__(self, resolve_many: Resolve, max_batch: int = 500) -> None:
         self._resolve_many = resolve_many
         self._max_batch = max_batch
-        self._tenants: dict[tuple[str, str], _Tenant] = {}
+        self._tenants: dict[TenantKey, _Tenant] = {}
 
-    async def resolve(self, plans: Sequence[GroupPlan]) -> list[str | GainsightError]:
+    async def resolve(
+        self, plans: Sequence[GroupPlan], credentials: Credentials
+    ) -> list[str | GainsightError]:
         """Each plan's Gsid, or the error that stopped it; the plans share one domain and key."""
         loop = asyncio.get_running_loop()
         futures: list[asyncio.Future[str | GainsightError]] = [loop.create_future() for _ in plans]
-        key = (plans[0].domain, plans[0].access_key)
+        key = (plans[0].domain, credentials)
         tenant = self._tenants.setdefault(key, _Tenant())
         tenant.waiting.extend(zip(plans, futures, strict=True))
         if tenant.writer is None:  # the writer runs in the caller's context (its budget pool)
             tenant.writer = loop.create_task(self._write_while_waiting(key, tenant))
         return list(await asyncio.gather(*futures))
 
-    async def _write_while_waiting(self, key: tuple[str, str], tenant: _Tenant) -> None:
+    async def _write_while_waiting(self, key: TenantKey, tenant: _Tenant) -> None:
         try:
             while tenant.waiting:
                 batch = tenant.waiting[: self._max_batch]
                 del tenant.waiting[: self._max_batch]
-                await self._write(batch)
+                await self._write(batch, key[1])
         except BaseException:  # shutting down: nobody will write for the rest
             for _, future in tenant.waiting:
                 future.cancel()
@@ -58,10 +62,10 @@ class CompanyBatcher:
         finally:
             del self._tenants[key]
 
-    async def _write(self, batch: list[Waiter]) -> None:
+    async def _write(self, batch: list[Waiter], credentials: Credentials) -> None:
         try:
             results: list[str | GainsightError | BaseException] = list(
-                await self._resolve_many([plan for plan, _ in batch])
+                await self._resolve_many([plan for plan, _ in batch], credentials)
             )
         except GainsightError as exc:  # e.g. the rate budget is spent: every plan waits
             results = [exc] * len(batch)

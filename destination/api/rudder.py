@@ -1,9 +1,10 @@
 """RudderStack's transformer protocol, so rudder-server can use this service as its Gainsight
 transformer (DESIGN §4.2): `POST /v0/destinations/gainsight` (processor) and `POST /routerTransform`.
 
-As the reference does, a group's Company calls are made while transforming; the output is the
-final association request. Company calls only go to allowed domains, and spend at most half of
-the tenant's rate budget (the `transformer` pool of the governor), so delivery is never starved.
+As the reference does, a group's Company calls are made while transforming (by the same executor
+as the workers, gainsight/executor.py); the output is the final association request. Company
+calls only go to allowed domains, and spend at most half of the tenant's rate budget (the
+`transformer` pool of the governor), so delivery is never starved.
 The answers match the reference's, item for item (its own test vectors: tests/parity/).
 Outputs carry no X-Payload-Signature: rudder-server sends them later, re-serialised and retried
 with the same messageId, so neither the body hash, the expiry nor the replay check would hold.
@@ -28,17 +29,18 @@ from destination.api.responses import JsonResponse
 from destination.config import DestinationConfig, parse_destination_config
 from destination.delivery.governor import TRANSFORMER_POOL, budget_pool
 from destination.errors import ConfigError, EventError, GainsightError, GsdError
-from destination.gainsight.client import GainsightClient
-from destination.gainsight.companies import CompanyResolver
-from destination.gainsight.endpoints import EVENT_PATH, PEOPLE_PATH
+from destination.gainsight.client import Credentials, GainsightClient
+from destination.gainsight.endpoints import EVENT_PATH, PEOPLE_PATH, public_url
+from destination.gainsight.executor import Executor
 from destination.gainsight.plan import (
     GroupPlan,
     Plan,
-    identify_headers,
     identify_record,
     message_type,
+    person_upsert,
     plan_event,
-    unsigned_track,
+    plan_track,
+    track_parts,
 )
 from destination.gainsight.render import rudder_output
 from destination.jsonutil import js_json_text
@@ -49,7 +51,9 @@ log = logging.getLogger(__name__)
 
 Feature = Literal["processor", "router"]
 DEST_TYPE = "GAINSIGHT"
+METRICS_LABEL = "transformer"  # these routes have no destination id; their calls count under this
 _CONFIG_CACHE_SIZE = 256
+_HEADER_CACHE_SIZE = 1024
 
 
 class AllowedDomains:
@@ -115,17 +119,19 @@ class RudderTransformer:
         self,
         specs: Specs,
         client: GainsightClient,
-        resolver: CompanyResolver,
+        executor: Executor,
         allowed: AllowedDomains,
     ) -> None:
         self._specs = specs
         self._client = client
-        self._resolver = resolver
+        self._executor = executor
         self._allowed = allowed
         self._configs: OrderedDict[bytes, DestinationConfig | ConfigError] = OrderedDict()
-        self._companies = CompanyBatcher(resolver.resolve_many)
+        self._companies = CompanyBatcher(executor.company_gsids)
         self._last_config: tuple[Any, DestinationConfig | ConfigError] = (None, ConfigError("unset"))
+        self._last_credentials: tuple[DestinationConfig | None, Credentials | None] = (None, None)
         self._last_identify_headers: tuple[DestinationConfig | None, dict[str, str]] = (None, {})
+        self._track_header_cache: dict[tuple[Any, ...], tuple[DestinationConfig, dict[str, str]]] = {}
 
     def _config(self, destination: Any) -> DestinationConfig:
         """Parse the item's destination Config once per distinct Config, not once per event.
@@ -167,55 +173,89 @@ class RudderTransformer:
             raise EventError("message must be a JSON object")
         return message, config
 
+    def _credentials(self, config: DestinationConfig) -> Credentials:
+        last_config, credentials = self._last_credentials
+        if config is not last_config or credentials is None:
+            credentials = Credentials.of(METRICS_LABEL, config)
+            self._last_credentials = (config, credentials)
+        return credentials
+
     def _direct_output(self, message: dict[str, Any], config: DestinationConfig) -> dict[str, Any] | Plan:
-        """The output of an identify or a track built straight from the event (the same envelope
-        `rudder_output` makes of a plan, without the plan's objects: this is most of the work
-        per event); any other kind's plan (unsigned: see the module doc)."""
+        """The output of an identify or a track, built straight from the event: the envelope
+        `rudder_output` makes of the plan's request, without making the plan (that was most of
+        the work per event). Any other kind: its plan (unsigned: see the module doc)."""
         kind = message_type(message)
         if kind == "identify":
-            fields = identify_record(message, config, self._specs, diagnose=False).fields
-            headers: dict[str, str] = self._identify_headers(config)
+            body = identify_record(message, config, self._specs, diagnose=False).fields
+            headers = self._identify_headers(config)
             method, path = "PUT", PEOPLE_PATH
         elif kind == "track":
-            headers, fields = unsigned_track(message, config)
+            parts = track_parts(message, config)
+            body = parts[3]
+            headers = self._track_headers(message, config, parts[:3])
             method, path = "POST", EVENT_PATH
         else:
             return plan_event(message, config, self._specs, signed=False)
+        assert config.domain is not None
         return {
             "version": "1",
             "type": "REST",
             "method": method,
-            "endpoint": f"https://{config.domain}{path}",
-            "headers": headers,  # shared by the outputs of one destination, never mutated
+            "endpoint": public_url(config.domain, path),
+            "headers": headers,  # shared by outputs alike, never mutated
             "params": {},
-            "body": {"JSON": fields, "JSON_ARRAY": {}, "XML": {}, "FORM": {}},
+            "body": {"JSON": body, "JSON_ARRAY": {}, "XML": {}, "FORM": {}},
             "files": {},
         }
 
     def _identify_headers(self, config: DestinationConfig) -> dict[str, str]:
+        """An identify's headers depend on its destination only: made once per destination, by
+        the client, as for any plan."""
         last_config, headers = self._last_identify_headers
         if config is not last_config:
-            headers = dict(identify_headers(config))
+            assert config.domain is not None
+            request = person_upsert(config.domain, {})
+            headers = self._client.headers_for(request, self._credentials(config))
             self._last_identify_headers = (config, headers)
         return headers
 
-    async def _group_outputs(self, plans: list[GroupPlan]) -> list[dict[str, Any] | GsdError]:
+    def _track_headers(
+        self, message: dict[str, Any], config: DestinationConfig, key: tuple[str, str, str | None]
+    ) -> dict[str, str]:
+        """A track's headers depend on its destination, event name, version and contract id only:
+        made once per such key from the event's own plan, by the client, as for any plan. The
+        cache holds the settings object, so its id is not reused while it is a key."""
+        cache_key = (id(config), *key)
+        cached = self._track_header_cache.get(cache_key)
+        if cached is not None and cached[0] is config:
+            return cached[1]
+        plan = plan_track(message, config, signed=False)
+        headers = self._client.headers_for(plan.request, self._credentials(config))
+        if len(self._track_header_cache) >= _HEADER_CACHE_SIZE:
+            self._track_header_cache.clear()
+        self._track_header_cache[cache_key] = (config, headers)
+        return headers
+
+    async def _group_outputs(
+        self, plans: list[GroupPlan], credentials: Credentials
+    ) -> list[dict[str, Any] | GsdError]:
         """The association outputs of group plans sharing a tenant: their Companies written in
         calls shared with concurrent requests (DESIGN §6), as the reference does while
         transforming."""
-        gsids = await self._companies.resolve(plans)
+        gsids = await self._companies.resolve(plans, credentials)
         outputs: list[dict[str, Any] | GsdError] = []
         for plan, gsid in zip(plans, gsids, strict=True):
             if isinstance(gsid, GsdError):
                 outputs.append(gsid)
             else:
                 request = plan.association_request(gsid)
-                outputs.append(rudder_output(request, request.headers))
+                outputs.append(rudder_output(request, self._client.headers_for(request, credentials)))
         return outputs
 
-    def _output(self, plan: Plan) -> dict[str, Any]:
+    def _output(self, plan: Plan, credentials: Credentials) -> dict[str, Any]:
         assert not isinstance(plan, GroupPlan)
-        return rudder_output(plan.request, plan.request.headers)  # unsigned: see the module doc
+        # Unsigned (see the module doc): the credentials, no signature.
+        return rudder_output(plan.request, self._client.headers_for(plan.request, credentials))
 
     async def outputs(self, items: list[Any]) -> list[dict[str, Any] | GsdError]:
         """One output or error per item, in order. Only group items wait on Gainsight."""
@@ -224,25 +264,29 @@ class RudderTransformer:
 
     async def _outputs(self, items: list[Any]) -> list[dict[str, Any] | GsdError]:
         results: list[dict[str, Any] | GsdError] = []
-        groups: dict[tuple[str, str], list[tuple[int, GroupPlan]]] = {}
+        groups: dict[tuple[str, Credentials], list[tuple[int, GroupPlan]]] = {}
         for index, item in enumerate(items):
             try:
-                output = self._direct_output(*self._item(item))
-                if isinstance(output, dict):
-                    results.append(output)
-                elif isinstance(output, GroupPlan):
-                    self._allowed.check(output.domain)
-                    groups.setdefault((output.domain, output.access_key), []).append((index, output))
+                message, config = self._item(item)
+                plan = self._direct_output(message, config)
+                if isinstance(plan, dict):
+                    results.append(plan)
+                elif isinstance(plan, GroupPlan):
+                    self._allowed.check(plan.domain)
+                    credentials = self._credentials(config)
+                    groups.setdefault((plan.domain, credentials), []).append((index, plan))
                     results.append({})
                 else:
-                    results.append(self._output(output))
+                    results.append(self._output(plan, self._credentials(config)))
             except GsdError as exc:
                 results.append(exc)
-        tenants = list(groups.values())
-        written = await asyncio.gather(*(self._group_outputs([p for _, p in g]) for g in tenants))
-        for group, outputs in zip(tenants, written, strict=True):
-            for (index, _), written_output in zip(group, outputs, strict=True):
-                results[index] = written_output
+        tenants = list(groups.items())
+        written = await asyncio.gather(
+            *(self._group_outputs([p for _, p in g], credentials) for (_, credentials), g in tenants)
+        )
+        for (_, group), outputs in zip(tenants, written, strict=True):
+            for (index, _), output in zip(group, outputs, strict=True):
+                results[index] = output
         return results
 
     async def process(self, items: list[Any]) -> list[dict[str, Any]]:

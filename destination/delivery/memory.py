@@ -20,20 +20,26 @@ from destination.delivery.store import (
     DEDUPE_WINDOW_SECONDS,
     EVENT_STATES,
     FAILED_OUTCOMES,
+    MAX_RUN,
     RATE_WINDOW_RETENTION_SECONDS,
+    RUN_KINDS,
+    STATE_RETENTION_SECONDS,
     Attempt,
     AttemptRecord,
     BudgetWindow,
+    Claim,
     DeadLetter,
     EventState,
     EventSummary,
     FinalOutcome,
     NewEvent,
     QueuedEvent,
+    StateKind,
     StoreClosedError,
     StoredEvent,
     check_attempt,
     check_final_outcome,
+    new_lease,
 )
 
 Person = tuple[str, str]  # (destination_id, ordering_key)
@@ -80,6 +86,8 @@ class MemoryStore:
         self._unfinished: dict[Person, list[int]] = {}  # ids of queued/leased events, ascending
         self._seen: dict[tuple[str, str], float] = {}
         self._windows: dict[tuple[str, str, float], int] = {}
+        self._gsids: dict[tuple[str, str], str] = {}
+        self._states: dict[tuple[str, str, str], tuple[float, dict[str, Any]]] = {}
         self._last_id = 0
         self._recorded: list[tuple[int, int]] = []  # (event id, history index), in recording order
 
@@ -108,7 +116,7 @@ class MemoryStore:
         self._rows[row.id] = row
         return True
 
-    async def claim(self, now: float, limit: int, lease_seconds: float, owner: str) -> list[QueuedEvent]:
+    async def claim(self, now: float, limit: int, lease_seconds: float) -> list[Claim]:
         if lease_seconds <= 0:
             raise ValueError("lease_seconds must be positive")
         with self._open():
@@ -118,13 +126,31 @@ class MemoryStore:
                 if row.head and row.available_at is not None and row.available_at <= now
             ]
             ready.sort(key=lambda row: (row.available_at, row.id))
-            chosen = sorted(ready[: max(limit, 0)], key=lambda row: row.id)
-            for row in chosen:
-                row.state = "leased"
+            claims = []
+            for head in ready[: max(limit, 0)]:
+                run = [head]
+                if head.event.kind in RUN_KINDS:
+                    for event_id in self._unfinished[head.person][1:MAX_RUN]:
+                        row = self._rows[event_id]
+                        available = row.available_at is not None and row.available_at <= now
+                        if row.event.kind not in RUN_KINDS or not available:
+                            break
+                        run.append(row)
+                lease = new_lease()
+                for row in run:
+                    row.state = "leased"
+                    row.available_at = now + lease_seconds
+                    row.lease_owner = lease
+                events = tuple(_queued_event(row) for row in run)
+                claims.append(Claim(lease, now + lease_seconds, events))
+            return claims
+
+    async def renew(self, lease: str, now: float, lease_seconds: float) -> int:
+        with self._open():
+            held = [r for r in self._rows.values() if r.state == "leased" and r.lease_owner == lease]
+            for row in held:
                 row.available_at = now + lease_seconds
-                row.lease_owner = owner
-                row.attempts += 1
-            return [_queued_event(row) for row in chosen]
+            return len(held)
 
     async def record_attempt(self, event_id: int, attempt: Attempt) -> bool:
         check_attempt(attempt)
@@ -132,48 +158,71 @@ class MemoryStore:
             row = self._rows.get(event_id)
             if row is None:
                 return False
-            row.history.append(
-                replace(attempt, response=_json_copy(attempt.response), request=_json_copy(attempt.request))
-            )
-            self._recorded.append((event_id, len(row.history) - 1))
+            self._record(row, attempt)
             return True
 
+    def _record(self, row: _Row, attempt: Attempt) -> None:
+        copied = replace(attempt, response=_json_copy(attempt.response), request=_json_copy(attempt.request))
+        row.history.append(copied)
+        row.attempts += 1
+        self._recorded.append((row.id, len(row.history) - 1))
+
     async def retry_later(
-        self, event_id: int, available_at: float, progress: Mapping[str, Any] | None, *, owner: str
+        self,
+        event_id: int,
+        available_at: float,
+        progress: Mapping[str, Any] | None,
+        *,
+        lease: str,
+        attempt: Attempt | None = None,
     ) -> bool:
+        if attempt is not None:
+            check_attempt(attempt)
         with self._open():
-            row = self._leased_by(event_id, owner)
+            row = self._leased_by(event_id, lease)
             if row is None:
                 return False
             row.state = "queued"
             row.available_at = available_at
             row.lease_owner = None
             row.progress = _json_copy(None if progress is None else dict(progress))
+            if attempt is not None:
+                self._record(row, attempt)
             return True
 
-    async def complete(self, event_id: int, outcome: FinalOutcome, *, owner: str) -> bool:
+    async def complete(
+        self, event_id: int, outcome: FinalOutcome, *, lease: str, attempt: Attempt | None = None
+    ) -> bool:
         check_final_outcome(outcome)
         with self._open():
-            return self._finish(event_id, outcome, None, owner)
+            return self._finish(event_id, outcome, None, lease, attempt)
 
-    async def dead_letter(self, event_id: int, reason: str, *, owner: str) -> bool:
+    async def dead_letter(
+        self, event_id: int, reason: str, *, lease: str, attempt: Attempt | None = None
+    ) -> bool:
         with self._open():
-            return self._finish(event_id, "dead", reason, owner)
+            return self._finish(event_id, "dead", reason, lease, attempt)
 
-    async def reject(self, event_id: int, reason: str, *, owner: str) -> bool:
+    async def reject(self, event_id: int, reason: str, *, lease: str, attempt: Attempt | None = None) -> bool:
         with self._open():
-            return self._finish(event_id, "rejected", reason, owner)
+            return self._finish(event_id, "rejected", reason, lease, attempt)
 
-    def _leased_by(self, event_id: int, owner: str) -> _Row | None:
+    def _leased_by(self, event_id: int, lease: str) -> _Row | None:
         row = self._rows.get(event_id)
-        if row is None or row.state != "leased" or row.lease_owner != owner:
+        if row is None or row.state != "leased" or row.lease_owner != lease:
             return None
         return row
 
-    def _finish(self, event_id: int, state: EventState, reason: str | None, owner: str) -> bool:
-        row = self._leased_by(event_id, owner)
+    def _finish(
+        self, event_id: int, state: EventState, reason: str | None, lease: str, attempt: Attempt | None
+    ) -> bool:
+        if attempt is not None:
+            check_attempt(attempt)
+        row = self._leased_by(event_id, lease)
         if row is None:
             return False
+        if attempt is not None:
+            self._record(row, attempt)
         row.state = state
         row.head = False
         row.available_at = None
@@ -272,19 +321,59 @@ class MemoryStore:
                 self._windows[key] = self._windows.get(key, 0) + calls
             return None
 
+    async def company_gsids(self, scope: str, names: Sequence[str]) -> dict[str, str]:
+        with self._open():
+            return {n: g for n in names if (g := self._gsids.get((scope, n))) is not None}
+
+    async def remember_gsids(self, scope: str, gsids: Mapping[str, str], now: float) -> None:
+        with self._open():
+            for name, gsid in gsids.items():
+                self._gsids[(scope, name)] = gsid
+
+    async def forget_gsids(self, scope: str, names: Sequence[str]) -> None:
+        with self._open():
+            for name in names:
+                self._gsids.pop((scope, name), None)
+
+    async def delivered_states(
+        self, scope: str, kind: StateKind, keys: Sequence[str], since: float
+    ) -> dict[str, dict[str, Any]]:
+        with self._open():
+            found = {}
+            for key in keys:
+                remembered = self._states.get((scope, kind, key))
+                if remembered is not None and remembered[0] >= since:
+                    found[key] = _json_copy(remembered[1])
+            return found
+
+    async def remember_states(
+        self, scope: str, kind: StateKind, states: Mapping[str, Mapping[str, Any]], now: float
+    ) -> None:
+        with self._open():
+            for key, state in states.items():
+                self._states[(scope, kind, key)] = (now, _json_copy(dict(state)))
+
+    async def forget_states(self, scope: str, kind: StateKind, keys: Sequence[str]) -> None:
+        with self._open():
+            for key in keys:
+                self._states.pop((scope, kind, key), None)
+
     async def prune(self, now: float) -> int:
         before = now - self._dedupe_window
         with self._open():
             old = [
                 row.id
                 for row in self._rows.values()
-                if row.state in ("delivered", "filtered", "rejected") and row.event.received_at < before
+                if row.state in ("delivered", "unchanged", "filtered", "rejected")
+                and row.event.received_at < before
             ]
             for event_id in old:
                 del self._rows[event_id]
             self._seen = {k: at for k, at in self._seen.items() if at >= before}
             oldest_window = now - RATE_WINDOW_RETENTION_SECONDS
             self._windows = {k: n for k, n in self._windows.items() if k[2] >= oldest_window}
+            oldest_state = now - STATE_RETENTION_SECONDS
+            self._states = {k: v for k, v in self._states.items() if v[0] >= oldest_state}
             return len(old)
 
     # ---- read-only views ----
@@ -363,6 +452,7 @@ def _queued_event(row: _Row) -> QueuedEvent:
         received_at=e.received_at,
         attempts=row.attempts,
         progress=_json_copy(row.progress),
+        lease=row.lease_owner or "",
     )
 
 

@@ -29,11 +29,11 @@ CREATE TABLE IF NOT EXISTS events (
     kind TEXT NOT NULL,
     payload BLOB NOT NULL,
     received_at REAL NOT NULL,
-    state TEXT NOT NULL,            -- queued | leased | delivered | filtered | rejected | dead
+    state TEXT NOT NULL,            -- queued | leased | delivered | unchanged | filtered | rejected | dead
     head INTEGER NOT NULL,          -- 1 = oldest unfinished event of its person: the only claimable one
     available_at REAL,              -- queued: claimable from; leased: lease expiry; NULL once final
-    lease_owner TEXT,
-    attempts INTEGER NOT NULL DEFAULT 0,
+    lease_owner TEXT,               -- the lease token of the claim holding it
+    attempts INTEGER NOT NULL DEFAULT 0,  -- attempts recorded since (re)queueing
     progress BLOB,                  -- JSON kept between tries of a resumable plan
     finished_at REAL,
     reason TEXT                     -- why it was dead-lettered or rejected
@@ -47,6 +47,9 @@ CREATE INDEX IF NOT EXISTS events_dead ON events (id) WHERE state = 'dead';
 CREATE INDEX IF NOT EXISTS events_prunable
     ON events (received_at) WHERE state IN ('delivered', 'filtered');
 CREATE INDEX IF NOT EXISTS events_rejected ON events (received_at) WHERE state = 'rejected';
+CREATE INDEX IF NOT EXISTS events_unchanged ON events (received_at) WHERE state = 'unchanged';
+-- Renewing a claim finds its events by token.
+CREATE INDEX IF NOT EXISTS events_by_lease ON events (lease_owner) WHERE state = 'leased';
 
 CREATE TABLE IF NOT EXISTS event_attempts (
     id INTEGER PRIMARY KEY,
@@ -89,7 +92,30 @@ CREATE TABLE IF NOT EXISTS state_counts (
 ) WITHOUT ROWID;
 -- Run on every start, so a store made before a state existed gains its row (its count is 0 then).
 INSERT OR IGNORE INTO state_counts (state, n)
-    VALUES ('queued', 0), ('leased', 0), ('delivered', 0), ('filtered', 0), ('rejected', 0), ('dead', 0);
+    VALUES ('queued', 0), ('leased', 0), ('delivered', 0), ('unchanged', 0), ('filtered', 0),
+        ('rejected', 0), ('dead', 0);
+
+-- The Gsid learnt for each company name, per tenant (scope = domain): shared by restarts and by
+-- every process on the store, so a known company is never searched for again.
+CREATE TABLE IF NOT EXISTS company_gsids (
+    scope TEXT NOT NULL,
+    name TEXT NOT NULL,
+    gsid TEXT NOT NULL,
+    learnt_at REAL NOT NULL,
+    PRIMARY KEY (scope, name)
+) WITHOUT ROWID;
+
+-- What was last delivered per person (key: email, casefolded) and company (key: name), so a
+-- write that would change nothing is skipped (GSD_UNCHANGED_TTL_SECONDS).
+CREATE TABLE IF NOT EXISTS delivered_state (
+    scope TEXT NOT NULL,
+    kind TEXT NOT NULL,             -- person | company
+    key TEXT NOT NULL,
+    state BLOB NOT NULL,            -- JSON object
+    delivered_at REAL NOT NULL,
+    PRIMARY KEY (scope, kind, key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS delivered_state_by_age ON delivered_state (delivered_at);
 
 CREATE TRIGGER IF NOT EXISTS events_counted_on_insert AFTER INSERT ON events BEGIN
     UPDATE state_counts SET n = n + 1 WHERE state = NEW.state;
@@ -141,35 +167,52 @@ VALUES (
     :received_at
 );
 
--- name: claim_heads
+-- name: ready_heads
 -- Ready heads: queued and due, or leased with the lease expired (available_at = lease expiry).
+SELECT id, destination_id, ordering_key, kind FROM events
+WHERE head = 1 AND available_at <= :now
+ORDER BY available_at, id
+LIMIT :limit;
+
+-- name: run_after_head
+-- The person's unfinished events after the head, to extend a run (the caller stops at the first
+-- that is not an identify/group, or not yet due).
+SELECT id, kind, available_at FROM events
+WHERE destination_id = :destination_id AND ordering_key = :ordering_key
+    AND state IN ('queued', 'leased') AND id > :head_id
+ORDER BY id
+LIMIT :limit;
+
+-- name: lease_event
 UPDATE events
-SET state = 'leased', available_at = :lease_until, lease_owner = :owner, attempts = attempts + 1
-WHERE id IN (
-    SELECT id FROM events
-    WHERE head = 1 AND available_at <= :now
-    ORDER BY available_at, id
-    LIMIT :limit
-)
+SET state = 'leased', available_at = :lease_until, lease_owner = :lease
+WHERE id = :id
 RETURNING id, destination_id, message_id, ordering_key, kind, payload, received_at, attempts,
     progress;
+
+-- name: renew_lease
+UPDATE events SET available_at = :lease_until
+WHERE lease_owner = :lease AND state = 'leased';
 
 -- name: record_attempt
 INSERT INTO event_attempts (event_id, at, outcome, status_code, error, response, request, call)
 SELECT :event_id, :at, :outcome, :status_code, :error, :response, :request, :call
 WHERE EXISTS (SELECT 1 FROM events WHERE id = :event_id);
 
+-- name: count_attempt
+UPDATE events SET attempts = attempts + 1 WHERE id = :event_id;
+
 -- name: retry_later
 -- Stays its person's head, so the person's later events keep waiting behind it.
 UPDATE events
 SET state = 'queued', available_at = :available_at, progress = :progress, lease_owner = NULL
-WHERE id = :id AND state = 'leased' AND lease_owner = :owner;
+WHERE id = :id AND state = 'leased' AND lease_owner = :lease;
 
 -- name: finish_event
 UPDATE events
 SET state = :state, head = 0, available_at = NULL, lease_owner = NULL, finished_at = :now,
     reason = :reason
-WHERE id = :id AND state = 'leased' AND lease_owner = :owner
+WHERE id = :id AND state = 'leased' AND lease_owner = :lease
 RETURNING destination_id, ordering_key;
 
 -- name: promote_next_head
@@ -290,12 +333,15 @@ VALUES (:tenant_key, :window_name, :window_start, :calls)
 ON CONFLICT (tenant_key, window_name, window_start) DO UPDATE SET calls = calls + :calls;
 
 -- name: prunable_events
--- Two partial indexes, one per branch; rejected events go the same way as delivered ones.
+-- One partial index per branch; rejected and unchanged events go the same way as delivered ones.
 SELECT id FROM events
 WHERE state IN ('delivered', 'filtered') AND received_at < :before
 UNION ALL
 SELECT id FROM events
 WHERE state = 'rejected' AND received_at < :before
+UNION ALL
+SELECT id FROM events
+WHERE state = 'unchanged' AND received_at < :before
 LIMIT :limit;
 
 -- name: prune_seen_messages
@@ -306,3 +352,30 @@ WHERE (destination_id, message_id) IN (
 
 -- name: prune_rate_windows
 DELETE FROM rate_windows WHERE window_start < :before;
+
+
+-- name: company_gsid
+SELECT gsid FROM company_gsids WHERE scope = :scope AND name = :name;
+
+-- name: remember_gsid
+INSERT INTO company_gsids (scope, name, gsid, learnt_at) VALUES (:scope, :name, :gsid, :now)
+ON CONFLICT (scope, name) DO UPDATE SET gsid = excluded.gsid, learnt_at = excluded.learnt_at;
+
+-- name: forget_gsid
+DELETE FROM company_gsids WHERE scope = :scope AND name = :name;
+
+-- name: delivered_state
+SELECT state FROM delivered_state
+WHERE scope = :scope AND kind = :kind AND key = :key AND delivered_at >= :since;
+
+-- name: remember_state
+INSERT INTO delivered_state (scope, kind, key, state, delivered_at)
+VALUES (:scope, :kind, :key, :state, :now)
+ON CONFLICT (scope, kind, key) DO UPDATE
+    SET state = excluded.state, delivered_at = excluded.delivered_at;
+
+-- name: forget_state
+DELETE FROM delivered_state WHERE scope = :scope AND kind = :kind AND key = :key;
+
+-- name: prune_delivered_state
+DELETE FROM delivered_state WHERE delivered_at < :before;

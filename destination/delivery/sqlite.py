@@ -23,20 +23,26 @@ from destination.delivery.sqlite_writer import SQLiteWriter
 from destination.delivery.store import (
     DEDUPE_WINDOW_SECONDS,
     EVENT_STATES,
+    MAX_RUN,
     RATE_WINDOW_RETENTION_SECONDS,
+    RUN_KINDS,
+    STATE_RETENTION_SECONDS,
     Attempt,
     AttemptRecord,
     BudgetWindow,
+    Claim,
     DeadLetter,
     EventState,
     EventSummary,
     FinalOutcome,
     NewEvent,
     QueuedEvent,
+    StateKind,
     StoredEvent,
     StoreError,
     check_attempt,
     check_final_outcome,
+    new_lease,
 )
 
 SCHEMA_VERSION = 1
@@ -137,21 +143,60 @@ class SQLiteStore:
 
         return await self._writer.run(job, grouped=True) if events else []
 
-    async def claim(self, now: float, limit: int, lease_seconds: float, owner: str) -> list[QueuedEvent]:
+    async def claim(self, now: float, limit: int, lease_seconds: float) -> list[Claim]:
         if lease_seconds <= 0:
             raise ValueError("lease_seconds must be positive")
         if limit <= 0:
             return []
-        params = {"now": now, "limit": limit, "lease_until": now + lease_seconds, "owner": owner}
+        lease_until = now + lease_seconds
 
-        def job(conn: sqlite3.Connection) -> list[QueuedEvent]:
-            rows = conn.execute(self._q["claim_heads"], params).fetchall()
-            return sorted((_queued_event(row) for row in rows), key=lambda e: e.id)
+        def job(conn: sqlite3.Connection) -> list[Claim]:
+            heads = conn.execute(self._q["ready_heads"], {"now": now, "limit": limit}).fetchall()
+            claims = []
+            for head_id, destination_id, ordering_key, kind in heads:
+                ids = [head_id]
+                if kind in RUN_KINDS:
+                    params = {
+                        "destination_id": destination_id,
+                        "ordering_key": ordering_key,
+                        "head_id": head_id,
+                        "limit": MAX_RUN - 1,
+                    }
+                    # fetchall: no statement is left half-read (jobs hand back plain values only)
+                    for event_id, next_kind, available_at in conn.execute(
+                        self._q["run_after_head"], params
+                    ).fetchall():
+                        if next_kind not in RUN_KINDS or available_at > now:
+                            break
+                        ids.append(event_id)
+                lease = new_lease()
+                events = [
+                    _queued_event(
+                        conn.execute(
+                            self._q["lease_event"], {"id": i, "lease": lease, "lease_until": lease_until}
+                        ).fetchone(),
+                        lease,
+                    )
+                    for i in ids
+                ]
+                claims.append(Claim(lease, lease_until, tuple(events)))
+            return claims
 
         return await self._writer.run(job)
 
+    async def renew(self, lease: str, now: float, lease_seconds: float) -> int:
+        params = {"lease": lease, "lease_until": now + lease_seconds}
+
+        def job(conn: sqlite3.Connection) -> int:
+            return int(conn.execute(self._q["renew_lease"], params).rowcount)
+
+        return await self._writer.run(job, grouped=True)  # a batch's renewals share one commit
+
     async def record_attempt(self, event_id: int, attempt: Attempt) -> bool:
         check_attempt(attempt)
+        return await self._writer.run(lambda conn: self._record(conn, event_id, attempt))
+
+    def _record(self, conn: sqlite3.Connection, event_id: int, attempt: Attempt) -> bool:
         params = {
             "event_id": event_id,
             "at": attempt.at,
@@ -162,35 +207,61 @@ class SQLiteStore:
             "request": _json_or_none(attempt.request),
             "call": attempt.call,
         }
-        return await self._writer.run(
-            lambda conn: conn.execute(self._q["record_attempt"], params).rowcount == 1
-        )
+        if conn.execute(self._q["record_attempt"], params).rowcount != 1:
+            return False
+        conn.execute(self._q["count_attempt"], params)
+        return True
 
+    # Moves after a delivery are grouped: a batch's settles, submitted together, share one commit.
     async def retry_later(
-        self, event_id: int, available_at: float, progress: Mapping[str, Any] | None, *, owner: str
+        self,
+        event_id: int,
+        available_at: float,
+        progress: Mapping[str, Any] | None,
+        *,
+        lease: str,
+        attempt: Attempt | None = None,
     ) -> bool:
+        if attempt is not None:
+            check_attempt(attempt)
         params = {
             "id": event_id,
-            "owner": owner,
+            "lease": lease,
             "available_at": available_at,
             "progress": None if progress is None else jsonutil.dumps(dict(progress)),
         }
-        return await self._writer.run(lambda conn: conn.execute(self._q["retry_later"], params).rowcount == 1)
 
-    async def complete(self, event_id: int, outcome: FinalOutcome, *, owner: str) -> bool:
+        def job(conn: sqlite3.Connection) -> bool:
+            if conn.execute(self._q["retry_later"], params).rowcount != 1:
+                return False
+            if attempt is not None:
+                self._record(conn, event_id, attempt)
+            return True
+
+        return await self._writer.run(job, grouped=True)
+
+    async def complete(
+        self, event_id: int, outcome: FinalOutcome, *, lease: str, attempt: Attempt | None = None
+    ) -> bool:
         check_final_outcome(outcome)
-        return await self._finish(event_id, outcome, None, owner)
+        return await self._finish(event_id, outcome, None, lease, attempt)
 
-    async def dead_letter(self, event_id: int, reason: str, *, owner: str) -> bool:
-        return await self._finish(event_id, "dead", reason, owner)
+    async def dead_letter(
+        self, event_id: int, reason: str, *, lease: str, attempt: Attempt | None = None
+    ) -> bool:
+        return await self._finish(event_id, "dead", reason, lease, attempt)
 
-    async def reject(self, event_id: int, reason: str, *, owner: str) -> bool:
-        return await self._finish(event_id, "rejected", reason, owner)
+    async def reject(self, event_id: int, reason: str, *, lease: str, attempt: Attempt | None = None) -> bool:
+        return await self._finish(event_id, "rejected", reason, lease, attempt)
 
-    async def _finish(self, event_id: int, state: str, reason: str | None, owner: str) -> bool:
+    async def _finish(
+        self, event_id: int, state: str, reason: str | None, lease: str, attempt: Attempt | None
+    ) -> bool:
+        if attempt is not None:
+            check_attempt(attempt)
         params = {
             "id": event_id,
-            "owner": owner,
+            "lease": lease,
             "state": state,
             "reason": reason,
             "now": self._clock(),
@@ -200,6 +271,8 @@ class SQLiteStore:
             person = conn.execute(self._q["finish_event"], params).fetchall()
             if not person:
                 return False
+            if attempt is not None:
+                self._record(conn, event_id, attempt)
             (destination_id, ordering_key) = person[0]
             conn.execute(
                 self._q["promote_next_head"],
@@ -207,7 +280,7 @@ class SQLiteStore:
             )
             return True
 
-        return await self._writer.run(job)
+        return await self._writer.run(job, grouped=True)
 
     async def get_event(self, event_id: int) -> StoredEvent | None:
         if not _storable_id(event_id):
@@ -313,7 +386,57 @@ class SQLiteStore:
                 conn.execute(self._q["count_call"], key)
             return None
 
-        return await self._writer.run(job)
+        return await self._writer.run(job, grouped=True)  # concurrent calls share one commit
+
+    async def company_gsids(self, scope: str, names: Sequence[str]) -> dict[str, str]:
+        def job(conn: sqlite3.Connection) -> dict[str, str]:
+            found = {}
+            for name in names:
+                row = conn.execute(self._q["company_gsid"], {"scope": scope, "name": name}).fetchone()
+                if row is not None:
+                    found[name] = row[0]
+            return found
+
+        return await self._writer.run(job, writes=False)
+
+    async def remember_gsids(self, scope: str, gsids: Mapping[str, str], now: float) -> None:
+        rows = [{"scope": scope, "name": n, "gsid": g, "now": now} for n, g in gsids.items()]
+        if rows:
+            await self._writer.run(lambda conn: conn.executemany(self._q["remember_gsid"], rows).rowcount)
+
+    async def forget_gsids(self, scope: str, names: Sequence[str]) -> None:
+        rows = [{"scope": scope, "name": n} for n in names]
+        if rows:
+            await self._writer.run(lambda conn: conn.executemany(self._q["forget_gsid"], rows).rowcount)
+
+    async def delivered_states(
+        self, scope: str, kind: StateKind, keys: Sequence[str], since: float
+    ) -> dict[str, dict[str, Any]]:
+        def job(conn: sqlite3.Connection) -> dict[str, dict[str, Any]]:
+            found = {}
+            for key in keys:
+                params = {"scope": scope, "kind": kind, "key": key, "since": since}
+                row = conn.execute(self._q["delivered_state"], params).fetchone()
+                if row is not None:
+                    found[key] = jsonutil.loads(row[0])
+            return found
+
+        return await self._writer.run(job, writes=False)
+
+    async def remember_states(
+        self, scope: str, kind: StateKind, states: Mapping[str, Mapping[str, Any]], now: float
+    ) -> None:
+        rows = [
+            {"scope": scope, "kind": kind, "key": k, "state": jsonutil.dumps(dict(v)), "now": now}
+            for k, v in states.items()
+        ]
+        if rows:
+            await self._writer.run(lambda conn: conn.executemany(self._q["remember_state"], rows).rowcount)
+
+    async def forget_states(self, scope: str, kind: StateKind, keys: Sequence[str]) -> None:
+        rows = [{"scope": scope, "kind": kind, "key": k} for k in keys]
+        if rows:
+            await self._writer.run(lambda conn: conn.executemany(self._q["forget_state"], rows).rowcount)
 
     async def prune(self, now: float) -> int:
         before = now - self._dedupe_window
@@ -326,7 +449,13 @@ class SQLiteStore:
         ):
             pass
         window_params = {"before": now - RATE_WINDOW_RETENTION_SECONDS}
-        await self._writer.run(lambda conn: conn.execute(self._q["prune_rate_windows"], window_params))
+        await self._writer.run(
+            lambda conn: conn.execute(self._q["prune_rate_windows"], window_params).rowcount
+        )
+        state_params = {"before": now - STATE_RETENTION_SECONDS}
+        await self._writer.run(
+            lambda conn: conn.execute(self._q["prune_delivered_state"], state_params).rowcount
+        )
         return deleted
 
     def _prune_events(self, conn: sqlite3.Connection, before: float) -> int:
@@ -416,7 +545,7 @@ class SQLiteStore:
         await self._writer.close()
 
 
-def _queued_event(row: Sequence[Any]) -> QueuedEvent:
+def _queued_event(row: Sequence[Any], lease: str) -> QueuedEvent:
     (id_, destination_id, message_id, ordering_key, kind, payload, received_at, attempts, progress) = row
     return QueuedEvent(
         id=id_,
@@ -428,6 +557,7 @@ def _queued_event(row: Sequence[Any]) -> QueuedEvent:
         received_at=received_at,
         attempts=attempts,
         progress=_loads_or_none(progress),
+        lease=lease,
     )
 
 

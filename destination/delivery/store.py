@@ -13,12 +13,26 @@ retried, not a dead letter; replayable by naming its id, pruned like delivered e
 
 Per-person order: only the *head* of a person's queue (the oldest unfinished event of its
 (destination_id, ordering_key)) can be claimed; the next one becomes the head when the head is
-delivered, filtered, rejected or dead-lettered. A head waiting for its retry blocks the person's later events.
+finished (delivered, unchanged, filtered, rejected or dead-lettered). A head waiting for its retry
+blocks the person's later events.
 
-Leases: `claim` leases each event to an owner until `now + lease_seconds`; a lease that expires
-(crashed or stalled worker) makes the event claimable again. `retry_later`, `complete` and
-`dead_letter` act only for the owner of the current lease and return False otherwise, so a worker
-that lost its lease cannot move an event that another worker now holds.
+Person runs (DESIGN §6): a claim takes a person's head and, when the head is an identify or group,
+the person's following identify/group events up to (not past) their next track, in received order
+(at most MAX_RUN). A track is always claimed alone. The worker sends a run as one Person upsert.
+
+Leases belong to claims: `claim` gives each claim a fresh lease token and leases its events until
+`now + lease_seconds`; `renew` extends a claim that is still held. A lease that expires (crashed or
+stalled worker) makes the events claimable again, under a new token. `retry_later`, `complete` and
+`dead_letter` act only with the event's current token and return False otherwise, so a worker whose
+lease expired cannot move an event that another claim now holds.
+
+Attempts: `attempts` is the event's one attempt counter, owned by the store: the number of attempts
+recorded (`record_attempt`) since the event was (re)queued. The retry policy, the dead-letter views
+and the admin views all read it.
+
+Memory (DESIGN §6), shared by every process on the store: the Gsid learnt for each company name,
+and the state last delivered per person / company (for `GSD_UNCHANGED_TTL_SECONDS`), each kept per
+`scope` (the Gainsight tenant: its domain).
 
 Implementations: `sqlite.SQLiteStore` (durable) and `memory.MemoryStore` (the unit-test double).
 `stores.open_store(url)` picks one from a URL.
@@ -26,13 +40,16 @@ Implementations: `sqlite.SQLiteStore` (durable) and `memory.MemoryStore` (the un
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, get_args
 
-EventState = Literal["queued", "leased", "delivered", "filtered", "rejected", "dead"]
-AttemptOutcome = Literal["delivered", "throttled", "retryable", "aborted", "filtered", "rejected"]
-FinalOutcome = Literal["delivered", "filtered"]
+EventState = Literal["queued", "leased", "delivered", "unchanged", "filtered", "rejected", "dead"]
+AttemptOutcome = Literal[
+    "delivered", "unchanged", "throttled", "retryable", "aborted", "filtered", "rejected"
+]
+FinalOutcome = Literal["delivered", "unchanged", "filtered"]
 
 EVENT_STATES: tuple[EventState, ...] = get_args(EventState)
 ATTEMPT_OUTCOMES: frozenset[str] = frozenset(get_args(AttemptOutcome))
@@ -40,6 +57,12 @@ FINAL_OUTCOMES: frozenset[str] = frozenset(get_args(FinalOutcome))
 
 DEDUPE_WINDOW_SECONDS = 7 * 86_400.0
 """messageIds are remembered per destination for 7 days (DESIGN §5)."""
+
+RUN_KINDS = frozenset({"identify", "group"})
+"""Kinds that a person run gathers; any other kind (track) is claimed alone and ends a run."""
+
+MAX_RUN = 100
+"""At most this many events in one person run."""
 
 
 class StoreError(Exception):
@@ -94,8 +117,18 @@ class QueuedEvent:
     kind: str
     payload: bytes
     received_at: float
-    attempts: int  # number of this try: 1 on the first claim, +1 on every claim since (re)queueing
+    attempts: int  # attempts recorded since (re)queueing: the store's one counter
     progress: dict[str, Any] | None  # what an earlier try of a resumable plan already achieved
+    lease: str  # the token of the claim that holds it; needed to finish or retry it
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """What one `claim` hands out per person: a run of identify/group events, or one track."""
+
+    lease: str  # the token every later call on these events must present
+    lease_until: float
+    events: tuple[QueuedEvent, ...]  # one person's, in received order
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +140,7 @@ class Attempt:
     status_code: int | None = None
     error: str | None = None
     response: Any = None  # Gainsight's JSON body, kept for dead-letter inspection
-    # The request sent, secrets masked: {"method", "url", "headers", "body"}.
+    # The request sent, secrets masked: {"method", "url", "headers", "body"}, when one was.
     request: dict[str, Any] | None = None
     call: str | None = None  # names the merged Gainsight call the event rode on (shared by its events)
 
@@ -142,10 +175,13 @@ class StoredEvent:
     attempts: int
     progress: dict[str, Any] | None
     available_at: float | None  # next claimable at (lease expiry while leased); None once final
-    lease_owner: str | None
+    lease_owner: str | None  # the lease token of the claim holding it
     finished_at: float | None
     reason: str | None  # why it was dead-lettered or rejected
     history: tuple[Attempt, ...]  # every recorded attempt, oldest first, across replays
+
+
+StateKind = Literal["person", "company"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,29 +223,49 @@ class Store(Protocol):
         """
         ...
 
-    async def claim(self, now: float, limit: int, lease_seconds: float, owner: str) -> list[QueuedEvent]:
-        """Lease up to `limit` ready person-queue heads (available_at <= now), oldest first."""
+    async def claim(self, now: float, limit: int, lease_seconds: float) -> list[Claim]:
+        """Lease up to `limit` claims: ready person-queue heads (available_at <= now), oldest
+        first, each with its person run (see above); one fresh lease token per claim."""
+        ...
+
+    async def renew(self, lease: str, now: float, lease_seconds: float) -> int:
+        """Extend the claim's lease to `now + lease_seconds`; how many of its events it still
+        holds (0 = the lease is lost)."""
         ...
 
     async def record_attempt(self, event_id: int, attempt: Attempt) -> bool:
-        """Append to the event's history; False when there is no such event."""
+        """Append to the event's history and count it; False when there is no such event."""
         ...
 
+    # retry_later, complete and dead_letter record `attempt` (when given) in the same transaction,
+    # and only when the lease still holds: a worker that lost its lease leaves no trace.
+
     async def retry_later(
-        self, event_id: int, available_at: float, progress: Mapping[str, Any] | None, *, owner: str
+        self,
+        event_id: int,
+        available_at: float,
+        progress: Mapping[str, Any] | None,
+        *,
+        lease: str,
+        attempt: Attempt | None = None,
     ) -> bool:
         """Release the lease; claimable again at `available_at`, with `progress` stored."""
         ...
 
-    async def complete(self, event_id: int, outcome: FinalOutcome, *, owner: str) -> bool:
-        """Finish the event as delivered or filtered; the person's next event becomes claimable."""
+    async def complete(
+        self, event_id: int, outcome: FinalOutcome, *, lease: str, attempt: Attempt | None = None
+    ) -> bool:
+        """Finish the event as delivered, unchanged or filtered; the person's next event becomes
+        claimable."""
         ...
 
-    async def dead_letter(self, event_id: int, reason: str, *, owner: str) -> bool:
+    async def dead_letter(
+        self, event_id: int, reason: str, *, lease: str, attempt: Attempt | None = None
+    ) -> bool:
         """Park the event for inspection and replay; the person's next event becomes claimable."""
         ...
 
-    async def reject(self, event_id: int, reason: str, *, owner: str) -> bool:
+    async def reject(self, event_id: int, reason: str, *, lease: str, attempt: Attempt | None = None) -> bool:
         """Finish the event as rejected (the planner refused it) with the reason; the person's
         next event becomes claimable."""
         ...
@@ -252,9 +308,38 @@ class Store(Protocol):
         window without that much room (and counts nothing)."""
         ...
 
+    async def company_gsids(self, scope: str, names: Sequence[str]) -> dict[str, str]:
+        """The remembered Gsid of each of `names` that has one (names compared exactly)."""
+        ...
+
+    async def remember_gsids(self, scope: str, gsids: Mapping[str, str], now: float) -> None:
+        """Remember (or replace) the Gsid of each company name."""
+        ...
+
+    async def forget_gsids(self, scope: str, names: Sequence[str]) -> None:
+        """Forget the Gsids of companies gone from Gainsight."""
+        ...
+
+    async def delivered_states(
+        self, scope: str, kind: StateKind, keys: Sequence[str], since: float
+    ) -> dict[str, dict[str, Any]]:
+        """The state last delivered for each key that has one remembered at or after `since`."""
+        ...
+
+    async def remember_states(
+        self, scope: str, kind: StateKind, states: Mapping[str, Mapping[str, Any]], now: float
+    ) -> None:
+        """Remember (replace) what is now delivered for each key."""
+        ...
+
+    async def forget_states(self, scope: str, kind: StateKind, keys: Sequence[str]) -> None:
+        """Forget delivered state (e.g. a write whose result is unknown)."""
+        ...
+
     async def prune(self, now: float) -> int:
-        """Forget what the dedupe window no longer needs: delivered/filtered/rejected events received
-        before `now - window`, their messageIds, and stale rate windows. Returns events deleted."""
+        """Forget what the dedupe window no longer needs: delivered/unchanged/filtered/rejected
+        events received before `now - window`, their messageIds, and stale rate windows. Returns
+        events deleted."""
         ...
 
     # ---- read-only views (admin routes, CLI, /status) ----
@@ -302,7 +387,7 @@ FAILED_OUTCOMES: tuple[str, ...] = ("throttled", "retryable", "aborted")
 
 def check_final_outcome(outcome: str) -> None:
     if outcome not in FINAL_OUTCOMES:
-        raise ValueError(f"an event is completed as delivered or filtered, not {outcome!r}")
+        raise ValueError(f"an event is completed as delivered, unchanged or filtered, not {outcome!r}")
 
 
 def check_attempt(attempt: Attempt) -> None:
@@ -310,5 +395,13 @@ def check_attempt(attempt: Attempt) -> None:
         raise ValueError(f"unknown attempt outcome {attempt.outcome!r}")
 
 
+STATE_RETENTION_SECONDS = DEDUPE_WINDOW_SECONDS
+"""Delivered state older than this is pruned (a longer unchanged-state TTL is capped by it)."""
+
 RATE_WINDOW_RETENTION_SECONDS = 2 * 86_400.0
 """Rate-window counters older than this are pruned (the longest default window is a day)."""
+
+
+def new_lease() -> str:
+    """A fresh lease token: unguessable, so no two claims ever share one."""
+    return uuid.uuid4().hex

@@ -11,7 +11,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from destination.delivery.store import Attempt, DeadLetter, EventSummary, StoredEvent
-from destination.gainsight.plan import Request
 from destination.jsonutil import JSONDecodeError, loads
 
 EVENT_STATES_SHOWN = ("queued", "leased", "delivered", "unchanged", "filtered", "rejected", "dead")
@@ -31,19 +30,6 @@ def payload(event: StoredEvent) -> Any:
         return loads(event.payload)
     except JSONDecodeError:
         return base64.b64encode(event.payload).decode()
-
-
-def described_request(request: Request) -> dict[str, Any]:
-    """A request as an attempt records it: method, public URL, headers with secrets masked, body."""
-    url = request.endpoint
-    if request.params:
-        url += "?" + "&".join(f"{k}={v}" for k, v in request.params.items())
-    return {
-        "method": request.method,
-        "url": url,
-        "headers": request.redacted_headers(),
-        "body": request.body,
-    }
 
 
 def attempt_view(attempt: Attempt) -> dict[str, Any]:

@@ -1,11 +1,12 @@
-"""Workers: claim stored events, plan them, perform the plan within the rate budget, and record
-the outcome (DESIGN §5).
+"""Workers: claim person runs from the store, plan their events, run the plans through the one
+executor (gainsight/executor.py) within the rate budget, and record each event's fate (DESIGN §5).
 
-One dispatcher claims events while worker slots are free; each event is delivered in its own task.
-Before every Gainsight call the rate governor must grant budget; when it cannot, the event is put
-back until the window resets (no call is sent over budget, and no lease is held while waiting).
-A group is a resumable plan: once the Company's Gsid is known it is kept in the event's progress,
-so a retry only redoes the association.
+One dispatcher claims batches of person runs while fewer than `concurrency` batches are in flight;
+each batch is executed together, so its group events share Company calls (DESIGN §6). Every claim
+has its own lease, renewed while the batch runs; a worker whose lease expired can no longer finish,
+retry or dead-letter those events (the store refuses). Before every Gainsight call the rate governor
+must grant budget; when it cannot, the events are put back until the window resets (no call over
+budget, no attempt counted, no lease held while waiting).
 """
 
 from __future__ import annotations
@@ -13,33 +14,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import random
-import socket
 import time
-import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from destination.config import Destination
 from destination.delivery.governor import DELIVERY_POOL, RateGovernor, current_pool
 from destination.delivery.retry import RetryPolicy
-from destination.delivery.store import Attempt, QueuedEvent, Store
-from destination.delivery.views import described_request
+from destination.delivery.store import Attempt, Claim, QueuedEvent, Store
 from destination.errors import ConfigError, EventError, GainsightError, OverBudget, UnmappedEventError
-from destination.gainsight.client import GainsightClient
-from destination.gainsight.companies import CompanyResolver
-from destination.gainsight.endpoints import UNKNOWN_COMPANY_CODE
-from destination.gainsight.plan import GroupPlan, Plan, plan_event
+from destination.gainsight.client import Credentials
+from destination.gainsight.executor import Executor, Fate, Job, Progress
+from destination.gainsight.plan import plan_event
 from destination.jsonutil import JSONDecodeError, loads
 from destination.logs import log_event_outcome
 from destination.mapping.spec import Specs
 from destination.metrics import Metrics
 
 log = logging.getLogger(__name__)
-
-_STEP = {"identify": "person upsert", "track": "event publish"}
 
 
 class BudgetGate:
@@ -75,14 +68,11 @@ class BudgetGate:
 
 @dataclass(frozen=True)
 class WorkerSettings:
-    concurrency: int = 4
-    lease_seconds: float = 60.0
+    concurrency: int = 4  # batches in flight
+    batch_claims: int = 1000  # person runs (or tracks) claimed per batch
+    lease_seconds: float = 10.0  # renewed every third of it while a batch runs
     idle_poll_seconds: float = 0.5
     drain_seconds: float = 25.0
-
-
-def owner_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 class Deliverer:
@@ -92,8 +82,7 @@ class Deliverer:
         store: Store,
         destinations: Mapping[str, Destination],
         specs: Specs,
-        client: GainsightClient,
-        resolver: CompanyResolver,
+        executor: Executor,
         governor: RateGovernor,
         gate: BudgetGate | None,
         policy: RetryPolicy,
@@ -105,8 +94,7 @@ class Deliverer:
         self._store = store
         self._destinations = destinations
         self._specs = specs
-        self._client = client
-        self._resolver = resolver
+        self._executor = executor
         self._governor = governor
         self._gate = gate
         self._tenants = frozenset(d.config.domain for d in destinations.values() if d.config.domain)
@@ -115,7 +103,6 @@ class Deliverer:
         self._settings = settings
         self._clock = clock
         self._rng = rng or random.Random()
-        self._owner = owner_name()
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
@@ -135,20 +122,19 @@ class Deliverer:
                 continue
             # Cleared before claiming: a wake-up that arrives while claiming is not lost.
             self._wake.clear()
-            free = self._settings.concurrency - len(self._in_flight)
-            claimed: list[QueuedEvent] = []
-            if free > 0:
+            claims: list[Claim] = []
+            if len(self._in_flight) < self._settings.concurrency:
                 try:
-                    claimed = await self._store.claim(
-                        self._clock(), free, self._settings.lease_seconds, self._owner
+                    claims = await self._store.claim(
+                        self._clock(), self._settings.batch_claims, self._settings.lease_seconds
                     )
                 except Exception:
                     log.exception("claiming events failed; trying again shortly")
-            for event in claimed:
-                task = asyncio.create_task(self._deliver_guarded(event))
+            if claims:
+                task = asyncio.create_task(self._deliver_guarded(claims))
                 self._in_flight.add(task)
                 task.add_done_callback(self._finished)
-            if not claimed:
+            else:
                 await self._idle()
 
     def _budget_pause(self) -> float:
@@ -176,114 +162,166 @@ class Deliverer:
         if self._in_flight:
             _, pending = await asyncio.wait(set(self._in_flight), timeout=self._settings.drain_seconds)
             for task in pending:
-                task.cancel()  # its lease expires and another run delivers it
+                task.cancel()  # its leases expire and another run delivers it
 
-    async def _deliver_guarded(self, event: QueuedEvent) -> None:
+    async def _deliver_guarded(self, claims: Sequence[Claim]) -> None:
         try:
-            await self.deliver(event)
+            await self.deliver(claims)
         except Exception as exc:
-            # A bug must neither lose the event nor retry it forever: it counts as a retryable
+            # A bug must neither lose the events nor retry them forever: it counts as a retryable
             # failure (so the retry limits end in a dead letter). Should recording fail too, the
-            # lease expires and the event is claimed again.
-            log.exception("delivering event %s failed unexpectedly", event.id)
+            # leases expire and the events are claimed again.
+            log.exception("delivering a batch failed unexpectedly")
             error = GainsightError(
                 f"internal error while delivering: {type(exc).__name__}", outcome="retryable"
             )
-            with contextlib.suppress(Exception):
-                await self._failed(event, error, dict(event.progress or {}))
+            for event in (e for claim in claims for e in claim.events):
+                with contextlib.suppress(Exception):
+                    stored = await self._store.get_event(event.id)
+                    if stored is not None and stored.state == "leased" and stored.lease_owner == event.lease:
+                        await self._settle(
+                            event, Fate("retryable", error=error, progress=Progress.of(event.progress))
+                        )
 
-    # ---- one event ----
+    # ---- one batch ----
 
-    async def deliver(self, event: QueuedEvent) -> None:
+    async def deliver(self, claims: Sequence[Claim]) -> None:
+        """Execute the claimed runs (renewing their leases meanwhile) and record every fate."""
+        renewing = asyncio.create_task(self._renew_forever(claims))
+        try:
+            runs: dict[str, list[list[Job]]] = {}
+            events: dict[int, QueuedEvent] = {}
+            for claim in claims:
+                run = [job for event in claim.events if (job := await self._job(event)) is not None]
+                if run:
+                    runs.setdefault(claim.events[0].destination_id, []).append(run)
+                events.update((e.id, e) for e in claim.events)
+            results = await asyncio.gather(
+                *(self._execute(destination_id, batch) for destination_id, batch in runs.items())
+            )
+        finally:
+            renewing.cancel()
+        # Settled together: the store commits them in one transaction (SQLite: group commit).
+        await asyncio.gather(
+            *(self._settle(events[event_id], fate) for fates in results for event_id, fate in fates.items())
+        )
+
+    async def _execute(self, destination_id: str, runs: list[list[Job]]) -> dict[int, Fate]:
+        destination = self._destinations[destination_id]
+        return await self._executor.run(runs, Credentials.of(destination_id, destination.config))
+
+    async def _renew_forever(self, claims: Sequence[Claim]) -> None:
+        lease = self._settings.lease_seconds
+        while True:
+            await asyncio.sleep(lease / 3)
+            now = self._clock()
+            held = await asyncio.gather(*(self._store.renew(claim.lease, now, lease) for claim in claims))
+            lost = sum(1 for events in held if events == 0)
+            if lost:
+                log.warning("%d claims lost their lease; other workers may now hold their events", lost)
+
+    async def _job(self, event: QueuedEvent) -> Job | None:
+        """The event's plan, or None when it is finished here and now (filtered, rejected, dead)."""
         destination = self._destinations.get(event.destination_id)
         if destination is None:
             await self._dead(event, f"destination {event.destination_id!r} is no longer configured")
-            return
+            return None
         try:
             message = loads(event.payload)
         except JSONDecodeError:
             await self._dead(event, "stored payload is not valid JSON")
-            return
+            return None
         try:
             plan = plan_event(message, destination.config, self._specs)
         except UnmappedEventError as exc:
             await self._filtered(event, exc.message)
-            return
+            return None
         except EventError as exc:
             await self._rejected(event, exc.message)
-            return
+            return None
         except ConfigError as exc:
-            await self._store.record_attempt(event.id, Attempt(self._clock(), "aborted", None, exc.message))
-            await self._dead(event, exc.message)
-            return
-        progress = dict(event.progress or {})
-        try:
-            await self._perform(plan, progress)
-        except OverBudget as exc:
-            # Labelled by destination: metric labels never carry a tenant's domain.
-            self._metrics.budget_waits.labels(event.destination_id).inc()
-            await self._store.retry_later(event.id, exc.retry_at, progress, owner=self._owner)
-            return
-        except GainsightError as exc:
-            await self._failed(event, exc, progress, _sent(plan, progress))
-            return
+            await self._dead(event, exc.message, Attempt(self._clock(), "aborted", None, exc.message))
+            return None
+        return Job(event.id, plan, Progress.of(event.progress))
+
+    # ---- recording fates ----
+
+    async def _settle(self, event: QueuedEvent, fate: Fate) -> None:
+        """Record the fate; the store refuses it (and its attempt) if the lease was lost."""
         now = self._clock()
-        await self._store.record_attempt(
-            event.id, Attempt(now, "delivered", 200, request=_sent(plan, progress))
+        if fate.outcome == "deferred":  # nothing was tried: no attempt
+            if fate.retry_at is not None:  # the rate budget is spent until then
+                # Labelled by destination: metric labels never carry a tenant's domain.
+                self._metrics.budget_waits.labels(event.destination_id).inc()
+            retry_at = fate.retry_at if fate.retry_at is not None else now
+            await self._store.retry_later(event.id, retry_at, fate.progress.as_dict(), lease=event.lease)
+            return
+        call = fate.call
+        status = call.answer.status if call is not None else None
+        attempt = Attempt(
+            now,
+            fate.outcome,
+            status,
+            fate.error.message if fate.error is not None else None,
+            call.answer.body if call is not None else None,
+            request=call.request if call is not None else None,
+            call=call.id if call is not None else None,
         )
-        await self._store.complete(event.id, "delivered", owner=self._owner)
-        self._metrics.attempts.labels(event.destination_id, "delivered").inc()
-        self._metrics.outcomes.labels(event.destination_id, "delivered").inc()
-        self._metrics.delivery_seconds.observe(max(0.0, now - event.received_at))
-        self._log_outcome(event, "delivered", 200)
-
-    async def _perform(self, plan: Plan, progress: dict[str, Any]) -> None:
-        if isinstance(plan, GroupPlan):
-            gsid = progress.get("gsid")
-            if not isinstance(gsid, str):
-                gsid = await self._resolver.resolve(plan)
-                progress["gsid"] = gsid
-            try:
-                await self._client.execute(plan.association_request(gsid), "person association")
-            except GainsightError as exc:
-                if exc.error_code == UNKNOWN_COMPANY_CODE:
-                    # The Gsid no longer names a company (deleted in Gainsight): resolve afresh.
-                    self._resolver.forget(plan.domain, plan.company_name)
-                    progress.pop("gsid", None)
-                raise
-        else:
-            await self._client.execute(plan.request, _STEP[plan.kind])
-
-    async def _failed(
-        self,
-        event: QueuedEvent,
-        error: GainsightError,
-        progress: dict[str, Any],
-        request: dict[str, Any] | None = None,
-    ) -> None:
-        now = self._clock()
-        attempt = Attempt(now, error.outcome, error.http_status, error.message, error.response, request)
-        await self._store.record_attempt(event.id, attempt)
-        self._metrics.attempts.labels(event.destination_id, error.outcome).inc()
-        failures = int(progress.get("failures", 0)) + 1
-        progress["failures"] = failures
+        attempts = event.attempts + 1  # the store's counter, this attempt included
+        self._metrics.attempts.labels(event.destination_id, fate.outcome).inc()
+        if fate.outcome in ("delivered", "unchanged"):
+            if await self._store.complete(event.id, fate.outcome, lease=event.lease, attempt=attempt):
+                self._metrics.outcomes.labels(event.destination_id, fate.outcome).inc()
+                self._metrics.delivery_seconds.observe(max(0.0, now - event.received_at))
+                self._log(event, fate.outcome, status, attempts, now)
+            return
+        assert fate.error is not None
         minute = self._governor.windows[0]
-        retry_at = self._policy.next_attempt(
-            failures, error.outcome, now, event.received_at, error.retry_after, minute.end(now), self._rng
+        next_try = self._policy.next_attempt(
+            attempts, fate.outcome, now, event.received_at, fate.error.retry_after, minute.end(now), self._rng
         )
-        if retry_at is None:
+        if next_try is None:
             reason = (
-                error.message
-                if error.outcome == "aborted"
-                else f"gave up after {failures} attempts: {error.message}"
+                fate.error.message
+                if fate.outcome == "aborted"
+                else f"gave up after {attempts} attempts: {fate.error.message}"
             )
-            await self._dead(event, reason, error.http_status)
+            await self._dead(event, reason, attempt)
         else:
-            await self._store.retry_later(event.id, retry_at, progress, owner=self._owner)
-            self._log_outcome(event, "retry", error.http_status, error.message)
+            progress = fate.progress.as_dict()
+            if await self._store.retry_later(
+                event.id, next_try, progress, lease=event.lease, attempt=attempt
+            ):
+                self._log(event, "retry", status, attempts, now, fate.error.message)
 
-    def _log_outcome(
-        self, event: QueuedEvent, outcome: str, status: int | None, reason: str | None = None
+    async def _filtered(self, event: QueuedEvent, reason: str) -> None:
+        attempt = Attempt(self._clock(), "filtered", None, reason)
+        if await self._store.complete(event.id, "filtered", lease=event.lease, attempt=attempt):
+            self._metrics.outcomes.labels(event.destination_id, "filtered").inc()
+            self._log(event, "filtered", None, event.attempts + 1, self._clock())
+
+    async def _rejected(self, event: QueuedEvent, reason: str) -> None:
+        """The planner refused the event itself: final at once, never retried, not a dead letter."""
+        attempt = Attempt(self._clock(), "rejected", None, reason)
+        if await self._store.reject(event.id, reason, lease=event.lease, attempt=attempt):
+            self._metrics.outcomes.labels(event.destination_id, "rejected").inc()
+            self._log(event, "rejected", None, event.attempts + 1, self._clock(), reason)
+
+    async def _dead(self, event: QueuedEvent, reason: str, attempt: Attempt | None = None) -> None:
+        if await self._store.dead_letter(event.id, reason, lease=event.lease, attempt=attempt):
+            self._metrics.outcomes.labels(event.destination_id, "dead").inc()
+            status = attempt.status_code if attempt is not None else None
+            attempts = event.attempts + (1 if attempt is not None else 0)
+            self._log(event, "dead", status, attempts, self._clock(), reason)
+
+    @staticmethod
+    def _log(
+        event: QueuedEvent,
+        outcome: str,
+        status: int | None,
+        attempts: int,
+        now: float,
+        reason: str | None = None,
     ) -> None:
         """The one log line per event outcome (DESIGN §9)."""
         log_event_outcome(
@@ -292,34 +330,7 @@ class Deliverer:
             kind=event.kind,
             outcome=outcome,
             status=status,
-            attempts=event.attempts,
-            latency=self._clock() - event.received_at,
+            attempts=attempts,
+            latency=now - event.received_at,
             reason=reason,
         )
-
-    async def _filtered(self, event: QueuedEvent, reason: str) -> None:
-        await self._store.record_attempt(event.id, Attempt(self._clock(), "filtered", None, reason))
-        await self._store.complete(event.id, "filtered", owner=self._owner)
-        self._metrics.outcomes.labels(event.destination_id, "filtered").inc()
-        self._log_outcome(event, "filtered", None, reason)
-
-    async def _rejected(self, event: QueuedEvent, reason: str) -> None:
-        """The planner refused the event itself: final at once, never retried, not a dead letter."""
-        await self._store.record_attempt(event.id, Attempt(self._clock(), "rejected", None, reason))
-        await self._store.reject(event.id, reason, owner=self._owner)
-        self._metrics.outcomes.labels(event.destination_id, "rejected").inc()
-        self._log_outcome(event, "rejected", None, reason)
-
-    async def _dead(self, event: QueuedEvent, reason: str, status: int | None = None) -> None:
-        await self._store.dead_letter(event.id, reason, owner=self._owner)
-        self._metrics.outcomes.labels(event.destination_id, "dead").inc()
-        self._log_outcome(event, "dead", status, reason)
-
-
-def _sent(plan: Plan, progress: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The last request of the plan, as an attempt records it (a group's: the association, once its
-    company's Gsid is known)."""
-    if isinstance(plan, GroupPlan):
-        gsid = progress.get("gsid")
-        return described_request(plan.association_request(gsid)) if isinstance(gsid, str) else None
-    return described_request(plan.request)

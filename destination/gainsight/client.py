@@ -1,16 +1,21 @@
 """The only module that talks HTTP to Gainsight. It sends planned Requests and returns Answers.
 
-`GSD_GAINSIGHT_BASE_URL` (base_url) redirects every call, e.g. to the simulator; plans still
-name `https://{domain}`. A `gate` (the rate governor) is awaited before every call.
+Plans hold no secret: `send` adds the destination's credentials (Accesskey; for a signed track,
+sharedSecret and a fresh X-Payload-Signature) as it sends. `GSD_GAINSIGHT_BASE_URL` (base_url)
+redirects every call, e.g. to the simulator; plans still name `https://{domain}`. A `gate` (the
+rate governor) is awaited before every call, and `observe` sees every answer.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 
+from destination.config import DestinationConfig
 from destination.errors import GainsightError
 from destination.gainsight import endpoints as ep
 from destination.gainsight.outcomes import Answer, classify, failure
@@ -19,7 +24,50 @@ from destination.gainsight.signing import sign
 from destination.jsonutil import JSONDecodeError, dumps, loads
 
 Gate = Callable[[str], Awaitable[None]]
-Observer = Callable[[Request, Answer], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """What a destination authenticates with, and the id its calls are counted under."""
+
+    destination: str  # the metrics label: a destination id, never a tenant domain
+    access_key: str | None = field(default=None, repr=False)
+    shared_secret: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def of(cls, destination: str, config: DestinationConfig) -> Credentials:
+        return cls(
+            destination,
+            config.access_key.get_secret_value() if config.access_key else None,
+            config.shared_secret.get_secret_value() if config.shared_secret else None,
+        )
+
+
+Observer = Callable[[Credentials, Request, Answer], None]
+
+
+def masked(headers: dict[str, str]) -> dict[str, str]:
+    """Headers for display and history: credentials and the signature replaced by REDACTED."""
+    return {k: (ep.REDACTED if k in ep.SECRET_HEADERS else v) for k, v in headers.items()}
+
+
+def shown_headers(request: Request, credentials: Credentials) -> dict[str, str]:
+    """The headers a request is sent with, credentials masked (dry run, admin views)."""
+    headers = dict(request.headers)
+    if request.step == "event publish":
+        headers[ep.SHARED_SECRET_HEADER] = ep.REDACTED
+    if credentials.access_key:
+        headers[ep.ACCESS_KEY_HEADER] = ep.REDACTED
+    return headers
+
+
+def described(request: Request, headers: dict[str, str]) -> dict[str, Any]:
+    """The request as an attempt's history keeps it (DESIGN §9): secrets masked."""
+    url = request.endpoint
+    if request.params:
+        url += "?" + "&".join(f"{k}={v}" for k, v in request.params.items())
+    return {"method": request.method, "url": url, "headers": masked(headers), "body": request.body}
+
 
 DEFAULT_TIMEOUT = httpx.Timeout(15.0, connect=5.0)
 DEFAULT_LIMITS = httpx.Limits(max_connections=64, max_keepalive_connections=32)
@@ -52,31 +100,43 @@ class GainsightClient:
     def url_for(self, request: Request) -> str:
         return f"{self._base_url}{request.path}" if self._base_url else request.endpoint
 
-    def headers_for(self, request: Request) -> dict[str, str]:
-        """The headers to send, with a fresh signature when the request is signed."""
+    def headers_for(self, request: Request, credentials: Credentials) -> dict[str, str]:
+        """The headers to send: the plan's, the credentials, and a fresh signature when signed."""
         headers = dict(request.headers)
-        if request.signing is not None:
-            secret = headers[ep.SHARED_SECRET_HEADER]
-            headers[ep.SIGNATURE_HEADER] = sign(request.signing, secret, self._clock())
+        if request.step == "event publish":
+            secret = credentials.shared_secret or ""
+            headers[ep.SHARED_SECRET_HEADER] = secret
+            if request.signing is not None:
+                headers[ep.SIGNATURE_HEADER] = sign(request.signing, secret, self._clock())
+        if credentials.access_key:
+            headers[ep.ACCESS_KEY_HEADER] = credentials.access_key
         return headers
 
-    async def send(self, request: Request) -> Answer:
+    async def send(self, request: Request, credentials: Credentials) -> Answer:
         """Perform one call. HTTP failures are Answers too; nothing here raises for them."""
-        if self._gate is not None:
-            await self._gate(request.domain)
-        answer = await self._perform(request)
-        if self._observe is not None:
-            self._observe(request, answer)
+        answer, _ = await self.send_described(request, credentials)
         return answer
 
-    async def _perform(self, request: Request) -> Answer:
+    async def send_described(
+        self, request: Request, credentials: Credentials
+    ) -> tuple[Answer, dict[str, Any]]:
+        """`send`, also returning the request as sent with its secrets masked."""
+        if self._gate is not None:
+            await self._gate(request.domain)
+        headers = self.headers_for(request, credentials)
+        answer = await self._perform(request, headers)
+        if self._observe is not None:
+            self._observe(credentials, request, answer)
+        return answer, described(request, headers)
+
+    async def _perform(self, request: Request, headers: dict[str, str]) -> Answer:
         content = request.body_bytes if request.body_bytes is not None else dumps(request.body)
         try:
             response = await self._http.request(
                 request.method,
                 self.url_for(request),
                 params=dict(request.params),
-                headers=self.headers_for(request),
+                headers=headers,
                 content=content,
             )
         except httpx.TimeoutException:
@@ -89,18 +149,12 @@ class GainsightClient:
             body = {"text": response.text[:500]}
         return Answer(response.status_code, body, dict(response.headers))
 
-    async def execute(self, request: Request, step: str) -> Answer:
-        """Send, and raise GainsightError (throttled / retryable / aborted) unless delivered."""
-        answer = await self.send(request)
-        if classify(answer) != "delivered":
-            raise self.failure(answer, step)
-        return answer
-
     def failure(self, answer: Answer, step: str) -> GainsightError:
+        """The error for an answer that is not delivered, timed by this client's clock."""
         return failure(answer, step, self._clock())
 
     async def aclose(self) -> None:
         await self._http.aclose()
 
 
-__all__ = ["Answer", "GainsightClient", "GainsightError", "new_http_client"]
+__all__ = ["Answer", "Credentials", "GainsightClient", "GainsightError", "classify", "new_http_client"]

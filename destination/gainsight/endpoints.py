@@ -10,8 +10,8 @@ SHARED_SECRET_HEADER = "sharedSecret"
 SIGNATURE_HEADER = "X-Payload-Signature"
 JSON_CONTENT_TYPE = "application/json"
 
-# Header values that are credentials: shown as "***" wherever a plan is displayed.
-SECRET_HEADERS = frozenset({ACCESS_KEY_HEADER, SHARED_SECRET_HEADER})
+# Header values that are credentials (or signed with one): "***" wherever a request is shown.
+SECRET_HEADERS = frozenset({ACCESS_KEY_HEADER, SHARED_SECRET_HEADER, SIGNATURE_HEADER})
 REDACTED = "***"
 
 SIGNATURE_ALGORITHM = "HS256"

@@ -1,18 +1,18 @@
-"""Turn one event and one destination's settings into a plan of Gainsight requests (DESIGN §3).
+"""Turn one event and one destination's settings into a plan of named Gainsight requests (DESIGN §3).
 
 Pure: the same (event, settings) always gives the same plan. Nothing here performs I/O or reads
-the clock; the track signature is made when the request is sent (signing.py), and a group's
-Company steps are run by the client, which supplies the Gsid for the final association.
+the clock, and nothing here holds a secret: a Request names its step and carries only the headers
+that are not credentials; the client adds the access key, shared secret and signature when it
+sends the request (client.py). What runs the steps, and in which order, is executor.py.
 """
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from destination.config import DestinationConfig
 from destination.errors import ConfigError, EventError, UnmappedEventError
@@ -23,13 +23,17 @@ from destination.mapping.engine import Diagnostic, MappedRecord, js_falsy, looku
 from destination.mapping.spec import Specs
 
 Kind = Literal["identify", "group", "track"]
+Step = Literal["company search", "company insert", "company update", "person upsert", "event publish"]
+STEPS: tuple[Step, ...] = get_args(Step)
 _NO_PARAMS: Mapping[str, str] = MappingProxyType({})
+_JSON_HEADERS: Mapping[str, str] = MappingProxyType({"Content-Type": ep.JSON_CONTENT_TYPE})
 
 
 @dataclass(frozen=True, slots=True)
 class Request:
-    """One Gainsight HTTP request, described. `headers` hold the credentials needed to send it."""
+    """One Gainsight HTTP request, described: its step name, and no credential (see client.py)."""
 
+    step: Step
     method: str
     domain: str
     path: str
@@ -44,22 +48,73 @@ class Request:
     def endpoint(self) -> str:
         return ep.public_url(self.domain, self.path)
 
-    def redacted_headers(self) -> dict[str, str]:
-        return {k: (ep.REDACTED if k in ep.SECRET_HEADERS else v) for k, v in self.headers.items()}
+
+def company_search(domain: str, names: Sequence[str]) -> Request:
+    """The companies named. For one name, the reference's own query, byte for byte (any record
+    found means "update it"); for several, one `IN` query (DESIGN §6)."""
+    body: dict[str, Any]
+    if len(names) == 1:
+        condition = {"name": "Name", "alias": "A", "value": list(names), "operator": "EQ"}
+        body = {"select": ["Name"], "where": {"conditions": [condition], "expression": "A"}}
+    else:
+        body = {
+            "select": ["Gsid", "Name"],
+            "where": {
+                "conditions": [{"name": "Name", "alias": "A", "value": list(names), "operator": "IN"}],
+                "expression": "A",
+            },
+            "limit": min(5000, 10 * len(names)),
+            "offset": 0,
+        }
+    return Request("company search", "POST", domain, ep.COMPANY_QUERY_PATH, _JSON_HEADERS, body)
+
+
+def company_insert(domain: str, records: Sequence[Mapping[str, Any]]) -> Request:
+    body = {"records": [dict(r) for r in records]}
+    return Request("company insert", "POST", domain, ep.COMPANY_PATH, _JSON_HEADERS, body)
+
+
+def company_update(domain: str, records: Sequence[Mapping[str, Any]]) -> Request:
+    body = {"records": [dict(r) for r in records]}
+    return Request("company update", "PUT", domain, ep.COMPANY_PATH, _JSON_HEADERS, body, params=_KEYS_NAME)
+
+
+def person_upsert(domain: str, person: Mapping[str, Any]) -> Request:
+    return Request("person upsert", "PUT", domain, ep.PEOPLE_PATH, _JSON_HEADERS, dict(person))
+
+
+_KEYS_NAME: Mapping[str, str] = MappingProxyType({"keys": "Name"})
 
 
 @dataclass(frozen=True, slots=True)
 class IdentifyPlan:
-    request: Request
+    """Upsert the Person (DESIGN §3.2)."""
+
+    domain: str
+    person: Mapping[str, Any]  # the mapped fields, Email included
     diagnostics: tuple[Diagnostic, ...]
     kind: Kind = "identify"
+
+    @property
+    def email(self) -> str:
+        return str(self.person["Email"])
+
+    @property
+    def request(self) -> Request:
+        return person_upsert(self.domain, self.person)
 
 
 @dataclass(frozen=True, slots=True)
 class TrackPlan:
+    """Publish the event to the Events Framework (DESIGN §3.4)."""
+
     request: Request
     diagnostics: tuple[Diagnostic, ...]
     kind: Kind = "track"
+
+    @property
+    def domain(self) -> str:
+        return self.request.domain
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +122,6 @@ class GroupPlan:
     """Find or write the Company, then associate the person with its Gsid (DESIGN §3.3)."""
 
     domain: str
-    access_key: str
     company: Mapping[str, Any]
     email: str
     diagnostics: tuple[Diagnostic, ...]
@@ -77,53 +131,25 @@ class GroupPlan:
     def company_name(self) -> str:
         return str(self.company["Name"])
 
-    def _headers(self) -> Mapping[str, str]:
-        return _json_headers(self.access_key)
-
     def search_request(self) -> Request:
-        return self.search_many_request([self.company_name])
+        return company_search(self.domain, [self.company_name])
 
-    def search_many_request(self, names: list[str]) -> Request:
-        """One query for the companies named. For one name, the reference's own query, byte for
-        byte (any record found means "update it"); for several, one `IN` query (DESIGN §6)."""
-        if len(names) == 1:
-            condition = {"name": "Name", "alias": "A", "value": names, "operator": "EQ"}
-            body: dict[str, Any] = {
-                "select": ["Name"],
-                "where": {"conditions": [condition], "expression": "A"},
-            }
-        else:
-            body = {
-                "select": ["Gsid", "Name"],
-                "where": {
-                    "conditions": [{"name": "Name", "alias": "A", "value": names, "operator": "IN"}],
-                    "expression": "A",
-                },
-                "limit": min(5000, 10 * len(names)),
-                "offset": 0,
-            }
-        return Request("POST", self.domain, ep.COMPANY_QUERY_PATH, self._headers(), body)
+    def insert_request(self) -> Request:
+        return company_insert(self.domain, [self.company])
 
-    def insert_request(self, records: Sequence[Mapping[str, Any]] | None = None) -> Request:
-        body = {"records": list(records) if records is not None else [self.company]}
-        return Request("POST", self.domain, ep.COMPANY_PATH, self._headers(), body)
-
-    def update_request(self, records: Sequence[Mapping[str, Any]] | None = None) -> Request:
-        body = {"records": list(records) if records is not None else [self.company]}
-        return Request("PUT", self.domain, ep.COMPANY_PATH, self._headers(), body, params={"keys": "Name"})
+    def update_request(self) -> Request:
+        return company_update(self.domain, [self.company])
 
     def association_request(self, gsid: str) -> Request:
-        body = {"Email": self.email, "companies": [{"Company_ID": gsid}]}
-        return Request("PUT", self.domain, ep.PEOPLE_PATH, self._headers(), body)
+        return person_upsert(self.domain, association(self.email, [gsid]))
+
+
+def association(email: str, gsids: Sequence[str]) -> dict[str, Any]:
+    """The Person upsert body that links a person to companies (DESIGN §3.3)."""
+    return {"Email": email, "companies": [{"Company_ID": gsid} for gsid in gsids]}
 
 
 Plan = IdentifyPlan | GroupPlan | TrackPlan
-
-
-@functools.lru_cache(maxsize=64)
-def _json_headers(access_key: str) -> Mapping[str, str]:
-    # Read-only and shared by every plan of the destination: built once, never mutated.
-    return MappingProxyType({ep.ACCESS_KEY_HEADER: access_key, "Content-Type": ep.JSON_CONTENT_TYPE})
 
 
 _SETTING_ATTRIBUTES = {
@@ -140,10 +166,6 @@ def _required(config: DestinationConfig, kind: str, *names: str) -> None:
     for name in names:
         if not getattr(config, _SETTING_ATTRIBUTES[name]):
             raise ConfigError(f"{name} is required for {kind}")
-
-
-def _secret(value: Any) -> str:
-    return str(value.get_secret_value())
 
 
 def message_type(event: Mapping[str, Any]) -> str:
@@ -200,8 +222,8 @@ def _email_source(event: Mapping[str, Any], value: Any, specs: Specs) -> str:
 def identify_record(
     event: Mapping[str, Any], config: DestinationConfig, specs: Specs, *, diagnose: bool = True
 ) -> MappedRecord:
-    """The Person record an identify writes, every check made (its request: `plan_identify`)."""
-    ready = bool(config.access_key and config.domain)  # then neither check below can fail
+    """The Person record an identify writes, every check made (its plan: `plan_identify`)."""
+    ready = bool(config.access_key and config.domain)  # then neither settings check can fail
     if not ready:
         _required(config, "identify", "accessKey")
     mapped = map_record(specs.person, event, config.person_fields, "personMap", diagnose=diagnose)
@@ -215,17 +237,8 @@ def identify_record(
 
 def plan_identify(event: Mapping[str, Any], config: DestinationConfig, specs: Specs) -> IdentifyPlan:
     mapped = identify_record(event, config, specs)
-    assert config.domain is not None and config.access_key is not None
-    request = Request(
-        "PUT", config.domain, ep.PEOPLE_PATH, _json_headers(_secret(config.access_key)), mapped.fields
-    )
-    return IdentifyPlan(request, mapped.diagnostics)
-
-
-def identify_headers(config: DestinationConfig) -> Mapping[str, str]:
-    """The headers of an identify's request (shared, read-only)."""
-    assert config.access_key is not None
-    return _json_headers(_secret(config.access_key))
+    assert config.domain is not None
+    return IdentifyPlan(config.domain, mapped.fields, mapped.diagnostics)
 
 
 def _group_email(event: Mapping[str, Any]) -> str:
@@ -250,10 +263,9 @@ def plan_group(event: Mapping[str, Any], config: DestinationConfig, specs: Specs
     company = dict(mapped.fields)
     company["Name"] = _company_name(company["Name"])
     _required(config, "group", "domain")
-    assert config.domain is not None and config.access_key is not None
+    assert config.domain is not None
     return GroupPlan(
         domain=config.domain,
-        access_key=_secret(config.access_key),
         company=company,
         email=email,
         diagnostics=mapped.diagnostics,
@@ -290,52 +302,13 @@ def _track_properties(event: Mapping[str, Any]) -> dict[str, Any]:
     return properties
 
 
-def _track_headers(
-    config: DestinationConfig, mapped_name: str, mapped_version: str, contract_id: str | None
-) -> dict[str, str]:
-    assert config.shared_secret and config.tenant_id and config.topic_name
-    headers = {
-        ep.SHARED_SECRET_HEADER: _secret(config.shared_secret),
-        "tenantId": config.tenant_id,
-        "topicName": config.topic_name,
-        "eventName": mapped_name,
-        "eventVersion": mapped_version,
-        "Content-Type": ep.JSON_CONTENT_TYPE,
-    }
-    if contract_id:
-        headers["contractId"] = contract_id
-    if config.access_key:
-        headers[ep.ACCESS_KEY_HEADER] = _secret(config.access_key)
-    return headers
-
-
-# Unsigned track headers depend only on (settings, event name, contract id): built once and shared
-# by every output made with them (outputs are serialised, never mutated). Keyed by the settings
-# object's id, which the value keeps alive so the id cannot be reused while cached.
-_UNSIGNED_HEADERS: dict[tuple[int, str, str, str | None], tuple[DestinationConfig, dict[str, str]]] = {}
-_UNSIGNED_HEADERS_MAX = 1024
-
-
-def _unsigned_track_headers(
-    config: DestinationConfig, mapped_name: str, mapped_version: str, contract_id: str | None
-) -> dict[str, str]:
-    key = (id(config), mapped_name, mapped_version, contract_id)
-    cached = _UNSIGNED_HEADERS.get(key)
-    if cached is not None and cached[0] is config:
-        return cached[1]
-    if len(_UNSIGNED_HEADERS) >= _UNSIGNED_HEADERS_MAX:
-        _UNSIGNED_HEADERS.clear()
-    headers = _track_headers(config, mapped_name, mapped_version, contract_id)
-    _UNSIGNED_HEADERS[key] = (config, headers)
-    return headers
-
-
-def _checked_track(
+def track_parts(
     event: Mapping[str, Any], config: DestinationConfig
 ) -> tuple[str, str, str | None, dict[str, Any]]:
-    """(Gainsight event name, version, contract id, properties), checked as the reference checks."""
+    """(Gainsight event name, its version, contract id, properties) of a track, every check made
+    in the reference's order. The request's headers depend on nothing else of the event."""
     name = _track_event_name(event)
-    # All four settings present: neither check below can fail.
+    # Every setting a track needs is present: then no settings check below can fail.
     ready = bool(config.shared_secret and config.topic_name and config.tenant_id and config.domain)
     if not ready:
         _required(config, "track", "sharedSecret", "topicName", "tenantId")
@@ -351,23 +324,26 @@ def _checked_track(
     return mapped_name, mapped_version, _contract_id(event, config), properties
 
 
-def unsigned_track(
-    event: Mapping[str, Any], config: DestinationConfig
-) -> tuple[dict[str, str], dict[str, Any]]:
-    """(headers, body) of a track's request with no signature: what the transformer routes hand
-    to rudder-server, which re-serialises it. The headers are shared: never mutate them."""
-    mapped_name, mapped_version, contract_id, properties = _checked_track(event, config)
-    return _unsigned_track_headers(config, mapped_name, mapped_version, contract_id), properties
-
-
 def plan_track(event: Mapping[str, Any], config: DestinationConfig, *, signed: bool = True) -> TrackPlan:
-    """`signed=False`: no canonical body and no signature claims (see `unsigned_track`)."""
-    mapped_name, mapped_version, contract_id, properties = _checked_track(event, config)
+    """`signed=False`: no canonical body and no signature claims (the transformer routes hand
+    the request to rudder-server, which re-serialises it)."""
+    mapped_name, mapped_version, contract_id, properties = track_parts(event, config)
     assert config.domain and config.shared_secret and config.tenant_id and config.topic_name
+    # sharedSecret (and Accesskey, when configured) are added by the client when it sends this.
+    headers = {
+        "tenantId": config.tenant_id,
+        "topicName": config.topic_name,
+        "eventName": mapped_name,
+        "eventVersion": mapped_version,
+        "Content-Type": ep.JSON_CONTENT_TYPE,
+    }
+    if contract_id:
+        headers["contractId"] = contract_id
     if not signed:
-        headers = _unsigned_track_headers(config, mapped_name, mapped_version, contract_id)
-        return TrackPlan(Request("POST", config.domain, ep.EVENT_PATH, headers, properties), ())
-    headers = _track_headers(config, mapped_name, mapped_version, contract_id)
+        request = Request(
+            "event publish", "POST", config.domain, ep.EVENT_PATH, MappingProxyType(headers), properties
+        )
+        return TrackPlan(request, ())
     body = canonical_json(properties)
     message_id = event.get("messageId")
     signing = SigningClaims(
@@ -379,6 +355,13 @@ def plan_track(event: Mapping[str, Any], config: DestinationConfig, *, signed: b
         jti=str(message_id) if isinstance(message_id, str | int) and message_id != "" else None,
     )
     request = Request(
-        "POST", config.domain, ep.EVENT_PATH, headers, properties, body_bytes=body, signing=signing
+        "event publish",
+        "POST",
+        config.domain,
+        ep.EVENT_PATH,
+        MappingProxyType(headers),
+        properties,
+        body_bytes=body,
+        signing=signing,
     )
     return TrackPlan(request, ())

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from destination.gainsight.client import Credentials, shown_headers
+from destination.gainsight.executor import group_steps
 from destination.gainsight.plan import GroupPlan, Plan, Request
 
 
@@ -23,13 +25,13 @@ def rudder_output(request: Request, headers: Mapping[str, str]) -> dict[str, Any
     }
 
 
-def describe_request(request: Request, step: str, when: str | None = None) -> dict[str, Any]:
+def describe_request(request: Request, credentials: Credentials, when: str | None = None) -> dict[str, Any]:
     described: dict[str, Any] = {
-        "step": step,
+        "step": request.step,
         "method": request.method,
         "endpoint": request.endpoint,
         "params": dict(request.params),
-        "headers": request.redacted_headers(),
+        "headers": shown_headers(request, credentials),
         "body": request.body,
     }
     if request.signing is not None:
@@ -39,23 +41,12 @@ def describe_request(request: Request, step: str, when: str | None = None) -> di
     return described
 
 
-def _group_steps(plan: GroupPlan) -> list[dict[str, Any]]:
-    gsid = f"<Gsid of company {plan.company_name!r}>"
-    return [
-        describe_request(plan.search_request(), "company search", "unless the company's Gsid is known"),
-        describe_request(plan.insert_request(), "company insert", "when the search finds no company"),
-        describe_request(plan.update_request(), "company update", "when the company exists"),
-        describe_request(plan.association_request(gsid), "person association"),
-    ]
-
-
-def describe_plan(plan: Plan) -> dict[str, Any]:
+def describe_plan(plan: Plan, credentials: Credentials) -> dict[str, Any]:
     """The dry-run form of a plan: every request it may send, in order, and its diagnostics."""
     if isinstance(plan, GroupPlan):
-        requests = _group_steps(plan)
+        requests = [describe_request(r, credentials, when) for r, when in group_steps(plan)]
     else:
-        step = "person upsert" if plan.kind == "identify" else "event publish"
-        requests = [describe_request(plan.request, step)]
+        requests = [describe_request(plan.request, credentials)]
     return {
         "type": plan.kind,
         "requests": requests,

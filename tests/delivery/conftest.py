@@ -9,7 +9,7 @@ import pytest
 
 from destination.delivery.memory import MemoryStore
 from destination.delivery.sqlite import SQLiteStore
-from destination.delivery.store import DEDUPE_WINDOW_SECONDS, NewEvent, Store
+from destination.delivery.store import DEDUPE_WINDOW_SECONDS, NewEvent, QueuedEvent, Store
 
 StoreFactory = Callable[..., Store]
 
@@ -37,7 +37,7 @@ def event(
     *,
     destination: str = "acme",
     at: float = T0,
-    kind: str = "identify",
+    kind: str = "track",  # claimed alone; person runs are tested with identify/group
 ) -> NewEvent:
     payload = b'{"type":"%s","messageId":"%s"}' % (kind.encode(), message_id.encode())
     return NewEvent(destination, message_id, person, kind, payload, at)
@@ -78,3 +78,10 @@ async def make_store(
 @pytest.fixture
 def store(make_store: StoreFactory) -> Store:
     return make_store()
+
+
+async def claim_events(
+    store: Store, now: float, limit: int, lease_seconds: float = 30.0
+) -> list[QueuedEvent]:
+    """Every event of the claims `store.claim` hands out, in claim order."""
+    return [e for claim in await store.claim(now, limit, lease_seconds) for e in claim.events]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from destination.delivery.store import Attempt, DeadLetter, Store
-from tests.delivery.conftest import T0, FakeClock, event
+from tests.delivery.conftest import T0, FakeClock, claim_events, event
 
 pytestmark = pytest.mark.anyio
 
@@ -15,9 +15,9 @@ LEASE = 30.0
 async def kill_heads(store: Store, now: float = T0, reason: str = "400 bad request") -> list[int]:
     """Claim every ready head, record one aborted attempt and dead-letter it."""
     killed = []
-    for claimed in await store.claim(now, 100, LEASE, "w1"):
+    for claimed in await claim_events(store, now, 100, LEASE):
         await store.record_attempt(claimed.id, Attempt(now, "aborted", 400, reason, {"errorCode": "X"}))
-        assert await store.dead_letter(claimed.id, reason, owner="w1")
+        assert await store.dead_letter(claimed.id, reason, lease=claimed.lease)
         killed.append(claimed.id)
     return killed
 
@@ -28,8 +28,8 @@ async def test_dead_letters_are_listed_with_reason_and_attempts(store: Store, cl
     await kill_heads(store, reason="GSOBJ_PEOPLE1001")
 
     assert await store.list_dead_letters() == [
-        DeadLetter(1, "acme", "a1", "ada", "identify", T0, 1, "GSOBJ_PEOPLE1001", T0 + 3),
-        DeadLetter(2, "globex", "b1", "bob", "identify", T0, 1, "GSOBJ_PEOPLE1001", T0 + 3),
+        DeadLetter(1, "acme", "a1", "ada", "track", T0, 1, "GSOBJ_PEOPLE1001", T0 + 3),
+        DeadLetter(2, "globex", "b1", "bob", "track", T0, 1, "GSOBJ_PEOPLE1001", T0 + 3),
     ]
     assert [d.id for d in await store.list_dead_letters("globex")] == [2]
     assert await store.list_dead_letters("initech") == []
@@ -46,9 +46,9 @@ async def test_dead_letters_page_by_limit_and_offset(store: Store) -> None:
 async def test_a_dead_letter_shows_its_payload_and_every_attempt(store: Store) -> None:
     new = event("a1")
     await store.enqueue([new])
-    (claimed,) = await store.claim(T0, 1, LEASE, "w1")
+    (claimed,) = await claim_events(store, T0, 1, LEASE)
     await store.record_attempt(claimed.id, Attempt(T0, "retryable", 503, "unavailable"))
-    await store.retry_later(claimed.id, T0 + 1, None, owner="w1")
+    await store.retry_later(claimed.id, T0 + 1, None, lease=claimed.lease)
     await kill_heads(store, T0 + 1)
 
     dead = await store.get_dead_letter(claimed.id)
@@ -71,22 +71,22 @@ async def test_an_event_that_is_not_dead_is_no_dead_letter(store: Store) -> None
 
 async def test_replay_requeues_in_the_original_order_with_attempts_reset(store: Store) -> None:
     await store.enqueue([event("a1", "ada"), event("a2", "ada"), event("a3", "ada")])
-    (first,) = await store.claim(T0, 10, LEASE, "w1")
-    await store.retry_later(first.id, T0, {"company_gsid": "G1"}, owner="w1")
+    (first,) = await claim_events(store, T0, 10, LEASE)
+    await store.retry_later(first.id, T0, {"company_gsid": "G1"}, lease=first.lease)
     assert await kill_heads(store) == [1]
     assert await kill_heads(store) == [2]  # a2 died after a1; a3 is next in line
-    (third,) = await store.claim(T0, 10, LEASE, "w1")
+    (third,) = await claim_events(store, T0, 10, LEASE)
     assert third.message_id == "a3"
-    await store.retry_later(third.id, T0 + 500, None, owner="w1")
+    await store.retry_later(third.id, T0 + 500, None, lease=third.lease)
 
     assert await store.replay_dead_letters() == 2
     assert await store.list_dead_letters() == []
     seen = []
     for _ in range(3):
-        (claimed,) = await store.claim(T0 + 500, 10, LEASE, "w2")
+        (claimed,) = await claim_events(store, T0 + 500, 10, LEASE)
         seen.append((claimed.message_id, claimed.attempts, claimed.progress))
-        await store.complete(claimed.id, "delivered", owner="w2")
-    assert seen == [("a1", 1, None), ("a2", 1, None), ("a3", 2, None)]
+        await store.complete(claimed.id, "delivered", lease=claimed.lease)
+    assert seen == [("a1", 0, None), ("a2", 0, None), ("a3", 0, None)]
 
     replayed = await store.get_event(1)
     assert replayed is not None and [a.outcome for a in replayed.history] == ["aborted"]
@@ -109,13 +109,13 @@ async def test_a_replayed_event_waits_for_the_person_s_event_in_flight(store: St
     await store.enqueue([event("a1", "ada")])
     await kill_heads(store)
     await store.enqueue([event("a2", "ada")])
-    (in_flight,) = await store.claim(T0, 10, LEASE, "w1")
+    (in_flight,) = await claim_events(store, T0, 10, LEASE)
     assert in_flight.message_id == "a2"
 
     assert await store.replay_dead_letters() == 1
-    assert await store.claim(T0, 10, LEASE, "w2") == []
-    await store.complete(in_flight.id, "delivered", owner="w1")
-    assert [e.message_id for e in await store.claim(T0, 10, LEASE, "w2")] == ["a1"]
+    assert await claim_events(store, T0, 10, LEASE) == []
+    await store.complete(in_flight.id, "delivered", lease=in_flight.lease)
+    assert [e.message_id for e in await claim_events(store, T0, 10, LEASE)] == ["a1"]
 
 
 async def test_a_replayed_event_goes_before_the_person_s_queued_events(store: Store) -> None:
@@ -124,7 +124,7 @@ async def test_a_replayed_event_goes_before_the_person_s_queued_events(store: St
     await store.enqueue([event("a2", "ada", at=T0 + 1)])
 
     await store.replay_dead_letters()
-    assert [e.message_id for e in await store.claim(T0 + 1, 10, LEASE, "w1")] == ["a1"]
+    assert [e.message_id for e in await claim_events(store, T0 + 1, 10, LEASE)] == ["a1"]
 
 
 async def test_purge_deletes_dead_letters_and_keeps_their_message_ids(store: Store) -> None:
@@ -140,6 +140,7 @@ async def test_purge_deletes_dead_letters_and_keeps_their_message_ids(store: Sto
         "queued": 0,
         "leased": 0,
         "delivered": 0,
+        "unchanged": 0,
         "filtered": 0,
         "rejected": 0,
         "dead": 0,
@@ -151,7 +152,7 @@ async def test_purge_leaves_live_events_alone(store: Store) -> None:
     await store.enqueue([event("a1", "ada"), event("a2", "ada")])
     await kill_heads(store)
     assert await store.purge_dead_letters(ids=[1, 2]) == 1
-    assert [e.message_id for e in await store.claim(T0, 10, LEASE, "w1")] == ["a2"]
+    assert [e.message_id for e in await claim_events(store, T0, 10, LEASE)] == ["a2"]
 
 
 # ---------------------------------------------------------------- rejected events
@@ -159,18 +160,18 @@ async def test_purge_leaves_live_events_alone(store: Store) -> None:
 
 async def test_a_rejected_event_is_final_counted_and_replayable_only_by_id(store: Store) -> None:
     await store.enqueue([event("a1", "ada"), event("a2", "ada"), event("b1", "bob")])
-    first = await store.claim(T0, 10, LEASE, "w1")
+    first = await claim_events(store, T0, 10, LEASE)
     assert [c.message_id for c in first] == ["a1", "b1"]
     await store.record_attempt(1, Attempt(T0, "rejected", None, "email is required for identify"))
-    assert await store.reject(1, "email is required for identify", owner="w1")
-    assert not await store.reject(1, "again", owner="w1")  # final: no lease any more
+    assert await store.reject(1, "email is required for identify", lease=first[0].lease)
+    assert not await store.reject(1, "again", lease=first[0].lease)  # final: no lease any more
     rejected = await store.get_event(1)
     assert rejected is not None
     assert (rejected.state, rejected.reason) == ("rejected", "email is required for identify")
     assert (await store.counts())["rejected"] == 1
     assert await store.list_dead_letters() == [] and await store.get_dead_letter(1) is None
     # The person's next event is claimable at once: a rejected event never blocks.
-    assert [c.message_id for c in await store.claim(T0, 10, LEASE, "w1")] == ["a2"]
+    assert [c.message_id for c in await claim_events(store, T0, 10, LEASE)] == ["a2"]
 
     assert await store.replay_dead_letters() == 0  # "replay all" means dead letters
     assert await store.purge_dead_letters(ids=[1]) == 0  # purge is for dead letters only

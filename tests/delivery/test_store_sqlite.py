@@ -17,7 +17,7 @@ import pytest
 from destination.delivery.sqlite import SQLiteStore
 from destination.delivery.sqlite_writer import SQLiteWriter
 from destination.delivery.store import Store, StoreError
-from tests.delivery.conftest import T0, event
+from tests.delivery.conftest import T0, claim_events, event
 from tests.delivery.test_store_budget import take_from_threads
 
 pytestmark = pytest.mark.anyio
@@ -84,8 +84,8 @@ async def test_state_survives_close_and_reopen(tmp_path: Path) -> None:
     path = tmp_path / "q.sqlite3"
     store = SQLiteStore(path)
     await store.enqueue([event("a1", "ada"), event("a2", "ada"), event("b1", "bob")])
-    claimed = await store.claim(T0, 10, 30.0, "w1")
-    await store.dead_letter(claimed[0].id, "bad", owner="w1")
+    claimed = await claim_events(store, T0, 10, 30.0)
+    await store.dead_letter(claimed[0].id, "bad", lease=claimed[0].lease)
     await store.take_budget("acme", [("minute", 60.0, 1)])
     await store.close()
 
@@ -95,13 +95,14 @@ async def test_state_survives_close_and_reopen(tmp_path: Path) -> None:
             "queued": 1,
             "leased": 1,
             "delivered": 0,
+            "unchanged": 0,
             "filtered": 0,
             "rejected": 0,
             "dead": 1,
         }
         assert [d.message_id for d in await store.list_dead_letters()] == ["a1"]
         assert await store.take_budget("acme", [("minute", 60.0, 1)]) == "minute"
-        assert [e.message_id for e in await store.claim(T0 + 30, 10, 30.0, "w2")] == ["a2", "b1"]
+        assert [e.message_id for e in await claim_events(store, T0 + 30, 10, 30.0)] == ["a2", "b1"]
     finally:
         await store.close()
 
@@ -186,11 +187,11 @@ def claim_until_empty(path: Path, owner: str, claimed: list[str], lock: threadin
     async def work() -> None:
         store = SQLiteStore(path)
         try:
-            while batch := await store.claim(T0, 3, 60.0, owner):
+            while batch := await claim_events(store, T0, 3, 60.0):
                 for e in batch:
                     with lock:
                         claimed.append(e.message_id)
-                    await store.complete(e.id, "delivered", owner=owner)
+                    await store.complete(e.id, "delivered", lease=e.lease)
         finally:
             await store.close()
 

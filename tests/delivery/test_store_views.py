@@ -8,7 +8,7 @@ import pytest
 
 from destination.delivery.sqlite import SQLiteStore
 from destination.delivery.store import Attempt, Store
-from tests.delivery.conftest import T0, FakeClock, event
+from tests.delivery.conftest import T0, FakeClock, claim_events, event
 
 pytestmark = pytest.mark.anyio
 
@@ -23,15 +23,15 @@ REQUEST = {
 
 async def finish(store: Store, now: float, outcome: str, status: int | None = None) -> int:
     """Claim the one ready head, record an attempt, and finish it as `outcome`."""
-    (claimed,) = await store.claim(now, 1, LEASE, "w1")
+    (claimed,) = await claim_events(store, now, 1, LEASE)
     attempt_outcome = "aborted" if outcome == "dead" else outcome
     await store.record_attempt(
         claimed.id, Attempt(now, attempt_outcome, status, None, {"ok": 1}, REQUEST, "c1")
     )  # type: ignore[arg-type]
     if outcome == "dead":
-        assert await store.dead_letter(claimed.id, "refused", owner="w1")
+        assert await store.dead_letter(claimed.id, "refused", lease=claimed.lease)
     else:
-        assert await store.complete(claimed.id, outcome, owner="w1")  # type: ignore[arg-type]
+        assert await store.complete(claimed.id, outcome, lease=claimed.lease)  # type: ignore[arg-type]
     return claimed.id
 
 
@@ -46,7 +46,7 @@ async def test_attempts_keep_the_request_sent_and_the_call_they_rode_on(store: S
 
 async def test_an_attempt_without_request_or_call_reads_back_as_none(store: Store) -> None:
     await store.enqueue([event("a1")])
-    (claimed,) = await store.claim(T0, 1, LEASE, "w1")
+    (claimed,) = await claim_events(store, T0, 1, LEASE)
     await store.record_attempt(claimed.id, Attempt(T0, "retryable", 503, "unavailable"))
     stored = await store.get_event(claimed.id)
     assert stored is not None
@@ -99,7 +99,7 @@ async def test_counts_by_destination_and_finished_since(store: Store, clock: Fak
 
 async def test_recent_attempts_newest_first_optionally_failures_only(store: Store) -> None:
     await store.enqueue([event("a1", "ada"), event("g1", "bob", destination="globex")])
-    claimed = await store.claim(T0, 2, LEASE, "w1")
+    claimed = await claim_events(store, T0, 2, LEASE)
     by_message = {c.message_id: c.id for c in claimed}
     await store.record_attempt(by_message["a1"], Attempt(T0, "retryable", 503, "unavailable"))
     await store.record_attempt(by_message["g1"], Attempt(T0, "delivered", 200))
@@ -113,7 +113,7 @@ async def test_recent_attempts_newest_first_optionally_failures_only(store: Stor
     ]
     failed = await store.recent_attempts("acme", 1, failed_only=True)
     assert [(r.destination_id, r.kind, r.attempt.status_code, r.attempt.response) for r in failed] == [
-        ("acme", "identify", 401, {"e": 1})
+        ("acme", "track", 401, {"e": 1})
     ]
     assert [r.message_id for r in await store.recent_attempts("globex", failed_only=True)] == []
 
@@ -159,7 +159,7 @@ async def test_a_store_file_from_before_attempt_requests_gains_the_columns(tmp_p
 
     reopened = SQLiteStore(path)
     try:
-        (claimed,) = await reopened.claim(T0, 1, LEASE, "w1")
+        (claimed,) = await claim_events(reopened, T0, 1, LEASE)
         await reopened.record_attempt(claimed.id, Attempt(T0, "delivered", 200, None, None, REQUEST, "c9"))
         stored = await reopened.get_event(claimed.id)
         assert stored is not None and stored.history[0].call == "c9"

@@ -19,7 +19,10 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 @pytest.fixture(scope="module")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     workdir = tmp_path_factory.mktemp("sandbox")
-    with running(["serve"], ready_path="/health", workdir=workdir, env={"GSD_DESTINATIONS": ""}) as server:
+    # The tests reset the simulator under the service, so it must not skip writes it remembers
+    # having delivered (GSD_UNCHANGED_TTL_SECONDS=0); Gsids it remembers are found stale and redone.
+    env = {"GSD_DESTINATIONS": "", "GSD_UNCHANGED_TTL_SECONDS": "0"}
+    with running(["serve"], ready_path="/health", workdir=workdir, env=env) as server:
         yield server
 
 

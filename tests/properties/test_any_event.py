@@ -4,6 +4,7 @@ exception; and the same event always gives the same plan."""
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import httpx
@@ -11,9 +12,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from destination.api.rudder import AllowedDomains, RudderTransformer
+from destination.delivery.memory import MemoryStore
 from destination.errors import GsdError
-from destination.gainsight.client import GainsightClient
-from destination.gainsight.companies import CompanyResolver
+from destination.gainsight.client import Credentials, GainsightClient
+from destination.gainsight.executor import Executor
 from destination.gainsight.plan import plan_event
 from destination.gainsight.render import describe_plan
 from destination.mapping.spec import default_specs
@@ -71,7 +73,8 @@ def gainsight(request: httpx.Request) -> httpx.Response:
 
 def transformer() -> RudderTransformer:
     client = GainsightClient(httpx.AsyncClient(transport=httpx.MockTransport(gainsight)))
-    return RudderTransformer(default_specs(), client, CompanyResolver(client), AllowedDomains(["*"]))
+    executor = Executor(client, MemoryStore(), unchanged_ttl_seconds=0, clock=time.time)
+    return RudderTransformer(default_specs(), client, executor, AllowedDomains(["*"]))
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -96,8 +99,9 @@ def test_any_message_gives_output_or_4xx(batch: list[dict[str, Any]]) -> None:
 @given(messages)
 def test_same_event_same_plan(message: dict[str, Any]) -> None:
     config, specs = make_config(), default_specs()
+    credentials = Credentials.of("acme", config)
     try:
-        first = describe_plan(plan_event(message, config, specs))
+        first = describe_plan(plan_event(message, config, specs), credentials)
     except GsdError as exc:
         try:
             plan_event(message, config, specs)
@@ -105,4 +109,4 @@ def test_same_event_same_plan(message: dict[str, Any]) -> None:
             assert (type(again), again.message) == (type(exc), exc.message)
             return
         raise AssertionError("second planning succeeded where the first failed") from None
-    assert describe_plan(plan_event(message, config, specs)) == first
+    assert describe_plan(plan_event(message, config, specs), credentials) == first

@@ -14,6 +14,7 @@ from destination.delivery.store import Attempt, NewEvent
 from destination.delivery.stores import open_store
 from destination.jsonutil import dumps
 from tests.conftest import BASE_CONFIG
+from tests.delivery.conftest import claim_events
 
 runner = CliRunner()
 IDENTIFY = {"type": "identify", "messageId": "m1", "traits": {"email": "ada@example.com", "plan": "gold"}}
@@ -105,9 +106,9 @@ def test_dead_letters_list_show_replay_purge(tmp_path: Path) -> None:
         await store.enqueue(
             [NewEvent("acme", f"m{i}", f"p{i}", "identify", dumps(IDENTIFY), 1.0) for i in range(3)]
         )
-        for event in await store.claim(2.0, 3, 60, "w"):
+        for event in await claim_events(store, 2.0, 3, 60):
             await store.record_attempt(event.id, Attempt(2.0, "aborted", 400, "bad", {"errorCode": "X"}))
-            await store.dead_letter(event.id, "Gainsight answered 400 X", owner="w")
+            await store.dead_letter(event.id, "Gainsight answered 400 X", lease=event.lease)
         await store.close()
 
     asyncio.run(seed())
@@ -152,12 +153,12 @@ def test_events_show_and_list_any_event_with_its_attempts(tmp_path: Path) -> Non
                 NewEvent("globex", "m2", "bob", "identify", dumps(IDENTIFY), 1_700_000_000.0),
             ]
         )
-        (first, *_) = await store.claim(1_700_000_001.0, 1, 60, "w")
+        (first, *_) = await claim_events(store, 1_700_000_001.0, 1, 60)
         request = {"method": "PUT", "url": "https://x/v1.0/api/people", "headers": {"Accesskey": "***"}}
         await store.record_attempt(
             first.id, Attempt(1_700_000_001.5, "delivered", 200, None, {}, request, "c1")
         )
-        await store.complete(first.id, "delivered", owner="w")
+        await store.complete(first.id, "delivered", lease=first.lease)
         await store.close()
 
     asyncio.run(seed())

@@ -9,11 +9,14 @@ import pytest
 
 from destination.api.company_batches import CompanyBatcher
 from destination.errors import GainsightError
+from destination.gainsight.client import Credentials
 from destination.gainsight.plan import GroupPlan
+
+CREDENTIALS = Credentials("acme", "ak")
 
 
 def plan(name: str, domain: str = "acme.gainsightcloud.com") -> GroupPlan:
-    return GroupPlan(domain=domain, access_key="ak", company={"Name": name}, email="a@x.com", diagnostics=())
+    return GroupPlan(domain=domain, company={"Name": name}, email="a@x.com", diagnostics=())
 
 
 class FakeGainsight:
@@ -23,7 +26,9 @@ class FakeGainsight:
         self.calls: list[list[str]] = []
         self.fail = fail
 
-    async def resolve_many(self, plans: Sequence[GroupPlan]) -> list[str | GainsightError]:
+    async def resolve_many(
+        self, plans: Sequence[GroupPlan], credentials: Credentials
+    ) -> list[str | GainsightError]:
         self.calls.append([p.company_name for p in plans])
         await asyncio.sleep(0.01)
         if self.fail == "all":
@@ -41,9 +46,9 @@ def test_concurrent_requests_share_the_next_write() -> None:
     batcher = CompanyBatcher(gainsight.resolve_many)
 
     async def run() -> list[list[str | GainsightError]]:
-        first = asyncio.ensure_future(batcher.resolve([plan("A")]))
+        first = asyncio.ensure_future(batcher.resolve([plan("A")], CREDENTIALS))
         await asyncio.sleep(0)  # A's write is under way; B, C and D arrive meanwhile
-        rest = [batcher.resolve([plan(n)]) for n in "BCD"]
+        rest = [batcher.resolve([plan(n)], CREDENTIALS) for n in "BCD"]
         return [await first, *await asyncio.gather(*rest)]
 
     assert asyncio.run(run()) == [["G-A"], ["G-B"], ["G-C"], ["G-D"]]
@@ -56,7 +61,8 @@ def test_tenants_are_written_apart() -> None:
 
     async def run() -> None:
         await asyncio.gather(
-            batcher.resolve([plan("A")]), batcher.resolve([plan("B", "other.gainsightcloud.com")])
+            batcher.resolve([plan("A")], CREDENTIALS),
+            batcher.resolve([plan("B", "other.gainsightcloud.com")], CREDENTIALS),
         )
 
     asyncio.run(run())
@@ -68,7 +74,7 @@ def test_tenants_are_written_apart() -> None:
 )
 def test_each_request_gets_its_own_fate(fail: str, expected: list[str]) -> None:
     batcher = CompanyBatcher(FakeGainsight(fail=fail).resolve_many)
-    results = asyncio.run(batcher.resolve([plan("A"), plan("B")]))
+    results = asyncio.run(batcher.resolve([plan("A"), plan("B")], CREDENTIALS))
     assert [r if isinstance(r, str) else r.message for r in results] == expected
 
 
@@ -77,9 +83,9 @@ def test_a_request_that_goes_away_does_not_stop_the_others() -> None:
     batcher = CompanyBatcher(gainsight.resolve_many)
 
     async def run() -> list[str | GainsightError]:
-        gone = asyncio.ensure_future(batcher.resolve([plan("A")]))
+        gone = asyncio.ensure_future(batcher.resolve([plan("A")], CREDENTIALS))
         await asyncio.sleep(0)
-        staying = asyncio.ensure_future(batcher.resolve([plan("B")]))
+        staying = asyncio.ensure_future(batcher.resolve([plan("B")], CREDENTIALS))
         await asyncio.sleep(0)
         gone.cancel()
         return await staying

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
 
+from destination.delivery.memory import MemoryStore
 from destination.errors import ConfigError, EventError, GainsightError
-from destination.gainsight.client import GainsightClient
-from destination.gainsight.companies import CompanyResolver
+from destination.gainsight.client import Credentials, GainsightClient
+from destination.gainsight.executor import Executor
 from destination.gainsight.plan import GroupPlan, plan_event
 from destination.jsonutil import loads
 from tests.conftest import DOMAIN, make_config
@@ -89,7 +91,7 @@ def test_company_custom_fields_only_from_traits(specs: Any) -> None:
 
 def test_requests_of_the_plan(specs: Any) -> None:
     plan = group(specs, {"name": "Acme", "region": "EMEA"})
-    headers = {"Accesskey": "ak-123", "Content-Type": "application/json"}
+    headers = {"Content-Type": "application/json"}  # credentials are added when sent
     search = plan.search_request()
     assert (search.method, search.endpoint) == ("POST", f"https://{DOMAIN}/v1/data/objects/query/Company")
     assert search.body["where"] == {
@@ -171,9 +173,19 @@ SEARCH = ("POST", "/v1/data/objects/query/Company")
 COMPANY = "/v1/data/objects/Company"
 
 
-def resolve(recorder: Recorder, plan: GroupPlan, resolver: CompanyResolver | None = None) -> str:
-    resolver = resolver or CompanyResolver(recorder.client())
-    return asyncio.run(resolver.resolve(plan))
+CREDENTIALS = Credentials("acme", "ak-123", "ss-456")
+
+
+def executor_for(client: GainsightClient) -> Executor:
+    return Executor(client, MemoryStore(), unchanged_ttl_seconds=0, clock=time.time)
+
+
+def resolve(recorder: Recorder, plan: GroupPlan, executor: Executor | None = None) -> str:
+    executor = executor or executor_for(recorder.client())
+    (result,) = asyncio.run(executor.company_gsids([plan], CREDENTIALS))
+    if isinstance(result, GainsightError):
+        raise result
+    return result
 
 
 def test_new_company_is_searched_then_inserted(specs: Any) -> None:
@@ -219,10 +231,10 @@ def test_known_company_skips_the_search(specs: Any) -> None:
         ("POST", COMPANY, httpx.Response(200, json=envelope([{"Gsid": "NEW1"}]))),
         ("PUT", COMPANY, httpx.Response(200, json=envelope([{"Gsid": "NEW1"}]))),
     )
-    resolver = CompanyResolver(recorder.client())
+    executor = executor_for(recorder.client())
     plan = group(specs, {"name": "Acme"})
-    assert resolve(recorder, plan, resolver) == "NEW1"
-    assert resolve(recorder, plan, resolver) == "NEW1"
+    assert resolve(recorder, plan, executor) == "NEW1"
+    assert resolve(recorder, plan, executor) == "NEW1"
     assert len(recorder.calls) == 3
 
 
@@ -236,13 +248,13 @@ def test_concurrent_groups_for_one_company_insert_it_once(specs: Any) -> None:
             inserted.append("x")
         return httpx.Response(200, json=envelope([{"Gsid": "G"}]))
 
-    resolver = CompanyResolver(GainsightClient(httpx.AsyncClient(transport=httpx.MockTransport(handler))))
+    executor = executor_for(GainsightClient(httpx.AsyncClient(transport=httpx.MockTransport(handler))))
     plan = group(specs, {"name": "Acme"})
 
-    async def many() -> list[str]:
-        return await asyncio.gather(*(resolver.resolve(plan) for _ in range(20)))
+    async def many() -> list[list[str | GainsightError]]:
+        return await asyncio.gather(*(executor.company_gsids([plan], CREDENTIALS) for _ in range(20)))
 
-    assert asyncio.run(many()) == ["G"] * 20
+    assert asyncio.run(many()) == [["G"]] * 20
     assert inserted == ["x"]
 
 
@@ -295,10 +307,9 @@ def test_connection_failure_is_retryable(specs: Any) -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("refused", request=request)
 
-    resolver = CompanyResolver(GainsightClient(httpx.AsyncClient(transport=httpx.MockTransport(handler))))
-    with pytest.raises(GainsightError) as caught:
-        asyncio.run(resolver.resolve(group(specs, {"name": "Acme"})))
-    assert caught.value.outcome == "retryable"
+    executor = executor_for(GainsightClient(httpx.AsyncClient(transport=httpx.MockTransport(handler))))
+    (result,) = asyncio.run(executor.company_gsids([group(specs, {"name": "Acme"})], CREDENTIALS))
+    assert isinstance(result, GainsightError) and result.outcome == "retryable"
 
 
 @pytest.mark.parametrize(
@@ -321,10 +332,10 @@ def test_a_company_gone_since_it_was_remembered_is_resolved_afresh(
         (*SEARCH, httpx.Response(200, json=envelope([]))),
         ("POST", COMPANY, httpx.Response(200, json=envelope([{"Gsid": "B"}]))),
     )
-    resolver = CompanyResolver(recorder.client())
+    executor = executor_for(recorder.client())
     plan = group(specs, {"name": "Acme"})
-    assert resolve(recorder, plan, resolver) == "A"
-    assert resolve(recorder, plan, resolver) == "B"
+    assert resolve(recorder, plan, executor) == "A"
+    assert resolve(recorder, plan, executor) == "B"
 
 
 # ---- batched Company writes (DESIGN §6): same result as writing event by event ----
@@ -361,8 +372,8 @@ class FakeCompanies:
 
 
 def resolve_many(fake: FakeCompanies, plans: list[GroupPlan]) -> list[Any]:
-    resolver = CompanyResolver(GainsightClient(httpx.AsyncClient(transport=httpx.MockTransport(fake))))
-    return asyncio.run(resolver.resolve_many(plans))
+    executor = executor_for(GainsightClient(httpx.AsyncClient(transport=httpx.MockTransport(fake))))
+    return asyncio.run(executor.company_gsids(plans, CREDENTIALS))
 
 
 def test_batched_writes_share_calls_and_merge_events_of_one_company(specs: Any) -> None:
@@ -380,11 +391,11 @@ def test_batched_writes_share_calls_and_merge_events_of_one_company(specs: Any) 
 
 def test_known_companies_skip_the_search(specs: Any) -> None:
     fake = FakeCompanies()
-    resolver = CompanyResolver(GainsightClient(httpx.AsyncClient(transport=httpx.MockTransport(fake))))
+    executor = executor_for(GainsightClient(httpx.AsyncClient(transport=httpx.MockTransport(fake))))
     plans = [group(specs, {"name": f"C{i}"}) for i in range(60)]
-    asyncio.run(resolver.resolve_many(plans))
+    asyncio.run(executor.company_gsids(plans, CREDENTIALS))
     fake.calls.clear()
-    asyncio.run(resolver.resolve_many(plans))
+    asyncio.run(executor.company_gsids(plans, CREDENTIALS))
     assert fake.calls == [("update", 50), ("update", 10)]
 
 
@@ -408,7 +419,8 @@ def test_a_throttled_batch_fails_its_events_without_more_calls(specs: Any) -> No
         calls.append(request)
         return httpx.Response(429, json={"errorCode": "GU_2400", "errorDesc": "Too many request"})
 
-    resolver = CompanyResolver(GainsightClient(httpx.AsyncClient(transport=httpx.MockTransport(throttled))))
-    results = asyncio.run(resolver.resolve_many([group(specs, {"name": "A"}), group(specs, {"name": "B"})]))
+    executor = executor_for(GainsightClient(httpx.AsyncClient(transport=httpx.MockTransport(throttled))))
+    plans = [group(specs, {"name": "A"}), group(specs, {"name": "B"})]
+    results = asyncio.run(executor.company_gsids(plans, CREDENTIALS))
     assert [r.outcome for r in results] == ["throttled", "throttled"]
     assert len(calls) == 1

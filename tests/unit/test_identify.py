@@ -101,7 +101,8 @@ def test_exact_request(specs: Any) -> None:
     plan = identify(specs, {"email": EMAIL, "firstName": "Ada"})
     request = plan.request
     assert (request.method, request.endpoint) == ("PUT", f"https://{DOMAIN}/v1.0/api/people")
-    assert dict(request.headers) == {"Accesskey": "ak-123", "Content-Type": "application/json"}
+    assert dict(request.headers) == {"Content-Type": "application/json"}  # no secret in a plan
+    assert request.step == "person upsert"
     assert request.body == {"Email": EMAIL, "FirstName": "Ada", "Name": "Ada"}
     assert dict(request.params) == {}
 

@@ -257,7 +257,7 @@ def test_dry_run_transform_hides_secrets(client: TestClient) -> None:
         "company search",
         "company insert",
         "company update",
-        "person association",
+        "person upsert",
     ]
     assert results[3]["error"] == "message type page not supported"
     assert "ak-123" not in response.text and "ss-456" not in response.text

@@ -11,7 +11,7 @@ import jwt
 import pytest
 
 from destination.errors import ConfigError, EventError, UnmappedEventError
-from destination.gainsight.client import GainsightClient
+from destination.gainsight.client import Credentials, GainsightClient, shown_headers
 from destination.gainsight.plan import TrackPlan, plan_event
 from destination.gainsight.signing import SigningClaims, sign
 from destination.jsonutil import canonical_json, loads
@@ -31,19 +31,22 @@ def track(specs: Any, event: dict[str, Any] | None = None, **config: Any) -> Tra
     return plan
 
 
+CREDENTIALS = Credentials("acme", "ak-123", "ss-456")
+
+
 def test_exact_request(specs: Any) -> None:
     request = track(specs).request
     assert (request.method, request.endpoint) == ("POST", f"https://{DOMAIN}/v1.0/api/eventManager/event")
-    assert dict(request.headers) == {
-        "sharedSecret": "ss-456",
+    assert dict(request.headers) == {  # no secret in a plan: the client adds them when sending
         "tenantId": "tenant-1",
         "topicName": "Support",
         "eventName": "ticket_closed",
         "eventVersion": "1.0",
         "Content-Type": "application/json",
-        "Accesskey": "ak-123",
     }
     assert request.body == {"b": 2, "a": "é"}
+    sent = sent_request(track(specs))
+    assert (sent.headers["sharedSecret"], sent.headers["Accesskey"]) == ("ss-456", "ak-123")
 
 
 def test_body_is_canonical_json(specs: Any) -> None:
@@ -127,7 +130,7 @@ def sent_request(plan: TrackPlan, now: float = 1_700_000_000.0) -> httpx.Request
         return httpx.Response(200, json={"result": True})
 
     client = GainsightClient(httpx.AsyncClient(transport=httpx.MockTransport(handler)), clock=lambda: now)
-    asyncio.run(client.send(plan.request))
+    asyncio.run(client.send(plan.request, CREDENTIALS))
     return seen[0]
 
 
@@ -174,7 +177,7 @@ def test_signature_without_message_id_gets_a_unique_jti(specs: Any) -> None:
 
 
 def test_secret_headers_redacted_for_display(specs: Any) -> None:
-    headers = track(specs).request.redacted_headers()
+    headers = shown_headers(track(specs).request, CREDENTIALS)
     assert headers["sharedSecret"] == "***" and headers["Accesskey"] == "***"
 
 

@@ -17,7 +17,7 @@ from destination.delivery.retry import RetryPolicy
 from destination.delivery.store import NewEvent, StoredEvent
 from destination.delivery.worker import BudgetGate, Deliverer
 from destination.gainsight.client import GainsightClient
-from destination.gainsight.companies import CompanyResolver
+from destination.gainsight.executor import Executor
 from destination.jsonutil import dumps
 from destination.mapping.spec import default_specs
 from destination.metrics import Metrics
@@ -53,8 +53,7 @@ class World:
             store=self.store,
             destinations={"acme": destination},
             specs=default_specs(),
-            client=client,
-            resolver=CompanyResolver(client),
+            executor=Executor(client, self.store, unchanged_ttl_seconds=86_400, clock=lambda: self.now),
             governor=governor,
             gate=self.gate,
             policy=RetryPolicy(max_attempts=3),
@@ -71,21 +70,20 @@ class World:
         ids = []
         for i, event in enumerate(events):
             message = {"messageId": f"m{i}", **event}
+            person = message.get("person", "p")
             await self.store.enqueue(
-                [NewEvent("acme", message["messageId"], "p", message["type"], dumps(message), self.now)]
+                [NewEvent("acme", message["messageId"], person, message["type"], dumps(message), self.now)]
             )
             ids.append(i + 1)
         await self.deliver_ready()
         return [e for i in ids if (e := await self.store.get_event(i)) is not None]
 
     async def deliver_ready(self) -> None:
-        while claimed := await self.store.claim(self.now, 10, 60, self.deliverer._owner):
-            for event in claimed:
-                await self.deliverer.deliver(event)
+        while claims := await self.store.claim(self.now, 10, 60):
+            await self.deliverer.deliver(claims)
 
     async def deliver_ready_once(self) -> None:
-        for event in await self.store.claim(self.now, 10, 60, self.deliverer._owner):
-            await self.deliverer.deliver(event)
+        await self.deliverer.deliver(await self.store.claim(self.now, 10, 60))
 
     def later(self, seconds: float) -> list[StoredEvent]:
         self.now += seconds
@@ -180,7 +178,8 @@ def test_retry_after_is_honoured() -> None:
 
 def test_over_budget_event_waits_without_a_call_or_an_attempt() -> None:
     world = World(ok, per_minute=1)
-    first, second = world.run(IDENTIFY, {**IDENTIFY, "messageId": "other"})
+    other = {"type": "identify", "traits": {"email": "bob@example.com"}, "person": "bob"}
+    first, second = world.run(IDENTIFY, other)
     assert first.state == "delivered" and second.state == "queued"
     assert second.history == () and len(world.calls) == 1
     assert world.later(30)[1].state == "delivered"
@@ -196,8 +195,7 @@ def test_group_retry_does_not_redo_the_company_write() -> None:
 
     world = World(handler)
     (event,) = world.run(GROUP)
-    assert event.state == "queued" and event.progress is not None and event.progress["gsid"] == "G1"
-    world.deliverer._resolver._gsids.clear()  # a restarted process remembers nothing
+    assert event.state == "queued" and event.progress == {"company_gsid": "G1"}
     (event,) = world.later(600)
     assert event.state == "delivered"
     assert [(c.method, c.url.path) for c in world.calls] == [
@@ -262,7 +260,7 @@ def test_event_the_planner_refuses_is_rejected_at_once_never_retried(
     async def run() -> tuple[StoredEvent | None, int]:
         await world.store.enqueue([NewEvent("acme", "m", "p", event["type"], dumps(event), NOW)])
         await world.deliver_ready()
-        claimed = await world.store.claim(NOW + 10**6, 10, 60, "later")
+        claimed = await world.store.claim(NOW + 10**6, 10, 60)
         return await world.store.get_event(1), len(claimed)
 
     stored, claimed_later = asyncio.run(run())
@@ -296,26 +294,35 @@ def test_spent_budget_is_remembered_until_the_window_ends() -> None:
     assert world.deliverer._budget_pause() == pytest.approx(30.0)
 
 
-def test_association_to_a_vanished_company_forgets_its_gsid() -> None:
+def test_association_to_a_vanished_company_resolves_it_afresh() -> None:
     unknown = {"result": False, "errorCode": "GSOBJ_PEOPLE1001", "errorDesc": "company does not exist"}
-    world = World(lambda r: httpx.Response(400, json=unknown) if r.url.path == "/v1.0/api/people" else ok(r))
+    refusals = [httpx.Response(400, json=unknown)]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1.0/api/people" and refusals:
+            return refusals.pop()
+        return ok(request)
+
+    world = World(handler)
     (event,) = world.run(GROUP)
-    assert event.state == "dead" and "GSOBJ_PEOPLE1001" in (event.reason or "")
-    assert world.deliverer._resolver.remembered("acme.gainsightcloud.com", "Acme") is None
+    assert event.state == "queued" and "GSOBJ_PEOPLE1001" in (event.history[0].error or "")
+    assert asyncio.run(world.store.company_gsids("acme.gainsightcloud.com", ["Acme"])) == {}
+    (event,) = world.later(600)
+    assert event.state == "delivered"
+    assert [c.url.path for c in world.calls].count("/v1/data/objects/query/Company") == 2
 
 
 def test_an_unexpected_error_counts_as_a_failed_attempt() -> None:
     world = World(ok)
 
-    async def broken(plan: Any, progress: Any) -> None:
+    async def broken(runs: Any, credentials: Any) -> None:
         raise RuntimeError("bug")
 
-    world.deliverer._perform = broken  # type: ignore[method-assign]
+    world.deliverer._executor.run = broken  # type: ignore[method-assign]
 
     async def run() -> StoredEvent | None:
         await world.store.enqueue([NewEvent("acme", "m", "p", "identify", dumps(IDENTIFY), NOW)])
-        for event in await world.store.claim(world.now, 1, 60, world.deliverer._owner):
-            await world.deliverer._deliver_guarded(event)
+        await world.deliverer._deliver_guarded(await world.store.claim(world.now, 1, 60))
         return await world.store.get_event(1)
 
     event = asyncio.run(run())

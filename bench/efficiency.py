@@ -1,0 +1,273 @@
+"""Gainsight calls per 1,000 mixed events on the whole delivery path (DESIGN §6, §8).
+
+Bars: at the floor (≤ floor + 2%) for the seed-7 workload, and again for the same events sent a
+second time with new messageIds (what SDKs do on every page load). The reference spends 1,200.
+
+Workload (seed 7): 1,000 events, 60% track, 30% identify, 10% group, 300 people, 50 companies;
+identify traits and group traits are fixed per person / company, as an SDK resends them.
+
+Set-up: the simulator runs as Gainsight (budget out of the way); every event is queued BEFORE
+delivery starts (written into the service's SQLite store through the store API, as ingest writes
+them), then the real service (`python -m destination serve`, bench/ingest.py's starter) starts on
+that store and delivers the backlog. Calls are the simulator's count of requests it received.
+Pass 2 stops the service, queues the same events with new messageIds, and starts it again (the
+Gsids and the delivered state it remembers are in the store, so a restart keeps them).
+
+Floor: one call per track; one Person upsert per person run (a person's consecutive identify and
+group events, up to their next track); ⌈new companies / 50⌉ searches and as many inserts. Pass 2:
+the tracks, plus the runs that would change what Gainsight holds (computed from the events).
+
+Run: python bench/efficiency.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import random
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(ROOT))
+import ingest  # noqa: E402  (bench/ingest.py: the shared process starter)
+
+from destination.delivery.sqlite import SQLiteStore  # noqa: E402
+from destination.delivery.store import NewEvent  # noqa: E402
+from destination.events import ordering_key  # noqa: E402
+
+CONFIG = {
+    "domain": "acme.gainsightcloud.com",
+    "accessKey": "sandbox-access-key",
+    "sharedSecret": "sandbox-shared-secret",
+    "tenantId": "sandbox-tenant",
+    "topicName": "Sandbox",
+    "eventNameMap": [{"from": "Ticket Closed", "to": "ticket_closed"}],
+    "eventVersionMap": [{"from": "Ticket Closed", "to": "1.0"}],
+    "personMap": [{"from": "seats", "to": "Seats__gc"}],
+    "companyMap": [{"from": "region", "to": "Region__gc"}],
+}
+REFERENCE_CALLS = {"track": 1, "identify": 1, "group": 3}
+
+
+def workload(seed: int, events: int, people: int, companies: int) -> list[dict[str, Any]]:
+    rng = random.Random(seed)
+    kinds = ["track"] * (events * 6 // 10) + ["identify"] * (events * 3 // 10)
+    kinds += ["group"] * (events - len(kinds))
+    rng.shuffle(kinds)
+    out = []
+    for n, kind in enumerate(kinds):
+        person = rng.randrange(people)
+        email = f"user{person}@example.com"
+        base: dict[str, Any] = {"messageId": f"m-{n}", "userId": f"u-{person}"}
+        if kind == "identify":
+            traits = {"email": email, "firstName": f"First{person}", "lastName": "L", "seats": person % 40}
+            out.append({**base, "type": "identify", "traits": traits})
+        elif kind == "group":
+            c = rng.randrange(companies)
+            traits = {"name": f"Company {c}", "employees": 10 + c, "region": "EMEA" if c % 2 else "APAC"}
+            out.append({**base, "type": "group", "traits": traits, "context": {"traits": {"email": email}}})
+        else:
+            properties = {"ticketId": f"T-{n}", "n": n}
+            context = {"traits": {"email": email}}
+            out.append(
+                {
+                    **base,
+                    "type": "track",
+                    "event": "Ticket Closed",
+                    "properties": properties,
+                    "context": context,
+                }
+            )
+    return out
+
+
+def floor(events: Sequence[dict[str, Any]], known: dict[str, Any]) -> int:
+    """The fewest calls that leave Gainsight as sending each event would, in per-person order.
+    `known` is what Gainsight holds already (people: traits and companies; company names); it is
+    updated with these events."""
+    people: dict[str, Any] = known.setdefault("people", {})
+    companies: set[str] = known.setdefault("companies", set())
+    calls = 0
+    runs: dict[str, tuple[dict[str, Any], set[str]]] = {}  # person -> open run (traits, companies)
+
+    def close(person: str) -> int:
+        run = runs.pop(person, None)
+        if run is None:
+            return 0
+        traits, linked = run
+        held_traits, held_links = people.setdefault(person, ({}, set()))
+        changes = any(held_traits.get(k) != v for k, v in traits.items()) or not linked <= held_links
+        held_traits.update(traits)
+        held_links |= linked
+        return 1 if changes else 0
+
+    new_companies = set()
+    for event in events:
+        person = ordering_key(event)
+        if event["type"] == "track":
+            calls += close(person) + 1
+            continue
+        traits, linked = runs.setdefault(person, ({}, set()))
+        if event["type"] == "identify":
+            traits.update(event["traits"])
+        else:
+            linked.add(event["traits"]["name"])
+            if event["traits"]["name"] not in companies:
+                new_companies.add(event["traits"]["name"])
+    for person in list(runs):
+        calls += close(person)
+    companies |= new_companies
+    return calls + 2 * math.ceil(len(new_companies) / 50)
+
+
+async def enqueue(store_path: Path, events: Sequence[dict[str, Any]]) -> None:
+    store = SQLiteStore(store_path)
+    now = time.time()
+    await store.enqueue(
+        [NewEvent("bench", e["messageId"], ordering_key(e), e["type"], orjson.dumps(e), now) for e in events]
+    )
+    await store.close()
+
+
+def sim_calls(sim: ingest.Service) -> dict[str, int]:
+    endpoints = httpx.get(sim.base_url + "/__sim/counters").json()["endpoints"]
+    return {name: int(counts["calls"]) for name, counts in endpoints.items()}
+
+
+def saved(service: ingest.Service) -> dict[str, float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(service.base_url + "/metrics", timeout=10).text
+    found: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "gsd_calls_saved_total":
+                found[sample.labels["reason"]] = found.get(sample.labels["reason"], 0) + sample.value
+    return found
+
+
+def queue_done(service: ingest.Service) -> bool:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(service.base_url + "/metrics", timeout=10).text
+    waiting = 0.0
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "gsd_queue_events" and sample.labels["state"] in ("queued", "leased"):
+                waiting += sample.value
+    return waiting == 0
+
+
+def deliver(
+    workdir: Path, env: dict[str, str], sim: ingest.Service, timeout: float
+) -> tuple[dict[str, int], dict[str, float], float]:
+    """Start the service on the queued store, wait until the queue is empty, stop it."""
+    before = sim_calls(sim)
+    started = time.monotonic()
+    with ingest.started(["serve"], env, "/health", workdir) as service:
+        while not queue_done(service):
+            if time.monotonic() - started > timeout:
+                raise RuntimeError("the backlog was not delivered in time")
+            time.sleep(0.2)
+        elapsed = time.monotonic() - started
+        savings = saved(service)
+    after = sim_calls(sim)
+    return (
+        {k: after.get(k, 0) - before.get(k, 0) for k in after if after.get(k, 0) != before.get(k, 0)},
+        savings,
+        elapsed,
+    )
+
+
+def report(
+    name: str,
+    events: Sequence[dict[str, Any]],
+    calls: dict[str, int],
+    savings: dict[str, float],
+    bar: int,
+    seconds: float,
+) -> bool:
+    total = sum(calls.values())
+    per_1000 = total * 1000 / len(events)
+    reference = sum(REFERENCE_CALLS[e["type"]] for e in events) * 1000 / len(events)
+    ok = total <= bar * 1.02
+    print(
+        f"{name}: {per_1000:,.0f} calls per 1,000 events (floor {bar * 1000 / len(events):,.0f}, "
+        f"bar <= floor + 2% = {bar * 1.02 * 1000 / len(events):,.0f}; reference {reference:,.0f}) "
+        f"{'OK' if ok else 'ABOVE THE BAR'}; delivered in {seconds:.1f} s"
+    )
+    print("    calls: " + ", ".join(f"{k} {v}" for k, v in sorted(calls.items())))
+    print(
+        "    saved (service's gsd_calls_saved_total, cumulative): "
+        + ", ".join(f"{k} {v:.0f}" for k, v in sorted(savings.items()))
+    )
+    return ok
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--events", type=int, default=1000)
+    parser.add_argument("--people", type=int, default=300)
+    parser.add_argument("--companies", type=int, default=50)
+    parser.add_argument("--timeout", type=float, default=300.0)
+    args = parser.parse_args()
+    first = workload(args.seed, args.events, args.people, args.companies)
+    second = [{**e, "messageId": "again-" + e["messageId"]} for e in first]
+    known: dict[str, Any] = {}
+    floors = (floor(first, known), floor(second, known))
+    mix = ", ".join(
+        f"{sum(e['type'] == kind for e in first)} {kind}" for kind in ("track", "identify", "group")
+    )
+    print(
+        f"workload: seed {args.seed}, {len(first)} events ({mix}), "
+        f"{args.people} people, {args.companies} companies"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        (workdir / "d.json").write_bytes(orjson.dumps([{"id": "bench", "config": CONFIG}]))
+        store = workdir / "q.db"
+        sim_args = [
+            "simulator",
+            "--rate-limit-per-minute",
+            "100000000",
+            "--rate-limit-per-day",
+            "1000000000",
+            "--log-level",
+            "warning",
+        ]
+        env = {
+            "GSD_DESTINATIONS": str(workdir / "d.json"),
+            "GSD_STORE_URL": f"sqlite:///{store}",
+            "GSD_LOG_LEVEL": "warning",
+            "GSD_RATE_LIMIT_PER_MINUTE": "100000000",  # an instant Gainsight: calls, not budget
+            "GSD_RATE_LIMIT_PER_DAY": "1000000000",
+        }
+        with ingest.started(sim_args, {}, "/__sim/counters", workdir) as sim:
+            env["GSD_GAINSIGHT_BASE_URL"] = sim.base_url
+            results = []
+            for name, events, bar in (
+                ("pass 1 (new)", first, floors[0]),
+                ("pass 2 (sent again)", second, floors[1]),
+            ):
+                asyncio.run(enqueue(store, events))
+                calls, savings, seconds = deliver(workdir, env, sim, args.timeout)
+                results.append(report(name, events, calls, savings, bar, seconds))
+            companies = [c["Name"] for c in httpx.get(sim.base_url + "/__sim/companies").json()]
+            duplicates = len(companies) - len(set(companies))
+            print(f"companies in Gainsight: {len(companies)}, duplicate creates: {duplicates}")
+    sys.exit(0 if all(results) else 1)
+
+
+if __name__ == "__main__":
+    main()
