@@ -199,7 +199,16 @@ _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 
 def _looks_like_email(value: Any) -> bool:
-    return isinstance(value, str) and len(value) <= 320 and _EMAIL.fullmatch(value.strip()) is not None
+    """`_EMAIL` fully matches the stripped value. Without whitespace (no space, all printable),
+    which is nearly always, that is: one "@" after the first character, and a "." after the
+    one that follows it, before the last character: string methods answer that cheaper."""
+    if not isinstance(value, str) or len(value) > 320:
+        return False
+    if " " not in value and value.isprintable():
+        at = value.find("@")
+        dot = value.find(".", at + 2)
+        return at > 0 and value.find("@", at + 1) == -1 and 0 < dot < len(value) - 1
+    return _EMAIL.fullmatch(value.strip()) is not None
 
 
 def _check_email(value: Any, field_name: str) -> str:
