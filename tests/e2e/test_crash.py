@@ -42,9 +42,9 @@ SERVICE_ENV = {
 }
 SIM_FLAGS = ("--minute-seconds", "2", "--rate-limit-per-minute", "1000")
 BATCH = 10
-PACE = 0.04  # ~250 events/s offered: more than the service delivers, so a backlog builds
+PACE = 0.04  # up to ~250 events/s offered: more than the service delivers, so a backlog builds
 KILLS = 2
-ROUND = 500  # events accepted per round: a backlog of a few hundred when the kill lands
+ROUND = 300  # events accepted per round: a backlog of a few hundred when the kill lands
 
 
 class Sender(threading.Thread):
@@ -118,8 +118,10 @@ def test_kill_9_during_load_loses_no_accepted_event(tmp_path: Path) -> None:
     sent: set[str] = set()
     backlog_at_kill: list[int] = []
     with start_simulator(tmp_path, *SIM_FLAGS) as sim:
-        # Each call takes a while, so deliveries are in flight (leased) when the kill lands.
-        httpx.post(sim.base_url + "/__sim/faults", json={"latency_seconds": 0.05}).raise_for_status()
+        # Each call takes a while, so deliveries are in flight (leased) when the kill lands, and
+        # the workers (8 calls in flight: about 50 a second) stay behind the sender even when a
+        # busy machine slows the sender down: a backlog waits at every kill.
+        httpx.post(sim.base_url + "/__sim/faults", json={"latency_seconds": 0.15}).raise_for_status()
         for _ in range(KILLS):
             with start_service(tmp_path, destinations, sim.base_url, **SERVICE_ENV) as service:
                 sender = Sender(service, serial)
