@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import errno
+import gc
 import os
 import socket
 import tempfile
@@ -91,6 +92,9 @@ class _Server(uvicorn.Server):
             self._on_ready()
 
 
+GC_YOUNG_THRESHOLD = 100_000
+
+
 def run_server(
     application: Any,
     sock: socket.socket,
@@ -108,6 +112,10 @@ def run_server(
         timeout_graceful_shutdown=int(HTTP_GRACE_SECONDS),
         server_header=False,
     )
+    # Parsing a batch of events allocates thousands of dicts that die young and hold no cycles:
+    # at CPython's default (a collection per 700 new containers) the cycle collector cost about
+    # a tenth of a 100-event transformer request. Collections stay on, just less often.
+    gc.set_threshold(GC_YOUNG_THRESHOLD, 50, 100)
     server = _Server(config, on_ready)
     server.run(sockets=[sock])
     return 0 if server.started else 1

@@ -23,15 +23,25 @@ import orjson
 from fastapi import APIRouter, HTTPException, Request, Response
 from starlette.routing import Route
 
-from destination.api.body import off_loop, parse_json, read_raw_body
+from destination.api.body import PARSE_INLINE_BYTES, off_loop, parse_json, read_raw_body
 from destination.api.company_batches import CompanyBatcher
 from destination.api.responses import JsonResponse
 from destination.config import DestinationConfig, parse_destination_config
 from destination.delivery.governor import TRANSFORMER_POOL, budget_pool
 from destination.errors import ConfigError, EventError, GainsightError, GsdError
 from destination.gainsight.client import Credentials, GainsightClient
+from destination.gainsight.endpoints import EVENT_PATH, PEOPLE_PATH, public_url
 from destination.gainsight.executor import Executor
-from destination.gainsight.plan import GroupPlan, Plan, plan_event
+from destination.gainsight.plan import (
+    GroupPlan,
+    Plan,
+    identify_record,
+    message_type,
+    person_upsert,
+    plan_event,
+    plan_track,
+    track_parts,
+)
 from destination.gainsight.render import rudder_output
 from destination.jsonutil import js_json_text
 from destination.mapping.spec import Specs
@@ -43,6 +53,7 @@ Feature = Literal["processor", "router"]
 DEST_TYPE = "GAINSIGHT"
 METRICS_LABEL = "transformer"  # these routes have no destination id; their calls count under this
 _CONFIG_CACHE_SIZE = 256
+_HEADER_CACHE_SIZE = 1024
 
 
 class AllowedDomains:
@@ -118,6 +129,9 @@ class RudderTransformer:
         self._configs: OrderedDict[bytes, DestinationConfig | ConfigError] = OrderedDict()
         self._companies = CompanyBatcher(executor.company_gsids)
         self._last_config: tuple[Any, DestinationConfig | ConfigError] = (None, ConfigError("unset"))
+        self._last_credentials: tuple[DestinationConfig | None, Credentials | None] = (None, None)
+        self._last_identify_headers: tuple[DestinationConfig | None, dict[str, str]] = (None, {})
+        self._track_header_cache: dict[tuple[Any, ...], tuple[DestinationConfig, dict[str, str]]] = {}
 
     def _config(self, destination: Any) -> DestinationConfig:
         """Parse the item's destination Config once per distinct Config, not once per event.
@@ -150,15 +164,77 @@ class RudderTransformer:
                 self._configs.popitem(last=False)
         return cached
 
-    def _plan(self, item: Any) -> tuple[Plan, Credentials]:
+    def _item(self, item: Any) -> tuple[dict[str, Any], DestinationConfig]:
         if not isinstance(item, dict):
             raise ConfigError("each input must be an object with message, destination and metadata")
         config = self._config(item.get("destination"))
         message = item.get("message")
         if not isinstance(message, dict):
             raise EventError("message must be a JSON object")
-        plan = plan_event(message, config, self._specs, signed=False)  # see the module doc
-        return plan, Credentials.of(METRICS_LABEL, config)
+        return message, config
+
+    def _credentials(self, config: DestinationConfig) -> Credentials:
+        last_config, credentials = self._last_credentials
+        if config is not last_config or credentials is None:
+            credentials = Credentials.of(METRICS_LABEL, config)
+            self._last_credentials = (config, credentials)
+        return credentials
+
+    def _direct_output(self, message: dict[str, Any], config: DestinationConfig) -> dict[str, Any] | Plan:
+        """The output of an identify or a track, built straight from the event: the envelope
+        `rudder_output` makes of the plan's request, without making the plan (that was most of
+        the work per event). Any other kind: its plan (unsigned: see the module doc)."""
+        kind = message_type(message)
+        if kind == "identify":
+            body = identify_record(message, config, self._specs, diagnose=False).fields
+            headers = self._identify_headers(config)
+            method, path = "PUT", PEOPLE_PATH
+        elif kind == "track":
+            parts = track_parts(message, config)
+            body = parts[3]
+            headers = self._track_headers(message, config, parts[:3])
+            method, path = "POST", EVENT_PATH
+        else:
+            return plan_event(message, config, self._specs, signed=False)
+        assert config.domain is not None
+        return {
+            "version": "1",
+            "type": "REST",
+            "method": method,
+            "endpoint": public_url(config.domain, path),
+            "headers": headers,  # shared by outputs alike, never mutated
+            "params": {},
+            "body": {"JSON": body, "JSON_ARRAY": {}, "XML": {}, "FORM": {}},
+            "files": {},
+        }
+
+    def _identify_headers(self, config: DestinationConfig) -> dict[str, str]:
+        """An identify's headers depend on its destination only: made once per destination, by
+        the client, as for any plan."""
+        last_config, headers = self._last_identify_headers
+        if config is not last_config:
+            assert config.domain is not None
+            request = person_upsert(config.domain, {})
+            headers = self._client.headers_for(request, self._credentials(config))
+            self._last_identify_headers = (config, headers)
+        return headers
+
+    def _track_headers(
+        self, message: dict[str, Any], config: DestinationConfig, key: tuple[str, str, str | None]
+    ) -> dict[str, str]:
+        """A track's headers depend on its destination, event name, version and contract id only:
+        made once per such key from the event's own plan, by the client, as for any plan. The
+        cache holds the settings object, so its id is not reused while it is a key."""
+        cache_key = (id(config), *key)
+        cached = self._track_header_cache.get(cache_key)
+        if cached is not None and cached[0] is config:
+            return cached[1]
+        plan = plan_track(message, config, signed=False)
+        headers = self._client.headers_for(plan.request, self._credentials(config))
+        if len(self._track_header_cache) >= _HEADER_CACHE_SIZE:
+            self._track_header_cache.clear()
+        self._track_header_cache[cache_key] = (config, headers)
+        return headers
 
     async def _group_outputs(
         self, plans: list[GroupPlan], credentials: Credentials
@@ -191,13 +267,17 @@ class RudderTransformer:
         groups: dict[tuple[str, Credentials], list[tuple[int, GroupPlan]]] = {}
         for index, item in enumerate(items):
             try:
-                plan, credentials = self._plan(item)
-                if isinstance(plan, GroupPlan):
+                message, config = self._item(item)
+                plan = self._direct_output(message, config)
+                if isinstance(plan, dict):
+                    results.append(plan)
+                elif isinstance(plan, GroupPlan):
                     self._allowed.check(plan.domain)
+                    credentials = self._credentials(config)
                     groups.setdefault((plan.domain, credentials), []).append((index, plan))
                     results.append({})
                 else:
-                    results.append(self._output(plan, credentials))
+                    results.append(self._output(plan, self._credentials(config)))
             except GsdError as exc:
                 results.append(exc)
         tenants = list(groups.items())
@@ -287,7 +367,7 @@ def _parse_items(raw: bytes) -> Any:
 async def _read_items(request: Request, runtime: Runtime) -> Any:
     settings = runtime.settings
     raw = await read_raw_body(request, settings.max_body_bytes, settings.body_timeout_seconds)
-    return await off_loop(len(raw), lambda: _parse_items(raw))
+    return await off_loop(len(raw), lambda: _parse_items(raw), PARSE_INLINE_BYTES)
 
 
 def _check_count(items: list[Any], max_items: int) -> None:

@@ -47,6 +47,7 @@ from destination.delivery.store import (
     StateKind,
     StoreClosedError,
     StoredEvent,
+    StoreError,
     StoreUnavailableError,
     check_attempt,
     check_final_outcome,
@@ -163,7 +164,12 @@ class PostgresStore:
             raise StoreClosedError("the store is closed")
         try:
             if not self._ready:
-                await self._open()
+                try:
+                    await self._open()
+                except StoreError as exc:  # e.g. a schema newer than this build: say so, never a 500
+                    if isinstance(exc, StoreUnavailableError):
+                        raise
+                    raise StoreUnavailableError(str(exc)) from exc
             async with self._pool.connection() as conn, conn.transaction():
                 yield conn
         except PoolClosed:

@@ -19,7 +19,7 @@ from destination.errors import ConfigError, EventError, UnmappedEventError
 from destination.gainsight import endpoints as ep
 from destination.gainsight.signing import SigningClaims, body_digest
 from destination.jsonutil import canonical_json, js_json_text
-from destination.mapping.engine import Diagnostic, js_falsy, lookup, map_record
+from destination.mapping.engine import Diagnostic, MappedRecord, js_falsy, lookup, map_record
 from destination.mapping.spec import Specs
 
 Kind = Literal["identify", "group", "track"]
@@ -198,6 +198,19 @@ def plan_event(
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 
+def _looks_like_email(value: Any) -> bool:
+    """`_EMAIL` fully matches the stripped value. Without whitespace (no space, all printable),
+    which is nearly always, that is: one "@" after the first character, and a "." after the
+    one that follows it, before the last character: string methods answer that cheaper."""
+    if not isinstance(value, str) or len(value) > 320:
+        return False
+    if " " not in value and value.isprintable():
+        at = value.find("@")
+        dot = value.find(".", at + 2)
+        return at > 0 and value.find("@", at + 1) == -1 and 0 < dot < len(value) - 1
+    return _EMAIL.fullmatch(value.strip()) is not None
+
+
 def _check_email(value: Any, field_name: str) -> str:
     if not isinstance(value, str):
         raise EventError(f"{field_name} must be a string (an email address), got {type(value).__name__}")
@@ -215,12 +228,24 @@ def _email_source(event: Mapping[str, Any], value: Any, specs: Specs) -> str:
     return "traits.email"
 
 
-def plan_identify(event: Mapping[str, Any], config: DestinationConfig, specs: Specs) -> IdentifyPlan:
-    _required(config, "identify", "accessKey")
-    mapped = map_record(specs.person, event, config.person_fields, "personMap")
+def identify_record(
+    event: Mapping[str, Any], config: DestinationConfig, specs: Specs, *, diagnose: bool = True
+) -> MappedRecord:
+    """The Person record an identify writes, every check made (its plan: `plan_identify`)."""
+    ready = bool(config.access_key and config.domain)  # then neither settings check can fail
+    if not ready:
+        _required(config, "identify", "accessKey")
+    mapped = map_record(specs.person, event, config.person_fields, "personMap", diagnose=diagnose)
     email = mapped.fields.get("Email")
-    _check_email(email, _email_source(event, email, specs))
-    _required(config, "identify", "domain")
+    if not _looks_like_email(email):  # the path is looked for only to name it in the error
+        _check_email(email, _email_source(event, email, specs))
+    if not ready:
+        _required(config, "identify", "domain")
+    return mapped
+
+
+def plan_identify(event: Mapping[str, Any], config: DestinationConfig, specs: Specs) -> IdentifyPlan:
+    mapped = identify_record(event, config, specs)
     assert config.domain is not None
     return IdentifyPlan(config.domain, mapped.fields, mapped.diagnostics)
 
@@ -286,11 +311,16 @@ def _track_properties(event: Mapping[str, Any]) -> dict[str, Any]:
     return properties
 
 
-def plan_track(event: Mapping[str, Any], config: DestinationConfig, *, signed: bool = True) -> TrackPlan:
-    """`signed=False`: no canonical body and no signature claims (the transformer routes hand
-    the request to rudder-server, which re-serialises it)."""
+def track_parts(
+    event: Mapping[str, Any], config: DestinationConfig
+) -> tuple[str, str, str | None, dict[str, Any]]:
+    """(Gainsight event name, its version, contract id, properties) of a track, every check made
+    in the reference's order. The request's headers depend on nothing else of the event."""
     name = _track_event_name(event)
-    _required(config, "track", "sharedSecret", "topicName", "tenantId")
+    # Every setting a track needs is present: then no settings check below can fail.
+    ready = bool(config.shared_secret and config.topic_name and config.tenant_id and config.domain)
+    if not ready:
+        _required(config, "track", "sharedSecret", "topicName", "tenantId")
     properties = _track_properties(event)
     mapped_name = config.event_names.get(name)
     if not mapped_name:
@@ -298,7 +328,15 @@ def plan_track(event: Mapping[str, Any], config: DestinationConfig, *, signed: b
     mapped_version = config.event_versions.get(name)
     if not mapped_version:
         raise UnmappedEventError(f"event version mapping not provided for {name}")
-    _required(config, "track", "domain")
+    if not ready:
+        _required(config, "track", "domain")
+    return mapped_name, mapped_version, _contract_id(event, config), properties
+
+
+def plan_track(event: Mapping[str, Any], config: DestinationConfig, *, signed: bool = True) -> TrackPlan:
+    """`signed=False`: no canonical body and no signature claims (the transformer routes hand
+    the request to rudder-server, which re-serialises it)."""
+    mapped_name, mapped_version, contract_id, properties = track_parts(event, config)
     assert config.domain and config.shared_secret and config.tenant_id and config.topic_name
     # sharedSecret (and Accesskey, when configured) are added by the client when it sends this.
     headers = {
@@ -308,7 +346,6 @@ def plan_track(event: Mapping[str, Any], config: DestinationConfig, *, signed: b
         "eventVersion": mapped_version,
         "Content-Type": ep.JSON_CONTENT_TYPE,
     }
-    contract_id = _contract_id(event, config)
     if contract_id:
         headers["contractId"] = contract_id
     if not signed:

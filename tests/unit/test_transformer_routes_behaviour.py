@@ -242,6 +242,48 @@ def test_each_item_is_planned_with_its_own_config(start: Callable[..., TestClien
         assert keys == expected
 
 
+def test_track_headers_follow_each_item_s_settings_event_and_contract(
+    start: Callable[..., TestClient],
+) -> None:
+    """Headers are made once per (settings, event, contract) and shared: never another item's."""
+    maps = {
+        "eventNameMap": [{"from": "Ticket Closed", "to": "ticket_closed"}, {"from": "Won", "to": "won"}],
+        "eventVersionMap": [{"from": "Ticket Closed", "to": "1.0"}, {"from": "Won", "to": "2.0"}],
+    }
+    plain = {"Config": {**BASE_CONFIG, **maps}}
+    other = {"Config": {**BASE_CONFIG, **maps, "sharedSecret": "ss-other", "contractId": "K-1"}}
+
+    def track(event: str, destination: dict[str, Any], contract: str | None = None) -> dict[str, Any]:
+        message: dict[str, Any] = {"type": "track", "event": event, "properties": {"n": 1}}
+        if contract is not None:
+            message["context"] = {"externalId": [{"type": "gainsightEventContractId", "id": contract}]}
+        return {"message": message, "destination": destination}
+
+    body = [
+        track("Ticket Closed", plain),
+        track("Won", plain),
+        track("Ticket Closed", plain, "C-7"),
+        track("Ticket Closed", other),
+        track("Won", other, "C-8"),
+        track("Ticket Closed", plain),
+    ]
+    client = start()
+    for _ in range(2):  # the second request is answered from the shared headers
+        answers = client.post(PROCESSOR, json=body).json()
+        seen = [
+            (h["eventName"], h["eventVersion"], h.get("contractId"), h["sharedSecret"])
+            for h in (a["output"]["headers"] for a in answers)
+        ]
+        assert seen == [
+            ("ticket_closed", "1.0", None, "ss-456"),
+            ("won", "2.0", None, "ss-456"),
+            ("ticket_closed", "1.0", "C-7", "ss-456"),
+            ("ticket_closed", "1.0", "K-1", "ss-other"),
+            ("won", "2.0", "C-8", "ss-other"),
+            ("ticket_closed", "1.0", None, "ss-456"),
+        ]
+
+
 def nested(depth: int) -> Any:
     value: Any = 1
     for _ in range(depth):
