@@ -40,7 +40,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
 
@@ -205,7 +205,9 @@ class Memory(Protocol):
     ) -> None: ...
     def hold_companies(
         self, scope: str, names: Sequence[str]
-    ) -> contextlib.AbstractAsyncContextManager[None]: ...
+    ) -> contextlib.AbstractAsyncContextManager[None]:
+        """Hold the names (casefolded) against every other holder sharing the store."""
+        ...
 
 
 Saved = Callable[[str, SavedReason, int], None]
@@ -264,7 +266,6 @@ class Executor:
         self._saved = saved or (lambda destination, reason, n: None)
         self._clock = clock
         self._slots = asyncio.Semaphore(concurrency)
-        self._locks: dict[tuple[str, str], tuple[asyncio.Lock, int]] = {}
 
     # ---- entry points ----
 
@@ -334,7 +335,9 @@ class Executor:
                 company.versions.update(dict.fromkeys(job.plan.company, job.id))
                 company.jobs.append(job.id)
         if companies:
-            async with self._serialised(batch.scope, sorted(companies)):
+            # One writer per company name at a time (in this process and, on PostgreSQL, across
+            # replicas): a second batch searches only after the first has inserted.
+            async with self._memory.hold_companies(batch.scope, sorted(companies)):
                 try:
                     await self._resolve(batch, companies, split=True, plans=groups)
                 except OverBudget as exc:
@@ -516,28 +519,6 @@ class Executor:
             company.failure = None if gsid else company.failure
             company.progress = CompanyProgress(gsid=gsid, written=gsid is not None)
             company.jobs = [j for j in company.jobs if j not in batch.fates]
-
-    @contextlib.asynccontextmanager
-    async def _serialised(self, scope: str, names: list[str]) -> AsyncIterator[None]:
-        """Per company name, one writer at a time in this process (names in one order: no
-        deadlock between batches), so two batches never both insert a company; then the store's
-        hold on the names, so neither do two replicas sharing a PostgreSQL store."""
-        async with contextlib.AsyncExitStack() as stack:
-            for name in names:
-                key = (scope, name)
-                lock, users = self._locks.get(key, (asyncio.Lock(), 0))
-                self._locks[key] = (lock, users + 1)
-                stack.callback(self._release, key)
-                await stack.enter_async_context(lock)
-            await stack.enter_async_context(self._memory.hold_companies(scope, names))
-            yield
-
-    def _release(self, key: tuple[str, str]) -> None:
-        lock, users = self._locks[key]
-        if users == 1:
-            del self._locks[key]
-        else:
-            self._locks[key] = (lock, users - 1)
 
     # ---- step 2: the person, and tracks ----
 
