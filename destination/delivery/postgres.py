@@ -26,6 +26,7 @@ from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 
 from destination import jsonutil
 from destination.delivery import migrations, sqlfile
+from destination.delivery import rows as rowmap
 from destination.delivery.holds import NameHolds, hold_keys
 from destination.delivery.store import (
     DEDUPE_WINDOW_SECONDS,
@@ -43,7 +44,6 @@ from destination.delivery.store import (
     EventSummary,
     FinalOutcome,
     NewEvent,
-    QueuedEvent,
     StateKind,
     StoreClosedError,
     StoredEvent,
@@ -256,7 +256,9 @@ class PostgresStore:
         claims = []
         for head_id, _, _, _ in heads:  # oldest ready head first
             lease = leases[head_id]
-            events = tuple(_queued_event(leased[i], lease) for i in runs[head_id] if i in leased)
+            events = tuple(
+                rowmap.queued_event(leased[i], lease, _as_is) for i in runs[head_id] if i in leased
+            )
             if events:
                 claims.append(Claim(lease, lease_until, events))
         return claims
@@ -359,7 +361,7 @@ class PostgresStore:
             if row is None:
                 return None
             history = await (await conn.execute(self._q["event_history"], {"event_id": event_id})).fetchall()
-        return _stored_event(row, history)
+        return rowmap.stored_event(row, history, _as_is)
 
     async def list_dead_letters(
         self, destination_id: str | None = None, limit: int = 100, offset: int = 0
@@ -425,7 +427,7 @@ class PostgresStore:
                     await conn.execute(self._q["event_history"], {"event_id": event_id})
                 ).fetchall()
                 if row is not None:
-                    found.append(_stored_event(row, history))
+                    found.append(rowmap.stored_event(row, history, _as_is))
         return found
 
     async def list_events(
@@ -450,12 +452,12 @@ class PostgresStore:
     async def counts_by_destination(self) -> dict[str, dict[str, int]]:
         async with self._tx() as conn:
             rows = await (await conn.execute(self._q["counts_by_destination"])).fetchall()
-        return _per_destination(rows)
+        return rowmap.per_destination(rows)
 
     async def finished_counts(self, since: float) -> dict[str, dict[str, int]]:
         async with self._tx() as conn:
             rows = await (await conn.execute(self._q["finished_counts"], {"since": since})).fetchall()
-        return _per_destination(rows)
+        return rowmap.per_destination(rows)
 
     async def recent_attempts(
         self, destination_id: str | None = None, limit: int = 20, *, failed_only: bool = False
@@ -470,7 +472,7 @@ class PostgresStore:
         }
         async with self._tx() as conn:
             rows = await (await conn.execute(self._q["recent_attempts"], params)).fetchall()
-        return [AttemptRecord(r[0], r[1], r[2], r[3], Attempt(*r[4:])) for r in rows]
+        return [AttemptRecord(r[0], r[1], r[2], r[3], rowmap.attempt(r[4:], _as_is)) for r in rows]
 
     async def budget_used(self, tenant_key: str, windows: Sequence[tuple[str, float]]) -> dict[str, int]:
         params = {
@@ -619,13 +621,6 @@ class PostgresStore:
                 await pool.close()
 
 
-def _per_destination(rows: Sequence[Sequence[Any]]) -> dict[str, dict[str, int]]:
-    found: dict[str, dict[str, int]] = {}
-    for destination_id, state, n in rows:
-        found.setdefault(destination_id, {})[state] = int(n)
-    return found
-
-
 def _bigint(n: int) -> int:
     """A page bound clamped to what PostgreSQL's bigint holds (a caller's 2**64 is "no limit")."""
     return min(max(n, 0), 2**63 - 1)
@@ -636,59 +631,6 @@ def _storable_id(event_id: int) -> bool:
     return 0 <= event_id < 2**63
 
 
-def _queued_event(row: Sequence[Any], lease: str) -> QueuedEvent:
-    (id_, destination_id, message_id, ordering_key, kind, payload, received_at, attempts, progress) = row[:9]
-    return QueuedEvent(
-        id=id_,
-        destination_id=destination_id,
-        message_id=message_id,
-        ordering_key=ordering_key,
-        kind=kind,
-        payload=bytes(payload),
-        received_at=received_at,
-        attempts=attempts,
-        progress=progress,
-        lease=lease,
-        replayed_at_attempt=row[9],
-    )
-
-
-def _stored_event(row: Sequence[Any], history: Sequence[Sequence[Any]]) -> StoredEvent:
-    (
-        id_,
-        destination_id,
-        message_id,
-        ordering_key,
-        kind,
-        payload,
-        received_at,
-        state,
-        attempts,
-        progress,
-        available_at,
-        lease_owner,
-        finished_at,
-        reason,
-        replayed,
-    ) = row
-    return StoredEvent(
-        id=id_,
-        destination_id=destination_id,
-        message_id=message_id,
-        ordering_key=ordering_key,
-        kind=kind,
-        payload=bytes(payload),
-        received_at=received_at,
-        state=state,
-        attempts=attempts,
-        progress=progress,
-        available_at=available_at,
-        lease_owner=lease_owner,
-        finished_at=finished_at,
-        reason=reason,
-        history=tuple(
-            Attempt(at, outcome, status_code, error, response, request, call)
-            for at, outcome, status_code, error, response, request, call in history
-        ),
-        replayed_at_attempt=replayed,
-    )
+def _as_is(value: Any) -> Any:
+    """JSON columns arrive parsed (jsonb)."""
+    return value

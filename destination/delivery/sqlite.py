@@ -18,6 +18,7 @@ from typing import Any
 
 from destination import jsonutil
 from destination.delivery import migrations, sqlfile
+from destination.delivery import rows as rowmap
 from destination.delivery.holds import holds_of
 from destination.delivery.sqlite_writer import SQLiteWriter
 from destination.delivery.store import (
@@ -36,7 +37,6 @@ from destination.delivery.store import (
     EventSummary,
     FinalOutcome,
     NewEvent,
-    QueuedEvent,
     StateKind,
     StoredEvent,
     check_attempt,
@@ -151,11 +151,12 @@ class SQLiteStore:
                         ids.append(event_id)
                 lease = new_lease()
                 events = [
-                    _queued_event(
+                    rowmap.queued_event(
                         conn.execute(
                             self._q["lease_event"], {"id": i, "lease": lease, "lease_until": lease_until}
                         ).fetchone(),
                         lease,
+                        _loads_or_none,
                     )
                     for i in ids
                 ]
@@ -271,7 +272,7 @@ class SQLiteStore:
             if row is None:
                 return None
             history = conn.execute(self._q["event_history"], {"event_id": event_id}).fetchall()
-            return _stored_event(row, history)
+            return rowmap.stored_event(row, history, _loads_or_none)
 
         return await self._writer.run(job, writes=False)
 
@@ -460,7 +461,7 @@ class SQLiteStore:
             for (event_id,) in conn.execute(self._q["events_by_message"], params).fetchall():
                 row = conn.execute(self._q["get_event"], {"id": event_id}).fetchone()
                 history = conn.execute(self._q["event_history"], {"event_id": event_id}).fetchall()
-                found.append(_stored_event(row, history))
+                found.append(rowmap.stored_event(row, history, _loads_or_none))
             return found
 
         return await self._writer.run(job, writes=False)
@@ -483,13 +484,15 @@ class SQLiteStore:
 
     async def counts_by_destination(self) -> dict[str, dict[str, int]]:
         def job(conn: sqlite3.Connection) -> dict[str, dict[str, int]]:
-            return _per_destination(conn.execute(self._q["counts_by_destination"]).fetchall())
+            return rowmap.per_destination(conn.execute(self._q["counts_by_destination"]).fetchall())
 
         return await self._writer.run(job, writes=False)
 
     async def finished_counts(self, since: float) -> dict[str, dict[str, int]]:
         def job(conn: sqlite3.Connection) -> dict[str, dict[str, int]]:
-            return _per_destination(conn.execute(self._q["finished_counts"], {"since": since}).fetchall())
+            return rowmap.per_destination(
+                conn.execute(self._q["finished_counts"], {"since": since}).fetchall()
+            )
 
         return await self._writer.run(job, writes=False)
 
@@ -507,7 +510,7 @@ class SQLiteStore:
 
         def job(conn: sqlite3.Connection) -> list[AttemptRecord]:
             return [
-                AttemptRecord(row[0], row[1], row[2], row[3], _attempt(row[4:]))
+                AttemptRecord(row[0], row[1], row[2], row[3], rowmap.attempt(row[4:], _loads_or_none))
                 for row in conn.execute(self._q["recent_attempts"], params)
             ]
 
@@ -526,71 +529,3 @@ class SQLiteStore:
 
     async def close(self) -> None:
         await self._writer.close()
-
-
-def _queued_event(row: Sequence[Any], lease: str) -> QueuedEvent:
-    (id_, destination_id, message_id, ordering_key, kind, payload, received_at, attempts, progress) = row[:9]
-    replayed = row[9]
-    return QueuedEvent(
-        id=id_,
-        destination_id=destination_id,
-        message_id=message_id,
-        ordering_key=ordering_key,
-        kind=kind,
-        payload=bytes(payload),
-        received_at=received_at,
-        attempts=attempts,
-        progress=_loads_or_none(progress),
-        lease=lease,
-        replayed_at_attempt=replayed,
-    )
-
-
-def _stored_event(row: Sequence[Any], history: Sequence[Sequence[Any]]) -> StoredEvent:
-    (
-        id_,
-        destination_id,
-        message_id,
-        ordering_key,
-        kind,
-        payload,
-        received_at,
-        state,
-        attempts,
-        progress,
-        available_at,
-        lease_owner,
-        finished_at,
-        reason,
-        replayed,
-    ) = row
-    return StoredEvent(
-        id=id_,
-        destination_id=destination_id,
-        message_id=message_id,
-        ordering_key=ordering_key,
-        kind=kind,
-        payload=bytes(payload),
-        received_at=received_at,
-        state=state,
-        attempts=attempts,
-        progress=_loads_or_none(progress),
-        available_at=available_at,
-        lease_owner=lease_owner,
-        finished_at=finished_at,
-        reason=reason,
-        history=tuple(_attempt(row) for row in history),
-        replayed_at_attempt=replayed,
-    )
-
-
-def _attempt(row: Sequence[Any]) -> Attempt:
-    at, outcome, status_code, error, response, request, call = row
-    return Attempt(at, outcome, status_code, error, _loads_or_none(response), _loads_or_none(request), call)
-
-
-def _per_destination(rows: Sequence[Sequence[Any]]) -> dict[str, dict[str, int]]:
-    found: dict[str, dict[str, int]] = {}
-    for destination_id, state, n in rows:
-        found.setdefault(destination_id, {})[state] = int(n)
-    return found
