@@ -45,17 +45,7 @@ from destination.delivery.sqlite import SQLiteStore  # noqa: E402
 from destination.delivery.store import NewEvent  # noqa: E402
 from destination.events import ordering_key  # noqa: E402
 
-CONFIG = {
-    "domain": "acme.gainsightcloud.com",
-    "accessKey": "sandbox-access-key",
-    "sharedSecret": "sandbox-shared-secret",
-    "tenantId": "sandbox-tenant",
-    "topicName": "Sandbox",
-    "eventNameMap": [{"from": "Ticket Closed", "to": "ticket_closed"}],
-    "eventVersionMap": [{"from": "Ticket Closed", "to": "1.0"}],
-    "personMap": [{"from": "seats", "to": "Seats__gc"}],
-    "companyMap": [{"from": "region", "to": "Region__gc"}],
-}
+CONFIG = ingest.sandbox_config("acme.gainsightcloud.com")
 REFERENCE_CALLS = {"track": 1, "identify": 1, "group": 3}
 
 

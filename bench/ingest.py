@@ -87,36 +87,54 @@ class Service:
         return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
+def sandbox_config(domain: str) -> dict[str, Any]:
+    """A dashboard Config the simulator's sandbox tenant accepts (benches that call the simulator)."""
+    return {
+        "domain": domain,
+        "accessKey": "sandbox-access-key",
+        "sharedSecret": "sandbox-shared-secret",
+        "tenantId": "sandbox-tenant",
+        "topicName": "Sandbox",
+        "eventNameMap": [{"from": "Ticket Closed", "to": "ticket_closed"}],
+        "eventVersionMap": [{"from": "Ticket Closed", "to": "1.0"}],
+        "personMap": [{"from": "seats", "to": "Seats__gc"}],
+        "companyMap": [{"from": "region", "to": "Region__gc"}],
+    }
+
+
 @contextmanager
-def started(
-    args: list[str], env: dict[str, str], ready_path: str, workdir: Path, python: str = sys.executable
-) -> Iterator[Service]:
-    """`python -m destination ARGS --host 127.0.0.1 --port P` with GSD_* `env`, until the block ends."""
-    port = free_port()
-    name = args[0]
+def running(
+    command: list[str],
+    env: dict[str, str],
+    probe_url: str,
+    name: str,
+    workdir: Path,
+    verify: bool | str = True,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """`command` run from `workdir` (this checkout importable, `env` added), once `probe_url`
+    answers 200; stopped with SIGTERM (then killed) when the block ends. Output: `workdir/NAME.log`."""
     log = (workdir / f"{name}.log").open("wb")
     process = subprocess.Popen(
-        [python, "-m", "destination", *args, "--host", "127.0.0.1", "--port", str(port)],
+        command,
         cwd=workdir,
         env={**os.environ, "PYTHONPATH": str(ROOT), **env},
         stdout=log,
         stderr=subprocess.STDOUT,
     )
-    base_url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
         while True:
             if process.poll() is not None:
                 raise RuntimeError(f"{name} exited: {(workdir / f'{name}.log').read_text()}")
             try:
-                if httpx.get(base_url + ready_path, timeout=1).status_code == 200:
+                if httpx.get(probe_url, verify=verify, timeout=1).status_code == 200:
                     break
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{name} did not start within 30 s")
             time.sleep(0.1)
-        yield Service(process, base_url)
+        yield process
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -125,6 +143,18 @@ def started(
             process.kill()
             process.wait()
         log.close()
+
+
+@contextmanager
+def started(
+    args: list[str], env: dict[str, str], ready_path: str, workdir: Path, python: str = sys.executable
+) -> Iterator[Service]:
+    """`python -m destination ARGS --host 127.0.0.1 --port P` with GSD_* `env`, until the block ends."""
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    command = [python, "-m", "destination", *args, "--host", "127.0.0.1", "--port", str(port)]
+    with running(command, env, base_url + ready_path, args[0], workdir) as process:
+        yield Service(process, base_url)
 
 
 @contextmanager

@@ -33,9 +33,6 @@ import argparse
 import asyncio
 import datetime
 import ipaddress
-import os
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -61,20 +58,6 @@ BATCHES = (1, 10, 100)
 OUR_DOMAIN = "acme.gainsightcloud.com"
 LOOPBACK = "127.0.0.1"
 HUGE = {"GSD_RATE_LIMIT_PER_MINUTE": "100000000", "GSD_RATE_LIMIT_PER_DAY": "1000000000"}
-
-
-def config(domain: str) -> dict[str, Any]:
-    return {
-        "domain": domain,
-        "accessKey": "sandbox-access-key",
-        "sharedSecret": "sandbox-shared-secret",
-        "tenantId": "sandbox-tenant",
-        "topicName": "Sandbox",
-        "eventNameMap": [{"from": "Ticket Closed", "to": "ticket_closed"}],
-        "eventVersionMap": [{"from": "Ticket Closed", "to": "1.0"}],
-        "personMap": [{"from": "seats", "to": "Seats__gc"}],
-        "companyMap": [{"from": "region", "to": "Region__gc"}],
-    }
 
 
 def message(kind: str, n: int, companies: int) -> dict[str, Any]:
@@ -171,33 +154,10 @@ def tls_simulator(workdir: Path, cert: Path, key: Path) -> Iterator[str]:
         f"uvicorn.run(create_simulator_app(config), host='127.0.0.1', port={port}, log_level='warning',"
         f" ssl_certfile={str(cert)!r}, ssl_keyfile={str(key)!r})\n"
     )
-    log = (workdir / "simulator.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-c", code],
-        cwd=workdir,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
     url = f"https://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"simulator exited: {(workdir / 'simulator.log').read_text()}")
-            try:
-                if httpx.get(url + "/__sim/counters", verify=str(cert), timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("simulator did not start within 30 s")
-            time.sleep(0.1)
+    probe = url + "/__sim/counters"
+    with ingest.running([sys.executable, "-c", code], {}, probe, "simulator", workdir, verify=str(cert)):
         yield url
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(30)
-        log.close()
 
 
 @contextmanager
@@ -206,7 +166,9 @@ def our_service(
 ) -> Iterator[Target]:
     home = workdir / name
     home.mkdir()
-    (home / "d.json").write_bytes(orjson.dumps([{"id": "bench", "config": config(OUR_DOMAIN)}]))
+    (home / "d.json").write_bytes(
+        orjson.dumps([{"id": "bench", "config": ingest.sandbox_config(OUR_DOMAIN)}])
+    )
     env = {
         "GSD_DESTINATIONS": str(home / "d.json"),
         "GSD_STORE_URL": f"sqlite:///{home}/q.db",
@@ -230,7 +192,7 @@ async def run_row(
 ) -> tuple[int, int, float]:
     """(events answered, error items, elapsed seconds) for one target and row."""
     host, port = target.url.removeprefix("http://").split(":")
-    destination = {"ID": "d1", "Config": config(target.domain)}
+    destination = {"ID": "d1", "Config": ingest.sandbox_config(target.domain)}
     counter = iter(range(10**9))
     done = errors = 0
     deadline = time.monotonic() + seconds
