@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from destination.mapping.spec import MappingSpecError, load_spec, load_specs, mappings_dir
+from destination.mapping.spec import MappingSpecError, load_spec, load_specs
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "mappings"
 VALID = sorted((FIXTURES / "valid").glob("*.yaml"))
@@ -58,32 +56,3 @@ def test_problems_of_both_files_reported_together(tmp_path: Path) -> None:
 def test_unreadable_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(MappingSpecError, match="cannot read"):
         load_spec(tmp_path / "missing.yaml")
-
-
-def test_mappings_ship_inside_the_wheel(tmp_path: Path) -> None:
-    """A wheel built from the repo carries the mapping files where the package looks for them."""
-    pytest.importorskip("hatchling", reason="hatchling (in the dev extra) builds the wheel")
-    root = Path(__file__).resolve().parents[2]
-    built = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "--no-build-isolation",
-            "-w",
-            str(tmp_path),
-            str(root),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert built.returncode == 0, built.stderr[-2000:]
-    import zipfile
-
-    wheel = next(tmp_path.glob("*.whl"))
-    names = zipfile.ZipFile(wheel).namelist()
-    assert "destination/_mappings/person.yaml" in names and "destination/_mappings/company.yaml" in names
-    assert mappings_dir().joinpath("person.yaml").is_file()

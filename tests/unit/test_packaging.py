@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from destination.mapping.spec import mappings_dir
+
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
 
@@ -83,6 +85,12 @@ def test_the_wheel_carries_templates_queries_and_mappings(tmp_path: Path) -> Non
         "destination/templates/status.html",
         "destination/templates/docs.html",
         "destination/delivery/queries.sql",
+        "destination/delivery/sqlite_migrations.sql",
+        "destination/delivery/postgres.sql",
+        "destination/delivery/postgres_migrations.sql",
         "destination/_mappings/person.yaml",
+        "destination/_mappings/company.yaml",
     ):
         assert needed in names
+    # In a checkout, the package finds the same mapping files beside it.
+    assert mappings_dir().joinpath("person.yaml").is_file()
