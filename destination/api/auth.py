@@ -179,16 +179,6 @@ def _decoy(runtime: Runtime) -> Destination:
     )
 
 
-def destination_for(
-    request: Request, runtime: Runtime, body: bytes, destination_id: str | None
-) -> Destination:
-    """The destination a request is for: by its credentials when auth is on (only the named
-    destination's credentials count on /v1/d/{id}/ routes), else the named or only one."""
-    if not runtime.auth_enabled:
-        return runtime.destination(destination_id)
-    return authenticate(request.headers, body, candidates(runtime, destination_id))
-
-
 async def authenticated_body(
     request: Request, runtime: Runtime, destination_id: str | None
 ) -> tuple[Destination, bytes]:

@@ -141,8 +141,3 @@ async def read_raw_body(request: Request, max_bytes: int, timeout_seconds: float
     if encoding == "identity":
         return wire  # nothing to decode: no work to move off the loop
     return await off_loop(len(wire), lambda: decode(wire, encoding, max_bytes))
-
-
-async def read_json(request: Request, max_bytes: int, timeout_seconds: float = 30.0) -> Any:
-    raw = await read_raw_body(request, max_bytes, timeout_seconds)
-    return await off_loop(len(raw), lambda: parse_json(raw))
