@@ -23,9 +23,10 @@ import orjson
 from fastapi import APIRouter, HTTPException, Request, Response
 from starlette.routing import Route
 
-from destination.api.body import PARSE_INLINE_BYTES, off_loop, parse_json, read_raw_body
+from destination.api.body import PARSE_INLINE_BYTES, off_loop, read_raw_body
 from destination.api.company_batches import CompanyBatcher
 from destination.api.responses import JsonResponse
+from destination.api.transformer_body import parse_items
 from destination.config import DestinationConfig, parse_destination_config
 from destination.delivery.governor import TRANSFORMER_POOL, budget_pool
 from destination.errors import ConfigError, EventError, GainsightError, GsdError
@@ -114,6 +115,39 @@ def stat_tags(error: GsdError, feature: Feature) -> dict[str, str]:
     }
 
 
+_UNSET: Any = object()
+
+
+class _Direct:
+    """What the identify and track outputs of one destination share, made once per destination
+    by the client from a plan, as for any plan: the endpoints, the identify headers, and the
+    track headers per (event name, version, contract id), the only parts of a track they
+    depend on. Outputs share these header dicts; nothing mutates them."""
+
+    __slots__ = ("_client", "_track", "config", "identify_endpoint", "identify_headers", "track_endpoint")
+
+    def __init__(self, config: DestinationConfig, client: GainsightClient) -> None:
+        assert config.domain is not None
+        self.config = config
+        self._client = client
+        self.identify_endpoint = public_url(config.domain, PEOPLE_PATH)
+        self.identify_headers = client.headers_for(
+            person_upsert(config.domain, {}), Credentials.of(METRICS_LABEL, config)
+        )
+        self.track_endpoint = public_url(config.domain, EVENT_PATH)
+        self._track: dict[tuple[str, str, str | None], dict[str, str]] = {}
+
+    def track_headers(self, message: dict[str, Any], key: tuple[str, str, str | None]) -> dict[str, str]:
+        headers = self._track.get(key)
+        if headers is None:
+            plan = plan_track(message, self.config, signed=False)
+            headers = self._client.headers_for(plan.request, Credentials.of(METRICS_LABEL, self.config))
+            if len(self._track) >= _HEADER_CACHE_SIZE:
+                self._track.clear()
+            self._track[key] = headers
+        return headers
+
+
 class RudderTransformer:
     def __init__(
         self,
@@ -130,8 +164,7 @@ class RudderTransformer:
         self._companies = CompanyBatcher(executor.company_gsids)
         self._last_config: tuple[Any, DestinationConfig | ConfigError] = (None, ConfigError("unset"))
         self._last_credentials: tuple[DestinationConfig | None, Credentials | None] = (None, None)
-        self._last_identify_headers: tuple[DestinationConfig | None, dict[str, str]] = (None, {})
-        self._track_header_cache: dict[tuple[Any, ...], tuple[DestinationConfig, dict[str, str]]] = {}
+        self._last_direct: _Direct | None = None
 
     def _config(self, destination: Any) -> DestinationConfig:
         """Parse the item's destination Config once per distinct Config, not once per event.
@@ -164,14 +197,11 @@ class RudderTransformer:
                 self._configs.popitem(last=False)
         return cached
 
-    def _item(self, item: Any) -> tuple[dict[str, Any], DestinationConfig]:
-        if not isinstance(item, dict):
-            raise ConfigError("each input must be an object with message, destination and metadata")
-        config = self._config(item.get("destination"))
-        message = item.get("message")
-        if not isinstance(message, dict):
-            raise EventError("message must be a JSON object")
-        return message, config
+    def _direct(self, config: DestinationConfig) -> _Direct:
+        direct = self._last_direct
+        if direct is None or direct.config is not config:
+            direct = self._last_direct = _Direct(config, self._client)
+        return direct
 
     def _credentials(self, config: DestinationConfig) -> Credentials:
         last_config, credentials = self._last_credentials
@@ -179,62 +209,6 @@ class RudderTransformer:
             credentials = Credentials.of(METRICS_LABEL, config)
             self._last_credentials = (config, credentials)
         return credentials
-
-    def _direct_output(self, message: dict[str, Any], config: DestinationConfig) -> dict[str, Any] | Plan:
-        """The output of an identify or a track, built straight from the event: the envelope
-        `rudder_output` makes of the plan's request, without making the plan (that was most of
-        the work per event). Any other kind: its plan (unsigned: see the module doc)."""
-        kind = message_type(message)
-        if kind == "identify":
-            body = identify_record(message, config, self._specs, diagnose=False).fields
-            headers = self._identify_headers(config)
-            method, path = "PUT", PEOPLE_PATH
-        elif kind == "track":
-            parts = track_parts(message, config)
-            body = parts[3]
-            headers = self._track_headers(message, config, parts[:3])
-            method, path = "POST", EVENT_PATH
-        else:
-            return plan_event(message, config, self._specs, signed=False)
-        assert config.domain is not None
-        return {
-            "version": "1",
-            "type": "REST",
-            "method": method,
-            "endpoint": public_url(config.domain, path),
-            "headers": headers,  # shared by outputs alike, never mutated
-            "params": {},
-            "body": {"JSON": body, "JSON_ARRAY": {}, "XML": {}, "FORM": {}},
-            "files": {},
-        }
-
-    def _identify_headers(self, config: DestinationConfig) -> dict[str, str]:
-        """An identify's headers depend on its destination only: made once per destination, by
-        the client, as for any plan."""
-        last_config, headers = self._last_identify_headers
-        if config is not last_config:
-            assert config.domain is not None
-            request = person_upsert(config.domain, {})
-            headers = self._client.headers_for(request, self._credentials(config))
-            self._last_identify_headers = (config, headers)
-        return headers
-
-    def _track_headers(
-        self, message: dict[str, Any], config: DestinationConfig, key: tuple[str, str, str | None]
-    ) -> dict[str, str]:
-        """A track's headers depend on its destination, event name, version and contract id only:
-        made once per such key from the event's own plan, by the client, as for any plan. The
-        cache holds the settings object, so its id is not reused while it is a key."""
-        cache_key = (id(config), *key)
-        cached = self._track_header_cache.get(cache_key)
-        if cached is not None and cached[0] is config:
-            return cached[1]
-        plan = plan_track(message, config, signed=False)
-        headers = self._client.headers_for(plan.request, self._credentials(config))
-        if len(self._track_header_cache) >= _HEADER_CACHE_SIZE:
-            self._track_header_cache.clear()
-        self._track_header_cache[cache_key] = (config, headers)
-        return headers
 
     async def _group_outputs(
         self, plans: list[GroupPlan], credentials: Credentials
@@ -263,21 +237,60 @@ class RudderTransformer:
             return await self._outputs(items)
 
     async def _outputs(self, items: list[Any]) -> list[dict[str, Any] | GsdError]:
+        # rudder-server sends this for every event: identify and track outputs are built here,
+        # straight from the event (what `rudder_output` makes of their plan, without the plan),
+        # and the item's settings are parsed again only when its Config differs from the last.
         results: list[dict[str, Any] | GsdError] = []
         groups: dict[tuple[str, Credentials], list[tuple[int, GroupPlan]]] = {}
+        specs = self._specs
+        last_raw: Any = _UNSET
+        config: DestinationConfig | None = None
+        direct: _Direct | None = None
         for index, item in enumerate(items):
             try:
-                message, config = self._item(item)
-                plan = self._direct_output(message, config)
-                if isinstance(plan, dict):
-                    results.append(plan)
-                elif isinstance(plan, GroupPlan):
-                    self._allowed.check(plan.domain)
-                    credentials = self._credentials(config)
-                    groups.setdefault((plan.domain, credentials), []).append((index, plan))
-                    results.append({})
+                if not isinstance(item, dict):
+                    raise ConfigError("each input must be an object with message, destination and metadata")
+                destination = item.get("destination")
+                raw = destination.get("Config") if isinstance(destination, dict) else None
+                if raw is not last_raw and (raw is None or raw != last_raw):
+                    config = self._config(destination)
+                    direct = self._direct(config)
+                    last_raw = raw
+                assert config is not None and direct is not None
+                message = item.get("message")
+                if not isinstance(message, dict):
+                    raise EventError("message must be a JSON object")
+                kind = message.get("type")
+                if kind != "identify" and kind != "track":
+                    kind = message_type(message)
+                if kind == "identify":
+                    body = identify_record(message, config, specs, diagnose=False).fields
+                    endpoint, method = direct.identify_endpoint, "PUT"
+                    headers = direct.identify_headers
+                elif kind == "track":
+                    name, version, contract, body = track_parts(message, config)
+                    endpoint, method = direct.track_endpoint, "POST"
+                    headers = direct.track_headers(message, (name, version, contract))
                 else:
-                    results.append(self._output(plan, self._credentials(config)))
+                    plan = plan_event(message, config, specs, signed=False)
+                    if isinstance(plan, GroupPlan):
+                        self._allowed.check(plan.domain)
+                        groups.setdefault((plan.domain, self._credentials(config)), []).append((index, plan))
+                        results.append({})
+                    else:
+                        results.append(self._output(plan, self._credentials(config)))
+                    continue
+                output: dict[str, Any] = {
+                    "version": "1",
+                    "type": "REST",
+                    "method": method,
+                    "endpoint": endpoint,
+                    "headers": headers,
+                    "params": {},
+                    "body": {"JSON": body, "JSON_ARRAY": {}, "XML": {}, "FORM": {}},
+                    "files": {},
+                }
+                results.append(output)
             except GsdError as exc:
                 results.append(exc)
         tenants = list(groups.items())
@@ -285,8 +298,8 @@ class RudderTransformer:
             *(self._group_outputs([p for _, p in g], credentials) for (_, credentials), g in tenants)
         )
         for (_, group), outputs in zip(tenants, written, strict=True):
-            for (index, _), output in zip(group, outputs, strict=True):
-                results[index] = output
+            for (index, _), written_output in zip(group, outputs, strict=True):
+                results[index] = written_output
         return results
 
     async def process(self, items: list[Any]) -> list[dict[str, Any]]:
@@ -352,22 +365,10 @@ def _answer(content: Any, status: int = 200) -> Response:
     return JsonResponse(content, status, API_VERSION_HEADERS)
 
 
-def _parse_items(raw: bytes) -> Any:
-    """The body's JSON. Its depth is checked by writing it with orjson (C speed; it refuses what
-    nests deeper than it can write), not by walking every node: nothing here is stored, and
-    answers nest one level deeper than their input at most, which the fallback writer takes."""
-    value = parse_json(raw, max_depth=None)
-    try:
-        orjson.dumps(value)
-    except orjson.JSONEncodeError:
-        raise HTTPException(400, "request body nests JSON deeper than 254 levels") from None
-    return value
-
-
-async def _read_items(request: Request, runtime: Runtime) -> Any:
+async def _read_items(request: Request, runtime: Runtime, items_key: str | None) -> Any:
     settings = runtime.settings
     raw = await read_raw_body(request, settings.max_body_bytes, settings.body_timeout_seconds)
-    return await off_loop(len(raw), lambda: _parse_items(raw), PARSE_INLINE_BYTES)
+    return await off_loop(len(raw), lambda: parse_items(raw, items_key), PARSE_INLINE_BYTES)
 
 
 def _check_count(items: list[Any], max_items: int) -> None:
@@ -382,7 +383,7 @@ def _check_count(items: list[Any], max_items: int) -> None:
 async def processor(request: Request) -> Response:
     """`POST /v0/destinations/gainsight`: one output or error per input, same order."""
     runtime: Runtime = request.app.state.runtime
-    items = await _read_items(request, runtime)
+    items = await _read_items(request, runtime, None)
     if not isinstance(items, list):
         raise HTTPException(400, "request body must be a JSON array of events")
     _check_count(items, runtime.settings.transformer_max_items)
@@ -392,7 +393,7 @@ async def processor(request: Request) -> Response:
 async def router_transform(request: Request) -> Response:
     """`POST /routerTransform`: unbatched requests, one per input."""
     runtime: Runtime = request.app.state.runtime
-    body = await _read_items(request, runtime)
+    body = await _read_items(request, runtime, "input")
     items = body.get("input") if isinstance(body, dict) else None
     if not isinstance(items, list):
         raise HTTPException(400, "request body must be an object with an 'input' array")

@@ -2,17 +2,23 @@
 
 Pure: no I/O, no clock. Problems that do not stop the event (an unmapped trait, a value that is
 not a number) are returned as diagnostics; a missing required field raises EventError.
+
+The rules read as "first source with a value wins" (tests/properties/test_mapping_engine.py
+checks that literal reading against this one). Probing every source of every rule would cost
+one lookup per source (about fifty for a Person), while an event holds a handful of traits: so
+each object the rules read from is walked once, its keys looked up in a table made once per spec
+and destination custom map (`_compile`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from destination.errors import EventError
 from destination.jsonutil import js_json_text
-from destination.mapping.coercions import NotCoercible, as_is
+from destination.mapping.coercions import Coercion, NotCoercible, as_is
 from destination.mapping.spec import Compose, ObjectSpec, Path_
 
 _MISSING: Any = object()
@@ -29,8 +35,7 @@ class Diagnostic:
         return {"field": self.field, "problem": self.problem}
 
 
-@dataclass(frozen=True, slots=True)
-class MappedRecord:
+class MappedRecord(NamedTuple):
     fields: dict[str, Any]
     diagnostics: tuple[Diagnostic, ...]
 
@@ -57,32 +62,61 @@ def lookup(event: Mapping[str, Any], path: Path_) -> Any:
 
 
 _SKIP: Any = object()  # a reserved trait no rule reads: neither a field nor a custom field
-# Per object root: (path, key -> rule readers | custom target | _SKIP, whether others are custom).
-_Table = tuple[tuple[Path_, dict[str, Any], bool], ...]
-_TABLES: dict[tuple[int, int], tuple[ObjectSpec, Mapping[str, str], _Table]] = {}
-_TABLES_MAX = 256
 
 
-def _table(spec: ObjectSpec, custom_map: Mapping[str, str]) -> _Table:
-    """One dict per root telling what each key is, for a spec and a destination's custom map: one
-    lookup per key of the event instead of three. Built once per (spec, map) object pair; the
-    cache keeps both alive, so their ids cannot be reused while they are keys."""
+class _Root(NamedTuple):
+    key: str | None  # the event's own key when the object is one step down (`traits`), else None
+    path: Path_
+    # What each key there is: a source position (int), several (tuple), a custom field's target
+    # name (str), or _SKIP; a key absent from the table is an unmapped custom trait.
+    table: dict[str, Any]
+    custom: bool  # whether keys no rule reads are custom fields
+
+
+class _Compiled(NamedTuple):
+    roots: tuple[_Root, ...]
+    # Per source position, numbered by (rule, preference) so that sorting positions puts each
+    # rule's preferred present source first: (rule index, target field, coercion or None).
+    picks: tuple[tuple[int, str, Coercion | None], ...]
+    required: tuple[tuple[tuple[int, ...], str], ...]  # (the rule's positions, its error message)
+
+
+_COMPILED: dict[tuple[int, int], tuple[ObjectSpec, Mapping[str, str], _Compiled]] = {}
+_COMPILED_MAX = 256
+
+
+def _compile(spec: ObjectSpec, custom_map: Mapping[str, str]) -> _Compiled:
+    """The spec's tables for one destination's custom map, made once per (spec, map) object pair;
+    the cache keeps both alive, so their ids cannot be reused while they are keys."""
     key = (id(spec), id(custom_map))
-    cached = _TABLES.get(key)
+    cached = _COMPILED.get(key)
     if cached is not None and cached[0] is spec and cached[1] is custom_map:
         return cached[2]
+    positions: dict[tuple[int, int], int] = {}
+    picks: list[tuple[int, str, Coercion | None]] = []
+    for rule in spec.fields:
+        for preference in range(len(rule.sources)):
+            positions[rule.index, preference] = len(picks)
+            picks.append((rule.index, rule.to, None if rule.coerce is as_is else rule.coerce))
     roots = []
     for path, readers, is_custom in zip(spec.roots, spec.readers, spec.custom_roots, strict=True):
         table: dict[str, Any] = {}
         if is_custom:
             table.update((name, _SKIP) for name in spec.reserved_traits)
             table.update((name, target) for name, target in custom_map.items() if name not in table)
-        table.update(readers)
-        roots.append((path, table, is_custom))
-    if len(_TABLES) >= _TABLES_MAX:
-        _TABLES.clear()
-    _TABLES[key] = (spec, custom_map, tuple(roots))
-    return tuple(roots)
+        for name, entries in readers.items():
+            read = tuple(positions[entry] for entry in entries)
+            table[name] = read[0] if len(read) == 1 else read
+        roots.append(_Root(path[0] if len(path) == 1 else None, path, table, is_custom))
+    required = tuple(
+        (tuple(positions[rule.index, p] for p in range(len(rule.sources))), rule.required or "")
+        for rule in spec.required
+    )
+    compiled = _Compiled(tuple(roots), tuple(picks), required)
+    if len(_COMPILED) >= _COMPILED_MAX:
+        _COMPILED.clear()
+    _COMPILED[key] = (spec, custom_map, compiled)
+    return compiled
 
 
 def _object_at(event: Mapping[str, Any], path: Path_) -> Any:
@@ -102,58 +136,83 @@ def map_record(
 ) -> MappedRecord:
     """Build the Gainsight record for `event`; custom traits are renamed through `custom_map`.
     `diagnose=False`: no diagnostics are made (callers that do not show them)."""
-    chosen: dict[int, tuple[int, Any]] = {}  # rule index -> (preference, value)
-    custom: list[tuple[str, Any]] = []
+    compiled = _compile(spec, custom_map)
+    found: dict[int, Any] = {}  # source position -> value
+    custom: dict[str, tuple[str, Any] | None] = {}  # trait -> (target, value); None: unmapped
     diagnostics: list[Diagnostic] = []
-    taken: set[str] = set()
-    for path, table, is_custom in _table(spec, custom_map):
-        obj = event if not path else _object_at(event, path)
-        if not isinstance(obj, dict):
-            continue
-        for key, value in obj.items():
-            if value is None or value == "":
-                continue  # null, missing and "" are all 'no value' (DESIGN §3.2)
-            entry = table.get(key)
-            if type(entry) is tuple:
-                for index, preference in entry:
-                    current = chosen.get(index)
-                    if current is None or preference < current[0]:
-                        chosen[index] = (preference, value)
-            elif entry is _SKIP or not is_custom or key in taken:
-                continue
-            else:
-                # Dotted keys stay literal: "a.b" is one trait, never a nested path.
-                taken.add(key)
-                if entry is not None:
-                    custom.append((entry, value))
-                elif diagnose:
-                    diagnostics.append(Diagnostic(f"{'.'.join(path)}.{key}", f"dropped: not in {map_name}"))
-    record = _standard_fields(spec, chosen, diagnostics)
-    record.update(custom)
+    for root in compiled.roots:
+        obj = event.get(root.key) if root.key is not None else _object_at(event, root.path)
+        if isinstance(obj, dict):
+            _walk(root, obj, found, custom, diagnostics if diagnose else None, map_name)
+    _check_required(compiled.required, found)
+    record = _standard_fields(compiled.picks, found, diagnostics)
+    for taken in custom.values():
+        if taken is not None:
+            record[taken[0]] = taken[1]
     if spec.compose is not None:
         _compose(spec.compose, record)
     return MappedRecord(record, tuple(diagnostics))
 
 
+def _walk(
+    root: _Root,
+    obj: dict[str, Any],
+    found: dict[int, Any],
+    custom: dict[str, tuple[str, Any] | None],
+    diagnostics: list[Diagnostic] | None,
+    map_name: str,
+) -> None:
+    """Note what each key of one object the rules read from gives: a value for source positions
+    (`found`), a custom field (`custom`), or nothing."""
+    table = root.table
+    for key, value in obj.items():
+        if value is None or value == "":
+            continue  # null, missing and "" are all 'no value' (DESIGN §3.2)
+        entry = table.get(key)
+        if type(entry) is int:
+            found[entry] = value
+        elif type(entry) is tuple:
+            for position in entry:
+                found[position] = value
+        elif entry is _SKIP or not root.custom or key in custom:
+            continue  # a custom trait in two roots: the first root's value
+        elif entry is not None:
+            # Dotted keys stay literal: "a.b" is one trait, never a nested path.
+            custom[key] = (entry, value)
+        elif diagnostics is not None:
+            custom[key] = None
+            diagnostics.append(Diagnostic(f"{'.'.join(root.path)}.{key}", f"dropped: not in {map_name}"))
+
+
+def _check_required(required: tuple[tuple[tuple[int, ...], str], ...], found: dict[int, Any]) -> None:
+    for sources, message in required:
+        value = _MISSING
+        for position in sources:
+            value = found.get(position, _MISSING)
+            if value is not _MISSING:
+                break
+        if value is _MISSING or js_falsy(value):
+            raise EventError(message)
+
+
 def _standard_fields(
-    spec: ObjectSpec, chosen: dict[int, tuple[int, Any]], diagnostics: list[Diagnostic]
+    picks: tuple[tuple[int, str, Coercion | None], ...], found: dict[int, Any], diagnostics: list[Diagnostic]
 ) -> dict[str, Any]:
-    for rule in spec.required:
-        current = chosen.get(rule.index)
-        if current is None or js_falsy(current[1]):
-            raise EventError(rule.required or "")
+    """The rules' fields, in rule order, each from its preferred present source."""
     record: dict[str, Any] = {}
-    fields = spec.fields
-    for index in sorted(chosen):
-        rule = fields[index]
-        value = chosen[index][1]
-        if rule.coerce is as_is:
-            record[rule.to] = value
+    last = -1
+    for position in sorted(found):
+        index, to, coerce = picks[position]
+        if index == last:
+            continue  # a less preferred source of a rule already set
+        last = index
+        if coerce is None:
+            record[to] = found[position]
             continue
         try:
-            record[rule.to] = rule.coerce(value)
+            record[to] = coerce(found[position])
         except NotCoercible as exc:
-            diagnostics.append(Diagnostic(rule.to, f"left out: {exc}"))
+            diagnostics.append(Diagnostic(to, f"left out: {exc}"))
     return record
 
 
@@ -168,8 +227,7 @@ def _compose(compose: Compose, record: dict[str, Any]) -> None:
             if part:
                 parts.append(part)
     if parts:
-        text = " ".join(parts)
-        record[compose.to] = text
+        record[compose.to] = " ".join(parts)
 
 
 def _as_text(value: Any) -> str:
