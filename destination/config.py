@@ -141,6 +141,16 @@ class DestinationConfig(BaseModel):
         return self
 
     @functools.cached_property
+    def identify_ready(self) -> bool:
+        """Every setting an identify needs is present (no settings check can fail)."""
+        return bool(self.access_key and self.domain)
+
+    @functools.cached_property
+    def track_ready(self) -> bool:
+        """Every setting a track needs is present (no settings check can fail)."""
+        return bool(self.shared_secret and self.topic_name and self.tenant_id and self.domain)
+
+    @functools.cached_property
     def person_fields(self) -> dict[str, str]:
         return _map_dict(self.person_map)
 

@@ -232,7 +232,7 @@ def identify_record(
     event: Mapping[str, Any], config: DestinationConfig, specs: Specs, *, diagnose: bool = True
 ) -> MappedRecord:
     """The Person record an identify writes, every check made (its plan: `plan_identify`)."""
-    ready = bool(config.access_key and config.domain)  # then neither settings check can fail
+    ready = config.identify_ready  # then neither settings check can fail
     if not ready:
         _required(config, "identify", "accessKey")
     mapped = map_record(specs.person, event, config.person_fields, "personMap", diagnose=diagnose)
@@ -317,8 +317,7 @@ def track_parts(
     """(Gainsight event name, its version, contract id, properties) of a track, every check made
     in the reference's order. The request's headers depend on nothing else of the event."""
     name = _track_event_name(event)
-    # Every setting a track needs is present: then no settings check below can fail.
-    ready = bool(config.shared_secret and config.topic_name and config.tenant_id and config.domain)
+    ready = config.track_ready  # then no settings check below can fail
     if not ready:
         _required(config, "track", "sharedSecret", "topicName", "tenantId")
     properties = _track_properties(event)

@@ -79,6 +79,46 @@ class _Compiled(NamedTuple):
     # rule's preferred present source first: (rule index, target field, coercion or None).
     picks: tuple[tuple[int, str, Coercion | None], ...]
     required: tuple[tuple[tuple[int, ...], str], ...]  # (the rule's positions, its error message)
+    shapes: _Shapes
+
+
+# The keys of each root object (None: not an object), in order.
+Shape = tuple[tuple[str, ...] | None, ...]
+
+
+class _Recipe(NamedTuple):
+    """What `map_record` does with events of one shape whose keys all hold a value: which key
+    of which root each required rule, each field and each custom field is read from."""
+
+    required: tuple[tuple[int, str, str] | str, ...]  # (root, key, error) or the error: no source
+    steps: tuple[tuple[int, str, str, Coercion | None], ...]  # (root, key, field, coercion), in order
+
+
+class _Shapes:
+    """Recipes per event shape. Events from one sender nearly always come in a few shapes (the
+    same traits each time), and following a recipe reads only the keys that make the record,
+    where the walk looks up every key. A shape gets its recipe the second time it is seen, so
+    senders whose every event differs pay only for remembering shapes; both are bounded."""
+
+    MAX_SHAPES = 1024
+
+    def __init__(self) -> None:
+        self.recipes: dict[Shape, _Recipe] = {}
+        self.seen: set[Shape] = set()
+
+    def recipe(self, compiled: _Compiled, shape: Shape) -> _Recipe | None:
+        recipe = self.recipes.get(shape)
+        if recipe is not None:
+            return recipe
+        if shape not in self.seen:
+            if len(self.seen) >= 4 * self.MAX_SHAPES:
+                self.seen.clear()
+            self.seen.add(shape)
+            return None
+        if len(self.recipes) >= self.MAX_SHAPES:
+            self.recipes.clear()
+        recipe = self.recipes[shape] = _recipe(compiled, shape)
+        return recipe
 
 
 _COMPILED: dict[tuple[int, int], tuple[ObjectSpec, Mapping[str, str], _Compiled]] = {}
@@ -112,7 +152,7 @@ def _compile(spec: ObjectSpec, custom_map: Mapping[str, str]) -> _Compiled:
         (tuple(positions[rule.index, p] for p in range(len(rule.sources))), rule.required or "")
         for rule in spec.required
     )
-    compiled = _Compiled(tuple(roots), tuple(picks), required)
+    compiled = _Compiled(tuple(roots), tuple(picks), required, _Shapes())
     if len(_COMPILED) >= _COMPILED_MAX:
         _COMPILED.clear()
     _COMPILED[key] = (spec, custom_map, compiled)
@@ -137,12 +177,24 @@ def map_record(
     """Build the Gainsight record for `event`; custom traits are renamed through `custom_map`.
     `diagnose=False`: no diagnostics are made (callers that do not show them)."""
     compiled = _compile(spec, custom_map)
+    objects = [
+        obj
+        if isinstance(obj := event.get(root.key) if root.key else _object_at(event, root.path), dict)
+        else None
+        for root in compiled.roots
+    ]
+    if not diagnose:  # a recipe makes no "dropped" diagnostics: it never reads unmapped traits
+        shape = tuple([tuple(obj) if obj is not None else None for obj in objects])
+        recipe = compiled.shapes.recipe(compiled, shape)
+        if recipe is not None:
+            followed = _follow(recipe, objects, spec.compose)
+            if followed is not None:
+                return followed
     found: dict[int, Any] = {}  # source position -> value
     custom: dict[str, tuple[str, Any] | None] = {}  # trait -> (target, value); None: unmapped
     diagnostics: list[Diagnostic] = []
-    for root in compiled.roots:
-        obj = event.get(root.key) if root.key is not None else _object_at(event, root.path)
-        if isinstance(obj, dict):
+    for root, obj in zip(compiled.roots, objects, strict=True):
+        if obj is not None:
             _walk(root, obj, found, custom, diagnostics if diagnose else None, map_name)
     _check_required(compiled.required, found)
     record = _standard_fields(compiled.picks, found, diagnostics)
@@ -151,6 +203,63 @@ def map_record(
             record[taken[0]] = taken[1]
     if spec.compose is not None:
         _compose(spec.compose, record)
+    return MappedRecord(record, tuple(diagnostics))
+
+
+def _recipe(compiled: _Compiled, shape: Shape) -> _Recipe:
+    """The walk below, made on the keys alone, every key taken to hold a value."""
+    found: dict[int, tuple[int, str]] = {}  # source position -> (root, key)
+    custom: dict[str, tuple[int, str, str, None]] = {}
+    for index, (root, keys) in enumerate(zip(compiled.roots, shape, strict=True)):
+        for key in keys or ():
+            entry = root.table.get(key)
+            if type(entry) is int:
+                found[entry] = (index, key)
+            elif type(entry) is tuple:
+                found.update((position, (index, key)) for position in entry)
+            elif root.custom and type(entry) is str and key not in custom:
+                custom[key] = (index, key, entry, None)
+    required: list[tuple[int, str, str] | str] = []
+    for sources, message in compiled.required:
+        source = next((found[position] for position in sources if position in found), None)
+        required.append((*source, message) if source is not None else message)
+    steps: list[tuple[int, str, str, Coercion | None]] = []
+    last = -1
+    for position in sorted(found):
+        index, to, coerce = compiled.picks[position]
+        if index != last:
+            last = index
+            steps.append((*found[position], to, coerce))
+    return _Recipe(tuple(required), (*steps, *custom.values()))
+
+
+def _follow(recipe: _Recipe, objects: list[Any], compose: Compose | None) -> MappedRecord | None:
+    """The record by the recipe, or None when a key it reads holds no value (then the walk's
+    answer may differ: another source of that rule, or another root's trait, would be read)."""
+    for step in recipe.required:
+        if isinstance(step, str):
+            raise EventError(step)
+        root, key, message = step
+        value = objects[root][key]
+        if not value and (value is None or value == ""):
+            return None
+        if js_falsy(value):
+            raise EventError(message)
+    record: dict[str, Any] = {}
+    diagnostics: list[Diagnostic] = []
+    for root, key, to, coerce in recipe.steps:
+        value = objects[root][key]
+        if not value and (value is None or value == ""):
+            return None
+        if coerce is None:
+            record[to] = value
+            continue
+        try:
+            record[to] = coerce(value)
+        except NotCoercible as exc:
+            diagnostics.append(Diagnostic(to, f"left out: {exc}"))
+    if compose is not None:
+        _compose(compose, record)
     return MappedRecord(record, tuple(diagnostics))
 
 
@@ -166,8 +275,8 @@ def _walk(
     (`found`), a custom field (`custom`), or nothing."""
     table = root.table
     for key, value in obj.items():
-        if value is None or value == "":
-            continue  # null, missing and "" are all 'no value' (DESIGN §3.2)
+        if not value and (value is None or value == ""):
+            continue  # null, missing and "" are all 'no value' (DESIGN §3.2); truthy values first
         entry = table.get(key)
         if type(entry) is int:
             found[entry] = value
