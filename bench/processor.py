@@ -256,7 +256,7 @@ def report(results: dict[tuple[str, str, int], list[Row]], names: list[str], pas
                 continue
             for name in names:
                 rows = results.get((name, kind, batch), [])
-                cells.append(f"{name} " + " ".join(f"{r.rate:,.0f} [{r.cpu_per_1000:.3f}]" for r in rows))
+                cells.append(f"{name} " + " ".join(f"{r.rate:,.0f} [{r.cpu_per_1000:.4f}]" for r in rows))
             ours = results.get(("ours", kind, batch), [])
             for other in (n for n in names if n != "ours"):
                 theirs = results.get((other, kind, batch), [])
@@ -313,7 +313,7 @@ def main() -> None:
                         results.setdefault((target.name, kind, batch), []).append(row)
                         print(
                             f"  pass {number} {target.name:<9} {kind:<8} batch {batch:>3}: "
-                            f"{row.rate:>9,.0f} events/s, {row.cpu_per_1000:.3f} CPU-s/1,000 events, "
+                            f"{row.rate:>9,.0f} events/s, {row.cpu_per_1000:.4f} CPU-s/1,000 events, "
                             f"{row.errors} error items",
                             flush=True,
                         )

@@ -44,31 +44,32 @@ SANDBOX_MOUNT = "/gainsight"
 def _error_handlers(app: FastAPI) -> None:
     """Every 4xx/5xx answers {"code", "message", "error"} (responses.py says why)."""
 
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> JsonResponse:
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, exc: RequestValidationError) -> JsonResponse:
+        problems = [f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()]
+        return error_response(400, "; ".join(problems))
+
+    # The transformer routes' own dispatch (rudder.TransformerRoutes) answers its errors with
+    # the same function.
+    for kind in (StarletteHTTPException, StoreUnavailableError, Exception):
+        app.add_exception_handler(kind, error_answer)
+
+
+async def error_answer(request: Request, exc: Exception) -> JsonResponse:
+    if isinstance(exc, StarletteHTTPException):
         # One line per refused request; messages name fields and limits, never a credential.
         log.info(
             "request refused",
             extra={"path": request.url.path, "status": exc.status_code, "reason": str(exc.detail)},
         )
         return error_response(exc.status_code, str(exc.detail), headers=exc.headers)
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid_request(_: Request, exc: RequestValidationError) -> JsonResponse:
-        problems = [f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()]
-        return error_response(400, "; ".join(problems))
-
-    @app.exception_handler(StoreUnavailableError)
-    async def store_unavailable(request: Request, exc: StoreUnavailableError) -> JsonResponse:
+    if isinstance(exc, StoreUnavailableError):
         runtime = getattr(request.app.state, "runtime", None)
         if runtime is not None:
             runtime.store_failed(exc)
         return error_response(exc.status, exc.message, headers={"Retry-After": "5"})
-
-    @app.exception_handler(Exception)
-    async def unexpected(_: Request, exc: Exception) -> JsonResponse:
-        log.error("unexpected error: %s", type(exc).__name__, exc_info=exc)
-        return error_response(500, "internal error; see the service log")
+    log.error("unexpected error: %s", type(exc).__name__, exc_info=exc)
+    return error_response(500, "internal error; see the service log")
 
 
 _ERROR_SCHEMA = ERROR_SCHEMA
@@ -260,6 +261,9 @@ def create_app(
     )
     _error_handlers(app)
     _describe_api(app)
+    if settings.transformer_routes == "on":
+        # Inside the origin guard, before FastAPI's routing (see TransformerRoutes).
+        app.add_middleware(rudder.TransformerRoutes, on_error=error_answer)
     app.add_middleware(
         OriginGuard, sandbox_guard=not settings.auth_enabled, cors_origins=settings.cors_origins
     )
@@ -271,7 +275,6 @@ def create_app(
     app.include_router(docs.router)
     if settings.transformer_routes == "on":
         app.include_router(rudder.build_router())
-        app.router.routes[0:0] = rudder.fast_routes()  # matched first; see fast_routes
     if sandbox is not None:
         app.mount(SANDBOX_MOUNT, sandbox.app)
     return app

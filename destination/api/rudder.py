@@ -16,12 +16,12 @@ import asyncio
 import fnmatch
 import logging
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Literal
 
 import orjson
 from fastapi import APIRouter, HTTPException, Request, Response
-from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from destination.api.body import PARSE_INLINE_BYTES, off_loop, read_raw_body
 from destination.api.company_batches import CompanyBatcher
@@ -405,15 +405,36 @@ async def features(request: Request) -> Response:
     return _answer({"routerTransform": {DEST_TYPE: True}})
 
 
-def fast_routes() -> list[Route]:
-    """The same endpoints as plain Starlette routes, to be matched before every other route:
-    rudder-server calls them for every event it sends, and FastAPI's per-request dependency and
-    route-matching work was a third of a one-event request. (`build_router` documents them.)"""
-    return [
-        Route("/v0/destinations/gainsight", processor, methods=["POST"], include_in_schema=False),
-        Route("/routerTransform", router_transform, methods=["POST"], include_in_schema=False),
-        Route("/features", features, methods=["GET"], include_in_schema=False),
-    ]
+Handler = Callable[[Request], Awaitable[Response]]
+ErrorAnswer = Callable[[Request, Exception], Awaitable[Response]]
+
+
+class TransformerRoutes:
+    """ASGI middleware answering `POST /v0/destinations/gainsight` and `POST /routerTransform`
+    before FastAPI's own middleware and routing, which were a third of a one-event request:
+    rudder-server calls these for every event it sends. Errors are answered by the app's own
+    error handler (`on_error`); other methods and paths go on to the app (`build_router`
+    documents these routes)."""
+
+    def __init__(self, app: ASGIApp, on_error: ErrorAnswer) -> None:
+        self.app = app
+        self.on_error = on_error
+        self.routes: dict[str, Handler] = {
+            "/v0/destinations/gainsight": processor,
+            "/routerTransform": router_transform,
+        }
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        handler = self.routes.get(scope["path"]) if scope["type"] == "http" else None
+        if handler is None or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope, receive)
+        try:
+            response = await handler(request)
+        except Exception as exc:
+            response = await self.on_error(request, exc)
+        await response(scope, receive, send)
 
 
 def build_router() -> APIRouter:

@@ -54,8 +54,8 @@ def _check_writable(value: Any) -> None:
 def _shared_parse(raw: bytes, items_key: str | None) -> Any:
     """The document with one parse of its repeated destination shared, or None: parse plainly."""
     start = raw.find(_KEY)
-    if start < 0 or _MARKER_WORDS in raw:
-        return None
+    if start < 0 or raw.find(_KEY, start + len(_KEY)) < 0 or _MARKER_WORDS in raw:
+        return None  # nothing repeats (one item), or the body names the marker
     value_start = start + len(_KEY)
     end = _object_end(raw, value_start)
     if end < 0:

@@ -314,3 +314,56 @@ def test_the_deepest_writable_item_is_answered(start: Callable[..., TestClient])
 
 def _dump(value: Any) -> bytes:
     return json.dumps(value).encode()  # orjson would refuse to write the deepest of these
+
+
+# ---------------------------------------------------------------- answered before FastAPI's routing
+
+
+def test_the_processor_route_refuses_cross_origin_page_posts_in_sandbox_mode(
+    start: Callable[..., TestClient],
+) -> None:
+    client = start(auth="off")
+    body = orjson.dumps([item(IDENTIFY)])
+    refused = client.post(PROCESSOR, content=body, headers={"Origin": "https://evil.example"})
+    assert refused.status_code == 403 and refused.json()["code"] == "forbidden"
+    assert (
+        client.post(PROCESSOR, content=body, headers={"Content-Type": "application/json"}).status_code == 200
+    )
+
+
+def test_other_methods_on_the_transformer_paths_are_answered_by_the_app(
+    start: Callable[..., TestClient],
+) -> None:
+    client = start()
+    response = client.get(PROCESSOR)
+    assert response.status_code == 405 and response.json()["code"] == "method_not_allowed"
+    assert client.get("/features").json() == {"routerTransform": {"GAINSIGHT": True}}
+
+
+def test_a_store_that_cannot_commit_answers_503_with_retry_after(tmp_path: Path) -> None:
+    """A group item takes rate budget from the store: when the store is down, the request is
+    answered 503 (rudder-server retries it), never a 500, and /ready names the store."""
+    from destination.delivery.store import Store, StoreUnavailableError
+
+    class DownStore:
+        def __init__(self, inner: Store) -> None:
+            self.inner = inner
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.inner, name)
+
+        async def take_budget(self, tenant_key: str, windows: Any) -> str | None:
+            raise StoreUnavailableError("store unavailable: disk I/O error")
+
+    destinations = tmp_path / "d.json"
+    destinations.write_bytes(orjson.dumps([{"id": "acme", "config": BASE_CONFIG}]))
+    settings = Settings(destinations=destinations, transformer_routes="on", store_url="memory://")
+    gainsight = Gainsight({})
+    app = create_app(settings, transport=httpx.MockTransport(gainsight), store=DownStore)
+    with TestClient(app) as client:
+        response = client.post(PROCESSOR, json=[item(GROUP)])
+        assert response.status_code == 503 and response.headers["Retry-After"] == "5"
+        assert response.json()["code"] == "unavailable" and "disk I/O error" in response.json()["message"]
+        assert gainsight.calls == []
+        ready = client.get("/ready")
+        assert ready.status_code == 503 and "store cannot commit" in ready.json()["problems"][0]
