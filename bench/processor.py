@@ -8,7 +8,7 @@ Targets, measured in turn for every row (interleaved, `--passes` times, so the m
 hits them alike):
 - `ours`: this checkout's service (`python -m destination serve`, one process);
 - `--before DIR`: another checkout of this project (e.g. `git archive OLD | tar -x -C DIR`),
-  started the same way;
+  started the same way; repeat it to compare several (each is then named by its folder);
 - `--reference URL --reference-pid PID`: a rudder-transformer you started yourself (this script
   does not build it); its CPU is read from PID and its child processes. Start it with
   `NODE_TLS_REJECT_UNAUTHORIZED=0` so that it accepts the simulator's self-signed certificate.
@@ -274,7 +274,13 @@ def main() -> None:
     parser.add_argument("--route", choices=("processor", "router"), default="processor")
     parser.add_argument("--workloads", default=",".join(WORKLOADS))
     parser.add_argument("--batches", default=",".join(map(str, BATCHES)))
-    parser.add_argument("--before", type=Path, help="another checkout of this project to compare")
+    parser.add_argument(
+        "--before",
+        type=Path,
+        action="append",
+        default=[],
+        help="another checkout of this project to compare (repeatable: each is named by its folder)",
+    )
     parser.add_argument("--before-python", default=sys.executable, help="the Python (venv) to run it with")
     parser.add_argument("--reference", help="base URL of a running rudder-transformer")
     parser.add_argument("--reference-pid", type=int, help="its process id (CPU is read from it)")
@@ -289,8 +295,9 @@ def main() -> None:
         cert, key = self_signed(workdir)
         sim_url = stack.enter_context(tls_simulator(workdir, cert, key))
         targets = [stack.enter_context(our_service("ours", ROOT, workdir, sim_url, cert))]
-        if args.before:
-            before = our_service("before", args.before, workdir, sim_url, cert, args.before_python)
+        for checkout in args.before:
+            name = "before" if len(args.before) == 1 else checkout.name
+            before = our_service(name, checkout, workdir, sim_url, cert, args.before_python)
             targets.append(stack.enter_context(before))
         if args.reference:
             sim_host = sim_url.removeprefix("https://")
@@ -312,7 +319,7 @@ def main() -> None:
                         row = measure(target, kind, batch, args)
                         results.setdefault((target.name, kind, batch), []).append(row)
                         print(
-                            f"  pass {number} {target.name:<9} {kind:<8} batch {batch:>3}: "
+                            f"  pass {number} {target.name:<10} {kind:<8} batch {batch:>3}: "
                             f"{row.rate:>9,.0f} events/s, {row.cpu_per_1000:.4f} CPU-s/1,000 events, "
                             f"{row.errors} error items",
                             flush=True,

@@ -407,9 +407,14 @@ class Executor:
         ]
         if split and refused:
             await self._one_by_one(batch, refused, plans)
-        learnt = {c.key: c.progress.gsid for c in companies.values() if c.progress.gsid and c.failure is None}
+        # Only what is new: a Gsid remembered already would be written again for nothing.
+        learnt = {
+            c.key: c.progress.gsid
+            for c in companies.values()
+            if c.progress.gsid and c.failure is None and c.progress.gsid != known.get(c.key)
+        }
         now = self._clock()
-        await self._memory.remember_gsids(batch.scope, {n: g for n, g in learnt.items() if g}, now)
+        await self._memory.remember_gsids(batch.scope, learnt, now)
         if batch.versioned:
             # Unchanged companies too: their events are newer than the values' (see _unchanged).
             states = {

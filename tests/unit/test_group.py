@@ -238,6 +238,29 @@ def test_known_company_skips_the_search(specs: Any) -> None:
     assert len(recorder.calls) == 3
 
 
+def test_a_gsid_is_remembered_once_not_again_on_each_write(specs: Any) -> None:
+    """The store learns a company's Gsid when it is found or created; a later write of that
+    company changes nothing there, so it writes nothing to the store."""
+
+    remembered: list[dict[str, str]] = []
+
+    class CountingStore(MemoryStore):
+        async def remember_gsids(self, scope: str, gsids: Any, now: float) -> None:
+            remembered.append(dict(gsids))
+            await super().remember_gsids(scope, gsids, now)
+
+    recorder = Recorder(
+        (*SEARCH, httpx.Response(200, json=envelope([]))),
+        ("POST", COMPANY, httpx.Response(200, json=envelope([{"Gsid": "NEW1"}]))),
+        ("PUT", COMPANY, httpx.Response(200, json=envelope([{"Gsid": "NEW1"}]))),
+    )
+    store = CountingStore()
+    executor = Executor(recorder.client(), store, unchanged_ttl_seconds=0, clock=time.time)
+    plan = group(specs, {"name": "Acme"})
+    assert resolve(recorder, plan, executor) == resolve(recorder, plan, executor) == "NEW1"
+    assert [r for r in remembered if r] == [{"acme": "NEW1"}]
+
+
 def test_concurrent_groups_for_one_company_insert_it_once(specs: Any) -> None:
     inserted: list[str] = []
 
