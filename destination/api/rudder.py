@@ -35,7 +35,6 @@ from destination.gainsight.endpoints import EVENT_PATH, PEOPLE_PATH, public_url
 from destination.gainsight.executor import Executor
 from destination.gainsight.plan import (
     GroupPlan,
-    Plan,
     identify_record,
     message_type,
     person_upsert,
@@ -119,21 +118,29 @@ _UNSET: Any = object()
 
 
 class _Direct:
-    """What the identify and track outputs of one destination share, made once per destination
-    by the client from a plan, as for any plan: the endpoints, the identify headers, and the
-    track headers per (event name, version, contract id), the only parts of a track they
-    depend on. Outputs share these header dicts; nothing mutates them."""
+    """What the outputs of one destination share, made once per destination by the client from
+    a plan, as for any plan: the credentials, the endpoints, the identify headers, and the track
+    headers per (event name, version, contract id), the only parts of a track they depend on.
+    Outputs share these header dicts; nothing mutates them. Made only for settings that passed
+    an event's checks (the domain is set)."""
 
-    __slots__ = ("_client", "_track", "config", "identify_endpoint", "identify_headers", "track_endpoint")
+    __slots__ = (
+        "_client",
+        "_track",
+        "config",
+        "credentials",
+        "identify_endpoint",
+        "identify_headers",
+        "track_endpoint",
+    )
 
     def __init__(self, config: DestinationConfig, client: GainsightClient) -> None:
         assert config.domain is not None
         self.config = config
+        self.credentials = Credentials.of(METRICS_LABEL, config)
         self._client = client
         self.identify_endpoint = public_url(config.domain, PEOPLE_PATH)
-        self.identify_headers = client.headers_for(
-            person_upsert(config.domain, {}), Credentials.of(METRICS_LABEL, config)
-        )
+        self.identify_headers = client.headers_for(person_upsert(config.domain, {}), self.credentials)
         self.track_endpoint = public_url(config.domain, EVENT_PATH)
         self._track: dict[tuple[str, str, str | None], dict[str, str]] = {}
 
@@ -141,7 +148,7 @@ class _Direct:
         headers = self._track.get(key)
         if headers is None:
             plan = plan_track(message, self.config, signed=False)
-            headers = self._client.headers_for(plan.request, Credentials.of(METRICS_LABEL, self.config))
+            headers = self._client.headers_for(plan.request, self.credentials)
             if len(self._track) >= _HEADER_CACHE_SIZE:
                 self._track.clear()
             self._track[key] = headers
@@ -163,7 +170,6 @@ class RudderTransformer:
         self._configs: OrderedDict[bytes, DestinationConfig | ConfigError] = OrderedDict()
         self._companies = CompanyBatcher(executor.company_gsids)
         self._last_config: tuple[Any, DestinationConfig | ConfigError] = (None, ConfigError("unset"))
-        self._last_credentials: tuple[DestinationConfig | None, Credentials | None] = (None, None)
         self._last_direct: _Direct | None = None
 
     def _config(self, destination: Any) -> DestinationConfig:
@@ -198,17 +204,11 @@ class RudderTransformer:
         return cached
 
     def _direct(self, config: DestinationConfig) -> _Direct:
+        """The shared parts of the destination's outputs: call once the event's checks passed."""
         direct = self._last_direct
         if direct is None or direct.config is not config:
             direct = self._last_direct = _Direct(config, self._client)
         return direct
-
-    def _credentials(self, config: DestinationConfig) -> Credentials:
-        last_config, credentials = self._last_credentials
-        if config is not last_config or credentials is None:
-            credentials = Credentials.of(METRICS_LABEL, config)
-            self._last_credentials = (config, credentials)
-        return credentials
 
     async def _group_outputs(
         self, plans: list[GroupPlan], credentials: Credentials
@@ -226,11 +226,6 @@ class RudderTransformer:
                 outputs.append(rudder_output(request, self._client.headers_for(request, credentials)))
         return outputs
 
-    def _output(self, plan: Plan, credentials: Credentials) -> dict[str, Any]:
-        assert not isinstance(plan, GroupPlan)
-        # Unsigned (see the module doc): the credentials, no signature.
-        return rudder_output(plan.request, self._client.headers_for(plan.request, credentials))
-
     async def outputs(self, items: list[Any]) -> list[dict[str, Any] | GsdError]:
         """One output or error per item, in order. Only group items wait on Gainsight."""
         with budget_pool(TRANSFORMER_POOL):
@@ -245,7 +240,6 @@ class RudderTransformer:
         specs = self._specs
         last_raw: Any = _UNSET
         config: DestinationConfig | None = None
-        direct: _Direct | None = None
         for index, item in enumerate(items):
             try:
                 if not isinstance(item, dict):
@@ -254,9 +248,8 @@ class RudderTransformer:
                 raw = destination.get("Config") if isinstance(destination, dict) else None
                 if raw is not last_raw and (raw is None or raw != last_raw):
                     config = self._config(destination)
-                    direct = self._direct(config)
                     last_raw = raw
-                assert config is not None and direct is not None
+                assert config is not None
                 message = item.get("message")
                 if not isinstance(message, dict):
                     raise EventError("message must be a JSON object")
@@ -265,20 +258,21 @@ class RudderTransformer:
                     kind = message_type(message)
                 if kind == "identify":
                     body = identify_record(message, config, specs, diagnose=False).fields
+                    direct = self._direct(config)
                     endpoint, method = direct.identify_endpoint, "PUT"
                     headers = direct.identify_headers
                 elif kind == "track":
                     name, version, contract, body = track_parts(message, config)
+                    direct = self._direct(config)
                     endpoint, method = direct.track_endpoint, "POST"
                     headers = direct.track_headers(message, (name, version, contract))
                 else:
                     plan = plan_event(message, config, specs, signed=False)
-                    if isinstance(plan, GroupPlan):
-                        self._allowed.check(plan.domain)
-                        groups.setdefault((plan.domain, self._credentials(config)), []).append((index, plan))
-                        results.append({})
-                    else:
-                        results.append(self._output(plan, self._credentials(config)))
+                    assert isinstance(plan, GroupPlan)  # identify and track are built above
+                    self._allowed.check(plan.domain)
+                    credentials = self._direct(config).credentials
+                    groups.setdefault((plan.domain, credentials), []).append((index, plan))
+                    results.append({})
                     continue
                 output: dict[str, Any] = {
                     "version": "1",

@@ -77,12 +77,18 @@ def transformer() -> RudderTransformer:
     return RudderTransformer(default_specs(), client, executor, AllowedDomains(["*"]))
 
 
+# Items whose settings lack some of what events need (a Config without a domain, say).
+configs = st.sets(st.sampled_from(sorted(BASE_CONFIG))).map(
+    lambda left_out: {k: v for k, v in BASE_CONFIG.items() if k not in left_out}
+)
+
+
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(messages, min_size=1, max_size=5))
-def test_any_message_gives_output_or_4xx(batch: list[dict[str, Any]]) -> None:
+@given(st.lists(st.tuples(messages, st.one_of(st.just(BASE_CONFIG), configs)), min_size=1, max_size=5))
+def test_any_message_gives_output_or_4xx(batch: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:
     items = [
-        {"message": m, "destination": {"Config": BASE_CONFIG}, "metadata": {"i": i}}
-        for i, m in enumerate(batch)
+        {"message": m, "destination": {"Config": config}, "metadata": {"i": i}}
+        for i, (m, config) in enumerate(batch)
     ]
     answers = asyncio.run(transformer().process(items))
     assert len(answers) == len(items)

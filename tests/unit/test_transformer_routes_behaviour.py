@@ -367,3 +367,21 @@ def test_a_store_that_cannot_commit_answers_503_with_retry_after(tmp_path: Path)
         assert gainsight.calls == []
         ready = client.get("/ready")
         assert ready.status_code == 503 and "store cannot commit" in ready.json()["problems"][0]
+
+
+def test_an_item_whose_settings_lack_the_domain_is_refused_alone(start: Callable[..., TestClient]) -> None:
+    no_domain = {k: v for k, v in BASE_CONFIG.items() if k != "domain"}
+    track = {"type": "track", "event": "Ticket Closed"}
+    items = [
+        {"message": IDENTIFY, "destination": {"Config": no_domain}},
+        {"message": track, "destination": {"Config": no_domain}},
+        {"message": GROUP, "destination": {"Config": no_domain}},
+        item(IDENTIFY),
+    ]
+    answers = start().post(PROCESSOR, json=items).json()
+    assert [a["statusCode"] for a in answers] == [400, 400, 400, 200]
+    assert [a.get("error") for a in answers[:3]] == [
+        "domain is required for identify",
+        "domain is required for track",
+        "domain is required for group",
+    ]
