@@ -169,28 +169,17 @@ class RudderTransformer:
         self._allowed = allowed
         self._configs: OrderedDict[bytes, DestinationConfig | ConfigError] = OrderedDict()
         self._companies = CompanyBatcher(executor.company_gsids)
-        self._last_config: tuple[Any, DestinationConfig | ConfigError] = (None, ConfigError("unset"))
+        # The last item's Config as it came, and its parse: the next request's first item
+        # nearly always carries an equal one.
+        self._last_config: tuple[Any, DestinationConfig | ConfigError] = (_UNSET, ConfigError("unset"))
         self._last_direct: _Direct | None = None
 
-    def _config(self, destination: Any) -> DestinationConfig:
-        """Parse the item's destination Config once per distinct Config, not once per event.
-
-        The items of one request nearly always share one Config: equal to the last one seen, it
-        is that one's parse. Else the key is the Config's JSON as it came (key order kept:
-        rudder-server writes one destination's Config the same way each time; equal bytes mean
-        equal settings, and a reordered copy merely parses once more)."""
-        raw = destination.get("Config") if isinstance(destination, dict) else None
+    def _config(self, raw: Any) -> DestinationConfig | ConfigError:
+        """An item's destination Config parsed, once per distinct Config: the key is its JSON as
+        it came (key order kept: rudder-server writes one destination's Config the same way each
+        time; equal bytes mean equal settings, and a reordered copy merely parses once more)."""
         if not isinstance(raw, dict):
-            raise ConfigError("destination.Config is required and must be a JSON object")
-        last_raw, last = self._last_config
-        if raw is not last_raw and raw != last_raw:
-            last = self._parsed_config(raw)
-            self._last_config = (raw, last)
-        if isinstance(last, ConfigError):
-            raise last
-        return last
-
-    def _parsed_config(self, raw: dict[str, Any]) -> DestinationConfig | ConfigError:
+            return ConfigError("destination.Config is required and must be a JSON object")
         key = orjson.dumps(raw, option=orjson.OPT_NON_STR_KEYS)
         cached = self._configs.get(key)
         if cached is None:
@@ -234,12 +223,13 @@ class RudderTransformer:
     async def _outputs(self, items: list[Any]) -> list[dict[str, Any] | GsdError]:
         # rudder-server sends this for every event: identify and track outputs are built here,
         # straight from the event (what `rudder_output` makes of their plan, without the plan),
-        # and the item's settings are parsed again only when its Config differs from the last.
+        # and an item's settings are looked up only when its Config differs from the last one's
+        # (the items of a request nearly always share one: then the same object, see
+        # transformer_body).
         results: list[dict[str, Any] | GsdError] = []
         groups: dict[tuple[str, Credentials], list[tuple[int, GroupPlan]]] = {}
         specs = self._specs
-        last_raw: Any = _UNSET
-        config: DestinationConfig | None = None
+        last_raw, config = self._last_config
         for index, item in enumerate(items):
             try:
                 if not isinstance(item, dict):
@@ -247,9 +237,10 @@ class RudderTransformer:
                 destination = item.get("destination")
                 raw = destination.get("Config") if isinstance(destination, dict) else None
                 if raw is not last_raw and (raw is None or raw != last_raw):
-                    config = self._config(destination)
+                    config = self._config(raw)
                     last_raw = raw
-                assert config is not None
+                if isinstance(config, ConfigError):
+                    raise config
                 message = item.get("message")
                 if not isinstance(message, dict):
                     raise EventError("message must be a JSON object")
@@ -287,6 +278,7 @@ class RudderTransformer:
                 results.append(output)
             except GsdError as exc:
                 results.append(exc)
+        self._last_config = (last_raw, config)
         tenants = list(groups.items())
         written = await asyncio.gather(
             *(self._group_outputs([p for _, p in g], credentials) for (_, credentials), g in tenants)
