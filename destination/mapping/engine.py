@@ -207,18 +207,13 @@ def map_record(
 
 
 def _recipe(compiled: _Compiled, shape: Shape) -> _Recipe:
-    """The walk below, made on the keys alone, every key taken to hold a value."""
-    found: dict[int, tuple[int, str]] = {}  # source position -> (root, key)
-    custom: dict[str, tuple[int, str, str, None]] = {}
-    for index, (root, keys) in enumerate(zip(compiled.roots, shape, strict=True)):
-        for key in keys or ():
-            entry = root.table.get(key)
-            if type(entry) is int:
-                found[entry] = (index, key)
-            elif type(entry) is tuple:
-                found.update((position, (index, key)) for position in entry)
-            elif root.custom and type(entry) is str and key not in custom:
-                custom[key] = (index, key, entry, None)
+    """The walk below, made on the keys alone: each key holds where it is, (root, key), as its
+    value, so every key is taken to hold a value."""
+    found: dict[int, Any] = {}  # source position -> (root, key)
+    custom: dict[str, tuple[str, Any] | None] = {}  # trait -> (target, (root, key))
+    for root_index, (root, keys) in enumerate(zip(compiled.roots, shape, strict=True)):
+        if keys is not None:
+            _walk(root, {key: (root_index, key) for key in keys}, found, custom, None, "")
     required: list[tuple[int, str, str] | str] = []
     for sources, message in compiled.required:
         source = next((found[position] for position in sources if position in found), None)
@@ -226,11 +221,15 @@ def _recipe(compiled: _Compiled, shape: Shape) -> _Recipe:
     steps: list[tuple[int, str, str, Coercion | None]] = []
     last = -1
     for position in sorted(found):
-        index, to, coerce = compiled.picks[position]
-        if index != last:
-            last = index
+        rule, to, coerce = compiled.picks[position]
+        if rule != last:
+            last = rule
             steps.append((*found[position], to, coerce))
-    return _Recipe(tuple(required), (*steps, *custom.values()))
+    for taken in custom.values():
+        assert taken is not None  # unmapped traits are noted only with diagnostics
+        target, (root_index, key) = taken
+        steps.append((root_index, key, target, None))
+    return _Recipe(tuple(required), tuple(steps))
 
 
 def _follow(recipe: _Recipe, objects: list[Any], compose: Compose | None) -> MappedRecord | None:
