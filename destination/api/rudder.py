@@ -51,6 +51,8 @@ log = logging.getLogger(__name__)
 
 Feature = Literal["processor", "router"]
 DEST_TYPE = "GAINSIGHT"
+PROCESSOR_PATH = "/v0/destinations/gainsight"
+ROUTER_PATH = "/routerTransform"
 METRICS_LABEL = "transformer"  # these routes have no destination id; their calls count under this
 _CONFIG_CACHE_SIZE = 256
 _HEADER_CACHE_SIZE = 1024
@@ -405,10 +407,7 @@ class TransformerRoutes:
     def __init__(self, app: ASGIApp, on_error: ErrorAnswer) -> None:
         self.app = app
         self.on_error = on_error
-        self.routes: dict[str, Handler] = {
-            "/v0/destinations/gainsight": processor,
-            "/routerTransform": router_transform,
-        }
+        self.routes: dict[str, Handler] = {PROCESSOR_PATH: processor, ROUTER_PATH: router_transform}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         handler = self.routes.get(scope["path"]) if scope["type"] == "http" else None
@@ -427,7 +426,7 @@ def build_router() -> APIRouter:
     """The routes as the OpenAPI document describes them."""
     router = APIRouter(tags=["RudderStack transformer protocol"])
     router.add_api_route(
-        "/v0/destinations/gainsight",
+        PROCESSOR_PATH,
         processor,
         methods=["POST"],
         summary="Processor transform: one output or error per input, same order",
@@ -440,7 +439,7 @@ def build_router() -> APIRouter:
         },
     )
     router.add_api_route(
-        "/routerTransform",
+        ROUTER_PATH,
         router_transform,
         methods=["POST"],
         summary="Router transform: unbatched requests, one per input",
