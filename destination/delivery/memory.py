@@ -32,14 +32,13 @@ from destination.delivery.store import (
     DeadLetter,
     EventState,
     EventSummary,
-    FinalOutcome,
+    FinishMoves,
     NewEvent,
     QueuedEvent,
     StateKind,
     StoreClosedError,
     StoredEvent,
     check_attempt,
-    check_final_outcome,
     new_lease,
 )
 
@@ -71,7 +70,7 @@ def _json_copy(value: Any) -> Any:
     return None if value is None else jsonutil.loads(jsonutil.dumps(value))
 
 
-class MemoryStore:
+class MemoryStore(FinishMoves):
     """`Store` in process memory; see store.py for the semantics of each method."""
 
     def __init__(
@@ -193,22 +192,11 @@ class MemoryStore:
                 self._record(row, attempt)
             return True
 
-    async def complete(
-        self, event_id: int, outcome: FinalOutcome, *, lease: str, attempt: Attempt | None = None
-    ) -> bool:
-        check_final_outcome(outcome)
-        with self._open():
-            return self._finish(event_id, outcome, None, lease, attempt)
-
-    async def dead_letter(
-        self, event_id: int, reason: str, *, lease: str, attempt: Attempt | None = None
+    async def _finish(
+        self, event_id: int, state: EventState, reason: str | None, lease: str, attempt: Attempt | None
     ) -> bool:
         with self._open():
-            return self._finish(event_id, "dead", reason, lease, attempt)
-
-    async def reject(self, event_id: int, reason: str, *, lease: str, attempt: Attempt | None = None) -> bool:
-        with self._open():
-            return self._finish(event_id, "rejected", reason, lease, attempt)
+            return self._finish_row(event_id, state, reason, lease, attempt)
 
     def _leased_by(self, event_id: int, lease: str) -> _Row | None:
         row = self._rows.get(event_id)
@@ -216,7 +204,7 @@ class MemoryStore:
             return None
         return row
 
-    def _finish(
+    def _finish_row(
         self, event_id: int, state: EventState, reason: str | None, lease: str, attempt: Attempt | None
     ) -> bool:
         if attempt is not None:

@@ -42,7 +42,7 @@ from destination.delivery.store import (
     DeadLetter,
     EventState,
     EventSummary,
-    FinalOutcome,
+    FinishMoves,
     NewEvent,
     StateKind,
     StoreClosedError,
@@ -50,7 +50,6 @@ from destination.delivery.store import (
     StoreError,
     StoreUnavailableError,
     check_attempt,
-    check_final_outcome,
     new_lease,
 )
 
@@ -83,7 +82,7 @@ def _lists(people: Sequence[tuple[str, str]]) -> dict[str, list[str]]:
     return {"destinations": [d for d, _ in people], "people": [p for _, p in people]}
 
 
-class PostgresStore:
+class PostgresStore(FinishMoves):
     """`Store` on a PostgreSQL database; see store.py for the semantics of each method."""
 
     def __init__(
@@ -316,23 +315,8 @@ class PostgresStore:
                 await self._record(conn, event_id, attempt)
         return True
 
-    async def complete(
-        self, event_id: int, outcome: FinalOutcome, *, lease: str, attempt: Attempt | None = None
-    ) -> bool:
-        check_final_outcome(outcome)
-        return await self._finish(event_id, outcome, None, lease, attempt)
-
-    async def dead_letter(
-        self, event_id: int, reason: str, *, lease: str, attempt: Attempt | None = None
-    ) -> bool:
-        return await self._finish(event_id, "dead", reason, lease, attempt)
-
-    async def reject(self, event_id: int, reason: str, *, lease: str, attempt: Attempt | None = None) -> bool:
-        """Finish the event as rejected (the planner refused it); replayable by id only."""
-        return await self._finish(event_id, "rejected", reason, lease, attempt)
-
     async def _finish(
-        self, event_id: int, state: str, reason: str | None, lease: str, attempt: Attempt | None
+        self, event_id: int, state: EventState, reason: str | None, lease: str, attempt: Attempt | None
     ) -> bool:
         if attempt is not None:
             check_attempt(attempt)

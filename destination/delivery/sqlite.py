@@ -35,12 +35,11 @@ from destination.delivery.store import (
     DeadLetter,
     EventState,
     EventSummary,
-    FinalOutcome,
+    FinishMoves,
     NewEvent,
     StateKind,
     StoredEvent,
     check_attempt,
-    check_final_outcome,
     new_lease,
 )
 
@@ -73,7 +72,7 @@ def _loads_or_none(data: bytes | None) -> Any:
     return None if data is None else jsonutil.loads(data)
 
 
-class SQLiteStore:
+class SQLiteStore(FinishMoves):
     """`Store` on a SQLite file; see store.py for the semantics of each method."""
 
     def __init__(
@@ -221,22 +220,8 @@ class SQLiteStore:
 
         return await self._writer.run(job, grouped=True)
 
-    async def complete(
-        self, event_id: int, outcome: FinalOutcome, *, lease: str, attempt: Attempt | None = None
-    ) -> bool:
-        check_final_outcome(outcome)
-        return await self._finish(event_id, outcome, None, lease, attempt)
-
-    async def dead_letter(
-        self, event_id: int, reason: str, *, lease: str, attempt: Attempt | None = None
-    ) -> bool:
-        return await self._finish(event_id, "dead", reason, lease, attempt)
-
-    async def reject(self, event_id: int, reason: str, *, lease: str, attempt: Attempt | None = None) -> bool:
-        return await self._finish(event_id, "rejected", reason, lease, attempt)
-
     async def _finish(
-        self, event_id: int, state: str, reason: str | None, lease: str, attempt: Attempt | None
+        self, event_id: int, state: EventState, reason: str | None, lease: str, attempt: Attempt | None
     ) -> bool:
         if attempt is not None:
             check_attempt(attempt)

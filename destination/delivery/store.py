@@ -421,6 +421,30 @@ class Store(EventQueue, EventAdmin, RateCounter, DeliveryMemory, Protocol):
         ...
 
 
+class FinishMoves:
+    """complete, dead_letter and reject of every backend: each is one move, finishing the
+    leased event in a state, which the backend's `_finish` makes."""
+
+    async def _finish(
+        self, event_id: int, state: EventState, reason: str | None, lease: str, attempt: Attempt | None
+    ) -> bool:
+        raise NotImplementedError
+
+    async def complete(
+        self, event_id: int, outcome: FinalOutcome, *, lease: str, attempt: Attempt | None = None
+    ) -> bool:
+        check_final_outcome(outcome)
+        return await self._finish(event_id, outcome, None, lease, attempt)
+
+    async def dead_letter(
+        self, event_id: int, reason: str, *, lease: str, attempt: Attempt | None = None
+    ) -> bool:
+        return await self._finish(event_id, "dead", reason, lease, attempt)
+
+    async def reject(self, event_id: int, reason: str, *, lease: str, attempt: Attempt | None = None) -> bool:
+        return await self._finish(event_id, "rejected", reason, lease, attempt)
+
+
 FAILED_OUTCOMES: tuple[str, ...] = ("throttled", "retryable", "aborted")
 
 
