@@ -1,14 +1,16 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
+import httpx
 import pytest
 
 from destination.config import DestinationConfig, parse_destination_config
 from destination.mapping.spec import Specs, default_specs
 from tests import pg
+from tests.gainsight_fake import StrictGainsight
 
 DOMAIN = "acme.gainsightcloud.com"
 
@@ -74,3 +76,17 @@ def postgres_cluster() -> Iterator[pg.Cluster]:
         yield cluster
     finally:
         cluster.destroy()
+
+
+@pytest.fixture
+def strict_transport() -> Iterator[Callable[[], httpx.MockTransport]]:
+    """Makes transports to a Gainsight that answers only the service's own calls (tests/gainsight_fake.py);
+    any other call a worker makes during the test fails it at teardown."""
+    fakes: list[StrictGainsight] = []
+
+    def make() -> httpx.MockTransport:
+        fakes.append(StrictGainsight())
+        return fakes[-1].transport()
+
+    yield make
+    assert [call for fake in fakes for call in fake.unexpected] == []

@@ -17,10 +17,10 @@ import tempfile
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 from urllib.parse import quote
 
-import pytest
-
+from tests import ci
 from tests.e2e.servers import free_port
 
 URL_ENV = "GSD_TEST_POSTGRES_URL"
@@ -30,12 +30,9 @@ class Unavailable(Exception):
     """No PostgreSQL server can be had here; the message says why."""
 
 
-def missing(reason: str) -> None:
+def missing(reason: str) -> NoReturn:
     """Skip the test, or fail it under CI, where PostgreSQL must be there."""
-    message = f"PostgreSQL unavailable: {reason} (set {URL_ENV}, or install PostgreSQL's server)"
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(message)
-    pytest.skip(message)
+    ci.unavailable(f"PostgreSQL unavailable: {reason} (set {URL_ENV}, or install PostgreSQL's server)")
 
 
 def _bin_dir() -> Path:

@@ -94,14 +94,17 @@ def test_nonsense_policies_are_rejected(fields: dict[str, float]) -> None:
         RetryPolicy(**fields)  # type: ignore[arg-type]
 
 
-def test_the_same_seed_gives_the_same_schedule() -> None:
+def test_the_jitter_is_drawn_from_the_given_generator_alone() -> None:
     def schedule(seed: int) -> list[float | None]:
         rng = random.Random(seed)
         return [POLICY.next_attempt(n, "retryable", NOW, RECEIVED, None, None, rng) for n in range(1, 21)]
 
-    assert schedule(7) == schedule(7)
+    draws = random.Random(7)
+    ceilings = [min(600.0, 2.0 ** (n - 1)) for n in range(1, 20)]
+    expected = [NOW + draws.uniform(0.0, ceiling) for ceiling in ceilings]
+    random.seed(12345)  # the module's own generator must play no part
+    assert schedule(7) == [*expected, None]
     assert schedule(7) != schedule(8)
-    assert schedule(7)[-1] is None
 
 
 @given(

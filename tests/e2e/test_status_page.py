@@ -7,7 +7,6 @@ page's button, and see it delivered. Skipped only when chromium is absent outsid
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests import ci
 from tests.e2e.servers import Server, get_json, sandbox_config, start_service, start_simulator, wait_for
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -35,9 +35,7 @@ WRITE_KEY = "wk_status"
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if not CHROMIUM.exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"{CHROMIUM} is missing under CI: .ci/run installs Debian's chromium package")
-        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium); CI installs it")
+        ci.unavailable(f"{CHROMIUM} is not installed (apt-get install chromium; .ci/run installs it)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

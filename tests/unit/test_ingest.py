@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import gzip
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ TRACK = {"type": "track", "event": "Ticket Closed", "userId": "u1", "properties"
 
 
 @pytest.fixture
-def client(tmp_path: Path) -> Iterator[TestClient]:
+def client(tmp_path: Path, strict_transport: Callable[[], httpx.MockTransport]) -> Iterator[TestClient]:
     path = tmp_path / "destinations.json"
     destinations = [
         {"id": "acme", "writeKeys": ["wk_live"], "config": BASE_CONFIG},
@@ -32,8 +32,7 @@ def client(tmp_path: Path) -> Iterator[TestClient]:
     settings = Settings(
         destinations=path, store_url="memory://", max_body_bytes=2048, admin_token="admin-token"
     )
-    gainsight = httpx.MockTransport(lambda r: httpx.Response(200, json={"result": True}))
-    with TestClient(create_app(settings, transport=gainsight)) as test_client:
+    with TestClient(create_app(settings, transport=strict_transport())) as test_client:
         yield test_client
 
 

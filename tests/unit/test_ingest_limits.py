@@ -23,6 +23,7 @@ from destination.delivery.sqlite_writer import _unavailable
 from destination.delivery.store import Store, StoreFullError, StoreUnavailableError
 from destination.settings import Settings
 from tests.conftest import BASE_CONFIG
+from tests.gainsight_fake import StrictGainsight
 
 AUTH = ("wk", "")
 TRACK = {"type": "track", "event": "Ticket Closed", "userId": "u", "properties": {}}
@@ -34,8 +35,18 @@ def _destinations(tmp: Path) -> Path:
     return path
 
 
+_FAKES: list[StrictGainsight] = []
+
+
 def _gainsight() -> httpx.MockTransport:
-    return httpx.MockTransport(lambda r: httpx.Response(200, json={"result": True, "data": {"records": []}}))
+    _FAKES.append(StrictGainsight())
+    return _FAKES[-1].transport()
+
+
+@pytest.fixture(autouse=True)
+def _no_unexpected_gainsight_call() -> Iterator[None]:
+    yield
+    assert [call for fake in _FAKES for call in fake.unexpected] == []
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import orjson
 import pytest
 from fastapi.testclient import TestClient
@@ -16,22 +15,21 @@ from hypothesis import HealthCheck, settings
 from destination.app import create_app
 from destination.settings import Settings
 from tests.conftest import BASE_CONFIG
+from tests.gainsight_fake import StrictGainsight
 
 schemathesis = pytest.importorskip("schemathesis")
 
 
+GAINSIGHT = StrictGainsight()  # the workers deliver what the fuzzer sends; any stray call fails
 ADMIN_TOKEN = "fuzz-admin-token"  # so that the admin routes are exercised too
 
 
 def _app(tmp: Path) -> Any:
     path = tmp / "destinations.json"
     path.write_bytes(orjson.dumps([{"id": "acme", "writeKeys": ["wk"], "config": BASE_CONFIG}]))
-    gainsight = httpx.MockTransport(
-        lambda r: httpx.Response(200, json={"result": True, "data": {"records": []}})
-    )
     return create_app(
         Settings(destinations=path, store_url="memory://", auth="off", admin_token=ADMIN_TOKEN),
-        transport=gainsight,
+        transport=GAINSIGHT.transport(),
     )
 
 
@@ -45,6 +43,7 @@ DOCUMENT: dict[str, Any] = APP.openapi()
 def lifespan() -> Iterator[None]:
     with TestClient(APP):
         yield
+    assert GAINSIGHT.unexpected == []
 
 
 @schema.parametrize()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import gzip
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -19,11 +19,11 @@ AUTH = ("wk", "")
 
 
 @pytest.fixture
-def client(tmp_path: Path) -> Iterator[TestClient]:
+def client(tmp_path: Path, strict_transport: Callable[[], httpx.MockTransport]) -> Iterator[TestClient]:
     path = tmp_path / "d.json"
     path.write_bytes(orjson.dumps([{"id": "acme", "writeKeys": ["wk"], "config": BASE_CONFIG}]))
-    gainsight = httpx.MockTransport(lambda r: httpx.Response(200, json={"result": True}))
-    with TestClient(create_app(Settings(destinations=path, store_url="memory://"), transport=gainsight)) as c:
+    settings = Settings(destinations=path, store_url="memory://")
+    with TestClient(create_app(settings, transport=strict_transport())) as c:
         yield c
 
 

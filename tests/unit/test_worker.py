@@ -22,6 +22,7 @@ from destination.jsonutil import dumps
 from destination.mapping.spec import default_specs
 from destination.metrics import Metrics
 from tests.conftest import BASE_CONFIG
+from tests.gainsight_fake import StrictGainsight
 
 NOW = 1_800_000_030.0  # 30 s into a minute
 Handler = Callable[[httpx.Request], httpx.Response]
@@ -97,9 +98,11 @@ class World:
 
 
 def ok(request: httpx.Request) -> httpx.Response:
-    if request.url.path.endswith("/query/Company"):
-        return httpx.Response(200, json={"result": True, "data": {"records": []}})
-    return httpx.Response(200, json={"result": True, "data": {"records": [{"Gsid": "G1"}]}})
+    """Success for the calls the service makes; any other call fails the test where it is made."""
+    gainsight = StrictGainsight(gsid="G1")
+    answer = gainsight(request)
+    assert gainsight.unexpected == []
+    return answer
 
 
 IDENTIFY = {"type": "identify", "traits": {"email": "ada@example.com"}}
