@@ -170,7 +170,7 @@ class RudderTransformer:
         self._executor = executor
         self._allowed = allowed
         self._configs: OrderedDict[bytes, DestinationConfig | ConfigError] = OrderedDict()
-        self._companies = CompanyBatcher(executor.company_gsids)
+        self._companies = CompanyBatcher(executor.write_companies)
         # The last item's Config as it came, and its parse: the next request's first item
         # nearly always carries an equal one.
         self._last_config: tuple[Any, DestinationConfig | ConfigError] = (_UNSET, ConfigError("unset"))

@@ -25,7 +25,8 @@ from destination.delivery.retry import RetryPolicy
 from destination.delivery.store import Attempt, Claim, QueuedEvent, Store
 from destination.errors import ConfigError, EventError, GainsightError, OverBudget, UnmappedEventError
 from destination.gainsight.client import Credentials
-from destination.gainsight.executor import Executor, Fate, Job, Progress
+from destination.gainsight.executor import Executor
+from destination.gainsight.jobs import Fate, Job, Progress
 from destination.gainsight.plan import plan_event
 from destination.jsonutil import JSONDecodeError, loads
 from destination.logs import log_event_outcome

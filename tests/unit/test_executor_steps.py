@@ -1,4 +1,4 @@
-"""The executor's pure decisions (gainsight/executor.py), one table each."""
+"""The executor's pure decisions (company_writes.py, person_runs.py, jobs.py), one table each."""
 
 from __future__ import annotations
 
@@ -7,35 +7,54 @@ from typing import Any
 import pytest
 
 from destination.gainsight.companies import gsid_by_name, gsids_written
-from destination.gainsight.executor import (
+from destination.gainsight.company_writes import (
+    COMPANY_STEPS,
     CompanyProgress,
+    CompanyState,
     CompanyStep,
-    Progress,
     company_key,
-    holds,
-    merged_person,
+    group_steps,
     next_company_step,
 )
+from destination.gainsight.jobs import Progress, changes_nothing
 from destination.gainsight.outcomes import Answer
+from destination.gainsight.person_runs import merged_person
 from destination.gainsight.plan import GroupPlan, IdentifyPlan
 
-# (what is known about the company, the next call)
-COMPANY_STEPS: list[tuple[str, CompanyProgress, CompanyStep]] = [
+# (what is known about the company, the next call; None: no call)
+UNKNOWN, ABSENT, KNOWN, CURRENT, WRITTEN = (
+    CompanyState.UNKNOWN,
+    CompanyState.ABSENT,
+    CompanyState.KNOWN,
+    CompanyState.CURRENT,
+    CompanyState.WRITTEN,
+)
+COMPANY_STEP_CASES: list[tuple[str, CompanyProgress, CompanyStep | None]] = [
     ("unknown name: search", CompanyProgress(), "search"),
-    ("searched, none found: insert", CompanyProgress(searched=True), "insert"),
-    ("searched, found: update", CompanyProgress(searched=True, found=True, gsid="G"), "update"),
-    ("found without a Gsid: update by Name", CompanyProgress(searched=True, found=True), "update"),
-    ("Gsid remembered, fields changed: update", CompanyProgress(gsid="G"), "update"),
-    ("Gsid remembered, fields unchanged: nothing", CompanyProgress(gsid="G", unchanged=True), "done"),
-    ("unchanged but Gsid unknown: search", CompanyProgress(unchanged=True), "search"),
-    ("written: done", CompanyProgress(gsid="G", written=True), "done"),
-    ("inserted: done", CompanyProgress(searched=True, gsid="G", written=True), "done"),
+    ("searched, none found: insert", CompanyProgress(ABSENT), "insert"),
+    ("searched, found: update", CompanyProgress(KNOWN, "G"), "update"),
+    ("found without a Gsid: update by Name", CompanyProgress(KNOWN), "update"),
+    ("Gsid remembered, fields changed: update", CompanyProgress.remembered("G", unchanged=False), "update"),
+    ("Gsid remembered, fields unchanged: nothing", CompanyProgress.remembered("G", unchanged=True), None),
+    ("unchanged but Gsid unknown: search", CompanyProgress.remembered(None, unchanged=True), "search"),
+    ("written: done", CompanyProgress(WRITTEN, "G"), None),
 ]
 
 
-@pytest.mark.parametrize(("known", "step"), [r[1:] for r in COMPANY_STEPS], ids=[r[0] for r in COMPANY_STEPS])
-def test_next_company_step(known: CompanyProgress, step: CompanyStep) -> None:
+@pytest.mark.parametrize(
+    ("known", "step"), [r[1:] for r in COMPANY_STEP_CASES], ids=[r[0] for r in COMPANY_STEP_CASES]
+)
+def test_next_company_step(known: CompanyProgress, step: CompanyStep | None) -> None:
     assert next_company_step(known) == step
+
+
+def test_the_dry_run_describes_a_group_from_the_state_table() -> None:
+    plan = GroupPlan("acme.gainsightcloud.com", {"Name": "Acme"}, "ada@x.com", ())
+    described = group_steps(plan)
+    assert [(r.step, when) for r, when in described[:-1]] == [
+        (f"company {step}", when) for step, when in COMPANY_STEPS.values()
+    ]
+    assert described[-1][0].step == "person upsert"
 
 
 HOLDS: list[tuple[str, dict[str, Any] | None, dict[str, Any], bool]] = [
@@ -56,8 +75,8 @@ HOLDS: list[tuple[str, dict[str, Any] | None, dict[str, Any], bool]] = [
 
 
 @pytest.mark.parametrize(("delivered", "record", "same"), [r[1:] for r in HOLDS], ids=[r[0] for r in HOLDS])
-def test_holds(delivered: dict[str, Any] | None, record: dict[str, Any], same: bool) -> None:
-    assert holds(delivered, record) is same
+def test_changes_nothing(delivered: dict[str, Any] | None, record: dict[str, Any], same: bool) -> None:
+    assert changes_nothing(delivered, record) is same
 
 
 def identify(**fields: Any) -> IdentifyPlan:

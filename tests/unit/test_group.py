@@ -182,7 +182,7 @@ def executor_for(client: GainsightClient) -> Executor:
 
 def resolve(recorder: Recorder, plan: GroupPlan, executor: Executor | None = None) -> str:
     executor = executor or executor_for(recorder.client())
-    (result,) = asyncio.run(executor.company_gsids([plan], CREDENTIALS))
+    (result,) = asyncio.run(executor.write_companies([plan], CREDENTIALS))
     if isinstance(result, GainsightError):
         raise result
     return result
@@ -275,7 +275,7 @@ def test_concurrent_groups_for_one_company_insert_it_once(specs: Any) -> None:
     plan = group(specs, {"name": "Acme"})
 
     async def many() -> list[list[str | GainsightError]]:
-        return await asyncio.gather(*(executor.company_gsids([plan], CREDENTIALS) for _ in range(20)))
+        return await asyncio.gather(*(executor.write_companies([plan], CREDENTIALS) for _ in range(20)))
 
     assert asyncio.run(many()) == [["G"]] * 20
     assert inserted == ["x"]
@@ -331,7 +331,7 @@ def test_connection_failure_is_retryable(specs: Any) -> None:
         raise httpx.ConnectError("refused", request=request)
 
     executor = executor_for(GainsightClient(httpx.AsyncClient(transport=httpx.MockTransport(handler))))
-    (result,) = asyncio.run(executor.company_gsids([group(specs, {"name": "Acme"})], CREDENTIALS))
+    (result,) = asyncio.run(executor.write_companies([group(specs, {"name": "Acme"})], CREDENTIALS))
     assert isinstance(result, GainsightError) and result.outcome == "retryable"
 
 
@@ -396,7 +396,7 @@ class FakeCompanies:
 
 def resolve_many(fake: FakeCompanies, plans: list[GroupPlan]) -> list[Any]:
     executor = executor_for(GainsightClient(httpx.AsyncClient(transport=httpx.MockTransport(fake))))
-    return asyncio.run(executor.company_gsids(plans, CREDENTIALS))
+    return asyncio.run(executor.write_companies(plans, CREDENTIALS))
 
 
 def test_batched_writes_share_calls_and_merge_events_of_one_company(specs: Any) -> None:
@@ -416,9 +416,9 @@ def test_known_companies_skip_the_search(specs: Any) -> None:
     fake = FakeCompanies()
     executor = executor_for(GainsightClient(httpx.AsyncClient(transport=httpx.MockTransport(fake))))
     plans = [group(specs, {"name": f"C{i}"}) for i in range(60)]
-    asyncio.run(executor.company_gsids(plans, CREDENTIALS))
+    asyncio.run(executor.write_companies(plans, CREDENTIALS))
     fake.calls.clear()
-    asyncio.run(executor.company_gsids(plans, CREDENTIALS))
+    asyncio.run(executor.write_companies(plans, CREDENTIALS))
     assert fake.calls == [("update", 50), ("update", 10)]
 
 
@@ -444,6 +444,6 @@ def test_a_throttled_batch_fails_its_events_without_more_calls(specs: Any) -> No
 
     executor = executor_for(GainsightClient(httpx.AsyncClient(transport=httpx.MockTransport(throttled))))
     plans = [group(specs, {"name": "A"}), group(specs, {"name": "B"})]
-    results = asyncio.run(executor.company_gsids(plans, CREDENTIALS))
+    results = asyncio.run(executor.write_companies(plans, CREDENTIALS))
     assert [r.outcome for r in results] == ["throttled", "throttled"]
     assert len(calls) == 1

@@ -1,0 +1,332 @@
+"""Step 1 of identify/group execution: every company a batch's group events name, written with
+shared calls (DESIGN §3.3, §6).
+
+A company moves through `CompanyState`; `COMPANY_STEPS` says which call each state needs:
+
+    UNKNOWN   no Gsid known                                 → company search
+    ABSENT    the search answered no record                 → company insert (Gsid from the answer)
+    KNOWN     Gsid remembered, or the search found it       → company update (PUT ?keys=Name)
+    CURRENT   Gsid remembered, fields as last delivered     → no call (unchanged)
+    WRITTEN   inserted or updated in this batch             → no call
+
+Each round sends one `IN` search for the UNKNOWN companies, then one insert and one update of up
+to 50 records for the ABSENT and KNOWN ones. A company deleted in Gainsight since its Gsid was
+learnt goes back to UNKNOWN (its update matched nothing), so `MAX_COMPANY_ROUNDS` allows a second
+search. The dry run's description of a group event (`group_steps`) is made from the same table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from enum import Enum
+from typing import Any, Literal
+
+from destination.delivery.store import DeliveryMemory
+from destination.errors import GainsightError, OverBudget
+from destination.gainsight import plan as p
+from destination.gainsight.companies import gsid_by_name, gsids_written, is_no_match, matched_nothing
+from destination.gainsight.endpoints import MAX_RECORDS_PER_CALL
+from destination.gainsight.jobs import Batch, Call, Caller, Fate, Job, Saved, changes_nothing
+from destination.gainsight.outcomes import classify
+
+
+class CompanyState(Enum):
+    UNKNOWN = "unknown"
+    ABSENT = "absent"
+    KNOWN = "known"
+    CURRENT = "current"
+    WRITTEN = "written"
+
+
+CompanyStep = Literal["search", "insert", "update"]
+
+COMPANY_STEPS: dict[CompanyState, tuple[CompanyStep, str]] = {
+    CompanyState.UNKNOWN: ("search", "unless the company's Gsid is known"),
+    CompanyState.ABSENT: ("insert", "when the search finds no company"),
+    CompanyState.KNOWN: ("update", "when the company exists (its Gsid remembered or the search's)"),
+}
+"""The call each state needs, and when it is sent (the dry run's words); other states need none."""
+
+MAX_COMPANY_ROUNDS = 4
+"""Search, insert or update, and once more for a company deleted in Gainsight meanwhile."""
+
+
+@dataclass(frozen=True, slots=True)
+class CompanyProgress:
+    """What is known, so far in this batch, about one company."""
+
+    state: CompanyState = CompanyState.UNKNOWN
+    gsid: str | None = None  # remembered, or learnt from the search or a write
+
+    @classmethod
+    def remembered(cls, gsid: str | None, unchanged: bool) -> CompanyProgress:
+        if not gsid:
+            return cls()
+        return cls(CompanyState.CURRENT if unchanged else CompanyState.KNOWN, gsid)
+
+
+def next_company_step(company: CompanyProgress) -> CompanyStep | None:
+    """The next call for a company; None once its Gsid is known and its fields are there."""
+    step = COMPANY_STEPS.get(company.state)
+    return None if step is None else step[0]
+
+
+def company_key(name: str) -> str:
+    """Company names are matched ignoring case, as Gainsight's `EQ`/`IN` and `keys=Name` do: the
+    key of a company within a batch and in the store's Gsid and delivered-state memory."""
+    return name.casefold()
+
+
+def group_steps(plan: p.GroupPlan) -> list[tuple[p.Request, str]]:
+    """Every request a group event may cause, with when it is sent (for the dry run)."""
+    builders: dict[CompanyStep, Callable[[], p.Request]] = {
+        "search": plan.search_request,
+        "insert": plan.insert_request,
+        "update": plan.update_request,
+    }
+    gsid = f"<Gsid of company {plan.company_name!r}>"
+    return [(builders[step](), when) for step, when in COMPANY_STEPS.values()] + [
+        (plan.association_request(gsid), "merged with the person's run into one person upsert")
+    ]
+
+
+@dataclass(slots=True)
+class _Company:
+    """One company during a batch."""
+
+    name: str  # as the first event of the batch spells it (searched with it)
+    record: dict[str, Any]  # merged in event order, so its Name is the last event's spelling
+    jobs: list[int]
+    progress: CompanyProgress = CompanyProgress()
+    call: Call | None = None  # the last call that wrote it
+    failure: Fate | None = None
+    shared_failure: bool = False  # the failed call carried other events too
+    versions: dict[str, int] = field(default_factory=dict)  # field -> id of the event it is from
+    delivered: dict[str, Any] | None = None  # what the store remembers delivered (see _resolve)
+
+    @property
+    def key(self) -> str:
+        return company_key(self.name)
+
+    def needs(self, step: CompanyStep) -> bool:
+        return self.failure is None and next_company_step(self.progress) == step
+
+
+class CompanyWriter:
+    def __init__(
+        self, caller: Caller, memory: DeliveryMemory, *, ttl: float, saved: Saved, clock: Callable[[], float]
+    ) -> None:
+        self._caller = caller
+        self._memory = memory
+        self._ttl = ttl
+        self._saved = saved
+        self._clock = clock
+
+    async def write_companies(self, batch: Batch, groups: Sequence[Job]) -> dict[int, str]:
+        """Write every company the group jobs name; the Gsid per job that got one. Jobs whose
+        company failed get their fate in `batch.fates`."""
+        gsids = {j.id: j.progress.company_gsid for j in groups if j.progress.company_gsid is not None}
+        companies: dict[str, _Company] = {}
+        for job in groups:
+            assert isinstance(job.plan, p.GroupPlan)
+            if job.id not in gsids:  # else written by an earlier try
+                name = job.plan.company_name
+                company = companies.setdefault(company_key(name), _Company(name, {}, []))
+                company.record.update(job.plan.company)
+                company.versions.update(dict.fromkeys(job.plan.company, job.id))
+                company.jobs.append(job.id)
+        if companies:
+            # One writer per company at a time (in this process and, on PostgreSQL, across
+            # replicas): a second batch searches only after the first has inserted.
+            async with self._memory.hold_companies(batch.scope, sorted(companies)):
+                try:
+                    await self._resolve(batch, companies, split=True, plans=groups)
+                except OverBudget as exc:
+                    for company in companies.values():
+                        if next_company_step(company.progress) and company.failure is None:
+                            company.failure = Fate("deferred", retry_at=exc.retry_at)
+            _hand_out(batch, companies, gsids)
+        return gsids
+
+    async def _resolve(
+        self, batch: Batch, companies: dict[str, _Company], *, split: bool, plans: Sequence[Job]
+    ) -> None:
+        keys = list(companies)
+        known = await self._memory.company_gsids(batch.scope, keys)
+        remembered: dict[str, dict[str, Any]] = {}
+        if batch.versioned and known:
+            remembered = await self._memory.delivered_states(batch.scope, "company", list(known), 0.0)
+        for key, company in companies.items():
+            company.delivered = remembered.get(key)
+            company.progress = CompanyProgress.remembered(known.get(key), self._unchanged(batch, company))
+        searched = sum(len(c.jobs) for c in companies.values() if c.progress.gsid)
+        self._saved(batch.destination, "gsid_known", searched)
+        for _ in range(MAX_COMPANY_ROUNDS):
+            if not any(c.failure is None and next_company_step(c.progress) for c in companies.values()):
+                break
+            await self._search(batch, [c for c in companies.values() if c.needs("search")])
+            for step in ("insert", "update"):
+                await self._write(batch, step, [c for c in companies.values() if c.needs(step)])
+        for company in companies.values():
+            if company.failure is None and company.progress.state is CompanyState.CURRENT:
+                self._saved(batch.destination, "unchanged", len(company.jobs))
+        refused = [
+            c
+            for c in companies.values()
+            if c.failure is not None and c.failure.outcome == "aborted" and c.shared_failure
+        ]
+        if split and refused:
+            await self._one_by_one(batch, refused, plans)
+        await self._remember(batch, companies, known)
+
+    async def _remember(self, batch: Batch, companies: dict[str, _Company], known: dict[str, str]) -> None:
+        # Only what is new: a Gsid remembered already would be written again for nothing.
+        learnt = {
+            c.key: c.progress.gsid
+            for c in companies.values()
+            if c.progress.gsid and c.failure is None and c.progress.gsid != known.get(c.key)
+        }
+        now = self._clock()
+        await self._memory.remember_gsids(batch.scope, learnt, now)
+        if batch.versioned:
+            # Unchanged companies too: their events are newer than the values' (see _unchanged).
+            states = {
+                c.key: _company_state(c, now)
+                for c in companies.values()
+                if c.failure is None and (c.call is not None or c.delivered is not None)
+            }
+            await self._memory.remember_states(batch.scope, "company", states, now)
+
+    def _unchanged(self, batch: Batch, company: _Company) -> bool:
+        """Whether writing the company would change nothing, after leaving out every field that
+        a later-received event already wrote (events of other people may be claimed first, and
+        Gainsight must end with the last value received)."""
+        remembered = company.delivered
+        if remembered is None:
+            return False
+        versions = remembered.get("versions", {})
+        if versions.get("Name", -1) > company.versions.get("Name", -1):
+            # A later event spelt the name otherwise: keep its spelling (the key field stays).
+            company.record["Name"] = remembered.get("fields", {}).get("Name", company.record["Name"])
+            company.versions["Name"] = versions["Name"]
+        stale = [
+            k for k in company.record if k != "Name" and versions.get(k, -1) > company.versions.get(k, -1)
+        ]
+        for key in stale:
+            del company.record[key]
+            del company.versions[key]
+        if stale and set(company.record) == {"Name"}:
+            return True  # everything it says is already overwritten by newer events
+        fresh = remembered.get("at", 0.0) >= self._clock() - self._ttl
+        return batch.skip_unchanged and fresh and changes_nothing(remembered.get("fields"), company.record)
+
+    async def _search(self, batch: Batch, companies: list[_Company]) -> None:
+        for chunk in _chunks(companies):
+            call = await self._caller.call(batch, p.company_search(batch.scope, [c.name for c in chunk]))
+            outcome = classify(call.answer)
+            if outcome != "delivered" and not is_no_match(call.answer):
+                self._fail(chunk, call)
+                continue
+            found = gsid_by_name([c.name for c in chunk], call.answer) if outcome == "delivered" else {}
+            for company in chunk:
+                gsid = found.get(company.name)
+                state = CompanyState.ABSENT if gsid is None else CompanyState.KNOWN
+                company.progress = CompanyProgress(state, gsid or None)
+            self._saved(batch.destination, "company_batched", len(chunk) - 1)
+
+    async def _write(self, batch: Batch, step: str, companies: list[_Company]) -> None:
+        build = p.company_insert if step == "insert" else p.company_update
+        for chunk in _chunks(companies):
+            call = await self._caller.call(batch, build(batch.scope, [c.record for c in chunk]))
+            outcome = classify(call.answer)
+            gone = step == "update" and (
+                is_no_match(call.answer) or (outcome == "delivered" and matched_nothing(call.answer))
+            )
+            if gone:  # deleted in Gainsight since we learnt it: forget it and search afresh
+                await self._memory.forget_gsids(batch.scope, [c.key for c in chunk])
+                await self._memory.forget_states(batch.scope, "company", [c.key for c in chunk])
+                for company in chunk:
+                    company.progress = CompanyProgress()
+                    company.delivered = None
+                continue
+            if outcome != "delivered":
+                self._fail(chunk, call)
+                continue
+            self._written(batch, step, chunk, call)
+
+    def _written(self, batch: Batch, step: str, chunk: list[_Company], call: Call) -> None:
+        written = gsids_written([c.record["Name"] for c in chunk], call.answer)
+        for company in chunk:
+            gsid = written.get(company.record["Name"]) or company.progress.gsid
+            if not gsid:
+                error = GainsightError(
+                    f"company {step} succeeded but Gainsight returned no Gsid",
+                    outcome="retryable",
+                    http_status=call.answer.status,
+                    response=call.answer.body,
+                )
+                company.failure = Fate("retryable", call, error)
+                continue
+            company.progress = replace(company.progress, state=CompanyState.WRITTEN, gsid=gsid)
+            company.call = call
+        self._saved(batch.destination, "company_batched", len(chunk) - 1)
+
+    def _fail(self, chunk: list[_Company], call: Call) -> None:
+        fate = self._caller.failed(call)
+        shared = sum(len(company.jobs) for company in chunk) > 1
+        for company in chunk:
+            company.failure, company.shared_failure = fate, shared
+
+    async def _one_by_one(self, batch: Batch, refused: list[_Company], plans: Sequence[Job]) -> None:
+        """A refused merged write, redone event by event so that only its cause fails."""
+        by_id = {job.id: job for job in plans}
+        for company in refused:
+            gsid: str | None = None
+            for job_id in company.jobs:
+                plan = by_id[job_id].plan
+                assert isinstance(plan, p.GroupPlan)
+                alone = _Company(plan.company_name, dict(plan.company), [job_id])
+                alone.versions = dict.fromkeys(plan.company, job_id)
+                single = {company.key: alone}
+                await self._resolve(batch, single, split=False, plans=plans)
+                alone = single[company.key]
+                if alone.failure is not None:
+                    batch.fates[job_id] = alone.failure
+                else:
+                    gsid = alone.progress.gsid
+                    batch.fates.pop(job_id, None)
+                    company.call = alone.call
+            company.failure = None if gsid else company.failure
+            company.progress = CompanyProgress(CompanyState.WRITTEN, gsid) if gsid else CompanyProgress()
+            company.jobs = [j for j in company.jobs if j not in batch.fates]
+
+
+def _hand_out(batch: Batch, companies: dict[str, _Company], gsids: dict[int, str]) -> None:
+    """Each company's result to the jobs that named it (unless decided event by event)."""
+    for company in companies.values():
+        for job_id in (j for j in company.jobs if j not in batch.fates):
+            if company.failure is not None:
+                batch.fates[job_id] = company.failure
+            elif company.progress.gsid:
+                gsids[job_id] = company.progress.gsid
+                if company.call is not None:
+                    batch.company_calls[job_id] = company.call
+            else:
+                batch.fates[job_id] = Fate("deferred")
+
+
+def _company_state(company: _Company, now: float) -> dict[str, Any]:
+    """What the store remembers of a written company: its fields, the event each came from (in
+    received order), and when."""
+    before = company.delivered or {}
+    return {
+        "fields": {**before.get("fields", {}), **company.record},
+        "versions": {**before.get("versions", {}), **company.versions},
+        "at": now if company.call is not None else before.get("at", 0.0),  # the TTL runs from a write
+    }
+
+
+def _chunks(companies: list[_Company]) -> list[list[_Company]]:
+    size = MAX_RECORDS_PER_CALL
+    return [companies[i : i + size] for i in range(0, len(companies), size)]

@@ -1,0 +1,117 @@
+"""What the executor takes and gives back, and the one way it makes a call (executor.py).
+
+A `Job` is one claimed event (its store id, its plan, what earlier tries achieved); a `Fate` is how
+it ended this try; a `Call` is one request sent, shared by every event that rode on it. `Batch` is
+what one execution knows across its company writes and person runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from destination.errors import GainsightError
+from destination.gainsight import plan as p
+from destination.gainsight.client import Credentials, GainsightClient
+from destination.gainsight.outcomes import Answer
+
+SavedReason = Literal["coalesced", "unchanged", "company_batched", "gsid_known"]
+Outcome = Literal["delivered", "unchanged", "throttled", "retryable", "aborted", "deferred"]
+Saved = Callable[[str, SavedReason, int], None]
+"""Counts calls saved: (destination id, reason, how many)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """What an earlier try of an event achieved; the store keeps it between tries."""
+
+    company_gsid: str | None = None  # a group's company is written and has this Gsid
+
+    def as_dict(self) -> dict[str, Any] | None:
+        return None if self.company_gsid is None else {"company_gsid": self.company_gsid}
+
+    @classmethod
+    def of(cls, stored: Mapping[str, Any] | None) -> Progress:
+        gsid = (stored or {}).get("company_gsid")
+        return cls(gsid if isinstance(gsid, str) and gsid else None)
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One event to execute: its id (the store's), its plan, what earlier tries achieved."""
+
+    id: int
+    plan: p.Plan
+    progress: Progress = Progress()
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One call made: its id (shared by every event that rode on it) and the request as sent."""
+
+    id: str
+    step: p.Step
+    request: dict[str, Any]  # secrets masked
+    answer: Answer
+
+
+@dataclass(frozen=True, slots=True)
+class Fate:
+    """How one event ended this try."""
+
+    outcome: Outcome
+    call: Call | None = None  # the call that decided it
+    error: GainsightError | None = None
+    progress: Progress = Progress()
+    retry_at: float | None = None  # deferred: not before (None: as soon as possible)
+
+
+@dataclass(slots=True)
+class Batch:
+    """One execution: the tenant, its credentials, and every job's fate so far."""
+
+    scope: str  # the Gainsight tenant (its domain): the key of everything remembered
+    credentials: Credentials
+    skip_unchanged: bool
+    versioned: bool  # job ids are the store's event ids, so they order events as received
+    fates: dict[int, Fate] = field(default_factory=dict)
+    company_calls: dict[int, Call] = field(default_factory=dict)  # job -> its company's write
+
+    @property
+    def destination(self) -> str:
+        return self.credentials.destination
+
+
+class Caller:
+    """The one way the executor sends: at most `concurrency` calls in flight, each recorded."""
+
+    def __init__(self, client: GainsightClient, concurrency: int) -> None:
+        self._client = client
+        self._slots = asyncio.Semaphore(concurrency)
+
+    async def call(self, batch: Batch, request: p.Request) -> Call:
+        """Send one request; OverBudget propagates (nothing was sent)."""
+        async with self._slots:
+            answer, sent = await self._client.send_described(request, batch.credentials)
+        return Call(uuid.uuid4().hex[:16], request.step, sent, answer)
+
+    def failed(self, call: Call) -> Fate:
+        """The fate of the events a refused or failed call carried."""
+        error = self._client.failure(call.answer, call.step)
+        return Fate(error.outcome, call, error)
+
+
+def changes_nothing(delivered: Mapping[str, Any] | None, record: Mapping[str, Any]) -> bool:
+    """Whether writing `record` over the `delivered` state would change nothing (companies: a subset)."""
+    if delivered is None:
+        return False
+    for key, value in record.items():
+        if key == "companies":
+            if not set(value) <= set(delivered.get("companies", ())):
+                return False
+        elif key not in delivered or delivered[key] != value:
+            return False
+    return True

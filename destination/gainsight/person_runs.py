@@ -1,0 +1,186 @@
+"""Step 2: a person's run, in order (DESIGN §5, §6).
+
+A run's consecutive identify/group events become one `person upsert` (coalesced): fields merged in
+event order (last write wins; a field an event leaves out keeps its earlier value) and `companies`
+holding every Gsid of step 1 (company_writes.py). It is skipped when Gainsight already holds all
+of it (unchanged). A track is its own call, in its place. After a failure that must be retried,
+the rest of the person's events wait (deferred).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from destination.delivery.store import DeliveryMemory
+from destination.errors import GainsightError, OverBudget
+from destination.gainsight import plan as p
+from destination.gainsight.company_writes import company_key
+from destination.gainsight.endpoints import UNKNOWN_COMPANY_CODE
+from destination.gainsight.jobs import Batch, Call, Caller, Fate, Job, Saved, changes_nothing
+from destination.gainsight.outcomes import classify
+
+
+def merged_person(plans: Sequence[p.IdentifyPlan | p.GroupPlan], gsids: Sequence[str]) -> dict[str, Any]:
+    """One Person upsert for a run segment: fields merged in event order, every company linked."""
+    person: dict[str, Any] = {}
+    for plan in plans:
+        if isinstance(plan, p.IdentifyPlan):
+            person.update(plan.person)
+        else:
+            person["Email"] = plan.email
+    if gsids:
+        person["companies"] = [{"Company_ID": gsid} for gsid in dict.fromkeys(gsids)]
+    return person
+
+
+def person_key(email: str) -> str:
+    """People are matched by Email regardless of case (as Gainsight and the simulator do)."""
+    return email.casefold()
+
+
+@dataclass(slots=True)
+class _RunState:
+    gsids: dict[int, str]  # job -> its company's Gsid
+    segment: list[Job] = field(default_factory=list)  # events waiting for one person upsert
+    blocked: Fate | None = None  # the failure the rest of the run waits behind
+
+
+class PersonRunner:
+    def __init__(
+        self, caller: Caller, memory: DeliveryMemory, *, ttl: float, saved: Saved, clock: Callable[[], float]
+    ) -> None:
+        self._caller = caller
+        self._memory = memory
+        self._ttl = ttl
+        self._saved = saved
+        self._clock = clock
+
+    async def run_person(self, batch: Batch, run: Sequence[Job], gsids: dict[int, str]) -> None:
+        """A person's run in order: segments of identify/group events as one upsert each, a
+        track as its own call; after a failure that must be retried, the rest waits."""
+        state = _RunState(gsids)
+        try:
+            for job in run:
+                await self._place(batch, job, state)
+            if state.blocked is None:
+                await self._flush(batch, state)
+        except OverBudget as exc:
+            for job in run:
+                batch.fates.setdefault(job.id, Fate("deferred", retry_at=exc.retry_at))
+
+    async def _place(self, batch: Batch, job: Job, state: _RunState) -> None:
+        if state.blocked is None and isinstance(job.plan, p.TrackPlan):
+            state.blocked = await self._flush(batch, state) or await self._track(batch, job)
+            return
+        if state.blocked is None and job.id in batch.fates:  # its company failed
+            failed = batch.fates[job.id]
+            if failed.outcome != "aborted":
+                state.blocked = await self._flush(batch, state) or failed
+            return
+        if state.blocked is None and state.segment and _another_person(state.segment[0], job):
+            state.blocked = await self._flush(batch, state)
+        if state.blocked is not None:
+            batch.fates.setdefault(job.id, Fate("deferred", retry_at=state.blocked.retry_at))
+            return
+        state.segment.append(job)
+
+    async def _flush(self, batch: Batch, state: _RunState) -> Fate | None:
+        taken, state.segment = state.segment, []
+        return await self._upsert(batch, taken, state.gsids) if taken else None
+
+    async def _track(self, batch: Batch, job: Job) -> Fate | None:
+        assert isinstance(job.plan, p.TrackPlan)
+        call = await self._caller.call(batch, job.plan.request)
+        fate = Fate("delivered", call) if classify(call.answer) == "delivered" else self._caller.failed(call)
+        batch.fates[job.id] = fate
+        return fate if fate.outcome in ("throttled", "retryable") else None
+
+    async def _upsert(self, batch: Batch, segment: list[Job], gsids: dict[int, str]) -> Fate | None:
+        """One Person upsert for a segment (one person's consecutive events); the failure that
+        blocks the person's later events, if any."""
+        plans = [job.plan for job in segment if isinstance(job.plan, p.IdentifyPlan | p.GroupPlan)]
+        person = merged_person(plans, [gsids[job.id] for job in segment if job.id in gsids])
+        key = person_key(str(person["Email"]))
+        delivered: dict[str, Any] | None = None
+        if batch.skip_unchanged:
+            since = self._clock() - self._ttl
+            delivered = (await self._memory.delivered_states(batch.scope, "person", [key], since)).get(key)
+            if changes_nothing(delivered, _flat(person)):
+                for job in segment:
+                    batch.fates[job.id] = _done(batch, job, None)
+                self._saved(batch.destination, "unchanged", len(segment))
+                return None
+        call = await self._caller.call(batch, p.person_upsert(batch.scope, person))
+        outcome = classify(call.answer)
+        if outcome == "delivered":
+            for job in segment:
+                batch.fates[job.id] = _done(batch, job, call)
+            self._saved(batch.destination, "coalesced", len(segment) - 1)
+            if batch.skip_unchanged:
+                await self._remember_person(batch, key, delivered, person)
+            return None
+        if outcome == "aborted" and len(segment) > 1:
+            return await self._split(batch, segment, gsids)
+        fate = await self._refused(batch, segment, call)
+        for job in segment:
+            batch.fates[job.id] = fate
+        return fate if fate.outcome in ("throttled", "retryable") else None
+
+    async def _split(self, batch: Batch, segment: list[Job], gsids: dict[int, str]) -> Fate | None:
+        """A refused merged upsert, redone event by event in order: only its cause fails."""
+        for position, job in enumerate(segment):
+            blocked = await self._upsert(batch, [job], gsids)
+            if blocked is not None:
+                for later in segment[position + 1 :]:
+                    batch.fates[later.id] = Fate("deferred", retry_at=blocked.retry_at)
+                return blocked
+        return None
+
+    async def _refused(self, batch: Batch, segment: list[Job], call: Call) -> Fate:
+        fate = self._caller.failed(call)
+        if fate.error is not None and fate.error.error_code == UNKNOWN_COMPANY_CODE:
+            # A Gsid no longer names a company (deleted in Gainsight): forget it; resolve afresh.
+            names = [company_key(j.plan.company_name) for j in segment if isinstance(j.plan, p.GroupPlan)]
+            await self._memory.forget_gsids(batch.scope, names)
+            await self._memory.forget_states(batch.scope, "company", names)
+            error = GainsightError(
+                f"{fate.error.message}; the company is resolved afresh on the next try",
+                outcome="retryable",
+                http_status=fate.error.http_status,
+                error_code=fate.error.error_code,
+                response=fate.error.response,
+            )
+            fate = Fate("retryable", call, error)
+        return fate
+
+    async def _remember_person(
+        self, batch: Batch, key: str, delivered: dict[str, Any] | None, person: dict[str, Any]
+    ) -> None:
+        flat = _flat(person)
+        linked = set((delivered or {}).get("companies", ())) | set(flat.get("companies", ()))
+        state = {**(delivered or {}), **flat, "companies": sorted(linked)}
+        await self._memory.remember_states(batch.scope, "person", {key: state}, self._clock())
+
+
+def _done(batch: Batch, job: Job, person_call: Call | None) -> Fate:
+    """Delivered through the call that carried the event last; unchanged if none did."""
+    call = person_call or batch.company_calls.get(job.id)
+    return Fate("delivered" if call is not None else "unchanged", call)
+
+
+def _another_person(first: Job, job: Job) -> bool:
+    """A run's events share an ordering key, yet may name differently cased or other emails."""
+    assert isinstance(first.plan, p.IdentifyPlan | p.GroupPlan)
+    assert isinstance(job.plan, p.IdentifyPlan | p.GroupPlan)
+    return person_key(first.plan.email) != person_key(job.plan.email)
+
+
+def _flat(person: Mapping[str, Any]) -> dict[str, Any]:
+    """A Person upsert body as delivered state: `companies` as a list of Gsids."""
+    flat = {k: v for k, v in person.items() if k != "companies"}
+    links = person.get("companies")
+    if links:
+        flat["companies"] = [link["Company_ID"] for link in links]
+    return flat
