@@ -63,6 +63,45 @@ def _clean_map(rows: Any) -> Any:
     return kept
 
 
+_TRAIT_SOURCE = re.compile(r"traits\.[^.\s]+")
+
+
+class CompanyIdentity(BaseModel):
+    """`companyIdentity` (DESIGN §3.3): the Company field that identifies a company, where a group
+    event's value for it is, and whether an unknown one may be created. Without it: Name."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    field: str
+    from_: str = Field("groupId", alias="from")
+    create: bool = True
+
+    @field_validator("field")
+    @classmethod
+    def _company_field(cls, value: str) -> str:
+        value = value.strip()
+        if not value.endswith(_CUSTOM_SUFFIX) and value not in default_specs().company.standard_fields:
+            raise ValueError(
+                f"{value!r} must be a standard Company field (SfdcAccountId, say) or a custom one "
+                f"ending in {_CUSTOM_SUFFIX}"
+            )
+        if value == "Name":
+            raise ValueError("Name is the default key: leave companyIdentity out to key companies by Name")
+        return value
+
+    @field_validator("from_")
+    @classmethod
+    def _source(cls, value: str) -> str:
+        value = value.strip()
+        if value != "groupId" and not _TRAIT_SOURCE.fullmatch(value):
+            raise ValueError(f"expected groupId or traits.<name>, got {value!r}")
+        return value
+
+    @property
+    def path(self) -> tuple[str, ...]:
+        """Where a group event holds the key's value."""
+        return tuple(self.from_.split(".", 1))
+
+
 def _map_dict(rows: tuple[MapEntry, ...]) -> dict[str, str]:
     return {row.from_: row.to for row in rows}  # a repeated `from`: the last row wins
 
@@ -82,6 +121,7 @@ class DestinationConfig(BaseModel):
     company_map: tuple[MapEntry, ...] = Field((), alias="companyMap")
     event_name_map: tuple[MapEntry, ...] = Field((), alias="eventNameMap")
     event_version_map: tuple[MapEntry, ...] = Field((), alias="eventVersionMap")
+    company_identity: CompanyIdentity | None = Field(None, alias="companyIdentity")
 
     @field_validator("access_key", "shared_secret", "tenant_id", "topic_name", "contract_id", mode="before")
     @classmethod

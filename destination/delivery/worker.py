@@ -278,6 +278,9 @@ class Deliverer:
                 self._log(event, fate.outcome, status, attempts, now)
             return
         assert fate.error is not None
+        if fate.outcome == "rejected":
+            await self._rejected(event, fate.error.message, attempt)
+            return
         minute = self._governor.windows[0]
         next_try = self._policy.next_attempt(
             tries, fate.outcome, now, event.received_at, fate.error.retry_after, minute.end(now), self._rng
@@ -303,9 +306,10 @@ class Deliverer:
             self._metrics.outcomes.labels(event.destination_id, "filtered").inc()
             self._log(event, "filtered", None, event.attempts + 1, self._clock())
 
-    async def _rejected(self, event: QueuedEvent, reason: str) -> None:
-        """The planner refused the event itself: final at once, never retried, not a dead letter."""
-        attempt = Attempt(self._clock(), "rejected", None, reason)
+    async def _rejected(self, event: QueuedEvent, reason: str, attempt: Attempt | None = None) -> None:
+        """The event itself cannot go (the planner refused it, or no company has its key): final
+        at once, never retried, not a dead letter."""
+        attempt = attempt or Attempt(self._clock(), "rejected", None, reason)
         if await self._store.reject(event.id, reason, lease=event.lease, attempt=attempt):
             self._metrics.outcomes.labels(event.destination_id, "rejected").inc()
             self._log(event, "rejected", None, event.attempts + 1, self._clock(), reason)

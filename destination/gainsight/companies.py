@@ -55,19 +55,45 @@ def gsid_by_name(names: list[str], answer: Answer) -> dict[str, str]:
     return found
 
 
-def gsids_written(names: list[str], answer: Answer) -> dict[str, str]:
-    """Gsids of written records: by Name (ignoring case) when echoed, else by position (input order)."""
+def gsids_by_key(key: str, values: list[str], answer: Answer) -> dict[str, list[str]]:
+    """Searched value -> the Gsid of every company the search answered with that exact value of
+    `key` (a tenant's own key: matched exactly; "" where a record left its Gsid out)."""
+    wanted = set(values)
+    found: dict[str, list[str]] = {}
+    for record in records_of(answer):
+        value = _text(record.get(key))
+        if value is not None and value in wanted:
+            gsid = record.get("Gsid")
+            found.setdefault(value, []).append(gsid if isinstance(gsid, str) else "")
+    return found
+
+
+def gsids_written(key: str, values: list[str], answer: Answer) -> dict[str, str]:
+    """Gsids of written records: by their key when echoed (Name ignoring case, another key
+    exactly), else by position (input order)."""
+    fold = key == "Name"
     records = records_of(answer)
-    by_name = {
-        r["Name"].casefold(): r["Gsid"]
-        for r in records
-        if isinstance(r.get("Name"), str) and isinstance(r.get("Gsid"), str)
-    }
+    by_key: dict[str, str] = {}
+    for record in records:
+        value, gsid = _text(record.get(key)), record.get("Gsid")
+        if value is not None and isinstance(gsid, str):
+            by_key.setdefault(value.casefold() if fold else value, gsid)
     result = {}
-    for i, name in enumerate(names):
-        gsid = by_name.get(name.casefold())
+    for i, value in enumerate(values):
+        gsid = by_key.get(value.casefold() if fold else value)
         if gsid is None and i < len(records) and isinstance(records[i].get("Gsid"), str):
             gsid = records[i]["Gsid"]
         if gsid:
-            result[name] = gsid
+            result[value] = gsid
     return result
+
+
+def _text(value: Any) -> str | None:
+    """A key value as the plans hold it: text (a number field answers a number)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return None

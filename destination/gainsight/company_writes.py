@@ -1,13 +1,18 @@
 """Step 1 of identify/group execution: every company a batch's group events name, written with
-shared calls (DESIGN §3.3, §6).
+shared calls (DESIGN §3.3, §6). A company is found by its key: Name (ignoring case), or the
+tenant's own field (`companyIdentity`, matched exactly), as the group plan says.
 
 A company moves through `CompanyState`; `COMPANY_STEPS` says which call each state needs:
 
     UNKNOWN   no Gsid known                                 → company search
     ABSENT    the search answered no record                 → company insert (Gsid from the answer)
-    KNOWN     Gsid remembered, or the search found it       → company update (PUT ?keys=Name)
+    KNOWN     Gsid remembered, or the search found it       → company update (PUT ?keys=<key>)
     CURRENT   Gsid remembered, fields as last delivered     → no call (unchanged)
     WRITTEN   inserted or updated in this batch             → no call
+
+A tenant's own key never guesses: a search answering two or more companies for one key value, or
+none when creating is off (`create: false`) or the events carry no Name to create it with, ends
+the company's events as rejected (a reason naming the key, the value and any Gsids found).
 
 Each round sends one `IN` search for the UNKNOWN companies, then one insert and one update of up
 to 50 records for the ABSENT and KNOWN ones. A company deleted in Gainsight since its Gsid was
@@ -25,7 +30,13 @@ from typing import Any, Literal
 from destination.delivery.store import DeliveryMemory
 from destination.errors import GainsightError, OverBudget
 from destination.gainsight import plan as p
-from destination.gainsight.companies import gsid_by_name, gsids_written, is_no_match, matched_nothing
+from destination.gainsight.companies import (
+    gsid_by_name,
+    gsids_by_key,
+    gsids_written,
+    is_no_match,
+    matched_nothing,
+)
 from destination.gainsight.endpoints import MAX_RECORDS_PER_CALL
 from destination.gainsight.jobs import Batch, Call, Caller, Fate, Job, Saved, changes_nothing
 from destination.gainsight.outcomes import classify
@@ -72,12 +83,6 @@ def next_company_step(company: CompanyProgress) -> CompanyStep | None:
     return None if step is None else step[0]
 
 
-def company_key(name: str) -> str:
-    """Company names are matched ignoring case, as Gainsight's `EQ`/`IN` and `keys=Name` do: the
-    key of a company within a batch and in the store's Gsid and delivered-state memory."""
-    return name.casefold()
-
-
 def group_steps(plan: p.GroupPlan) -> list[tuple[p.Request, str]]:
     """Every request a group event may cause, with when it is sent (for the dry run)."""
     builders: dict[CompanyStep, Callable[[], p.Request]] = {
@@ -85,8 +90,9 @@ def group_steps(plan: p.GroupPlan) -> list[tuple[p.Request, str]]:
         "insert": plan.insert_request,
         "update": plan.update_request,
     }
-    gsid = f"<Gsid of company {plan.company_name!r}>"
-    return [(builders[step](), when) for step, when in COMPANY_STEPS.values()] + [
+    gsid = f"<Gsid of the company whose {plan.key_field} is {plan.key_value!r}>"
+    steps = [(s, when) for s, when in COMPANY_STEPS.values() if plan.create or s != "insert"]
+    return [(builders[step](), when) for step, when in steps] + [
         (plan.association_request(gsid), "merged with the person's run into one person upsert")
     ]
 
@@ -95,7 +101,10 @@ def group_steps(plan: p.GroupPlan) -> list[tuple[p.Request, str]]:
 class _Company:
     """One company during a batch."""
 
-    name: str  # as the first event of the batch spells it (searched with it)
+    key: str  # plan.company_key: the same for every event naming this company
+    key_field: str
+    value: str  # its key's value, as the first event of the batch spells it (searched with it)
+    create: bool
     record: dict[str, Any]  # merged in event order, so its Name is the last event's spelling
     jobs: list[int]
     progress: CompanyProgress = CompanyProgress()
@@ -105,9 +114,9 @@ class _Company:
     versions: dict[str, int] = field(default_factory=dict)  # field -> id of the event it is from
     delivered: dict[str, Any] | None = None  # what the store remembers delivered (see _resolve)
 
-    @property
-    def key(self) -> str:
-        return company_key(self.name)
+    @classmethod
+    def of(cls, plan: p.GroupPlan, job_id: int) -> _Company:
+        return cls(plan.company_key, plan.key_field, plan.key_value, plan.create, {}, [job_id])
 
     def needs(self, step: CompanyStep) -> bool:
         return self.failure is None and next_company_step(self.progress) == step
@@ -131,11 +140,13 @@ class CompanyWriter:
         for job in groups:
             assert isinstance(job.plan, p.GroupPlan)
             if job.id not in gsids:  # else written by an earlier try
-                name = job.plan.company_name
-                company = companies.setdefault(company_key(name), _Company(name, {}, []))
+                company = companies.get(job.plan.company_key)
+                if company is None:
+                    company = companies[job.plan.company_key] = _Company.of(job.plan, job.id)
+                else:
+                    company.jobs.append(job.id)
                 company.record.update(job.plan.company)
                 company.versions.update(dict.fromkeys(job.plan.company, job.id))
-                company.jobs.append(job.id)
         if companies:
             # One writer per company at a time (in this process and, on PostgreSQL, across
             # replicas): a second batch searches only after the first has inserted.
@@ -206,39 +217,70 @@ class CompanyWriter:
         if remembered is None:
             return False
         versions = remembered.get("versions", {})
-        if versions.get("Name", -1) > company.versions.get("Name", -1):
+        key = company.key_field
+        if key == "Name" and versions.get("Name", -1) > company.versions.get("Name", -1):
             # A later event spelt the name otherwise: keep its spelling (the key field stays).
             company.record["Name"] = remembered.get("fields", {}).get("Name", company.record["Name"])
             company.versions["Name"] = versions["Name"]
-        stale = [
-            k for k in company.record if k != "Name" and versions.get(k, -1) > company.versions.get(k, -1)
-        ]
-        for key in stale:
-            del company.record[key]
-            del company.versions[key]
-        if stale and set(company.record) == {"Name"}:
+        stale = [k for k in company.record if k != key and versions.get(k, -1) > company.versions.get(k, -1)]
+        for field_name in stale:
+            del company.record[field_name]
+            del company.versions[field_name]
+        if stale and set(company.record) == {key}:
             return True  # everything it says is already overwritten by newer events
         fresh = remembered.get("at", 0.0) >= self._clock() - self._ttl
         return batch.skip_unchanged and fresh and changes_nothing(remembered.get("fields"), company.record)
 
     async def _search(self, batch: Batch, companies: list[_Company]) -> None:
         for chunk in _chunks(companies):
-            call = await self._caller.call(batch, p.company_search(batch.scope, [c.name for c in chunk]))
+            key = chunk[0].key_field
+            call = await self._caller.call(
+                batch, p.company_search(batch.scope, [c.value for c in chunk], key)
+            )
             outcome = classify(call.answer)
             if outcome != "delivered" and not is_no_match(call.answer):
                 self._fail(chunk, call)
                 continue
-            found = gsid_by_name([c.name for c in chunk], call.answer) if outcome == "delivered" else {}
+            if key == "Name":
+                by_name = (
+                    gsid_by_name([c.value for c in chunk], call.answer) if outcome == "delivered" else {}
+                )
+                found = {value: [gsid] for value, gsid in by_name.items()}
+            else:
+                found = (
+                    gsids_by_key(key, [c.value for c in chunk], call.answer) if outcome == "delivered" else {}
+                )
             for company in chunk:
-                gsid = found.get(company.name)
-                state = CompanyState.ABSENT if gsid is None else CompanyState.KNOWN
-                company.progress = CompanyProgress(state, gsid or None)
+                self._searched(company, found.get(company.value, []), call)
             self._saved(batch.destination, "company_batched", len(chunk) - 1)
 
+    def _searched(self, company: _Company, gsids: list[str], call: Call) -> None:
+        """What the search says of one company; a tenant's own key is never guessed at."""
+        where = f"{company.key_field} = {company.value}"
+        if len(gsids) > 1:
+            named = ", ".join(gsid or "(no Gsid)" for gsid in gsids)
+            company.failure = _rejected(
+                call, f"{len(gsids)} Companies have {where} ({named}); none was written"
+            )
+        elif gsids:
+            company.progress = CompanyProgress(CompanyState.KNOWN, gsids[0] or None)
+        elif not company.create:
+            company.failure = _rejected(call, f"no Company with {where}; creating companies is off")
+        elif "Name" not in company.record:
+            company.failure = _rejected(
+                call, f"no Company with {where}; traits.name is required to create it"
+            )
+        else:
+            company.progress = CompanyProgress(CompanyState.ABSENT)
+
     async def _write(self, batch: Batch, step: str, companies: list[_Company]) -> None:
-        build = p.company_insert if step == "insert" else p.company_update
         for chunk in _chunks(companies):
-            call = await self._caller.call(batch, build(batch.scope, [c.record for c in chunk]))
+            records = [c.record for c in chunk]
+            if step == "insert":
+                request = p.company_insert(batch.scope, records)
+            else:
+                request = p.company_update(batch.scope, records, chunk[0].key_field)
+            call = await self._caller.call(batch, request)
             outcome = classify(call.answer)
             gone = step == "update" and (
                 is_no_match(call.answer) or (outcome == "delivered" and matched_nothing(call.answer))
@@ -256,9 +298,10 @@ class CompanyWriter:
             self._written(batch, step, chunk, call)
 
     def _written(self, batch: Batch, step: str, chunk: list[_Company], call: Call) -> None:
-        written = gsids_written([c.record["Name"] for c in chunk], call.answer)
+        key = chunk[0].key_field
+        written = gsids_written(key, [str(c.record[key]) for c in chunk], call.answer)
         for company in chunk:
-            gsid = written.get(company.record["Name"]) or company.progress.gsid
+            gsid = written.get(str(company.record[key])) or company.progress.gsid
             if not gsid:
                 error = GainsightError(
                     f"company {step} succeeded but Gainsight returned no Gsid",
@@ -286,7 +329,8 @@ class CompanyWriter:
             for job_id in company.jobs:
                 plan = by_id[job_id].plan
                 assert isinstance(plan, p.GroupPlan)
-                alone = _Company(plan.company_name, dict(plan.company), [job_id])
+                alone = _Company.of(plan, job_id)
+                alone.record = dict(plan.company)
                 alone.versions = dict.fromkeys(plan.company, job_id)
                 single = {company.key: alone}
                 await self._resolve(batch, single, split=False, plans=plans)
@@ -327,6 +371,16 @@ def _company_state(company: _Company, now: float) -> dict[str, Any]:
     }
 
 
+def _rejected(call: Call, reason: str) -> Fate:
+    """The company's events end as rejected (DESIGN §3.3): final, not a dead letter; replayable."""
+    error = GainsightError(reason, outcome="aborted", step=call.step, response=call.answer.body)
+    return Fate("rejected", call, error)
+
+
 def _chunks(companies: list[_Company]) -> list[list[_Company]]:
+    """Calls of at most 50 records, each for one key field (a batch may mix destinations)."""
     size = MAX_RECORDS_PER_CALL
-    return [companies[i : i + size] for i in range(0, len(companies), size)]
+    by_key: dict[str, list[_Company]] = {}
+    for company in companies:
+        by_key.setdefault(company.key_field, []).append(company)
+    return [same[i : i + size] for same in by_key.values() for i in range(0, len(same), size)]

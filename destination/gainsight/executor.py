@@ -81,7 +81,11 @@ class Executor:
         for job in (job for run in runs for job in run):
             fate = batch.fates.setdefault(job.id, Fate("deferred"))
             vanished = fate.error is not None and fate.error.error_code == UNKNOWN_COMPANY_CODE
-            if fate.outcome not in ("delivered", "unchanged", "aborted") and job.id in gsids and not vanished:
+            if (
+                fate.outcome not in ("delivered", "unchanged", "aborted", "rejected")
+                and job.id in gsids
+                and not vanished
+            ):
                 # The company is written: a later try only redoes the person.
                 batch.fates[job.id] = replace(fate, progress=Progress(gsids[job.id]))
         return batch.fates

@@ -19,7 +19,9 @@ from destination.gainsight.client import Credentials, GainsightClient
 from destination.gainsight.outcomes import Answer
 
 SavedReason = Literal["coalesced", "unchanged", "company_batched", "gsid_known"]
-Outcome = Literal["delivered", "unchanged", "throttled", "retryable", "aborted", "deferred"]
+Outcome = Literal["delivered", "unchanged", "throttled", "retryable", "aborted", "rejected", "deferred"]
+"""`rejected`: the event itself cannot be written as it stands (a tenant's key matching no company
+when creating is off, or several): final, not a dead letter, replayable by id (DESIGN §3.3)."""
 Saved = Callable[[str, SavedReason, int], None]
 """Counts calls saved: (destination id, reason, how many)."""
 

@@ -16,7 +16,6 @@ from typing import Any
 from destination.delivery.store import DeliveryMemory
 from destination.errors import GainsightError, OverBudget
 from destination.gainsight import plan as p
-from destination.gainsight.company_writes import company_key
 from destination.gainsight.endpoints import UNKNOWN_COMPANY_CODE
 from destination.gainsight.jobs import Batch, Call, Caller, Fate, Job, Saved, changes_nothing
 from destination.gainsight.outcomes import classify
@@ -76,7 +75,7 @@ class PersonRunner:
             return
         if state.blocked is None and job.id in batch.fates:  # its company failed
             failed = batch.fates[job.id]
-            if failed.outcome != "aborted":
+            if failed.outcome not in ("aborted", "rejected"):
                 state.blocked = await self._flush(batch, state) or failed
             return
         if state.blocked is None and state.segment and _another_person(state.segment[0], job):
@@ -142,7 +141,7 @@ class PersonRunner:
         fate = self._caller.failed(call)
         if fate.error is not None and fate.error.error_code == UNKNOWN_COMPANY_CODE:
             # A Gsid no longer names a company (deleted in Gainsight): forget it; resolve afresh.
-            names = [company_key(j.plan.company_name) for j in segment if isinstance(j.plan, p.GroupPlan)]
+            names = [j.plan.company_key for j in segment if isinstance(j.plan, p.GroupPlan)]
             await self._memory.forget_gsids(batch.scope, names)
             await self._memory.forget_states(batch.scope, "company", names)
             error = GainsightError(

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal, get_args
 
-from destination.config import DestinationConfig
+from destination.config import CompanyIdentity, DestinationConfig
 from destination.errors import ConfigError, EventError, UnmappedEventError
 from destination.gainsight import endpoints as ep
 from destination.gainsight.signing import SigningClaims, body_digest
@@ -26,6 +26,7 @@ Kind = Literal["identify", "group", "track"]
 Step = Literal["company search", "company insert", "company update", "person upsert", "event publish"]
 STEPS: tuple[Step, ...] = get_args(Step)
 _NO_PARAMS: Mapping[str, str] = MappingProxyType({})
+_KEYS_NAME: Mapping[str, str] = MappingProxyType({"keys": "Name"})
 _JSON_HEADERS: Mapping[str, str] = MappingProxyType({"Content-Type": ep.JSON_CONTENT_TYPE})
 
 
@@ -49,18 +50,20 @@ class Request:
         return ep.public_url(self.domain, self.path)
 
 
-def company_search(domain: str, names: Sequence[str]) -> Request:
-    """The companies named. For one name, the reference's own query, byte for byte (any record
-    found means "update it"); for several, one `IN` query (DESIGN §6)."""
+def company_search(domain: str, names: Sequence[str], key: str = "Name") -> Request:
+    """The companies whose `key` field holds one of `names`. By Name and for one name, the
+    reference's own query, byte for byte (any record found means "update it"); else one `IN`
+    query (DESIGN §6) that answers each record's Gsid and key, so that two companies sharing a
+    key value are seen (a tenant's own key never guesses, §3.3)."""
     body: dict[str, Any]
-    if len(names) == 1:
+    if key == "Name" and len(names) == 1:
         condition = {"name": "Name", "alias": "A", "value": list(names), "operator": "EQ"}
         body = {"select": ["Name"], "where": {"conditions": [condition], "expression": "A"}}
     else:
         body = {
-            "select": ["Gsid", "Name"],
+            "select": ["Gsid", key],
             "where": {
-                "conditions": [{"name": "Name", "alias": "A", "value": list(names), "operator": "IN"}],
+                "conditions": [{"name": key, "alias": "A", "value": list(names), "operator": "IN"}],
                 "expression": "A",
             },
             "limit": min(5000, 10 * len(names)),
@@ -74,16 +77,14 @@ def company_insert(domain: str, records: Sequence[Mapping[str, Any]]) -> Request
     return Request("company insert", "POST", domain, ep.COMPANY_PATH, _JSON_HEADERS, body)
 
 
-def company_update(domain: str, records: Sequence[Mapping[str, Any]]) -> Request:
+def company_update(domain: str, records: Sequence[Mapping[str, Any]], key: str = "Name") -> Request:
     body = {"records": [dict(r) for r in records]}
-    return Request("company update", "PUT", domain, ep.COMPANY_PATH, _JSON_HEADERS, body, params=_KEYS_NAME)
+    params = _KEYS_NAME if key == "Name" else MappingProxyType({"keys": key})
+    return Request("company update", "PUT", domain, ep.COMPANY_PATH, _JSON_HEADERS, body, params=params)
 
 
 def person_upsert(domain: str, person: Mapping[str, Any]) -> Request:
     return Request("person upsert", "PUT", domain, ep.PEOPLE_PATH, _JSON_HEADERS, dict(person))
-
-
-_KEYS_NAME: Mapping[str, str] = MappingProxyType({"keys": "Name"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,28 +118,51 @@ class TrackPlan:
         return self.request.domain
 
 
+def company_key(field: str, value: str) -> str:
+    """A company's key within a batch and in the store's Gsid, delivered-state and hold memory.
+    Names are matched ignoring case, as Gainsight's `EQ`/`IN` and `keys=Name` do (reference §7
+    [U], and the simulator's default), so "Acme" and "ACME" are one company; a tenant's own key
+    (companyIdentity) is matched exactly, and never meets a Name key."""
+    return value.casefold() if field == "Name" else f"{field}\x1f{value}"
+
+
 @dataclass(frozen=True, slots=True)
 class GroupPlan:
-    """Find or write the Company, then associate the person with its Gsid (DESIGN §3.3)."""
+    """Find or write the Company, then associate the person with its Gsid (DESIGN §3.3).
+
+    The company is found by `key_field` (Name, or the tenant's companyIdentity field) holding
+    `key_value`; `company` is the record to write, the key field included. `create=False`: a
+    company the search does not find is never inserted (the event is rejected)."""
 
     domain: str
     company: Mapping[str, Any]
     email: str
     diagnostics: tuple[Diagnostic, ...]
     kind: Kind = "group"
+    key_field: str = "Name"
+    create: bool = True
 
     @property
-    def company_name(self) -> str:
-        return str(self.company["Name"])
+    def key_value(self) -> str:
+        return str(self.company[self.key_field])
+
+    @property
+    def company_key(self) -> str:
+        return company_key(self.key_field, self.key_value)
+
+    @property
+    def company_name(self) -> str | None:
+        name = self.company.get("Name")
+        return None if name is None else str(name)
 
     def search_request(self) -> Request:
-        return company_search(self.domain, [self.company_name])
+        return company_search(self.domain, [self.key_value], self.key_field)
 
     def insert_request(self) -> Request:
         return company_insert(self.domain, [self.company])
 
     def update_request(self) -> Request:
-        return company_update(self.domain, [self.company])
+        return company_update(self.domain, [self.company], self.key_field)
 
     def association_request(self, gsid: str) -> Request:
         return person_upsert(self.domain, association(self.email, [gsid]))
@@ -265,12 +289,34 @@ def _company_name(name: Any) -> str:
     return name if isinstance(name, str) else js_json_text(name)
 
 
+def _key_value(event: Mapping[str, Any], identity: CompanyIdentity) -> str:
+    """The group event's value for the tenant's company key: a string or an integer."""
+    value = lookup(event, identity.path)
+    if isinstance(value, str) and value.strip():
+        return value.strip()
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, bool | float | dict | list):
+        raise EventError(f"{identity.from_} must be a string or an integer, got {type(value).__name__}")
+    # absent, null or blank
+    raise EventError(
+        f"{identity.from_} is required for group: companies are keyed by {identity.field} from it"
+    )
+
+
 def plan_group(event: Mapping[str, Any], config: DestinationConfig, specs: Specs) -> GroupPlan:
     _required(config, "group", "accessKey")
-    mapped = map_record(specs.company, event, config.company_fields, "companyMap")
+    identity = config.company_identity
+    spec = specs.company if identity is None else specs.company_unnamed
+    mapped = map_record(spec, event, config.company_fields, "companyMap")
     email = _group_email(event)
     company = dict(mapped.fields)
-    company["Name"] = _company_name(company["Name"])
+    if "Name" in company:
+        company["Name"] = _company_name(company["Name"])
+    if identity is not None:
+        company[identity.field] = _key_value(event, identity)
+        if not identity.create:
+            company.pop("Name", None)  # the companies' owner (a CRM) names them
     _required(config, "group", "domain")
     assert config.domain is not None
     return GroupPlan(
@@ -278,6 +324,8 @@ def plan_group(event: Mapping[str, Any], config: DestinationConfig, specs: Specs
         company=company,
         email=email,
         diagnostics=mapped.diagnostics,
+        key_field="Name" if identity is None else identity.field,
+        create=True if identity is None else identity.create,
     )
 
 

@@ -47,8 +47,12 @@ def describe_plan(plan: Plan, credentials: Credentials) -> dict[str, Any]:
         requests = [describe_request(r, credentials, when) for r, when in group_steps(plan)]
     else:
         requests = [describe_request(plan.request, credentials)]
-    return {
+    described: dict[str, Any] = {
         "type": plan.kind,
         "requests": requests,
         "diagnostics": [d.as_dict() for d in plan.diagnostics],
     }
+    if isinstance(plan, GroupPlan):
+        # How the company is found (DESIGN §3.3): by Name, or by the tenant's own key.
+        described["company"] = {"key": plan.key_field, "value": plan.key_value, "create": plan.create}
+    return described

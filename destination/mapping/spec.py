@@ -7,7 +7,7 @@ compose parts that exist) — and every problem is reported at once, each naming
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -92,6 +92,14 @@ class ObjectSpec:
 class Specs:
     person: ObjectSpec
     company: ObjectSpec
+    # The company rules without Name's `required`: a tenant keyed by its own company field
+    # (companyIdentity) needs a name only to create a company (DESIGN §3.3).
+    company_unnamed: ObjectSpec
+
+
+def without_required(spec: ObjectSpec, field: str) -> ObjectSpec:
+    """The same rules, `field` no longer required."""
+    return replace(spec, required=tuple(rule for rule in spec.required if rule.to != field))
 
 
 def _split(path: str) -> Path_:
@@ -216,7 +224,8 @@ def load_specs(directory: Path | None = None) -> Specs:
             errors.append(exc)
     if errors:
         raise MappingSpecError(str(directory), [f"{e.source}: {p}" for e in errors for p in e.problems])
-    return Specs(person=loaded["person"], company=loaded["company"])
+    company = loaded["company"]
+    return Specs(person=loaded["person"], company=company, company_unnamed=without_required(company, "Name"))
 
 
 @functools.cache

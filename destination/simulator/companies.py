@@ -10,7 +10,7 @@ from typing import Any
 
 from destination.simulator import envelope as codes
 from destination.simulator.envelope import SimError
-from destination.simulator.fields import DATE_TYPES, NUMERIC_TYPES, FieldSpec
+from destination.simulator.fields import DATE_TYPES, NUMERIC_TYPES, FieldSpec, FieldType
 from destination.simulator.query import ReadOptions, parse_query, run_query
 from destination.simulator.state import COMPANY_GSID_PREFIX, Simulator, new_gsid
 from destination.simulator.validation import (
@@ -84,6 +84,18 @@ def _written(data_records: list[dict[str, Any]]) -> dict[str, Any]:
     return {"count": len(data_records), "errors": None, "records": data_records}
 
 
+def folded_fields(sim: Simulator) -> frozenset[str]:
+    """The Company fields whose values compare ignoring case in queries and `keys=` (the switches
+    `company_name_case_sensitive` and `company_key_values_case_sensitive`)."""
+    folded: set[str] = set()
+    if not sim.config.company_name_case_sensitive:
+        folded.add(NAME)
+    if not sim.config.company_key_values_case_sensitive:
+        text = (name for name, spec in sim.company_schema.items() if spec.type is FieldType.STRING)
+        folded.update(name for name in text if name != NAME)
+    return frozenset(folded)
+
+
 def name_key(sim: Simulator, name: Any) -> Any:
     """A Company Name as the tenant compares it (`company_name_case_sensitive`)."""
     if isinstance(name, str) and not sim.config.company_name_case_sensitive:
@@ -151,9 +163,11 @@ def _same(spec: FieldSpec, a: Any, b: Any) -> bool:
 
 
 def _matches(sim: Simulator, keys: list[str], record: dict[str, Any]) -> list[str]:
+    folded = folded_fields(sim)
+
     def same(key: str, stored: Any, sent: Any) -> bool:
-        if key == NAME:
-            stored, sent = name_key(sim, stored), name_key(sim, sent)
+        if key in folded and isinstance(stored, str) and isinstance(sent, str):
+            stored, sent = stored.casefold(), sent.casefold()
         return _same(sim.company_schema[key], stored, sent)
 
     return [
@@ -219,7 +233,7 @@ def query_companies(sim: Simulator, body: Any) -> Any:
     options = ReadOptions(
         dates_as_epoch_ms=cfg.query_dates_as_epoch_ms,
         picklists_as_gsids=cfg.query_picklists_as_gsids,
-        fold_case=frozenset() if cfg.company_name_case_sensitive else frozenset({NAME}),
+        fold_case=folded_fields(sim),
     )
     with sim.lock:
         rows = run_query(query, sim.company_schema, list(sim.companies.values()), options)

@@ -162,6 +162,10 @@ class SimulatorConfig(BaseModel):
     # [U] False: Name is matched ignoring case in EQ/NE/IN/NOT_IN queries, in `PUT ?keys=Name` and
     # by `company_unique_names` (as Email is for people); True: exactly.
     company_name_case_sensitive: bool = False
+    # [U] True: other text fields used as keys (SfdcAccountId, an external id …__gc) are matched
+    # exactly in EQ/NE/IN/NOT_IN queries and in `PUT ?keys=` (Salesforce ids are case-sensitive);
+    # False: ignoring case, as Name is.
+    company_key_values_case_sensitive: bool = True
 
     # Query.
     max_query_limit: int = Field(default=5000, ge=1)

@@ -16,6 +16,7 @@ import httpx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from destination.config import Destination
 from destination.delivery.governor import RateGovernor, RateWindow
 from destination.delivery.memory import MemoryStore
 from destination.delivery.retry import RetryPolicy
@@ -108,8 +109,15 @@ async def one_by_one(tenant: Tenant, events: Sequence[dict[str, Any]]) -> None:
 class Service:
     """Store, workers and executor in one process, delivering to a tenant; time stands still."""
 
-    def __init__(self, tenant: Tenant, ttl: float = 86_400.0, lease_seconds: float = 60.0) -> None:
+    def __init__(
+        self,
+        tenant: Tenant,
+        ttl: float = 86_400.0,
+        lease_seconds: float = 60.0,
+        destination: Destination = DESTINATION,
+    ) -> None:
         self.now = time.time()
+        self.destination = destination
         self.store = MemoryStore(clock=lambda: self.now)
         self.tenant = tenant
         self.lease_seconds = lease_seconds
@@ -124,7 +132,7 @@ class Service:
         )
         self.deliverer = Deliverer(
             store=self.store,
-            destinations={DESTINATION.id: DESTINATION},
+            destinations={destination.id: destination},
             specs=SPECS,
             executor=self.executor,
             governor=governor,
@@ -138,7 +146,7 @@ class Service:
     async def enqueue(self, events: Sequence[dict[str, Any]]) -> None:
         await self.store.enqueue(
             [
-                NewEvent(DESTINATION.id, e["messageId"], ordering_key(e), e["type"], dumps(e), self.now)
+                NewEvent(self.destination.id, e["messageId"], ordering_key(e), e["type"], dumps(e), self.now)
                 for e in events
             ]
         )

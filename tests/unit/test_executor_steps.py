@@ -6,20 +6,19 @@ from typing import Any
 
 import pytest
 
-from destination.gainsight.companies import gsid_by_name, gsids_written
+from destination.gainsight.companies import gsid_by_name, gsids_by_key, gsids_written
 from destination.gainsight.company_writes import (
     COMPANY_STEPS,
     CompanyProgress,
     CompanyState,
     CompanyStep,
-    company_key,
     group_steps,
     next_company_step,
 )
 from destination.gainsight.jobs import Progress, changes_nothing
 from destination.gainsight.outcomes import Answer
 from destination.gainsight.person_runs import merged_person
-from destination.gainsight.plan import GroupPlan, IdentifyPlan
+from destination.gainsight.plan import GroupPlan, IdentifyPlan, company_key
 
 # (what is known about the company, the next call; None: no call)
 UNKNOWN, ABSENT, KNOWN, CURRENT, WRITTEN = (
@@ -111,7 +110,12 @@ def test_progress_round_trips_through_the_store_s_json() -> None:
 
 
 def test_company_names_are_one_company_whatever_their_case() -> None:
-    assert company_key("Acme") == company_key("ACME") == company_key("acme") != company_key("Acme Labs")
+    assert company_key("Name", "Acme") == company_key("Name", "ACME") != company_key("Name", "Acme Labs")
+
+
+def test_a_tenant_s_own_key_is_matched_exactly_and_never_meets_a_name() -> None:
+    assert company_key("SfdcAccountId", "001A") != company_key("SfdcAccountId", "001a")
+    assert company_key("SfdcAccountId", "acme") != company_key("Name", "acme")
 
 
 def test_search_and_write_answers_are_read_back_ignoring_the_name_s_case() -> None:
@@ -122,4 +126,26 @@ def test_search_and_write_answers_are_read_back_ignoring_the_name_s_case() -> No
     written = Answer(
         200, {"data": {"records": [{"Name": "beta", "Gsid": "G2"}, {"Name": "ACME", "Gsid": "G1"}]}}
     )
-    assert gsids_written(["Acme", "BETA"], written) == {"Acme": "G1", "BETA": "G2"}
+    assert gsids_written("Name", ["Acme", "BETA"], written) == {"Acme": "G1", "BETA": "G2"}
+
+
+def test_a_keyed_search_answers_every_company_per_value_and_never_folds_case() -> None:
+    found = Answer(
+        200,
+        {
+            "data": {
+                "records": [
+                    {"Gsid": "G1", "SfdcAccountId": "001A"},
+                    {"Gsid": "G2", "SfdcAccountId": "001A"},
+                    {"Gsid": "G3", "SfdcAccountId": "001a"},
+                    {"Gsid": "G4", "SfdcAccountId": 42},
+                ]
+            }
+        },
+    )
+    assert gsids_by_key("SfdcAccountId", ["001A", "42", "001B"], found) == {
+        "001A": ["G1", "G2"],
+        "42": ["G4"],
+    }
+    written = Answer(200, {"data": {"records": [{"SfdcAccountId": "X1", "Gsid": "G1"}, {"Gsid": "G2"}]}})
+    assert gsids_written("SfdcAccountId", ["X1", "X2"], written) == {"X1": "G1", "X2": "G2"}

@@ -283,3 +283,30 @@ def test_company_calls_respect_the_rate_budget(tmp_path: Path, calls: list[httpx
     assert answer["statusCode"] == 429 and answer["statTags"]["errorType"] == "throttled"
     assert "rate budget" in answer["error"]
     assert len(calls) <= 1
+
+
+def test_an_item_whose_config_keys_companies_follows_that_key(
+    client: TestClient, calls: list[httpx.Request]
+) -> None:
+    keyed = {**BASE_CONFIG, "companyIdentity": {"field": "SfdcAccountId", "create": True}}
+    plain, by_key = GROUP, {**GROUP, "groupId": "001A"}
+    response = client.post("/v0/destinations/gainsight", json=[item(plain), item(by_key, keyed)])
+    assert [out["statusCode"] for out in response.json()] == [200, 200]
+    searched = [orjson.loads(c.content)["where"]["conditions"][0] for c in calls if "query" in c.url.path]
+    assert sorted((s["name"], s["value"][0]) for s in searched) == [
+        ("Name", "Acme"),
+        ("SfdcAccountId", "001A"),
+    ]
+    keyed_insert = [c for c in calls if c.method == "POST" and c.url.path.endswith("/objects/Company")]
+    records = [r for c in keyed_insert for r in orjson.loads(c.content)["records"]]
+    assert {"Name": "Acme", "SfdcAccountId": "001A"} in records
+
+
+def test_an_update_only_item_whose_company_is_unknown_is_a_400_naming_the_key(client: TestClient) -> None:
+    update_only = {**BASE_CONFIG, "companyIdentity": {"field": "SfdcAccountId", "create": False}}
+    response = client.post(
+        "/v0/destinations/gainsight", json=[item({**GROUP, "groupId": "001X"}, update_only)]
+    )
+    (out,) = response.json()
+    assert out["statusCode"] == 400
+    assert "no Company with SfdcAccountId = 001X; creating companies is off" in out["error"]

@@ -1,0 +1,181 @@
+"""Companies keyed by the tenant's own field (DESIGN §3.3, `companyIdentity`), through the whole
+delivery path (store → workers → executor) against the simulator: a rename updates one company,
+one name under two keys is two companies, update-only never inserts, and what cannot be decided
+(no company, two companies, no key) ends the event as rejected with its reason, never guessed."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from destination.config import CompanyIdentity, Destination
+from destination.delivery.store import StoredEvent
+from destination.sandbox import sandbox_destination
+from destination.simulator.state import COMPANY_GSID_PREFIX, new_gsid
+from tests.delivery.test_person_runs import Service, Tenant
+
+ADA = "ada@example.com"
+BOB = "bob@example.com"
+
+
+def keyed(create: bool = True, source: str = "groupId") -> Destination:
+    sandbox = sandbox_destination()
+    identity = CompanyIdentity.model_validate({"field": "SfdcAccountId", "from": source, "create": create})
+    return sandbox.model_copy(
+        update={"config": sandbox.config.model_copy(update={"company_identity": identity})}
+    )
+
+
+def group(n: int, key: str | None, name: str | None = None, who: str = ADA, **traits: Any) -> dict[str, Any]:
+    event: dict[str, Any] = {
+        "type": "group",
+        "messageId": f"m{n}",
+        "userId": who,
+        "traits": {**({"name": name} if name is not None else {}), **traits},
+        "context": {"traits": {"email": who}},
+    }
+    if key is not None:
+        event["groupId"] = key
+    return event
+
+
+def deliver(tenant: Tenant, destination: Destination, *batches: list[dict[str, Any]]) -> list[StoredEvent]:
+    async def scenario() -> list[StoredEvent]:
+        service = Service(tenant, destination=destination)
+        for events in batches:
+            await service.enqueue(events)
+            await service.drain()
+        return await service.events()
+
+    return asyncio.run(scenario())
+
+
+def companies(tenant: Tenant) -> list[dict[str, Any]]:
+    return sorted(
+        ({k: c.get(k) for k in ("Name", "SfdcAccountId", "Employees")} for c in tenant.sim.companies_view()),
+        key=lambda c: (str(c["SfdcAccountId"]), str(c["Name"])),
+    )
+
+
+def linked(tenant: Tenant, email: str) -> list[str]:
+    (person,) = [p for p in tenant.sim.people_view() if p["Email"] == email]
+    return sorted(link["Company_ID"] for link in person["companies"])
+
+
+def crm_company(tenant: Tenant, key: str, name: str) -> str:
+    """A company the tenant's CRM made (not this service)."""
+    gsid = new_gsid(COMPANY_GSID_PREFIX)
+    tenant.sim.companies[gsid] = {**tenant.sim.creation_fields(gsid), "Name": name, "SfdcAccountId": key}
+    return gsid
+
+
+def test_a_renamed_company_stays_one_company() -> None:
+    tenant = Tenant()
+    events = deliver(
+        tenant, keyed(), [group(1, "001A", "Acme")], [group(2, "001A", "Acme Inc", employees=12)]
+    )
+    assert {e.state for e in events} == {"delivered"}
+    assert companies(tenant) == [{"Name": "Acme Inc", "SfdcAccountId": "001A", "Employees": 12}]
+    assert len(linked(tenant, ADA)) == 1
+
+
+def test_one_name_under_two_keys_is_two_companies() -> None:
+    tenant = Tenant()
+    deliver(tenant, keyed(), [group(1, "G-1", "Globex"), group(2, "G-2", "Globex", who=BOB)])
+    assert companies(tenant) == [
+        {"Name": "Globex", "SfdcAccountId": "G-1", "Employees": None},
+        {"Name": "Globex", "SfdcAccountId": "G-2", "Employees": None},
+    ]
+    assert linked(tenant, ADA) != linked(tenant, BOB)
+
+
+def test_events_of_one_claim_share_one_search_and_one_insert() -> None:
+    tenant = Tenant()
+    deliver(tenant, keyed(), [group(i, f"K{i}", f"Company {i}", who=f"p{i}@example.com") for i in range(5)])
+    steps = [call for call in tenant.calls if call[1].startswith("/v1/data/objects")]
+    assert steps == [
+        ("POST", "/v1/data/objects/query/Company"),
+        ("POST", "/v1/data/objects/Company"),
+    ]
+
+
+def test_update_only_writes_the_crm_s_company_but_never_its_name() -> None:
+    tenant = Tenant()
+    gsid = crm_company(tenant, "001I", "Initech Corporation")
+    events = deliver(tenant, keyed(create=False), [group(1, "001I", "Initech", employees=300)])
+    assert [e.state for e in events] == ["delivered"]
+    assert companies(tenant) == [{"Name": "Initech Corporation", "SfdcAccountId": "001I", "Employees": 300}]
+    assert linked(tenant, ADA) == [gsid]
+    assert ("POST", "/v1/data/objects/Company") not in tenant.calls
+
+
+def test_update_only_rejects_an_unknown_key_naming_it_and_inserts_nothing() -> None:
+    tenant = Tenant()
+    (event,) = deliver(tenant, keyed(create=False), [group(1, "001X", "Nobody")])
+    assert event.state == "rejected"
+    assert event.reason == "no Company with SfdcAccountId = 001X; creating companies is off"
+    assert tenant.sim.companies_view() == []
+    assert ("POST", "/v1/data/objects/Company") not in tenant.calls
+    assert tenant.sim.people_view() == []  # nor is the person associated with anything
+
+
+def test_two_companies_with_one_key_reject_the_event_naming_both() -> None:
+    tenant = Tenant()
+    first, second = crm_company(tenant, "DUP", "One"), crm_company(tenant, "DUP", "Two")
+    (event,) = deliver(tenant, keyed(), [group(1, "DUP", "Whichever")])
+    assert event.state == "rejected"
+    assert event.reason is not None and first in event.reason and second in event.reason
+    assert "2 Companies have SfdcAccountId = DUP" in event.reason
+    assert len(tenant.sim.companies_view()) == 2
+
+
+def test_a_group_without_the_key_is_rejected() -> None:
+    tenant = Tenant()
+    (event,) = deliver(tenant, keyed(), [group(1, None, "Acme")])
+    assert event.state == "rejected"
+    assert event.reason == "groupId is required for group: companies are keyed by SfdcAccountId from it"
+    assert tenant.calls == []
+
+
+def test_a_name_is_needed_only_to_create() -> None:
+    tenant = Tenant()
+    crm_company(tenant, "001A", "Acme")
+    known, unknown = deliver(tenant, keyed(), [group(1, "001A", employees=5), group(2, "001B", who=BOB)])
+    assert known.state == "delivered"
+    assert unknown.state == "rejected"
+    assert unknown.reason == "no Company with SfdcAccountId = 001B; traits.name is required to create it"
+
+
+def test_the_key_can_come_from_a_trait_and_its_gsid_is_remembered() -> None:
+    tenant = Tenant()
+    destination = keyed(source="traits.sfdcAccountId")
+    deliver(
+        tenant,
+        destination,
+        [group(1, None, "Acme", sfdcAccountId="S1")],
+        [group(2, None, "Acme Inc", who=BOB, sfdcAccountId="S1")],
+    )
+    searches = [call for call in tenant.calls if call == ("POST", "/v1/data/objects/query/Company")]
+    assert len(searches) == 1  # the second event's company: its Gsid is known
+    assert companies(tenant) == [{"Name": "Acme Inc", "SfdcAccountId": "S1", "Employees": None}]
+    assert linked(tenant, ADA) == linked(tenant, BOB)
+
+
+def test_a_rejected_group_is_delivered_when_replayed_once_its_company_exists() -> None:
+    tenant = Tenant()
+
+    async def scenario() -> list[StoredEvent]:
+        service = Service(tenant, destination=keyed(create=False))
+        await service.enqueue([group(1, "LATER", "Later Ltd")])
+        await service.drain()
+        (rejected,) = await service.events()
+        assert rejected.state == "rejected"
+        crm_company(tenant, "LATER", "Later Ltd")  # the CRM creates it
+        assert await service.store.replay_dead_letters(ids=[rejected.id]) == 1
+        await service.drain()
+        return await service.events()
+
+    (event,) = asyncio.run(scenario())
+    assert event.state == "delivered"
+    assert [a.outcome for a in event.history] == ["rejected", "delivered"]
+    assert len(linked(tenant, ADA)) == 1
