@@ -17,7 +17,10 @@ Floor: one call per track; one Person upsert per person run (a person's consecut
 group events, up to their next track); ⌈new companies / 50⌉ searches and as many inserts. Pass 2:
 the tracks, plus the runs that would change what Gainsight holds (computed from the events).
 
-Run: python bench/efficiency.py
+`--keyed`: the destination keys companies by SfdcAccountId from groupId (companyIdentity, DESIGN
+§3.3) instead of Name; the floor is the same, counted by key.
+
+Run: python bench/efficiency.py [--keyed]
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from destination.delivery.store import NewEvent  # noqa: E402
 from destination.events import ordering_key  # noqa: E402
 
 CONFIG = ingest.sandbox_config("acme.gainsightcloud.com")
+KEYED = {"field": "SfdcAccountId", "from": "groupId", "create": True}
 REFERENCE_CALLS = {"track": 1, "identify": 1, "group": 3}
 
 
@@ -65,7 +69,10 @@ def workload(seed: int, events: int, people: int, companies: int) -> list[dict[s
         elif kind == "group":
             c = rng.randrange(companies)
             traits = {"name": f"Company {c}", "employees": 10 + c, "region": "EMEA" if c % 2 else "APAC"}
-            out.append({**base, "type": "group", "traits": traits, "context": {"traits": {"email": email}}})
+            context = {"traits": {"email": email}}
+            out.append(
+                {**base, "type": "group", "groupId": f"acct-{c}", "traits": traits, "context": context}
+            )
         else:
             properties = {"ticketId": f"T-{n}", "n": n}
             context = {"traits": {"email": email}}
@@ -81,7 +88,11 @@ def workload(seed: int, events: int, people: int, companies: int) -> list[dict[s
     return out
 
 
-def floor(events: Sequence[dict[str, Any]], known: dict[str, Any]) -> int:
+def company_of(event: dict[str, Any], keyed: bool) -> str:
+    return str(event["groupId"]) if keyed else str(event["traits"]["name"])
+
+
+def floor(events: Sequence[dict[str, Any]], known: dict[str, Any], keyed: bool = False) -> int:
     """The fewest calls that leave Gainsight as sending each event would, in per-person order.
     `known` is what Gainsight holds already (people: traits and companies; company names); it is
     updated with these events."""
@@ -111,9 +122,10 @@ def floor(events: Sequence[dict[str, Any]], known: dict[str, Any]) -> int:
         if event["type"] == "identify":
             traits.update(event["traits"])
         else:
-            linked.add(event["traits"]["name"])
-            if event["traits"]["name"] not in companies:
-                new_companies.add(event["traits"]["name"])
+            company = company_of(event, keyed)
+            linked.add(company)
+            if company not in companies:
+                new_companies.add(company)
     for person in list(runs):
         calls += close(person)
     companies |= new_companies
@@ -211,21 +223,24 @@ def main() -> None:
     parser.add_argument("--people", type=int, default=300)
     parser.add_argument("--companies", type=int, default=50)
     parser.add_argument("--timeout", type=float, default=300.0)
+    parser.add_argument("--keyed", action="store_true", help="companies keyed by SfdcAccountId")
     args = parser.parse_args()
+    config = {**CONFIG, "companyIdentity": KEYED} if args.keyed else CONFIG
     first = workload(args.seed, args.events, args.people, args.companies)
     second = [{**e, "messageId": "again-" + e["messageId"]} for e in first]
     known: dict[str, Any] = {}
-    floors = (floor(first, known), floor(second, known))
+    floors = (floor(first, known, args.keyed), floor(second, known, args.keyed))
     mix = ", ".join(
         f"{sum(e['type'] == kind for e in first)} {kind}" for kind in ("track", "identify", "group")
     )
     print(
         f"workload: seed {args.seed}, {len(first)} events ({mix}), "
-        f"{args.people} people, {args.companies} companies"
+        f"{args.people} people, {args.companies} companies, keyed by "
+        + ("SfdcAccountId (companyIdentity)" if args.keyed else "Name")
     )
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        (workdir / "d.json").write_bytes(orjson.dumps([{"id": "bench", "config": CONFIG}]))
+        (workdir / "d.json").write_bytes(orjson.dumps([{"id": "bench", "config": config}]))
         store = workdir / "q.db"
         sim_args = [
             "simulator",
@@ -253,7 +268,8 @@ def main() -> None:
                 asyncio.run(enqueue(store, events))
                 calls, savings, seconds = deliver(workdir, env, sim, args.timeout)
                 results.append(report(name, events, calls, savings, bar, seconds))
-            companies = [c["Name"] for c in httpx.get(sim.base_url + "/__sim/companies").json()]
+            key = "SfdcAccountId" if args.keyed else "Name"
+            companies = [c[key] for c in httpx.get(sim.base_url + "/__sim/companies").json()]
             duplicates = len(companies) - len(set(companies))
             print(f"companies in Gainsight: {len(companies)}, duplicate creates: {duplicates}")
     sys.exit(0 if all(results) else 1)
