@@ -21,12 +21,12 @@ from destination.api import admin, docs, health, ingest, rudder, status, transfo
 from destination.api.origins import OriginGuard
 from destination.api.responses import ERROR_SCHEMA, JsonResponse, error_response
 from destination.config import Destination, load_destinations
-from destination.delivery.governor import RateGovernor, RateWindow
+from destination.delivery.governor import RateGovernor, RateWindow, default_windows
 from destination.delivery.retry import RetryPolicy
 from destination.delivery.store import Store, StoreUnavailableError
 from destination.delivery.stores import open_store
 from destination.delivery.worker import BudgetGate, Deliverer, WorkerSettings
-from destination.gainsight.client import Credentials, GainsightClient, new_http_client
+from destination.gainsight.client import Credentials, GainsightClient, http_timeout, new_http_client
 from destination.gainsight.executor import Executor
 from destination.gainsight.outcomes import Answer
 from destination.gainsight.plan import Request as PlannedRequest
@@ -154,11 +154,13 @@ def create_app(
     settings: Settings | None = None,
     *,
     transport: httpx.AsyncBaseTransport | None = None,
-    store: Callable[[Store], Store] | None = None,
+    store: Store | None = None,
+    wrap_store: Callable[[Store], Store] | None = None,
 ) -> FastAPI:
-    """Build the service. `transport` replaces the network for outbound Gainsight calls, and
-    `store` wraps the store the settings open (tests: a store that fails on demand)."""
-    wrap_store = store
+    """Build the service. For tests: `transport` replaces the network for outbound Gainsight
+    calls, `store` the store the settings name (the in-memory double), and `wrap_store` wraps
+    the store (one that fails on demand)."""
+    injected = store
     settings = settings or Settings()
     specs = default_specs()
     sandbox = None
@@ -176,8 +178,8 @@ def create_app(
         if outbound is None and sandbox is not None and settings.gainsight_base_url is None:
             outbound = httpx.ASGITransport(app=sandbox.app)
         base_url = _base_url(settings, sandbox is not None, outbound)
-        http = new_http_client(outbound, httpx.Timeout(settings.gainsight_timeout_seconds, connect=5.0))
-        store = open_store(settings.store_url, pool_size=settings.store_pool_size)
+        http = new_http_client(outbound, http_timeout(settings.gainsight_timeout_seconds))
+        store = injected or open_store(settings.store_url, pool_size=settings.store_pool_size)
         if wrap_store is not None:
             store = wrap_store(store)
         metrics = Metrics()
@@ -245,7 +247,8 @@ def create_app(
             worker.cancel()
             await asyncio.gather(worker, pruner, return_exceptions=True)
             await http.aclose()
-            await store.close()
+            if injected is None:  # an injected store belongs to whoever made it
+                await store.close()
 
     app = FastAPI(
         title="gainsight-destination",
@@ -304,9 +307,11 @@ async def _prune_forever(store: Store) -> None:
 
 
 def _rate_windows(settings: Settings) -> tuple[RateWindow, ...]:
-    return (
-        RateWindow("minute", settings.rate_minute_seconds, settings.rate_limit_per_minute),
-        RateWindow("day", settings.rate_day_seconds, settings.rate_limit_per_day),
+    return default_windows(
+        settings.rate_limit_per_minute,
+        settings.rate_limit_per_day,
+        settings.rate_minute_seconds,
+        settings.rate_day_seconds,
     )
 
 

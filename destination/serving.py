@@ -19,6 +19,9 @@ from typing import Any
 
 import uvicorn
 
+from destination.delivery.store import UnsupportedStoreURLError
+from destination.delivery.stores import check_store_url
+
 HTTP_GRACE_SECONDS = 3.0
 """How long open HTTP requests may finish on shutdown; deliveries drain after that (GSD_DRAIN_SECONDS)."""
 
@@ -36,7 +39,12 @@ def _uid_hint(directory: Path) -> str:
 
 
 def check_store_writable(store_url: str) -> None:
-    """For a SQLite store: its directory exists (created if needed) and this process can write there."""
+    """The URL names a store the service can use; for a SQLite store: its directory exists
+    (created if needed) and this process can write there."""
+    try:
+        check_store_url(store_url)
+    except UnsupportedStoreURLError as exc:
+        raise ServeError(str(exc)) from None
     if not store_url.startswith("sqlite:///"):
         return
     path = Path(store_url.removeprefix("sqlite:///"))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -87,3 +87,9 @@ class Settings(BaseSettings):
     @property
     def auth_enabled(self) -> bool:
         return self.auth == "on" if self.auth is not None else not self.sandbox
+
+
+def default(name: str) -> Any:
+    """A setting's default, for the components that take it as an argument: each default is
+    written once, in `Settings` above, and read from there everywhere else."""
+    return Settings.model_fields[name].default

@@ -6,9 +6,13 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
+from destination.app import create_app
 from destination.config import DestinationConfig, parse_destination_config
+from destination.delivery.memory import MemoryStore
 from destination.mapping.spec import Specs, default_specs
+from destination.settings import Settings
 from tests import pg
 from tests.gainsight_fake import StrictGainsight
 
@@ -25,6 +29,11 @@ BASE_CONFIG: dict[str, Any] = {
     "personMap": [{"from": "seats", "to": "Seats__gc"}, {"from": "a.b", "to": "Dotted__gc"}],
     "companyMap": [{"from": "region", "to": "Region__gc"}],
 }
+
+
+def memory_app(settings: Settings | None = None, **options: Any) -> FastAPI:
+    """The service on the in-memory store (the test double: no store URL names it)."""
+    return create_app(settings, store=MemoryStore(), **options)
 
 
 def make_config(**overrides: Any) -> DestinationConfig:

@@ -28,18 +28,15 @@ the block is one call.
 
 from __future__ import annotations
 
-import asyncio
 import math
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 
 from destination.delivery.store import RATE_WINDOW_RETENTION_SECONDS, BudgetWindow, RateCounter
-
-MINUTE = 60.0
-DAY = 86_400.0
+from destination.settings import default
 
 DELIVERY_POOL = "delivery"
 TRANSFORMER_POOL = "transformer"
@@ -87,9 +84,15 @@ class RateWindow:
         return min(max(1, self.limit // 50), self.limit // 2)
 
 
-def default_windows(per_minute: int = 100, per_day: int = 50_000) -> tuple[RateWindow, ...]:
-    """Gainsight's synchronous-call budget (GSD_RATE_LIMIT_PER_MINUTE / _PER_DAY)."""
-    return (RateWindow("minute", MINUTE, per_minute), RateWindow("day", DAY, per_day))
+def default_windows(
+    per_minute: int = default("rate_limit_per_minute"),
+    per_day: int = default("rate_limit_per_day"),
+    minute_seconds: float = default("rate_minute_seconds"),
+    day_seconds: float = default("rate_day_seconds"),
+) -> tuple[RateWindow, ...]:
+    """Gainsight's synchronous-call budget: a minute and a UTC day (GSD_RATE_LIMIT_PER_MINUTE /
+    _PER_DAY; the windows' lengths are shorter only in tests and demos)."""
+    return (RateWindow("minute", minute_seconds, per_minute), RateWindow("day", day_seconds, per_day))
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +117,6 @@ class RateGovernor:
         transformer_share: float = 0.5,
         max_block: int = 64,
         clock: Callable[[], float] = time.time,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         if not windows:
             raise ValueError("a rate governor needs at least one window")
@@ -130,7 +132,6 @@ class RateGovernor:
         self._guard = guard_seconds
         self._share = transformer_share
         self._clock = clock
-        self._sleep = sleep
         smallest = min(w.limit for w in windows)
         self._block = max(1, min(max_block, smallest // 100))
         # (tenant, pool) -> (window starts, calls left) of the block taken last
@@ -152,11 +153,6 @@ class RateGovernor:
                 return None
         full = await self._store.take_budget(tenant_key, ask.windows)
         return None if full is None else ask.retry_at[full]
-
-    async def acquire(self, tenant_key: str, pool: str | None = None) -> None:
-        """Wait until a call for `tenant_key` is granted (and counted)."""
-        while (retry_at := await self.try_acquire(tenant_key, self._clock(), pool)) is not None:
-            await self._sleep(max(retry_at - self._clock(), 0.0))
 
     def _ask(self, now: float, pool: str) -> _Ask:
         g = self._guard

@@ -52,9 +52,10 @@ from destination.delivery.store import (
     check_attempt,
     new_lease,
 )
+from destination.settings import default
 
 MIGRATIONS = "postgres_migrations.sql"
-DEFAULT_POOL_SIZE = 10
+DEFAULT_POOL_SIZE: int = default("store_pool_size")
 CONNECT_TIMEOUT_SECONDS = 3  # per attempt to reach the server
 WAIT_SECONDS = 5.0  # longest wait for a pooled connection before answering "unavailable"
 PRUNE_CHUNK = 1000

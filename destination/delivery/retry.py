@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from destination.settings import default
+
 FAILURE_OUTCOMES = frozenset({"throttled", "retryable", "aborted"})
 _MAX_DOUBLINGS = 60  # 2**60 * base is far beyond any cap; keeps the power from overflowing
 
@@ -32,8 +34,8 @@ class RetryPolicy:
 
     base_seconds: float = 1.0
     cap_seconds: float = 600.0
-    max_attempts: int = 20
-    max_age_seconds: float = 86_400.0
+    max_attempts: int = default("max_attempts")
+    max_age_seconds: float = default("max_age_seconds")
 
     def __post_init__(self) -> None:
         if not 0 < self.base_seconds <= self.cap_seconds:

@@ -2,11 +2,12 @@
 
 sqlite:///./data/gsd.sqlite3   a file, relative to the working directory (parent created)
 sqlite:////var/lib/gsd/q.db    a file, absolute path
-memory://                      in process memory, nothing durable (tests, demos)
 postgresql://user:pw@host/db   a PostgreSQL database, shared by replicas (DESIGN §7); libpq's URL
                                (query parameters such as sslmode=require pass through)
 
-A backend's module (and its driver) is imported only when its URL is used.
+A backend's module (and its driver) is imported only when its URL is used. The in-memory store
+(memory.py) is a test double that tests hand to `create_app(store=…)`: no URL names it, since
+nothing in it would survive a restart.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from destination.delivery.store import DEDUPE_WINDOW_SECONDS, Store, UnsupportedStoreURLError
+from destination.settings import default
 
-DEFAULT_STORE_URL = "sqlite:///./data/gsd.sqlite3"
-DEFAULT_POOL_SIZE = 10
+DEFAULT_STORE_URL: str = default("store_url")
+DEFAULT_POOL_SIZE: int = default("store_pool_size")
 
 
 def open_store(
@@ -30,25 +32,31 @@ def open_store(
     pool_size: int = DEFAULT_POOL_SIZE,
 ) -> Store:
     """The store `url` names. `pool_size`: connections per process (PostgreSQL only)."""
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    if scheme == "memory":
-        from destination.delivery.memory import MemoryStore
-
-        return MemoryStore(dedupe_window_seconds=dedupe_window_seconds, clock=clock)
+    scheme = check_store_url(url)
     if scheme == "sqlite":
         from destination.delivery.sqlite import SQLiteStore
 
         return SQLiteStore(_sqlite_path(url), dedupe_window_seconds=dedupe_window_seconds, clock=clock)
-    if scheme in ("postgresql", "postgres"):
-        from destination.delivery.postgres import PostgresStore
+    from destination.delivery.postgres import PostgresStore
 
-        return PostgresStore(
-            url, dedupe_window_seconds=dedupe_window_seconds, clock=clock, pool_size=pool_size
+    return PostgresStore(url, dedupe_window_seconds=dedupe_window_seconds, clock=clock, pool_size=pool_size)
+
+
+def check_store_url(url: str) -> str:
+    """The URL's scheme (sqlite or postgresql), or UnsupportedStoreURLError saying what to write."""
+    scheme = urlsplit(url).scheme.lower()
+    if scheme == "sqlite":
+        return scheme
+    if scheme in ("postgresql", "postgres"):
+        return "postgresql"
+    if scheme == "memory":
+        raise UnsupportedStoreURLError(
+            "store URL memory:// keeps nothing across a restart, so the service refuses it (it is "
+            "for tests only); use sqlite:///./data/gsd.sqlite3 (the default) or postgresql://…"
         )
     raise UnsupportedStoreURLError(
         f"unknown store URL {_redacted(url)!r}; expected sqlite:///relative/path, "
-        "sqlite:////absolute/path, postgresql://user:password@host/database or memory://"
+        "sqlite:////absolute/path or postgresql://user:password@host/database"
     )
 
 

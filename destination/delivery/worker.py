@@ -32,6 +32,7 @@ from destination.jsonutil import JSONDecodeError, loads
 from destination.logs import log_event_outcome
 from destination.mapping.spec import Specs
 from destination.metrics import Metrics
+from destination.settings import default
 
 log = logging.getLogger(__name__)
 
@@ -69,11 +70,11 @@ class BudgetGate:
 
 @dataclass(frozen=True)
 class WorkerSettings:
-    concurrency: int = 4  # batches in flight
+    concurrency: int = default("workers")  # batches in flight
     batch_claims: int = 1000  # person runs (or tracks) claimed per batch
-    lease_seconds: float = 10.0  # renewed every third of it while a batch runs
+    lease_seconds: float = default("lease_seconds")  # renewed every third of it while a batch runs
     idle_poll_seconds: float = 0.5
-    drain_seconds: float = 25.0
+    drain_seconds: float = default("drain_seconds")
 
 
 class Deliverer:

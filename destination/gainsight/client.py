@@ -22,6 +22,7 @@ from destination.gainsight.outcomes import Answer, classify, failure
 from destination.gainsight.plan import Request
 from destination.gainsight.signing import sign
 from destination.jsonutil import JSONDecodeError, dumps, loads
+from destination.settings import default
 
 Gate = Callable[[str], Awaitable[None]]
 
@@ -69,7 +70,15 @@ def described(request: Request, headers: dict[str, str]) -> dict[str, Any]:
     return {"method": request.method, "url": url, "headers": masked(headers), "body": request.body}
 
 
-DEFAULT_TIMEOUT = httpx.Timeout(15.0, connect=5.0)
+CONNECT_TIMEOUT_SECONDS = 5.0
+
+
+def http_timeout(seconds: float) -> httpx.Timeout:
+    """A call's whole time limit (GSD_GAINSIGHT_TIMEOUT_SECONDS); connecting gets less of it."""
+    return httpx.Timeout(seconds, connect=min(seconds, CONNECT_TIMEOUT_SECONDS))
+
+
+DEFAULT_TIMEOUT = http_timeout(default("gainsight_timeout_seconds"))
 DEFAULT_LIMITS = httpx.Limits(max_connections=64, max_keepalive_connections=32)
 
 
@@ -112,15 +121,11 @@ class GainsightClient:
             headers[ep.ACCESS_KEY_HEADER] = credentials.access_key
         return headers
 
-    async def send(self, request: Request, credentials: Credentials) -> Answer:
-        """Perform one call. HTTP failures are Answers too; nothing here raises for them."""
-        answer, _ = await self.send_described(request, credentials)
-        return answer
-
     async def send_described(
         self, request: Request, credentials: Credentials
     ) -> tuple[Answer, dict[str, Any]]:
-        """`send`, also returning the request as sent with its secrets masked."""
+        """Perform one call; its answer (HTTP failures are answers too: nothing here raises for
+        them) and the request as sent, its secrets masked."""
         if self._gate is not None:
             await self._gate(request.domain)
         headers = self.headers_for(request, credentials)

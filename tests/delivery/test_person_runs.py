@@ -91,15 +91,15 @@ async def one_by_one(tenant: Tenant, events: Sequence[dict[str, Any]]) -> None:
     for event in events:
         plan = p.plan_event(event, DESTINATION.config, SPECS)
         if isinstance(plan, p.GroupPlan):
-            found = await tenant.client.send(plan.search_request(), CREDENTIALS)
+            found, _ = await tenant.client.send_described(plan.search_request(), CREDENTIALS)
             records = found.body["data"]["records"]
             write = plan.update_request() if records else plan.insert_request()
-            written = await tenant.client.send(write, CREDENTIALS)
+            written, _ = await tenant.client.send_described(write, CREDENTIALS)
             gsid = written.body["data"]["records"][0]["Gsid"]  # as the reference reads it
             request = plan.association_request(gsid)
         else:
             request = plan.request
-        answer = await tenant.client.send(request, CREDENTIALS)
+        answer, _ = await tenant.client.send_described(request, CREDENTIALS)
         assert classify(answer) == "delivered", answer.body
 
 

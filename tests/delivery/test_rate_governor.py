@@ -10,8 +10,6 @@ from datetime import UTC, datetime
 import pytest
 
 from destination.delivery.governor import (
-    DAY,
-    MINUTE,
     TRANSFORMER_POOL,
     RateGovernor,
     RateWindow,
@@ -24,15 +22,14 @@ from tests.delivery.conftest import FakeClock, StoreFactory
 
 pytestmark = pytest.mark.anyio
 
+MINUTE, DAY = 60.0, 86_400.0  # the default windows' lengths
 MINUTE_START = 1_700_000_040.0  # a minute boundary (divisible by 60)
 
 
 def governor(
     store: Store, clock: FakeClock, per_minute: int = 3, per_day: int = 5, guard: float = 0.0
 ) -> RateGovernor:
-    return RateGovernor(
-        store, default_windows(per_minute, per_day), guard_seconds=guard, clock=clock, sleep=clock.sleep
-    )
+    return RateGovernor(store, default_windows(per_minute, per_day), guard_seconds=guard, clock=clock)
 
 
 def test_windows_align_to_the_minute_and_the_utc_day() -> None:
@@ -68,15 +65,6 @@ async def test_the_day_window_blocks_until_the_next_utc_day(
     next_day = (MINUTE_START // DAY + 1) * DAY
     assert await rates.try_acquire("acme", MINUTE_START + 2 * MINUTE) == next_day
     assert await rates.try_acquire("acme", next_day) is None
-
-
-async def test_acquire_sleeps_until_a_window_has_room(make_store: StoreFactory, clock: FakeClock) -> None:
-    clock.now = MINUTE_START + 50
-    rates = governor(make_store(), clock, per_minute=2, per_day=100)
-    for _ in range(5):
-        await rates.acquire("acme")
-    assert clock.now == MINUTE_START + 2 * MINUTE
-    assert clock.slept == [10.0, 60.0]
 
 
 async def test_processes_sharing_a_store_share_the_budget(make_store: StoreFactory, clock: FakeClock) -> None:

@@ -344,9 +344,17 @@ def test_an_unwritable_store_directory_names_the_uid_in_one_line(tmp_path: Path)
     assert f"uid {os.getuid()}" in lines[0]
 
 
+def test_serve_refuses_the_in_memory_store_in_one_line(tmp_path: Path) -> None:
+    result = serve_once(tmp_path, "--port", str(free_port()), env={"GSD_STORE_URL": "memory://"})
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert lines[0].startswith("error: store URL memory:// keeps nothing across a restart")
+
+
 def test_listening_is_said_once_the_service_answers(tmp_path: Path) -> None:
     with running(
-        ["serve"], ready_path="/health", workdir=tmp_path, env={"GSD_STORE_URL": "memory://"}
+        ["serve"], ready_path="/health", workdir=tmp_path, env={"GSD_STORE_URL": f"sqlite:///{tmp_path}/s.db"}
     ) as server:
         wait_for(lambda: "listening" in server.output() or "SANDBOX MODE" in server.output())
         output = server.output()

@@ -30,9 +30,9 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
-from destination.app import create_app
 from destination.settings import Settings
 from tests import ci
+from tests.conftest import memory_app
 
 VECTORS_FILE = "rudder-transformer-gainsight-vectors.json"
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -120,8 +120,8 @@ def destinations_file(tmp_path: Path) -> Path:
 def run_case(destinations_file: Path) -> Iterator[Any]:
     def run(case: dict[str, Any]) -> tuple[httpx.Response, ReferenceGainsight]:
         gainsight = ReferenceGainsight(case["network"])
-        settings = Settings(destinations=destinations_file, transformer_routes="on", store_url="memory://")
-        app = create_app(settings, transport=httpx.MockTransport(gainsight))
+        settings = Settings(destinations=destinations_file, transformer_routes="on")
+        app = memory_app(settings, transport=httpx.MockTransport(gainsight))
         with TestClient(app) as client:
             response = client.request(case["method"], case["route"], json=case["request"])
         return response, gainsight

@@ -12,9 +12,8 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
-from destination.app import create_app
 from destination.settings import Settings
-from tests.conftest import BASE_CONFIG
+from tests.conftest import BASE_CONFIG, memory_app
 
 AUTH = ("wk_live", "")
 IDENTIFY = {"type": "identify", "userId": "ada", "traits": {"email": "ada@example.com"}}
@@ -29,10 +28,8 @@ def client(tmp_path: Path, strict_transport: Callable[[], httpx.MockTransport]) 
         {"id": "beta", "writeKeys": ["wk_beta"], "config": BASE_CONFIG},
     ]
     path.write_bytes(orjson.dumps({"destinations": destinations}))
-    settings = Settings(
-        destinations=path, store_url="memory://", max_body_bytes=2048, admin_token="admin-token"
-    )
-    with TestClient(create_app(settings, transport=strict_transport())) as test_client:
+    settings = Settings(destinations=path, max_body_bytes=2048, admin_token="admin-token")
+    with TestClient(memory_app(settings, transport=strict_transport())) as test_client:
         yield test_client
 
 

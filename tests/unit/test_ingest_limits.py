@@ -22,7 +22,7 @@ from destination.delivery.sqlite import SQLiteStore
 from destination.delivery.sqlite_writer import _unavailable
 from destination.delivery.store import Store, StoreFullError, StoreUnavailableError
 from destination.settings import Settings
-from tests.conftest import BASE_CONFIG
+from tests.conftest import BASE_CONFIG, memory_app
 from tests.gainsight_fake import StrictGainsight
 
 AUTH = ("wk", "")
@@ -51,8 +51,8 @@ def _no_unexpected_gainsight_call() -> Iterator[None]:
 
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[TestClient]:
-    settings_ = Settings(destinations=_destinations(tmp_path), store_url="memory://")
-    with TestClient(create_app(settings_, transport=_gainsight())) as test_client:
+    settings_ = Settings(destinations=_destinations(tmp_path))
+    with TestClient(memory_app(settings_, transport=_gainsight())) as test_client:
         yield test_client
 
 
@@ -162,7 +162,7 @@ def _sqlite_app(tmp_path: Path) -> tuple[TestClient, list[SQLiteStore]]:
         return store
 
     settings_ = Settings(destinations=_destinations(tmp_path), store_url=f"sqlite:///{tmp_path}/gsd.sqlite3")
-    return TestClient(create_app(settings_, transport=_gainsight(), store=keep)), opened
+    return TestClient(create_app(settings_, transport=_gainsight(), wrap_store=keep)), opened
 
 
 def _set_max_pages(client: TestClient, store: SQLiteStore, pages: int | None) -> None:
@@ -222,8 +222,8 @@ def test_a_store_that_cannot_commit_gets_503_or_507_never_a_200(
         failing.append(FailingStore(store))
         return failing[0]  # type: ignore[return-value]
 
-    settings_ = Settings(destinations=_destinations(tmp_path), store_url="memory://")
-    with TestClient(create_app(settings_, transport=_gainsight(), store=wrap)) as client:
+    settings_ = Settings(destinations=_destinations(tmp_path))
+    with TestClient(memory_app(settings_, transport=_gainsight(), wrap_store=wrap)) as client:
         failing[0].error = error
         response = client.post("/v1/track", json=TRACK, auth=AUTH)
         assert response.status_code == status and response.headers["retry-after"]
@@ -248,7 +248,7 @@ def test_a_store_that_cannot_commit_gets_503_or_507_never_a_200(
 
 @pytest.fixture
 def sandbox(tmp_path: Path) -> Iterator[TestClient]:
-    with TestClient(create_app(Settings(store_url="memory://", cors_origins=("https://app.example",)))) as c:
+    with TestClient(memory_app(Settings(cors_origins=("https://app.example",)))) as c:
         yield c
 
 
@@ -350,8 +350,8 @@ _bodies = (
 @pytest.fixture(scope="module")
 def fuzz_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     tmp = tmp_path_factory.mktemp("fuzz")
-    settings_ = Settings(destinations=_destinations(tmp), store_url="memory://", auth="off")
-    with TestClient(create_app(settings_, transport=_gainsight())) as test_client:
+    settings_ = Settings(destinations=_destinations(tmp), auth="off")
+    with TestClient(memory_app(settings_, transport=_gainsight())) as test_client:
         yield test_client
 
 

@@ -12,9 +12,8 @@ import pytest
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
 
-from destination.app import create_app
 from destination.settings import Settings
-from tests.conftest import BASE_CONFIG
+from tests.conftest import BASE_CONFIG, memory_app
 from tests.gainsight_fake import StrictGainsight
 
 schemathesis = pytest.importorskip("schemathesis")
@@ -27,8 +26,8 @@ ADMIN_TOKEN = "fuzz-admin-token"  # so that the admin routes are exercised too
 def _app(tmp: Path) -> Any:
     path = tmp / "destinations.json"
     path.write_bytes(orjson.dumps([{"id": "acme", "writeKeys": ["wk"], "config": BASE_CONFIG}]))
-    return create_app(
-        Settings(destinations=path, store_url="memory://", auth="off", admin_token=ADMIN_TOKEN),
+    return memory_app(
+        Settings(destinations=path, auth="off", admin_token=ADMIN_TOKEN),
         transport=GAINSIGHT.transport(),
     )
 

@@ -12,9 +12,8 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
-from destination.app import create_app
 from destination.settings import Settings
-from tests.conftest import BASE_CONFIG, DOMAIN
+from tests.conftest import BASE_CONFIG, DOMAIN, memory_app
 
 META = {"jobId": 7, "sourceId": "src", "anything": ["kept", {"as": "is"}]}
 
@@ -57,8 +56,8 @@ def client(
     destinations.write_bytes(
         orjson.dumps({"destinations": [{"id": "acme", "writeKeys": ["wk"], "config": BASE_CONFIG}]})
     )
-    settings = Settings(destinations=destinations, transformer_routes="on", store_url="memory://")
-    app = create_app(settings, transport=httpx.MockTransport(companies_handler(calls)))
+    settings = Settings(destinations=destinations, transformer_routes="on")
+    app = memory_app(settings, transport=httpx.MockTransport(companies_handler(calls)))
     with TestClient(app) as test_client:
         yield test_client
 
@@ -153,8 +152,8 @@ def test_gainsight_failures_map_to_status_codes(tmp_path: Path) -> None:
 
     destinations = tmp_path / "d.json"
     destinations.write_bytes(orjson.dumps([{"id": "acme", "config": BASE_CONFIG}]))
-    app = create_app(
-        Settings(destinations=destinations, transformer_routes="on", store_url="memory://"),
+    app = memory_app(
+        Settings(destinations=destinations, transformer_routes="on"),
         transport=httpx.MockTransport(handler),
     )
     with TestClient(app) as test_client:
@@ -266,7 +265,7 @@ def test_dry_run_transform_hides_secrets(client: TestClient) -> None:
 def test_transformer_routes_can_be_switched_off(tmp_path: Path) -> None:
     destinations = tmp_path / "d.json"
     destinations.write_bytes(orjson.dumps([{"id": "acme", "config": BASE_CONFIG}]))
-    app = create_app(Settings(destinations=destinations, transformer_routes="off", store_url="memory://"))
+    app = memory_app(Settings(destinations=destinations, transformer_routes="off"))
     with TestClient(app) as test_client:
         assert test_client.post("/v0/destinations/gainsight", json=[]).status_code == 404
 
@@ -274,10 +273,8 @@ def test_transformer_routes_can_be_switched_off(tmp_path: Path) -> None:
 def test_company_calls_respect_the_rate_budget(tmp_path: Path, calls: list[httpx.Request]) -> None:
     destinations = tmp_path / "d.json"
     destinations.write_bytes(orjson.dumps([{"id": "acme", "config": BASE_CONFIG}]))
-    settings = Settings(
-        destinations=destinations, transformer_routes="on", store_url="memory://", rate_limit_per_minute=1
-    )
-    app = create_app(settings, transport=httpx.MockTransport(companies_handler(calls)))
+    settings = Settings(destinations=destinations, transformer_routes="on", rate_limit_per_minute=1)
+    app = memory_app(settings, transport=httpx.MockTransport(companies_handler(calls)))
     with TestClient(app) as test_client:
         answer = test_client.post("/v0/destinations/gainsight", json=[item(GROUP)]).json()[0]
     assert answer["statusCode"] == 429 and answer["statTags"]["errorType"] == "throttled"

@@ -11,9 +11,8 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
-from destination.app import create_app
 from destination.settings import Settings
-from tests.conftest import BASE_CONFIG
+from tests.conftest import BASE_CONFIG, memory_app
 
 AUTH = ("wk", "")
 
@@ -22,8 +21,8 @@ AUTH = ("wk", "")
 def client(tmp_path: Path, strict_transport: Callable[[], httpx.MockTransport]) -> Iterator[TestClient]:
     path = tmp_path / "d.json"
     path.write_bytes(orjson.dumps([{"id": "acme", "writeKeys": ["wk"], "config": BASE_CONFIG}]))
-    settings = Settings(destinations=path, store_url="memory://")
-    with TestClient(create_app(settings, transport=strict_transport())) as c:
+    settings = Settings(destinations=path)
+    with TestClient(memory_app(settings, transport=strict_transport())) as c:
         yield c
 
 

@@ -5,16 +5,16 @@ from __future__ import annotations
 import httpx
 from fastapi.testclient import TestClient
 
-from destination.app import create_app
 from destination.sandbox import sandbox_destination
 from destination.settings import Settings
+from tests.conftest import memory_app
 from tests.e2e.servers import wait_for
 
 IDENTIFY = {"userId": "ada", "traits": {"email": "ada@example.com", "seats": 3}}
 
 
 def test_sandbox_delivers_to_the_embedded_simulator() -> None:
-    with TestClient(create_app(Settings(store_url="memory://"))) as client:
+    with TestClient(memory_app(Settings())) as client:
         assert client.post("/v1/identify", json=IDENTIFY).status_code == 200
         people = wait_for(lambda: client.get("/gainsight/__sim/people").json())
     assert people[0]["Email"] == "ada@example.com" and people[0]["Seats__gc"] == 3
@@ -27,8 +27,8 @@ def test_explicit_base_url_wins_over_the_embedded_simulator() -> None:
         seen.append(request)
         return httpx.Response(200, json={"result": True})
 
-    settings = Settings(store_url="memory://", gainsight_base_url="http://gainsight.test:9999")
-    with TestClient(create_app(settings, transport=httpx.MockTransport(elsewhere))) as client:
+    settings = Settings(gainsight_base_url="http://gainsight.test:9999")
+    with TestClient(memory_app(settings, transport=httpx.MockTransport(elsewhere))) as client:
         assert client.post("/v1/identify", json=IDENTIFY).status_code == 200
         wait_for(lambda: seen)
         assert client.get("/gainsight/__sim/people").json() == []
@@ -44,7 +44,7 @@ def test_sandbox_destination_maps_every_sandbox_event_and_custom_field() -> None
 
 
 def test_ready_reports_queue_and_delivery() -> None:
-    with TestClient(create_app(Settings(store_url="memory://"))) as client:
+    with TestClient(memory_app(Settings())) as client:
         body = client.get("/ready").json()
         assert body["status"] == "ready" and body["problems"] == [] and body["destinations"] == 1
         client.app.state.runtime.worker.cancel()  # type: ignore[attr-defined]

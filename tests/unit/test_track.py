@@ -130,7 +130,7 @@ def sent_request(plan: TrackPlan, now: float = 1_700_000_000.0) -> httpx.Request
         return httpx.Response(200, json={"result": True})
 
     client = GainsightClient(httpx.AsyncClient(transport=httpx.MockTransport(handler)), clock=lambda: now)
-    asyncio.run(client.send(plan.request, CREDENTIALS))
+    asyncio.run(client.send_described(plan.request, CREDENTIALS))
     return seen[0]
 
 

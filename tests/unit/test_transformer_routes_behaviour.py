@@ -14,9 +14,8 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
-from destination.app import create_app
 from destination.settings import Settings
-from tests.conftest import BASE_CONFIG, DOMAIN
+from tests.conftest import BASE_CONFIG, DOMAIN, memory_app
 
 PROCESSOR = "/v0/destinations/gainsight"
 GROUP = {"type": "group", "traits": {"name": "Acme"}, "context": {"traits": {"email": "ada@example.com"}}}
@@ -59,8 +58,8 @@ def start(tmp_path: Path) -> Iterator[Callable[..., TestClient]]:
     def start_app(gainsight: Gainsight | None = None, **settings: Any) -> TestClient:
         destinations = tmp_path / "d.json"
         destinations.write_bytes(orjson.dumps([{"id": "acme", "config": BASE_CONFIG}]))
-        options: dict[str, Any] = {"transformer_routes": "on", "store_url": "memory://", **settings}
-        app = create_app(
+        options: dict[str, Any] = {"transformer_routes": "on", **settings}
+        app = memory_app(
             Settings(destinations=destinations, **options),
             transport=httpx.MockTransport(gainsight or Gainsight({})),
         )
@@ -186,7 +185,7 @@ def test_group_items_of_one_tenant_share_one_in_search(start: Callable[..., Test
 def test_the_routes_are_off_unless_switched_on(tmp_path: Path) -> None:
     destinations = tmp_path / "d.json"
     destinations.write_bytes(orjson.dumps([{"id": "acme", "config": BASE_CONFIG}]))
-    with TestClient(create_app(Settings(destinations=destinations, store_url="memory://"))) as client:
+    with TestClient(memory_app(Settings(destinations=destinations))) as client:
         assert client.post(PROCESSOR, json=[]).status_code == 404
         assert client.post("/routerTransform", json={"input": []}).status_code == 404
         assert client.get("/features").status_code == 404
@@ -357,9 +356,9 @@ def test_a_store_that_cannot_commit_answers_503_with_retry_after(tmp_path: Path)
 
     destinations = tmp_path / "d.json"
     destinations.write_bytes(orjson.dumps([{"id": "acme", "config": BASE_CONFIG}]))
-    settings = Settings(destinations=destinations, transformer_routes="on", store_url="memory://")
+    settings = Settings(destinations=destinations, transformer_routes="on")
     gainsight = Gainsight({})
-    app = create_app(settings, transport=httpx.MockTransport(gainsight), store=DownStore)
+    app = memory_app(settings, transport=httpx.MockTransport(gainsight), wrap_store=DownStore)
     with TestClient(app) as client:
         response = client.post(PROCESSOR, json=[item(GROUP)])
         assert response.status_code == 503 and response.headers["Retry-After"] == "5"
