@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from destination import __version__
 from destination.api import admin, docs, health, ingest, rudder, status, transform
+from destination.api.body import BoundedBody
 from destination.api.origins import OriginGuard
 from destination.api.responses import ERROR_SCHEMA, JsonResponse, error_response
 from destination.config import Destination, load_destinations
@@ -276,7 +277,8 @@ def create_app(
     if settings.transformer_routes == "on":
         app.include_router(rudder.build_router())
     if sandbox is not None:
-        app.mount(SANDBOX_MOUNT, sandbox.app)
+        bounded = BoundedBody(sandbox.app, settings.max_body_bytes, settings.body_timeout_seconds)
+        app.mount(SANDBOX_MOUNT, bounded)
     return app
 
 
