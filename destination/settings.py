@@ -37,6 +37,12 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024)
     # A request body not received within this many seconds is answered 408 (slow clients).
     body_timeout_seconds: float = Field(30.0, gt=0)
+    # Connection limits (destination/connections.py): connections open at once (more get 503),
+    # seconds for a request head to arrive (408), a head's size (431), idle keep-alive seconds.
+    max_connections: int = Field(4096, ge=1)
+    header_timeout_seconds: float = Field(10.0, gt=0)
+    max_header_bytes: int = Field(64 * 1024, ge=1024)
+    keep_alive_seconds: int = Field(5, ge=1)
     # Origins whose pages may post to the ingest routes (CORS, for browser SDKs); none by default.
     cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
     # When set, /metrics is served on this port only (and GSD_METRICS_HOST, default 127.0.0.1),
