@@ -266,7 +266,11 @@ def create_app(
         # Inside the origin guard, before FastAPI's routing (see TransformerRoutes).
         app.add_middleware(rudder.TransformerRoutes, on_error=error_answer)
     app.add_middleware(
-        OriginGuard, sandbox_guard=not settings.auth_enabled, cors_origins=settings.cors_origins
+        OriginGuard,
+        sandbox_guard=not settings.auth_enabled,
+        cors_origins=settings.cors_origins,
+        configured_host=settings.host,
+        transformer_paths=rudder.TRANSFORMER_PATHS if settings.transformer_routes == "on" else (),
     )
     app.include_router(health.router)
     app.include_router(ingest.router)

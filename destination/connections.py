@@ -12,7 +12,8 @@ head is complete, while the idle sockets stay open. So, per connection:
   a kept-alive connection, of the head's first byte), else 408 and close;
 - a head over `max_header_bytes` is answered 431 and closed, counted before it is parsed (at most
   one socket read past the limit is looked at);
-- after a response sent before the request body was fully received, the connection is closed.
+- after a response sent before the request body was fully received, the rest of the body (and the
+  next request's head) must arrive within `header_timeout_seconds`, else the connection is closed.
 
 Idle kept-alive connections are closed by uvicorn after `timeout_keep_alive`.
 """
@@ -113,11 +114,18 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         self._cancel_head_timer()
         super().on_headers_complete()
 
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        if self.cycle is not None and self.cycle.response_complete:  # the rest of a refused body
+            self._head_open, self._head_bytes, self._head_tail = True, 0, b""
+
     def on_response_complete(self) -> None:
-        if self.cycle is not None and self.cycle.more_body and not self.transport.is_closing():
-            # The answer came before the body (a refusal): the rest is not read, so not awaited.
-            self.transport.close()
-        if not self.pipeline:  # the next bytes start the next request's head
+        if self.cycle is not None and self.cycle.more_body:
+            # Answered before the body was read (a refusal): the rest is read and dropped (closing
+            # now could make the client lose the answer), but only until the deadline.
+            if self._head_timer is None:
+                self._arm_head_timer()
+        elif not self.pipeline:  # the next bytes start the next request's head
             self._head_open, self._head_bytes, self._head_tail = True, 0, b""
         super().on_response_complete()
 
@@ -131,9 +139,13 @@ class LimitedHttpProtocol(HttpToolsProtocol):
 
     def _head_timed_out(self) -> None:
         self._head_timer = None
-        if self._head_open and not self.transport.is_closing():
+        if self.transport.is_closing():
+            return
+        if self._head_open:
             seconds = f"{self.limits.header_timeout_seconds:g}"
             self._refuse(408, "Request Timeout", f"request head not received within {seconds} seconds")
+        elif self.cycle is not None and self.cycle.response_complete and self.cycle.more_body:
+            self.transport.close()  # the rest of a refused body did not arrive in time
 
     def _refuse(self, status: int, reason: str, message: str) -> None:
         self._head_open = False
