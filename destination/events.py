@@ -17,6 +17,9 @@ STORED_TYPES = frozenset({"identify", "group", "track"})
 ACKNOWLEDGED_TYPES = frozenset({"page", "screen", "alias"})
 """Types Gainsight does not take: acknowledged and counted, not stored."""
 
+FIELD_HOLDERS: tuple[tuple[str, ...], ...] = (("traits",), ("context", "traits"), ("properties",))
+"""The objects whose every key planning reads (the mapping looks each one up)."""
+
 SAFE_INTEGER = 2**53
 """The largest integer every JSON reader (JavaScript's included) carries exactly."""
 MAX_ID_LENGTH = 512
@@ -107,6 +110,33 @@ def message_id(value: Any) -> str | NotAnEvent:
     return NotAnEvent(
         "messageId", f"must be a string or an integer of at most 2^53, got {_kind_of(value)} {value!r:.40}"
     )
+
+
+@dataclass(frozen=True, slots=True)
+class EventLimits:
+    """What one event may carry (GSD_MAX_EVENT_FIELDS, GSD_MAX_EVENT_BYTES): planning it runs on
+    the event loop, in time that grows with its fields."""
+
+    max_fields: int
+    max_bytes: int
+
+
+def over_limits(payload: dict[str, Any], size: int, limits: EventLimits) -> NotAnEvent | None:
+    """Why an event of `size` bytes (as stored) carries too much, naming the limit; None if it fits."""
+    if size > limits.max_bytes:
+        return NotAnEvent(
+            None, f"the event is {size} bytes; at most {limits.max_bytes} are accepted (GSD_MAX_EVENT_BYTES)"
+        )
+    for path in FIELD_HOLDERS:
+        holder: Any = payload
+        for step in path:
+            holder = holder.get(step) if isinstance(holder, dict) else None
+        if isinstance(holder, dict) and len(holder) > limits.max_fields:
+            return NotAnEvent(
+                ".".join(path),
+                f"has {len(holder)} fields; at most {limits.max_fields} are accepted (GSD_MAX_EVENT_FIELDS)",
+            )
+    return None
 
 
 def as_event(raw: Any, forced_type: str | None = None) -> Event | NotAnEvent:

@@ -35,6 +35,10 @@ class Settings(BaseSettings):
     transformer_max_items: int = Field(1000, ge=1)
     allowed_domains: Annotated[tuple[str, ...], NoDecode] = ()
     max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024)
+    # What one event may carry (planning it runs on the event loop): keys of traits,
+    # context.traits and properties each, and its size as stored; more is rejected at ingest.
+    max_event_fields: int = Field(1000, ge=1)
+    max_event_bytes: int = Field(256 * 1024, ge=1024)
     # A request body not received within this many seconds is answered 408 (slow clients).
     body_timeout_seconds: float = Field(30.0, gt=0)
     # Connection limits (destination/connections.py): connections open at once (more get 503),

@@ -37,7 +37,7 @@ from destination.api.body import (
 )
 from destination.api.responses import ERROR_SCHEMA, JsonResponse, error_response
 from destination.delivery.store import NewEvent, StoreUnavailableError
-from destination.events import STORED_TYPES, NotAnEvent, as_event, ordering_key
+from destination.events import STORED_TYPES, EventLimits, NotAnEvent, as_event, ordering_key, over_limits
 from destination.jsonutil import dumps
 from destination.runtime import Runtime, RuntimeDep
 
@@ -85,7 +85,9 @@ def _items(body: Any, shape: Shape) -> tuple[list[Any], int]:
     return items, wrapping
 
 
-def prepare(wire: bytes, encoding: str, shape: Shape, destination_id: str, max_bytes: int) -> Prepared:
+def prepare(
+    wire: bytes, encoding: str, shape: Shape, destination_id: str, max_bytes: int, limits: EventLimits
+) -> Prepared:
     """Decode, parse and sort out one request body. Pure CPU work, run off the loop when large."""
     body = parse_json(decode(wire, encoding, max_bytes), max_depth=None)
     items, wrapping = _items(body, shape)
@@ -102,10 +104,13 @@ def prepare(wire: bytes, encoding: str, shape: Shape, destination_id: str, max_b
             prepared.acknowledged.append({"index": index, "type": event.kind})
         else:
             payload = event.payload
+            stored = dumps(payload)
+            problem = over_limits(payload, len(stored), limits)
+            if problem is not None:
+                prepared.reject(index, problem)
+                continue
             prepared.new_events.append(
-                NewEvent(
-                    destination_id, event.message_id, ordering_key(payload), event.kind, dumps(payload), now
-                )
+                NewEvent(destination_id, event.message_id, ordering_key(payload), event.kind, stored, now)
             )
             prepared.message_ids.append(event.message_id)
     return prepared
@@ -116,9 +121,13 @@ async def ingest(
 ) -> JsonResponse:
     destination, wire = await authenticated_body(request, runtime, destination_id)
     encoding = content_encoding(request)
-    max_bytes = runtime.settings.max_body_bytes
+    settings = runtime.settings
+    max_bytes = settings.max_body_bytes
+    limits = EventLimits(settings.max_event_fields, settings.max_event_bytes)
     work_size = len(wire) if encoding == "identity" else INLINE_BYTES + 1
-    prepared = await off_loop(work_size, lambda: prepare(wire, encoding, shape, destination.id, max_bytes))
+    prepared = await off_loop(
+        work_size, lambda: prepare(wire, encoding, shape, destination.id, max_bytes, limits)
+    )
     stored: list[bool] = []
     if prepared.new_events:
         try:
