@@ -95,12 +95,12 @@ def _identity(event: dict[str, Any]) -> NotAnEvent | None:
     return None if present else NotAnEvent("userId", "neither userId nor anonymousId is present")
 
 
-def message_id(value: Any) -> str | NotAnEvent:
-    """The messageId as text; a missing one is assigned. A number must be an integer JSON carries
-    exactly: 1.0, 1e3 or 1.0e-400 could read the same as another id once rounded, and dedupe would
-    then drop a real event as its duplicate."""
+def message_id(value: Any, missing: str | None = None) -> str | NotAnEvent:
+    """The messageId as text; a missing one is `missing`, else a new one. A number must be an
+    integer JSON carries exactly: 1.0, 1e3 or 1.0e-400 could read the same as another id once
+    rounded, and dedupe would then drop a real event as its duplicate."""
     if value is None or value == "":
-        return str(uuid.uuid4())
+        return missing if missing is not None else str(uuid.uuid4())
     if isinstance(value, str):
         if len(value) > MAX_ID_LENGTH:
             return NotAnEvent("messageId", f"is longer than {MAX_ID_LENGTH} characters")
@@ -139,8 +139,9 @@ def over_limits(payload: dict[str, Any], size: int, limits: EventLimits) -> NotA
     return None
 
 
-def as_event(raw: Any, forced_type: str | None = None) -> Event | NotAnEvent:
-    """The event in `raw`, or why it is not one. Cheap: ingest runs this on every item."""
+def as_event(raw: Any, forced_type: str | None = None, missing_id: str | None = None) -> Event | NotAnEvent:
+    """The event in `raw`, or why it is not one; `missing_id` is its messageId if it has none.
+    Cheap: ingest runs this on every item."""
     if not isinstance(raw, dict):
         # Shared answers: a hostile batch may hold millions of such items.
         return _NOT_AN_OBJECT.get(type(raw)) or NotAnEvent(
@@ -152,7 +153,7 @@ def as_event(raw: Any, forced_type: str | None = None) -> Event | NotAnEvent:
     problem = _identity(raw)
     if problem is not None:
         return problem
-    assigned = message_id(raw.get("messageId"))
+    assigned = message_id(raw.get("messageId"), missing_id)
     if isinstance(assigned, NotAnEvent):
         return assigned
     payload = raw

@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     # How long delivered state is remembered so that unchanged writes are skipped (0 = off).
     unchanged_ttl_seconds: float = Field(86_400.0, ge=0)
     admin_token: SecretStr | None = None
+    # JWTs whose exp lies further ahead than this (or further after their iat) are refused.
+    jwt_max_lifetime_seconds: float | None = Field(None, gt=0)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "text"] = "json"
     # Shutdown: open requests get 3 s, then deliveries in flight the rest; below docker stop's 10 s.
@@ -84,7 +86,13 @@ class Settings(BaseSettings):
         return value
 
     @field_validator(
-        "gainsight_base_url", "destinations", "host", "admin_token", "metrics_port", mode="before"
+        "gainsight_base_url",
+        "destinations",
+        "host",
+        "admin_token",
+        "metrics_port",
+        "jwt_max_lifetime_seconds",
+        mode="before",
     )
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:

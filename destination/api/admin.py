@@ -98,7 +98,7 @@ async def list_events(
 
 
 @router.get(
-    "/admin/events/{destination_id}/{message_id}",
+    "/admin/events/{destination_id}/{message_id:path}",  # a messageId may hold "/"
     summary="One event by messageId: its state and every attempt",
     responses={404: {"description": "no such event"}},
 )

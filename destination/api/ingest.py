@@ -17,6 +17,7 @@ and checked off the event loop (body.py).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections import Counter
@@ -25,7 +26,7 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException, Request
 
-from destination.api.auth import authenticated_body
+from destination.api.auth import authenticated_body, signed_by_body
 from destination.api.body import (
     INLINE_BYTES,
     MAX_DEPTH,
@@ -86,9 +87,17 @@ def _items(body: Any, shape: Shape) -> tuple[list[Any], int]:
 
 
 def prepare(
-    wire: bytes, encoding: str, shape: Shape, destination_id: str, max_bytes: int, limits: EventLimits
+    wire: bytes,
+    encoding: str,
+    shape: Shape,
+    destination_id: str,
+    max_bytes: int,
+    limits: EventLimits,
+    signed: bool = False,
 ) -> Prepared:
-    """Decode, parse and sort out one request body. Pure CPU work, run off the loop when large."""
+    """Decode, parse and sort out one request body. Pure CPU work, run off the loop when large.
+    `signed`: the body's X-Signature authenticated it, so the body can be replayed as it is; its
+    events without a messageId get one derived from the signed bytes, and a replay is a duplicate."""
     body = parse_json(decode(wire, encoding, max_bytes), max_depth=None)
     items, wrapping = _items(body, shape)
     if json_depth(body) > MAX_DEPTH + wrapping:
@@ -96,8 +105,9 @@ def prepare(
     forced = None if shape in ("batch", "webhook") else shape
     prepared = Prepared()
     now = time.time()
+    seed = f"sig-{hashlib.sha256(wire).hexdigest()[:32]}-" if signed else None
     for index, item in enumerate(items):
-        event = as_event(item, forced)
+        event = as_event(item, forced, None if seed is None else f"{seed}{index}")
         if isinstance(event, NotAnEvent):
             prepared.reject(index, event)
         elif event.kind not in STORED_TYPES:
@@ -125,8 +135,9 @@ async def ingest(
     max_bytes = settings.max_body_bytes
     limits = EventLimits(settings.max_event_fields, settings.max_event_bytes)
     work_size = len(wire) if encoding == "identity" else INLINE_BYTES + 1
+    signed = signed_by_body(request, runtime)
     prepared = await off_loop(
-        work_size, lambda: prepare(wire, encoding, shape, destination.id, max_bytes, limits)
+        work_size, lambda: prepare(wire, encoding, shape, destination.id, max_bytes, limits, signed)
     )
     stored: list[bool] = []
     if prepared.new_events:
