@@ -88,7 +88,11 @@ class LimitedHttpProtocol(HttpToolsProtocol):
             return
         if self._head_open and self._head_too_large(data):
             limit = self.limits.max_header_bytes
-            self._refuse(431, "Request Header Fields Too Large", f"request head is larger than {limit} bytes")
+            self._refuse(
+                431,
+                "Request Header Fields Too Large",
+                f"request head is larger than {limit} bytes (GSD_MAX_HEADER_BYTES)",
+            )
             return
         super().data_received(data)
 
@@ -143,7 +147,11 @@ class LimitedHttpProtocol(HttpToolsProtocol):
             return
         if self._head_open:
             seconds = f"{self.limits.header_timeout_seconds:g}"
-            self._refuse(408, "Request Timeout", f"request head not received within {seconds} seconds")
+            self._refuse(
+                408,
+                "Request Timeout",
+                f"request head not received within {seconds} seconds (GSD_HEADER_TIMEOUT_SECONDS)",
+            )
         elif self.cycle is not None and self.cycle.response_complete and self.cycle.more_body:
             self.transport.close()  # the rest of a refused body did not arrive in time
 

@@ -37,6 +37,11 @@ class Selection(BaseModel):
     all: bool = Field(False, description="every dead letter of every destination")
 
 
+_BODY_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "not a selection; the error names the field"},
+    408: {"description": "body not received within GSD_BODY_TIMEOUT_SECONDS"},
+    413: {"description": "body larger than GSD_MAX_BODY_BYTES"},
+}
 _SELECTION_BODY = {
     "requestBody": {
         "required": False,
@@ -141,6 +146,7 @@ async def show_dead_letter(
     "/admin/dead-letters/replay",
     summary="Re-queue dead letters in their original order",
     openapi_extra=_SELECTION_BODY,
+    responses=_BODY_ERRORS,
 )
 async def replay(_: AdminDep, request: Request, runtime: RuntimeDep) -> dict[str, Any]:
     count, why = await _act(await read_selection(request, runtime), runtime, "replay")
@@ -150,7 +156,10 @@ async def replay(_: AdminDep, request: Request, runtime: RuntimeDep) -> dict[str
 
 
 @router.post(
-    "/admin/dead-letters/purge", summary="Delete dead letters for good", openapi_extra=_SELECTION_BODY
+    "/admin/dead-letters/purge",
+    summary="Delete dead letters for good",
+    openapi_extra=_SELECTION_BODY,
+    responses=_BODY_ERRORS,
 )
 async def purge(_: AdminDep, request: Request, runtime: RuntimeDep) -> dict[str, Any]:
     count, why = await _act(await read_selection(request, runtime), runtime, "purge")

@@ -103,7 +103,13 @@ def _same_origin(request: Request) -> bool:
     "/status/replay",
     summary="The status page's replay button (HTML form)",
     status_code=303,
-    responses={303: {"description": "back to /status"}, 403: {"description": "forged or cross-site form"}},
+    responses={
+        303: {"description": "back to /status"},
+        400: {"description": "an id that is not a dead-letter id"},
+        403: {"description": "forged or cross-site form"},
+        408: {"description": "form not received within GSD_BODY_TIMEOUT_SECONDS"},
+        413: {"description": "form larger than 64 KiB"},
+    },
 )
 async def status_replay(_: AdminDep, request: Request, runtime: RuntimeDep) -> RedirectResponse:
     # Read only once the admin token passed (AdminDep), within a form's size and the body timeout.
