@@ -5,7 +5,8 @@ Real SDKs drop a whole batch on a 4xx, so one bad event never costs the others:
   401 bad credentials, 408 body too slow, 413 too large, 503/507 the store cannot commit;
 - otherwise 200 once every usable event of the request is committed (a duplicate messageId is
   acknowledged, stored once). Items that are not events (events.py says what that means) are
-  listed in the answer's `rejected` with index, field and reason, counted and logged, not stored.
+  listed in the answer's `rejected` with index, field and reason, counted and logged, not stored;
+  so are events over GSD_MAX_EVENT_FIELDS or GSD_MAX_EVENT_BYTES (events.over_limits).
   Events Gainsight cannot take as they are (identify without an email, …) are stored: the
   delivery path finishes them as `rejected` with the planner's reason. page / screen / alias are
   acknowledged and counted, not stored.
@@ -93,7 +94,7 @@ def prepare(
     destination_id: str,
     max_bytes: int,
     limits: EventLimits,
-    signed: bool = False,
+    signed: bool,
 ) -> Prepared:
     """Decode, parse and sort out one request body. Pure CPU work, run off the loop when large.
     `signed`: the body's X-Signature authenticated it, so the body can be replayed as it is; its
@@ -114,13 +115,13 @@ def prepare(
             prepared.acknowledged.append({"index": index, "type": event.kind})
         else:
             payload = event.payload
-            stored = dumps(payload)
-            problem = over_limits(payload, len(stored), limits)
-            if problem is not None:
+            encoded = dumps(payload)
+            problem = over_limits(payload, len(encoded), limits)
+            if problem is not None:  # planning it would hold the event loop too long
                 prepared.reject(index, problem)
                 continue
             prepared.new_events.append(
-                NewEvent(destination_id, event.message_id, ordering_key(payload), event.kind, stored, now)
+                NewEvent(destination_id, event.message_id, ordering_key(payload), event.kind, encoded, now)
             )
             prepared.message_ids.append(event.message_id)
     return prepared
