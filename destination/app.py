@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from destination import __version__
 from destination.api import admin, docs, health, ingest, rudder, status, transform
+from destination.api.body import BoundedBody
 from destination.api.origins import OriginGuard
 from destination.api.responses import ERROR_SCHEMA, JsonResponse, error_response
 from destination.config import Destination, load_destinations
@@ -268,7 +269,11 @@ def create_app(
         # Inside the origin guard, before FastAPI's routing (see TransformerRoutes).
         app.add_middleware(rudder.TransformerRoutes, on_error=error_answer)
     app.add_middleware(
-        OriginGuard, sandbox_guard=not settings.auth_enabled, cors_origins=settings.cors_origins
+        OriginGuard,
+        sandbox_guard=not settings.auth_enabled,
+        cors_origins=settings.cors_origins,
+        configured_host=settings.host,
+        transformer_paths=rudder.TRANSFORMER_PATHS if settings.transformer_routes == "on" else (),
     )
     app.include_router(health.router)
     app.include_router(ingest.router)
@@ -279,7 +284,8 @@ def create_app(
     if settings.transformer_routes == "on":
         app.include_router(rudder.build_router())
     if sandbox is not None:
-        app.mount(SANDBOX_MOUNT, sandbox.app)
+        bounded = BoundedBody(sandbox.app, settings.max_body_bytes, settings.body_timeout_seconds)
+        app.mount(SANDBOX_MOUNT, bounded)
     return app
 
 

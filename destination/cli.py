@@ -51,6 +51,7 @@ def serve(
 ) -> None:
     """Run the service. With no destinations configured it runs in sandbox mode."""
     from destination.app import create_app
+    from destination.connections import ConnectionLimits
     from destination.logs import configure_logging
     from destination.serving import ServeError, bind, check_store_writable, run_server
     from destination.settings import Settings
@@ -83,6 +84,10 @@ def serve(
         access_log=access_log,
         log_level=settings.log_level,
         on_ready=lambda: _announce(application, listen_host, bound_port, settings.admin_token is not None),
+        limits=ConnectionLimits(
+            settings.max_connections, settings.header_timeout_seconds, settings.max_header_bytes
+        ),
+        keep_alive_seconds=settings.keep_alive_seconds,
     )
     if code:
         raise typer.Exit(code)

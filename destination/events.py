@@ -17,6 +17,9 @@ STORED_TYPES = frozenset({"identify", "group", "track"})
 ACKNOWLEDGED_TYPES = frozenset({"page", "screen", "alias"})
 """Types Gainsight does not take: acknowledged and counted, not stored."""
 
+FIELD_HOLDERS: tuple[tuple[str, ...], ...] = (("traits",), ("context", "traits"), ("properties",))
+"""The objects whose every key planning reads (the mapping looks each one up)."""
+
 SAFE_INTEGER = 2**53
 """The largest integer every JSON reader (JavaScript's included) carries exactly."""
 MAX_ID_LENGTH = 512
@@ -92,12 +95,12 @@ def _identity(event: dict[str, Any]) -> NotAnEvent | None:
     return None if present else NotAnEvent("userId", "neither userId nor anonymousId is present")
 
 
-def message_id(value: Any) -> str | NotAnEvent:
-    """The messageId as text; a missing one is assigned. A number must be an integer JSON carries
-    exactly: 1.0, 1e3 or 1.0e-400 could read the same as another id once rounded, and dedupe would
-    then drop a real event as its duplicate."""
+def message_id(value: Any, missing: str | None = None) -> str | NotAnEvent:
+    """The messageId as text; a missing one is `missing`, else a new one. A number must be an
+    integer JSON carries exactly: 1.0, 1e3 or 1.0e-400 could read the same as another id once
+    rounded, and dedupe would then drop a real event as its duplicate."""
     if value is None or value == "":
-        return str(uuid.uuid4())
+        return missing if missing is not None else str(uuid.uuid4())
     if isinstance(value, str):
         if len(value) > MAX_ID_LENGTH:
             return NotAnEvent("messageId", f"is longer than {MAX_ID_LENGTH} characters")
@@ -109,8 +112,36 @@ def message_id(value: Any) -> str | NotAnEvent:
     )
 
 
-def as_event(raw: Any, forced_type: str | None = None) -> Event | NotAnEvent:
-    """The event in `raw`, or why it is not one. Cheap: ingest runs this on every item."""
+@dataclass(frozen=True, slots=True)
+class EventLimits:
+    """What one event may carry (GSD_MAX_EVENT_FIELDS, GSD_MAX_EVENT_BYTES): planning it runs on
+    the event loop, in time that grows with its fields."""
+
+    max_fields: int
+    max_bytes: int
+
+
+def over_limits(payload: dict[str, Any], size: int, limits: EventLimits) -> NotAnEvent | None:
+    """Why an event of `size` bytes (as stored) carries too much, naming the limit; None if it fits."""
+    if size > limits.max_bytes:
+        return NotAnEvent(
+            None, f"the event is {size} bytes; at most {limits.max_bytes} are accepted (GSD_MAX_EVENT_BYTES)"
+        )
+    for path in FIELD_HOLDERS:
+        holder: Any = payload
+        for step in path:
+            holder = holder.get(step) if isinstance(holder, dict) else None
+        if isinstance(holder, dict) and len(holder) > limits.max_fields:
+            return NotAnEvent(
+                ".".join(path),
+                f"has {len(holder)} fields; at most {limits.max_fields} are accepted (GSD_MAX_EVENT_FIELDS)",
+            )
+    return None
+
+
+def as_event(raw: Any, forced_type: str | None = None, missing_id: str | None = None) -> Event | NotAnEvent:
+    """The event in `raw`, or why it is not one; `missing_id` is its messageId if it has none.
+    Cheap: ingest runs this on every item."""
     if not isinstance(raw, dict):
         # Shared answers: a hostile batch may hold millions of such items.
         return _NOT_AN_OBJECT.get(type(raw)) or NotAnEvent(
@@ -122,7 +153,7 @@ def as_event(raw: Any, forced_type: str | None = None) -> Event | NotAnEvent:
     problem = _identity(raw)
     if problem is not None:
         return problem
-    assigned = message_id(raw.get("messageId"))
+    assigned = message_id(raw.get("messageId"), missing_id)
     if isinstance(assigned, NotAnEvent):
         return assigned
     payload = raw

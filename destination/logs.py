@@ -34,6 +34,24 @@ _ACCESS_FIELDS = ("client", "method", "path", "httpVersion", "status")
 outcome_log = logging.getLogger("destination.events")
 
 
+_CREDENTIAL_WORDS = ("key", "token", "secret", "pass", "auth", "sig", "jwt", "cred", "session", "code")
+
+
+def masked_query(path: str) -> str:
+    """A request target with the values of credential-like query parameters (`writeKey`, `token`,
+    `api_key`, `signature`, …) shown as `***`: senders put credentials there too."""
+    target, question, query = path.partition("?")
+    if not question:
+        return path
+    parts = []
+    for pair in query.split("&"):
+        name, equals, _ = pair.partition("=")
+        if equals and any(word in name.lower() for word in _CREDENTIAL_WORDS):
+            pair = f"{name}=***"
+        parts.append(pair)
+    return f"{target}?{'&'.join(parts)}"
+
+
 def _when(record: logging.LogRecord) -> str:
     return (
         datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -51,6 +69,7 @@ def record_fields(record: logging.LogRecord) -> dict[str, Any]:
         # uvicorn passes (client, method, path, http version, status) as format arguments.
         fields["message"] = "request"
         fields.update(zip(_ACCESS_FIELDS, record.args, strict=True))
+        fields["path"] = masked_query(str(fields["path"]))
     else:
         fields["message"] = record.getMessage()
     for key, value in vars(record).items():

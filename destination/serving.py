@@ -19,6 +19,7 @@ from typing import Any
 
 import uvicorn
 
+from destination.connections import ConnectionLimits, fit_file_limit, limited_protocol
 from destination.delivery.store import UnsupportedStoreURLError
 from destination.delivery.stores import check_store_url
 
@@ -110,10 +111,14 @@ def run_server(
     access_log: bool,
     log_level: str,
     on_ready: Callable[[], None],
+    limits: ConnectionLimits,
+    keep_alive_seconds: int,
 ) -> int:
     """Serve until SIGTERM/SIGINT; 0 on a clean stop, 1 when the application failed to start."""
     config = uvicorn.Config(
         application,
+        http=limited_protocol(fit_file_limit(limits)),
+        timeout_keep_alive=keep_alive_seconds,
         access_log=access_log,
         log_level=log_level,
         log_config=None,  # logging is configured by destination.logs: one format for every line

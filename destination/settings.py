@@ -35,8 +35,18 @@ class Settings(BaseSettings):
     transformer_max_items: int = Field(1000, ge=1)
     allowed_domains: Annotated[tuple[str, ...], NoDecode] = ()
     max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024)
+    # What one event may carry (planning it runs on the event loop): keys of traits,
+    # context.traits and properties each, and its size as stored; more is rejected at ingest.
+    max_event_fields: int = Field(1000, ge=1)
+    max_event_bytes: int = Field(256 * 1024, ge=1024)
     # A request body not received within this many seconds is answered 408 (slow clients).
     body_timeout_seconds: float = Field(30.0, gt=0)
+    # Connection limits (destination/connections.py): connections open at once (more get 503),
+    # seconds for a request head to arrive (408), a head's size (431), idle keep-alive seconds.
+    max_connections: int = Field(4096, ge=1)
+    header_timeout_seconds: float = Field(10.0, gt=0)
+    max_header_bytes: int = Field(64 * 1024, ge=1024)
+    keep_alive_seconds: int = Field(5, ge=1)
     # Origins whose pages may post to the ingest routes (CORS, for browser SDKs); none by default.
     cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
     # When set, /metrics is served on this port only (and GSD_METRICS_HOST, default 127.0.0.1),
@@ -49,6 +59,8 @@ class Settings(BaseSettings):
     # How long delivered state is remembered so that unchanged writes are skipped (0 = off).
     unchanged_ttl_seconds: float = Field(86_400.0, ge=0)
     admin_token: SecretStr | None = None
+    # JWTs whose exp lies further ahead than this (or further after their iat) are refused.
+    jwt_max_lifetime_seconds: float | None = Field(None, gt=0)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "text"] = "json"
     # Shutdown: open requests get 3 s, then deliveries in flight the rest; below docker stop's 10 s.
@@ -74,7 +86,13 @@ class Settings(BaseSettings):
         return value
 
     @field_validator(
-        "gainsight_base_url", "destinations", "host", "admin_token", "metrics_port", mode="before"
+        "gainsight_base_url",
+        "destinations",
+        "host",
+        "admin_token",
+        "metrics_port",
+        "jwt_max_lifetime_seconds",
+        mode="before",
     )
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:

@@ -1,6 +1,9 @@
 """Admin routes (DESIGN §9): every event's fate, dead letters (list, show, replay, purge), metrics.
 
 Every admin route takes the admin token alone (see admin_auth.py); /metrics is open for scrapers.
+The token is checked before a body is read (FastAPI reads declared bodies before dependencies, so
+the selection is read by the route itself), and the body is bounded like any other
+(GSD_MAX_BODY_BYTES, GSD_BODY_TIMEOUT_SECONDS).
 The JSON views are built in delivery/views.py, shared with the CLI and the status page.
 """
 
@@ -8,11 +11,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, HTTPException, Path, Query, Response
+from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from destination.api.admin_auth import AdminDep
+from destination.api.body import off_loop, read_raw_body
 from destination.delivery.views import EVENT_STATES_SHOWN, dead_letter_summary, event_summary, event_view
 from destination.metrics import scrape
 from destination.runtime import Runtime, RuntimeDep
@@ -33,13 +37,38 @@ class Selection(BaseModel):
     all: bool = Field(False, description="every dead letter of every destination")
 
 
+_BODY_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "not a selection; the error names the field"},
+    408: {"description": "body not received within GSD_BODY_TIMEOUT_SECONDS"},
+    413: {"description": "body larger than GSD_MAX_BODY_BYTES"},
+}
+_SELECTION_BODY = {
+    "requestBody": {
+        "required": False,
+        "content": {"application/json": {"schema": Selection.model_json_schema()}},
+    }
+}
+
+
+async def read_selection(request: Request, runtime: Runtime) -> Selection:
+    """The body's selection (none: nothing selected), read only once the admin token passed."""
+    settings = runtime.settings
+    raw = await read_raw_body(request, settings.max_body_bytes, settings.body_timeout_seconds)
+    if not raw.strip() or raw.strip() == b"null":
+        return Selection()
+    try:
+        return await off_loop(len(raw), lambda: Selection.model_validate_json(raw))
+    except ValidationError as exc:
+        problems = (f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors())
+        raise HTTPException(400, "; ".join(problems)) from None
+
+
 NOTHING_SELECTED = 'nothing selected: give {"ids": [...]}, {"destination": "..."} or {"all": true}'
 
 
 async def _act(
-    selection: Selection | None, runtime: Runtime, verb: str
+    selection: Selection, runtime: Runtime, verb: str
 ) -> tuple[int, str | None]:  # (count, why nothing was done)
-    selection = selection or Selection()
     if selection.all and (selection.ids is not None or selection.destination is not None):
         raise HTTPException(400, "all: true selects everything; do not combine it with ids or destination")
     if not selection.all and not selection.ids and selection.destination is None:
@@ -74,7 +103,7 @@ async def list_events(
 
 
 @router.get(
-    "/admin/events/{destination_id}/{message_id}",
+    "/admin/events/{destination_id}/{message_id:path}",  # a messageId may hold "/"
     summary="One event by messageId: its state and every attempt",
     responses={404: {"description": "no such event"}},
 )
@@ -113,21 +142,27 @@ async def show_dead_letter(
     return event_view(event)
 
 
-@router.post("/admin/dead-letters/replay", summary="Re-queue dead letters in their original order")
-async def replay(
-    _: AdminDep, runtime: RuntimeDep, selection: Annotated[Selection | None, Body()] = None
-) -> dict[str, Any]:
-    count, why = await _act(selection, runtime, "replay")
+@router.post(
+    "/admin/dead-letters/replay",
+    summary="Re-queue dead letters in their original order",
+    openapi_extra=_SELECTION_BODY,
+    responses=_BODY_ERRORS,
+)
+async def replay(_: AdminDep, request: Request, runtime: RuntimeDep) -> dict[str, Any]:
+    count, why = await _act(await read_selection(request, runtime), runtime, "replay")
     if count:
         runtime.wake_workers()
     return _answer("replayed", count, why)
 
 
-@router.post("/admin/dead-letters/purge", summary="Delete dead letters for good")
-async def purge(
-    _: AdminDep, runtime: RuntimeDep, selection: Annotated[Selection | None, Body()] = None
-) -> dict[str, Any]:
-    count, why = await _act(selection, runtime, "purge")
+@router.post(
+    "/admin/dead-letters/purge",
+    summary="Delete dead letters for good",
+    openapi_extra=_SELECTION_BODY,
+    responses=_BODY_ERRORS,
+)
+async def purge(_: AdminDep, request: Request, runtime: RuntimeDep) -> dict[str, Any]:
+    count, why = await _act(await read_selection(request, runtime), runtime, "purge")
     return _answer("purged", count, why)
 
 

@@ -3,7 +3,10 @@
 Accepted credentials, checked against each candidate destination:
 - Basic auth whose username is one of the destination's write keys (password empty or ignored);
 - `Authorization: Bearer <JWT>` verified with pyjwt: HS256 with the destination's secret or RS256
-  with its public key; `exp` required; `aud` checked when configured;
+  with its public key; `exp` required; `aud` checked when configured; `exp`, `iat` and `nbf` must
+  be JSON numbers (RFC 7519's NumericDate: pyjwt alone also takes "1700000000"); with
+  GSD_JWT_MAX_LIFETIME_SECONDS set, a token whose `exp` lies further ahead (or further after its
+  `iat`) is refused;
 - `X-Signature`: hex HMAC-SHA1 of the body as sent (before any Content-Encoding is undone) with
   the destination's webhookSecret (Segment).
 Comparisons are constant-time. Messages say what was wrong, never echo a credential.
@@ -16,6 +19,7 @@ import binascii
 import hashlib
 import hmac
 import secrets
+import time
 from collections.abc import Iterable, Mapping
 
 import jwt
@@ -53,7 +57,24 @@ def _by_write_key(key: str, candidates: Iterable[Destination]) -> Destination | 
     return found
 
 
-def _jwt_error(token: str, destination: Destination) -> str | None:
+def _claims_error(claims: dict[str, object], max_lifetime: float | None) -> str | None:
+    """Why checked claims are still refused: a date that is not a number, or too long a lifetime."""
+    for name in ("exp", "iat", "nbf"):
+        value = claims.get(name)
+        if name in claims and (isinstance(value, bool) or not isinstance(value, int | float)):
+            return f"JWT claim {name!r} must be a number (seconds since the epoch)"
+    if max_lifetime is None:
+        return None
+    expires, issued, now = claims["exp"], claims.get("iat"), time.time()
+    assert isinstance(expires, int | float)  # required, and a number (above)
+    # Its lifetime: from its iat (when given and past) or from now, whichever is earlier.
+    start = min(issued, now) if isinstance(issued, int | float) else now
+    if expires - start > max_lifetime:
+        return f"JWT lives longer than {max_lifetime:g} seconds (GSD_JWT_MAX_LIFETIME_SECONDS)"
+    return None
+
+
+def _jwt_error(token: str, destination: Destination, max_lifetime: float | None = None) -> str | None:
     """None when the token is valid for the destination, else why not."""
     auth = destination.jwt
     assert auth is not None
@@ -62,7 +83,7 @@ def _jwt_error(token: str, destination: Destination) -> str | None:
     else:
         key, algorithm = auth.public_key or "", "RS256"
     try:
-        jwt.decode(
+        claims = jwt.decode(
             token,
             key,
             algorithms=[algorithm],
@@ -77,15 +98,15 @@ def _jwt_error(token: str, destination: Destination) -> str | None:
         return "JWT audience does not match"
     except jwt.PyJWTError:
         return _BAD_JWT
-    return None
+    return _claims_error(claims, max_lifetime)
 
 
-def _by_jwt(token: str, candidates: Iterable[Destination]) -> Destination:
+def _by_jwt(token: str, candidates: Iterable[Destination], max_lifetime: float | None) -> Destination:
     reasons = []
     for destination in candidates:
         if destination.jwt is None:
             continue
-        reason = _jwt_error(token, destination)
+        reason = _jwt_error(token, destination, max_lifetime)
         if reason is None:
             return destination
         reasons.append(reason)
@@ -112,7 +133,9 @@ def _by_signature(signature: str, body: bytes, candidates: Iterable[Destination]
     return found
 
 
-def authenticate_headers(headers: Mapping[str, str], candidates: list[Destination]) -> Destination | None:
+def authenticate_headers(
+    headers: Mapping[str, str], candidates: list[Destination], jwt_max_lifetime: float | None = None
+) -> Destination | None:
     """The destination by the Authorization header alone, before any body is read; None when
     the request relies on X-Signature (which needs the body); Unauthorized otherwise."""
     authorization = headers.get("authorization", "")
@@ -124,7 +147,7 @@ def authenticate_headers(headers: Mapping[str, str], candidates: list[Destinatio
             raise Unauthorized("unknown write key")
         return found
     if scheme == "bearer":
-        return _by_jwt(value.strip(), candidates)
+        return _by_jwt(value.strip(), candidates, jwt_max_lifetime)
     if authorization:
         raise Unauthorized("unsupported Authorization scheme: use Basic (write key) or Bearer (JWT)")
     if headers.get("x-signature"):
@@ -144,9 +167,14 @@ def authenticate_signature(
     return found
 
 
-def authenticate(headers: Mapping[str, str], body: bytes, candidates: list[Destination]) -> Destination:
+def authenticate(
+    headers: Mapping[str, str],
+    body: bytes,
+    candidates: list[Destination],
+    jwt_max_lifetime: float | None = None,
+) -> Destination:
     """The destination whose credentials the request carries; Unauthorized otherwise."""
-    found = authenticate_headers(headers, candidates)
+    found = authenticate_headers(headers, candidates, jwt_max_lifetime)
     return found if found is not None else authenticate_signature(headers, body, candidates)
 
 
@@ -192,8 +220,13 @@ async def authenticated_body(
             request, settings.max_body_bytes, settings.body_timeout_seconds
         )
     choices = candidates(runtime, destination_id)
-    found = authenticate_headers(request.headers, choices)
+    found = authenticate_headers(request.headers, choices, settings.jwt_max_lifetime_seconds)
     wire = await read_wire_body(request, settings.max_body_bytes, settings.body_timeout_seconds)
     if found is None:
         found = authenticate_signature(request.headers, wire, choices)
     return found, wire
+
+
+def signed_by_body(request: Request, runtime: Runtime) -> bool:
+    """Whether an authenticated request's credential was its X-Signature (no header credential)."""
+    return runtime.auth_enabled and not request.headers.get("authorization")

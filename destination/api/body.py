@@ -13,7 +13,9 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from fastapi import HTTPException, Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from destination.api.responses import error_response
 from destination.jsonutil import JSONDecodeError, loads
 
 MAX_DEPTH = 100
@@ -141,3 +143,29 @@ async def read_raw_body(request: Request, max_bytes: int, timeout_seconds: float
     if encoding == "identity":
         return wire  # nothing to decode: no work to move off the loop
     return await off_loop(len(wire), lambda: decode(wire, encoding, max_bytes))
+
+
+class BoundedBody:
+    """ASGI wrapper for an app that reads bodies its own way (the embedded simulator): the body
+    is read here first, within `max_bytes` and the timeout, then handed on whole."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int, timeout_seconds: float) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.timeout_seconds = timeout_seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        try:
+            body = await read_wire_body(Request(scope, receive), self.max_bytes, self.timeout_seconds)
+        except HTTPException as exc:
+            await error_response(exc.status_code, str(exc.detail), headers=exc.headers)(scope, receive, send)
+            return
+        pending = [{"type": "http.request", "body": body, "more_body": False}]
+
+        async def replay() -> Message:
+            return pending.pop() if pending else await receive()
+
+        await self.app(scope, replay, send)

@@ -5,7 +5,8 @@ Real SDKs drop a whole batch on a 4xx, so one bad event never costs the others:
   401 bad credentials, 408 body too slow, 413 too large, 503/507 the store cannot commit;
 - otherwise 200 once every usable event of the request is committed (a duplicate messageId is
   acknowledged, stored once). Items that are not events (events.py says what that means) are
-  listed in the answer's `rejected` with index, field and reason, counted and logged, not stored.
+  listed in the answer's `rejected` with index, field and reason, counted and logged, not stored;
+  so are events over GSD_MAX_EVENT_FIELDS or GSD_MAX_EVENT_BYTES (events.over_limits).
   Events Gainsight cannot take as they are (identify without an email, …) are stored: the
   delivery path finishes them as `rejected` with the planner's reason. page / screen / alias are
   acknowledged and counted, not stored.
@@ -17,6 +18,7 @@ and checked off the event loop (body.py).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections import Counter
@@ -25,7 +27,7 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException, Request
 
-from destination.api.auth import authenticated_body
+from destination.api.auth import authenticated_body, signed_by_body
 from destination.api.body import (
     INLINE_BYTES,
     MAX_DEPTH,
@@ -37,7 +39,7 @@ from destination.api.body import (
 )
 from destination.api.responses import ERROR_SCHEMA, JsonResponse, error_response
 from destination.delivery.store import NewEvent, StoreUnavailableError
-from destination.events import STORED_TYPES, NotAnEvent, as_event, ordering_key
+from destination.events import STORED_TYPES, EventLimits, NotAnEvent, as_event, ordering_key, over_limits
 from destination.jsonutil import dumps
 from destination.runtime import Runtime, RuntimeDep
 
@@ -85,8 +87,18 @@ def _items(body: Any, shape: Shape) -> tuple[list[Any], int]:
     return items, wrapping
 
 
-def prepare(wire: bytes, encoding: str, shape: Shape, destination_id: str, max_bytes: int) -> Prepared:
-    """Decode, parse and sort out one request body. Pure CPU work, run off the loop when large."""
+def prepare(
+    wire: bytes,
+    encoding: str,
+    shape: Shape,
+    destination_id: str,
+    max_bytes: int,
+    limits: EventLimits,
+    signed: bool,
+) -> Prepared:
+    """Decode, parse and sort out one request body. Pure CPU work, run off the loop when large.
+    `signed`: the body's X-Signature authenticated it, so the body can be replayed as it is; its
+    events without a messageId get one derived from the signed bytes, and a replay is a duplicate."""
     body = parse_json(decode(wire, encoding, max_bytes), max_depth=None)
     items, wrapping = _items(body, shape)
     if json_depth(body) > MAX_DEPTH + wrapping:
@@ -94,18 +106,22 @@ def prepare(wire: bytes, encoding: str, shape: Shape, destination_id: str, max_b
     forced = None if shape in ("batch", "webhook") else shape
     prepared = Prepared()
     now = time.time()
+    seed = f"sig-{hashlib.sha256(wire).hexdigest()[:32]}-" if signed else None
     for index, item in enumerate(items):
-        event = as_event(item, forced)
+        event = as_event(item, forced, None if seed is None else f"{seed}{index}")
         if isinstance(event, NotAnEvent):
             prepared.reject(index, event)
         elif event.kind not in STORED_TYPES:
             prepared.acknowledged.append({"index": index, "type": event.kind})
         else:
             payload = event.payload
+            encoded = dumps(payload)
+            problem = over_limits(payload, len(encoded), limits)
+            if problem is not None:  # planning it would hold the event loop too long
+                prepared.reject(index, problem)
+                continue
             prepared.new_events.append(
-                NewEvent(
-                    destination_id, event.message_id, ordering_key(payload), event.kind, dumps(payload), now
-                )
+                NewEvent(destination_id, event.message_id, ordering_key(payload), event.kind, encoded, now)
             )
             prepared.message_ids.append(event.message_id)
     return prepared
@@ -116,9 +132,14 @@ async def ingest(
 ) -> JsonResponse:
     destination, wire = await authenticated_body(request, runtime, destination_id)
     encoding = content_encoding(request)
-    max_bytes = runtime.settings.max_body_bytes
+    settings = runtime.settings
+    max_bytes = settings.max_body_bytes
+    limits = EventLimits(settings.max_event_fields, settings.max_event_bytes)
     work_size = len(wire) if encoding == "identity" else INLINE_BYTES + 1
-    prepared = await off_loop(work_size, lambda: prepare(wire, encoding, shape, destination.id, max_bytes))
+    signed = signed_by_body(request, runtime)
+    prepared = await off_loop(
+        work_size, lambda: prepare(wire, encoding, shape, destination.id, max_bytes, limits, signed)
+    )
     stored: list[bool] = []
     if prepared.new_events:
         try:

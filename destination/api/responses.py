@@ -26,6 +26,7 @@ ERROR_CODES: Mapping[int, str] = {
     415: "unsupported_media_type",
     422: "invalid_request",
     429: "too_many_requests",
+    431: "request_head_too_large",
     500: "internal_error",
     503: "unavailable",
     507: "insufficient_storage",

@@ -53,6 +53,7 @@ Feature = Literal["processor", "router"]
 DEST_TYPE = "GAINSIGHT"
 PROCESSOR_PATH = "/v0/destinations/gainsight"
 ROUTER_PATH = "/routerTransform"
+TRANSFORMER_PATHS = (PROCESSOR_PATH, ROUTER_PATH)
 METRICS_LABEL = "transformer"  # these routes have no destination id; their calls count under this
 _CONFIG_CACHE_SIZE = 256
 _HEADER_CACHE_SIZE = 1024

@@ -21,6 +21,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from destination import __version__
 from destination.api.admin_auth import AdminDep
+from destination.api.body import read_wire_body
 from destination.delivery.views import iso
 from destination.jsonutil import dumps
 from destination.runtime import Runtime, RuntimeDep
@@ -102,12 +103,17 @@ def _same_origin(request: Request) -> bool:
     "/status/replay",
     summary="The status page's replay button (HTML form)",
     status_code=303,
-    responses={303: {"description": "back to /status"}, 403: {"description": "forged or cross-site form"}},
+    responses={
+        303: {"description": "back to /status"},
+        400: {"description": "an id that is not a dead-letter id"},
+        403: {"description": "forged or cross-site form"},
+        408: {"description": "form not received within GSD_BODY_TIMEOUT_SECONDS"},
+        413: {"description": "form larger than 64 KiB"},
+    },
 )
 async def status_replay(_: AdminDep, request: Request, runtime: RuntimeDep) -> RedirectResponse:
-    body = await request.body()
-    if len(body) > MAX_FORM_BYTES:
-        raise HTTPException(413, "form too large")
+    # Read only once the admin token passed (AdminDep), within a form's size and the body timeout.
+    body = await read_wire_body(request, MAX_FORM_BYTES, runtime.settings.body_timeout_seconds)
     form = parse_qs(body.decode("utf-8", "replace"))
     presented = (form.get("csrf") or [""])[0]
     if not _same_origin(request) or not hmac.compare_digest(presented, form_token(runtime)):
@@ -127,6 +133,9 @@ async def status_replay(_: AdminDep, request: Request, runtime: RuntimeDep) -> R
 
 
 def _form_id(value: str) -> int:
-    if not value.isdigit() or not 1 <= int(value) <= MAX_ID:
+    # ASCII digits only ('²'.isdigit() is true), and few enough for int() (4,300 digits raise).
+    if not (value.isascii() and value.isdigit() and len(value) <= len(str(MAX_ID))) or not (
+        1 <= int(value) <= MAX_ID
+    ):
         raise HTTPException(400, f"ids: {value[:30]!r} is not a dead-letter id")
     return int(value)

@@ -10,11 +10,12 @@ from destination.settings import Settings
 from tests.conftest import memory_app
 from tests.e2e.servers import wait_for
 
+LOOPBACK = "http://127.0.0.1"  # sandbox mode answers loopback Hosts only
 IDENTIFY = {"userId": "ada", "traits": {"email": "ada@example.com", "seats": 3}}
 
 
 def test_sandbox_delivers_to_the_embedded_simulator() -> None:
-    with TestClient(memory_app(Settings())) as client:
+    with TestClient(memory_app(Settings()), base_url=LOOPBACK) as client:
         assert client.post("/v1/identify", json=IDENTIFY).status_code == 200
         people = wait_for(lambda: client.get("/gainsight/__sim/people").json())
     assert people[0]["Email"] == "ada@example.com" and people[0]["Seats__gc"] == 3
@@ -28,7 +29,8 @@ def test_explicit_base_url_wins_over_the_embedded_simulator() -> None:
         return httpx.Response(200, json={"result": True})
 
     settings = Settings(gainsight_base_url="http://gainsight.test:9999")
-    with TestClient(memory_app(settings, transport=httpx.MockTransport(elsewhere))) as client:
+    app = memory_app(settings, transport=httpx.MockTransport(elsewhere))
+    with TestClient(app, base_url=LOOPBACK) as client:
         assert client.post("/v1/identify", json=IDENTIFY).status_code == 200
         wait_for(lambda: seen)
         assert client.get("/gainsight/__sim/people").json() == []
@@ -44,7 +46,7 @@ def test_sandbox_destination_maps_every_sandbox_event_and_custom_field() -> None
 
 
 def test_ready_reports_queue_and_delivery() -> None:
-    with TestClient(memory_app(Settings())) as client:
+    with TestClient(memory_app(Settings()), base_url=LOOPBACK) as client:
         body = client.get("/ready").json()
         assert body["status"] == "ready" and body["problems"] == [] and body["destinations"] == 1
         client.app.state.runtime.worker.cancel()  # type: ignore[attr-defined]

@@ -63,7 +63,7 @@ def start(tmp_path: Path) -> Iterator[Callable[..., TestClient]]:
             Settings(destinations=destinations, **options),
             transport=httpx.MockTransport(gainsight or Gainsight({})),
         )
-        client = TestClient(app)
+        client = TestClient(app, base_url="http://localhost")  # with auth off, a loopback Host
         clients.append(client.__enter__())
         return client
 
