@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -226,10 +225,6 @@ def create_app(
             deliverer=deliverer,
             sandbox=sandbox is not None,
         )
-        # Start-up objects (modules, models, routes) never die: keep them out of the cyclic
-        # collector's full passes, which would otherwise stall requests for tens of ms.
-        gc.collect()
-        gc.freeze()
         worker = asyncio.create_task(deliverer.run())
         app.state.runtime.worker = worker
         pruner = asyncio.create_task(_prune_forever(store))

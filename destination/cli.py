@@ -88,6 +88,7 @@ def serve(
             settings.max_connections, settings.header_timeout_seconds, settings.max_header_bytes
         ),
         keep_alive_seconds=settings.keep_alive_seconds,
+        gc_young_threshold=settings.gc_young_threshold,
     )
     if code:
         raise typer.Exit(code)

@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     log_format: Literal["json", "text"] = "json"
     # Shutdown: open requests get 3 s, then deliveries in flight the rest; below docker stop's 10 s.
     drain_seconds: float = Field(8.0, ge=4.0)
+    # The cycle collector's young-generation threshold, set by `serve` once started (serving.py,
+    # tune_gc); 0 keeps Python's own (700).
+    gc_young_threshold: int = Field(100_000, ge=0)
 
     @field_validator("log_level", "log_format", mode="before")
     @classmethod
