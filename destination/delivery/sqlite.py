@@ -41,7 +41,9 @@ from destination.delivery.store import (
     StoredEvent,
     check_attempt,
     new_lease,
+    user_needle,
 )
+from destination.events import ascii_lower
 
 RECENT_ATTEMPTS_SCAN = 50_000  # recent_attempts looks no further back than this many attempts
 PRUNE_CHUNK = 1000  # rows per prune transaction, so ingest never waits long behind a prune
@@ -457,15 +459,46 @@ class SQLiteStore(FinishMoves):
         state: str | None = None,
         limit: int = 100,
         offset: int = 0,
+        *,
+        user: str | None = None,
+        newest_first: bool = False,
     ) -> list[EventSummary]:
         if limit <= 0:
             return []
-        params = {"destination_id": destination_id, "state": state, "limit": limit, "offset": max(offset, 0)}
+        params = {
+            "destination_id": destination_id,
+            "state": state,
+            "limit": min(limit, 2**62),
+            "offset": min(max(offset, 0), 2**62),
+            "user": user,
+            "needle": None if user is None else user_needle(user),
+            "email": None if user is None else ascii_lower(user),
+        }
+        query = self._q["list_events_newest" if newest_first else "list_events"]
 
         def job(conn: sqlite3.Connection) -> list[EventSummary]:
-            return [EventSummary(*row) for row in conn.execute(self._q["list_events"], params)]
+            return [EventSummary(*row) for row in conn.execute(query, params)]
 
         return await self._writer.run(job, writes=False)
+
+    async def person_head(self, destination_id: str, ordering_key: str) -> EventSummary | None:
+        params = {"destination_id": destination_id, "ordering_key": ordering_key}
+
+        def job(conn: sqlite3.Connection) -> EventSummary | None:
+            row = conn.execute(self._q["person_head"], params).fetchone()
+            return None if row is None else EventSummary(*row)
+
+        return await self._writer.run(job, writes=False)
+
+    async def retry_now(
+        self, ids: Sequence[int] | None = None, destination_id: str | None = None, *, now: float
+    ) -> int:
+        params = {
+            "ids": None if ids is None else _json_ids([int(i) for i in ids if _storable_id(int(i))]),
+            "destination_id": destination_id,
+            "now": now,
+        }
+        return await self._writer.run(lambda conn: int(conn.execute(self._q["retry_now"], params).rowcount))
 
     async def counts_by_destination(self) -> dict[str, dict[str, int]]:
         def job(conn: sqlite3.Connection) -> dict[str, dict[str, int]]:
@@ -495,7 +528,9 @@ class SQLiteStore(FinishMoves):
 
         def job(conn: sqlite3.Connection) -> list[AttemptRecord]:
             return [
-                AttemptRecord(row[0], row[1], row[2], row[3], rowmap.attempt(row[4:], _loads_or_none))
+                AttemptRecord(
+                    row[0], row[1], row[2], row[3], rowmap.attempt(row[4:11], _loads_or_none), row[11]
+                )
                 for row in conn.execute(self._q["recent_attempts"], params)
             ]
 
