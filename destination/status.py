@@ -28,7 +28,7 @@ HOUR = 3600.0
 DAY = 86_400.0
 DEGRADED_FAILURES = 3  # consecutive failed attempts that make a destination degraded
 DEGRADED_SCAN = 50  # the newest attempts of a destination looked at for them
-LATEST_SHOWN = 5  # the latest rejected and filtered events listed
+LATEST_SHOWN = 5  # the latest rejected and filtered events of the last day listed
 SAVED_REASONS = ("coalesced", "unchanged", "company_batched", "gsid_known")
 FINISHED_SHOWN = ("delivered", "unchanged", "filtered", "rejected", "dead")
 
@@ -52,7 +52,7 @@ class DestinationStatus:
     saved: dict[str, int]
     errors: tuple[AttemptRecord, ...]  # `state` delivered or unchanged: resolved since
     dead_letters: tuple[DeadLetter, ...]
-    rejected: tuple[EventSummary, ...]  # the latest, newest first
+    rejected: tuple[EventSummary, ...]  # the latest of the last day, newest first
     filtered: tuple[EventSummary, ...]
 
 
@@ -138,15 +138,15 @@ async def gather(
                 saved=_all(saved.get(destination_id, {}), SAVED_REASONS),
                 errors=tuple(await store.recent_attempts(destination_id, errors_shown, failed_only=True)),
                 dead_letters=tuple(await store.list_dead_letters(destination_id, dead_letters_shown)),
-                rejected=await _latest(store, destination_id, "rejected"),
-                filtered=await _latest(store, destination_id, "filtered"),
+                rejected=await _latest(store, destination_id, "rejected", now),
+                filtered=await _latest(store, destination_id, "filtered", now),
             )
         )
     return found
 
 
-async def _latest(store: Store, destination_id: str, state: str) -> tuple[EventSummary, ...]:
-    return tuple(await store.list_events(destination_id, state, LATEST_SHOWN, newest_first=True))
+async def _latest(store: Store, destination_id: str, state: str, now: float) -> tuple[EventSummary, ...]:
+    return tuple(await store.latest_finished(destination_id, state, now - DAY, LATEST_SHOWN))
 
 
 def _all(counts: dict[str, Any], keys: tuple[str, ...]) -> dict[str, int]:

@@ -390,7 +390,6 @@ class MemoryStore(FinishMoves):
         offset: int = 0,
         *,
         user: str | None = None,
-        newest_first: bool = False,
     ) -> list[EventSummary]:
         with self._open():
             rows = [
@@ -400,10 +399,23 @@ class MemoryStore(FinishMoves):
                 and (state is None or row.state == state)
                 and (user is None or is_person(_person(row), user))
             ]
-            if newest_first:
-                rows.reverse()
             start = max(offset, 0)
             return [_summary(row) for row in rows[start : start + max(limit, 0)]]
+
+    async def latest_finished(
+        self, destination_id: str, state: str, since: float, limit: int
+    ) -> list[EventSummary]:
+        with self._open():
+            rows = [
+                row
+                for row in self._rows.values()
+                if row.event.destination_id == destination_id
+                and row.state == state
+                and row.finished_at is not None
+                and row.finished_at >= since
+            ]
+            rows.sort(key=lambda row: (row.finished_at, row.id), reverse=True)
+            return [_summary(row) for row in rows[: max(limit, 0)]]
 
     async def person_head(self, destination_id: str, ordering_key: str) -> EventSummary | None:
         with self._open():

@@ -424,7 +424,6 @@ class PostgresStore(FinishMoves):
         offset: int = 0,
         *,
         user: str | None = None,
-        newest_first: bool = False,
     ) -> list[EventSummary]:
         if limit <= 0:
             return []
@@ -437,9 +436,16 @@ class PostgresStore(FinishMoves):
             "needle": None if user is None else user_needle(user),
             "email": None if user is None else ascii_lower(user),
         }
-        query = self._q["list_events_newest" if newest_first else "list_events"]
         async with self._tx() as conn:
-            rows = await (await conn.execute(query, params)).fetchall()
+            rows = await (await conn.execute(self._q["list_events"], params)).fetchall()
+        return [EventSummary(*row) for row in rows]
+
+    async def latest_finished(
+        self, destination_id: str, state: str, since: float, limit: int
+    ) -> list[EventSummary]:
+        params = {"destination_id": destination_id, "state": state, "since": since, "limit": _bigint(limit)}
+        async with self._tx() as conn:
+            rows = await (await conn.execute(self._q["latest_finished"], params)).fetchall()
         return [EventSummary(*row) for row in rows]
 
     async def person_head(self, destination_id: str, ordering_key: str) -> EventSummary | None:

@@ -307,26 +307,16 @@ WHERE (%(destination_id)s::text IS NULL OR destination_id = %(destination_id)s)
 ORDER BY id
 LIMIT %(limit)s OFFSET %(offset)s;
 
--- name: list_events_newest
--- list_events, newest first (the status page's latest rejected and filtered events).
+-- name: latest_finished
+-- A destination's events that finished in a state since a time, newest first (the status page's
+-- latest rejected and filtered): a walk of the finished_at index over that time, not the table.
 SELECT id, destination_id, message_id, kind, state, received_at, finished_at, attempts, reason,
     nullif(convert_from(payload, 'UTF8')::jsonb ->> 'userId', ''),
     nullif(convert_from(payload, 'UTF8')::jsonb ->> 'anonymousId', '')
 FROM events
-WHERE (%(destination_id)s::text IS NULL OR destination_id = %(destination_id)s)
-    AND (%(state)s::text IS NULL OR state = %(state)s)
-    AND (%(user)s::text IS NULL OR CASE
-        -- the needle (the user as JSON writes it, lower-cased) first: a cheap test every match
-        -- passes; only then is the payload read as JSON
-        WHEN strpos(lower(convert_from(payload, 'UTF8')), %(needle)s::text) = 0 THEN false
-        ELSE convert_from(payload, 'UTF8')::jsonb ->> 'userId' = %(user)s
-            OR convert_from(payload, 'UTF8')::jsonb ->> 'anonymousId' = %(user)s
-            OR lower(convert_from(payload, 'UTF8')::jsonb #>> '{context,traits,email}') = %(email)s
-            OR (kind <> 'group'
-                AND lower(convert_from(payload, 'UTF8')::jsonb #>> '{traits,email}') = %(email)s)
-    END)
-ORDER BY id DESC
-LIMIT %(limit)s OFFSET %(offset)s;
+WHERE finished_at >= %(since)s AND state = %(state)s AND destination_id = %(destination_id)s
+ORDER BY finished_at DESC, id DESC
+LIMIT %(limit)s;
 
 -- name: person_head
 SELECT id, destination_id, message_id, kind, state, received_at, finished_at, attempts, reason

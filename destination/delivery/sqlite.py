@@ -90,6 +90,7 @@ class SQLiteStore(FinishMoves):
         self._holds = holds_of(self.path)
         self._q = queries()
         self._writer = SQLiteWriter(self._connect)
+        self._scanner: SQLiteWriter | None = None
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None)
@@ -461,7 +462,6 @@ class SQLiteStore(FinishMoves):
         offset: int = 0,
         *,
         user: str | None = None,
-        newest_first: bool = False,
     ) -> list[EventSummary]:
         if limit <= 0:
             return []
@@ -474,10 +474,33 @@ class SQLiteStore(FinishMoves):
             "needle": None if user is None else user_needle(user),
             "email": None if user is None else ascii_lower(user),
         }
-        query = self._q["list_events_newest" if newest_first else "list_events"]
 
         def job(conn: sqlite3.Connection) -> list[EventSummary]:
-            return [EventSummary(*row) for row in conn.execute(query, params)]
+            return [EventSummary(*row) for row in conn.execute(self._q["list_events"], params)]
+
+        # A user is looked for in every payload: on the scans connection, beside the writer.
+        return await (self._writer if user is None else self._scans()).run(job, writes=False)
+
+    def _scans(self) -> SQLiteWriter:
+        """A second connection, opened when first needed, for reads that walk every event: WAL
+        lets them run beside the writer, so ingest and delivery do not wait for them."""
+        if self._scanner is None:
+            self._scanner = SQLiteWriter(self._connect_reader, name="gsd-sqlite-scans")
+        return self._scanner
+
+    def _connect_reader(self) -> sqlite3.Connection:
+        """A read-only connection to the file the writer opened (and migrated)."""
+        conn = sqlite3.connect(self.path, isolation_level=None)
+        conn.executescript(self._q["configure_connection"] + "\nPRAGMA query_only = 1;")
+        return conn
+
+    async def latest_finished(
+        self, destination_id: str, state: str, since: float, limit: int
+    ) -> list[EventSummary]:
+        params = {"destination_id": destination_id, "state": state, "since": since, "limit": max(limit, 0)}
+
+        def job(conn: sqlite3.Connection) -> list[EventSummary]:
+            return [EventSummary(*row) for row in conn.execute(self._q["latest_finished"], params)]
 
         return await self._writer.run(job, writes=False)
 
@@ -548,4 +571,6 @@ class SQLiteStore(FinishMoves):
         return await self._writer.run(job, writes=False)
 
     async def close(self) -> None:
+        if self._scanner is not None:
+            await self._scanner.close()
         await self._writer.close()

@@ -345,11 +345,17 @@ class EventAdmin(Protocol):
         offset: int = 0,
         *,
         user: str | None = None,
-        newest_first: bool = False,
     ) -> list[EventSummary]:
-        """Events matching every filter, oldest (or newest) first, a page at a time. `user`: the
-        event's userId or anonymousId, exactly, or an email it carries for its person
-        (`events.person_of`), ignoring ASCII case; read from the payload."""
+        """Events matching every filter, oldest first, a page at a time. `user`: the event's
+        userId or anonymousId, exactly, or an email it carries for its person (`events.person_of`),
+        ignoring ASCII case; read from the payload, so it walks every event (SQLite: beside the
+        writer, which it never holds up)."""
+        ...
+
+    async def latest_finished(
+        self, destination_id: str, state: str, since: float, limit: int
+    ) -> list[EventSummary]:
+        """The destination's events that finished in `state` at or after `since`, newest first."""
         ...
 
     async def person_head(self, destination_id: str, ordering_key: str) -> EventSummary | None:

@@ -10,7 +10,7 @@ import pytest
 
 from destination.delivery.sqlite import SQLiteStore
 from destination.delivery.store import Attempt, NewEvent, Store
-from tests.delivery.conftest import T0, claim_events, event
+from tests.delivery.conftest import T0, FakeClock, claim_events, event
 
 pytestmark = pytest.mark.anyio
 
@@ -62,11 +62,22 @@ async def test_list_lines_carry_the_user_id_and_anonymous_id(store: Store) -> No
     ]
 
 
-async def test_events_are_listed_newest_first_when_asked(store: Store) -> None:
-    await store.enqueue([sent(f"m{i}", userId="u1", person=f"p{i}") for i in range(4)])
-    newest = await store.list_events(newest_first=True, limit=2)
-    assert [e.message_id for e in newest] == ["m3", "m2"]
-    assert await listed(store, "u1", newest_first=True, offset=3) == ["m0"]
+async def test_the_latest_events_finished_in_a_state_newest_first(store: Store, clock: FakeClock) -> None:
+    await store.enqueue(
+        [sent(f"m{i}", userId=f"u{i}", person=f"p{i}") for i in range(4)]
+        + [NewEvent("globex", "g1", "q", "track", b"{}", T0)]
+    )
+    for i, claimed in enumerate(await claim_events(store, T0, 5, LEASE)):
+        clock.now = T0 + i
+        outcome = "delivered" if claimed.message_id == "m2" else "filtered"
+        assert await store.complete(claimed.id, outcome, lease=claimed.lease, reason=f"why {i}")  # type: ignore[arg-type]
+    latest = await store.latest_finished("acme", "filtered", T0 + 1, 10)
+    assert [(e.message_id, e.user_id, e.reason, e.finished_at) for e in latest] == [
+        ("m3", "u3", "why 3", T0 + 3),
+        ("m1", "u1", "why 1", T0 + 1),
+    ]
+    assert [e.message_id for e in await store.latest_finished("acme", "filtered", T0, 2)] == ["m3", "m1"]
+    assert await store.latest_finished("acme", "rejected", T0, 10) == []
 
 
 async def test_a_sqlite_payload_that_is_not_json_matches_no_user_and_breaks_no_list(tmp_path: Path) -> None:
@@ -131,7 +142,7 @@ async def test_a_filtered_event_keeps_its_reason(store: Store) -> None:
     assert await store.complete(claimed.id, "filtered", lease=claimed.lease, attempt=attempt, reason=why)
     stored = await store.get_event(claimed.id)
     assert stored is not None and (stored.state, stored.reason) == ("filtered", why)
-    (line,) = await store.list_events(state="filtered", newest_first=True)
+    (line,) = await store.latest_finished("acme", "filtered", T0, 5)
     assert line.reason == why
 
 
@@ -148,3 +159,21 @@ async def test_recent_attempts_say_the_state_their_event_is_in_now(store: Store)
     )
     errors = await store.recent_attempts(failed_only=True)
     assert sorted((r.message_id, r.state) for r in errors) == [("a1", "delivered"), ("b1", "leased")]
+
+
+async def test_a_sqlite_search_for_a_user_does_not_wait_for_the_writer(tmp_path: Path) -> None:
+    """A user is looked for in every payload: on a connection of its own, so a long search and
+    the writer (ingest, delivery) never queue behind each other."""
+    import asyncio
+    import threading
+
+    store = SQLiteStore(tmp_path / "gsd.sqlite3")
+    release = threading.Event()
+    try:
+        await store.enqueue([sent("a", userId="u1")])
+        busy = asyncio.ensure_future(store._writer.run(lambda conn: release.wait(60)))  # the writer, held
+        found = await asyncio.wait_for(store.list_events(user="u1"), 30)
+        assert [e.message_id for e in found] == ["a"] and not busy.done()
+    finally:
+        release.set()
+        await store.close()
