@@ -103,7 +103,8 @@ async def waiting_for_of(
     store: Store, event: StoredEvent, destinations: Path | None
 ) -> dict[str, Any] | None:
     """The event's `waitingFor`; the budget is looked at when the destinations file names the
-    event's destination (its domain is the tenant), with the GSD_RATE_* settings."""
+    event's destination (its domain is the tenant), with the GSD_RATE_* settings. Settings that
+    cannot be read leave the budget out, with a warning: the event is shown all the same."""
     from pydantic import ValidationError
 
     from destination.config import load_destination_configs
@@ -115,9 +116,9 @@ async def waiting_for_of(
     try:
         configs = load_destination_configs(destinations) if destinations is not None else {}
         windows = rate_windows(Settings())
-    except ConfigError as exc:
-        raise fail(exc.message) from None
-    except ValidationError as exc:
-        raise fail(f"invalid setting: {exc.errors()[0]['msg']}") from None
+    except (ConfigError, ValidationError) as exc:
+        problem = exc.message if isinstance(exc, ConfigError) else "invalid GSD_RATE_* setting"
+        typer.secho(f"warning: the rate budget is left out of waitingFor: {problem}", err=True)
+        configs, windows = {}, ()
     found = configs.get(event.destination_id)
     return await waiting_for(store, event, time.time(), found.domain if found else None, windows)

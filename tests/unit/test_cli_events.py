@@ -90,3 +90,35 @@ def test_events_show_says_which_event_a_queued_one_waits_behind(tmp_path: Path) 
     shown = lines(runner.invoke(app, ["events", "show", "m2", "--store", url]).stdout)[0]
     assert shown["state"] == "queued"
     assert shown["waitingFor"] == {"kind": "event", "messageId": "m1"}
+
+
+def test_events_show_leaves_the_budget_out_when_the_destinations_file_cannot_be_read(tmp_path: Path) -> None:
+    url = seeded(tmp_path, backoff=True)
+    missing = tmp_path / "nowhere.yaml"
+    shown = runner.invoke(app, ["events", "show", "m1", "--destinations", str(missing), "--store", url])
+    assert shown.exit_code == 0, shown.output
+    assert "warning: the rate budget is left out of waitingFor" in shown.stderr
+    assert lines(shown.stdout)[0]["waitingFor"]["kind"] == "backoff"  # type: ignore[index]
+
+
+def test_events_show_says_when_the_budget_is_spent(tmp_path: Path) -> None:
+    url = seeded(tmp_path, backoff=True)
+    destinations = tmp_path / "destinations.json"
+    destinations.write_bytes(
+        orjson.dumps(
+            {"destinations": [{"id": "acme", "writeKeys": ["k"], "config": {"domain": "acme.example"}}]}
+        )
+    )
+
+    async def spend() -> None:
+        store = open_store(url)
+        now = time.time()
+        day = 86_400.0
+        assert await store.take_budget("acme.example", [("minute", now - now % day, 1000)], 990) is None
+        await store.close()
+
+    asyncio.run(spend())
+    env = {"GSD_RATE_MINUTE_SECONDS": "86400", "GSD_RATE_LIMIT_PER_MINUTE": "1000"}  # a day-long window
+    args = ["events", "show", "m1", "--destinations", str(destinations), "--store", url]
+    waiting = lines(runner.invoke(app, args, env=env).stdout)[0]["waitingFor"]
+    assert waiting["kind"] == "budget" and waiting["until"].endswith("T00:00:00.000Z")  # type: ignore[index]
