@@ -70,8 +70,10 @@ async def status_page(
     notice = None
     if replayed is not None:
         notice = f"Replayed {replayed} dead letter(s); delivery has started."
-    elif retried is not None:
+    elif retried:
         notice = f"{retried} waiting event(s) are due now; delivery has started."
+    elif retried is not None:
+        notice = "No queued event was waiting for a backoff or the next rate window."
     html = (
         templates()
         .get_template("status.html")

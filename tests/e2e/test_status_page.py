@@ -177,6 +177,15 @@ def test_a_forged_replay_form_is_refused(servers: tuple[Server, Server]) -> None
         follow_redirects=False,
     )
     assert same_site.status_code == 303 and same_site.headers["location"] == "/status?replayed=1"
+    retry = httpx.post(
+        service.base_url + "/status/retry",
+        data={**form, "csrf": token},
+        auth=auth,
+        headers={"Origin": service.base_url},
+        follow_redirects=False,
+    )
+    assert retry.status_code == 303 and retry.headers["location"] == "/status?retried=0"  # none waited
+    assert "No queued event was waiting" in httpx.get(service.base_url + "/status?retried=0", auth=auth).text
 
 
 def send(service: Server, kind: str, **fields: Any) -> str:
