@@ -14,7 +14,8 @@ retried, not a dead letter; replayable by naming its id, pruned like delivered e
 Per-person order: only the *head* of a person's queue (the oldest unfinished event of its
 (destination_id, ordering_key)) can be claimed; the next one becomes the head when the head is
 finished (delivered, unchanged, filtered, rejected or dead-lettered). A head waiting for its retry
-blocks the person's later events.
+blocks the person's later events; `retry_now` (an operator's "retry now") makes queued events due
+at once, changing nothing else (not the order, nor the attempt counter).
 
 Person runs (DESIGN §6): a claim takes a person's head and, when the head is an identify or group,
 the person's following identify/group events up to (not past) their next track, in received order
