@@ -74,6 +74,8 @@ def events_list(
 
     if state is not None and state not in EVENT_STATES_SHOWN:
         raise fail(f"--state: expected one of {', '.join(EVENT_STATES_SHOWN)}")
+    if user is not None and not user:
+        raise fail("--user: expected a userId, anonymousId or email, got nothing")
 
     async def work(opened: Store) -> None:
         for found in await opened.list_events(destination, state, limit, offset, user=user):

@@ -63,6 +63,8 @@ def test_events_list_finds_a_persons_events_by_user_id_anonymous_id_or_email(tmp
     anonymous = lines(runner.invoke(app, ["events", "list", "--user", "anon-9", "--store", url]).stdout)
     assert [(e["messageId"], e["destination"]) for e in anonymous] == [("m3", "globex")]
     assert runner.invoke(app, ["events", "list", "--user", "u2", "--store", url]).stdout == ""
+    empty = runner.invoke(app, ["events", "list", "--user", "", "--store", url])
+    assert empty.exit_code == 2 and "--user: expected a userId" in empty.output
 
 
 def test_events_retry_makes_waiting_events_due_and_refuses_an_empty_selection(tmp_path: Path) -> None:
