@@ -210,6 +210,7 @@ def create_app(
                 concurrency=settings.workers,
                 lease_seconds=settings.lease_seconds,
                 drain_seconds=settings.drain_seconds - HTTP_GRACE_SECONDS,
+                log_pii=settings.log_pii,
             ),
         )
         transformer = rudder.RudderTransformer(

@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sys
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from pydantic import ValidationError
 
+from destination.cli_common import (
+    DEFAULT_STORE,
+    MAX_ID,
+    AllFlag,
+    DestinationFilter,
+    DestinationsOption,
+    StoreOption,
+)
+from destination.cli_common import echo_json as _echo_json
+from destination.cli_common import fail as _fail
+from destination.cli_common import selection as _selection
+from destination.cli_common import with_store as _with_store
+from destination.cli_events import events
 from destination.config import DestinationConfig, load_destination_configs, parse_destination_config
 from destination.errors import ConfigError
 from destination.jsonutil import JSONDecodeError, dumps, loads
@@ -28,16 +39,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-
-DestinationsOption = Annotated[
-    Path | None,
-    typer.Option("--destinations", envvar="GSD_DESTINATIONS", help="Destinations file (YAML or JSON)."),
-]
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
-    return typer.Exit(2)
 
 
 @app.command()
@@ -209,39 +210,8 @@ dead_letters = typer.Typer(
 )
 app.add_typer(dead_letters, name="dead-letters")
 
-StoreOption = Annotated[str, typer.Option("--store", envvar="GSD_STORE_URL", help="Store URL.")]
-DestinationFilter = Annotated[str | None, typer.Option("--destination", help="Only this destination.")]
-MAX_ID = 2**63 - 1  # store ids are signed 64-bit integers
 Ids = Annotated[list[int] | None, typer.Argument(help="Dead-letter ids.", min=1, max=MAX_ID)]
 EventIdArg = Annotated[int, typer.Argument(help="Dead-letter id.", min=1, max=MAX_ID)]
-DEFAULT_STORE = "sqlite:///./data/gsd.sqlite3"
-
-
-def _with_store(url: str, work: Callable[[Store], Awaitable[None]]) -> None:
-    from destination.delivery.store import StoreError
-    from destination.delivery.stores import open_store
-
-    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
-        raise _fail(f"no store at {url.removeprefix('sqlite:///')} (set --store or GSD_STORE_URL)")
-
-    async def run() -> None:
-        try:
-            store = open_store(url)
-        except StoreError as exc:
-            raise _fail(str(exc)) from None
-        try:
-            await work(store)
-        except StoreError as exc:  # e.g. a PostgreSQL server out of reach
-            raise _fail(str(exc)) from None
-        finally:
-            await store.close()
-
-    asyncio.run(run())
-
-
-def _echo_json(value: object) -> None:
-    sys.stdout.buffer.write(dumps(value) + b"\n")
-    sys.stdout.flush()
 
 
 @dead_letters.command("list")
@@ -274,19 +244,6 @@ def dead_letters_show(event_id: EventIdArg, store: StoreOption = DEFAULT_STORE) 
         _echo_json(event_view(event))
 
     _with_store(store, work)
-
-
-AllFlag = Annotated[bool, typer.Option("--all", help="Every dead letter of every destination.")]
-NOTHING_SELECTED = "nothing selected: name dead-letter ids, --destination ID, or --all"
-
-
-def _selection(ids: list[int] | None, destination: str | None, everything: bool) -> list[int] | None:
-    """The ids to act on (None: all matching --destination); refuses an empty selection."""
-    if everything and (ids or destination is not None):
-        raise _fail("--all selects everything; do not combine it with ids or --destination")
-    if not everything and not ids and destination is None:
-        raise _fail(NOTHING_SELECTED)
-    return ids or None
 
 
 @dead_letters.command("replay")
@@ -323,59 +280,7 @@ def dead_letters_purge(
     _with_store(store, work)
 
 
-events = typer.Typer(
-    help="Look up any event's state and attempts (reads GSD_STORE_URL).", no_args_is_help=True
-)
 app.add_typer(events, name="events")
-
-
-@events.command("show")
-def events_show(
-    message_id: Annotated[str, typer.Argument(help="The event's messageId.")],
-    store: StoreOption = DEFAULT_STORE,
-    destination: DestinationFilter = None,
-) -> None:
-    """The event's state, payload and every attempt (request sent, Gainsight's answer), as JSON."""
-    from destination.delivery.views import event_view
-
-    async def work(opened: Store) -> None:
-        found = await opened.find_events(message_id, destination)
-        if not found:
-            where = f" for destination {destination!r}" if destination else ""
-            raise _fail(f"no event with messageId {message_id!r}{where}")
-        owners = sorted({e.destination_id for e in found})
-        if len(owners) > 1:
-            raise _fail(
-                f"messageId {message_id!r} is in several destinations ({', '.join(owners)}): "
-                "name one with --destination"
-            )
-        _echo_json(event_view(found[-1]))
-
-    _with_store(store, work)
-
-
-@events.command("list")
-def events_list(
-    store: StoreOption = DEFAULT_STORE,
-    destination: DestinationFilter = None,
-    state: Annotated[
-        str | None,
-        typer.Option(help="queued, leased, delivered, unchanged, filtered, rejected or dead."),
-    ] = None,
-    limit: int = 100,
-    offset: int = 0,
-) -> None:
-    """One JSON line per event, oldest first."""
-    from destination.delivery.views import EVENT_STATES_SHOWN, event_summary
-
-    if state is not None and state not in EVENT_STATES_SHOWN:
-        raise _fail(f"--state: expected one of {', '.join(EVENT_STATES_SHOWN)}")
-
-    async def work(opened: Store) -> None:
-        for found in await opened.list_events(destination, state, limit, offset):
-            _echo_json(event_summary(found))
-
-    _with_store(store, work)
 
 
 def main() -> None:

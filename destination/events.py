@@ -177,3 +177,51 @@ def ordering_key(event: dict[str, Any]) -> str:
         if value is not None and value != "":
             return f"{key}:{value}"
     return "message:" + str(event["messageId"])
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    """Who an event is about, as people look for them (`events list --user`, outcome logs)."""
+
+    user_id: str | None
+    anonymous_id: str | None
+    emails: tuple[str, ...]  # traits.email (not a group's: it describes the company), context.traits.email
+
+
+def _text_id(value: Any) -> str | None:
+    if value is None or value == "" or isinstance(value, bool | dict | list):
+        return None
+    return str(value)
+
+
+def person_of(event: Any) -> Person:
+    """The event's userId and anonymousId (as text) and the emails it carries for its person."""
+    if not isinstance(event, dict):
+        return Person(None, None, ())
+    context = event.get("context")
+    holders = [context.get("traits") if isinstance(context, dict) else None]
+    kind = event.get("type")
+    if not (isinstance(kind, str) and kind.lower() == "group"):
+        holders.insert(0, event.get("traits"))
+    emails = tuple(
+        email
+        for holder in holders
+        if isinstance(holder, dict) and isinstance(email := holder.get("email"), str) and email
+    )
+    return Person(_text_id(event.get("userId")), _text_id(event.get("anonymousId")), emails)
+
+
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def ascii_lower(text: str) -> str:
+    """Lower case as SQL's lower() has it everywhere (ASCII letters only), so every store agrees."""
+    return text.translate(_ASCII_LOWER)
+
+
+def is_person(person: Person, user: str) -> bool:
+    """`user` is the person's userId or anonymousId (exactly), or one of its emails (ignoring case)."""
+    wanted = ascii_lower(user)
+    return user in (person.user_id, person.anonymous_id) or any(
+        ascii_lower(e) == wanted for e in person.emails
+    )

@@ -20,6 +20,8 @@ from typing import Any, Literal, TextIO
 import orjson
 from jwt.warnings import InsecureKeyLengthWarning
 
+from destination.events import Person
+
 LogFormat = Literal["json", "text"]
 
 # Attributes every LogRecord has; anything else on a record came from `extra=`.
@@ -135,10 +137,13 @@ def log_event_outcome(
     attempts: int,
     latency: float,
     reason: str | None = None,
+    person: Person | None = None,
+    pii: bool = False,
 ) -> None:
     """One line per event outcome (delivered, unchanged, filtered, rejected, retry, dead).
 
     `latency`: seconds from receipt to this outcome. Failures log at WARNING, the rest at INFO.
+    `person`: who the event is about (`person_fields`; an email only when `pii`).
     """
     fields: dict[str, Any] = {
         "destination": destination,
@@ -149,7 +154,26 @@ def log_event_outcome(
         "attempts": attempts,
         "latency": round(max(latency, 0.0), 3),
     }
+    if person is not None:
+        fields.update(person_fields(person, pii=pii))
     if reason is not None:
         fields["reason"] = reason
     level = logging.WARNING if outcome in ("dead", "rejected") else logging.INFO
     outcome_log.log(level, "event outcome", extra=fields)
+
+
+MASKED = "***"
+
+
+def person_fields(person: Person, *, pii: bool) -> dict[str, str]:
+    """The person key of an outcome line: `userId` and `anonymousId` (those present). An email is
+    logged only with GSD_LOG_PII=true: `email` then, and an id that is an email address is `***`
+    without it."""
+    fields = {
+        key: value if pii or "@" not in value else MASKED
+        for key, value in (("userId", person.user_id), ("anonymousId", person.anonymous_id))
+        if value is not None
+    }
+    if pii and person.emails:
+        fields["email"] = person.emails[0]
+    return fields

@@ -63,6 +63,8 @@ class Settings(BaseSettings):
     jwt_max_lifetime_seconds: float | None = Field(None, gt=0)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "text"] = "json"
+    # Emails in outcome log lines (the person's, and ids that are email addresses); off: never.
+    log_pii: bool = False
     # Shutdown: open requests get 3 s, then deliveries in flight the rest; below docker stop's 10 s.
     drain_seconds: float = Field(8.0, ge=4.0)
     # The cycle collector's young-generation threshold, set by `serve` once started (serving.py,

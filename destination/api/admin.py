@@ -1,4 +1,5 @@
-"""Admin routes (DESIGN §9): every event's fate, dead letters (list, show, replay, purge), metrics.
+"""Admin routes (DESIGN §9): every event's fate, "retry now", dead letters (list, show, replay,
+purge), metrics.
 
 Every admin route takes the admin token alone (see admin_auth.py); /metrics is open for scrapers.
 The token is checked before a body is read (FastAPI reads declared bodies before dependencies, so
@@ -9,6 +10,7 @@ The JSON views are built in delivery/views.py, shared with the CLI and the statu
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
@@ -18,23 +20,27 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from destination.api.admin_auth import AdminDep
 from destination.api.body import off_loop, read_raw_body
 from destination.delivery.views import EVENT_STATES_SHOWN, dead_letter_summary, event_summary, event_view
+from destination.delivery.waiting import waiting_for
 from destination.metrics import scrape
 from destination.runtime import Runtime, RuntimeDep
+from destination.status import rate_windows
 
 router = APIRouter(tags=["Admin"])
 
 MAX_ID = 2**63 - 1  # store ids are signed 64-bit integers; a larger id names nothing (404, or 0 acted on)
 EventId = Annotated[int, Field(ge=1)]
+MAX_USER_LENGTH = 512  # as long as an id ingest accepts; emails are shorter
 
 
 class Selection(BaseModel):
-    """Which dead letters: the listed ids, a destination's, or every one with `all: true`.
+    """Which events (dead letters to replay or purge, queued events to retry now): the listed ids
+    (of `destination` only, when given too), a destination's, or every one with `all: true`.
     Nothing selected acts on nothing."""
 
     model_config = ConfigDict(extra="forbid")
-    ids: list[EventId] | None = Field(None, description="dead-letter ids", max_length=10_000)
-    destination: str | None = Field(None, description="every dead letter of this destination")
-    all: bool = Field(False, description="every dead letter of every destination")
+    ids: list[EventId] | None = Field(None, description="event ids", max_length=10_000)
+    destination: str | None = Field(None, description="every such event of this destination")
+    all: bool = Field(False, description="every such event of every destination")
 
 
 _BODY_ERRORS: dict[int | str, dict[str, Any]] = {
@@ -74,8 +80,10 @@ async def _act(
     if not selection.all and not selection.ids and selection.destination is None:
         return 0, NOTHING_SELECTED
     store = runtime.store
-    act = store.replay_dead_letters if verb == "replay" else store.purge_dead_letters
     ids = None if selection.all else selection.ids
+    if verb == "retry":
+        return await store.retry_now(ids, selection.destination, now=time.time()), None
+    act = store.replay_dead_letters if verb == "replay" else store.purge_dead_letters
     return await act(ids, selection.destination), None
 
 
@@ -91,10 +99,18 @@ async def list_events(
     state: Annotated[str | None, Query(description=f"one of {', '.join(EVENT_STATES_SHOWN)}")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
+    user: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=MAX_USER_LENGTH,
+            description="the event's userId or anonymousId (exactly), or its person's email (any case)",
+        ),
+    ] = None,
 ) -> dict[str, Any]:
     if state is not None and state not in EVENT_STATES_SHOWN:
         raise HTTPException(400, f"state: expected one of {', '.join(EVENT_STATES_SHOWN)}")
-    events = await runtime.store.list_events(destination, state, limit, offset)
+    events = await runtime.store.list_events(destination, state, limit, offset, user=user)
     return {
         "events": [event_summary(e) for e in events],
         "offset": offset,
@@ -113,7 +129,24 @@ async def show_event(
     found = await runtime.store.find_events(message_id, destination_id)
     if not found:
         raise HTTPException(404, f"no event with messageId {message_id!r} for destination {destination_id!r}")
-    return event_view(found[-1])  # the newest, should a messageId come back after the dedupe window
+    event = found[-1]  # the newest, should a messageId come back after the dedupe window
+    configured = runtime.destinations.get(destination_id)
+    tenant = configured.config.domain if configured is not None else None
+    windows = rate_windows(runtime.settings)
+    return event_view(event, await waiting_for(runtime.store, event, time.time(), tenant, windows))
+
+
+@router.post(
+    "/admin/events/retry",
+    summary="Retry now: queued events waiting for a backoff (or the next budget window) become due",
+    openapi_extra=_SELECTION_BODY,
+    responses=_BODY_ERRORS,
+)
+async def retry_now(_: AdminDep, request: Request, runtime: RuntimeDep) -> dict[str, Any]:
+    count, why = await _act(await read_selection(request, runtime), runtime, "retry")
+    if count:
+        runtime.wake_workers()
+    return _answer("retried", count, why)
 
 
 @router.get("/admin/dead-letters", summary="List dead letters, oldest first")

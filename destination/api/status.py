@@ -1,8 +1,9 @@
-"""GET /status: the page for people (DESIGN §9), behind the admin token; POST /status/replay.
+"""GET /status: the page for people (DESIGN §9), behind the admin token; its forms POST
+/status/replay (dead letters) and POST /status/retry (retry now).
 
 Server-rendered (Jinja2 templates shipped in the package), no script, no outside asset.
-The replay form is safe against cross-site requests even though a browser resends Basic
-credentials by itself: it must carry a token only the page holds (derived from the admin token),
+The forms are safe against cross-site requests even though a browser resends Basic
+credentials by itself: they must carry a token only the page holds (derived from the admin token),
 and a browser's Origin (or Referer) must be this service.
 """
 
@@ -50,7 +51,7 @@ def _as_json(value: Any, limit: int = 2000) -> str:
 
 
 def form_token(runtime: Runtime) -> str:
-    """The replay form's anti-forgery token: only a page served behind the admin token holds it."""
+    """The page forms' anti-forgery token: only a page served behind the admin token holds it."""
     token = runtime.settings.admin_token
     assert token is not None  # the route is behind require_admin
     return hmac.new(token.get_secret_value().encode(), b"gsd status form", hashlib.sha256).hexdigest()
@@ -58,12 +59,22 @@ def form_token(runtime: Runtime) -> str:
 
 @router.get("/status", summary="Status page for people (HTML)", response_class=HTMLResponse)
 async def status_page(
-    _: AdminDep, request: Request, runtime: RuntimeDep, replayed: int | None = None
+    _: AdminDep,
+    request: Request,
+    runtime: RuntimeDep,
+    replayed: int | None = None,
+    retried: int | None = None,
 ) -> HTMLResponse:
     destinations = await gather(
         runtime.store, runtime.destinations, runtime.settings, runtime.metrics.registry
     )
-    notice = None if replayed is None else f"Replayed {replayed} dead letter(s); delivery has started."
+    notice = None
+    if replayed is not None:
+        notice = f"Replayed {replayed} dead letter(s); delivery has started."
+    elif retried:
+        notice = f"{retried} waiting event(s) are due now; delivery has started."
+    elif retried is not None:
+        notice = "No queued event was waiting for a backoff or the next rate window."
     html = (
         templates()
         .get_template("status.html")
@@ -112,12 +123,7 @@ def _same_origin(request: Request) -> bool:
     },
 )
 async def status_replay(_: AdminDep, request: Request, runtime: RuntimeDep) -> RedirectResponse:
-    # Read only once the admin token passed (AdminDep), within a form's size and the body timeout.
-    body = await read_wire_body(request, MAX_FORM_BYTES, runtime.settings.body_timeout_seconds)
-    form = parse_qs(body.decode("utf-8", "replace"))
-    presented = (form.get("csrf") or [""])[0]
-    if not _same_origin(request) or not hmac.compare_digest(presented, form_token(runtime)):
-        raise HTTPException(403, "the replay form must come from this service's /status page")
+    form = await _page_form(request, runtime, "replay")
     ids = [_form_id(v) for v in form.get("ids", [])]
     destination = form["destination"][0] if form.get("destination") else None
     if ids:
@@ -130,6 +136,33 @@ async def status_replay(_: AdminDep, request: Request, runtime: RuntimeDep) -> R
         runtime.wake_workers()
     base = request.scope.get("root_path", "")
     return RedirectResponse(f"{base}/status?replayed={count}", status_code=303)
+
+
+@router.post(
+    "/status/retry",
+    summary="The status page's retry-now button (HTML form): a destination's waiting events due now",
+    status_code=303,
+    responses={303: {"description": "back to /status"}, 403: {"description": "forged or cross-site form"}},
+)
+async def status_retry(_: AdminDep, request: Request, runtime: RuntimeDep) -> RedirectResponse:
+    form = await _page_form(request, runtime, "retry")
+    destination = form["destination"][0] if form.get("destination") else None
+    count = await runtime.store.retry_now(None, destination, now=time.time()) if destination else 0
+    if count:
+        runtime.wake_workers()
+    base = request.scope.get("root_path", "")
+    return RedirectResponse(f"{base}/status?retried={count}", status_code=303)
+
+
+async def _page_form(request: Request, runtime: Runtime, name: str) -> dict[str, list[str]]:
+    """The fields of a form that came from this service's /status page, else 403. Read only once
+    the admin token passed (AdminDep), within a form's size and the body timeout."""
+    body = await read_wire_body(request, MAX_FORM_BYTES, runtime.settings.body_timeout_seconds)
+    form = parse_qs(body.decode("utf-8", "replace"))
+    presented = (form.get("csrf") or [""])[0]
+    if not _same_origin(request) or not hmac.compare_digest(presented, form_token(runtime)):
+        raise HTTPException(403, f"the {name} form must come from this service's /status page")
+    return form
 
 
 def _form_id(value: str) -> int:

@@ -41,8 +41,9 @@ from destination.delivery.store import (
     check_attempt,
     new_lease,
 )
+from destination.events import Person, is_person, person_of
 
-Person = tuple[str, str]  # (destination_id, ordering_key)
+PersonKey = tuple[str, str]  # (destination_id, ordering_key)
 
 
 @dataclass(slots=True)
@@ -61,7 +62,7 @@ class _Row:
     history: list[Attempt] = field(default_factory=list)
 
     @property
-    def person(self) -> Person:
+    def person(self) -> PersonKey:
         return (self.event.destination_id, self.event.ordering_key)
 
 
@@ -85,7 +86,7 @@ class MemoryStore(FinishMoves):
         self._lock = threading.Lock()
         self._closed = False
         self._rows: dict[int, _Row] = {}
-        self._unfinished: dict[Person, list[int]] = {}  # ids of queued/leased events, ascending
+        self._unfinished: dict[PersonKey, list[int]] = {}  # ids of queued/leased events, ascending
         self._seen: dict[tuple[str, str], float] = {}
         self._windows: dict[tuple[str, str, float], int] = {}
         self._gsids: dict[tuple[str, str], str] = {}
@@ -277,7 +278,7 @@ class MemoryStore(FinishMoves):
                 self._reset_head(person)
             return len(rows)
 
-    def _reset_head(self, person: Person) -> None:
+    def _reset_head(self, person: PersonKey) -> None:
         waiting = [self._rows[i] for i in self._unfinished[person]]
         if any(row.state == "leased" for row in waiting):
             return  # in flight: it stays the head until it finishes
@@ -387,6 +388,8 @@ class MemoryStore(FinishMoves):
         state: str | None = None,
         limit: int = 100,
         offset: int = 0,
+        *,
+        user: str | None = None,
     ) -> list[EventSummary]:
         with self._open():
             rows = [
@@ -394,9 +397,49 @@ class MemoryStore(FinishMoves):
                 for row in self._rows.values()
                 if (destination_id is None or row.event.destination_id == destination_id)
                 and (state is None or row.state == state)
+                and (user is None or is_person(_person(row), user))
             ]
             start = max(offset, 0)
             return [_summary(row) for row in rows[start : start + max(limit, 0)]]
+
+    async def latest_finished(
+        self, destination_id: str, state: str, since: float, limit: int
+    ) -> list[EventSummary]:
+        with self._open():
+            rows = [
+                row
+                for row in self._rows.values()
+                if row.event.destination_id == destination_id
+                and row.state == state
+                and row.finished_at is not None
+                and row.finished_at >= since
+            ]
+            rows.sort(key=lambda row: (row.finished_at, row.id), reverse=True)
+            return [_summary(row) for row in rows[: max(limit, 0)]]
+
+    async def person_head(self, destination_id: str, ordering_key: str) -> EventSummary | None:
+        with self._open():
+            waiting = self._unfinished.get((destination_id, ordering_key), [])
+            heads = [self._rows[i] for i in waiting if self._rows[i].head]
+            return _summary(heads[0]) if heads else None
+
+    async def retry_now(
+        self, ids: Sequence[int] | None = None, destination_id: str | None = None, *, now: float
+    ) -> int:
+        wanted = None if ids is None else set(ids)
+        with self._open():
+            rows = [
+                row
+                for row in self._rows.values()
+                if row.state == "queued"
+                and row.available_at is not None
+                and row.available_at > now
+                and (wanted is None or row.id in wanted)
+                and (destination_id is None or row.event.destination_id == destination_id)
+            ]
+            for row in rows:
+                row.available_at = now
+            return len(rows)
 
     async def counts_by_destination(self) -> dict[str, dict[str, int]]:
         with self._open():
@@ -422,7 +465,9 @@ class MemoryStore(FinishMoves):
                 attempt = row.history[index]
                 if not failed_only or attempt.outcome in FAILED_OUTCOMES:
                     e = row.event
-                    found.append(AttemptRecord(row.id, e.destination_id, e.message_id, e.kind, attempt))
+                    found.append(
+                        AttemptRecord(row.id, e.destination_id, e.message_id, e.kind, attempt, row.state)
+                    )
             return found
 
     async def budget_used(self, tenant_key: str, windows: Sequence[tuple[str, float]]) -> dict[str, int]:
@@ -451,8 +496,16 @@ def _queued_event(row: _Row) -> QueuedEvent:
     )
 
 
+def _person(row: _Row) -> Person:
+    try:
+        return person_of(jsonutil.loads(row.event.payload))
+    except jsonutil.JSONDecodeError:
+        return person_of(None)
+
+
 def _summary(row: _Row) -> EventSummary:
     e = row.event
+    person = _person(row)
     return EventSummary(
         id=row.id,
         destination_id=e.destination_id,
@@ -463,6 +516,8 @@ def _summary(row: _Row) -> EventSummary:
         finished_at=row.finished_at,
         attempts=row.attempts,
         reason=row.reason,
+        user_id=person.user_id,
+        anonymous_id=person.anonymous_id,
     )
 
 

@@ -51,7 +51,9 @@ from destination.delivery.store import (
     StoreUnavailableError,
     check_attempt,
     new_lease,
+    user_needle,
 )
+from destination.events import ascii_lower
 from destination.settings import default
 
 MIGRATIONS = "postgres_migrations.sql"
@@ -421,6 +423,8 @@ class PostgresStore(FinishMoves):
         state: str | None = None,
         limit: int = 100,
         offset: int = 0,
+        *,
+        user: str | None = None,
     ) -> list[EventSummary]:
         if limit <= 0:
             return []
@@ -429,10 +433,34 @@ class PostgresStore(FinishMoves):
             "state": state,
             "limit": _bigint(limit),
             "offset": _bigint(offset),
+            "user": user,
+            "needle": None if user is None else user_needle(user),
+            "email": None if user is None else ascii_lower(user),
         }
         async with self._tx() as conn:
             rows = await (await conn.execute(self._q["list_events"], params)).fetchall()
         return [EventSummary(*row) for row in rows]
+
+    async def latest_finished(
+        self, destination_id: str, state: str, since: float, limit: int
+    ) -> list[EventSummary]:
+        params = {"destination_id": destination_id, "state": state, "since": since, "limit": _bigint(limit)}
+        async with self._tx() as conn:
+            rows = await (await conn.execute(self._q["latest_finished"], params)).fetchall()
+        return [EventSummary(*row) for row in rows]
+
+    async def person_head(self, destination_id: str, ordering_key: str) -> EventSummary | None:
+        params = {"destination_id": destination_id, "ordering_key": ordering_key}
+        async with self._tx() as conn:
+            row = await (await conn.execute(self._q["person_head"], params)).fetchone()
+        return None if row is None else EventSummary(*row)
+
+    async def retry_now(
+        self, ids: Sequence[int] | None = None, destination_id: str | None = None, *, now: float
+    ) -> int:
+        params = {**self._selection(ids, destination_id), "now": now}
+        async with self._tx() as conn:
+            return (await conn.execute(self._q["retry_now"], params)).rowcount
 
     async def counts_by_destination(self) -> dict[str, dict[str, int]]:
         async with self._tx() as conn:
@@ -457,7 +485,7 @@ class PostgresStore(FinishMoves):
         }
         async with self._tx() as conn:
             rows = await (await conn.execute(self._q["recent_attempts"], params)).fetchall()
-        return [AttemptRecord(r[0], r[1], r[2], r[3], rowmap.attempt(r[4:], _as_is)) for r in rows]
+        return [AttemptRecord(r[0], r[1], r[2], r[3], rowmap.attempt(r[4:11], _as_is), r[11]) for r in rows]
 
     async def budget_used(self, tenant_key: str, windows: Sequence[tuple[str, float]]) -> dict[str, int]:
         params = {

@@ -284,13 +284,52 @@ WHERE message_id = %(message_id)s
 ORDER BY id;
 
 -- name: list_events
--- attempts: the one counter, the length of the history (which survives replay).
-SELECT id, destination_id, message_id, kind, state, received_at, finished_at, attempts, reason
+-- attempts: the one counter, the length of the history (which survives replay). The person's
+-- userId and anonymousId, and the user filter (NULL: anyone), are read from the payload: the
+-- userId or anonymousId exactly, or an email of the person (a group's traits.email is the
+-- company's) ignoring case (`email` is `user` lower-cased).
+SELECT id, destination_id, message_id, kind, state, received_at, finished_at, attempts, reason,
+    nullif(convert_from(payload, 'UTF8')::jsonb ->> 'userId', ''),
+    nullif(convert_from(payload, 'UTF8')::jsonb ->> 'anonymousId', '')
 FROM events
 WHERE (%(destination_id)s::text IS NULL OR destination_id = %(destination_id)s)
     AND (%(state)s::text IS NULL OR state = %(state)s)
+    AND (%(user)s::text IS NULL OR CASE
+        -- the needle (the user as JSON writes it, lower-cased) first: a cheap test every match
+        -- passes; only then is the payload read as JSON
+        WHEN strpos(lower(convert_from(payload, 'UTF8')), %(needle)s::text) = 0 THEN false
+        ELSE convert_from(payload, 'UTF8')::jsonb ->> 'userId' = %(user)s
+            OR convert_from(payload, 'UTF8')::jsonb ->> 'anonymousId' = %(user)s
+            OR lower(convert_from(payload, 'UTF8')::jsonb #>> '{context,traits,email}') = %(email)s
+            OR (kind <> 'group'
+                AND lower(convert_from(payload, 'UTF8')::jsonb #>> '{traits,email}') = %(email)s)
+    END)
 ORDER BY id
 LIMIT %(limit)s OFFSET %(offset)s;
+
+-- name: latest_finished
+-- A destination's events that finished in a state since a time, newest first (the status page's
+-- latest rejected and filtered): a walk of the finished_at index over that time, not the table.
+SELECT id, destination_id, message_id, kind, state, received_at, finished_at, attempts, reason,
+    nullif(convert_from(payload, 'UTF8')::jsonb ->> 'userId', ''),
+    nullif(convert_from(payload, 'UTF8')::jsonb ->> 'anonymousId', '')
+FROM events
+WHERE finished_at >= %(since)s AND state = %(state)s AND destination_id = %(destination_id)s
+ORDER BY finished_at DESC, id DESC
+LIMIT %(limit)s;
+
+-- name: person_head
+SELECT id, destination_id, message_id, kind, state, received_at, finished_at, attempts, reason
+FROM events
+WHERE destination_id = %(destination_id)s AND ordering_key = %(ordering_key)s
+    AND state IN ('queued', 'leased') AND head;
+
+-- name: retry_now
+-- Queued events waiting for a later time (a backoff, the budget's next window) become due now.
+UPDATE events SET available_at = %(now)s
+WHERE state = 'queued' AND available_at > %(now)s
+    AND (%(ids)s::bigint[] IS NULL OR id = ANY(%(ids)s::bigint[]))
+    AND (%(destination_id)s::text IS NULL OR destination_id = %(destination_id)s);
 
 -- name: counts_by_destination
 SELECT destination_id, state, sum(n)::bigint FROM state_counts
@@ -305,7 +344,7 @@ GROUP BY destination_id, state;
 -- name: recent_attempts
 -- Only the newest `scan` attempts are looked at: an idle destination costs a bounded walk.
 SELECT e.id, e.destination_id, e.message_id, e.kind,
-    a.at, a.outcome, a.status_code, a.error, a.response, a.request, a.call
+    a.at, a.outcome, a.status_code, a.error, a.response, a.request, a.call, e.state
 FROM event_attempts a JOIN events e ON e.id = a.event_id
 WHERE a.id > (SELECT coalesce(max(id), 0) FROM event_attempts) - %(scan)s
     AND (%(destination_id)s::text IS NULL OR e.destination_id = %(destination_id)s)

@@ -158,12 +158,55 @@ WHERE message_id = :message_id AND (:destination_id IS NULL OR destination_id = 
 ORDER BY id;
 
 -- name: list_events
-SELECT id, destination_id, message_id, kind, state, received_at, finished_at, attempts, reason
+-- The person's userId and anonymousId, and the :user filter (NULL: anyone), are read from the
+-- payload: :user is the userId or anonymousId exactly, or an email of the person (a group's
+-- traits.email is the company's) ignoring case (:email is :user lower-cased).
+SELECT id, destination_id, message_id, kind, state, received_at, finished_at, attempts, reason,
+    CASE WHEN json_valid(CAST(payload AS TEXT))
+        THEN nullif(CAST(json_extract(CAST(payload AS TEXT), '$.userId') AS TEXT), '') END,
+    CASE WHEN json_valid(CAST(payload AS TEXT))
+        THEN nullif(CAST(json_extract(CAST(payload AS TEXT), '$.anonymousId') AS TEXT), '') END
 FROM events
 WHERE (:destination_id IS NULL OR destination_id = :destination_id)
     AND (:state IS NULL OR state = :state)
+    AND (:user IS NULL OR CASE
+        -- :needle (the user as JSON writes it, lower-cased) first: a cheap test every match passes
+        WHEN instr(lower(CAST(payload AS TEXT)), :needle) = 0 OR NOT json_valid(CAST(payload AS TEXT))
+            THEN 0
+        ELSE CAST(json_extract(CAST(payload AS TEXT), '$.userId') AS TEXT) = :user
+            OR CAST(json_extract(CAST(payload AS TEXT), '$.anonymousId') AS TEXT) = :user
+            OR lower(json_extract(CAST(payload AS TEXT), '$.context.traits.email')) = :email
+            OR (kind <> 'group' AND lower(json_extract(CAST(payload AS TEXT), '$.traits.email')) = :email)
+    END)
 ORDER BY id
 LIMIT :limit OFFSET :offset;
+
+-- name: latest_finished
+-- A destination's events that finished in a state since a time, newest first (the status page's
+-- latest rejected and filtered): a walk of the finished_at index over that time, not the table.
+SELECT id, destination_id, message_id, kind, state, received_at, finished_at, attempts, reason,
+    CASE WHEN json_valid(CAST(payload AS TEXT))
+        THEN nullif(CAST(json_extract(CAST(payload AS TEXT), '$.userId') AS TEXT), '') END,
+    CASE WHEN json_valid(CAST(payload AS TEXT))
+        THEN nullif(CAST(json_extract(CAST(payload AS TEXT), '$.anonymousId') AS TEXT), '') END
+FROM events
+WHERE finished_at >= :since AND state = :state AND destination_id = :destination_id
+ORDER BY finished_at DESC, id DESC
+LIMIT :limit;
+
+-- name: person_head
+SELECT id, destination_id, message_id, kind, state, received_at, finished_at, attempts, reason
+FROM events
+WHERE destination_id = :destination_id AND ordering_key = :ordering_key
+    AND state IN ('queued', 'leased') AND head = 1;
+
+-- name: retry_now
+-- Queued events waiting for a later time (a backoff, the budget's next window) become due now.
+-- :ids is a JSON array of ids, or NULL for every one.
+UPDATE events SET available_at = :now
+WHERE state = 'queued' AND available_at > :now
+    AND (:ids IS NULL OR id IN (SELECT value FROM json_each(:ids)))
+    AND (:destination_id IS NULL OR destination_id = :destination_id);
 
 -- name: counts_by_destination
 SELECT destination_id, state, count(*) FROM events GROUP BY destination_id, state;
@@ -177,7 +220,7 @@ GROUP BY destination_id, state;
 -- :failed is 1 for failures only (throttled, retryable, aborted). Only the newest :scan attempts
 -- are looked at, so an idle destination costs a bounded walk, not the whole history.
 SELECT e.id, e.destination_id, e.message_id, e.kind,
-    a.at, a.outcome, a.status_code, a.error, a.response, a.request, a.call
+    a.at, a.outcome, a.status_code, a.error, a.response, a.request, a.call, e.state
 FROM event_attempts a JOIN events e ON e.id = a.event_id
 WHERE a.id > (SELECT coalesce(max(id), 0) FROM event_attempts) - :scan
     AND (:destination_id IS NULL OR e.destination_id = :destination_id)

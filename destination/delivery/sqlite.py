@@ -41,7 +41,9 @@ from destination.delivery.store import (
     StoredEvent,
     check_attempt,
     new_lease,
+    user_needle,
 )
+from destination.events import ascii_lower
 
 RECENT_ATTEMPTS_SCAN = 50_000  # recent_attempts looks no further back than this many attempts
 PRUNE_CHUNK = 1000  # rows per prune transaction, so ingest never waits long behind a prune
@@ -88,6 +90,7 @@ class SQLiteStore(FinishMoves):
         self._holds = holds_of(self.path)
         self._q = queries()
         self._writer = SQLiteWriter(self._connect)
+        self._scanner: SQLiteWriter | None = None
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None)
@@ -457,15 +460,68 @@ class SQLiteStore(FinishMoves):
         state: str | None = None,
         limit: int = 100,
         offset: int = 0,
+        *,
+        user: str | None = None,
     ) -> list[EventSummary]:
         if limit <= 0:
             return []
-        params = {"destination_id": destination_id, "state": state, "limit": limit, "offset": max(offset, 0)}
+        params = {
+            "destination_id": destination_id,
+            "state": state,
+            "limit": min(limit, 2**62),
+            "offset": min(max(offset, 0), 2**62),
+            "user": user,
+            "needle": None if user is None else user_needle(user),
+            "email": None if user is None else ascii_lower(user),
+        }
 
         def job(conn: sqlite3.Connection) -> list[EventSummary]:
             return [EventSummary(*row) for row in conn.execute(self._q["list_events"], params)]
 
+        # A user is looked for in every payload: on the scans connection, beside the writer.
+        return await (self._writer if user is None else self._scans()).run(job, writes=False)
+
+    def _scans(self) -> SQLiteWriter:
+        """A second connection, opened when first needed, for reads that walk every event: WAL
+        lets them run beside the writer, so ingest and delivery do not wait for them."""
+        if self._scanner is None:
+            self._scanner = SQLiteWriter(self._connect_reader, name="gsd-sqlite-scans")
+        return self._scanner
+
+    def _connect_reader(self) -> sqlite3.Connection:
+        """A read-only connection to the file the writer opened (and migrated)."""
+        conn = sqlite3.connect(self.path, isolation_level=None)
+        conn.executescript(self._q["configure_connection"] + "\nPRAGMA query_only = 1;")
+        return conn
+
+    async def latest_finished(
+        self, destination_id: str, state: str, since: float, limit: int
+    ) -> list[EventSummary]:
+        params = {"destination_id": destination_id, "state": state, "since": since, "limit": max(limit, 0)}
+
+        def job(conn: sqlite3.Connection) -> list[EventSummary]:
+            return [EventSummary(*row) for row in conn.execute(self._q["latest_finished"], params)]
+
         return await self._writer.run(job, writes=False)
+
+    async def person_head(self, destination_id: str, ordering_key: str) -> EventSummary | None:
+        params = {"destination_id": destination_id, "ordering_key": ordering_key}
+
+        def job(conn: sqlite3.Connection) -> EventSummary | None:
+            row = conn.execute(self._q["person_head"], params).fetchone()
+            return None if row is None else EventSummary(*row)
+
+        return await self._writer.run(job, writes=False)
+
+    async def retry_now(
+        self, ids: Sequence[int] | None = None, destination_id: str | None = None, *, now: float
+    ) -> int:
+        params = {
+            "ids": None if ids is None else _json_ids([int(i) for i in ids if _storable_id(int(i))]),
+            "destination_id": destination_id,
+            "now": now,
+        }
+        return await self._writer.run(lambda conn: int(conn.execute(self._q["retry_now"], params).rowcount))
 
     async def counts_by_destination(self) -> dict[str, dict[str, int]]:
         def job(conn: sqlite3.Connection) -> dict[str, dict[str, int]]:
@@ -495,7 +551,9 @@ class SQLiteStore(FinishMoves):
 
         def job(conn: sqlite3.Connection) -> list[AttemptRecord]:
             return [
-                AttemptRecord(row[0], row[1], row[2], row[3], rowmap.attempt(row[4:], _loads_or_none))
+                AttemptRecord(
+                    row[0], row[1], row[2], row[3], rowmap.attempt(row[4:11], _loads_or_none), row[11]
+                )
                 for row in conn.execute(self._q["recent_attempts"], params)
             ]
 
@@ -513,4 +571,6 @@ class SQLiteStore(FinishMoves):
         return await self._writer.run(job, writes=False)
 
     async def close(self) -> None:
+        if self._scanner is not None:
+            await self._scanner.close()
         await self._writer.close()

@@ -14,7 +14,8 @@ retried, not a dead letter; replayable by naming its id, pruned like delivered e
 Per-person order: only the *head* of a person's queue (the oldest unfinished event of its
 (destination_id, ordering_key)) can be claimed; the next one becomes the head when the head is
 finished (delivered, unchanged, filtered, rejected or dead-lettered). A head waiting for its retry
-blocks the person's later events.
+blocks the person's later events; `retry_now` (an operator's "retry now") makes queued events due
+at once, changing nothing else (not the order, nor the attempt counter).
 
 Person runs (DESIGN §6): a claim takes a person's head and, when the head is an identify or group,
 the person's following identify/group events up to (not past) their next track, in received order
@@ -51,6 +52,9 @@ from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, get_args
+
+from destination import jsonutil
+from destination.events import ascii_lower
 
 EventState = Literal["queued", "leased", "delivered", "unchanged", "filtered", "rejected", "dead"]
 AttemptOutcome = Literal[
@@ -190,7 +194,7 @@ class StoredEvent:
     available_at: float | None  # next claimable at (lease expiry while leased); None once final
     lease_owner: str | None  # the lease token of the claim holding it
     finished_at: float | None
-    reason: str | None  # why it was dead-lettered or rejected
+    reason: str | None  # why it was dead-lettered, rejected or filtered
     history: tuple[Attempt, ...]  # every recorded attempt, oldest first, across replays
     replayed_at_attempt: int = 0  # `attempts` when last replayed (0: never replayed)
 
@@ -211,6 +215,8 @@ class EventSummary:
     finished_at: float | None
     attempts: int  # recorded attempts, across replays: the length of the event's history
     reason: str | None
+    user_id: str | None = None  # the event's userId, as text
+    anonymous_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,6 +228,7 @@ class AttemptRecord:
     message_id: str
     kind: str
     attempt: Attempt
+    state: str | None = None  # the event's state now (delivered since, say)
 
 
 BudgetWindow = tuple[str, float, int]
@@ -267,10 +274,16 @@ class EventQueue(Protocol):
         ...
 
     async def complete(
-        self, event_id: int, outcome: FinalOutcome, *, lease: str, attempt: Attempt | None = None
+        self,
+        event_id: int,
+        outcome: FinalOutcome,
+        *,
+        lease: str,
+        attempt: Attempt | None = None,
+        reason: str | None = None,
     ) -> bool:
-        """Finish the event as delivered, unchanged or filtered; the person's next event becomes
-        claimable."""
+        """Finish the event as delivered, unchanged or filtered (`reason`: why it was filtered);
+        the person's next event becomes claimable."""
         ...
 
     async def dead_letter(
@@ -331,8 +344,30 @@ class EventAdmin(Protocol):
         state: str | None = None,
         limit: int = 100,
         offset: int = 0,
+        *,
+        user: str | None = None,
     ) -> list[EventSummary]:
-        """Events matching both filters, oldest first, a page at a time."""
+        """Events matching every filter, oldest first, a page at a time. `user`: the event's
+        userId or anonymousId, exactly, or an email it carries for its person (`events.person_of`),
+        ignoring ASCII case; read from the payload, so it walks every event (SQLite: beside the
+        writer, which it never holds up)."""
+        ...
+
+    async def latest_finished(
+        self, destination_id: str, state: str, since: float, limit: int
+    ) -> list[EventSummary]:
+        """The destination's events that finished in `state` at or after `since`, newest first."""
+        ...
+
+    async def person_head(self, destination_id: str, ordering_key: str) -> EventSummary | None:
+        """The person's head: the unfinished event its later events wait behind (None: none)."""
+        ...
+
+    async def retry_now(
+        self, ids: Sequence[int] | None = None, destination_id: str | None = None, *, now: float
+    ) -> int:
+        """Queued events (all, or those matching both filters) waiting for a later time (a
+        backoff, or the budget's next window) become claimable at `now`. Returns how many."""
         ...
 
     async def counts_by_destination(self) -> dict[str, dict[str, int]]:
@@ -431,10 +466,16 @@ class FinishMoves:
         raise NotImplementedError
 
     async def complete(
-        self, event_id: int, outcome: FinalOutcome, *, lease: str, attempt: Attempt | None = None
+        self,
+        event_id: int,
+        outcome: FinalOutcome,
+        *,
+        lease: str,
+        attempt: Attempt | None = None,
+        reason: str | None = None,
     ) -> bool:
         check_final_outcome(outcome)
-        return await self._finish(event_id, outcome, None, lease, attempt)
+        return await self._finish(event_id, outcome, reason, lease, attempt)
 
     async def dead_letter(
         self, event_id: int, reason: str, *, lease: str, attempt: Attempt | None = None
@@ -446,6 +487,12 @@ class FinishMoves:
 
 
 FAILED_OUTCOMES: tuple[str, ...] = ("throttled", "retryable", "aborted")
+
+
+def user_needle(user: str) -> str:
+    """What the SQL stores look for in a payload's text before reading it as JSON: `user` as
+    JSON writes it inside a string, lower-cased (a cheap test that every match passes)."""
+    return ascii_lower(jsonutil.dumps(user).decode()[1:-1])
 
 
 def check_final_outcome(outcome: str) -> None:

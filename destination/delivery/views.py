@@ -47,8 +47,8 @@ def attempt_view(attempt: Attempt) -> dict[str, Any]:
     return view
 
 
-def event_view(event: StoredEvent) -> dict[str, Any]:
-    """One event with every attempt (DESIGN §9's shape)."""
+def event_view(event: StoredEvent, waiting_for: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One event with every attempt (DESIGN §9's shape); `waiting_for`: see waiting.py."""
     view: dict[str, Any] = {
         "id": event.id,
         "destination": event.destination_id,
@@ -63,6 +63,7 @@ def event_view(event: StoredEvent) -> dict[str, Any]:
             "receivedAt": iso(event.received_at),
             "finishedAt": iso(event.finished_at),
             "nextAttemptAt": iso(event.available_at) if event.state == "queued" else None,
+            "waitingFor": waiting_for,
             "event": payload(event),
             "attempts": [attempt_view(a) for a in event.history],
         }
@@ -78,6 +79,8 @@ def event_summary(event: EventSummary) -> dict[str, Any]:
         "messageId": event.message_id,
         "type": event.kind,
         "state": event.state,
+        "userId": event.user_id,
+        "anonymousId": event.anonymous_id,
         "attempts": event.attempts,
         "receivedAt": iso(event.received_at),
         "finishedAt": iso(event.finished_at),

@@ -24,6 +24,7 @@ from destination.delivery.governor import DELIVERY_POOL, RateGovernor, current_p
 from destination.delivery.retry import RetryPolicy
 from destination.delivery.store import Attempt, Claim, QueuedEvent, Store
 from destination.errors import ConfigError, EventError, GainsightError, OverBudget, UnmappedEventError
+from destination.events import Person, person_of
 from destination.gainsight.client import Credentials
 from destination.gainsight.executor import Executor
 from destination.gainsight.jobs import Fate, Job, Progress
@@ -75,6 +76,7 @@ class WorkerSettings:
     lease_seconds: float = default("lease_seconds")  # renewed every third of it while a batch runs
     idle_poll_seconds: float = 0.5
     drain_seconds: float = default("drain_seconds")
+    log_pii: bool = default("log_pii")  # emails in outcome lines
 
 
 class Deliverer:
@@ -303,9 +305,11 @@ class Deliverer:
 
     async def _filtered(self, event: QueuedEvent, reason: str) -> None:
         attempt = Attempt(self._clock(), "filtered", None, reason)
-        if await self._store.complete(event.id, "filtered", lease=event.lease, attempt=attempt):
+        if await self._store.complete(
+            event.id, "filtered", lease=event.lease, attempt=attempt, reason=reason
+        ):
             self._metrics.outcomes.labels(event.destination_id, "filtered").inc()
-            self._log(event, "filtered", None, event.attempts + 1, self._clock())
+            self._log(event, "filtered", None, event.attempts + 1, self._clock(), reason)
 
     async def _rejected(self, event: QueuedEvent, reason: str, attempt: Attempt | None = None) -> None:
         """The event itself cannot go (the planner refused it, or no company has its key): final
@@ -322,8 +326,8 @@ class Deliverer:
             attempts = event.attempts + (1 if attempt is not None else 0)
             self._log(event, "dead", status, attempts, self._clock(), reason)
 
-    @staticmethod
     def _log(
+        self,
         event: QueuedEvent,
         outcome: str,
         status: int | None,
@@ -341,4 +345,14 @@ class Deliverer:
             attempts=attempts,
             latency=now - event.received_at,
             reason=reason,
+            person=_person(event),
+            pii=self._settings.log_pii,
         )
+
+
+def _person(event: QueuedEvent) -> Person:
+    """Who the event is about, for its outcome line (the payload parsed again: cheap beside a call)."""
+    try:
+        return person_of(loads(event.payload))
+    except JSONDecodeError:
+        return person_of(None)

@@ -1,12 +1,14 @@
 """/status in a real browser: Debian's chromium driven by Playwright (never a downloaded browser).
 
 Log in with the admin token (Basic auth), see each destination, replay a dead letter with the
-page's button, and see it delivered. Skipped only when chromium is absent outside CI; under CI
-(the CI variable set) a missing browser fails the test.
+page's button, and see it delivered; see the latest rejected and filtered events, a failed
+attempt marked resolved once its event is delivered, and press "retry now". Skipped only when
+chromium is absent outside CI; under CI (the CI variable set) a missing browser fails the test.
 """
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,6 +32,10 @@ CHROMIUM_ARGS = [
 ]
 ADMIN_TOKEN = "status-page-token"
 WRITE_KEY = "wk_status"
+DAY = 86_400
+# A "minute" window as long as a day: after a 429 an event waits for the next window, at UTC
+# midnight, so it surely still waits when "retry now" is pressed.
+LONG_WINDOW = {"GSD_RATE_MINUTE_SECONDS": str(DAY), "GSD_RATE_LIMIT_PER_MINUTE": "100000"}
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +64,12 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, 
     with (
         start_simulator(workdir) as sim,
         start_service(
-            workdir, destinations, sim.base_url, GSD_ADMIN_TOKEN=ADMIN_TOKEN, GSD_MAX_ATTEMPTS="1"
+            workdir,
+            destinations,
+            sim.base_url,
+            GSD_ADMIN_TOKEN=ADMIN_TOKEN,
+            GSD_MAX_ATTEMPTS="1",
+            **LONG_WINDOW,
         ) as service,
     ):
         yield service, sim
@@ -110,6 +121,7 @@ def test_an_operator_logs_in_sees_destinations_and_replays_a_dead_letter(
         assert page.locator("#destination-globex").is_visible()
         assert acme.locator("td[data-state=dead]").inner_text() == "1"
         assert "500" in acme.locator("table.errors").inner_text()  # the last error, with its status
+        assert acme.locator(".health").inner_text().startswith("degraded")  # a fresh dead letter
 
         acme.get_by_role("button", name=f"Replay {message_id}").click()
         page.wait_for_url("**/status?replayed=1")
@@ -121,6 +133,9 @@ def test_an_operator_logs_in_sees_destinations_and_replays_a_dead_letter(
         assert acme.locator("td[data-state=dead]").inner_text() == "0"
         assert int(acme.locator("td[data-state=delivered]").inner_text()) >= 1
         assert page.get_by_role("button", name=f"Replay {message_id}").count() == 0
+        assert acme.locator(".health").inner_text() == "ok"  # replayed and delivered: not degraded
+        resolved = acme.locator("table.errors tr.resolved", has_text=message_id)
+        assert "resolved: delivered since" in resolved.inner_text()
         assert outside == []  # no outside asset was fetched
     finally:
         context.close()
@@ -144,6 +159,7 @@ def test_a_forged_replay_form_is_refused(servers: tuple[Server, Server]) -> None
     form = {"destination": "globex"}
     # Credentials alone (as a browser would resend them to a cross-site form) are not enough.
     assert httpx.post(url, data=form, auth=auth).status_code == 403
+    assert httpx.post(service.base_url + "/status/retry", data=form, auth=auth).status_code == 403
     page = httpx.get(service.base_url + "/status", auth=auth).text
     token = page.split('name="csrf" value="', 1)[1].split('"', 1)[0]
     cross_site = httpx.post(
@@ -159,3 +175,64 @@ def test_a_forged_replay_form_is_refused(servers: tuple[Server, Server]) -> None
         follow_redirects=False,
     )
     assert same_site.status_code == 303 and same_site.headers["location"] == "/status?replayed=1"
+    retry = httpx.post(
+        service.base_url + "/status/retry",
+        data={**form, "csrf": token},
+        auth=auth,
+        headers={"Origin": service.base_url},
+        follow_redirects=False,
+    )
+    assert retry.status_code == 303 and retry.headers["location"] == "/status?retried=0"  # none waited
+    assert "No queued event was waiting" in httpx.get(service.base_url + "/status?retried=0", auth=auth).text
+
+
+def send(service: Server, kind: str, **fields: Any) -> str:
+    message_id = f"{kind}-{uuid.uuid4().hex[:8]}"
+    event = {"type": kind, "messageId": message_id, **fields}
+    response = httpx.post(f"{service.base_url}/v1/{kind}", json=event, auth=(WRITE_KEY, ""), timeout=10)
+    assert response.status_code == 200, response.text
+    return message_id
+
+
+def test_the_page_lists_rejected_and_filtered_events_and_retries_waiting_ones_now(
+    browser: Any, servers: tuple[Server, Server]
+) -> None:
+    service, sim = servers
+    if DAY - time.time() % DAY < 300:  # the long window would end (and the backoff with it) mid-test
+        time.sleep(DAY - time.time() % DAY + 1)
+    rejected = send(service, "identify", userId="u-rejected", traits={"firstName": "No Email"})
+    filtered = send(service, "track", anonymousId="anon-filtered", event="Not Mapped")
+    wait_for(
+        lambda: event_state(service, rejected) == "rejected" and event_state(service, filtered) == "filtered"
+    )
+    httpx.post(sim.base_url + "/__sim/faults", json={"throttle_next": 1}, timeout=5).raise_for_status()
+    waiting = send(service, "identify", userId="u-waiting", traits={"email": "waiting@example.com"})
+    wait_for(
+        lambda: get_json(
+            service, f"/admin/events/acme/{waiting}", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        )["attempts"]
+    )
+
+    context = browser.new_context(http_credentials={"username": "ops", "password": ADMIN_TOKEN})
+    try:
+        page = context.new_page()
+        page.goto(service.base_url + "/status")
+        acme = page.locator("#destination-acme")
+        row = acme.locator("table.rejected tr", has_text=rejected).inner_text()
+        assert "u-rejected" in row and "email is required for identify" in row
+        row = acme.locator("table.filtered tr", has_text=filtered).inner_text()
+        assert "anon-filtered" in row and "Event name mapping not provided for Not Mapped" in row
+        error = acme.locator("table.errors tr", has_text=waiting)
+        assert "429" in error.inner_text() and error.locator(".badge").count() == 0  # not resolved
+        assert acme.locator(".health").inner_text() == "ok"  # one throttled call: not degraded
+
+        acme.get_by_role("button", name="Retry acme now").click()
+        page.wait_for_url("**/status?retried=1")
+        assert "1 waiting event(s) are due now" in page.locator(".notice").inner_text()
+        wait_for(lambda: event_state(service, waiting) == "delivered")
+        page.goto(service.base_url + "/status")
+        resolved = page.locator("#destination-acme table.errors tr.resolved", has_text=waiting)
+        assert "resolved: delivered since" in resolved.inner_text()
+        assert page.get_by_role("button", name="Retry acme now").count() == 0  # nothing queued
+    finally:
+        context.close()

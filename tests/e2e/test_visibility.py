@@ -230,7 +230,9 @@ def test_logs_are_one_json_line_each_with_every_event_outcome_and_no_secret(serv
         "status": 200,
         "attempts": 1,
         "latency": 0,
+        "userId": "***",  # an email address: logged only with GSD_LOG_PII=true
     }
+    assert "logged@example.com" not in service.output()
     access = [r for r in records() if r["logger"] == "uvicorn.access" and r.get("path") == "/health"]
     assert access and access[-1]["status"] == 200 and access[-1]["method"] == "GET"
     # Everything the service wrote after its banner is JSON lines: no warning, no traceback, no secret.

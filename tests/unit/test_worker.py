@@ -15,7 +15,7 @@ from destination.delivery.governor import RateGovernor, RateWindow
 from destination.delivery.memory import MemoryStore
 from destination.delivery.retry import RetryPolicy
 from destination.delivery.store import NewEvent, StoredEvent
-from destination.delivery.worker import BudgetGate, Deliverer
+from destination.delivery.worker import BudgetGate, Deliverer, WorkerSettings
 from destination.gainsight.client import GainsightClient
 from destination.gainsight.executor import Executor
 from destination.jsonutil import dumps
@@ -29,7 +29,7 @@ Handler = Callable[[httpx.Request], httpx.Response]
 
 
 class World:
-    def __init__(self, handler: Handler, per_minute: int = 100) -> None:
+    def __init__(self, handler: Handler, per_minute: int = 100, *, log_pii: bool = False) -> None:
         self.now = NOW
         self.store = MemoryStore(clock=lambda: self.now)
         self.calls: list[httpx.Request] = []
@@ -59,6 +59,7 @@ class World:
             gate=self.gate,
             policy=RetryPolicy(max_attempts=3),
             metrics=metrics,
+            settings=WorkerSettings(log_pii=log_pii),
             clock=lambda: self.now,
             rng=random.Random(1),
         )
@@ -131,10 +132,8 @@ def test_per_person_order_is_kept() -> None:
 def test_unmapped_track_is_filtered_not_retried() -> None:
     world = World(ok)
     (event,) = world.run({**TRACK, "event": "Not Mapped"})
-    assert (
-        event.state == "filtered"
-        and event.history[0].error == "Event name mapping not provided for Not Mapped"
-    )
+    why = "Event name mapping not provided for Not Mapped"
+    assert (event.state, event.reason, event.history[0].error) == ("filtered", why, why)
     assert world.calls == []
 
 
