@@ -5,7 +5,8 @@ The delivery workers, the RudderStack processor/router routes and the dry run al
 track — one call, `event publish`, in its place in the person's order.
 
 identify / group — the store hands the worker a person's *run*: their consecutive identify and
-group events up to (not past) their next track. Their plans are executed together:
+group events up to (not past) their next track (a person is a userId, else an anonymousId:
+events.ordering_key). Their plans are executed together:
 
   1. company (group events only), decided by `next_company_step` from what is known of the name:
 
@@ -27,7 +28,13 @@ group events up to (not past) their next track. Their plans are executed togethe
 
   2. person: the run's events become one `person upsert` (coalesced): fields merged in event order
      (last write wins; a field an event leaves out keeps its earlier value) and `companies` holding
-     every Gsid of step 1. It is skipped when Gainsight already holds all of it (unchanged).
+     every Gsid of step 1. It is skipped when Gainsight already holds all of it (unchanged). The
+     upsert's key is the Email, so a merge never spans two: where the email a run writes changes
+     (one userId, another address), the run goes on as a second upsert, sent once the first is
+     delivered. An identify without an email (or a group without the person's) is rejected by the
+     planner before anything is sent: it writes nothing, so it neither ends nor splits a stretch.
+     Two userIds can write one email: the email is held while it is written (`Memory.hold`), so
+     their upserts never overlap, in this process or, on PostgreSQL, in any replica.
 
 Failures stay with their event. A call refused with a 4xx that carried several events is redone
 event by event, so only the event that causes it fails; 429, 5xx and timeouts fail every event
@@ -116,9 +123,10 @@ def company_key(name: str) -> str:
     return name.casefold()
 
 
-def person_key(email: str) -> str:
-    """People are matched by Email regardless of case (as Gainsight and the simulator do)."""
-    return email.casefold()
+def person_key(email: Any) -> str:
+    """People are matched by Email regardless of case (as Gainsight and the simulator do): the
+    key of a person's delivered-state memory and of its hold while it is written."""
+    return str(email).casefold()
 
 
 def group_steps(plan: p.GroupPlan) -> list[tuple[p.Request, str]]:
@@ -203,10 +211,10 @@ class Memory(Protocol):
     async def forget_states(
         self, scope: str, kind: Literal["person", "company"], keys: Sequence[str]
     ) -> None: ...
-    def hold_companies(
-        self, scope: str, names: Sequence[str]
+    def hold(
+        self, scope: str, kind: Literal["company", "person"], keys: Sequence[str]
     ) -> contextlib.AbstractAsyncContextManager[None]:
-        """Hold the names (casefolded) against every other holder sharing the store."""
+        """Hold the keys (casefolded) against every other holder sharing the store."""
         ...
 
 
@@ -312,7 +320,11 @@ class Executor:
     async def _call(self, batch: _Batch, request: p.Request) -> Call:
         """Send one request; OverBudget propagates (nothing was sent)."""
         async with self._slots:
-            answer, sent = await self._client.send_described(request, batch.credentials)
+            return await self._send(batch, request)
+
+    async def _send(self, batch: _Batch, request: p.Request) -> Call:
+        """`_call` for a caller that holds a call slot already."""
+        answer, sent = await self._client.send_described(request, batch.credentials)
         return Call(uuid.uuid4().hex[:16], request.step, sent, answer)
 
     def _failed(self, call: Call) -> Fate:
@@ -337,7 +349,7 @@ class Executor:
         if companies:
             # One writer per company name at a time (in this process and, on PostgreSQL, across
             # replicas): a second batch searches only after the first has inserted.
-            async with self._memory.hold_companies(batch.scope, sorted(companies)):
+            async with self._memory.hold(batch.scope, "company", sorted(companies)):
                 try:
                     await self._resolve(batch, companies, split=True, plans=groups)
                 except OverBudget as exc:
@@ -568,11 +580,28 @@ class Executor:
         return fate if fate.outcome in ("throttled", "retryable") else None
 
     async def _upsert(self, batch: _Batch, segment: list[Job], gsids: dict[int, str]) -> Fate | None:
-        """One Person upsert for a segment (one person's consecutive events); the failure that
-        blocks the person's later events, if any."""
+        """One Person upsert for a segment (consecutive events of one person that write one email);
+        the failure that blocks the person's later events, if any."""
         plans = [job.plan for job in segment if isinstance(job.plan, p.IdentifyPlan | p.GroupPlan)]
         person = merged_person(plans, [gsids[job.id] for job in segment if job.id in gsids])
-        key = person_key(str(person["Email"]))
+        # Two userIds may write one email: one writer per email at a time, in this process and (on
+        # PostgreSQL) in every replica, from the memory's check to its update. Held within a call
+        # slot, so there are never more holders than calls in flight.
+        async with self._slots, self._memory.hold(batch.scope, "person", [person_key(person["Email"])]):
+            call = await self._write_person(batch, segment, person)
+        if call is None or classify(call.answer) == "delivered":
+            return None
+        if classify(call.answer) == "aborted" and len(segment) > 1:
+            return await self._split(batch, segment, gsids)
+        fate = await self._refused(batch, segment, call)
+        for job in segment:
+            batch.fates[job.id] = fate
+        return fate if fate.outcome in ("throttled", "retryable") else None
+
+    async def _write_person(self, batch: _Batch, segment: list[Job], person: dict[str, Any]) -> Call | None:
+        """The upsert, unless Gainsight holds all of it already (None: the segment is unchanged);
+        once delivered, the segment's fates and the memory of what Gainsight now holds."""
+        key = person_key(person["Email"])
         delivered: dict[str, Any] | None = None
         if batch.skip_unchanged:
             since = self._clock() - self._ttl
@@ -582,21 +611,14 @@ class Executor:
                     batch.fates[job.id] = self._done(batch, job, None)
                 self._saved(batch.credentials.destination, "unchanged", len(segment))
                 return None
-        call = await self._call(batch, p.person_upsert(batch.scope, person))
-        outcome = classify(call.answer)
-        if outcome == "delivered":
+        call = await self._send(batch, p.person_upsert(batch.scope, person))
+        if classify(call.answer) == "delivered":
             for job in segment:
                 batch.fates[job.id] = self._done(batch, job, call)
             self._saved(batch.credentials.destination, "coalesced", len(segment) - 1)
             if batch.skip_unchanged:
                 await self._remember_person(batch, key, delivered, person)
-            return None
-        if outcome == "aborted" and len(segment) > 1:
-            return await self._split(batch, segment, gsids)
-        fate = await self._refused(batch, segment, call)
-        for job in segment:
-            batch.fates[job.id] = fate
-        return fate if fate.outcome in ("throttled", "retryable") else None
+        return call
 
     async def _split(self, batch: _Batch, segment: list[Job], gsids: dict[int, str]) -> Fate | None:
         """A refused merged upsert, redone event by event in order: only its cause fails."""
@@ -641,7 +663,8 @@ class Executor:
 
 
 def _another_person(first: Job, job: Job) -> bool:
-    """A run's events share an ordering key, yet may name differently cased or other emails."""
+    """A run's events share an ordering key (a userId), yet may write other emails (or one cased
+    otherwise): each stretch of one email is one upsert, sent after the stretch before it."""
     assert isinstance(first.plan, p.IdentifyPlan | p.GroupPlan)
     assert isinstance(job.plan, p.IdentifyPlan | p.GroupPlan)
     return person_key(first.plan.email) != person_key(job.plan.email)
