@@ -147,10 +147,8 @@ WHERE h.event_id = events.id;
 -- events still to deliver (queued, leased) or that may be replayed (dead, rejected) get the key
 -- events.ordering_key gives them now, read from their payload: a string id as it is, a number as
 -- an integer when it is integral (up to 2^53) or written as one, else as float8 prints it (the
--- shortest form, as Python's repr). An event naming neither keeps its key. (PostgreSQL's text
--- cannot hold \u0000, nor can the json reader return text from a document holding one: it is read
--- as \ufffd, which changes no key this store could hold.) Then each person's oldest unfinished
--- event is its one head.
+-- shortest form, as Python's repr; U+0000, which text cannot hold, as U+FFFD). An event naming
+-- neither keeps its key. Then each person's oldest unfinished event is its one head.
 CREATE FUNCTION pg_temp.gsd_id_text(id json) RETURNS text LANGUAGE sql IMMUTABLE AS $$
     SELECT CASE
         WHEN json_typeof(id) = 'string' THEN nullif(id #>> '{}', '')

@@ -49,6 +49,7 @@ def test_one_user_id_writing_two_emails_is_one_person_and_one_email_of_two_users
         ({"userId": -0.0}, "userId:0"),
         ({"anonymousId": 7}, "anonymousId:7"),
         ({"userId": True, "anonymousId": "a1"}, "anonymousId:a1"),  # not an id (ingest refuses it)
+        ({"userId": "a\x00b"}, "userId:a\ufffdb"),  # PostgreSQL's text holds no U+0000
         ({}, "message:m9"),
     ],
 )
