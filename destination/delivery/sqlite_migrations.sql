@@ -185,9 +185,10 @@ FROM (
 ) AS rekeyed
 WHERE events.id = rekeyed.id AND rekeyed.ordering_key IS NOT NULL
     AND events.ordering_key <> rekeyed.ordering_key;
-UPDATE events SET head = (id = (
+-- Only the rows whose flag changes are written (a full queue is not rewritten for nothing).
+UPDATE events SET head = NOT head
+WHERE state IN ('queued', 'leased') AND head <> (id = (
     SELECT min(o.id) FROM events AS o
     WHERE o.destination_id = events.destination_id AND o.ordering_key = events.ordering_key
         AND o.state IN ('queued', 'leased')
-))
-WHERE state IN ('queued', 'leased');
+));
