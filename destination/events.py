@@ -164,18 +164,24 @@ def as_event(raw: Any, forced_type: str | None = None, missing_id: str | None = 
     return Event(payload, kind, assigned)
 
 
+_NUL, _REPLACEMENT = "\x00", "\ufffd"
+
+
 def ordering_key(event: dict[str, Any]) -> str:
-    """The person an event belongs to, for per-person order: email, else userId, else anonymousId."""
-    context = event.get("context")
-    for holder in (event.get("traits"), context.get("traits") if isinstance(context, dict) else None):
-        if isinstance(holder, dict):
-            email = holder.get("email")
-            if isinstance(email, str) and email:
-                return "email:" + email.strip().lower()
+    """The person an event belongs to, for per-person order (DESIGN §5): `userId:<userId>`, else
+    `anonymousId:<anonymousId>`, else `message:<messageId>` (its own queue), whatever the type. The
+    same userId is one person whatever email its events carry: an identify with `traits.email` and
+    a track with none are ordered together, and a group's `traits.email` (the company's address)
+    plays no part. A number id is keyed as JSON reads it: an integral number as an integer (3 and
+    3.0 are one id, as in JavaScript), any other as Python's `repr`. U+0000, which PostgreSQL's
+    text cannot hold, is keyed as U+FFFD. The store's schema step that re-keys queued events
+    (sqlite_migrations.sql v4, postgres_migrations.sql v3) computes the same text in SQL."""
     for key in ("userId", "anonymousId"):
         value = event.get(key)
-        if value is not None and value != "":
-            return f"{key}:{value}"
+        if isinstance(value, str) and value:
+            return f"{key}:{value.replace(_NUL, _REPLACEMENT)}"
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return f"{key}:{_number_text(value)}"
     return "message:" + str(event["messageId"])
 
 
@@ -225,3 +231,9 @@ def is_person(person: Person, user: str) -> bool:
     return user in (person.user_id, person.anonymous_id) or any(
         ascii_lower(e) == wanted for e in person.emails
     )
+
+
+def _number_text(value: int | float) -> str:
+    if isinstance(value, float) and value.is_integer() and abs(value) <= SAFE_INTEGER:
+        return str(int(value))
+    return str(value) if isinstance(value, int) else repr(value)

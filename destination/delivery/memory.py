@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from destination import jsonutil
-from destination.delivery.holds import NameHolds
+from destination.delivery.holds import HoldKind, Holds
 from destination.delivery.store import (
     DEDUPE_WINDOW_SECONDS,
     EVENT_STATES,
@@ -82,7 +82,7 @@ class MemoryStore(FinishMoves):
     ) -> None:
         self._dedupe_window = dedupe_window_seconds
         self._clock = clock
-        self._holds = NameHolds()
+        self._holds = Holds()
         self._lock = threading.Lock()
         self._closed = False
         self._rows: dict[int, _Row] = {}
@@ -350,8 +350,8 @@ class MemoryStore(FinishMoves):
             for key in keys:
                 self._states.pop((scope, kind, key), None)
 
-    def hold_companies(self, scope: str, names: Sequence[str]) -> AbstractAsyncContextManager[None]:
-        return self._holds.hold(scope, names)
+    def hold(self, scope: str, kind: HoldKind, keys: Sequence[str]) -> AbstractAsyncContextManager[None]:
+        return self._holds.hold(scope, kind, keys)
 
     async def prune(self, now: float) -> int:
         before = now - self._dedupe_window

@@ -27,7 +27,7 @@ from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 from destination import jsonutil
 from destination.delivery import migrations, sqlfile
 from destination.delivery import rows as rowmap
-from destination.delivery.holds import NameHolds, hold_keys
+from destination.delivery.holds import HoldKind, Holds, hold_keys, lock_text
 from destination.delivery.store import (
     DEDUPE_WINDOW_SECONDS,
     EVENT_STATES,
@@ -114,8 +114,8 @@ class PostgresStore(FinishMoves):
             reconnect_timeout=3600.0,
             name="gsd-store",
         )
-        # Company holds keep a connection for the length of a few Gainsight calls: a pool of their
-        # own, so they never leave ingest or the rate windows waiting for a connection.
+        # Holds (companies, people) keep a connection for the length of a few Gainsight calls: a
+        # pool of their own, so they never leave ingest or the rate windows waiting for a connection.
         self._hold_pool = AsyncConnectionPool(
             url,
             min_size=0,
@@ -129,7 +129,7 @@ class PostgresStore(FinishMoves):
         self._ready = False
         self._closed = False
         self._opening = asyncio.Lock()
-        self._holds = NameHolds()
+        self._holds = Holds()
 
     # ---- connections ----
 
@@ -576,14 +576,16 @@ class PostgresStore(FinishMoves):
                 await conn.execute(self._q["forget_states"], params)
 
     @asynccontextmanager
-    async def hold_companies(self, scope: str, names: Sequence[str]) -> AsyncIterator[None]:
+    async def hold(self, scope: str, kind: HoldKind, keys: Sequence[str]) -> AsyncIterator[None]:
         """Session advisory locks on a connection of the holder's own: every replica waits for
         them, and they go with the connection if the holder dies."""
-        keys = hold_keys(scope, names)
-        if not keys:
+        held = hold_keys(scope, kind, keys)
+        if not held:
             yield
             return
-        async with self._holds.hold(scope, names):  # one waiter per name per process, not a connection each
+        async with self._holds.hold(
+            scope, kind, keys
+        ):  # one waiter per key per process, not a connection each
             if self._closed:
                 raise StoreClosedError("the store is closed")
             try:
@@ -593,12 +595,12 @@ class PostgresStore(FinishMoves):
             except PoolTimeout:
                 raise StoreUnavailableError("the PostgreSQL store cannot be reached") from None
             try:
-                for key in keys:
-                    await conn.execute(self._q["hold_company"], {"scope": key[0], "name": key[1]})
+                for key in held:
+                    await conn.execute(self._q["hold"], {"key": lock_text(key)})
                 yield
             finally:
                 with contextlib.suppress(psycopg.Error):  # broken: the server dropped its locks
-                    await conn.execute(self._q["release_companies"])
+                    await conn.execute(self._q["release_holds"])
                 await self._hold_pool.putconn(conn)
 
     # ---- housekeeping ----

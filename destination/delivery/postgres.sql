@@ -270,11 +270,12 @@ ON CONFLICT (scope, kind, key) DO UPDATE
 DELETE FROM delivered_state
 WHERE scope = %(scope)s AND kind = %(kind)s AND key = ANY(%(keys)s::text[]);
 
--- name: hold_company
--- Session-level, one bigint key: a key space apart from the people's two-key transaction locks.
-SELECT pg_advisory_lock(hashtextextended(%(scope)s || chr(31) || %(name)s, 0));
+-- name: hold
+-- Session-level, one bigint key (the hash of holds.lock_text): a key space apart from the queue's
+-- two-key transaction locks (lock_people).
+SELECT pg_advisory_lock(hashtextextended(%(key)s, 0));
 
--- name: release_companies
+-- name: release_holds
 SELECT pg_advisory_unlock_all();
 
 -- name: events_by_message

@@ -141,3 +141,43 @@ UPDATE events SET
     attempts = h.n
 FROM (SELECT event_id, count(*)::integer AS n FROM event_attempts GROUP BY event_id) AS h
 WHERE h.event_id = events.id;
+
+-- name: v3
+-- Per-person order by userId, else anonymousId, for every event type (it was the email first): the
+-- events still to deliver (queued, leased) or that may be replayed (dead, rejected) get the key
+-- events.ordering_key gives them now, read from their payload: a string id as it is, a number as
+-- an integer when it is integral (up to 2^53) or written as one, else as float8 prints it (the
+-- shortest form, as Python's repr; U+0000, which text cannot hold, as U+FFFD). An event naming
+-- neither keeps its key. Then each person's oldest unfinished event is its one head.
+CREATE FUNCTION pg_temp.gsd_id_text(id json) RETURNS text LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE
+        WHEN json_typeof(id) = 'string' THEN nullif(id #>> '{}', '')
+        WHEN json_typeof(id) <> 'number' THEN NULL
+        WHEN id::text ~ '^-?[0-9]+$' THEN (id::text)::numeric::text
+        WHEN abs((id::text)::numeric) <= 9007199254740992
+            AND (id::text)::numeric = trunc((id::text)::numeric)
+            THEN trunc((id::text)::numeric)::text
+        ELSE (id::text)::float8::text
+    END
+$$;
+UPDATE events e SET ordering_key = rekeyed.ordering_key
+FROM (
+    SELECT id, coalesce(
+        'userId:' || pg_temp.gsd_id_text(doc -> 'userId'),
+        'anonymousId:' || pg_temp.gsd_id_text(doc -> 'anonymousId')
+    ) AS ordering_key
+    FROM (
+        SELECT id, replace(convert_from(payload, 'UTF8'), '\u0000', '\ufffd')::json AS doc FROM events
+        WHERE state IN ('queued', 'leased', 'dead', 'rejected')
+    ) AS docs
+) AS rekeyed
+WHERE e.id = rekeyed.id AND rekeyed.ordering_key IS NOT NULL AND e.ordering_key <> rekeyed.ordering_key;
+UPDATE events e SET head = (e.id = first.id)
+FROM (
+    SELECT destination_id, ordering_key, min(id) AS id FROM events
+    WHERE state IN ('queued', 'leased')
+    GROUP BY destination_id, ordering_key
+) AS first
+WHERE e.destination_id = first.destination_id AND e.ordering_key = first.ordering_key
+    AND e.state IN ('queued', 'leased') AND e.head <> (e.id = first.id);
+DROP FUNCTION pg_temp.gsd_id_text(json);

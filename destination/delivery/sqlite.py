@@ -19,7 +19,7 @@ from typing import Any
 from destination import jsonutil
 from destination.delivery import migrations, sqlfile
 from destination.delivery import rows as rowmap
-from destination.delivery.holds import holds_of
+from destination.delivery.holds import HoldKind, holds_of
 from destination.delivery.sqlite_writer import SQLiteWriter
 from destination.delivery.store import (
     DEDUPE_WINDOW_SECONDS,
@@ -407,8 +407,8 @@ class SQLiteStore(FinishMoves):
         if rows:
             await self._writer.run(lambda conn: conn.executemany(self._q["forget_state"], rows).rowcount)
 
-    def hold_companies(self, scope: str, names: Sequence[str]) -> AbstractAsyncContextManager[None]:
-        return self._holds.hold(scope, names)
+    def hold(self, scope: str, kind: HoldKind, keys: Sequence[str]) -> AbstractAsyncContextManager[None]:
+        return self._holds.hold(scope, kind, keys)
 
     async def prune(self, now: float) -> int:
         before = now - self._dedupe_window

@@ -144,3 +144,51 @@ ALTER TABLE events ADD COLUMN replayed_at_attempt INTEGER NOT NULL DEFAULT 0;
 UPDATE events SET
     replayed_at_attempt = (SELECT count(*) FROM event_attempts WHERE event_id = events.id) - attempts,
     attempts = (SELECT count(*) FROM event_attempts WHERE event_id = events.id);
+
+-- name: v4
+-- Per-person order by userId, else anonymousId, for every event type (it was the email first): the
+-- events still to deliver (queued, leased) or that may be replayed (dead, rejected) get the key
+-- events.ordering_key gives them now, read from their payload: a string id as it is, a number as
+-- an integer when it is integral (up to 2^53), else as Python's repr writes it (SQLite prints 15
+-- significant digits: a number id with more, or a string id holding U+0000, may be keyed otherwise;
+-- no SDK sends such ids). An event naming neither keeps its key. Then each person's oldest
+-- unfinished event is its one head.
+UPDATE events SET ordering_key = rekeyed.ordering_key
+FROM (
+    SELECT id, CASE
+        WHEN json_type(doc, '$.userId') = 'text' AND json_extract(doc, '$.userId') <> ''
+            THEN 'userId:' || json_extract(doc, '$.userId')
+        WHEN json_type(doc, '$.userId') = 'integer'
+            THEN 'userId:' || CAST(json_extract(doc, '$.userId') AS TEXT)
+        WHEN json_type(doc, '$.userId') = 'real'
+            THEN 'userId:' || CASE
+                WHEN abs(json_extract(doc, '$.userId')) <= 9007199254740992
+                    AND json_extract(doc, '$.userId') = CAST(json_extract(doc, '$.userId') AS INTEGER)
+                THEN CAST(CAST(json_extract(doc, '$.userId') AS INTEGER) AS TEXT)
+                ELSE replace(CAST(json_extract(doc, '$.userId') AS TEXT), '.0e', 'e') END
+        WHEN json_type(doc, '$.anonymousId') = 'text' AND json_extract(doc, '$.anonymousId') <> ''
+            THEN 'anonymousId:' || json_extract(doc, '$.anonymousId')
+        WHEN json_type(doc, '$.anonymousId') = 'integer'
+            THEN 'anonymousId:' || CAST(json_extract(doc, '$.anonymousId') AS TEXT)
+        WHEN json_type(doc, '$.anonymousId') = 'real'
+            THEN 'anonymousId:' || CASE
+                WHEN abs(json_extract(doc, '$.anonymousId')) <= 9007199254740992
+                    AND json_extract(doc, '$.anonymousId') = CAST(json_extract(doc, '$.anonymousId') AS INTEGER)
+                THEN CAST(CAST(json_extract(doc, '$.anonymousId') AS INTEGER) AS TEXT)
+                ELSE replace(CAST(json_extract(doc, '$.anonymousId') AS TEXT), '.0e', 'e') END
+        END AS ordering_key
+    FROM (
+        SELECT id, CAST(payload AS TEXT) AS doc FROM events
+        WHERE state IN ('queued', 'leased', 'dead', 'rejected')
+    )
+    WHERE json_valid(doc)
+) AS rekeyed
+WHERE events.id = rekeyed.id AND rekeyed.ordering_key IS NOT NULL
+    AND events.ordering_key <> rekeyed.ordering_key;
+-- Only the rows whose flag changes are written (a full queue is not rewritten for nothing).
+UPDATE events SET head = NOT head
+WHERE state IN ('queued', 'leased') AND head <> (id = (
+    SELECT min(o.id) FROM events AS o
+    WHERE o.destination_id = events.destination_id AND o.ordering_key = events.ordering_key
+        AND o.state IN ('queued', 'leased')
+));

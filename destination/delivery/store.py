@@ -11,15 +11,17 @@ Life of an event (DESIGN §5):
 `rejected`: the planner refused the event itself (identify without an email, …): final, never
 retried, not a dead letter; replayable by naming its id, pruned like delivered events.
 
-Per-person order: only the *head* of a person's queue (the oldest unfinished event of its
-(destination_id, ordering_key)) can be claimed; the next one becomes the head when the head is
+Per-person order: the person is the event's `userId`, else its `anonymousId`, whatever its type
+(`ordering_key`, events.ordering_key). Only the *head* of a person's queue (the oldest unfinished
+event of its (destination_id, ordering_key)) can be claimed; the next one becomes the head when the head is
 finished (delivered, unchanged, filtered, rejected or dead-lettered). A head waiting for its retry
 blocks the person's later events; `retry_now` (an operator's "retry now") makes queued events due
 at once, changing nothing else (not the order, nor the attempt counter).
 
 Person runs (DESIGN §6): a claim takes a person's head and, when the head is an identify or group,
 the person's following identify/group events up to (not past) their next track, in received order
-(at most MAX_RUN). A track is always claimed alone. The worker sends a run as one Person upsert.
+(at most MAX_RUN). A track is always claimed alone. The worker sends a run as one Person upsert
+per stretch of events that write one email (the executor splits a run where the email changes).
 
 Leases belong to claims: `claim` gives each claim a fresh lease token and leases its events until
 `now + lease_seconds`; `renew` extends a claim that is still held. A lease that expires (crashed or
@@ -54,6 +56,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol, get_args
 
 from destination import jsonutil
+from destination.delivery.holds import HoldKind
 from destination.events import ascii_lower
 
 EventState = Literal["queued", "leased", "delivered", "unchanged", "filtered", "rejected", "dead"]
@@ -111,7 +114,7 @@ class NewEvent:
 
     destination_id: str
     message_id: str
-    ordering_key: str  # the person: email, else userId, else anonymousId
+    ordering_key: str  # the person: "userId:…", else "anonymousId:…" (events.ordering_key)
     kind: str  # identify | group | track
     payload: bytes  # the event's JSON
     received_at: float  # unix seconds; also the dedupe clock
@@ -404,7 +407,7 @@ class RateCounter(Protocol):
 
 class DeliveryMemory(Protocol):
     """What the executor remembers about Gainsight between claims (DESIGN §6), and the holds that
-    keep two writers from creating one company."""
+    keep two writers from creating one company or writing one person at once."""
 
     async def company_gsids(self, scope: str, names: Sequence[str]) -> dict[str, str]:
         """The remembered Gsid of each of `names` that has one (names compared exactly: the
@@ -435,10 +438,11 @@ class DeliveryMemory(Protocol):
         """Forget delivered state (e.g. a write whose result is unknown)."""
         ...
 
-    def hold_companies(self, scope: str, names: Sequence[str]) -> AbstractAsyncContextManager[None]:
-        """Hold these company names (casefolded) while they are searched for and written: nobody
-        else sharing the store holds any of them meanwhile (see holds.py). PostgreSQL: across
-        replicas, released if the holder dies; memory and SQLite: within the process."""
+    def hold(self, scope: str, kind: HoldKind, keys: Sequence[str]) -> AbstractAsyncContextManager[None]:
+        """Hold these keys (casefolded) while what they name is written: company names around
+        their search and writes, a person's email around its upsert. Nobody else sharing the
+        store holds any of them meanwhile (see holds.py). PostgreSQL: across replicas, released
+        if the holder dies; memory and SQLite: within the process."""
         ...
 
 

@@ -150,7 +150,7 @@ class CompanyWriter:
         if companies:
             # One writer per company at a time (in this process and, on PostgreSQL, across
             # replicas): a second batch searches only after the first has inserted.
-            async with self._memory.hold_companies(batch.scope, sorted(companies)):
+            async with self._memory.hold(batch.scope, "company", sorted(companies)):
                 try:
                     await self._resolve(batch, companies, split=True, plans=groups)
                 except OverBudget as exc:

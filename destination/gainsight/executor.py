@@ -5,7 +5,8 @@ The delivery workers, the RudderStack processor/router routes and the dry run al
 track — one call, `event publish`, in its place in the person's order.
 
 identify / group — the store hands the worker a person's *run*: their consecutive identify and
-group events up to (not past) their next track. Their plans are executed together:
+group events up to (not past) their next track (a person is a userId, else an anonymousId:
+events.ordering_key). Their plans are executed together:
 
   1. company (group events only; company_writes.py), each company's call chosen from its state:
 

@@ -97,7 +97,15 @@ class Caller:
     async def call(self, batch: Batch, request: p.Request) -> Call:
         """Send one request; OverBudget propagates (nothing was sent)."""
         async with self._slots:
-            answer, sent = await self._client.send_described(request, batch.credentials)
+            return await self.send(batch, request)
+
+    def slot(self) -> asyncio.Semaphore:
+        """A call slot, for a caller that holds one around more than the call (then `send`)."""
+        return self._slots
+
+    async def send(self, batch: Batch, request: p.Request) -> Call:
+        """`call` for a caller that holds a call slot already."""
+        answer, sent = await self._client.send_described(request, batch.credentials)
         return Call(uuid.uuid4().hex[:16], request.step, sent, answer)
 
     def failed(self, call: Call) -> Fate:

@@ -5,6 +5,14 @@ event order (last write wins; a field an event leaves out keeps its earlier valu
 holding every Gsid of step 1 (company_writes.py). It is skipped when Gainsight already holds all
 of it (unchanged). A track is its own call, in its place. After a failure that must be retried,
 the rest of the person's events wait (deferred).
+
+A person is a userId, else an anonymousId (events.ordering_key). The upsert's key is the Email, so
+a merge never spans two: where the email a run writes changes (one userId, another address), the
+run goes on as a second upsert, sent once the first is delivered. An identify without an email (or
+a group without the person's) is rejected by the planner before anything is sent: it writes
+nothing, so it neither ends nor splits a stretch. Two userIds can write one email: the email is
+held while it is written (`DeliveryMemory.hold`), so their upserts never overlap, in this process
+or, on PostgreSQL, in any replica.
 """
 
 from __future__ import annotations
@@ -34,9 +42,10 @@ def merged_person(plans: Sequence[p.IdentifyPlan | p.GroupPlan], gsids: Sequence
     return person
 
 
-def person_key(email: str) -> str:
-    """People are matched by Email regardless of case (as Gainsight and the simulator do)."""
-    return email.casefold()
+def person_key(email: Any) -> str:
+    """People are matched by Email regardless of case (as Gainsight and the simulator do): the
+    key of a person's delivered-state memory and of its hold while it is written."""
+    return str(email).casefold()
 
 
 @dataclass(slots=True)
@@ -97,11 +106,31 @@ class PersonRunner:
         return fate if fate.outcome in ("throttled", "retryable") else None
 
     async def _upsert(self, batch: Batch, segment: list[Job], gsids: dict[int, str]) -> Fate | None:
-        """One Person upsert for a segment (one person's consecutive events); the failure that
-        blocks the person's later events, if any."""
+        """One Person upsert for a segment (consecutive events of one person that write one email);
+        the failure that blocks the person's later events, if any."""
         plans = [job.plan for job in segment if isinstance(job.plan, p.IdentifyPlan | p.GroupPlan)]
         person = merged_person(plans, [gsids[job.id] for job in segment if job.id in gsids])
-        key = person_key(str(person["Email"]))
+        # Two userIds may write one email: one writer per email at a time, in this process and (on
+        # PostgreSQL) in every replica, from the memory's check to its update. Held within a call
+        # slot, so there are never more holders than calls in flight.
+        async with (
+            self._caller.slot(),
+            self._memory.hold(batch.scope, "person", [person_key(person["Email"])]),
+        ):
+            call = await self._write_person(batch, segment, person)
+        if call is None or classify(call.answer) == "delivered":
+            return None
+        if classify(call.answer) == "aborted" and len(segment) > 1:
+            return await self._split(batch, segment, gsids)
+        fate = await self._refused(batch, segment, call)
+        for job in segment:
+            batch.fates[job.id] = fate
+        return fate if fate.outcome in ("throttled", "retryable") else None
+
+    async def _write_person(self, batch: Batch, segment: list[Job], person: dict[str, Any]) -> Call | None:
+        """The upsert, unless Gainsight holds all of it already (None: the segment is unchanged);
+        once delivered, the segment's fates and the memory of what Gainsight now holds."""
+        key = person_key(person["Email"])
         delivered: dict[str, Any] | None = None
         if batch.skip_unchanged:
             since = self._clock() - self._ttl
@@ -111,21 +140,14 @@ class PersonRunner:
                     batch.fates[job.id] = _done(batch, job, None)
                 self._saved(batch.destination, "unchanged", len(segment))
                 return None
-        call = await self._caller.call(batch, p.person_upsert(batch.scope, person))
-        outcome = classify(call.answer)
-        if outcome == "delivered":
+        call = await self._caller.send(batch, p.person_upsert(batch.scope, person))
+        if classify(call.answer) == "delivered":
             for job in segment:
                 batch.fates[job.id] = _done(batch, job, call)
             self._saved(batch.destination, "coalesced", len(segment) - 1)
             if batch.skip_unchanged:
                 await self._remember_person(batch, key, delivered, person)
-            return None
-        if outcome == "aborted" and len(segment) > 1:
-            return await self._split(batch, segment, gsids)
-        fate = await self._refused(batch, segment, call)
-        for job in segment:
-            batch.fates[job.id] = fate
-        return fate if fate.outcome in ("throttled", "retryable") else None
+        return call
 
     async def _split(self, batch: Batch, segment: list[Job], gsids: dict[int, str]) -> Fate | None:
         """A refused merged upsert, redone event by event in order: only its cause fails."""
@@ -170,7 +192,8 @@ def _done(batch: Batch, job: Job, person_call: Call | None) -> Fate:
 
 
 def _another_person(first: Job, job: Job) -> bool:
-    """A run's events share an ordering key, yet may name differently cased or other emails."""
+    """A run's events share an ordering key (a userId), yet may write other emails (or one cased
+    otherwise): each stretch of one email is one upsert, sent after the stretch before it."""
     assert isinstance(first.plan, p.IdentifyPlan | p.GroupPlan)
     assert isinstance(job.plan, p.IdentifyPlan | p.GroupPlan)
     return person_key(first.plan.email) != person_key(job.plan.email)

@@ -7,13 +7,15 @@ import sqlite3
 import threading
 from pathlib import Path
 
+import orjson
 import psycopg
 import pytest
 
 from destination.delivery import migrations
 from destination.delivery.postgres import PostgresStore
 from destination.delivery.sqlite import MIGRATIONS, SQLiteStore
-from destination.delivery.store import Attempt, StoreError, StoreUnavailableError
+from destination.delivery.store import Attempt, Store, StoreError, StoreUnavailableError
+from destination.events import ordering_key
 from tests.delivery.conftest import T0, claim_events, event
 
 pytestmark = pytest.mark.anyio
@@ -220,3 +222,156 @@ async def test_postgresql_step_2_makes_attempts_the_history_counter_with_a_repla
         assert (claimed.message_id, claimed.attempts_since_replay) == ("a1", 1)
     finally:
         await store.close()
+
+
+# Per-person order by userId (SQLite v4, PostgreSQL v3): an upgrade re-keys the queue it keeps.
+
+# Events as the release before queued them: keyed by the email first (an identify by its
+# traits.email, a group by the company's traits.email), else by the userId.
+OLD_KEYED: list[tuple[str, str, str, dict[str, object], str]] = [
+    # (messageId, old key, state, payload's ids and traits, kind)
+    ("m1", "email:ada@x.com", "queued", {"userId": "u1", "traits": {"email": "ada@x.com"}}, "identify"),
+    ("m2", "userId:u1", "queued", {"userId": "u1", "event": "Ticket Closed"}, "track"),
+    (
+        "m3",
+        "email:ada@x.com",
+        "queued",
+        {"userId": "u1", "traits": {"email": "ada@x.com", "seats": 2}},
+        "identify",
+    ),
+    ("m4", "userId:u1", "queued", {"userId": "u1", "event": "Ticket Closed"}, "track"),
+    (
+        "m5",
+        "email:billing@acme.com",
+        "queued",
+        {"userId": 42, "traits": {"name": "Acme", "email": "billing@acme.com"}},
+        "group",
+    ),
+    ("m6", "userId:42", "queued", {"userId": 42, "event": "Ticket Closed"}, "track"),
+    ("m7", "email:cy@x.com", "leased", {"anonymousId": "a1", "traits": {"email": "cy@x.com"}}, "identify"),
+    ("m8", "email:ada@x.com", "dead", {"userId": "u1", "traits": {"email": "ada@x.com"}}, "identify"),
+    ("m9", "userId:u1", "delivered", {"userId": "u1", "event": "Ticket Closed"}, "track"),
+    ("m10", "anonymousId:a2", "queued", {"anonymousId": "a2", "event": "Ticket Closed"}, "track"),
+]
+OLD_HEADS = {"m1", "m2", "m5", "m6", "m7", "m10"}  # one per old key
+NEW_KEYS = {"m1": "userId:u1", "m5": "userId:42", "m6": "userId:42", "m7": "anonymousId:a1"}
+
+
+def old_rows() -> list[tuple[object, ...]]:
+    rows = []
+    for mid, key, state, body, kind in OLD_KEYED:
+        payload = orjson.dumps({"type": kind, "messageId": mid, **body})
+        unfinished = state in ("queued", "leased")
+        rows.append(
+            ("acme", mid, key, kind, payload, 100.0, state, mid in OLD_HEADS, 100.0 if unfinished else None)
+        )
+    return rows
+
+
+async def delivered_in_order(store: Store) -> list[list[str]]:
+    """Claim and complete until nothing is left: the messageIds of each round's claims."""
+    rounds = []
+    for _ in range(20):
+        claims = await store.claim(T0, 100, 30.0)
+        if not claims:
+            return rounds
+        rounds.append(sorted(e.message_id for claim in claims for e in claim.events))
+        for claim in claims:
+            for claimed in claim.events:
+                assert await store.complete(claimed.id, "delivered", lease=claim.lease)
+    raise AssertionError(f"still claiming after {rounds}")
+
+
+async def check_upgraded(store: Store) -> None:
+    for mid, _, state, body, kind in OLD_KEYED:
+        (found,) = await store.find_events(mid)
+        payload = {"type": kind, "messageId": mid, **body}
+        expected = found.ordering_key if state == "delivered" else ordering_key(payload)
+        assert (mid, found.ordering_key) == (mid, expected)
+    assert {mid: (await store.find_events(mid))[0].ordering_key for mid in NEW_KEYS} == NEW_KEYS
+    # Every person's oldest unfinished event is its one head: m2 and m6 (heads under their old
+    # keys) now wait behind m1 and m5; an identify-track-identify-track person goes in that order.
+    assert await delivered_in_order(store) == [["m1", "m10", "m5", "m7"], ["m2", "m6"], ["m3"], ["m4"]]
+    assert await store.replay_dead_letters() == 1
+    assert await delivered_in_order(store) == [["m8"]]
+
+
+async def test_a_v3_sqlite_file_is_rekeyed_by_user_id_and_delivers_in_order(tmp_path: Path) -> None:
+    path = tmp_path / "v3.sqlite3"
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        assert migrations.migrate_sqlite(conn, SQLITE_STEPS, target=3) == 3
+        conn.execute("BEGIN")
+        conn.executemany(
+            "INSERT INTO events (destination_id, message_id, ordering_key, kind, payload, received_at,"
+            " state, head, available_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            old_rows(),
+        )
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+    store = SQLiteStore(path)
+    try:
+        assert version_of(path) == LATEST
+        await check_upgraded(store)
+    finally:
+        await store.close()
+
+
+async def test_a_v2_postgresql_schema_is_rekeyed_by_user_id_and_delivers_in_order(postgres_url: str) -> None:
+    steps = migrations.steps("postgres_migrations.sql")
+    with psycopg.connect(postgres_url, autocommit=True) as conn, conn.transaction():
+        conn.execute("CREATE TABLE schema_version (version integer NOT NULL)")
+        conn.execute("INSERT INTO schema_version (version) VALUES (2)")
+        for step in steps[:2]:
+            conn.execute(step.sql.encode())
+        with conn.cursor() as cursor:
+            cursor.executemany(
+                "INSERT INTO events (destination_id, message_id, ordering_key, kind, payload, received_at,"
+                " state, head, available_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                old_rows(),
+            )
+    store = PostgresStore(postgres_url)
+    try:
+        await check_upgraded(store)
+    finally:
+        await store.close()
+    with psycopg.connect(postgres_url) as conn:
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(PG_LATEST,)]
+
+
+@pytest.mark.parametrize("user_id", ["u-1", "ünï ✓", 'q"x\\y', 0, 42, 2**53 + 1, 9.0, 1.5, -0.25])
+async def test_the_schema_step_keys_an_id_as_ordering_key_does(
+    user_id: object, tmp_path: Path, postgres_url: str
+) -> None:
+    """The SQL that re-keys the queue and the Python that keys new events agree, so an upgraded
+    person's queued events and the events that arrive after the upgrade are one queue."""
+    event = {"type": "track", "messageId": "m1", "userId": user_id, "anonymousId": "a1"}
+    anonymous = {"type": "track", "messageId": "m2", "userId": "", "anonymousId": user_id}
+    rows = [
+        ("acme", e["messageId"], "email:x", "track", orjson.dumps(e), 1.0, "queued", True, 1.0)
+        for e in (event, anonymous)
+    ]
+    path = tmp_path / "v3.sqlite3"
+    with sqlite3.connect(path, isolation_level=None) as conn:
+        migrations.migrate_sqlite(conn, SQLITE_STEPS, target=3)
+        conn.executemany(
+            "INSERT INTO events (destination_id, message_id, ordering_key, kind, payload,"
+            " received_at, state, head, available_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+        migrations.migrate_sqlite(conn, SQLITE_STEPS)
+        sqlite_keys = [r[0] for r in conn.execute("SELECT ordering_key FROM events ORDER BY id")]
+    steps = migrations.steps("postgres_migrations.sql")
+    with psycopg.connect(postgres_url, autocommit=True) as conn, conn.transaction():
+        for step in steps[:2]:
+            conn.execute(step.sql.encode())
+        with conn.cursor() as cursor:
+            cursor.executemany(
+                "INSERT INTO events (destination_id, message_id, ordering_key, kind, payload, received_at,"
+                " state, head, available_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                rows,
+            )
+        conn.execute(steps[2].sql.encode())
+        pg_keys = [r[0] for r in conn.execute("SELECT ordering_key FROM events ORDER BY id")]
+    assert sqlite_keys == pg_keys == [ordering_key(event), ordering_key(anonymous)]

@@ -167,7 +167,14 @@ class Service:
 
 # ---- events ----
 
-PEOPLE = ["ada@example.com", "bob@example.com", "cy@example.com"]
+# People as SDKs name them: a userId (an integer one too) or an anonymousId, each with the emails
+# its events write (ada changes hers). Tracks carry no email; a group's traits.email is the
+# company's address. Every person is ordered by its id alone (DESIGN §5).
+PEOPLE: dict[str, tuple[dict[str, Any], list[str]]] = {
+    "ada": ({"userId": "u-ada"}, ["ada@example.com", "Ada.L@example.com"]),
+    "bob": ({"userId": 7}, ["bob@example.com"]),
+    "cy": ({"anonymousId": "anon-cy"}, ["cy@example.com"]),
+}
 # Names vary in case: Gainsight (the simulator by default) matches them ignoring case, so "Acme",
 # "ACME" and "acme" are one company, named as the last event received spells it.
 COMPANIES = ["Acme", "ACME", "acme", "Beta", "Gamma"]
@@ -178,30 +185,33 @@ def event_lists(draw: st.DrawFn) -> list[dict[str, Any]]:
     count = draw(st.integers(1, 14))
     events = []
     for n in range(count):
-        who = draw(st.sampled_from(PEOPLE))
+        who = draw(st.sampled_from(sorted(PEOPLE)))
+        ids, emails = PEOPLE[who]
+        email = draw(st.sampled_from(emails))
         kind = draw(st.sampled_from(["identify", "group", "track"]))
         if kind == "identify":
-            traits: dict[str, Any] = {"email": who}
+            traits: dict[str, Any] = {}
             if draw(st.booleans()):
                 traits["firstName"] = draw(st.sampled_from(["Ada", "Bo"]))
             if draw(st.booleans()):
                 traits["seats"] = draw(st.integers(1, 3))
             event: dict[str, Any] = {"type": "identify", "traits": traits}
+            if draw(st.booleans()):
+                traits["email"] = email
+            else:
+                event["context"] = {"traits": {"email": email}}
         elif kind == "group":
             company: dict[str, Any] = {"name": draw(st.sampled_from(COMPANIES))}
             if draw(st.booleans()):
                 company["employees"] = draw(st.integers(1, 3))
             if draw(st.booleans()):
                 company["region"] = draw(st.sampled_from(["EMEA", "APAC"]))
-            event = {"type": "group", "traits": company, "context": {"traits": {"email": who}}}
+            if draw(st.booleans()):
+                company["email"] = "billing@" + company["name"].lower() + ".com"
+            event = {"type": "group", "traits": company, "context": {"traits": {"email": email}}}
         else:
-            event = {
-                "type": "track",
-                "event": "Ticket Closed",
-                "properties": {"who": who, "n": n},
-                "context": {"traits": {"email": who}},
-            }
-        events.append({**event, "messageId": f"m{n}"})
+            event = {"type": "track", "event": "Ticket Closed", "properties": {"who": who, "n": n}}
+        events.append({**event, **ids, "messageId": f"m{n}"})
     return events
 
 
@@ -249,26 +259,37 @@ def test_any_interleaving_leaves_the_one_by_one_state(
 # ---- per-person order, and what runs save ----
 
 
-def identify(who: str, n: int, **traits: Any) -> dict[str, Any]:
-    return {"type": "identify", "messageId": f"m{n}", "traits": {"email": who, **traits}}
+def user_of(email: str) -> str:
+    return "u-" + email.split("@")[0]
 
 
-def group(who: str, n: int, name: str, **traits: Any) -> dict[str, Any]:
+def identify(who: str, n: int, user: str | None = None, **traits: Any) -> dict[str, Any]:
+    return {
+        "type": "identify",
+        "messageId": f"m{n}",
+        "userId": user or user_of(who),
+        "traits": {"email": who, **traits},
+    }
+
+
+def group(who: str, n: int, name: str, user: str | None = None, **traits: Any) -> dict[str, Any]:
     return {
         "type": "group",
         "messageId": f"m{n}",
+        "userId": user or user_of(who),
         "traits": {"name": name, **traits},
         "context": {"traits": {"email": who}},
     }
 
 
 def track(who: str, n: int) -> dict[str, Any]:
+    """As SDKs send it: the userId alone says whose it is."""
     return {
         "type": "track",
         "messageId": f"m{n}",
+        "userId": user_of(who),
         "event": "Ticket Closed",
         "properties": {"who": who, "n": n},
-        "context": {"traits": {"email": who}},
     }
 
 
@@ -430,3 +451,113 @@ def test_a_worker_whose_lease_expired_cannot_finish_the_events_another_claim_hol
     stored = asyncio.run(service.store.get_event(1))
     assert stored is not None and stored.state == "delivered" and stored.attempts == 1
     assert calls == 2
+
+
+# ---- one person is one userId, whatever emails its events carry (DESIGN §5) ----
+
+
+def test_a_track_with_only_the_user_id_waits_behind_the_identify_before_it() -> None:
+    ada = "ada@example.com"
+    events = [identify(ada, 0, plan="a"), track(ada, 1), identify(ada, 2, plan="b"), track(ada, 3)]
+
+    async def scenario() -> tuple[list[list[str]], Tenant]:
+        service = Service(Tenant())
+        await service.enqueue(events)
+        first = await service.store.claim(service.now, 10, 60)
+        claimed = [[e.message_id for e in claim.events] for claim in first]
+        await service.deliverer.deliver(first)
+        await service.drain()
+        return claimed, service.tenant
+
+    claimed, tenant = asyncio.run(scenario())
+    assert claimed == [["m0"]]  # the tracks are the same person's: they wait their turn
+    assert tenant.calls == [PEOPLE_PATH, PUBLISH, PEOPLE_PATH, PUBLISH]
+
+
+def test_a_run_goes_on_as_another_upsert_where_the_email_changes() -> None:
+    old, new = "ada@example.com", "ada.lovelace@example.com"
+    events = [
+        identify(old, 0, user="u1", firstName="Ada"),
+        group(old, 1, "Acme", user="u1"),
+        identify(new, 2, user="u1", seats=2),
+        identify(new.upper(), 3, user="u1", firstName="Ada"),  # the same email, cased otherwise
+    ]
+
+    async def scenario() -> tuple[int, Tenant, list[StoredEvent]]:
+        service = Service(Tenant())
+        await service.enqueue(events)
+        claims = await service.store.claim(service.now, 10, 60)
+        await service.deliverer.deliver(claims)
+        return len(claims), service.tenant, await service.events()
+
+    claims, tenant, stored = asyncio.run(scenario())
+    assert claims == 1  # one person's run
+    assert tenant.calls == [SEARCH, INSERT, PEOPLE_PATH, PEOPLE_PATH]
+    bodies = [r for r in tenant.sim.requests_view() if r["path"] == "/v1.0/api/people"]
+    assert len(bodies) == 2
+    people = {str(p["Email"]).casefold(): p for p in tenant.sim.people_view()}
+    assert people[old]["FirstName"] == "Ada" and len(people[old]["companies"]) == 1
+    assert (people[new]["Seats__gc"], people[new]["FirstName"], people[new]["companies"]) == (2, "Ada", [])
+    first_call = {a.call for e in stored[:2] for a in e.history}
+    second_call = {a.call for e in stored[2:] for a in e.history}
+    assert len(first_call) == 1 and len(second_call) == 1 and first_call != second_call
+    assert [e.state for e in stored] == ["delivered"] * 4
+
+
+def test_the_stretch_after_an_email_change_waits_when_the_first_upsert_must_be_retried() -> None:
+    throttle = [httpx.Response(429, json={"result": False, "errorCode": "GU_2400"})]
+
+    def refuse(request: httpx.Request) -> httpx.Response | None:
+        return throttle.pop() if throttle and request.url.path == "/v1.0/api/people" else None
+
+    async def scenario() -> tuple[Tenant, list[StoredEvent]]:
+        service = Service(Tenant(refuse))
+        await service.enqueue(
+            [identify("a@example.com", 0, user="u1"), identify("b@example.com", 1, user="u1")]
+        )
+        await service.deliverer.deliver(await service.store.claim(service.now, 10, 60))
+        return service.tenant, await service.events()
+
+    tenant, (first, second) = asyncio.run(scenario())
+    assert tenant.calls == [PEOPLE_PATH]  # b's upsert is not sent before a's
+    assert (first.state, first.history[0].outcome) == ("queued", "throttled")
+    assert (second.state, second.history) == ("queued", ())
+
+
+def test_an_identify_without_an_email_is_rejected_and_the_stretch_around_it_stays_one_upsert() -> None:
+    ada = "ada@example.com"
+    no_email = {"type": "identify", "messageId": "m1", "userId": user_of(ada), "traits": {"firstName": "X"}}
+    events = [identify(ada, 0, firstName="Ada"), no_email, identify(ada, 2, seats=2)]
+
+    async def scenario() -> tuple[Tenant, list[StoredEvent]]:
+        service = Service(Tenant())
+        await service.enqueue(events)
+        await service.drain()
+        return service.tenant, await service.events()
+
+    tenant, stored = asyncio.run(scenario())
+    assert [e.state for e in stored] == ["delivered", "rejected", "delivered"]
+    assert stored[1].reason == "email is required for identify"
+    assert tenant.calls == [PEOPLE_PATH]
+    (person,) = tenant.sim.people_view()
+    assert (person["FirstName"], person["Seats__gc"]) == ("Ada", 2)
+
+
+def test_a_group_with_the_company_s_email_is_ordered_with_its_person() -> None:
+    ada = "ada@example.com"
+    billing = {**group(ada, 1, "Acme"), "traits": {"name": "Acme", "email": "billing@acme.com"}}
+    events = [identify(ada, 0, firstName="Ada"), billing, track(ada, 2)]
+
+    async def scenario() -> tuple[list[list[str]], Tenant]:
+        service = Service(Tenant())
+        await service.enqueue(events)
+        claims = await service.store.claim(service.now, 10, 60)
+        await service.deliverer.deliver(claims)
+        await service.drain()
+        return [[e.message_id for e in c.events] for c in claims], service.tenant
+
+    claimed, tenant = asyncio.run(scenario())
+    assert claimed == [["m0", "m1"]]  # one run: the track waits behind it
+    assert tenant.calls == [SEARCH, INSERT, PEOPLE_PATH, PUBLISH]
+    (person,) = tenant.sim.people_view()
+    assert person["Email"] == ada and len(person["companies"]) == 1

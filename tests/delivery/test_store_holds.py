@@ -1,5 +1,6 @@
-"""hold_companies: while a company name is held, another holder of that name (another replica on a
-PostgreSQL store) waits; names compare casefolded; other names and tenants do not wait."""
+"""hold: while a key (a company name, a person's email) is held, another holder of that key (another
+replica on a PostgreSQL store) waits; keys compare casefolded; other keys, kinds and tenants do not
+wait."""
 
 from __future__ import annotations
 
@@ -7,21 +8,24 @@ import asyncio
 
 import pytest
 
+from destination.delivery.holds import HoldKind
 from destination.delivery.store import Store
 from tests.delivery.conftest import StoreFactory
 
 pytestmark = pytest.mark.anyio
 
 
-async def hold_after(store: Store, scope: str, names: list[str], log: list[str], tag: str) -> None:
-    async with store.hold_companies(scope, names):
+async def hold_after(
+    store: Store, scope: str, names: list[str], log: list[str], tag: str, kind: HoldKind = "company"
+) -> None:
+    async with store.hold(scope, kind, names):
         log.append(tag)
 
 
 async def test_a_held_name_waits_for_its_holder(make_store: StoreFactory) -> None:
     first, second = make_store(), make_store(shared=True)
     log: list[str] = []
-    async with first.hold_companies("acme.gainsightcloud.com", ["Acme Inc", "Beta"]):
+    async with first.hold("acme.gainsightcloud.com", "company", ["Acme Inc", "Beta"]):
         waiting = asyncio.create_task(
             hold_after(second, "acme.gainsightcloud.com", ["ACME inc"], log, "second")
         )
@@ -31,10 +35,36 @@ async def test_a_held_name_waits_for_its_holder(make_store: StoreFactory) -> Non
     assert log == ["first released", "second"]
 
 
+async def test_a_held_email_waits_for_its_holder(make_store: StoreFactory) -> None:
+    """Two userIds whose events write one email: the second upsert waits for the first."""
+    first, second = make_store(), make_store(shared=True)
+    log: list[str] = []
+    async with first.hold("acme.gainsightcloud.com", "person", ["Ada@Example.com"]):
+        waiting = asyncio.create_task(
+            hold_after(second, "acme.gainsightcloud.com", ["ada@example.COM"], log, "second", "person")
+        )
+        await asyncio.sleep(0.3)
+        log.append("first released")
+    await asyncio.wait_for(waiting, 10)
+    assert log == ["first released", "second"]
+
+
+async def test_a_person_and_a_company_of_one_spelling_do_not_wait_for_each_other(
+    make_store: StoreFactory,
+) -> None:
+    first, second = make_store(), make_store(shared=True)
+    log: list[str] = []
+    async with first.hold("t", "person", ["billing@acme.com"]):
+        await asyncio.wait_for(hold_after(second, "t", ["billing@acme.com"], log, "company"), 5)
+    async with first.hold("t", "company", ["billing@acme.com"]):
+        await asyncio.wait_for(hold_after(second, "t", ["billing@acme.com"], log, "person", "person"), 5)
+    assert log == ["company", "person"]
+
+
 async def test_other_names_and_tenants_do_not_wait(make_store: StoreFactory) -> None:
     first, second = make_store(), make_store(shared=True)
     log: list[str] = []
-    async with first.hold_companies("acme.gainsightcloud.com", ["Acme Inc"]):
+    async with first.hold("acme.gainsightcloud.com", "company", ["Acme Inc"]):
         await asyncio.wait_for(hold_after(second, "globex.gainsightcloud.com", ["Acme Inc"], log, "t"), 5)
         await asyncio.wait_for(hold_after(second, "acme.gainsightcloud.com", ["Gamma"], log, "n"), 5)
         await asyncio.wait_for(hold_after(second, "acme.gainsightcloud.com", [], log, "none"), 5)
@@ -60,7 +90,7 @@ async def test_a_postgresql_hold_goes_with_its_connection(make_store: StoreFacto
     second = make_store(shared=True)
     log: list[str] = []
     url = first._pool.conninfo  # type: ignore[attr-defined]
-    holder = first.hold_companies("t", ["Acme"])
+    holder = first.hold("t", "company", ["Acme"])
     await holder.__aenter__()
     waiting = asyncio.create_task(hold_after(second, "t", ["acme"], log, "second"))
     await asyncio.sleep(0.3)
