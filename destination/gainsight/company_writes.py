@@ -22,7 +22,7 @@ search. The dry run's description of a group event (`group_steps`) is made from 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any, Literal
@@ -113,10 +113,25 @@ class _Company:
     shared_failure: bool = False  # the failed call carried other events too
     versions: dict[str, int] = field(default_factory=dict)  # field -> id of the event it is from
     delivered: dict[str, Any] | None = None  # what the store remembers delivered (see _resolve)
+    parts: list[tuple[int, Mapping[str, Any]]] = field(default_factory=list)  # (job, its fields)
 
     @classmethod
-    def of(cls, plan: p.GroupPlan, job_id: int) -> _Company:
-        return cls(plan.company_key, plan.key_field, plan.key_value, plan.create, {}, [job_id])
+    def of(cls, plan: p.GroupPlan) -> _Company:
+        return cls(plan.company_key, plan.key_field, plan.key_value, plan.create, {}, [])
+
+    def add(self, job_id: int, fields: Mapping[str, Any]) -> None:
+        """One more event naming this company: its fields merged over the earlier ones'."""
+        self.jobs.append(job_id)
+        self.parts.append((job_id, fields))
+        self.record.update(fields)
+        self.versions.update(dict.fromkeys(fields, job_id))
+
+    def drop(self, job_ids: set[int]) -> None:
+        """These events no longer ride on the company's write: its record is merged without them."""
+        kept = [(job_id, fields) for job_id, fields in self.parts if job_id not in job_ids]
+        self.jobs, self.parts, self.record, self.versions = [], [], {}, {}
+        for job_id, fields in kept:
+            self.add(job_id, fields)
 
     def needs(self, step: CompanyStep) -> bool:
         return self.failure is None and next_company_step(self.progress) == step
@@ -142,11 +157,8 @@ class CompanyWriter:
             if job.id not in gsids:  # else written by an earlier try
                 company = companies.get(job.plan.company_key)
                 if company is None:
-                    company = companies[job.plan.company_key] = _Company.of(job.plan, job.id)
-                else:
-                    company.jobs.append(job.id)
-                company.record.update(job.plan.company)
-                company.versions.update(dict.fromkeys(job.plan.company, job.id))
+                    company = companies[job.plan.company_key] = _Company.of(job.plan)
+                company.add(job.id, job.plan.company)
         if companies:
             # One writer per company at a time (in this process and, on PostgreSQL, across
             # replicas): a second batch searches only after the first has inserted.
@@ -251,27 +263,39 @@ class CompanyWriter:
                     gsids_by_key(key, [c.value for c in chunk], call.answer) if outcome == "delivered" else {}
                 )
             for company in chunk:
-                self._searched(company, found.get(company.value, []), call)
+                self._searched(batch, company, found.get(company.value, []), call)
             self._saved(batch.destination, "company_batched", len(chunk) - 1)
 
-    def _searched(self, company: _Company, gsids: list[str], call: Call) -> None:
+    def _searched(self, batch: Batch, company: _Company, gsids: list[str], call: Call) -> None:
         """What the search says of one company; a tenant's own key is never guessed at."""
         where = f"{company.key_field} = {company.value}"
         if len(gsids) > 1:
-            named = ", ".join(gsid or "(no Gsid)" for gsid in gsids)
+            listed = ", ".join(gsid or "(no Gsid)" for gsid in gsids)
             company.failure = _rejected(
-                call, f"{len(gsids)} Companies have {where} ({named}); none was written"
+                call, f"{len(gsids)} Companies have {where} ({listed}); none was written"
             )
         elif gsids:
             company.progress = CompanyProgress(CompanyState.KNOWN, gsids[0] or None)
         elif not company.create:
             company.failure = _rejected(call, f"no Company with {where}; creating companies is off")
-        elif "Name" not in company.record:
-            company.failure = _rejected(
-                call, f"no Company with {where}; traits.name is required to create it"
-            )
         else:
-            company.progress = CompanyProgress(CompanyState.ABSENT)
+            self._absent(batch, company, call, where)
+
+    @staticmethod
+    def _absent(batch: Batch, company: _Company, call: Call, where: str) -> None:
+        """To be inserted, by the events from the first that names it on. Sent one by one, the
+        events before that one would each find no company and nothing to create it with: so they
+        end as rejected here too, and the company is written without their fields."""
+        named = [job_id for job_id, fields in company.parts if "Name" in fields]
+        early = {job_id for job_id in company.jobs if not named or job_id < min(named)}
+        if early:
+            nameless = _rejected(call, f"no Company with {where}; traits.name is required to create it")
+            batch.fates.update(dict.fromkeys(early, nameless))
+            company.drop(early)
+            if not company.jobs:
+                company.failure = nameless
+                return
+        company.progress = CompanyProgress(CompanyState.ABSENT)
 
     async def _write(self, batch: Batch, step: str, companies: list[_Company]) -> None:
         for chunk in _chunks(companies):
@@ -329,9 +353,8 @@ class CompanyWriter:
             for job_id in company.jobs:
                 plan = by_id[job_id].plan
                 assert isinstance(plan, p.GroupPlan)
-                alone = _Company.of(plan, job_id)
-                alone.record = dict(plan.company)
-                alone.versions = dict.fromkeys(plan.company, job_id)
+                alone = _Company.of(plan)
+                alone.add(job_id, plan.company)
                 single = {company.key: alone}
                 await self._resolve(batch, single, split=False, plans=plans)
                 alone = single[company.key]

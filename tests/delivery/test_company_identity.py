@@ -179,3 +179,16 @@ def test_a_rejected_group_is_delivered_when_replayed_once_its_company_exists() -
     assert event.state == "delivered"
     assert [a.outcome for a in event.history] == ["rejected", "delivered"]
     assert len(linked(tenant, ADA)) == 1
+
+
+def test_a_nameless_event_before_the_one_that_names_a_new_company_is_rejected_as_alone() -> None:
+    tenant = Tenant()
+    early, named = deliver(
+        tenant, keyed(), [group(1, "NEW", None, employees=5), group(2, "NEW", "New Co", who=BOB)]
+    )
+    assert early.state == "rejected"
+    assert early.reason == "no Company with SfdcAccountId = NEW; traits.name is required to create it"
+    assert named.state == "delivered"
+    # Written as sending them one by one leaves it: without the rejected event's fields.
+    assert companies(tenant) == [{"Name": "New Co", "SfdcAccountId": "NEW", "Employees": None}]
+    assert [p["Email"] for p in tenant.sim.people_view()] == [BOB]

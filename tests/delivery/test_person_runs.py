@@ -16,7 +16,7 @@ import httpx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from destination.config import Destination
+from destination.config import CompanyIdentity, Destination
 from destination.delivery.governor import RateGovernor, RateWindow
 from destination.delivery.memory import MemoryStore
 from destination.delivery.retry import RetryPolicy
@@ -32,7 +32,7 @@ from destination.mapping.spec import default_specs
 from destination.metrics import Metrics
 from destination.sandbox import sandbox_destination
 from destination.simulator import SimulatorConfig, create_simulator_app
-from destination.simulator.state import Simulator
+from destination.simulator.state import COMPANY_GSID_PREFIX, Simulator, new_gsid
 
 DESTINATION = sandbox_destination()
 CREDENTIALS = Credentials.of(DESTINATION.id, DESTINATION.config)
@@ -66,7 +66,7 @@ class Tenant:
 
     def state(self) -> dict[str, Any]:
         """People, companies, associations and events, without ids and timestamps."""
-        names = {c["Gsid"]: c["Name"] for c in self.sim.companies_view()}
+        names = {c["Gsid"]: f"{c.get('Name')}|{c.get('SfdcAccountId')}" for c in self.sim.companies_view()}
         people = {
             str(person["Email"]).casefold(): (
                 {k: v for k, v in person.items() if k not in SYSTEM_FIELDS | {"companies"}},
@@ -87,12 +87,20 @@ class Tenant:
 # ---- the oracle: every event alone, as the reference sends it ----
 
 
-async def one_by_one(tenant: Tenant, events: Sequence[dict[str, Any]]) -> None:
+async def one_by_one(
+    tenant: Tenant, events: Sequence[dict[str, Any]], destination: Destination = DESTINATION
+) -> set[str]:
+    """Send each event alone; the messageIds of the group events a tenant's own company key
+    (companyIdentity) cannot place: no company with the key, and none to be created."""
+    rejected = set()
     for event in events:
-        plan = p.plan_event(event, DESTINATION.config, SPECS)
+        plan = p.plan_event(event, destination.config, SPECS)
         if isinstance(plan, p.GroupPlan):
             found, _ = await tenant.client.send_described(plan.search_request(), CREDENTIALS)
             records = found.body["data"]["records"]
+            if not records and (not plan.create or plan.company_name is None):
+                rejected.add(event["messageId"])
+                continue
             write = plan.update_request() if records else plan.insert_request()
             written, _ = await tenant.client.send_described(write, CREDENTIALS)
             gsid = written.body["data"]["records"][0]["Gsid"]  # as the reference reads it
@@ -101,6 +109,7 @@ async def one_by_one(tenant: Tenant, events: Sequence[dict[str, Any]]) -> None:
             request = plan.request
         answer, _ = await tenant.client.send_described(request, CREDENTIALS)
         assert classify(answer) == "delivered", answer.body
+    return rejected
 
 
 # ---- the delivery path ----
@@ -179,9 +188,28 @@ PEOPLE: dict[str, tuple[dict[str, Any], list[str]]] = {
 # "ACME" and "acme" are one company, named as the last event received spells it.
 COMPANIES = ["Acme", "ACME", "acme", "Beta", "Gamma"]
 
+# Destinations keyed by SfdcAccountId from groupId (companyIdentity), creating companies or not.
+# The CRM made two companies before any event; a third key is new. Names then vary freely (a
+# rename is one company) and may be missing where the company exists.
+CRM_COMPANIES = {"K1": "Crm One", "K2": "Crm Two"}
+NEW_KEY = "K3"
+
+
+def keyed_destination(create: bool) -> Destination:
+    identity = CompanyIdentity.model_validate({"field": "SfdcAccountId", "from": "groupId", "create": create})
+    config = DESTINATION.config.model_copy(update={"company_identity": identity})
+    return DESTINATION.model_copy(update={"config": config})
+
+
+def with_crm_companies(tenant: Tenant) -> Tenant:
+    for key, name in CRM_COMPANIES.items():
+        gsid = new_gsid(COMPANY_GSID_PREFIX)
+        tenant.sim.companies[gsid] = {**tenant.sim.creation_fields(gsid), "Name": name, "SfdcAccountId": key}
+    return tenant
+
 
 @st.composite
-def event_lists(draw: st.DrawFn) -> list[dict[str, Any]]:
+def event_lists(draw: st.DrawFn, keyed: bool = False) -> list[dict[str, Any]]:
     count = draw(st.integers(1, 14))
     events = []
     for n in range(count):
@@ -202,13 +230,18 @@ def event_lists(draw: st.DrawFn) -> list[dict[str, Any]]:
                 event["context"] = {"traits": {"email": email}}
         elif kind == "group":
             company: dict[str, Any] = {"name": draw(st.sampled_from(COMPANIES))}
+            key = draw(st.sampled_from([*CRM_COMPANIES, NEW_KEY])) if keyed else None
+            if key in CRM_COMPANIES and draw(st.booleans()):
+                del company["name"]  # known by its key: no name needed
             if draw(st.booleans()):
                 company["employees"] = draw(st.integers(1, 3))
             if draw(st.booleans()):
                 company["region"] = draw(st.sampled_from(["EMEA", "APAC"]))
             if draw(st.booleans()):
-                company["email"] = "billing@" + company["name"].lower() + ".com"
+                company["email"] = "billing@" + str(company.get("name", key)).lower() + ".com"
             event = {"type": "group", "traits": company, "context": {"traits": {"email": email}}}
+            if key is not None:
+                event["groupId"] = key
         else:
             event = {"type": "track", "event": "Ticket Closed", "properties": {"who": who, "n": n}}
         events.append({**event, **ids, "messageId": f"m{n}"})
@@ -233,24 +266,33 @@ EXAMPLES = int(os.environ.get("GSD_TEST_EXAMPLES", "40"))  # more for a deeper s
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    events=event_lists(),
+    data=st.data(),
+    identity=st.sampled_from(["Name", "key, creating", "key, update-only"]),
     limits=st.lists(st.integers(1, 4), min_size=1, max_size=3),
     ttl=st.sampled_from([0, 86_400]),
 )
 def test_any_interleaving_leaves_the_one_by_one_state(
-    events: list[dict[str, Any]], limits: list[int], ttl: float
+    data: st.DataObject, identity: str, limits: list[int], ttl: float
 ) -> None:
+    keyed = identity != "Name"
+    destination = keyed_destination(create=identity == "key, creating") if keyed else DESTINATION
+    events = data.draw(event_lists(keyed=keyed))
+
     async def scenario() -> None:
         reference, tenant = Tenant(), Tenant()
-        await one_by_one(reference, events)
-        await one_by_one(reference, again(events))
-        service = Service(tenant, ttl=ttl)
+        if keyed:
+            with_crm_companies(reference), with_crm_companies(tenant)
+        rejected = await one_by_one(reference, events, destination)
+        rejected |= await one_by_one(reference, again(events), destination)
+        service = Service(tenant, ttl=ttl, destination=destination)
         await service.enqueue(events)
         await service.drain(limits)
         await service.enqueue(again(events))
         await service.drain(limits)
         assert tenant.state() == reference.state()
-        assert {e.state for e in await service.events()} <= {"delivered", "unchanged"}
+        finished = await service.events()
+        assert {e.state for e in finished} <= {"delivered", "unchanged", "rejected"}
+        assert {e.message_id for e in finished if e.state == "rejected"} == rejected
         assert len(tenant.calls) <= len(reference.calls)
 
     asyncio.run(scenario())
