@@ -52,6 +52,10 @@ class Holds:
                 await stack.enter_async_context(lock)
             yield
 
+    def waiting(self) -> int:
+        """How many holders are queued behind another's hold, in this process."""
+        return sum(users - 1 for _, users in self._locks.values())
+
     def _release(self, key: HoldKey) -> None:
         lock, users = self._locks[key]
         if users == 1:

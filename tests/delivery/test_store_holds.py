@@ -22,6 +22,29 @@ async def hold_after(
         log.append(tag)
 
 
+async def until_one_waits(store: Store) -> None:
+    """Until a holder is queued behind another's hold on `store`'s database: observed, not
+    assumed after a sleep, so a hold that never blocks fails however slow the machine."""
+    for _ in range(400):
+        if await _waiting(store):
+            return
+        await asyncio.sleep(0.025)
+    raise AssertionError("no holder waited")
+
+
+async def _waiting(store: Store) -> int:
+    if type(store).__name__ != "PostgresStore":
+        return int(store._holds.waiting())  # type: ignore[attr-defined]
+    import psycopg
+
+    url = store._pool.conninfo  # type: ignore[attr-defined]
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        row = await (
+            await conn.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
 async def test_a_held_name_waits_for_its_holder(make_store: StoreFactory) -> None:
     first, second = make_store(), make_store(shared=True)
     log: list[str] = []
@@ -29,7 +52,7 @@ async def test_a_held_name_waits_for_its_holder(make_store: StoreFactory) -> Non
         waiting = asyncio.create_task(
             hold_after(second, "acme.gainsightcloud.com", ["ACME inc"], log, "second")
         )
-        await asyncio.sleep(0.3)
+        await until_one_waits(second)
         log.append("first released")
     await asyncio.wait_for(waiting, 10)
     assert log == ["first released", "second"]
@@ -43,7 +66,7 @@ async def test_a_held_email_waits_for_its_holder(make_store: StoreFactory) -> No
         waiting = asyncio.create_task(
             hold_after(second, "acme.gainsightcloud.com", ["ada@example.COM"], log, "second", "person")
         )
-        await asyncio.sleep(0.3)
+        await until_one_waits(second)
         log.append("first released")
     await asyncio.wait_for(waiting, 10)
     assert log == ["first released", "second"]
@@ -93,7 +116,7 @@ async def test_a_postgresql_hold_goes_with_its_connection(make_store: StoreFacto
     holder = first.hold("t", "company", ["Acme"])
     await holder.__aenter__()
     waiting = asyncio.create_task(hold_after(second, "t", ["acme"], log, "second"))
-    await asyncio.sleep(0.3)
+    await until_one_waits(second)
     assert log == []
     # The holder's process dies: its connection ends, and the server drops its locks.
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as admin:
