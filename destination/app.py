@@ -22,6 +22,7 @@ from destination.api.origins import OriginGuard
 from destination.api.responses import ERROR_SCHEMA, JsonResponse, error_response
 from destination.config import Destination, load_destinations
 from destination.delivery.governor import RateGovernor, RateWindow
+from destination.delivery.health import StoreHealth
 from destination.delivery.retry import RetryPolicy
 from destination.delivery.store import Store, StoreUnavailableError
 from destination.delivery.stores import open_store
@@ -195,8 +196,10 @@ def create_app(
             clock=time.time,
             concurrency=max(8, 2 * settings.workers),  # calls in flight
         )
+        health = StoreHealth()
         deliverer = Deliverer(
             store=store,
+            health=health,
             destinations=destinations,
             specs=specs,
             executor=executor,
@@ -222,6 +225,7 @@ def create_app(
             metrics=metrics,
             deliverer=deliverer,
             sandbox=sandbox is not None,
+            store_health=health,
         )
         # Start-up objects (modules, models, routes) never die: keep them out of the cyclic
         # collector's full passes, which would otherwise stall requests for tens of ms.

@@ -31,6 +31,8 @@ from destination.delivery.holds import NameHolds, hold_keys
 from destination.delivery.store import (
     DEDUPE_WINDOW_SECONDS,
     EVENT_STATES,
+    FINAL_OUTCOMES,
+    GSID_RETENTION_SECONDS,
     MAX_RUN,
     RATE_WINDOW_RETENTION_SECONDS,
     RUN_KINDS,
@@ -330,6 +332,8 @@ class PostgresStore(FinishMoves):
             await self._lock_people(conn, [(person[0], person[1])])
             if (await conn.execute(self._q["finish_event"], params)).rowcount != 1:
                 return False
+            if state in FINAL_OUTCOMES:
+                await conn.execute(self._q["drop_request_bodies"], {"event_id": event_id})
             if attempt is not None:
                 await self._record(conn, event_id, attempt)
             await conn.execute(self._q["elect_heads"], _lists([(person[0], person[1])]))
@@ -595,6 +599,7 @@ class PostgresStore(FinishMoves):
         async with self._tx() as conn:
             await conn.execute(self._q["prune_rate_windows"], {"before": now - RATE_WINDOW_RETENTION_SECONDS})
             await conn.execute(self._q["prune_delivered_state"], {"before": now - STATE_RETENTION_SECONDS})
+            await conn.execute(self._q["prune_company_gsids"], {"before": now - GSID_RETENTION_SECONDS})
             await conn.execute(self._q["fold_state_counts"])
         return deleted
 

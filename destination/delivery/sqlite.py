@@ -20,10 +20,12 @@ from destination import jsonutil
 from destination.delivery import migrations, sqlfile
 from destination.delivery import rows as rowmap
 from destination.delivery.holds import holds_of
-from destination.delivery.sqlite_writer import SQLiteWriter
+from destination.delivery.sqlite_writer import SQLiteWriter, give_back_log
 from destination.delivery.store import (
     DEDUPE_WINDOW_SECONDS,
     EVENT_STATES,
+    FINAL_OUTCOMES,
+    GSID_RETENTION_SECONDS,
     MAX_RUN,
     RATE_WINDOW_RETENTION_SECONDS,
     RUN_KINDS,
@@ -45,6 +47,7 @@ from destination.delivery.store import (
 
 RECENT_ATTEMPTS_SCAN = 50_000  # recent_attempts looks no further back than this many attempts
 PRUNE_CHUNK = 1000  # rows per prune transaction, so ingest never waits long behind a prune
+VACUUM_CHUNK = 2048  # free pages given back per step (8 MiB), so ingest never waits long either
 
 MIGRATIONS = "sqlite_migrations.sql"
 
@@ -237,6 +240,8 @@ class SQLiteStore(FinishMoves):
             person = conn.execute(self._q["finish_event"], params).fetchall()
             if not person:
                 return False
+            if state in FINAL_OUTCOMES:
+                conn.execute(self._q["drop_request_bodies"], {"event_id": event_id})
             if attempt is not None:
                 self._record(conn, event_id, attempt)
             (destination_id, ordering_key) = person[0]
@@ -421,11 +426,32 @@ class SQLiteStore(FinishMoves):
         await self._writer.run(
             lambda conn: conn.execute(self._q["prune_rate_windows"], window_params).rowcount
         )
-        state_params = {"before": now - STATE_RETENTION_SECONDS}
-        await self._writer.run(
-            lambda conn: conn.execute(self._q["prune_delivered_state"], state_params).rowcount
-        )
+
+        def prune_memory(conn: sqlite3.Connection) -> None:
+            conn.execute(self._q["prune_delivered_state"], {"before": now - STATE_RETENTION_SECONDS})
+            conn.execute(self._q["prune_company_gsids"], {"before": now - GSID_RETENTION_SECONDS})
+
+        await self._writer.run(prune_memory)
+        await self._give_space_back()
         return deleted
+
+    async def _give_space_back(self) -> None:
+        """Hand the pages pruning freed back to the file system: incremental vacuum a chunk at a
+        time (each its own short write), then a checkpoint that truncates the log, so the file
+        shrinks now rather than at some later checkpoint."""
+
+        def vacuum_step(conn: sqlite3.Connection) -> int:
+            # Run by sqlite3_exec (executescript): the pragma frees a page per step, to its end.
+            conn.executescript(f"PRAGMA incremental_vacuum({VACUUM_CHUNK});")
+            return int(conn.execute("PRAGMA freelist_count").fetchone()[0])
+
+        free = -1
+        while free != 0:
+            left = await self._writer.run(vacuum_step, transaction=False)
+            if left == free:  # a file without incremental auto-vacuum frees nothing
+                break
+            free = left
+        await self._writer.run(give_back_log, transaction=False)
 
     def _prune_events(self, conn: sqlite3.Connection, before: float) -> int:
         params = {"before": before, "limit": PRUNE_CHUNK}

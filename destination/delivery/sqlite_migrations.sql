@@ -144,3 +144,12 @@ ALTER TABLE events ADD COLUMN replayed_at_attempt INTEGER NOT NULL DEFAULT 0;
 UPDATE events SET
     replayed_at_attempt = (SELECT count(*) FROM event_attempts WHERE event_id = events.id) - attempts,
     attempts = (SELECT count(*) FROM event_attempts WHERE event_id = events.id);
+
+-- name: v4
+-- Space goes back to the file system: pruning frees pages and `PRAGMA incremental_vacuum` (run after
+-- each prune) hands them back, so the file shrinks with its retention. Changing the mode of an
+-- existing file takes one VACUUM, which SQLite runs only outside a transaction: the runner runs this
+-- step's two statements before the migration's transaction (migrations.py), and again after a
+-- crash between them, until the step is recorded.
+PRAGMA auto_vacuum = INCREMENTAL;
+VACUUM;

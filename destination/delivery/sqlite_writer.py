@@ -6,6 +6,11 @@ transaction, handing its result back to the awaiting coroutine. Jobs submitted w
 one commit (one fsync): while a commit is in progress the next requests pile up and are written
 together, which keeps single-event ingest latency low and batch ingest fast without any timer.
 A failed group is rolled back and its jobs rerun one by one, so one bad job fails alone.
+
+A full disk (SQLITE_FULL) is survived: the failed transaction is rolled back, the thread lives on,
+and the write-ahead log is checkpointed and truncated at once, so that the space it holds goes
+back to the file system (freed space is not refilled by the log later) and the next commit can
+succeed as soon as there is room again.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ class _Job:
     future: Future[Any]
     grouped: bool
     writes: bool
+    transaction: bool = True
 
 
 class SQLiteWriter:
@@ -52,15 +58,21 @@ class SQLiteWriter:
         self._started.result()  # re-raises a failure to open or set up the database
 
     async def run(
-        self, job: Callable[[sqlite3.Connection], T], *, grouped: bool = False, writes: bool = True
+        self,
+        job: Callable[[sqlite3.Connection], T],
+        *,
+        grouped: bool = False,
+        writes: bool = True,
+        transaction: bool = True,
     ) -> T:
         """Run `job` in a transaction (BEGIN IMMEDIATE when it writes) and return its result
-        once committed."""
+        once committed. `transaction=False`: alone and outside any transaction, for what SQLite
+        refuses inside one (a WAL checkpoint, an incremental vacuum that runs to its end)."""
         future: Future[T] = Future()
         with self._lock:
             if self._closed:
                 raise StoreClosedError("the store is closed")
-            self._jobs.put(_Job(job, future, grouped, writes))
+            self._jobs.put(_Job(job, future, grouped and transaction, writes, transaction))
         try:
             return await asyncio.wrap_future(future)
         except sqlite3.OperationalError as exc:
@@ -108,8 +120,18 @@ class SQLiteWriter:
         if grouped:
             self._run_group(conn, grouped)
         for job in jobs:
-            if not job.grouped:
+            if not job.transaction:
+                self._run_bare(conn, job)
+            elif not job.grouped:
                 self._run_group(conn, [job])
+
+    def _run_bare(self, conn: sqlite3.Connection, job: _Job) -> None:
+        try:
+            result = job.run(conn)
+        except Exception as exc:
+            job.future.set_exception(exc)
+            return
+        job.future.set_result(result)
 
     def _refuse_pending(self) -> None:
         with self._lock:
@@ -141,6 +163,8 @@ class SQLiteWriter:
                 # e.g. disk full: SQLite has rolled back already; the thread must live on.
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
+            if _is_full(exc):
+                give_back_log(conn)
             if len(jobs) == 1:
                 jobs[0].future.set_exception(exc)
             else:
@@ -165,8 +189,23 @@ _TRANSIENT = frozenset(
 )
 
 
+def _primary_code(exc: BaseException) -> int:
+    return (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
+
+
+def _is_full(exc: BaseException) -> bool:
+    return isinstance(exc, sqlite3.Error) and _primary_code(exc) == sqlite3.SQLITE_FULL
+
+
+def give_back_log(conn: sqlite3.Connection) -> None:
+    """Checkpoint the write-ahead log into the database and truncate it to nothing (outside a
+    transaction). Best effort: on a full disk it may not finish, and the next failure tries again."""
+    with contextlib.suppress(sqlite3.Error):
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+
+
 def _unavailable(exc: sqlite3.OperationalError) -> StoreUnavailableError | None:
-    code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
+    code = _primary_code(exc)
     if code == sqlite3.SQLITE_FULL:
         return StoreFullError(f"the store cannot commit: {exc} (disk full)")
     if code in _TRANSIENT:
