@@ -148,8 +148,6 @@ class Deliverer:
         except Exception as exc:
             self._health.failed(exc, "claiming events")
             return []
-        if claims:  # leases written and committed (claiming nothing commits nothing)
-            self._health.committed()
         return claims
 
     def _budget_pause(self) -> float:
@@ -182,6 +180,9 @@ class Deliverer:
     async def _deliver_guarded(self, claims: Sequence[Claim]) -> None:
         try:
             await self.deliver(claims)
+            # Fates recorded: the store commits (a claim alone does not say so: its lease writes
+            # are small, and claiming nothing commits nothing).
+            self._health.committed()
         except StoreUnavailableError as exc:
             # Recording the fates failed (a full disk): the leases run out and the events are
             # claimed again once the store commits; nothing to record now.
