@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sqlite3
 import sys
 import tempfile
 import time
@@ -87,25 +88,23 @@ def queue(service: ingest.Service) -> dict[str, int]:
     return found
 
 
-async def push(service: ingest.Service, total: int, connections: int, args: argparse.Namespace) -> int:
-    """Post `total` events in batches over `connections` connections; returns events stored."""
-    batches = iter(range(0, total, BATCH))
-    stored = 0
+async def push(service: ingest.Service, progress: dict[str, int], args: argparse.Namespace) -> None:
+    """Post `args.events` events in batches over `args.connections` connections, counting in
+    `progress["ingested"]` the events stored."""
+    batches = iter(range(0, args.events, BATCH))
 
     async def lane(pool: ingest.Pool) -> None:
-        nonlocal stored
         for start in batches:
-            numbers = range(start, min(start + BATCH, total))
+            numbers = range(start, min(start + BATCH, args.events))
             body = orjson.dumps({"batch": [event(n, args.people, args.companies) for n in numbers]})
             status, answer = await pool.post("/v1/batch", body)
             if status != 200:
                 raise RuntimeError(f"ingest answered {status}: {answer[:200]!r}")
-            stored += orjson.loads(answer)["stored"]
+            progress["ingested"] += orjson.loads(answer)["stored"]
 
     pool = ingest.Pool(service.base_url)
-    await asyncio.gather(*(lane(pool) for _ in range(connections)))
+    await asyncio.gather(*(lane(pool) for _ in range(args.connections)))
     pool.close()
-    return stored
 
 
 class Samples:
@@ -134,14 +133,8 @@ class Samples:
 async def soak(service: ingest.Service, store: Path, args: argparse.Namespace) -> tuple[Samples, float]:
     samples = Samples(service, store)
     progress = {"ingested": 0}
-
-    async def ingest_all() -> None:
-        for start in range(0, args.events, 10_000):  # in slices, so the samples show progress
-            chunk = min(10_000, args.events - start)
-            progress["ingested"] += await push(service, chunk, args.connections, args)
-
     cpu0 = service.cpu_seconds()
-    pushing = asyncio.create_task(ingest_all())
+    pushing = asyncio.create_task(push(service, progress, args))
     finished = 0
     while not pushing.done() or finished < progress["ingested"]:
         await asyncio.sleep(args.sample)
@@ -149,6 +142,15 @@ async def soak(service: ingest.Service, store: Path, args: argparse.Namespace) -
         if pushing.done() and pushing.exception() is not None:
             raise pushing.exception()  # type: ignore[misc]
     return samples, service.cpu_seconds() - cpu0
+
+
+def largest_parts(store: Path, top: int = 6) -> str:
+    """The tables and indexes taking the most space (SQLite's dbstat)."""
+    with sqlite3.connect(store) as conn:
+        rows = conn.execute(
+            "SELECT name, sum(pgsize) FROM dbstat GROUP BY name ORDER BY 2 DESC LIMIT ?", (top,)
+        ).fetchall()
+    return ", ".join(f"{name} {size / 2**20:.1f} MB" for name, size in rows)
 
 
 def prune_later(store: Path) -> int:
@@ -181,6 +183,7 @@ def report(samples: Samples, events: int, cpu: float, store: Path) -> None:
         f"store: peak {samples.peak_store:.1f} MB, {delivered_mb:.1f} MB with every event finished "
         f"(= {delivered_mb / events * 1e6 / 1024:.2f} GB per million events kept for the dedupe window)"
     )
+    print(f"    largest: {largest_parts(store)}")
     started = time.monotonic()
     pruned = prune_later(store)
     print(
@@ -196,9 +199,10 @@ def main() -> None:
     parser.add_argument("--companies", type=int, default=50)
     parser.add_argument("--connections", type=int, default=2, help="concurrent ingest connections")
     parser.add_argument("--sample", type=float, default=10.0, help="seconds between samples")
+    parser.add_argument("--keep", type=Path, help="an empty directory for the store and logs, kept after")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="gsd-soak-") as tmp:
-        workdir = Path(tmp)
+        workdir = args.keep or Path(tmp)
         store = workdir / "gsd.sqlite3"
         (workdir / "d.json").write_bytes(orjson.dumps([{"id": "soak", "config": CONFIG}]))
         sim_args = ["simulator", "--rate-limit-per-minute", UNLIMITED["per_minute"]]

@@ -199,9 +199,15 @@ def _is_full(exc: BaseException) -> bool:
 
 def give_back_log(conn: sqlite3.Connection) -> None:
     """Checkpoint the write-ahead log into the database and truncate it to nothing (outside a
-    transaction). Best effort: on a full disk it may not finish, and the next failure tries again."""
-    with contextlib.suppress(sqlite3.Error):
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+    transaction). Best effort and without waiting: on a full disk, or while another process reads
+    an older snapshot, it may not finish, and a later call tries again."""
+    (timeout,) = conn.execute("PRAGMA busy_timeout").fetchone()
+    conn.execute("PRAGMA busy_timeout = 0")
+    try:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+    finally:
+        conn.execute(f"PRAGMA busy_timeout = {int(timeout)}")
 
 
 def _unavailable(exc: sqlite3.OperationalError) -> StoreUnavailableError | None:
