@@ -233,7 +233,7 @@ def create_app(
         gc.freeze()
         worker = asyncio.create_task(deliverer.run())
         app.state.runtime.worker = worker
-        pruner = asyncio.create_task(_prune_forever(store))
+        pruner = asyncio.create_task(_prune_forever(store, settings.unchanged_ttl_seconds))
         metrics_server = None
         if settings.metrics_port is not None:
             metrics_server = await serve_metrics(
@@ -295,11 +295,12 @@ def _base_url(settings: Settings, sandbox: bool, outbound: Any) -> str | None:
 PRUNE_EVERY_SECONDS = 3600.0
 
 
-async def _prune_forever(store: Store) -> None:
-    """Forget finished events and messageIds past the dedupe window, once an hour."""
+async def _prune_forever(store: Store, state_ttl_seconds: float) -> None:
+    """Forget finished events and messageIds past the dedupe window, and memories past their
+    TTL, once an hour."""
     while True:
         try:
-            removed = await store.prune(time.time())
+            removed = await store.prune(time.time(), state_ttl_seconds=state_ttl_seconds)
             if removed:
                 log.info("pruned %d finished events past the dedupe window", removed)
         except Exception:

@@ -357,8 +357,9 @@ class MemoryStore(FinishMoves):
     def hold_companies(self, scope: str, names: Sequence[str]) -> AbstractAsyncContextManager[None]:
         return self._holds.hold(scope, names)
 
-    async def prune(self, now: float) -> int:
+    async def prune(self, now: float, *, state_ttl_seconds: float = STATE_RETENTION_SECONDS) -> int:
         before = now - self._dedupe_window
+        state_before = now - min(state_ttl_seconds, STATE_RETENTION_SECONDS)
         with self._open():
             old = [
                 row.id
@@ -371,7 +372,7 @@ class MemoryStore(FinishMoves):
             self._seen = {k: at for k, at in self._seen.items() if at >= before}
             oldest_window = now - RATE_WINDOW_RETENTION_SECONDS
             self._windows = {k: n for k, n in self._windows.items() if k[2] >= oldest_window}
-            oldest_state = now - STATE_RETENTION_SECONDS
+            oldest_state = state_before
             self._states = {k: v for k, v in self._states.items() if v[0] >= oldest_state}
             oldest_gsid = now - GSID_RETENTION_SECONDS
             self._gsids = {k: v for k, v in self._gsids.items() if v[1] >= oldest_gsid}

@@ -578,8 +578,9 @@ class PostgresStore(FinishMoves):
 
     # ---- housekeeping ----
 
-    async def prune(self, now: float) -> int:
+    async def prune(self, now: float, *, state_ttl_seconds: float = STATE_RETENTION_SECONDS) -> int:
         before = now - self._dedupe_window
+        state_before = now - min(state_ttl_seconds, STATE_RETENTION_SECONDS)
         deleted = 0
         while True:
             async with self._tx() as conn:
@@ -598,7 +599,7 @@ class PostgresStore(FinishMoves):
                 break
         async with self._tx() as conn:
             await conn.execute(self._q["prune_rate_windows"], {"before": now - RATE_WINDOW_RETENTION_SECONDS})
-            await conn.execute(self._q["prune_delivered_state"], {"before": now - STATE_RETENTION_SECONDS})
+            await conn.execute(self._q["prune_delivered_state"], {"before": state_before})
             await conn.execute(self._q["prune_company_gsids"], {"before": now - GSID_RETENTION_SECONDS})
             await conn.execute(self._q["fold_state_counts"])
         return deleted

@@ -412,8 +412,9 @@ class SQLiteStore(FinishMoves):
     def hold_companies(self, scope: str, names: Sequence[str]) -> AbstractAsyncContextManager[None]:
         return self._holds.hold(scope, names)
 
-    async def prune(self, now: float) -> int:
+    async def prune(self, now: float, *, state_ttl_seconds: float = STATE_RETENTION_SECONDS) -> int:
         before = now - self._dedupe_window
+        state_before = now - min(state_ttl_seconds, STATE_RETENTION_SECONDS)
         deleted = 0
         while (n := await self._writer.run(lambda conn: self._prune_events(conn, before))) > 0:
             deleted += n
@@ -428,7 +429,7 @@ class SQLiteStore(FinishMoves):
         )
 
         def prune_memory(conn: sqlite3.Connection) -> None:
-            conn.execute(self._q["prune_delivered_state"], {"before": now - STATE_RETENTION_SECONDS})
+            conn.execute(self._q["prune_delivered_state"], {"before": state_before})
             conn.execute(self._q["prune_company_gsids"], {"before": now - GSID_RETENTION_SECONDS})
 
         await self._writer.run(prune_memory)

@@ -72,6 +72,17 @@ RUN_KINDS = frozenset({"identify", "group"})
 MAX_RUN = 100
 """At most this many events in one person run."""
 
+STATE_RETENTION_SECONDS = DEDUPE_WINDOW_SECONDS
+"""Delivered state older than this is pruned whatever its TTL (a longer one is capped by it)."""
+
+GSID_RETENTION_SECONDS = DEDUPE_WINDOW_SECONDS
+"""A Gsid learnt longer ago than this is pruned: a company still sending group events is searched
+for once more (one call per 50 companies) and its Gsid learnt anew, so the memory holds the
+companies of the last week, not every company ever seen."""
+
+RATE_WINDOW_RETENTION_SECONDS = 2 * 86_400.0
+"""Rate-window counters older than this are pruned (the longest default window is a day)."""
+
 
 class StoreError(Exception):
     """Base of the store's own errors."""
@@ -411,12 +422,13 @@ class DeliveryMemory(Protocol):
 class Store(EventQueue, EventAdmin, RateCounter, DeliveryMemory, Protocol):
     """The whole store: each backend implements every part; callers take the part they use."""
 
-    async def prune(self, now: float) -> int:
+    async def prune(self, now: float, *, state_ttl_seconds: float = STATE_RETENTION_SECONDS) -> int:
         """Forget what the dedupe window no longer needs: delivered/unchanged/filtered/rejected
         events received before `now - window` with their attempts, their messageIds, stale rate
-        windows, delivered state past STATE_RETENTION_SECONDS and Gsids past
-        GSID_RETENTION_SECONDS; then give the space back (SQLite: incremental vacuum; PostgreSQL's
-        autovacuum reuses it). Returns events deleted."""
+        windows, delivered state older than `state_ttl_seconds` (GSD_UNCHANGED_TTL_SECONDS; at
+        most STATE_RETENTION_SECONDS) and Gsids past GSID_RETENTION_SECONDS; then give the space
+        back (SQLite: incremental vacuum; PostgreSQL's autovacuum reuses it). Returns events
+        deleted."""
         ...
 
     async def close(self) -> None:
@@ -471,18 +483,6 @@ def without_body(attempt: Attempt) -> Attempt:
 def check_attempt(attempt: Attempt) -> None:
     if attempt.outcome not in ATTEMPT_OUTCOMES:
         raise ValueError(f"unknown attempt outcome {attempt.outcome!r}")
-
-
-STATE_RETENTION_SECONDS = DEDUPE_WINDOW_SECONDS
-"""Delivered state older than this is pruned (a longer unchanged-state TTL is capped by it)."""
-
-GSID_RETENTION_SECONDS = DEDUPE_WINDOW_SECONDS
-"""A Gsid learnt longer ago than this is pruned: a company still sending group events is searched
-for once more (one call per 50 companies) and its Gsid learnt anew, so the memory holds the
-companies of the last week, not every company ever seen."""
-
-RATE_WINDOW_RETENTION_SECONDS = 2 * 86_400.0
-"""Rate-window counters older than this are pruned (the longest default window is a day)."""
 
 
 def new_lease() -> str:

@@ -424,6 +424,18 @@ async def test_gsids_learnt_before_their_retention_are_pruned(store: Store) -> N
     assert await store.company_gsids("t", ["Globex"]) == {"Globex": "G3"}
 
 
+async def test_delivered_state_is_pruned_past_its_ttl(store: Store) -> None:
+    await store.remember_states("t", "person", {"ada@x.com": {"Name": "Ada"}}, T0)
+    await store.remember_states("t", "person", {"bob@x.com": {"Name": "Bob"}}, T0 + 50)
+    await store.prune(T0 + 100, state_ttl_seconds=100)  # Ada's is exactly as old as the TTL: kept
+    assert set(await store.delivered_states("t", "person", ["ada@x.com", "bob@x.com"], 0)) == {
+        "ada@x.com",
+        "bob@x.com",
+    }
+    await store.prune(T0 + 120, state_ttl_seconds=100)
+    assert set(await store.delivered_states("t", "person", ["ada@x.com", "bob@x.com"], 0)) == {"bob@x.com"}
+
+
 async def test_delivered_state_is_recalled_only_within_its_ttl(store: Store) -> None:
     await store.remember_states("t", "person", {"ada@x.com": {"Name": "Ada", "companies": ["G1"]}}, T0)
     await store.remember_states("t", "company", {"Acme": {"Name": "Acme"}}, T0)
