@@ -20,7 +20,7 @@ from destination import jsonutil
 from destination.delivery import migrations, sqlfile
 from destination.delivery import rows as rowmap
 from destination.delivery.holds import holds_of
-from destination.delivery.sqlite_writer import SQLiteWriter, give_back_log
+from destination.delivery.sqlite_writer import SQLiteWriter
 from destination.delivery.store import (
     DEDUPE_WINDOW_SECONDS,
     EVENT_STATES,
@@ -47,7 +47,6 @@ from destination.delivery.store import (
 
 RECENT_ATTEMPTS_SCAN = 50_000  # recent_attempts looks no further back than this many attempts
 PRUNE_CHUNK = 1000  # rows per prune transaction, so ingest never waits long behind a prune
-VACUUM_CHUNK = 2048  # free pages given back per step (8 MiB), so ingest never waits long either
 
 MIGRATIONS = "sqlite_migrations.sql"
 
@@ -433,26 +432,8 @@ class SQLiteStore(FinishMoves):
             conn.execute(self._q["prune_company_gsids"], {"before": now - GSID_RETENTION_SECONDS})
 
         await self._writer.run(prune_memory)
-        await self._give_space_back()
+        await self._writer.give_space_back()
         return deleted
-
-    async def _give_space_back(self) -> None:
-        """Hand the pages pruning freed back to the file system: incremental vacuum a chunk at a
-        time (each its own short write), then a checkpoint that truncates the log, so the file
-        shrinks now rather than at some later checkpoint."""
-
-        def vacuum_step(conn: sqlite3.Connection) -> int:
-            # Run by sqlite3_exec (executescript): the pragma frees a page per step, to its end.
-            conn.executescript(f"PRAGMA incremental_vacuum({VACUUM_CHUNK});")
-            return int(conn.execute("PRAGMA freelist_count").fetchone()[0])
-
-        free = -1
-        while free != 0:
-            left = await self._writer.run(vacuum_step, transaction=False)
-            if left == free:  # a file without incremental auto-vacuum frees nothing
-                break
-            free = left
-        await self._writer.run(give_back_log, transaction=False)
 
     def _prune_events(self, conn: sqlite3.Connection, before: float) -> int:
         params = {"before": before, "limit": PRUNE_CHUNK}

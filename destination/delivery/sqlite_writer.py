@@ -33,6 +33,7 @@ from destination.delivery.store import (
 
 T = TypeVar("T")
 Connect = Callable[[], sqlite3.Connection]
+VACUUM_CHUNK = 2048  # free pages given back per step (8 MiB)
 
 
 @dataclass(slots=True)
@@ -80,6 +81,25 @@ class SQLiteWriter:
             if mapped is None:
                 raise
             raise mapped from exc
+
+    async def give_space_back(self) -> None:
+        """Hand the pages that deletes freed back to the file system (a file in incremental
+        auto-vacuum mode): a chunk at a time, each its own short write so that other jobs never
+        wait long, then a checkpoint that truncates the log, so the file shrinks now rather than
+        at some later checkpoint."""
+
+        def vacuum_step(conn: sqlite3.Connection) -> int:
+            # Run by sqlite3_exec (executescript): the pragma frees a page per step, to its end.
+            conn.executescript(f"PRAGMA incremental_vacuum({VACUUM_CHUNK});")
+            return int(conn.execute("PRAGMA freelist_count").fetchone()[0])
+
+        free = -1
+        while free != 0:
+            left = await self.run(vacuum_step, transaction=False)
+            if left == free:  # a file without incremental auto-vacuum frees nothing
+                break
+            free = left
+        await self.run(give_back_log, transaction=False)
 
     async def close(self) -> None:
         """Run the jobs already submitted, then close the connection."""
