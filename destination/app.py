@@ -22,6 +22,7 @@ from destination.api.origins import OriginGuard
 from destination.api.responses import ERROR_SCHEMA, JsonResponse, error_response
 from destination.config import Destination, load_destinations
 from destination.delivery.governor import RateGovernor, RateWindow, default_windows
+from destination.delivery.health import StoreHealth
 from destination.delivery.retry import RetryPolicy
 from destination.delivery.store import Store, StoreUnavailableError
 from destination.delivery.stores import open_store
@@ -197,8 +198,10 @@ def create_app(
             clock=time.time,
             concurrency=max(8, 2 * settings.workers),  # calls in flight
         )
+        health = StoreHealth()
         deliverer = Deliverer(
             store=store,
+            health=health,
             destinations=destinations,
             specs=specs,
             executor=executor,
@@ -225,10 +228,11 @@ def create_app(
             metrics=metrics,
             deliverer=deliverer,
             sandbox=sandbox is not None,
+            store_health=health,
         )
         worker = asyncio.create_task(deliverer.run())
         app.state.runtime.worker = worker
-        pruner = asyncio.create_task(_prune_forever(store))
+        pruner = asyncio.create_task(_prune_forever(store, settings.unchanged_ttl_seconds))
         metrics_server = None
         if settings.metrics_port is not None:
             metrics_server = await serve_metrics(
@@ -296,11 +300,12 @@ def _base_url(settings: Settings, sandbox: bool, outbound: Any) -> str | None:
 PRUNE_EVERY_SECONDS = 3600.0
 
 
-async def _prune_forever(store: Store) -> None:
-    """Forget finished events and messageIds past the dedupe window, once an hour."""
+async def _prune_forever(store: Store, state_ttl_seconds: float) -> None:
+    """Forget finished events and messageIds past the dedupe window, and memories past their
+    TTL, once an hour."""
     while True:
         try:
-            removed = await store.prune(time.time())
+            removed = await store.prune(time.time(), state_ttl_seconds=state_ttl_seconds)
             if removed:
                 log.info("pruned %d finished events past the dedupe window", removed)
         except Exception:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, HTTPException, Request
 
 from destination.config import Destination
+from destination.delivery.health import StoreHealth
 from destination.delivery.store import Store
 from destination.mapping.spec import Specs
 from destination.metrics import Metrics
@@ -31,15 +31,14 @@ class Runtime:
     deliverer: Deliverer
     sandbox: bool
     worker: asyncio.Task[None] | None = None  # the delivery loop, once started
-    store_problem: str | None = None  # why the last commit failed, until one succeeds again
-    store_failed_at: float = 0.0  # time.monotonic() of that failure
+    # Whether the store commits, as ingest and the workers last found it (shared with the workers).
+    store_health: StoreHealth = field(default_factory=StoreHealth)
 
     def store_failed(self, error: Exception) -> None:
-        self.store_problem = str(error)
-        self.store_failed_at = time.monotonic()
+        self.store_health.failed(error)
 
     def store_committed(self) -> None:
-        self.store_problem = None
+        self.store_health.committed()
 
     @property
     def auth_enabled(self) -> bool:

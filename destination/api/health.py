@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from fastapi import APIRouter
@@ -31,9 +30,10 @@ async def _store_problems(runtime: Runtime) -> tuple[dict[str, int], list[str]]:
     except Exception as exc:
         queue = {}
         problems.append(f"store: {type(exc).__name__}")
-    if runtime.store_problem is not None and time.monotonic() - runtime.store_failed_at < _RECHECK_AFTER:
-        problems.append(f"store cannot commit: {runtime.store_problem}")
-    elif runtime.store_problem is not None:
+    store = runtime.store_health
+    if store.problem is not None and store.failing_for() < _RECHECK_AFTER:
+        problems.append(f"store cannot commit: {store.problem}")
+    elif store.problem is not None:
         # The last commit failed a while ago: see whether a small one succeeds now (a replica taken
         # out of a load balancer receives no ingest to find out by itself; no restart needed).
         try:
@@ -41,7 +41,7 @@ async def _store_problems(runtime: Runtime) -> tuple[dict[str, int], list[str]]:
             runtime.store_committed()
         except Exception as exc:
             runtime.store_failed(exc)
-            problems.append(f"store cannot commit: {runtime.store_problem}")
+            problems.append(f"store cannot commit: {store.problem}")
     return queue, problems
 
 

@@ -21,6 +21,8 @@ from destination.delivery.store import (
     DEDUPE_WINDOW_SECONDS,
     EVENT_STATES,
     FAILED_OUTCOMES,
+    FINAL_OUTCOMES,
+    GSID_RETENTION_SECONDS,
     MAX_RUN,
     RATE_WINDOW_RETENTION_SECONDS,
     RUN_KINDS,
@@ -40,6 +42,7 @@ from destination.delivery.store import (
     StoredEvent,
     check_attempt,
     new_lease,
+    without_body,
 )
 from destination.events import Person, is_person, person_of
 
@@ -89,7 +92,7 @@ class MemoryStore(FinishMoves):
         self._unfinished: dict[PersonKey, list[int]] = {}  # ids of queued/leased events, ascending
         self._seen: dict[tuple[str, str], float] = {}
         self._windows: dict[tuple[str, str, float], int] = {}
-        self._gsids: dict[tuple[str, str], str] = {}
+        self._gsids: dict[tuple[str, str], tuple[str, float]] = {}  # (scope, name): (gsid, learnt_at)
         self._states: dict[tuple[str, str, str], tuple[float, dict[str, Any]]] = {}
         self._last_id = 0
         self._recorded: list[tuple[int, int]] = []  # (event id, history index), in recording order
@@ -213,6 +216,8 @@ class MemoryStore(FinishMoves):
         row = self._leased_by(event_id, lease)
         if row is None:
             return False
+        if state in FINAL_OUTCOMES:
+            row.history[:] = [without_body(a) for a in row.history]
         if attempt is not None:
             self._record(row, attempt)
         row.state = state
@@ -315,12 +320,12 @@ class MemoryStore(FinishMoves):
 
     async def company_gsids(self, scope: str, names: Sequence[str]) -> dict[str, str]:
         with self._open():
-            return {n: g for n in names if (g := self._gsids.get((scope, n))) is not None}
+            return {n: g[0] for n in names if (g := self._gsids.get((scope, n))) is not None}
 
     async def remember_gsids(self, scope: str, gsids: Mapping[str, str], now: float) -> None:
         with self._open():
             for name, gsid in gsids.items():
-                self._gsids[(scope, name)] = gsid
+                self._gsids[(scope, name)] = (gsid, now)
 
     async def forget_gsids(self, scope: str, names: Sequence[str]) -> None:
         with self._open():
@@ -353,8 +358,9 @@ class MemoryStore(FinishMoves):
     def hold(self, scope: str, kind: HoldKind, keys: Sequence[str]) -> AbstractAsyncContextManager[None]:
         return self._holds.hold(scope, kind, keys)
 
-    async def prune(self, now: float) -> int:
+    async def prune(self, now: float, *, state_ttl_seconds: float = STATE_RETENTION_SECONDS) -> int:
         before = now - self._dedupe_window
+        state_before = now - min(state_ttl_seconds, STATE_RETENTION_SECONDS)
         with self._open():
             old = [
                 row.id
@@ -367,8 +373,10 @@ class MemoryStore(FinishMoves):
             self._seen = {k: at for k, at in self._seen.items() if at >= before}
             oldest_window = now - RATE_WINDOW_RETENTION_SECONDS
             self._windows = {k: n for k, n in self._windows.items() if k[2] >= oldest_window}
-            oldest_state = now - STATE_RETENTION_SECONDS
+            oldest_state = state_before
             self._states = {k: v for k, v in self._states.items() if v[0] >= oldest_state}
+            oldest_gsid = now - GSID_RETENTION_SECONDS
+            self._gsids = {k: v for k, v in self._gsids.items() if v[1] >= oldest_gsid}
             return len(old)
 
     # ---- read-only views ----

@@ -6,6 +6,11 @@ shipped, and a step is never edited once released: a change is a new step. The d
 the version it has reached in `schema_version`. Steps run in one transaction under a lock that
 every process opening the store takes (SQLite: BEGIN IMMEDIATE; PostgreSQL: an advisory lock), so
 replicas starting together migrate once. A database newer than this build is refused.
+
+SQLite refuses a few statements inside a transaction (VACUUM; `PRAGMA auto_vacuum` takes effect on
+an existing file only through one): a pending step's such statements run first, before the
+transaction, and run again should the process die before the step is recorded (they are
+idempotent).
 """
 
 from __future__ import annotations
@@ -71,8 +76,26 @@ def _code(sql: str) -> str:
     return "".join(line for line in sql.splitlines() if not line.strip().startswith("--")).strip()
 
 
+_OUTSIDE_TRANSACTION = ("VACUUM", "PRAGMA AUTO_VACUUM")
+
+
+def outside_transaction(statement: str) -> bool:
+    """Whether SQLite must run `statement` outside a transaction."""
+    return _code(statement).upper().startswith(_OUTSIDE_TRANSACTION)
+
+
+def _sqlite_version(conn: sqlite3.Connection) -> int:
+    exists = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'schema_version'").fetchone()
+    row = conn.execute("SELECT version FROM schema_version").fetchone() if exists else None
+    return 0 if row is None else int(row[0])
+
+
 def migrate_sqlite(conn: sqlite3.Connection, all_steps: Sequence[Step], target: int | None = None) -> int:
     """Bring the database on `conn` (autocommit mode) up to date; returns its version."""
+    for step in pending(all_steps, _sqlite_version(conn), target):
+        for statement in sqlite_statements(step.sql):
+            if outside_transaction(statement):
+                conn.execute(statement)
     conn.execute("BEGIN IMMEDIATE")
     try:
         conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
@@ -82,7 +105,8 @@ def migrate_sqlite(conn: sqlite3.Connection, all_steps: Sequence[Step], target: 
         version = 0 if row is None else int(row[0])
         for step in pending(all_steps, version, target):
             for statement in sqlite_statements(step.sql):
-                conn.execute(statement)
+                if not outside_transaction(statement):
+                    conn.execute(statement)
             conn.execute("UPDATE schema_version SET version = ?", (step.version,))
             version = step.version
         conn.execute("COMMIT")

@@ -31,6 +31,8 @@ from destination.delivery.holds import HoldKind, Holds, hold_keys, lock_text
 from destination.delivery.store import (
     DEDUPE_WINDOW_SECONDS,
     EVENT_STATES,
+    FINAL_OUTCOMES,
+    GSID_RETENTION_SECONDS,
     MAX_RUN,
     RATE_WINDOW_RETENTION_SECONDS,
     RUN_KINDS,
@@ -333,6 +335,8 @@ class PostgresStore(FinishMoves):
             await self._lock_people(conn, [(person[0], person[1])])
             if (await conn.execute(self._q["finish_event"], params)).rowcount != 1:
                 return False
+            if state in FINAL_OUTCOMES:
+                await conn.execute(self._q["drop_request_bodies"], {"event_id": event_id})
             if attempt is not None:
                 await self._record(conn, event_id, attempt)
             await conn.execute(self._q["elect_heads"], _lists([(person[0], person[1])]))
@@ -605,8 +609,9 @@ class PostgresStore(FinishMoves):
 
     # ---- housekeeping ----
 
-    async def prune(self, now: float) -> int:
+    async def prune(self, now: float, *, state_ttl_seconds: float = STATE_RETENTION_SECONDS) -> int:
         before = now - self._dedupe_window
+        state_before = now - min(state_ttl_seconds, STATE_RETENTION_SECONDS)
         deleted = 0
         while True:
             async with self._tx() as conn:
@@ -625,7 +630,8 @@ class PostgresStore(FinishMoves):
                 break
         async with self._tx() as conn:
             await conn.execute(self._q["prune_rate_windows"], {"before": now - RATE_WINDOW_RETENTION_SECONDS})
-            await conn.execute(self._q["prune_delivered_state"], {"before": now - STATE_RETENTION_SECONDS})
+            await conn.execute(self._q["prune_delivered_state"], {"before": state_before})
+            await conn.execute(self._q["prune_company_gsids"], {"before": now - GSID_RETENTION_SECONDS})
             await conn.execute(self._q["fold_state_counts"])
         return deleted
 

@@ -234,6 +234,16 @@ DELETE FROM rate_windows WHERE window_start < %(before)s;
 -- name: prune_delivered_state
 DELETE FROM delivered_state WHERE delivered_at < %(before)s;
 
+-- name: prune_company_gsids
+-- A Gsid learnt before %(before)s is forgotten; the company's next group event searches for it once.
+-- (Space: the deleted rows' space is reused by autovacuum; the database gives none back to the OS.)
+DELETE FROM company_gsids WHERE learnt_at < %(before)s;
+
+-- name: drop_request_bodies
+-- An event delivered (or unchanged, filtered) keeps its attempts' requests without their bodies.
+UPDATE event_attempts SET request = request - 'body'
+WHERE event_id = %(event_id)s AND request ? 'body';
+
 -- name: fold_state_counts
 -- The shards of each (destination, state) summed into shard 0.
 WITH folded AS (

@@ -10,6 +10,9 @@ PRAGMA synchronous = FULL;
 PRAGMA busy_timeout = 10000;   -- other processes on the same file: wait for their write to end
 PRAGMA cache_size = -32000;    -- 32 MB of pages: claim and ingest indexes stay hot at 1M rows
 PRAGMA temp_store = MEMORY;
+-- A checkpoint that empties the write-ahead log also cuts its file back to this size, so the log
+-- does not keep (and later refill) the space of its largest burst.
+PRAGMA journal_size_limit = 16777216;
 
 -- name: remember_message
 -- Changes one row when the messageId is new for its destination, or was last seen before the
@@ -287,3 +290,14 @@ DELETE FROM delivered_state WHERE scope = :scope AND kind = :kind AND key = :key
 
 -- name: prune_delivered_state
 DELETE FROM delivered_state WHERE delivered_at < :before;
+
+-- name: prune_company_gsids
+-- A Gsid learnt before :before is forgotten; the company's next group event searches for it once.
+DELETE FROM company_gsids WHERE learnt_at < :before;
+
+-- name: drop_request_bodies
+-- An event delivered (or unchanged, filtered) keeps its attempts' requests without their bodies:
+-- the event's payload is kept, and only a dead letter needs what exactly was sent.
+UPDATE event_attempts
+SET request = CAST(json_remove(CAST(request AS TEXT), '$.body') AS BLOB)
+WHERE event_id = :event_id AND request IS NOT NULL;

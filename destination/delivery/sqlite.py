@@ -24,6 +24,8 @@ from destination.delivery.sqlite_writer import SQLiteWriter
 from destination.delivery.store import (
     DEDUPE_WINDOW_SECONDS,
     EVENT_STATES,
+    FINAL_OUTCOMES,
+    GSID_RETENTION_SECONDS,
     MAX_RUN,
     RATE_WINDOW_RETENTION_SECONDS,
     RUN_KINDS,
@@ -240,6 +242,8 @@ class SQLiteStore(FinishMoves):
             person = conn.execute(self._q["finish_event"], params).fetchall()
             if not person:
                 return False
+            if state in FINAL_OUTCOMES:
+                conn.execute(self._q["drop_request_bodies"], {"event_id": event_id})
             if attempt is not None:
                 self._record(conn, event_id, attempt)
             (destination_id, ordering_key) = person[0]
@@ -410,8 +414,9 @@ class SQLiteStore(FinishMoves):
     def hold(self, scope: str, kind: HoldKind, keys: Sequence[str]) -> AbstractAsyncContextManager[None]:
         return self._holds.hold(scope, kind, keys)
 
-    async def prune(self, now: float) -> int:
+    async def prune(self, now: float, *, state_ttl_seconds: float = STATE_RETENTION_SECONDS) -> int:
         before = now - self._dedupe_window
+        state_before = now - min(state_ttl_seconds, STATE_RETENTION_SECONDS)
         deleted = 0
         while (n := await self._writer.run(lambda conn: self._prune_events(conn, before))) > 0:
             deleted += n
@@ -424,10 +429,13 @@ class SQLiteStore(FinishMoves):
         await self._writer.run(
             lambda conn: conn.execute(self._q["prune_rate_windows"], window_params).rowcount
         )
-        state_params = {"before": now - STATE_RETENTION_SECONDS}
-        await self._writer.run(
-            lambda conn: conn.execute(self._q["prune_delivered_state"], state_params).rowcount
-        )
+
+        def prune_memory(conn: sqlite3.Connection) -> None:
+            conn.execute(self._q["prune_delivered_state"], {"before": state_before})
+            conn.execute(self._q["prune_company_gsids"], {"before": now - GSID_RETENTION_SECONDS})
+
+        await self._writer.run(prune_memory)
+        await self._writer.give_space_back()
         return deleted
 
     def _prune_events(self, conn: sqlite3.Connection, before: float) -> int:

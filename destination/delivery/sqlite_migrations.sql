@@ -192,3 +192,12 @@ WHERE state IN ('queued', 'leased') AND head <> (id = (
     WHERE o.destination_id = events.destination_id AND o.ordering_key = events.ordering_key
         AND o.state IN ('queued', 'leased')
 ));
+
+-- name: v5
+-- Space goes back to the file system: pruning frees pages and `PRAGMA incremental_vacuum` (run after
+-- each prune) hands them back, so the file shrinks with its retention. Changing the mode of an
+-- existing file takes one VACUUM, which SQLite runs only outside a transaction: the runner runs this
+-- step's two statements before the migration's transaction (migrations.py), and again after a
+-- crash between them, until the step is recorded.
+PRAGMA auto_vacuum = INCREMENTAL;
+VACUUM;

@@ -6,6 +6,11 @@ transaction, handing its result back to the awaiting coroutine. Jobs submitted w
 one commit (one fsync): while a commit is in progress the next requests pile up and are written
 together, which keeps single-event ingest latency low and batch ingest fast without any timer.
 A failed group is rolled back and its jobs rerun one by one, so one bad job fails alone.
+
+A full disk (SQLITE_FULL) is survived: the failed transaction is rolled back, the thread lives on,
+and the write-ahead log is checkpointed and truncated at once, so that the space it holds goes
+back to the file system (freed space is not refilled by the log later) and the next commit can
+succeed as soon as there is room again.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from destination.delivery.store import (
 
 T = TypeVar("T")
 Connect = Callable[[], sqlite3.Connection]
+VACUUM_CHUNK = 2048  # free pages given back per step (8 MiB)
 
 
 @dataclass(slots=True)
@@ -36,6 +42,7 @@ class _Job:
     future: Future[Any]
     grouped: bool
     writes: bool
+    transaction: bool = True
 
 
 class SQLiteWriter:
@@ -52,15 +59,21 @@ class SQLiteWriter:
         self._started.result()  # re-raises a failure to open or set up the database
 
     async def run(
-        self, job: Callable[[sqlite3.Connection], T], *, grouped: bool = False, writes: bool = True
+        self,
+        job: Callable[[sqlite3.Connection], T],
+        *,
+        grouped: bool = False,
+        writes: bool = True,
+        transaction: bool = True,
     ) -> T:
         """Run `job` in a transaction (BEGIN IMMEDIATE when it writes) and return its result
-        once committed."""
+        once committed. `transaction=False`: alone and outside any transaction, for what SQLite
+        refuses inside one (a WAL checkpoint, an incremental vacuum that runs to its end)."""
         future: Future[T] = Future()
         with self._lock:
             if self._closed:
                 raise StoreClosedError("the store is closed")
-            self._jobs.put(_Job(job, future, grouped, writes))
+            self._jobs.put(_Job(job, future, grouped and transaction, writes, transaction))
         try:
             return await asyncio.wrap_future(future)
         except sqlite3.OperationalError as exc:
@@ -68,6 +81,25 @@ class SQLiteWriter:
             if mapped is None:
                 raise
             raise mapped from exc
+
+    async def give_space_back(self) -> None:
+        """Hand the pages that deletes freed back to the file system (a file in incremental
+        auto-vacuum mode): a chunk at a time, each its own short write so that other jobs never
+        wait long, then a checkpoint that truncates the log, so the file shrinks now rather than
+        at some later checkpoint."""
+
+        def vacuum_step(conn: sqlite3.Connection) -> int:
+            # Run by sqlite3_exec (executescript): the pragma frees a page per step, to its end.
+            conn.executescript(f"PRAGMA incremental_vacuum({VACUUM_CHUNK});")
+            return int(conn.execute("PRAGMA freelist_count").fetchone()[0])
+
+        free = -1
+        while free != 0:
+            left = await self.run(vacuum_step, transaction=False)
+            if left == free:  # a file without incremental auto-vacuum frees nothing
+                break
+            free = left
+        await self.run(give_back_log, transaction=False)
 
     async def close(self) -> None:
         """Run the jobs already submitted, then close the connection."""
@@ -108,8 +140,18 @@ class SQLiteWriter:
         if grouped:
             self._run_group(conn, grouped)
         for job in jobs:
-            if not job.grouped:
+            if not job.transaction:
+                self._run_bare(conn, job)
+            elif not job.grouped:
                 self._run_group(conn, [job])
+
+    def _run_bare(self, conn: sqlite3.Connection, job: _Job) -> None:
+        try:
+            result = job.run(conn)
+        except Exception as exc:
+            job.future.set_exception(exc)
+            return
+        job.future.set_result(result)
 
     def _refuse_pending(self) -> None:
         with self._lock:
@@ -141,6 +183,8 @@ class SQLiteWriter:
                 # e.g. disk full: SQLite has rolled back already; the thread must live on.
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
+            if _is_full(exc):
+                give_back_log(conn)
             if len(jobs) == 1:
                 jobs[0].future.set_exception(exc)
             else:
@@ -165,8 +209,29 @@ _TRANSIENT = frozenset(
 )
 
 
+def _primary_code(exc: BaseException) -> int:
+    return (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
+
+
+def _is_full(exc: BaseException) -> bool:
+    return isinstance(exc, sqlite3.Error) and _primary_code(exc) == sqlite3.SQLITE_FULL
+
+
+def give_back_log(conn: sqlite3.Connection) -> None:
+    """Checkpoint the write-ahead log into the database and truncate it to nothing (outside a
+    transaction). Best effort and without waiting: on a full disk, or while another process reads
+    an older snapshot, it may not finish, and a later call tries again."""
+    (timeout,) = conn.execute("PRAGMA busy_timeout").fetchone()
+    conn.execute("PRAGMA busy_timeout = 0")
+    try:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+    finally:
+        conn.execute(f"PRAGMA busy_timeout = {int(timeout)}")
+
+
 def _unavailable(exc: sqlite3.OperationalError) -> StoreUnavailableError | None:
-    code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
+    code = _primary_code(exc)
     if code == sqlite3.SQLITE_FULL:
         return StoreFullError(f"the store cannot commit: {exc} (disk full)")
     if code in _TRANSIENT:

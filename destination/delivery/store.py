@@ -49,6 +49,7 @@ upgrades it when opened (migrations.py).
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -77,6 +78,17 @@ RUN_KINDS = frozenset({"identify", "group"})
 
 MAX_RUN = 100
 """At most this many events in one person run."""
+
+STATE_RETENTION_SECONDS = DEDUPE_WINDOW_SECONDS
+"""Delivered state older than this is pruned whatever its TTL (a longer one is capped by it)."""
+
+GSID_RETENTION_SECONDS = DEDUPE_WINDOW_SECONDS
+"""A Gsid learnt longer ago than this is pruned: a company still sending group events is searched
+for once more (one call per 50 companies) and its Gsid learnt anew, so the memory holds the
+companies of the last week, not every company ever seen."""
+
+RATE_WINDOW_RETENTION_SECONDS = 2 * 86_400.0
+"""Rate-window counters older than this are pruned (the longest default window is a day)."""
 
 
 class StoreError(Exception):
@@ -449,10 +461,13 @@ class DeliveryMemory(Protocol):
 class Store(EventQueue, EventAdmin, RateCounter, DeliveryMemory, Protocol):
     """The whole store: each backend implements every part; callers take the part they use."""
 
-    async def prune(self, now: float) -> int:
+    async def prune(self, now: float, *, state_ttl_seconds: float = STATE_RETENTION_SECONDS) -> int:
         """Forget what the dedupe window no longer needs: delivered/unchanged/filtered/rejected
-        events received before `now - window`, their messageIds, and stale rate windows. Returns
-        events deleted."""
+        events received before `now - window` with their attempts, their messageIds, stale rate
+        windows, delivered state older than `state_ttl_seconds` (GSD_UNCHANGED_TTL_SECONDS; at
+        most STATE_RETENTION_SECONDS) and Gsids past GSID_RETENTION_SECONDS; then give the space
+        back (SQLite: incremental vacuum; PostgreSQL's autovacuum reuses it). Returns events
+        deleted."""
         ...
 
     async def close(self) -> None:
@@ -462,7 +477,9 @@ class Store(EventQueue, EventAdmin, RateCounter, DeliveryMemory, Protocol):
 
 class FinishMoves:
     """complete, dead_letter and reject of every backend: each is one move, finishing the
-    leased event in a state, which the backend's `_finish` makes."""
+    leased event in a state, which the backend's `_finish` makes. A completed event's attempts
+    keep their requests without bodies (the backend's `_finish` drops those of earlier attempts):
+    the event's payload stays until it is pruned, and only a dead letter needs what was sent."""
 
     async def _finish(
         self, event_id: int, state: EventState, reason: str | None, lease: str, attempt: Attempt | None
@@ -479,7 +496,9 @@ class FinishMoves:
         reason: str | None = None,
     ) -> bool:
         check_final_outcome(outcome)
-        return await self._finish(event_id, outcome, reason, lease, attempt)
+        return await self._finish(
+            event_id, outcome, reason, lease, None if attempt is None else without_body(attempt)
+        )
 
     async def dead_letter(
         self, event_id: int, reason: str, *, lease: str, attempt: Attempt | None = None
@@ -504,16 +523,17 @@ def check_final_outcome(outcome: str) -> None:
         raise ValueError(f"an event is completed as delivered, unchanged or filtered, not {outcome!r}")
 
 
+def without_body(attempt: Attempt) -> Attempt:
+    """The attempt with its request's body left out (method, URL and headers kept)."""
+    if attempt.request is None or "body" not in attempt.request:
+        return attempt
+    request = {k: v for k, v in attempt.request.items() if k != "body"}
+    return dataclasses.replace(attempt, request=request)
+
+
 def check_attempt(attempt: Attempt) -> None:
     if attempt.outcome not in ATTEMPT_OUTCOMES:
         raise ValueError(f"unknown attempt outcome {attempt.outcome!r}")
-
-
-STATE_RETENTION_SECONDS = DEDUPE_WINDOW_SECONDS
-"""Delivered state older than this is pruned (a longer unchanged-state TTL is capped by it)."""
-
-RATE_WINDOW_RETENTION_SECONDS = 2 * 86_400.0
-"""Rate-window counters older than this are pruned (the longest default window is a day)."""
 
 
 def new_lease() -> str:

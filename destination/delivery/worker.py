@@ -7,6 +7,10 @@ has its own lease, renewed while the batch runs; a worker whose lease expired ca
 retry or dead-letter those events (the store refuses). Before every Gainsight call the rate governor
 must grant budget; when it cannot, the events are put back until the window resets (no call over
 budget, no attempt counted, no lease held while waiting).
+
+A store that cannot commit (a full disk, say) stops delivery without losing anything: a failed
+claim, settle or renewal is reported to the shared StoreHealth (so /ready says why, and the log
+says it once), the leases run out, and the next poll that claims and commits resumes delivery.
 """
 
 from __future__ import annotations
@@ -21,8 +25,9 @@ from dataclasses import dataclass
 
 from destination.config import Destination
 from destination.delivery.governor import DELIVERY_POOL, RateGovernor, current_pool
+from destination.delivery.health import StoreHealth
 from destination.delivery.retry import RetryPolicy
-from destination.delivery.store import Attempt, Claim, QueuedEvent, Store
+from destination.delivery.store import Attempt, Claim, QueuedEvent, Store, StoreUnavailableError
 from destination.errors import ConfigError, EventError, GainsightError, OverBudget, UnmappedEventError
 from destination.events import Person, person_of
 from destination.gainsight.client import Credentials
@@ -94,8 +99,10 @@ class Deliverer:
         settings: WorkerSettings = WorkerSettings(),
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        health: StoreHealth | None = None,
     ) -> None:
         self._store = store
+        self._health = health or StoreHealth()
         self._destinations = destinations
         self._specs = specs
         self._executor = executor
@@ -128,18 +135,24 @@ class Deliverer:
             self._wake.clear()
             claims: list[Claim] = []
             if len(self._in_flight) < self._settings.concurrency:
-                try:
-                    claims = await self._store.claim(
-                        self._clock(), self._settings.batch_claims, self._settings.lease_seconds
-                    )
-                except Exception:
-                    log.exception("claiming events failed; trying again shortly")
+                claims = await self._claim()
             if claims:
                 task = asyncio.create_task(self._deliver_guarded(claims))
                 self._in_flight.add(task)
                 task.add_done_callback(self._finished)
             else:
                 await self._idle()
+
+    async def _claim(self) -> list[Claim]:
+        """Claim work; a failure counts as the store's (reported once), tried again next poll."""
+        try:
+            claims = await self._store.claim(
+                self._clock(), self._settings.batch_claims, self._settings.lease_seconds
+            )
+        except Exception as exc:
+            self._health.failed(exc, "claiming events")
+            return []
+        return claims
 
     def _budget_pause(self) -> float:
         """Seconds until any tenant has budget again, when every tenant's budget is spent."""
@@ -171,6 +184,13 @@ class Deliverer:
     async def _deliver_guarded(self, claims: Sequence[Claim]) -> None:
         try:
             await self.deliver(claims)
+            # Fates recorded: the store commits (a claim alone does not say so: its lease writes
+            # are small, and claiming nothing commits nothing).
+            self._health.committed()
+        except StoreUnavailableError as exc:
+            # Recording the fates failed (a full disk): the leases run out and the events are
+            # claimed again once the store commits; nothing to record now.
+            self._health.failed(exc, "recording deliveries")
         except Exception as exc:
             # A bug must neither lose the events nor retry them forever: it counts as a retryable
             # failure (so the retry limits end in a dead letter). Should recording fail too, the
@@ -219,7 +239,11 @@ class Deliverer:
         while True:
             await asyncio.sleep(lease / 3)
             now = self._clock()
-            held = await asyncio.gather(*(self._store.renew(claim.lease, now, lease) for claim in claims))
+            try:
+                held = await asyncio.gather(*(self._store.renew(claim.lease, now, lease) for claim in claims))
+            except StoreUnavailableError as exc:
+                self._health.failed(exc, "renewing leases")
+                continue
             lost = sum(1 for events in held if events == 0)
             if lost:
                 log.warning("%d claims lost their lease; other workers may now hold their events", lost)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from destination.delivery.store import Attempt, QueuedEvent, Store, StoreClosedError
+from destination.delivery.store import GSID_RETENTION_SECONDS, Attempt, QueuedEvent, Store, StoreClosedError
 from tests.delivery.conftest import T0, FakeClock, StoreFactory, claim_events, event
 
 pytestmark = pytest.mark.anyio
@@ -410,6 +410,30 @@ async def test_gsids_are_remembered_per_scope_and_forgotten_on_request(store: St
     assert await store.company_gsids("other.gainsightcloud.com", ["Acme"]) == {}
     await store.forget_gsids("acme.gainsightcloud.com", ["Acme"])
     assert await store.company_gsids("acme.gainsightcloud.com", ["Acme"]) == {}
+
+
+async def test_gsids_learnt_before_their_retention_are_pruned(store: Store) -> None:
+    await store.remember_gsids("t", {"Acme": "G1"}, T0)
+    await store.remember_gsids("t", {"Globex": "G2"}, T0 + 10)
+    await store.prune(T0 + GSID_RETENTION_SECONDS)  # Acme's is exactly as old as kept: still known
+    assert await store.company_gsids("t", ["Acme", "Globex"]) == {"Acme": "G1", "Globex": "G2"}
+    await store.prune(T0 + GSID_RETENTION_SECONDS + 5)
+    assert await store.company_gsids("t", ["Acme", "Globex"]) == {"Globex": "G2"}
+    await store.remember_gsids("t", {"Globex": "G3"}, T0 + GSID_RETENTION_SECONDS + 5)  # learnt anew
+    await store.prune(T0 + GSID_RETENTION_SECONDS + 20)
+    assert await store.company_gsids("t", ["Globex"]) == {"Globex": "G3"}
+
+
+async def test_delivered_state_is_pruned_past_its_ttl(store: Store) -> None:
+    await store.remember_states("t", "person", {"ada@x.com": {"Name": "Ada"}}, T0)
+    await store.remember_states("t", "person", {"bob@x.com": {"Name": "Bob"}}, T0 + 50)
+    await store.prune(T0 + 100, state_ttl_seconds=100)  # Ada's is exactly as old as the TTL: kept
+    assert set(await store.delivered_states("t", "person", ["ada@x.com", "bob@x.com"], 0)) == {
+        "ada@x.com",
+        "bob@x.com",
+    }
+    await store.prune(T0 + 120, state_ttl_seconds=100)
+    assert set(await store.delivered_states("t", "person", ["ada@x.com", "bob@x.com"], 0)) == {"bob@x.com"}
 
 
 async def test_delivered_state_is_recalled_only_within_its_ttl(store: Store) -> None:

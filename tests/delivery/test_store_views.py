@@ -38,11 +38,45 @@ async def finish(store: Store, now: float, outcome: str, status: int | None = No
 
 async def test_attempts_keep_the_request_sent_and_the_call_they_rode_on(store: Store) -> None:
     await store.enqueue([event("a1")])
-    event_id = await finish(store, T0, "delivered", 200)
+    event_id = await finish(store, T0, "dead")
     stored = await store.get_event(event_id)
     assert stored is not None
     (attempt,) = stored.history
     assert (attempt.request, attempt.call, attempt.response) == (REQUEST, "c1", {"ok": 1})
+
+
+BODILESS = {k: v for k, v in REQUEST.items() if k != "body"}
+
+
+@pytest.mark.parametrize("outcome", ["delivered", "unchanged", "filtered"])
+async def test_a_completed_event_keeps_its_requests_without_their_bodies(store: Store, outcome: str) -> None:
+    await store.enqueue([event("a1")])
+    (claimed,) = await claim_events(store, T0, 1, LEASE)
+    failed = Attempt(T0, "retryable", 503, "unavailable", {"no": 1}, REQUEST, "c0")
+    assert await store.retry_later(claimed.id, T0, None, lease=claimed.lease, attempt=failed)
+    (claimed,) = await claim_events(store, T0, 1, LEASE)
+    while_retrying = await store.get_event(claimed.id)
+    assert while_retrying is not None and while_retrying.history[0].request == REQUEST  # still needed
+    final = Attempt(T0 + 1, outcome, 200, None, {"ok": 1}, REQUEST, "c1")  # type: ignore[arg-type]
+    assert await store.complete(claimed.id, outcome, lease=claimed.lease, attempt=final)  # type: ignore[arg-type]
+    stored = await store.get_event(claimed.id)
+    assert stored is not None
+    assert [(a.request, a.call, a.response) for a in stored.history] == [
+        (BODILESS, "c0", {"no": 1}),
+        (BODILESS, "c1", {"ok": 1}),
+    ]
+
+
+async def test_a_dead_letter_keeps_every_request_body(store: Store) -> None:
+    await store.enqueue([event("a1")])
+    (claimed,) = await claim_events(store, T0, 1, LEASE)
+    failed = Attempt(T0, "retryable", 503, "unavailable", {"no": 1}, REQUEST, "c0")
+    assert await store.retry_later(claimed.id, T0, None, lease=claimed.lease, attempt=failed)
+    (claimed,) = await claim_events(store, T0, 1, LEASE)
+    refused = Attempt(T0 + 1, "aborted", 400, "refused", {"no": 2}, REQUEST, "c1")
+    assert await store.dead_letter(claimed.id, "refused", lease=claimed.lease, attempt=refused)
+    dead = await store.get_dead_letter(claimed.id)
+    assert dead is not None and [a.request for a in dead.history] == [REQUEST, REQUEST]
 
 
 async def test_an_attempt_without_request_or_call_reads_back_as_none(store: Store) -> None:

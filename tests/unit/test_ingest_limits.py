@@ -236,10 +236,10 @@ def test_a_store_that_cannot_commit_gets_503_or_507_never_a_200(
         runtime = client.app.state.runtime  # type: ignore[attr-defined]
         failing[0].error = error  # later, /ready probes the store itself
         runtime.store_failed(error)
-        runtime.store_failed_at -= 60
+        runtime.store_health.failed_at -= 60
         assert client.get("/ready").status_code == 503
         failing[0].error = None
-        runtime.store_failed_at -= 60
+        runtime.store_health.failed_at -= 60
         assert client.get("/ready").status_code == 200
 
 
