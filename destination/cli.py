@@ -52,7 +52,7 @@ def serve(
     """Run the service. With no destinations configured it runs in sandbox mode."""
     from destination.app import create_app
     from destination.logs import configure_logging
-    from destination.serving import ServeError, bind, check_store_writable, run_server
+    from destination.serving import ServeError, bind, check_store, run_server
     from destination.settings import Settings
 
     # Flags win over GSD_* variables, which Settings reads itself.
@@ -65,7 +65,7 @@ def serve(
         raise _fail(f"invalid setting: {_settings_problems(exc)}") from None
     configure_logging(settings.log_level, settings.log_format)
     try:
-        check_store_writable(settings.store_url)
+        check_store(settings.store_url)
         application = create_app(settings)
         # Bind every interface only when inbound auth protects the routes.
         listen_host = settings.host or ("0.0.0.0" if settings.auth_enabled else "127.0.0.1")

@@ -1,7 +1,9 @@
 """What `serve` does around uvicorn: refuse early with one clear line, say "listening" only when true.
 
-- The store directory must be writable by this process (a container's mounted volume often is
-  not): the error names the uid that must own it, instead of a traceback from SQLite.
+- The store must be usable: a SQLite directory writable by this process (a container's mounted
+  volume often is not: the error names the uid that must own it) holding a database; a PostgreSQL
+  server that accepts the login (port, password, sslmode): the error names libpq's cause, instead
+  of "listening" and a warning a second. Outages after start-up are the store's to ride out.
 - The port is bound before the application starts, so "address in use" is one line too.
 - "listening" is printed once uvicorn has started the application and accepts connections.
 """
@@ -12,12 +14,17 @@ import errno
 import gc
 import os
 import socket
+import sqlite3
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import uvicorn
+
+from destination.delivery.store import StoreError
+from destination.delivery.stores import open_store, redacted, sqlite_path
 
 HTTP_GRACE_SECONDS = 3.0
 """How long open HTTP requests may finish on shutdown; deliveries drain after that (GSD_DRAIN_SECONDS)."""
@@ -33,6 +40,39 @@ def _uid_hint(directory: Path) -> str:
         f"this service runs as uid {uid}, which must own it or be allowed to write to it "
         f"(chown {uid} {directory})"
     )
+
+
+def check_store(store_url: str) -> None:
+    """The store GSD_STORE_URL names can be used now; ServeError says why not, in one line."""
+    scheme = urlsplit(store_url).scheme.lower()
+    if scheme == "sqlite":
+        try:
+            path = sqlite_path(store_url)
+        except StoreError as exc:
+            raise ServeError(str(exc)) from None
+        check_store_writable(store_url)
+        _check_sqlite_file(path)
+    elif scheme in ("postgresql", "postgres"):
+        from destination.delivery.postgres import check_reachable
+
+        try:
+            check_reachable(store_url)
+        except StoreError as exc:
+            raise ServeError(f"cannot reach the store {redacted(store_url)}: {exc}") from None
+    elif scheme != "memory":
+        try:
+            open_store(store_url)  # refuses the URL, naming the forms it takes
+        except StoreError as exc:
+            raise ServeError(str(exc)) from None
+
+
+def _check_sqlite_file(path: Path) -> None:
+    try:
+        with sqlite3.connect(path) as conn:
+            conn.execute("PRAGMA schema_version").fetchone()
+        conn.close()
+    except sqlite3.Error as exc:
+        raise ServeError(f"the store {path} is not a usable SQLite database: {exc}") from None
 
 
 def check_store_writable(store_url: str) -> None:

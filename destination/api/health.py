@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -22,6 +23,12 @@ async def health() -> dict[str, Any]:
 _PROBE_KEY = "gsd:ready-probe"
 _RECHECK_AFTER = 10.0  # seconds: a small probe commit can pass on a disk an ingest just filled
 _PROBE_WINDOW = ("probe", 0.0, 2**62)  # never full; pruned with stale rate windows
+ANSWER_WITHIN = 4.5  # seconds: /ready answers within 5 s even while the store hangs
+
+
+def _reason(exc: Exception) -> str:
+    """What a store error says (its cause), never a bare class name."""
+    return str(exc) or type(exc).__name__
 
 
 async def _store_problems(runtime: Runtime) -> tuple[dict[str, int], list[str]]:
@@ -29,8 +36,7 @@ async def _store_problems(runtime: Runtime) -> tuple[dict[str, int], list[str]]:
     try:
         queue: dict[str, int] = {str(k): v for k, v in (await runtime.store.counts()).items()}
     except Exception as exc:
-        queue = {}
-        problems.append(f"store: {type(exc).__name__}")
+        return {}, [f"store: {_reason(exc)}"]  # not answering: no commit probe on top
     if runtime.store_problem is not None and time.monotonic() - runtime.store_failed_at < _RECHECK_AFTER:
         problems.append(f"store cannot commit: {runtime.store_problem}")
     elif runtime.store_problem is not None:
@@ -51,7 +57,11 @@ async def _store_problems(runtime: Runtime) -> tuple[dict[str, int], list[str]]:
     responses={503: {"description": "the store does not answer or commit, or delivery has stopped"}},
 )
 async def ready(runtime: RuntimeDep) -> JsonResponse:
-    queue, problems = await _store_problems(runtime)
+    try:
+        queue, problems = await asyncio.wait_for(_store_problems(runtime), ANSWER_WITHIN)
+    except TimeoutError:
+        known = f" (last failure: {runtime.store_problem})" if runtime.store_problem else ""
+        queue, problems = {}, [f"store: no answer within {ANSWER_WITHIN:g} s{known}"]
     if not runtime.delivering:
         problems.append("delivery loop is not running")
     body = {

@@ -6,8 +6,9 @@ first used, under an advisory lock, so replicas starting together migrate once).
 windows are counted by one upsert, so the budget holds across replicas.
 
 Connections come from a psycopg_pool pool (`pool_size`). When the server cannot be reached, every
-method raises StoreUnavailableError within a few seconds (ingest answers 503, never 200); the
-pool reconnects by itself once the server is back, so workers resume without a restart.
+method raises StoreUnavailableError within a few seconds, naming the cause the last connection
+attempt met (ingest answers 503, never 200; /ready shows it); the pool reconnects by itself once
+the server is back, so workers resume without a restart.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Self
 
 import psycopg
 from psycopg.rows import TupleRow
@@ -57,6 +58,7 @@ MIGRATIONS = "postgres_migrations.sql"
 DEFAULT_POOL_SIZE = 10
 CONNECT_TIMEOUT_SECONDS = 3  # per attempt to reach the server
 WAIT_SECONDS = 5.0  # longest wait for a pooled connection before answering "unavailable"
+DOWN_WAIT_SECONDS = 2.0  # the same while the last attempt to connect failed (a known outage)
 PRUNE_CHUNK = 1000
 RECENT_ATTEMPTS_SCAN = 50_000  # recent_attempts looks no further back than this many attempts
 
@@ -72,6 +74,43 @@ async def _configure(conn: Conn) -> None:
     set_json_dumps(jsonutil.dumps, conn)
     set_json_loads(jsonutil.loads, conn)
     await conn.set_autocommit(False)
+
+
+def cause(exc: BaseException) -> str:
+    """A driver error as one line (libpq's messages span lines; they never hold the password)."""
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def check_reachable(url: str) -> None:
+    """Connect once and disconnect; StoreUnavailableError names why that failed (for `serve`)."""
+    try:
+        psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT_SECONDS).close()
+    except psycopg.Error as exc:
+        raise StoreUnavailableError(cause(exc)) from None
+
+
+class _Reach:
+    """Why the last attempt to connect failed; None once one succeeded."""
+
+    def __init__(self) -> None:
+        self.failure: str | None = None
+
+    def connection_class(self) -> type[Conn]:
+        """The pool's connection class, reporting each attempt's outcome here."""
+        reach = self
+
+        class Reporting(psycopg.AsyncConnection[TupleRow]):
+            @classmethod
+            async def connect(cls, conninfo: str = "", **kwargs: Any) -> Self:
+                try:
+                    conn = await super().connect(conninfo, **kwargs)
+                except psycopg.Error as exc:
+                    reach.failure = cause(exc)
+                    raise
+                reach.failure = None
+                return conn
+
+        return Reporting
 
 
 def _jsonb(value: Any) -> Jsonb | None:
@@ -98,8 +137,10 @@ class PostgresStore(FinishMoves):
         self._dedupe_window = dedupe_window_seconds
         self._clock = clock
         self._q = queries()
+        self._reach = _Reach()
         self._pool = AsyncConnectionPool(
             url,
+            connection_class=self._reach.connection_class(),
             min_size=min(2, pool_size),
             max_size=pool_size,
             open=False,
@@ -115,6 +156,7 @@ class PostgresStore(FinishMoves):
         # own, so they never leave ingest or the rate windows waiting for a connection.
         self._hold_pool = AsyncConnectionPool(
             url,
+            connection_class=self._reach.connection_class(),
             min_size=0,
             max_size=pool_size,
             open=False,
@@ -138,7 +180,7 @@ class PostgresStore(FinishMoves):
             if self._pool.closed:
                 await self._pool.open(wait=False)
                 await self._hold_pool.open(wait=False)
-            async with self._pool.connection() as conn:
+            async with self._pool.connection(self._wait_seconds()) as conn:
                 await self._migrate(conn)
             self._ready = True
 
@@ -169,14 +211,23 @@ class PostgresStore(FinishMoves):
                     if isinstance(exc, StoreUnavailableError):
                         raise
                     raise StoreUnavailableError(str(exc)) from exc
-            async with self._pool.connection() as conn, conn.transaction():
+            async with self._pool.connection(self._wait_seconds()) as conn, conn.transaction():
                 yield conn
         except PoolClosed:
             raise StoreClosedError("the store is closed") from None
         except PoolTimeout:
-            raise StoreUnavailableError("the PostgreSQL store cannot be reached") from None
+            raise self._unreachable() from None
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-            raise StoreUnavailableError(f"the PostgreSQL store failed: {type(exc).__name__}") from exc
+            raise StoreUnavailableError(f"the PostgreSQL store failed: {cause(exc)}") from exc
+
+    def _wait_seconds(self) -> float:
+        return WAIT_SECONDS if self._reach.failure is None else DOWN_WAIT_SECONDS
+
+    def _unreachable(self) -> StoreUnavailableError:
+        why = self._reach.failure
+        return StoreUnavailableError(
+            "the PostgreSQL store cannot be reached" + (f": {why}" if why is not None else "")
+        )
 
     async def _lock_people(self, conn: Conn, people: Sequence[tuple[str, str]]) -> None:
         if people:
@@ -560,9 +611,9 @@ class PostgresStore(FinishMoves):
             try:
                 if not self._ready:
                     await self._open()
-                conn = await self._hold_pool.getconn()
+                conn = await self._hold_pool.getconn(self._wait_seconds())
             except PoolTimeout:
-                raise StoreUnavailableError("the PostgreSQL store cannot be reached") from None
+                raise self._unreachable() from None
             try:
                 for key in keys:
                     await conn.execute(self._q["hold_company"], {"scope": key[0], "name": key[1]})

@@ -39,7 +39,9 @@ def open_store(
     if scheme == "sqlite":
         from destination.delivery.sqlite import SQLiteStore
 
-        return SQLiteStore(_sqlite_path(url), dedupe_window_seconds=dedupe_window_seconds, clock=clock)
+        path = sqlite_path(url)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return SQLiteStore(path, dedupe_window_seconds=dedupe_window_seconds, clock=clock)
     if scheme in ("postgresql", "postgres"):
         from destination.delivery.postgres import PostgresStore
 
@@ -47,12 +49,13 @@ def open_store(
             url, dedupe_window_seconds=dedupe_window_seconds, clock=clock, pool_size=pool_size
         )
     raise UnsupportedStoreURLError(
-        f"unknown store URL {_redacted(url)!r}; expected sqlite:///relative/path, "
+        f"unknown store URL {redacted(url)!r}; expected sqlite:///relative/path, "
         "sqlite:////absolute/path, postgresql://user:password@host/database or memory://"
     )
 
 
-def _sqlite_path(url: str) -> Path:
+def sqlite_path(url: str) -> Path:
+    """The file a sqlite:/// URL names; UnsupportedStoreURLError for any other form."""
     parts = urlsplit(url)
     if parts.netloc or parts.query or parts.fragment:
         raise UnsupportedStoreURLError(
@@ -61,12 +64,10 @@ def _sqlite_path(url: str) -> Path:
     relative_or_absolute = parts.path[1:]  # sqlite:///x -> "x"; sqlite:////x -> "/x"
     if not relative_or_absolute:
         raise UnsupportedStoreURLError(f"store URL {url!r} names no file")
-    path = Path(relative_or_absolute)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path
+    return Path(relative_or_absolute)
 
 
-def _redacted(url: str) -> str:
+def redacted(url: str) -> str:
     """The URL without its password, for error messages."""
     parts = urlsplit(url)
     if parts.password is None:

@@ -1,0 +1,73 @@
+"""/ready names why the store cannot be used (not just an exception's class), within 5 s."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from fastapi.testclient import TestClient
+
+from destination.api import health
+from destination.app import create_app
+from destination.delivery.store import Store, StoreUnavailableError
+from destination.settings import Settings
+from tests.conftest import BASE_CONFIG
+
+
+class UnansweringStore:
+    """The real store, whose `counts` fails with `error`, or hangs while `hang` is set."""
+
+    def __init__(self, inner: Store) -> None:
+        self.inner = inner
+        self.error: Exception | None = None
+        self.hang = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def counts(self) -> Any:
+        if self.hang:
+            await asyncio.Event().wait()
+        if self.error is not None:
+            raise self.error
+        return await self.inner.counts()
+
+
+def _client(tmp_path: Path) -> tuple[TestClient, list[UnansweringStore]]:
+    path = tmp_path / "destinations.json"
+    path.write_bytes(orjson.dumps([{"id": "acme", "writeKeys": ["wk"], "config": BASE_CONFIG}]))
+    stores: list[UnansweringStore] = []
+
+    def wrap(store: Store) -> Store:
+        stores.append(UnansweringStore(store))
+        return stores[0]  # type: ignore[return-value]
+
+    transport = httpx.MockTransport(lambda r: httpx.Response(500))
+    app = create_app(Settings(destinations=path, store_url="memory://"), transport=transport, store=wrap)
+    return TestClient(app), stores
+
+
+def test_ready_names_the_cause_the_store_gave(tmp_path: Path) -> None:
+    client, stores = _client(tmp_path)
+    with client:
+        cause = "the PostgreSQL store cannot be reached: port 5433 failed: Connection refused"
+        stores[0].error = StoreUnavailableError(cause)
+        ready = client.get("/ready")
+        assert ready.status_code == 503 and ready.json()["problems"] == [f"store: {cause}"]
+
+
+def test_readys_bound_is_within_the_5_s_the_readme_promises() -> None:
+    assert health.ANSWER_WITHIN < 5.0
+
+
+def test_ready_answers_in_time_while_the_store_hangs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(health, "ANSWER_WITHIN", 0.2)
+    client, stores = _client(tmp_path)
+    with client:
+        stores[0].hang = True
+        ready = client.get("/ready")
+        assert ready.status_code == 503 and ready.json()["problems"] == ["store: no answer within 0.2 s"]
