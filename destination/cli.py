@@ -20,6 +20,7 @@ from destination.simulator.cli import simulator_main
 
 if TYPE_CHECKING:
     from destination.delivery.store import Store
+    from destination.settings import Settings
 
 app = typer.Typer(
     name="gainsight-destination",
@@ -82,7 +83,7 @@ def serve(
         sock,
         access_log=access_log,
         log_level=settings.log_level,
-        on_ready=lambda: _announce(application, listen_host, bound_port, settings.admin_token is not None),
+        on_ready=lambda: _announce(application, listen_host, bound_port, settings),
     )
     if code:
         raise typer.Exit(code)
@@ -94,13 +95,21 @@ def _settings_problems(exc: ValidationError) -> str:
     )
 
 
-def _announce(application: object, host: str, port: int, admin: bool) -> None:
+def _announce(application: object, host: str, port: int, settings: Settings) -> None:
+    """The banner, once the port accepts connections: where it listens, where calls go, /status."""
     from destination.sandbox import sandbox_banner
 
-    banner = sandbox_banner(application, host, port)
-    typer.echo(banner or f"gainsight-destination listening on http://{host}:{port}")
-    if admin:
-        typer.echo(f"status page: http://{host}:{port}/status (any user name, GSD_ADMIN_TOKEN as password)")
+    base = f"http://{host}:{port}"
+    typer.echo(sandbox_banner(application, host, port) or f"gainsight-destination: Listening on {base}")
+    if settings.gainsight_base_url is not None:
+        typer.echo(
+            f"Gainsight calls are redirected to {settings.gainsight_base_url} "
+            "(GSD_GAINSIGHT_BASE_URL) instead of each destination's domain"
+        )
+    if settings.admin_token is not None:
+        typer.echo(f"status page: {base}/status (any user name, GSD_ADMIN_TOKEN as password)")
+    else:
+        typer.echo("status page: off (set GSD_ADMIN_TOKEN to turn on /status and the admin routes)")
 
 
 def _transform_config(
