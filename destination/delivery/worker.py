@@ -187,7 +187,8 @@ class Deliverer:
 
     async def deliver(self, claims: Sequence[Claim]) -> None:
         """Execute the claimed runs (renewing their leases meanwhile) and record every fate."""
-        renewing = asyncio.create_task(self._renew_forever(claims))
+        held = list(claims)  # claims with events still to deliver: only their leases can be lost
+        renewing = asyncio.create_task(self._renew_forever(held))
         try:
             runs: dict[str, list[list[Job]]] = {}
             events: dict[int, QueuedEvent] = {}
@@ -195,6 +196,8 @@ class Deliverer:
                 run = [job for event in claim.events if (job := await self._job(event)) is not None]
                 if run:
                     runs.setdefault(claim.events[0].destination_id, []).append(run)
+                else:  # every event finished here (filtered, rejected, dead): nothing left to hold
+                    held.remove(claim)
                 events.update((e.id, e) for e in claim.events)
             results = await asyncio.gather(
                 *(self._execute(destination_id, batch) for destination_id, batch in runs.items())
@@ -210,12 +213,13 @@ class Deliverer:
         destination = self._destinations[destination_id]
         return await self._executor.run(runs, Credentials.of(destination_id, destination.config))
 
-    async def _renew_forever(self, claims: Sequence[Claim]) -> None:
+    async def _renew_forever(self, claims: list[Claim]) -> None:
+        """Renew the leases of `claims` (a list the caller shrinks) until cancelled."""
         lease = self._settings.lease_seconds
         while True:
             await asyncio.sleep(lease / 3)
             now = self._clock()
-            held = await asyncio.gather(*(self._store.renew(claim.lease, now, lease) for claim in claims))
+            held = await asyncio.gather(*(self._store.renew(c.lease, now, lease) for c in list(claims)))
             lost = sum(1 for events in held if events == 0)
             if lost:
                 log.warning("%d claims lost their lease; other workers may now hold their events", lost)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -15,7 +17,7 @@ from destination.delivery.governor import RateGovernor, RateWindow
 from destination.delivery.memory import MemoryStore
 from destination.delivery.retry import RetryPolicy
 from destination.delivery.store import NewEvent, StoredEvent
-from destination.delivery.worker import BudgetGate, Deliverer
+from destination.delivery.worker import BudgetGate, Deliverer, WorkerSettings
 from destination.gainsight.client import GainsightClient
 from destination.gainsight.executor import Executor
 from destination.jsonutil import dumps
@@ -28,7 +30,7 @@ Handler = Callable[[httpx.Request], httpx.Response]
 
 
 class World:
-    def __init__(self, handler: Handler, per_minute: int = 100) -> None:
+    def __init__(self, handler: Handler, per_minute: int = 100, lease_seconds: float = 10.0) -> None:
         self.now = NOW
         self.store = MemoryStore(clock=lambda: self.now)
         self.calls: list[httpx.Request] = []
@@ -58,6 +60,7 @@ class World:
             gate=self.gate,
             policy=RetryPolicy(max_attempts=3),
             metrics=metrics,
+            settings=WorkerSettings(lease_seconds=lease_seconds),
             clock=lambda: self.now,
             rng=random.Random(1),
         )
@@ -328,3 +331,52 @@ def test_an_unexpected_error_counts_as_a_failed_attempt() -> None:
     event = asyncio.run(run())
     assert event is not None and event.state == "queued" and event.lease_owner is None
     assert event.history[0].outcome == "retryable" and "RuntimeError" in (event.history[0].error or "")
+
+
+LOST = "claims lost their lease"
+
+
+def _slow_identify_beside_a_filtered_track(steal: bool) -> World:
+    """A person's identify is delivered slowly (its lease renewed meanwhile) while another
+    person's claim held only an unmapped track, finished at once; `steal`: another worker takes
+    the identify's events once its lease has run out."""
+    renewals: list[int] = []
+
+    async def slow(request: httpx.Request) -> httpx.Response:
+        deadline = time.monotonic() + 30
+        while len(renewals) < 2 and time.monotonic() < deadline:  # renewed at least twice
+            await asyncio.sleep(0.01)
+        if steal:
+            world.now += 120  # past the claim's 60 s lease
+            assert await world.store.claim(world.now, 10, 60)
+            renewals.clear()
+            while not renewals and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+        return ok(request)
+
+    world = World(slow, lease_seconds=0.15)
+    renew = world.store.renew
+
+    async def counted(lease: str, now: float, seconds: float) -> int:
+        renewals.append(1)
+        return await renew(lease, now, seconds)
+
+    world.store.renew = counted  # type: ignore[method-assign]
+    world.run({**IDENTIFY, "person": "p1"}, {**TRACK, "event": "Never Mapped", "person": "p2"})
+    return world
+
+
+def test_a_claim_finished_at_once_is_not_said_to_have_lost_its_lease(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="destination.delivery.worker"):
+        _slow_identify_beside_a_filtered_track(steal=False)
+    assert LOST not in caplog.text
+
+
+def test_a_claim_taken_by_another_worker_is_said_to_have_lost_its_lease(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="destination.delivery.worker"):
+        _slow_identify_beside_a_filtered_track(steal=True)
+    assert f"1 {LOST}" in caplog.text
