@@ -22,10 +22,14 @@ if TYPE_CHECKING:
     from destination.delivery.store import Store
     from destination.settings import Settings
 
+# Plain (click) help: rich's tables cut long flag names at 80 columns, and read "[env X]" as markup.
+PLAIN_HELP = None
+
 app = typer.Typer(
     name="gainsight-destination",
     help="Deliver RudderStack/Segment events into Gainsight CS.",
     no_args_is_help=True,
+    rich_markup_mode=PLAIN_HELP,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
@@ -208,7 +212,9 @@ def validate_config(destinations: DestinationsOption = None) -> None:
 app.command("simulator")(simulator_main)
 
 dead_letters = typer.Typer(
-    help="Inspect, replay or purge dead letters (reads GSD_STORE_URL).", no_args_is_help=True
+    help="Inspect, replay or purge dead letters (reads GSD_STORE_URL).",
+    no_args_is_help=True,
+    rich_markup_mode=PLAIN_HELP,
 )
 app.add_typer(dead_letters, name="dead-letters")
 
@@ -254,13 +260,19 @@ def dead_letters_list(
     limit: int = 100,
     offset: int = 0,
 ) -> None:
-    """One JSON line per dead letter, oldest first."""
+    """One JSON line per dead letter, oldest first (none: a line on stderr says so)."""
 
+    from destination.delivery.stores import redacted
     from destination.delivery.views import dead_letter_summary
 
     async def work(opened: Store) -> None:
-        for letter in await opened.list_dead_letters(destination, limit, offset):
+        letters = await opened.list_dead_letters(destination, limit, offset)
+        for letter in letters:
             _echo_json(dead_letter_summary(letter))
+        if not letters:  # said on stderr: stdout stays JSON lines only
+            where = f" for destination {destination!r}" if destination is not None else ""
+            beyond = f" past offset {offset}" if offset else ""
+            typer.echo(f"no dead letters{where}{beyond} in {redacted(store)}", err=True)
 
     _with_store(store, work)
 
@@ -327,7 +339,9 @@ def dead_letters_purge(
 
 
 events = typer.Typer(
-    help="Look up any event's state and attempts (reads GSD_STORE_URL).", no_args_is_help=True
+    help="Look up any event's state and attempts (reads GSD_STORE_URL).",
+    no_args_is_help=True,
+    rich_markup_mode=PLAIN_HELP,
 )
 app.add_typer(events, name="events")
 

@@ -34,12 +34,26 @@ class ServeError(Exception):
     """A reason `serve` cannot start, as one line for the operator."""
 
 
-def _uid_hint(directory: Path) -> str:
+def in_container() -> bool:
+    """Docker (/.dockerenv) or Podman (/run/.containerenv)."""
+    return Path("/.dockerenv").exists() or Path("/run/.containerenv").exists()
+
+
+def uid_hint(directory: Path, container: bool) -> str:
+    """Who must be able to write there, and what to run where the fix belongs: in a container the
+    path is the container's, and the directory to change is the one mounted there, on the host."""
     uid = os.getuid()
-    return (
-        f"this service runs as uid {uid}, which must own it or be allowed to write to it "
-        f"(chown {uid} {directory})"
-    )
+    owner = f"this service runs as uid {uid}, which must own it or be allowed to write to it"
+    if container:
+        return (
+            f"{owner}; {directory} is a path inside this container: on the host, run "
+            f"`chown {uid} HOST_DIR` for the directory mounted there (-v HOST_DIR:{directory})"
+        )
+    return f"{owner} (chown {uid} {directory})"
+
+
+def _uid_hint(directory: Path) -> str:
+    return uid_hint(directory, in_container())
 
 
 def check_store(store_url: str) -> None:

@@ -26,6 +26,7 @@ from destination.delivery.store import Attempt, Claim, QueuedEvent, Store
 from destination.errors import ConfigError, EventError, GainsightError, OverBudget, UnmappedEventError
 from destination.gainsight.client import Credentials
 from destination.gainsight.executor import Executor, Fate, Job, Progress
+from destination.gainsight.outcomes import delivered_note
 from destination.gainsight.plan import plan_event
 from destination.jsonutil import JSONDecodeError, loads
 from destination.logs import log_event_outcome
@@ -262,11 +263,13 @@ class Deliverer:
             return
         call = fate.call
         status = call.answer.status if call is not None else None
+        # Why a delivered event's answer is not a 2xx (a replayed signature), else None.
+        note = delivered_note(call.answer) if call is not None and fate.outcome == "delivered" else None
         attempt = Attempt(
             now,
             fate.outcome,
             status,
-            fate.error.message if fate.error is not None else None,
+            fate.error.message if fate.error is not None else note,
             call.answer.body if call is not None else None,
             request=call.request if call is not None else None,
             call=call.id if call is not None else None,
@@ -278,7 +281,7 @@ class Deliverer:
             if await self._store.complete(event.id, fate.outcome, lease=event.lease, attempt=attempt):
                 self._metrics.outcomes.labels(event.destination_id, fate.outcome).inc()
                 self._metrics.delivery_seconds.observe(max(0.0, now - event.received_at))
-                self._log(event, fate.outcome, status, attempts, now)
+                self._log(event, fate.outcome, status, attempts, now, note)
             return
         assert fate.error is not None
         minute = self._governor.windows[0]

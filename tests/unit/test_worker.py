@@ -380,3 +380,31 @@ def test_a_claim_taken_by_another_worker_is_said_to_have_lost_its_lease(
     with caplog.at_level(logging.WARNING, logger="destination.delivery.worker"):
         _slow_identify_beside_a_filtered_track(steal=True)
     assert f"1 {LOST}" in caplog.text
+
+
+def test_a_replayed_signature_is_delivered_and_says_why_the_answer_was_401(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def replayed(request: httpx.Request) -> httpx.Response:
+        body = {"result": False, "errorCode": "GSSIG_REPLAY", "errorDesc": "Signature already used"}
+        return httpx.Response(401, json=body)
+
+    with caplog.at_level(logging.INFO, logger="destination.events"):
+        (event,) = World(replayed).run(TRACK)
+    assert event.state == "delivered"
+    (attempt,) = event.history
+    assert (attempt.outcome, attempt.status_code) == ("delivered", 401)
+    assert attempt.error == (
+        "received by an earlier attempt; this one was refused as a replay: "
+        "Gainsight answered 401 GSSIG_REPLAY: Signature already used"
+    )
+    (line,) = [r for r in caplog.records if r.getMessage() == "event outcome"]
+    assert (line.outcome, line.status, line.reason) == ("delivered", 401, attempt.error)  # type: ignore[attr-defined]
+
+
+def test_a_plain_delivery_has_no_reason(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="destination.events"):
+        (event,) = World(ok).run(TRACK)
+    assert event.history[0].error is None
+    (line,) = [r for r in caplog.records if r.getMessage() == "event outcome"]
+    assert not hasattr(line, "reason")

@@ -1,0 +1,94 @@
+"""What a person meets first: the start-up banner, `GET /`, `--help` in an 80-column terminal,
+and a store directory they must fix."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+from typer.testing import CliRunner
+
+from destination.app import create_app
+from destination.cli import _announce, app
+from destination.serving import uid_hint
+from destination.settings import Settings
+
+COMMANDS = [
+    ["serve"],
+    ["transform"],
+    ["validate-config"],
+    ["simulator"],
+    ["dead-letters", "list"],
+    ["dead-letters", "replay"],
+    ["events", "list"],
+    ["events", "show"],
+]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
+def test_help_keeps_every_flag_whole_at_80_columns(command: list[str]) -> None:
+    result = CliRunner().invoke(app, [*command, "--help"], env={"COLUMNS": "80", "TERMINAL_WIDTH": "80"})
+    assert result.exit_code == 0, result.output
+    assert "…" not in result.output and max(len(line) for line in result.output.splitlines()) <= 80
+    if command == ["simulator"]:
+        assert "--rate-limit-per-minute" in result.output and "--no-require-signature" in result.output
+
+
+def test_serve_help_names_the_environment_variable_of_each_flag() -> None:
+    result = CliRunner().invoke(app, ["serve", "--help"], env={"COLUMNS": "80"})
+    for text in ("Listen address [env GSD_HOST].", "[env GSD_PORT; default 8080]", "[env GSD_DESTINATIONS]"):
+        assert text in result.output
+    assert " ." not in result.output
+
+
+@pytest.mark.parametrize(("token", "page"), [(None, "/docs"), (SecretStr("t"), "/status")])
+def test_the_root_sends_people_to_the_status_page_or_the_docs(token: SecretStr | None, page: str) -> None:
+    with TestClient(create_app(Settings(store_url="memory://", admin_token=token))) as client:
+        response = client.get("/", follow_redirects=False)
+        assert (response.status_code, response.headers["location"]) == (307, page)
+        assert client.get("/").status_code in (200, 401)  # the page itself: open, or asking for the token
+
+
+@pytest.mark.parametrize(
+    ("token", "line"),
+    [
+        (None, "status page: off (set GSD_ADMIN_TOKEN to turn on /status and the admin routes)"),
+        (
+            SecretStr("t"),
+            "status page: http://127.0.0.1:8080/status (any user name, GSD_ADMIN_TOKEN as password)",
+        ),
+    ],
+)
+def test_the_sandbox_banner_says_where_the_status_page_is_and_how_to_open_it(
+    capsys: pytest.CaptureFixture[str], token: SecretStr | None, line: str
+) -> None:
+    settings = Settings(store_url="memory://", admin_token=token)
+    _announce(create_app(settings), "127.0.0.1", 8080, settings)
+    banner = capsys.readouterr().out.splitlines()
+    assert banner[0].startswith("gainsight-destination: SANDBOX MODE")
+    assert banner[-2].startswith("Listening on http://127.0.0.1:8080") and banner[-1] == line
+
+
+def test_the_configured_banner_says_listening_as_the_sandbox_does(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "d.yaml"
+    path.write_text("destinations: [{id: acme, config: {domain: acme.gainsightcloud.com, accessKey: k}}]")
+    settings = Settings(destinations=path, store_url="memory://", gainsight_base_url="http://127.0.0.1:8090")
+    _announce(create_app(settings), "0.0.0.0", 8080, settings)
+    assert capsys.readouterr().out.splitlines()[:2] == [
+        "gainsight-destination: Listening on http://0.0.0.0:8080",
+        "Gainsight calls are redirected to http://127.0.0.1:8090 (GSD_GAINSIGHT_BASE_URL) "
+        "instead of each destination's domain",
+    ]
+
+
+def test_the_permission_hint_in_a_container_says_to_fix_the_host_directory() -> None:
+    uid = os.getuid()
+    hint = uid_hint(Path("/var/lib/gsd"), container=True)
+    assert f"uid {uid}" in hint and "/var/lib/gsd is a path inside this container" in hint
+    assert f"on the host, run `chown {uid} HOST_DIR`" in hint and "-v HOST_DIR:/var/lib/gsd" in hint
+    assert uid_hint(Path("/srv/gsd"), container=False).endswith(f"(chown {uid} /srv/gsd)")
