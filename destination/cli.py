@@ -104,10 +104,13 @@ def _announce(application: object, host: str, port: int, settings: Settings) -> 
     from destination.sandbox import sandbox_banner
 
     base = f"http://{host}:{port}"
-    typer.echo(sandbox_banner(application, host, port) or f"gainsight-destination: Listening on {base}")
-    if settings.gainsight_base_url is not None:
+    redirected = settings.gainsight_base_url
+    typer.echo(
+        sandbox_banner(application, host, port, redirected) or f"gainsight-destination: Listening on {base}"
+    )
+    if redirected is not None:
         typer.echo(
-            f"Gainsight calls are redirected to {settings.gainsight_base_url} "
+            f"Gainsight calls are redirected to {redirected} "
             "(GSD_GAINSIGHT_BASE_URL) instead of each destination's domain"
         )
     if settings.admin_token is not None:

@@ -92,3 +92,14 @@ def test_the_permission_hint_in_a_container_says_to_fix_the_host_directory() -> 
     assert f"uid {uid}" in hint and "/var/lib/gsd is a path inside this container" in hint
     assert f"on the host, run `chown {uid} HOST_DIR`" in hint and "-v HOST_DIR:/var/lib/gsd" in hint
     assert uid_hint(Path("/srv/gsd"), container=False).endswith(f"(chown {uid} /srv/gsd)")
+
+
+def test_a_redirected_sandbox_does_not_claim_that_nothing_leaves_the_machine(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    settings = Settings(store_url="memory://", gainsight_base_url="http://gainsight.test:9999")
+    _announce(create_app(settings), "127.0.0.1", 8080, settings)
+    banner = capsys.readouterr().out
+    assert "nothing leaves this machine" not in banner
+    assert "delivered to http://gainsight.test:9999 (GSD_GAINSIGHT_BASE_URL)" in banner
+    assert "Gainsight calls are redirected to http://gainsight.test:9999" in banner
