@@ -218,16 +218,13 @@ class PostgresStore(FinishMoves):
         except PoolTimeout:
             raise self._unreachable() from None
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-            raise StoreUnavailableError(f"the PostgreSQL store failed: {cause(exc)}") from exc
+            raise StoreUnavailableError("the PostgreSQL store failed", cause(exc)) from exc
 
     def _wait_seconds(self) -> float:
         return WAIT_SECONDS if self._reach.failure is None else DOWN_WAIT_SECONDS
 
     def _unreachable(self) -> StoreUnavailableError:
-        why = self._reach.failure
-        return StoreUnavailableError(
-            "the PostgreSQL store cannot be reached" + (f": {why}" if why is not None else "")
-        )
+        return StoreUnavailableError("the PostgreSQL store cannot be reached", self._reach.failure)
 
     async def _lock_people(self, conn: Conn, people: Sequence[tuple[str, str]]) -> None:
         if people:

@@ -19,7 +19,8 @@ from tests.conftest import BASE_CONFIG
 
 
 class UnansweringStore:
-    """The real store, whose `counts` fails with `error`, or hangs while `hang` is set."""
+    """The real store, whose `counts` and `enqueue` fail with `error`; `counts` hangs while
+    `hang` is set."""
 
     def __init__(self, inner: Store) -> None:
         self.inner = inner
@@ -28,6 +29,11 @@ class UnansweringStore:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
+
+    async def enqueue(self, events: Any) -> Any:
+        if self.error is not None:
+            raise self.error
+        return await self.inner.enqueue(events)
 
     async def counts(self) -> Any:
         if self.hang:
@@ -51,13 +57,33 @@ def _client(tmp_path: Path) -> tuple[TestClient, list[UnansweringStore]]:
     return TestClient(app), stores
 
 
+UNREACHABLE = StoreUnavailableError(
+    "the PostgreSQL store cannot be reached",
+    'connection failed: connection to server at "10.1.2.3", port 5433 failed: Connection refused',
+)
+
+
 def test_ready_names_the_cause_the_store_gave(tmp_path: Path) -> None:
     client, stores = _client(tmp_path)
     with client:
-        cause = "the PostgreSQL store cannot be reached: port 5433 failed: Connection refused"
-        stores[0].error = StoreUnavailableError(cause)
+        stores[0].error = UNREACHABLE
         ready = client.get("/ready")
-        assert ready.status_code == 503 and ready.json()["problems"] == [f"store: {cause}"]
+        assert ready.status_code == 503 and ready.json()["problems"] == [
+            "store: the PostgreSQL store cannot be reached: connection failed: connection to server at "
+            '"10.1.2.3", port 5433 failed: Connection refused'
+        ]
+
+
+def test_senders_get_the_message_without_the_drivers_words(tmp_path: Path) -> None:
+    client, stores = _client(tmp_path)
+    with client:
+        stores[0].error = UNREACHABLE
+        sent = client.post(
+            "/v1/identify", json={"userId": "u", "traits": {"email": "a@b.co"}}, auth=("wk", "")
+        )
+        assert sent.status_code == 503 and sent.json()["message"] == "the PostgreSQL store cannot be reached"
+        assert "10.1.2.3" not in sent.text
+        assert "10.1.2.3" in client.get("/ready").json()["problems"][0]  # operators see it
 
 
 def test_readys_bound_is_within_the_5_s_the_readme_promises() -> None:
