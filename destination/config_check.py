@@ -138,7 +138,7 @@ def _check_one(entry: dict[str, Any], environ: Mapping[str, str]) -> tuple[Desti
         problems.extend(p for p in validation_problems(exc) if not _about(p, [w for w, _ in unset]))
         return None, problems
     problems.extend(missing_by_type(found.config))
-    return found, problems
+    return (None, problems) if unset else (found, problems)  # no summary made of placeholders
 
 
 def _map_row_problems(config: dict[str, Any]) -> list[str]:

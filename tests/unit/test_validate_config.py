@@ -173,3 +173,13 @@ def test_a_setting_whose_variable_is_unset_gets_that_one_problem(
     monkeypatch.delenv("GSD_TEST_UNSET_PEM", raising=False)
     found = problems(tmp_path, [{"id": "acme", "config": BASE_CONFIG, **entry}])
     assert found == [f"destination acme: {setting}: environment variable GSD_TEST_UNSET_PEM is not set"]
+
+
+def test_no_summary_is_made_of_a_placeholder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GSD_TEST_UNSET_DOMAIN", raising=False)
+    path = write(
+        tmp_path, [{"id": "acme", "config": {**BASE_CONFIG, "domain": {"env": "GSD_TEST_UNSET_DOMAIN"}}}]
+    )
+    result = runner.invoke(app, ["validate-config", "--destinations", str(path)])
+    assert result.exit_code == 2 and "unset" not in result.stdout and "destination acme:" not in result.stdout
+    assert "config.domain: environment variable GSD_TEST_UNSET_DOMAIN is not set" in result.stderr
