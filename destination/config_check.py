@@ -156,4 +156,7 @@ def _map_row_problems(config: dict[str, Any]) -> list[str]:
 def _about(problem: str, settings: list[str]) -> bool:
     """The problem names one of `settings` (or a part of it): `config: personMap[0].to: …` too."""
     named = problem.replace(": ", ".")
-    return any(named.startswith(setting) and not named[len(setting)].isalnum() for setting in settings)
+    return any(
+        named.startswith(setting) and not named[len(setting) : len(setting) + 1].isalnum()
+        for setting in settings
+    )

@@ -11,6 +11,7 @@ A backend's module (and its driver) is imported only when its URL is used.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -67,8 +68,12 @@ def sqlite_path(url: str) -> Path:
     return Path(relative_or_absolute)
 
 
+_PASSWORD_PARAMETER = re.compile(r"(?i)(?<=[?&]password=)[^&#]*")
+
+
 def redacted(url: str) -> str:
-    """The URL without its password, for error messages."""
+    """The URL without its password (user info, or libpq's `password=` parameter), for messages."""
+    url = _PASSWORD_PARAMETER.sub("***", url)
     parts = urlsplit(url)
     if parts.password is None:
         return url

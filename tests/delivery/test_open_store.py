@@ -9,7 +9,7 @@ import pytest
 from destination.delivery.memory import MemoryStore
 from destination.delivery.sqlite import SQLiteStore
 from destination.delivery.store import UnsupportedStoreURLError
-from destination.delivery.stores import DEFAULT_STORE_URL, open_store
+from destination.delivery.stores import DEFAULT_STORE_URL, open_store, redacted
 
 pytestmark = pytest.mark.anyio
 
@@ -80,3 +80,18 @@ def test_the_postgresql_driver_is_imported_only_for_a_postgresql_url() -> None:
 def test_malformed_urls_are_refused_with_the_expected_form(url: str, message: str) -> None:
     with pytest.raises(UnsupportedStoreURLError, match=message):
         open_store(url)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://gsd:s3cret@db/gsd?sslmode=require", "postgresql://gsd:***@db/gsd?sslmode=require"),
+        (
+            "postgresql://gsd@db/gsd?sslmode=require&password=s3cret",
+            "postgresql://gsd@db/gsd?sslmode=require&password=***",
+        ),
+        ("postgresql://db/gsd?PASSWORD=s3cret&user=gsd", "postgresql://db/gsd?PASSWORD=***&user=gsd"),
+    ],
+)
+def test_a_url_in_a_message_shows_no_password(url: str, shown: str) -> None:
+    assert redacted(url) == shown
