@@ -67,7 +67,7 @@ def check_store(store_url: str) -> None:
         check_store_writable(store_url)
         _check_sqlite_file(path)
     elif scheme in ("postgresql", "postgres"):
-        from destination.delivery.postgres import check_reachable
+        from destination.delivery.postgres_reach import check_reachable
 
         try:
             check_reachable(store_url)

@@ -18,7 +18,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, Self
+from typing import Any
 
 import psycopg
 from psycopg.rows import TupleRow
@@ -29,6 +29,7 @@ from destination import jsonutil
 from destination.delivery import migrations, sqlfile
 from destination.delivery import rows as rowmap
 from destination.delivery.holds import NameHolds, hold_keys
+from destination.delivery.postgres_reach import CONNECT_TIMEOUT_SECONDS, Reach, cause
 from destination.delivery.store import (
     DEDUPE_WINDOW_SECONDS,
     EVENT_STATES,
@@ -56,7 +57,6 @@ from destination.delivery.store import (
 
 MIGRATIONS = "postgres_migrations.sql"
 DEFAULT_POOL_SIZE = 10
-CONNECT_TIMEOUT_SECONDS = 3  # per attempt to reach the server
 WAIT_SECONDS = 5.0  # longest wait for a pooled connection before answering "unavailable"
 DOWN_WAIT_SECONDS = 2.0  # the same while the last attempt to connect failed (a known outage)
 PRUNE_CHUNK = 1000
@@ -74,43 +74,6 @@ async def _configure(conn: Conn) -> None:
     set_json_dumps(jsonutil.dumps, conn)
     set_json_loads(jsonutil.loads, conn)
     await conn.set_autocommit(False)
-
-
-def cause(exc: BaseException) -> str:
-    """A driver error as one line (libpq's messages span lines; they never hold the password)."""
-    return " ".join(str(exc).split()) or type(exc).__name__
-
-
-def check_reachable(url: str) -> None:
-    """Connect once and disconnect; StoreUnavailableError names why that failed (for `serve`)."""
-    try:
-        psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT_SECONDS).close()
-    except psycopg.Error as exc:
-        raise StoreUnavailableError(cause(exc)) from None
-
-
-class _Reach:
-    """Why the last attempt to connect failed; None once one succeeded."""
-
-    def __init__(self) -> None:
-        self.failure: str | None = None
-
-    def connection_class(self) -> type[Conn]:
-        """The pool's connection class, reporting each attempt's outcome here."""
-        reach = self
-
-        class Reporting(psycopg.AsyncConnection[TupleRow]):
-            @classmethod
-            async def connect(cls, conninfo: str = "", **kwargs: Any) -> Self:
-                try:
-                    conn = await super().connect(conninfo, **kwargs)
-                except psycopg.Error as exc:
-                    reach.failure = cause(exc)
-                    raise
-                reach.failure = None
-                return conn
-
-        return Reporting
 
 
 def _jsonb(value: Any) -> Jsonb | None:
@@ -137,7 +100,7 @@ class PostgresStore(FinishMoves):
         self._dedupe_window = dedupe_window_seconds
         self._clock = clock
         self._q = queries()
-        self._reach = _Reach()
+        self._reach = Reach()
         self._pool = AsyncConnectionPool(
             url,
             connection_class=self._reach.connection_class(),
