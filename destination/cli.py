@@ -20,7 +20,6 @@ from destination.simulator.cli import simulator_main
 
 if TYPE_CHECKING:
     from destination.delivery.store import Store
-    from destination.settings import Settings
 
 # Plain (click) help: rich's tables cut long flag names at 80 columns, and read "[env X]" as markup.
 PLAIN_HELP = None
@@ -56,6 +55,7 @@ def serve(
 ) -> None:
     """Run the service. With no destinations configured it runs in sandbox mode."""
     from destination.app import create_app
+    from destination.banner import banner
     from destination.logs import configure_logging
     from destination.serving import ServeError, bind, check_store, run_server
     from destination.settings import Settings
@@ -87,7 +87,7 @@ def serve(
         sock,
         access_log=access_log,
         log_level=settings.log_level,
-        on_ready=lambda: _announce(application, listen_host, bound_port, settings),
+        on_ready=lambda: typer.echo(banner(application, listen_host, bound_port, settings)),
     )
     if code:
         raise typer.Exit(code)
@@ -97,26 +97,6 @@ def _settings_problems(exc: ValidationError) -> str:
     return "; ".join(
         f"GSD_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" for err in exc.errors()
     )
-
-
-def _announce(application: object, host: str, port: int, settings: Settings) -> None:
-    """The banner, once the port accepts connections: where it listens, where calls go, /status."""
-    from destination.sandbox import sandbox_banner
-
-    base = f"http://{host}:{port}"
-    redirected = settings.gainsight_base_url
-    typer.echo(
-        sandbox_banner(application, host, port, redirected) or f"gainsight-destination: Listening on {base}"
-    )
-    if redirected is not None:
-        typer.echo(
-            f"Gainsight calls are redirected to {redirected} "
-            "(GSD_GAINSIGHT_BASE_URL) instead of each destination's domain"
-        )
-    if settings.admin_token is not None:
-        typer.echo(f"status page: {base}/status (any user name, GSD_ADMIN_TOKEN as password)")
-    else:
-        typer.echo("status page: off (set GSD_ADMIN_TOKEN to turn on /status and the admin routes)")
 
 
 def _transform_config(

@@ -12,7 +12,8 @@ from pydantic import SecretStr
 from typer.testing import CliRunner
 
 from destination.app import create_app
-from destination.cli import _announce, app
+from destination.banner import banner
+from destination.cli import app
 from destination.serving import uid_hint
 from destination.settings import Settings
 
@@ -63,23 +64,21 @@ def test_the_root_sends_people_to_the_status_page_or_the_docs(token: SecretStr |
     ],
 )
 def test_the_sandbox_banner_says_where_the_status_page_is_and_how_to_open_it(
-    capsys: pytest.CaptureFixture[str], token: SecretStr | None, line: str
+    token: SecretStr | None, line: str
 ) -> None:
     settings = Settings(store_url="memory://", admin_token=token)
-    _announce(create_app(settings), "127.0.0.1", 8080, settings)
-    banner = capsys.readouterr().out.splitlines()
-    assert banner[0].startswith("gainsight-destination: SANDBOX MODE")
-    assert banner[-2].startswith("Listening on http://127.0.0.1:8080") and banner[-1] == line
+    lines = banner(create_app(settings), "127.0.0.1", 8080, settings).splitlines()
+    assert lines[0].startswith("gainsight-destination: SANDBOX MODE")
+    assert lines[-2].startswith("Listening on http://127.0.0.1:8080") and lines[-1] == line
 
 
 def test_the_configured_banner_says_listening_as_the_sandbox_does(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path
+    tmp_path: Path,
 ) -> None:
     path = tmp_path / "d.yaml"
     path.write_text("destinations: [{id: acme, config: {domain: acme.gainsightcloud.com, accessKey: k}}]")
     settings = Settings(destinations=path, store_url="memory://", gainsight_base_url="http://127.0.0.1:8090")
-    _announce(create_app(settings), "0.0.0.0", 8080, settings)
-    assert capsys.readouterr().out.splitlines()[:2] == [
+    assert banner(create_app(settings), "0.0.0.0", 8080, settings).splitlines()[:2] == [
         "gainsight-destination: Listening on http://0.0.0.0:8080",
         "Gainsight calls are redirected to http://127.0.0.1:8090 (GSD_GAINSIGHT_BASE_URL) "
         "instead of each destination's domain",
@@ -94,12 +93,9 @@ def test_the_permission_hint_in_a_container_says_to_fix_the_host_directory() -> 
     assert uid_hint(Path("/srv/gsd"), container=False).endswith(f"(chown {uid} /srv/gsd)")
 
 
-def test_a_redirected_sandbox_does_not_claim_that_nothing_leaves_the_machine(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
+def test_a_redirected_sandbox_does_not_claim_that_nothing_leaves_the_machine() -> None:
     settings = Settings(store_url="memory://", gainsight_base_url="http://gainsight.test:9999")
-    _announce(create_app(settings), "127.0.0.1", 8080, settings)
-    banner = capsys.readouterr().out
-    assert "nothing leaves this machine" not in banner
-    assert "delivered to http://gainsight.test:9999 (GSD_GAINSIGHT_BASE_URL)" in banner
-    assert "Gainsight calls are redirected to http://gainsight.test:9999" in banner
+    text = banner(create_app(settings), "127.0.0.1", 8080, settings)
+    assert "nothing leaves this machine" not in text
+    assert "delivered to http://gainsight.test:9999 (GSD_GAINSIGHT_BASE_URL)" in text
+    assert "Gainsight calls are redirected to http://gainsight.test:9999" in text
