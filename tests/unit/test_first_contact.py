@@ -99,3 +99,15 @@ def test_a_redirected_sandbox_does_not_claim_that_nothing_leaves_the_machine() -
     assert "nothing leaves this machine" not in text
     assert "delivered to http://gainsight.test:9999 (GSD_GAINSIGHT_BASE_URL)" in text
     assert "Gainsight calls are redirected to http://gainsight.test:9999" in text
+
+
+def test_the_simulator_alone_keeps_every_flag_whole_at_80_columns() -> None:
+    import subprocess
+    import sys
+
+    env = {**os.environ, "COLUMNS": "80", "TERMINAL_WIDTH": "80"}
+    result = subprocess.run(
+        [sys.executable, "-m", "destination.simulator", "--help"], capture_output=True, text=True, env=env
+    )
+    assert result.returncode == 0, result.stderr
+    assert "--rate-limit-per-minute" in result.stdout and "…" not in result.stdout
