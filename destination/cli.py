@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from destination.cli_common import (
     DEFAULT_STORE,
     MAX_ID,
+    PLAIN_HELP,
     AllFlag,
     DestinationFilter,
     DestinationsOption,
@@ -36,6 +37,7 @@ app = typer.Typer(
     name="gainsight-destination",
     help="Deliver RudderStack/Segment events into Gainsight CS.",
     no_args_is_help=True,
+    rich_markup_mode=PLAIN_HELP,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
@@ -52,9 +54,10 @@ def serve(
 ) -> None:
     """Run the service. With no destinations configured it runs in sandbox mode."""
     from destination.app import create_app
+    from destination.banner import banner
     from destination.connections import ConnectionLimits
     from destination.logs import configure_logging
-    from destination.serving import ServeError, bind, check_store_writable, run_server
+    from destination.serving import ServeError, bind, check_store, run_server
     from destination.settings import Settings
 
     # Flags win over GSD_* variables, which Settings reads itself.
@@ -67,7 +70,7 @@ def serve(
         raise _fail(f"invalid setting: {_settings_problems(exc)}") from None
     configure_logging(settings.log_level, settings.log_format)
     try:
-        check_store_writable(settings.store_url)
+        check_store(settings.store_url)
         application = create_app(settings)
         # Bind every interface only when inbound auth protects the routes.
         listen_host = settings.host or ("0.0.0.0" if settings.auth_enabled else "127.0.0.1")
@@ -84,7 +87,7 @@ def serve(
         sock,
         access_log=access_log,
         log_level=settings.log_level,
-        on_ready=lambda: _announce(application, listen_host, bound_port, settings.admin_token is not None),
+        on_ready=lambda: typer.echo(banner(application, listen_host, bound_port, settings)),
         limits=ConnectionLimits(
             settings.max_connections, settings.header_timeout_seconds, settings.max_header_bytes
         ),
@@ -99,15 +102,6 @@ def _settings_problems(exc: ValidationError) -> str:
     return "; ".join(
         f"GSD_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" for err in exc.errors()
     )
-
-
-def _announce(application: object, host: str, port: int, admin: bool) -> None:
-    from destination.sandbox import sandbox_banner
-
-    banner = sandbox_banner(application, host, port)
-    typer.echo(banner or f"gainsight-destination listening on http://{host}:{port}")
-    if admin:
-        typer.echo(f"status page: http://{host}:{port}/status (any user name, GSD_ADMIN_TOKEN as password)")
 
 
 def _transform_config(
@@ -206,7 +200,9 @@ def validate_config(destinations: DestinationsOption = None) -> None:
 app.command("simulator")(simulator_main)
 
 dead_letters = typer.Typer(
-    help="Inspect, replay or purge dead letters (reads GSD_STORE_URL).", no_args_is_help=True
+    help="Inspect, replay or purge dead letters (reads GSD_STORE_URL).",
+    no_args_is_help=True,
+    rich_markup_mode=PLAIN_HELP,
 )
 app.add_typer(dead_letters, name="dead-letters")
 
@@ -221,13 +217,19 @@ def dead_letters_list(
     limit: int = 100,
     offset: int = 0,
 ) -> None:
-    """One JSON line per dead letter, oldest first."""
+    """One JSON line per dead letter, oldest first (none: a line on stderr says so)."""
 
+    from destination.delivery.stores import redacted
     from destination.delivery.views import dead_letter_summary
 
     async def work(opened: Store) -> None:
-        for letter in await opened.list_dead_letters(destination, limit, offset):
+        letters = await opened.list_dead_letters(destination, limit, offset)
+        for letter in letters:
             _echo_json(dead_letter_summary(letter))
+        if not letters:  # said on stderr: stdout stays JSON lines only
+            where = f" for destination {destination!r}" if destination is not None else ""
+            beyond = f" past offset {offset}" if offset else ""
+            typer.echo(f"no dead letters{where}{beyond} in {redacted(store)}", err=True)
 
     _with_store(store, work)
 

@@ -13,6 +13,9 @@ import typer
 
 from destination.jsonutil import dumps
 
+# Plain (click) help: rich's tables cut long flag names at 80 columns, and read "[env X]" as markup.
+PLAIN_HELP = None
+
 if TYPE_CHECKING:
     from destination.delivery.store import Store
 

@@ -11,6 +11,7 @@ import typer
 from destination.cli_common import (
     DEFAULT_STORE,
     MAX_ID,
+    PLAIN_HELP,
     DestinationFilter,
     DestinationsOption,
     StoreOption,
@@ -24,7 +25,9 @@ if TYPE_CHECKING:
     from destination.delivery.store import Store, StoredEvent
 
 events = typer.Typer(
-    help="Look up any event's state and attempts (reads GSD_STORE_URL).", no_args_is_help=True
+    help="Look up any event's state and attempts (reads GSD_STORE_URL).",
+    no_args_is_help=True,
+    rich_markup_mode=PLAIN_HELP,
 )
 
 

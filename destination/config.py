@@ -29,6 +29,7 @@ from pydantic import (
     model_validator,
 )
 
+from destination.env_refs import resolve_env_refs
 from destination.errors import ConfigError
 from destination.jsonutil import JSONDecodeError, loads
 from destination.mapping.spec import default_specs
@@ -225,16 +226,25 @@ CONFIG_KEYS = frozenset(field.alias or name for name, field in DestinationConfig
 
 def unknown_config_keys(config: Mapping[str, Any]) -> list[str]:
     """`accesskey: unknown setting; did you mean accessKey?` per key the dashboard shape lacks."""
+    return unknown_keys(config, CONFIG_KEYS, ignored=RUDDERSTACK_COMMON_KEYS)
+
+
+def unknown_keys(
+    found: Iterable[Any], known: Iterable[str], *, ignored: Iterable[str] = (), what: str = "setting"
+) -> list[str]:
+    """`key: unknown setting; did you mean …?` (else the known keys) per key not in `known`."""
+    known = sorted(known)
+    skipped = {*known, *ignored}
+    by_lower = {key.lower(): key for key in known}
     problems = []
-    by_lower = {key.lower(): key for key in CONFIG_KEYS}
-    for key in config:
-        if key in CONFIG_KEYS or key in RUDDERSTACK_COMMON_KEYS:
+    for key in found:
+        if key in skipped:
             continue
         guess = by_lower.get(str(key).lower()) or next(
-            iter(difflib.get_close_matches(str(key), sorted(CONFIG_KEYS), n=1, cutoff=0.6)), None
+            iter(difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)), None
         )
-        hint = f"; did you mean {guess}?" if guess else f"; known settings: {', '.join(sorted(CONFIG_KEYS))}"
-        problems.append(f"{key}: unknown setting{hint}")
+        hint = f"did you mean {guess}?" if guess else f"known {what}s: {', '.join(known)}"
+        problems.append(f"{key}: unknown {what}; {hint}")
     return problems
 
 
@@ -355,20 +365,6 @@ def shared_write_keys(destinations: Iterable[tuple[str, list[str]]]) -> list[str
         for ids in owners.values()
         if len(ids) > 1
     ]
-
-
-def resolve_env_refs(node: Any, environ: Mapping[str, str], where: str = "") -> Any:
-    """Replace every `{env: VAR}` with the variable's value; a missing variable is an error."""
-    if isinstance(node, dict):
-        if set(node) == {"env"} and isinstance(node["env"], str):
-            var = node["env"]
-            if var not in environ:
-                raise ConfigError(f"{where or 'setting'}: environment variable {var} is not set")
-            return environ[var]
-        return {k: resolve_env_refs(v, environ, f"{where}.{k}" if where else k) for k, v in node.items()}
-    if isinstance(node, list):
-        return [resolve_env_refs(v, environ, f"{where}[{i}]") for i, v in enumerate(node)]
-    return node
 
 
 def parse_destinations(data: Any, environ: Mapping[str, str] | None = None) -> tuple[Destination, ...]:

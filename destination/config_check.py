@@ -2,9 +2,12 @@
 
 Beyond what loading checks (types, maps, ids), it reports what loading tolerates but a person
 almost certainly got wrong:
-- unknown keys inside `config` (the dashboard shape): `accesskey: unknown setting; did you mean
-  accessKey?`. The service itself ignores them (rudder-server and the dashboard add their own
-  keys) and logs a warning at start-up; here they are errors;
+- unknown keys at every level, each with a "did you mean": at the top, in a destination, in
+  `jwt`, inside `config` (`accesskey: unknown setting; did you mean accessKey?`; the service
+  ignores those, since rudder-server and the dashboard add their own keys, and logs a warning at
+  start-up) and in map rows (`form: unknown key; did you mean from?`);
+- an `{env: …}` variable that is not set, without hiding anything else: the check goes on with a
+  placeholder, and says nothing more about the setting it stands for;
 - settings an event type needs but lacks: accessKey for identify and group; sharedSecret,
   tenantId and topicName for track (once any track setting is given);
 - a write key shared by two destinations (loading refuses that too).
@@ -16,20 +19,33 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from destination.config import (
     Destination,
     DestinationConfig,
+    JwtAuth,
+    MapEntry,
     destination_entries,
-    resolve_env_refs,
     shared_write_keys,
     unknown_config_keys,
+    unknown_keys,
     validation_problems,
 )
+from destination.env_refs import resolve_env_refs
 from destination.errors import ConfigError
 
 TRACK_SETTINGS = ("sharedSecret", "tenantId", "topicName")
+MAPS = ("personMap", "companyMap", "eventNameMap", "eventVersionMap")
+
+
+def _keys(model: type[BaseModel]) -> frozenset[str]:
+    return frozenset(field.alias or name for name, field in model.model_fields.items())
+
+
+DESTINATION_KEYS = _keys(Destination)
+JWT_KEYS = _keys(JwtAuth)
+MAP_ROW_KEYS = _keys(MapEntry)
 
 
 @dataclass(frozen=True)
@@ -62,9 +78,10 @@ def missing_by_type(config: DestinationConfig) -> list[str]:
 def check_destinations(data: Any, environ: Mapping[str, str]) -> Checked:
     """Every problem of a destinations file's data, each prefixed with where it is."""
     entries = destination_entries(data)
+    one_destination = isinstance(data, dict) and entries == [data]  # its keys are checked below
+    problems = unknown_keys(data, {"destinations"}) if isinstance(data, dict) and not one_destination else []
     if not isinstance(entries, list) or not entries:
-        return Checked(["expected {destinations: [...]} with at least one destination"], [])
-    problems: list[str] = []
+        return Checked([*problems, "expected {destinations: [...]} with at least one destination"], [])
     summaries: list[str] = []
     ids: list[str] = []
     keys: list[tuple[str, list[str]]] = []
@@ -101,22 +118,45 @@ def _write_keys(entry: dict[str, Any], environ: Mapping[str, str]) -> list[str]:
 
 
 def _check_one(entry: dict[str, Any], environ: Mapping[str, str]) -> tuple[Destination | None, list[str]]:
-    problems: list[str] = []
-    resolved: dict[str, Any] = {}
-    for key, value in entry.items():
-        try:
-            resolved[key] = resolve_env_refs(value, environ, key)
-        except ConfigError as exc:
-            problems.append(exc.message)
-    config = entry.get("config")
+    problems = unknown_keys(entry, DESTINATION_KEYS)
+    known = {k: v for k, v in entry.items() if k in DESTINATION_KEYS}
+    unset: list[tuple[str, str]] = []
+    resolved = resolve_env_refs(known, environ, unset=unset)
+    problems.extend(f"{where}: environment variable {var} is not set" for where, var in unset)
+    jwt = resolved.get("jwt")
+    if isinstance(jwt, dict):
+        problems.extend(f"jwt.{p}" for p in unknown_keys(jwt, JWT_KEYS))
+        resolved["jwt"] = {k: v for k, v in jwt.items() if k in JWT_KEYS}
+    config = resolved.get("config")
     if isinstance(config, dict):
         problems.extend(f"config.{p}" for p in unknown_config_keys(config))
-    if problems and any("environment variable" in p for p in problems):
-        return None, problems
+        problems.extend(_map_row_problems(config))
     try:
         found = Destination.model_validate(resolved)
     except ValidationError as exc:
-        problems.extend(validation_problems(exc))
+        # What a placeholder stands in for is unknown: say nothing more about that setting.
+        problems.extend(p for p in validation_problems(exc) if not _about(p, [w for w, _ in unset]))
         return None, problems
     problems.extend(missing_by_type(found.config))
-    return found, problems
+    return (None, problems) if unset else (found, problems)  # no summary made of placeholders
+
+
+def _map_row_problems(config: dict[str, Any]) -> list[str]:
+    """`config.personMap[0].form: unknown key; did you mean from?` per unknown key of a map row."""
+    return [
+        f"config.{name}[{i}].{problem}"
+        for name in MAPS
+        if isinstance(rows := config.get(name), list)
+        for i, row in enumerate(rows)
+        if isinstance(row, dict)
+        for problem in unknown_keys(row, MAP_ROW_KEYS, what="key")
+    ]
+
+
+def _about(problem: str, settings: list[str]) -> bool:
+    """The problem names one of `settings` (or a part of it): `config: personMap[0].to: …` too."""
+    named = problem.replace(": ", ".")
+    return any(
+        named.startswith(setting) and not named[len(setting) : len(setting) + 1].isalnum()
+        for setting in settings
+    )

@@ -53,7 +53,7 @@ class Sandbox:
         return cls(create_simulator_app(SimulatorConfig.sandbox()), sandbox_destination())
 
 
-def sandbox_banner(application: Any, host: str, port: int) -> str | None:
+def sandbox_banner(application: Any, host: str, port: int, redirected_to: str | None = None) -> str | None:
     """What `serve` prints in sandbox mode: what runs, the sample maps, and curl lines to try."""
     runtime_sandbox = any(getattr(r, "path", "") == "/gainsight" for r in getattr(application, "routes", []))
     if not runtime_sandbox:
@@ -74,8 +74,10 @@ def sandbox_banner(application: Any, host: str, port: int) -> str | None:
     return "\n".join(
         [
             "gainsight-destination: SANDBOX MODE (no destinations configured)",
-            f"  an embedded Gainsight simulator answers at {base}/gainsight (nothing leaves this machine)",
-            "  inbound auth is off; events are stored in ./data/ and delivered to the simulator",
+            f"  an embedded Gainsight simulator answers at {base}/gainsight"
+            + (" (nothing leaves this machine)" if redirected_to is None else ""),
+            "  inbound auth is off; events are stored in ./data/ and delivered to "
+            + ("the simulator" if redirected_to is None else f"{redirected_to} (GSD_GAINSIGHT_BASE_URL)"),
             f"  sample event maps: {events}",
             f"  sample custom fields: {traits}",
             "",

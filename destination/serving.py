@@ -1,7 +1,9 @@
 """What `serve` does around uvicorn: refuse early with one clear line, say "listening" only when true.
 
-- The store directory must be writable by this process (a container's mounted volume often is
-  not): the error names the uid that must own it, instead of a traceback from SQLite.
+- The store must be usable: a SQLite directory writable by this process (a container's mounted
+  volume often is not: the error names the uid that must own it) holding a database; a PostgreSQL
+  server that accepts the login (port, password, sslmode): the error names libpq's cause, instead
+  of "listening" and a warning a second. Outages after start-up are the store's to ride out.
 - The port is bound before the application starts, so "address in use" is one line too.
 - "listening" is printed once uvicorn has started the application and accepts connections.
 """
@@ -12,6 +14,7 @@ import errno
 import gc
 import os
 import socket
+import sqlite3
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -20,8 +23,8 @@ from typing import Any
 import uvicorn
 
 from destination.connections import ConnectionLimits, fit_file_limit, limited_protocol
-from destination.delivery.store import UnsupportedStoreURLError
-from destination.delivery.stores import check_store_url
+from destination.delivery.store import StoreError
+from destination.delivery.stores import check_store_url, redacted, sqlite_path
 
 HTTP_GRACE_SECONDS = 3.0
 """How long open HTTP requests may finish on shutdown; deliveries drain after that (GSD_DRAIN_SECONDS)."""
@@ -31,21 +34,61 @@ class ServeError(Exception):
     """A reason `serve` cannot start, as one line for the operator."""
 
 
-def _uid_hint(directory: Path) -> str:
+def in_container() -> bool:
+    """Docker (/.dockerenv) or Podman (/run/.containerenv)."""
+    return Path("/.dockerenv").exists() or Path("/run/.containerenv").exists()
+
+
+def uid_hint(directory: Path, container: bool) -> str:
+    """Who must be able to write there, and what to run where the fix belongs: in a container the
+    path is the container's, and the directory to change is the one mounted there, on the host."""
     uid = os.getuid()
-    return (
-        f"this service runs as uid {uid}, which must own it or be allowed to write to it "
-        f"(chown {uid} {directory})"
-    )
+    owner = f"this service runs as uid {uid}, which must own it or be allowed to write to it"
+    if container:
+        return (
+            f"{owner}; {directory} is a path inside this container: on the host, run "
+            f"`chown {uid} HOST_DIR` for the directory mounted there (-v HOST_DIR:{directory})"
+        )
+    return f"{owner} (chown {uid} {directory})"
+
+
+def _uid_hint(directory: Path) -> str:
+    return uid_hint(directory, in_container())
+
+
+def check_store(store_url: str) -> None:
+    """The store GSD_STORE_URL names can be used now; ServeError says why not, in one line."""
+    try:
+        scheme = check_store_url(store_url)  # refuses memory:// and unknown forms, naming them
+    except StoreError as exc:
+        raise ServeError(str(exc)) from None
+    if scheme == "sqlite":
+        try:
+            path = sqlite_path(store_url)
+        except StoreError as exc:
+            raise ServeError(str(exc)) from None
+        check_store_writable(store_url)
+        _check_sqlite_file(path)
+    else:
+        from destination.delivery.postgres_reach import check_reachable
+
+        try:
+            check_reachable(store_url)
+        except StoreError as exc:
+            raise ServeError(f"cannot reach the store {redacted(store_url)}: {exc}") from None
+
+
+def _check_sqlite_file(path: Path) -> None:
+    try:
+        with sqlite3.connect(path) as conn:
+            conn.execute("PRAGMA schema_version").fetchone()
+        conn.close()
+    except sqlite3.Error as exc:
+        raise ServeError(f"the store {path} is not a usable SQLite database: {exc}") from None
 
 
 def check_store_writable(store_url: str) -> None:
-    """The URL names a store the service can use; for a SQLite store: its directory exists
-    (created if needed) and this process can write there."""
-    try:
-        check_store_url(store_url)
-    except UnsupportedStoreURLError as exc:
-        raise ServeError(str(exc)) from None
+    """For a SQLite store: its directory exists (created if needed) and this process can write there."""
     if not store_url.startswith("sqlite:///"):
         return
     path = Path(store_url.removeprefix("sqlite:///"))

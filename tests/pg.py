@@ -14,6 +14,7 @@ import pwd
 import shutil
 import subprocess
 import tempfile
+import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -93,6 +94,26 @@ class Cluster:
 
     def stop(self, mode: str = "fast") -> None:
         self._run(["pg_ctl", "-D", str(self.data), "-m", mode, "-w", "stop"], check=False)
+
+    def password_role(self, role: str, password: str) -> str:
+        """A role that must give `password` over TCP (everyone else stays on trust); its URL,
+        without the password."""
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            conn.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{password}'")
+        hba = self.data / "pg_hba.conf"
+        hba.write_text(f"host all {role} 127.0.0.1/32 scram-sha-256\n" + hba.read_text())
+        self._run(["pg_ctl", "-D", str(self.data), "reload"])
+        url = f"postgresql://{role}@127.0.0.1:{self.port}/postgres"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # the reload is asynchronous: wait until it holds
+            try:
+                psycopg.connect(url, connect_timeout=5).close()
+            except psycopg.OperationalError:
+                return url
+            time.sleep(0.1)
+        raise Unavailable("the server did not start asking for a password")
 
     def destroy(self) -> None:
         self.stop("immediate")

@@ -1,4 +1,5 @@
-"""GET /docs: the HTTP API for people, rendered from the OpenAPI document with no outside asset.
+"""GET /docs: the HTTP API for people, rendered from the OpenAPI document with no outside asset;
+GET / sends a person who opens the service's address to /status (or /docs while /status is off).
 
 FastAPI's Swagger UI loads its script and styles from a CDN, blank on a private network; this
 page is plain HTML built on the server from the same document that /openapi.json serves.
@@ -10,14 +11,21 @@ from collections.abc import Iterator
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 
 from destination.api.status import templates
 from destination.jsonutil import dumps
+from destination.runtime import RuntimeDep
 
 router = APIRouter()
 
 _METHODS = ("get", "post", "put", "patch", "delete")
+
+
+@router.get("/", include_in_schema=False)
+async def home(request: Request, runtime: RuntimeDep) -> RedirectResponse:
+    page = "/status" if runtime.settings.admin_token is not None else "/docs"
+    return RedirectResponse(request.scope.get("root_path", "") + page, status_code=307)
 
 
 @router.get("/docs", include_in_schema=False, response_class=HTMLResponse)

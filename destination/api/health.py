@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import APIRouter
@@ -20,7 +21,13 @@ async def health() -> dict[str, Any]:
 
 _PROBE_KEY = "gsd:ready-probe"
 _RECHECK_AFTER = 10.0  # seconds: a small probe commit can pass on a disk an ingest just filled
-_PROBE_WINDOW = ("probe", 0.0, 2**62)  # never full; pruned with stale rate windows
+_PROBE_WINDOW = ("probe", 0.0, 2**31 - 1)  # never full (and fits an int4); pruned with stale windows
+ANSWER_WITHIN = 4.5  # seconds: /ready answers within 5 s even while the store hangs
+
+
+def _reason(exc: Exception) -> str:
+    """What a store error says (its cause), never a bare class name."""
+    return str(exc) or type(exc).__name__
 
 
 async def _store_problems(runtime: Runtime) -> tuple[dict[str, int], list[str]]:
@@ -28,8 +35,7 @@ async def _store_problems(runtime: Runtime) -> tuple[dict[str, int], list[str]]:
     try:
         queue: dict[str, int] = {str(k): v for k, v in (await runtime.store.counts()).items()}
     except Exception as exc:
-        queue = {}
-        problems.append(f"store: {type(exc).__name__}")
+        return {}, [f"store: {_reason(exc)}"]  # not answering: no commit probe on top
     store = runtime.store_health
     if store.problem is not None and store.failing_for() < _RECHECK_AFTER:
         problems.append(f"store cannot commit: {store.problem}")
@@ -51,7 +57,12 @@ async def _store_problems(runtime: Runtime) -> tuple[dict[str, int], list[str]]:
     responses={503: {"description": "the store does not answer or commit, or delivery has stopped"}},
 )
 async def ready(runtime: RuntimeDep) -> JsonResponse:
-    queue, problems = await _store_problems(runtime)
+    try:
+        queue, problems = await asyncio.wait_for(_store_problems(runtime), ANSWER_WITHIN)
+    except TimeoutError:
+        problem = runtime.store_health.problem
+        known = f" (last failure: {problem})" if problem else ""
+        queue, problems = {}, [f"store: no answer within {ANSWER_WITHIN:g} s{known}"]
     if not runtime.delivering:
         problems.append("delivery loop is not running")
     body = {

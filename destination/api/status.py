@@ -82,6 +82,7 @@ async def status_page(
             version=__version__,
             now=iso(time.time()),
             sandbox=runtime.sandbox,
+            redirected_to=runtime.settings.gainsight_base_url,
             base=request.scope.get("root_path", ""),
             destinations=destinations,
             csrf=form_token(runtime),

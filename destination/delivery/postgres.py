@@ -6,8 +6,9 @@ first used, under an advisory lock, so replicas starting together migrate once).
 windows are counted by one upsert, so the budget holds across replicas.
 
 Connections come from a psycopg_pool pool (`pool_size`). When the server cannot be reached, every
-method raises StoreUnavailableError within a few seconds (ingest answers 503, never 200); the
-pool reconnects by itself once the server is back, so workers resume without a restart.
+method raises StoreUnavailableError within a few seconds, naming the cause the last connection
+attempt met (ingest answers 503, never 200; /ready shows it); the pool reconnects by itself once
+the server is back, so workers resume without a restart.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from destination import jsonutil
 from destination.delivery import migrations, sqlfile
 from destination.delivery import rows as rowmap
 from destination.delivery.holds import HoldKind, Holds, hold_keys, lock_text
+from destination.delivery.postgres_reach import CONNECT_TIMEOUT_SECONDS, Reach, cause
 from destination.delivery.store import (
     DEDUPE_WINDOW_SECONDS,
     EVENT_STATES,
@@ -60,8 +62,8 @@ from destination.settings import default
 
 MIGRATIONS = "postgres_migrations.sql"
 DEFAULT_POOL_SIZE: int = default("store_pool_size")
-CONNECT_TIMEOUT_SECONDS = 3  # per attempt to reach the server
 WAIT_SECONDS = 5.0  # longest wait for a pooled connection before answering "unavailable"
+DOWN_WAIT_SECONDS = 2.0  # the same while the last attempt to connect failed (a known outage)
 PRUNE_CHUNK = 1000
 RECENT_ATTEMPTS_SCAN = 50_000  # recent_attempts looks no further back than this many attempts
 
@@ -103,8 +105,10 @@ class PostgresStore(FinishMoves):
         self._dedupe_window = dedupe_window_seconds
         self._clock = clock
         self._q = queries()
+        self._reach = Reach()
         self._pool = AsyncConnectionPool(
             url,
+            connection_class=self._reach.connection_class(),
             min_size=min(2, pool_size),
             max_size=pool_size,
             open=False,
@@ -120,6 +124,7 @@ class PostgresStore(FinishMoves):
         # pool of their own, so they never leave ingest or the rate windows waiting for a connection.
         self._hold_pool = AsyncConnectionPool(
             url,
+            connection_class=self._reach.connection_class(),
             min_size=0,
             max_size=pool_size,
             open=False,
@@ -143,7 +148,7 @@ class PostgresStore(FinishMoves):
             if self._pool.closed:
                 await self._pool.open(wait=False)
                 await self._hold_pool.open(wait=False)
-            async with self._pool.connection() as conn:
+            async with self._pool.connection(self._wait_seconds()) as conn:
                 await self._migrate(conn)
             self._ready = True
 
@@ -174,14 +179,20 @@ class PostgresStore(FinishMoves):
                     if isinstance(exc, StoreUnavailableError):
                         raise
                     raise StoreUnavailableError(str(exc)) from exc
-            async with self._pool.connection() as conn, conn.transaction():
+            async with self._pool.connection(self._wait_seconds()) as conn, conn.transaction():
                 yield conn
         except PoolClosed:
             raise StoreClosedError("the store is closed") from None
         except PoolTimeout:
-            raise StoreUnavailableError("the PostgreSQL store cannot be reached") from None
+            raise self._unreachable() from None
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-            raise StoreUnavailableError(f"the PostgreSQL store failed: {type(exc).__name__}") from exc
+            raise StoreUnavailableError("the PostgreSQL store failed", cause(exc)) from exc
+
+    def _wait_seconds(self) -> float:
+        return WAIT_SECONDS if self._reach.failure is None else DOWN_WAIT_SECONDS
+
+    def _unreachable(self) -> StoreUnavailableError:
+        return StoreUnavailableError("the PostgreSQL store cannot be reached", self._reach.failure)
 
     async def _lock_people(self, conn: Conn, people: Sequence[tuple[str, str]]) -> None:
         if people:
@@ -595,9 +606,9 @@ class PostgresStore(FinishMoves):
             try:
                 if not self._ready:
                     await self._open()
-                conn = await self._hold_pool.getconn()
+                conn = await self._hold_pool.getconn(self._wait_seconds())
             except PoolTimeout:
-                raise StoreUnavailableError("the PostgreSQL store cannot be reached") from None
+                raise self._unreachable() from None
             try:
                 for key in held:
                     await conn.execute(self._q["hold"], {"key": lock_text(key)})

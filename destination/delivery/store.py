@@ -101,13 +101,16 @@ class StoreClosedError(StoreError):
 
 class StoreUnavailableError(StoreError):
     """The store cannot commit now (locked, unreachable, failing I/O); it may recover by itself.
-    Ingest answers `status` with the message, never a 200."""
+    Ingest answers `status` with the message, never a 200. `cause`, the driver's own words (they
+    may name the database's host), is for operators: in str(), /ready and the log, not in answers
+    to senders."""
 
     status = 503
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, cause: str | None = None) -> None:
+        super().__init__(message if cause is None else f"{message}: {cause}")
         self.message = message
+        self.cause = cause
 
 
 class StoreFullError(StoreUnavailableError):

@@ -12,6 +12,7 @@ nothing in it would survive a restart.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -36,7 +37,9 @@ def open_store(
     if scheme == "sqlite":
         from destination.delivery.sqlite import SQLiteStore
 
-        return SQLiteStore(_sqlite_path(url), dedupe_window_seconds=dedupe_window_seconds, clock=clock)
+        path = sqlite_path(url)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return SQLiteStore(path, dedupe_window_seconds=dedupe_window_seconds, clock=clock)
     from destination.delivery.postgres import PostgresStore
 
     return PostgresStore(url, dedupe_window_seconds=dedupe_window_seconds, clock=clock, pool_size=pool_size)
@@ -55,12 +58,13 @@ def check_store_url(url: str) -> str:
             "for tests only); use sqlite:///./data/gsd.sqlite3 (the default) or postgresql://…"
         )
     raise UnsupportedStoreURLError(
-        f"unknown store URL {_redacted(url)!r}; expected sqlite:///relative/path, "
+        f"unknown store URL {redacted(url)!r}; expected sqlite:///relative/path, "
         "sqlite:////absolute/path or postgresql://user:password@host/database"
     )
 
 
-def _sqlite_path(url: str) -> Path:
+def sqlite_path(url: str) -> Path:
+    """The file a sqlite:/// URL names; UnsupportedStoreURLError for any other form."""
     parts = urlsplit(url)
     if parts.netloc or parts.query or parts.fragment:
         raise UnsupportedStoreURLError(
@@ -69,13 +73,15 @@ def _sqlite_path(url: str) -> Path:
     relative_or_absolute = parts.path[1:]  # sqlite:///x -> "x"; sqlite:////x -> "/x"
     if not relative_or_absolute:
         raise UnsupportedStoreURLError(f"store URL {url!r} names no file")
-    path = Path(relative_or_absolute)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path
+    return Path(relative_or_absolute)
 
 
-def _redacted(url: str) -> str:
-    """The URL without its password, for error messages."""
+_PASSWORD_PARAMETER = re.compile(r"(?i)(?<=[?&]password=)[^&#]*")
+
+
+def redacted(url: str) -> str:
+    """The URL without its password (user info, or libpq's `password=` parameter), for messages."""
+    url = _PASSWORD_PARAMETER.sub("***", url)
     parts = urlsplit(url)
     if parts.password is None:
         return url

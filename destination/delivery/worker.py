@@ -33,6 +33,7 @@ from destination.events import Person, person_of
 from destination.gainsight.client import Credentials
 from destination.gainsight.executor import Executor
 from destination.gainsight.jobs import Fate, Job, Progress
+from destination.gainsight.outcomes import delivered_note
 from destination.gainsight.plan import plan_event
 from destination.jsonutil import JSONDecodeError, loads
 from destination.logs import log_event_outcome
@@ -211,7 +212,8 @@ class Deliverer:
 
     async def deliver(self, claims: Sequence[Claim]) -> None:
         """Execute the claimed runs (renewing their leases meanwhile) and record every fate."""
-        renewing = asyncio.create_task(self._renew_forever(claims))
+        held = list(claims)  # claims with events still to deliver: only their leases can be lost
+        renewing = asyncio.create_task(self._renew_forever(held))
         try:
             runs: dict[str, list[list[Job]]] = {}
             events: dict[int, QueuedEvent] = {}
@@ -219,6 +221,8 @@ class Deliverer:
                 run = [job for event in claim.events if (job := await self._job(event)) is not None]
                 if run:
                     runs.setdefault(claim.events[0].destination_id, []).append(run)
+                else:  # every event finished here (filtered, rejected, dead): nothing left to hold
+                    held.remove(claim)
                 events.update((e.id, e) for e in claim.events)
             results = await asyncio.gather(
                 *(self._execute(destination_id, batch) for destination_id, batch in runs.items())
@@ -234,13 +238,14 @@ class Deliverer:
         destination = self._destinations[destination_id]
         return await self._executor.run(runs, Credentials.of(destination_id, destination.config))
 
-    async def _renew_forever(self, claims: Sequence[Claim]) -> None:
+    async def _renew_forever(self, claims: list[Claim]) -> None:
+        """Renew the leases of `claims` (a list the caller shrinks) until cancelled."""
         lease = self._settings.lease_seconds
         while True:
             await asyncio.sleep(lease / 3)
             now = self._clock()
             try:
-                held = await asyncio.gather(*(self._store.renew(claim.lease, now, lease) for claim in claims))
+                held = await asyncio.gather(*(self._store.renew(c.lease, now, lease) for c in list(claims)))
             except StoreUnavailableError as exc:
                 self._health.failed(exc, "renewing leases")
                 continue
@@ -286,11 +291,13 @@ class Deliverer:
             return
         call = fate.call
         status = call.answer.status if call is not None else None
+        # Why a delivered event's answer is not a 2xx (a replayed signature), else None.
+        note = delivered_note(call.answer) if call is not None and fate.outcome == "delivered" else None
         attempt = Attempt(
             now,
             fate.outcome,
             status,
-            fate.error.message if fate.error is not None else None,
+            fate.error.message if fate.error is not None else note,
             call.answer.body if call is not None else None,
             request=call.request if call is not None else None,
             call=call.id if call is not None else None,
@@ -302,7 +309,7 @@ class Deliverer:
             if await self._store.complete(event.id, fate.outcome, lease=event.lease, attempt=attempt):
                 self._metrics.outcomes.labels(event.destination_id, fate.outcome).inc()
                 self._metrics.delivery_seconds.observe(max(0.0, now - event.received_at))
-                self._log(event, fate.outcome, status, attempts, now)
+                self._log(event, fate.outcome, status, attempts, now, note)
             return
         assert fate.error is not None
         if fate.outcome == "rejected":

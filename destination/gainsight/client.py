@@ -2,8 +2,9 @@
 
 Plans hold no secret: `send` adds the destination's credentials (Accesskey; for a signed track,
 sharedSecret and a fresh X-Payload-Signature) as it sends. `GSD_GAINSIGHT_BASE_URL` (base_url)
-redirects every call, e.g. to the simulator; plans still name `https://{domain}`. A `gate` (the
-rate governor) is awaited before every call, and `observe` sees every answer.
+redirects every call, e.g. to the simulator; plans still name `https://{domain}`, while an
+attempt's history records the URL actually called. A `gate` (the rate governor) is awaited
+before every call, and `observe` sees every answer.
 """
 
 from __future__ import annotations
@@ -62,9 +63,10 @@ def shown_headers(request: Request, credentials: Credentials) -> dict[str, str]:
     return headers
 
 
-def described(request: Request, headers: dict[str, str]) -> dict[str, Any]:
-    """The request as an attempt's history keeps it (DESIGN §9): secrets masked."""
-    url = request.endpoint
+def described(request: Request, headers: dict[str, str], url: str | None = None) -> dict[str, Any]:
+    """The request as an attempt's history keeps it (DESIGN §9): secrets masked; `url`: where it
+    was sent, when not the plan's own endpoint."""
+    url = url or request.endpoint
     if request.params:
         url += "?" + "&".join(f"{k}={v}" for k, v in request.params.items())
     return {"method": request.method, "url": url, "headers": masked(headers), "body": request.body}
@@ -132,7 +134,7 @@ class GainsightClient:
         answer = await self._perform(request, headers)
         if self._observe is not None:
             self._observe(credentials, request, answer)
-        return answer, described(request, headers)
+        return answer, described(request, headers, self.url_for(request))
 
     async def _perform(self, request: Request, headers: dict[str, str]) -> Answer:
         content = request.body_bytes if request.body_bytes is not None else dumps(request.body)

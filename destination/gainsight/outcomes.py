@@ -81,6 +81,14 @@ def describe(answer: Answer) -> str:
     return f"{text}: {answer.error_desc}" if answer.error_desc else text
 
 
+def delivered_note(answer: Answer) -> str | None:
+    """What a `delivered` answer that is not a 2xx means; None for a plain success."""
+    if answer.status == 401 and answer.error_code == REPLAYED_SIGNATURE_CODE:
+        # The signature's id was seen: an earlier attempt, whose answer was lost, was received.
+        return f"received by an earlier attempt; this one was refused as a replay: {describe(answer)}"
+    return None
+
+
 def failure(answer: Answer, step: str, now: float) -> GainsightError:
     """The error for an answer that is not `delivered`; `step` says which call failed."""
     outcome = classify(answer)

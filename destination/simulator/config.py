@@ -22,7 +22,17 @@ from destination.simulator.fields import (
 )
 
 EndpointKind = Literal["people", "company", "events"]
-FaultScope = Literal["all", "people", "company", "events"]
+EndpointName = Literal[
+    "people.upsert",
+    "people.ping",
+    "company.query",
+    "company.insert",
+    "company.update",
+    "company.delete",
+    "events.publish",
+]
+# Every endpoint, one kind of endpoint, or one endpoint by name.
+FaultScope = Literal["all"] | EndpointKind | EndpointName
 
 
 class EventDef(BaseModel):
@@ -45,8 +55,9 @@ class EventDef(BaseModel):
 class FaultConfig(BaseModel):
     """Injected failures. Counts (`*_next`) apply to the next N calls in scope, then run out.
 
-    At most one counted fault hits a call, in this order: drop, timeout, throttle, server error;
-    then the error rate is drawn; latency is added to every call in its scope.
+    At most one counted fault hits a call, in this order: drop, timeout, throttle, server error,
+    status; then the error rate is drawn; latency is added to every call in its scope. A scope is
+    `all`, a kind (`people`, `company`, `events`) or one endpoint (`people.upsert`, …).
     """
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
@@ -61,6 +72,10 @@ class FaultConfig(BaseModel):
     server_error_next: int = Field(default=0, ge=0)
     server_error_status: int = Field(default=500, ge=500, le=599)
     server_error_scope: FaultScope = "all"
+    # Any error answer, 4xx included (a 400 makes a dead letter at once), in Gainsight's envelope.
+    status_next: int = Field(default=0, ge=0)
+    status: int = Field(default=400, ge=400, le=599)
+    status_scope: FaultScope = "all"
     timeout_next: int = Field(default=0, ge=0)
     timeout_scope: FaultScope = "all"
     hang_seconds: float = Field(default=30.0, ge=0.0)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from destination.simulator.config import EndpointKind
+from destination.simulator.config import EndpointKind, EndpointName
 
 PEOPLE_PATHS = ("/v1.0/api/people", "/v1/peoplemgmt/v1.0/people")
 COMPANY_QUERY_PATH = "/v1/data/objects/query/Company"
@@ -20,7 +20,7 @@ ADMIN_PREFIX = "/__sim"
 
 @dataclass(frozen=True)
 class Endpoint:
-    name: str
+    name: EndpointName
     kind: EndpointKind
     method: str
     path: str  # FastAPI path template

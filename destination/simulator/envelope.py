@@ -130,6 +130,17 @@ def internal_error(status: int = 500) -> SimError:
     return SimError(status, INTERNAL, "Something went wrong, please try again later")
 
 
+def injected(status: int) -> SimError:
+    """An error answer asked for through the faults (`status`), in the envelope Gainsight would use."""
+    if status == 429:
+        return throttled(None)
+    if status >= 500:
+        return internal_error(status)
+    if status == 401:
+        return unauthorized(401)
+    return SimError(status, INVALID_FIELD, f"Injected fault: the simulator was told to answer {status}")
+
+
 def parse_json_body(raw: bytes) -> Any:
     """The request body as JSON, or a 400 envelope (never a framework error page)."""
     if not raw.strip():

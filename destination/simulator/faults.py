@@ -6,9 +6,9 @@ import random
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from destination.simulator.config import EndpointKind, FaultConfig, FaultScope
+from destination.simulator.config import EndpointKind, EndpointName, FaultConfig, FaultScope
 
-FaultAction = Literal["drop", "timeout", "throttle", "server_error", "error_rate"]
+FaultAction = Literal["drop", "timeout", "throttle", "server_error", "status", "error_rate"]
 
 # Counted faults in the order they win when several are armed for the same call.
 _COUNTED: tuple[tuple[FaultAction, str, str], ...] = (
@@ -16,6 +16,7 @@ _COUNTED: tuple[tuple[FaultAction, str, str], ...] = (
     ("timeout", "timeout_next", "timeout_scope"),
     ("throttle", "throttle_next", "throttle_scope"),
     ("server_error", "server_error_next", "server_error_scope"),
+    ("status", "status_next", "status_scope"),
 )
 
 
@@ -23,13 +24,13 @@ _COUNTED: tuple[tuple[FaultAction, str, str], ...] = (
 class FaultDecision:
     action: FaultAction | None
     latency: float = 0.0
-    status: int = 500  # for server_error and error_rate
+    status: int = 500  # for server_error, status and error_rate
     hang_seconds: float = 0.0
     timeout_applies: bool = True
 
 
-def _in_scope(scope: FaultScope, kind: EndpointKind) -> bool:
-    return scope == "all" or scope == kind
+def _in_scope(scope: FaultScope, kind: EndpointKind, name: EndpointName) -> bool:
+    return scope in ("all", kind, name)
 
 
 class FaultInjector:
@@ -56,22 +57,23 @@ class FaultInjector:
         self.config = self._initial.model_copy()
         self._rng = random.Random(self._initial.seed)
 
-    def draw(self, kind: EndpointKind) -> FaultDecision:
+    def draw(self, kind: EndpointKind, name: EndpointName) -> FaultDecision:
+        """The fault for the next call to endpoint `name` (of kind `kind`), consuming a count."""
         cfg = self.config
-        latency = cfg.latency_seconds if _in_scope(cfg.latency_scope, kind) else 0.0
+        latency = cfg.latency_seconds if _in_scope(cfg.latency_scope, kind, name) else 0.0
         for action, count_field, scope_field in _COUNTED:
-            if getattr(cfg, count_field) > 0 and _in_scope(getattr(cfg, scope_field), kind):
+            if getattr(cfg, count_field) > 0 and _in_scope(getattr(cfg, scope_field), kind, name):
                 setattr(cfg, count_field, getattr(cfg, count_field) - 1)
                 return FaultDecision(
                     action,
                     latency,
-                    status=cfg.server_error_status,
+                    status=cfg.status if action == "status" else cfg.server_error_status,
                     hang_seconds=cfg.hang_seconds,
                     timeout_applies=cfg.timeout_applies,
                 )
         if (
             cfg.error_rate > 0
-            and _in_scope(cfg.error_rate_scope, kind)
+            and _in_scope(cfg.error_rate_scope, kind, name)
             and self._rng.random() < cfg.error_rate
         ):
             return FaultDecision("error_rate", latency)

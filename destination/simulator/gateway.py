@@ -183,7 +183,7 @@ class Gateway:
                 counts.throttled += 1
             else:
                 sim.audit.admitted(now)
-                fault = sim.faults.draw(endpoint.kind)
+                fault = sim.faults.draw(endpoint.kind, endpoint.name)
                 if fault.action is not None:
                     counts.faults[fault.action] += 1
         if not admission.allowed:
@@ -221,6 +221,8 @@ class Gateway:
             await _answer(send, envelope.throttled(retry))
         elif fault.action == "server_error":
             await _answer(send, envelope.internal_error(fault.status))
+        elif fault.action == "status":
+            await _answer(send, envelope.injected(fault.status))
         else:  # error_rate
             await _answer(send, envelope.internal_error(500))
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 
 from destination.delivery.sqlite import SQLiteStore
 from destination.delivery.store import UnsupportedStoreURLError
-from destination.delivery.stores import DEFAULT_STORE_URL, open_store
+from destination.delivery.stores import DEFAULT_STORE_URL, open_store, redacted
 
 pytestmark = pytest.mark.anyio
 
@@ -78,3 +79,41 @@ def test_the_postgresql_driver_is_imported_only_for_a_postgresql_url() -> None:
 def test_malformed_urls_are_refused_with_the_expected_form(url: str, message: str) -> None:
     with pytest.raises(UnsupportedStoreURLError, match=message):
         open_store(url)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://gsd:s3cret@db/gsd?sslmode=require", "postgresql://gsd:***@db/gsd?sslmode=require"),
+        (
+            "postgresql://gsd@db/gsd?sslmode=require&password=s3cret",
+            "postgresql://gsd@db/gsd?sslmode=require&password=***",
+        ),
+        ("postgresql://db/gsd?PASSWORD=s3cret&user=gsd", "postgresql://db/gsd?PASSWORD=***&user=gsd"),
+    ],
+)
+def test_a_url_in_a_message_shows_no_password(url: str, shown: str) -> None:
+    assert redacted(url) == shown
+
+
+def test_an_unreachable_postgresql_store_names_the_cause_its_last_attempt_met() -> None:
+    from destination.delivery.postgres import DOWN_WAIT_SECONDS, WAIT_SECONDS, PostgresStore
+    from destination.delivery.store import StoreUnavailableError
+    from tests.e2e.servers import free_port
+
+    closed = free_port()
+    store = PostgresStore(f"postgresql://gsd@127.0.0.1:{closed}/gsd", pool_size=1)
+    assert store._wait_seconds() == WAIT_SECONDS
+
+    async def count() -> StoreUnavailableError:
+        try:
+            with pytest.raises(StoreUnavailableError) as raised:
+                await store.counts()
+            return raised.value
+        finally:
+            await store.close()
+
+    error = asyncio.run(count())
+    assert error.message == "the PostgreSQL store cannot be reached"  # what a sender is told
+    assert error.cause is not None and f"port {closed} failed: Connection refused" in error.cause
+    assert store._wait_seconds() == DOWN_WAIT_SECONDS  # a known outage: shorter waits

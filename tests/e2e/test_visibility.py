@@ -110,7 +110,8 @@ def test_an_events_fate_is_shown_with_every_attempt_and_survives_replay(service:
     assert ISO_UTC.match(attempt["at"]) and attempt["outcome"] == "retryable" and attempt["status"] == 500
     assert attempt["response"]  # Gainsight's answer, as it came
     request = attempt["request"]
-    assert (request["method"], request["url"]) == ("PUT", "https://acme.gainsightcloud.com/v1.0/api/people")
+    # The URL called: GSD_GAINSIGHT_BASE_URL sends it to the simulator, not to the tenant's domain.
+    assert (request["method"], request["url"]) == ("PUT", f"{sim.base_url}/v1.0/api/people")
     assert request["headers"]["Accesskey"] == "***" and request["body"]["Email"] == "fate@example.com"
 
     (letter,) = [
@@ -190,6 +191,16 @@ def test_an_empty_selection_replays_and_purges_nothing(service: Server) -> None:
     assert httpx.get(f"{service.base_url}/admin/events/broken/{killed}", headers=ADMIN).status_code == 404
 
 
+def test_calls_redirected_by_the_base_url_are_said_so_at_start_up_and_on_the_page(
+    service: Server, sim: Server
+) -> None:
+    banner = service.output().split("status page:", 1)[0]
+    assert f"Listening on {service.base_url.replace('127.0.0.1', '0.0.0.0')}" in banner
+    assert f"Gainsight calls are redirected to {sim.base_url} (GSD_GAINSIGHT_BASE_URL)" in banner
+    page = httpx.get(service.base_url + "/status", auth=("ops", ADMIN_TOKEN))
+    assert f'<span id="redirected">Gainsight calls go to {sim.base_url} ' in page.text
+
+
 def test_a_destination_whose_calls_all_fail_is_degraded_yet_ready(service: Server) -> None:
     for i in range(3):
         send(service, identify(f"refused{i}@example.com"), key=BROKEN_KEY)
@@ -257,7 +268,7 @@ def test_text_log_format_and_level_are_settings(workdir: Path, sim: Server, tmp_
     output = server.output()
     assert "admin routes and /status are off" not in output  # INFO: below the level
     assert message_id not in output and "uvicorn.access" not in output
-    assert "{" not in output.split("listening on", 1)[1]
+    assert "{" not in output.split("Listening on", 1)[1]
 
 
 def test_admin_routes_are_off_without_a_token(sim: Server, tmp_path: Path) -> None:

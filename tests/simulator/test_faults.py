@@ -144,3 +144,43 @@ def test_admin_routes_are_never_faulted(client: TestClient) -> None:
     set_faults(client, error_rate=1.0, drop_next=5)
     assert client.get("/__sim/counters").status_code == 200
     assert client.get("/__sim/faults").json()["drop_next"] == 5
+
+
+def test_status_fault_answers_any_4xx_for_the_next_n_calls(client: TestClient) -> None:
+    set_faults(client, status_next=2, status=404)
+    responses = [ping(client) for _ in range(3)]
+    assert [r.status_code for r in responses] == [404, 404, 200]
+    body = responses[0].json()
+    assert body["result"] is False and body["errorCode"] == "GSOBJ_1002" and "404" in body["errorDesc"]
+
+
+@pytest.mark.parametrize(("status", "code"), [(401, "GS_APIG_2401"), (429, "GU_2400"), (503, "GU_1101")])
+def test_status_fault_uses_gainsights_envelope_for_the_status(
+    client: TestClient, status: int, code: str
+) -> None:
+    set_faults(client, status_next=1, status=status)
+    response = ping(client)
+    assert (response.status_code, response.json()["errorCode"]) == (status, code)
+
+
+def test_status_fault_scoped_to_one_endpoint_spares_its_kind(client: TestClient, sim: Simulator) -> None:
+    set_faults(client, status_next=1, status=400, status_scope="people.upsert")
+    assert ping(client).status_code == 200  # people.ping: same kind, other endpoint
+    assert client.put(PEOPLE, headers=ACCESS, json={"Email": "ada@example.com"}).status_code == 400
+    assert not sim.people
+    assert client.put(PEOPLE, headers=ACCESS, json={"Email": "ada@example.com"}).status_code == 200
+    assert sim.counters_view()["endpoints"]["people.upsert"]["faults"] == {"status": 1}
+
+
+def test_every_scope_may_name_an_endpoint(client: TestClient) -> None:
+    set_faults(client, throttle_next=1, throttle_scope="company.query")
+    assert ping(client).status_code == 200
+    assert client.post(QUERY, headers=ACCESS, json={"select": ["Name"]}).status_code == 429
+
+
+@pytest.mark.parametrize("changes", [{"status": 399}, {"status": 600}, {"status_scope": "people.delete"}])
+def test_status_fault_outside_400_to_599_or_unknown_endpoint_is_400(
+    client: TestClient, changes: dict[str, Any]
+) -> None:
+    response = client.post("/__sim/faults", json=changes)
+    assert response.status_code == 400 and response.json()["result"] is False

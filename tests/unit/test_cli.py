@@ -125,7 +125,11 @@ def test_dead_letters_list_show_replay_purge(tmp_path: Path) -> None:
     assert nothing.exit_code == 2 and "nothing selected" in nothing.output
     assert len(lines(runner.invoke(app, ["dead-letters", "list", "--store", url]).stdout)) == 2
     assert "purged 2" in runner.invoke(app, ["dead-letters", "purge", "--all", "--store", url]).output
-    assert runner.invoke(app, ["dead-letters", "list", "--store", url]).stdout.strip() == ""
+    empty = runner.invoke(app, ["dead-letters", "list", "--store", url])
+    assert empty.exit_code == 0 and empty.stdout.strip() == ""  # stdout stays JSON lines only
+    assert empty.stderr.strip() == f"no dead letters in {url}"
+    other = runner.invoke(app, ["dead-letters", "list", "--store", url, "--destination", "beta"])
+    assert other.stderr.strip() == f"no dead letters for destination 'beta' in {url}"
 
 
 def test_dead_letter_ids_out_of_range_are_usage_errors(tmp_path: Path) -> None:

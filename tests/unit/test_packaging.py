@@ -39,6 +39,31 @@ def test_the_image_keeps_its_store_in_a_volume_owned_by_its_user() -> None:
     assert "USER 10001" in DOCKERFILE
 
 
+def test_the_volume_gets_no_skeleton_dotfiles() -> None:
+    useradd = re.search(r"useradd [^\n]*", DOCKERFILE)
+    assert useradd is not None
+    assert "--no-create-home" in useradd[0] and "--create-home" not in useradd[0].replace(
+        "--no-create-home", ""
+    )
+    assert "install -d -o gsd -g gsd -m 0750 /var/lib/gsd" in DOCKERFILE  # created empty, owned by gsd
+
+
+def test_a_pip_index_and_a_proxys_ca_bundle_can_be_given_at_build_time() -> None:
+    first_pip = DOCKERFILE.index("pip install")
+    assert DOCKERFILE.index("ARG PIP_INDEX_URL=") < first_pip  # pip reads it from the environment
+    assert DOCKERFILE.index('ARG CA_BUNDLE=""') < DOCKERFILE.index("update-ca-certificates") < first_pip
+    assert "pip config --global set global.cert /etc/ssl/certs/ca-certificates.crt" in DOCKERFILE
+
+
+def test_every_run_instruction_is_valid_shell() -> None:
+    instructions = re.sub(r"\\\n", " ", DOCKERFILE).splitlines()
+    runs = [line.removeprefix("RUN ") for line in instructions if line.startswith("RUN ")]
+    assert len(runs) == 3
+    for command in runs:
+        checked = subprocess.run(["sh", "-n", "-c", command], capture_output=True, text=True)
+        assert checked.returncode == 0, (command, checked.stderr)
+
+
 def test_dependencies_are_installed_pinned_before_the_source_is_copied() -> None:
     deps = DOCKERFILE.index("pip install -c constraints.txt -r requirements.txt")
     assert (

@@ -216,3 +216,24 @@ def test_an_unsigned_plan_is_the_same_request_without_signature_claims(specs: An
     assert (unsigned.request.signing, unsigned.request.body_bytes) == (None, None)
     assert unsigned.request.headers == signed.request.headers
     assert unsigned.request.body == signed.request.body == {"b": 1, "a": 2}
+
+
+@pytest.mark.parametrize(
+    ("base_url", "expected"),
+    [
+        (None, f"https://{DOMAIN}/v1.0/api/eventManager/event"),
+        ("http://127.0.0.1:8090/", "http://127.0.0.1:8090/v1.0/api/eventManager/event"),
+    ],
+    ids=["the-tenant", "redirected"],
+)
+def test_the_history_records_the_url_actually_called(specs: Any, base_url: str | None, expected: str) -> None:
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(str(request.url))
+        return httpx.Response(200, json={"result": True})
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    client = GainsightClient(http, base_url=base_url)
+    _, sent = asyncio.run(client.send_described(track(specs).request, CREDENTIALS))
+    assert sent["url"] == seen[0] == expected

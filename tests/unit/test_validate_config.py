@@ -124,3 +124,62 @@ def test_transform_needs_no_inbound_secrets(tmp_path: Path, monkeypatch: pytest.
     )
     assert result.exit_code == 0, result.output
     assert orjson.loads(result.stdout.splitlines()[0])["requests"][0]["method"] == "PUT"
+
+
+def test_an_unset_variable_hides_nothing_at_any_level(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("GSD_TEST_UNSET_KEY", raising=False)
+    config = {
+        **BASE_CONFIG,
+        "accessKey": {"env": "GSD_TEST_UNSET_KEY"},
+        "personMap": [{"form": "seats", "to": "Seats__gc"}],
+    }
+    found = problems(tmp_path, [{"id": "acme", "writekeys": ["k1"], "config": config}])
+    assert found == [
+        "destination acme: writekeys: unknown setting; did you mean writeKeys?",
+        "destination acme: config.accessKey: environment variable GSD_TEST_UNSET_KEY is not set",
+        "destination acme: config.personMap[0].form: unknown key; did you mean from?",
+        "destination acme: config.personMap[0].from: Field required",
+    ]
+
+
+def test_unknown_keys_of_the_file_and_of_jwt_get_a_did_you_mean(tmp_path: Path) -> None:
+    path = tmp_path / "destinations.json"
+    entry = {"id": "acme", "jwt": {"secret": "s", "audiance": "gsd"}, "config": BASE_CONFIG}
+    path.write_bytes(orjson.dumps({"destinations": [entry], "destination": []}))
+    result = runner.invoke(app, ["validate-config", "--destinations", str(path)])
+    assert result.exit_code == 2
+    assert f"error: {path}: destination: unknown setting; did you mean destinations?" in result.stderr
+    assert f"error: {path}: destination acme: jwt.audiance: unknown setting; did you mean audience?" in (
+        result.stderr
+    )
+    assert "Extra inputs" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("entry", "setting"),
+    [
+        ({"jwt": {"publicKey": {"env": "GSD_TEST_UNSET_PEM"}}}, "jwt.publicKey"),
+        (
+            {"config": {**BASE_CONFIG, "personMap": [{"from": "a", "to": {"env": "GSD_TEST_UNSET_PEM"}}]}},
+            "config.personMap[0].to",
+        ),
+    ],
+)
+def test_a_setting_whose_variable_is_unset_gets_that_one_problem(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, entry: dict[str, Any], setting: str
+) -> None:
+    monkeypatch.delenv("GSD_TEST_UNSET_PEM", raising=False)
+    found = problems(tmp_path, [{"id": "acme", "config": BASE_CONFIG, **entry}])
+    assert found == [f"destination acme: {setting}: environment variable GSD_TEST_UNSET_PEM is not set"]
+
+
+def test_no_summary_is_made_of_a_placeholder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GSD_TEST_UNSET_DOMAIN", raising=False)
+    path = write(
+        tmp_path, [{"id": "acme", "config": {**BASE_CONFIG, "domain": {"env": "GSD_TEST_UNSET_DOMAIN"}}}]
+    )
+    result = runner.invoke(app, ["validate-config", "--destinations", str(path)])
+    assert result.exit_code == 2 and "unset" not in result.stdout and "destination acme:" not in result.stdout
+    assert "config.domain: environment variable GSD_TEST_UNSET_DOMAIN is not set" in result.stderr

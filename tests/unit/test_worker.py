@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -29,7 +31,9 @@ Handler = Callable[[httpx.Request], httpx.Response]
 
 
 class World:
-    def __init__(self, handler: Handler, per_minute: int = 100, *, log_pii: bool = False) -> None:
+    def __init__(
+        self, handler: Handler, per_minute: int = 100, lease_seconds: float = 10.0, *, log_pii: bool = False
+    ) -> None:
         self.now = NOW
         self.store = MemoryStore(clock=lambda: self.now)
         self.calls: list[httpx.Request] = []
@@ -59,7 +63,7 @@ class World:
             gate=self.gate,
             policy=RetryPolicy(max_attempts=3),
             metrics=metrics,
-            settings=WorkerSettings(log_pii=log_pii),
+            settings=WorkerSettings(lease_seconds=lease_seconds, log_pii=log_pii),
             clock=lambda: self.now,
             rng=random.Random(1),
         )
@@ -330,3 +334,80 @@ def test_an_unexpected_error_counts_as_a_failed_attempt() -> None:
     event = asyncio.run(run())
     assert event is not None and event.state == "queued" and event.lease_owner is None
     assert event.history[0].outcome == "retryable" and "RuntimeError" in (event.history[0].error or "")
+
+
+LOST = "claims lost their lease"
+
+
+def _slow_identify_beside_a_filtered_track(steal: bool) -> World:
+    """A person's identify is delivered slowly (its lease renewed meanwhile) while another
+    person's claim held only an unmapped track, finished at once; `steal`: another worker takes
+    the identify's events once its lease has run out."""
+    renewals: list[int] = []
+
+    async def slow(request: httpx.Request) -> httpx.Response:
+        deadline = time.monotonic() + 30
+        while len(renewals) < 2 and time.monotonic() < deadline:  # renewed at least twice
+            await asyncio.sleep(0.01)
+        if steal:
+            world.now += 120  # past the claim's 60 s lease
+            assert await world.store.claim(world.now, 10, 60)
+            renewals.clear()
+            while not renewals and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+        return ok(request)
+
+    world = World(slow, lease_seconds=0.15)
+    renew = world.store.renew
+
+    async def counted(lease: str, now: float, seconds: float) -> int:
+        renewals.append(1)
+        return await renew(lease, now, seconds)
+
+    world.store.renew = counted  # type: ignore[method-assign]
+    world.run({**IDENTIFY, "person": "p1"}, {**TRACK, "event": "Never Mapped", "person": "p2"})
+    return world
+
+
+def test_a_claim_finished_at_once_is_not_said_to_have_lost_its_lease(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="destination.delivery.worker"):
+        _slow_identify_beside_a_filtered_track(steal=False)
+    assert LOST not in caplog.text
+
+
+def test_a_claim_taken_by_another_worker_is_said_to_have_lost_its_lease(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="destination.delivery.worker"):
+        _slow_identify_beside_a_filtered_track(steal=True)
+    assert f"1 {LOST}" in caplog.text
+
+
+def test_a_replayed_signature_is_delivered_and_says_why_the_answer_was_401(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def replayed(request: httpx.Request) -> httpx.Response:
+        body = {"result": False, "errorCode": "GSSIG_REPLAY", "errorDesc": "Signature already used"}
+        return httpx.Response(401, json=body)
+
+    with caplog.at_level(logging.INFO, logger="destination.events"):
+        (event,) = World(replayed).run(TRACK)
+    assert event.state == "delivered"
+    (attempt,) = event.history
+    assert (attempt.outcome, attempt.status_code) == ("delivered", 401)
+    assert attempt.error == (
+        "received by an earlier attempt; this one was refused as a replay: "
+        "Gainsight answered 401 GSSIG_REPLAY: Signature already used"
+    )
+    (line,) = [r for r in caplog.records if r.getMessage() == "event outcome"]
+    assert (line.outcome, line.status, line.reason) == ("delivered", 401, attempt.error)  # type: ignore[attr-defined]
+
+
+def test_a_plain_delivery_has_no_reason(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="destination.events"):
+        (event,) = World(ok).run(TRACK)
+    assert event.history[0].error is None
+    (line,) = [r for r in caplog.records if r.getMessage() == "event outcome"]
+    assert not hasattr(line, "reason")
