@@ -7,7 +7,6 @@ Every error names the setting, e.g. `personMap[2].to`.
 
 from __future__ import annotations
 
-import difflib
 import functools
 import logging
 import os
@@ -33,6 +32,7 @@ from destination.env_refs import resolve_env_refs
 from destination.errors import ConfigError
 from destination.jsonutil import JSONDecodeError, loads
 from destination.mapping.spec import default_specs
+from destination.setting_problems import describe_validation_error, unknown_keys
 
 log = logging.getLogger(__name__)
 
@@ -98,8 +98,7 @@ class CompanyIdentity(BaseModel):
         return value
 
     @property
-    def path(self) -> tuple[str, ...]:
-        """Where a group event holds the key's value."""
+    def path(self) -> tuple[str, ...]:  # where a group event holds the key's value
         return tuple(self.from_.split(".", 1))
 
 
@@ -227,55 +226,6 @@ CONFIG_KEYS = frozenset(field.alias or name for name, field in DestinationConfig
 def unknown_config_keys(config: Mapping[str, Any]) -> list[str]:
     """`accesskey: unknown setting; did you mean accessKey?` per key the dashboard shape lacks."""
     return unknown_keys(config, CONFIG_KEYS, ignored=RUDDERSTACK_COMMON_KEYS)
-
-
-def unknown_keys(
-    found: Iterable[Any], known: Iterable[str], *, ignored: Iterable[str] = (), what: str = "setting"
-) -> list[str]:
-    """`key: unknown setting; did you mean …?` (else the known keys) per key not in `known`."""
-    known = sorted(known)
-    skipped = {*known, *ignored}
-    by_lower = {key.lower(): key for key in known}
-    problems = []
-    for key in found:
-        if key in skipped:
-            continue
-        guess = by_lower.get(str(key).lower()) or next(
-            iter(difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)), None
-        )
-        hint = f"did you mean {guess}?" if guess else f"known {what}s: {', '.join(known)}"
-        problems.append(f"{key}: unknown {what}; {hint}")
-    return problems
-
-
-def _setting_path(loc: tuple[int | str, ...]) -> str:
-    text = ""
-    for part in loc:
-        if isinstance(part, int):
-            text += f"[{part}]"
-        else:
-            text += f".{part}" if text else part
-    return text or "(settings)"
-
-
-def describe_validation_error(exc: ValidationError, prefix: str = "") -> str:
-    """Every problem, each naming the setting: `personMap[0].to: …; …`."""
-    return "; ".join(validation_problems(exc, prefix))
-
-
-def validation_problems(exc: ValidationError, prefix: str = "") -> list[str]:
-    """One line per problem, each naming the setting: `personMap[0].to: …`."""
-    lines = []
-    errors = exc.errors()
-    # A list whose items failed also reports itself "too short"; the item errors say it all.
-    if len(errors) > 1:
-        errors = [e for e in errors if e["type"] != "too_short"]
-    for err in errors:
-        loc = tuple(err["loc"])
-        msg = err["msg"].removeprefix("Value error, ")
-        # Model-level checks name their own setting in the message.
-        lines.append(f"{prefix}{_setting_path(loc)}: {msg}" if loc else f"{prefix}{msg}")
-    return lines
 
 
 def parse_destination_config(data: Any) -> DestinationConfig:

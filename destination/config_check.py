@@ -29,11 +29,10 @@ from destination.config import (
     destination_entries,
     shared_write_keys,
     unknown_config_keys,
-    unknown_keys,
-    validation_problems,
 )
 from destination.env_refs import resolve_env_refs
 from destination.errors import ConfigError
+from destination.setting_problems import unknown_keys, validation_problems
 
 TRACK_SETTINGS = ("sharedSecret", "tenantId", "topicName")
 MAPS = ("personMap", "companyMap", "eventNameMap", "eventVersionMap")

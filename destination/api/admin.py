@@ -87,6 +87,14 @@ async def _act(
     return await act(ids, selection.destination), None
 
 
+async def _requeue(request: Request, runtime: Runtime, verb: str, key: str) -> dict[str, Any]:
+    """Retry or replay the selected events; the workers look at once for what became due."""
+    count, why = await _act(await read_selection(request, runtime), runtime, verb)
+    if count:
+        runtime.wake_workers()
+    return _answer(key, count, why)
+
+
 def _answer(key: str, count: int, why: str | None) -> dict[str, Any]:
     return {key: count} if why is None else {key: count, "message": why}
 
@@ -143,10 +151,7 @@ async def show_event(
     responses=_BODY_ERRORS,
 )
 async def retry_now(_: AdminDep, request: Request, runtime: RuntimeDep) -> dict[str, Any]:
-    count, why = await _act(await read_selection(request, runtime), runtime, "retry")
-    if count:
-        runtime.wake_workers()
-    return _answer("retried", count, why)
+    return await _requeue(request, runtime, "retry", "retried")
 
 
 @router.get("/admin/dead-letters", summary="List dead letters, oldest first")
@@ -182,10 +187,7 @@ async def show_dead_letter(
     responses=_BODY_ERRORS,
 )
 async def replay(_: AdminDep, request: Request, runtime: RuntimeDep) -> dict[str, Any]:
-    count, why = await _act(await read_selection(request, runtime), runtime, "replay")
-    if count:
-        runtime.wake_workers()
-    return _answer("replayed", count, why)
+    return await _requeue(request, runtime, "replay", "replayed")
 
 
 @router.post(

@@ -27,7 +27,6 @@ from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any, Literal
 
-from destination.delivery.store import DeliveryMemory
 from destination.errors import GainsightError, OverBudget
 from destination.gainsight import plan as p
 from destination.gainsight.companies import (
@@ -38,7 +37,7 @@ from destination.gainsight.companies import (
     matched_nothing,
 )
 from destination.gainsight.endpoints import MAX_RECORDS_PER_CALL
-from destination.gainsight.jobs import Batch, Call, Caller, Fate, Job, Saved, changes_nothing
+from destination.gainsight.jobs import Batch, Call, Fate, Job, Stage, changes_nothing
 from destination.gainsight.outcomes import classify
 
 
@@ -137,16 +136,7 @@ class _Company:
         return self.failure is None and next_company_step(self.progress) == step
 
 
-class CompanyWriter:
-    def __init__(
-        self, caller: Caller, memory: DeliveryMemory, *, ttl: float, saved: Saved, clock: Callable[[], float]
-    ) -> None:
-        self._caller = caller
-        self._memory = memory
-        self._ttl = ttl
-        self._saved = saved
-        self._clock = clock
-
+class CompanyWriter(Stage):
     async def write_companies(self, batch: Batch, groups: Sequence[Job]) -> dict[int, str]:
         """Write every company the group jobs name; the Gsid per job that got one. Jobs whose
         company failed get their fate in `batch.fates`."""

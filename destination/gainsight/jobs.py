@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from destination.delivery.store import DeliveryMemory
 from destination.errors import GainsightError
 from destination.gainsight import plan as p
 from destination.gainsight.client import Credentials, GainsightClient
@@ -112,6 +113,19 @@ class Caller:
         """The fate of the events a refused or failed call carried."""
         error = self._client.failure(call.answer, call.step)
         return Fate(error.outcome, call, error)
+
+
+class Stage:
+    """One step of execution (company writes, person runs): what each needs to make its calls."""
+
+    def __init__(
+        self, caller: Caller, memory: DeliveryMemory, *, ttl: float, saved: Saved, clock: Callable[[], float]
+    ) -> None:
+        self._caller = caller
+        self._memory = memory
+        self._ttl = ttl  # how long delivered state counts as what Gainsight holds
+        self._saved = saved
+        self._clock = clock
 
 
 def changes_nothing(delivered: Mapping[str, Any] | None, record: Mapping[str, Any]) -> bool:

@@ -17,15 +17,14 @@ or, on PostgreSQL, in any replica.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from destination.delivery.store import DeliveryMemory
 from destination.errors import GainsightError, OverBudget
 from destination.gainsight import plan as p
 from destination.gainsight.endpoints import UNKNOWN_COMPANY_CODE
-from destination.gainsight.jobs import Batch, Call, Caller, Fate, Job, Saved, changes_nothing
+from destination.gainsight.jobs import Batch, Call, Fate, Job, Stage, changes_nothing
 from destination.gainsight.outcomes import classify
 
 
@@ -55,16 +54,7 @@ class _RunState:
     blocked: Fate | None = None  # the failure the rest of the run waits behind
 
 
-class PersonRunner:
-    def __init__(
-        self, caller: Caller, memory: DeliveryMemory, *, ttl: float, saved: Saved, clock: Callable[[], float]
-    ) -> None:
-        self._caller = caller
-        self._memory = memory
-        self._ttl = ttl
-        self._saved = saved
-        self._clock = clock
-
+class PersonRunner(Stage):
     async def run_person(self, batch: Batch, run: Sequence[Job], gsids: dict[int, str]) -> None:
         """A person's run in order: segments of identify/group events as one upsert each, a
         track as its own call; after a failure that must be retried, the rest waits."""

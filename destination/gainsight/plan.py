@@ -8,7 +8,6 @@ sends the request (client.py). What runs the steps, and in which order, is execu
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -17,6 +16,7 @@ from typing import Any, Literal, get_args
 from destination.config import CompanyIdentity, DestinationConfig
 from destination.errors import ConfigError, EventError, UnmappedEventError
 from destination.gainsight import endpoints as ep
+from destination.gainsight.emails import check_email, looks_like_email
 from destination.gainsight.signing import SigningClaims, body_digest
 from destination.jsonutil import canonical_json, js_json_text
 from destination.mapping.engine import Diagnostic, MappedRecord, js_falsy, lookup, map_record
@@ -217,32 +217,6 @@ def plan_event(
     raise EventError(f"message type {kind} not supported")
 
 
-# Not RFC 5322: enough to refuse what is plainly not an address (an object, "n/a", "a b@c"),
-# which Gainsight would refuse anyway, one failed call later.
-_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
-
-
-def _looks_like_email(value: Any) -> bool:
-    """`_EMAIL` fully matches the stripped value. Without whitespace (no space, all printable),
-    which is nearly always, that is: one "@" after the first character, and a "." after the
-    one that follows it, before the last character: string methods answer that cheaper."""
-    if not isinstance(value, str) or len(value) > 320:
-        return False
-    if " " not in value and value.isprintable():
-        at = value.find("@")
-        dot = value.find(".", at + 2)
-        return at > 0 and value.find("@", at + 1) == -1 and 0 < dot < len(value) - 1
-    return _EMAIL.fullmatch(value.strip()) is not None
-
-
-def _check_email(value: Any, field_name: str) -> str:
-    if not isinstance(value, str):
-        raise EventError(f"{field_name} must be a string (an email address), got {type(value).__name__}")
-    if len(value) > 320 or _EMAIL.fullmatch(value.strip()) is None:
-        raise EventError(f"{field_name} does not look like an email address")
-    return value
-
-
 def _email_source(event: Mapping[str, Any], value: Any, specs: Specs) -> str:
     """The path of the event the person's Email was taken from (for the error message)."""
     for rule in specs.person.required:
@@ -261,8 +235,8 @@ def identify_record(
         _required(config, "identify", "accessKey")
     mapped = map_record(specs.person, event, config.person_fields, "personMap", diagnose=diagnose)
     email = mapped.fields.get("Email")
-    if not _looks_like_email(email):  # the path is looked for only to name it in the error
-        _check_email(email, _email_source(event, email, specs))
+    if not looks_like_email(email):  # the path is looked for only to name it in the error
+        check_email(email, _email_source(event, email, specs))
     if not ready:
         _required(config, "identify", "domain")
     return mapped
@@ -280,7 +254,7 @@ def _group_email(event: Mapping[str, Any]) -> str:
     email = traits.get("email") if isinstance(traits, dict) else None
     if js_falsy(email):
         raise EventError("user email is required for group")
-    return _check_email(email, "context.traits.email")
+    return check_email(email, "context.traits.email")
 
 
 def _company_name(name: Any) -> str:
