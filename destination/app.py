@@ -180,7 +180,12 @@ def create_app(
             outbound = httpx.ASGITransport(app=sandbox.app)
         base_url = _base_url(settings, sandbox is not None, outbound)
         http = new_http_client(outbound, http_timeout(settings.gainsight_timeout_seconds))
-        store = injected or open_store(settings.store_url, pool_size=settings.store_pool_size)
+        # Holds at once: a person upsert per call slot, and a company write per batch in flight
+        # and for the transformer routes; each waiting for a connection would fail its batch.
+        holds = _calls_in_flight(settings) + settings.workers + 1
+        store = injected or open_store(
+            settings.store_url, pool_size=settings.store_pool_size, hold_pool_size=holds
+        )
         if wrap_store is not None:
             store = wrap_store(store)
         metrics = Metrics()
@@ -196,7 +201,7 @@ def create_app(
             unchanged_ttl_seconds=settings.unchanged_ttl_seconds,
             saved=metrics.saved,
             clock=time.time,
-            concurrency=max(8, 2 * settings.workers),  # calls in flight
+            concurrency=_calls_in_flight(settings),
         )
         health = StoreHealth()
         deliverer = Deliverer(
@@ -311,6 +316,11 @@ async def _prune_forever(store: Store, state_ttl_seconds: float) -> None:
         except Exception:
             log.exception("pruning the store failed; will try again")
         await asyncio.sleep(PRUNE_EVERY_SECONDS)
+
+
+def _calls_in_flight(settings: Settings) -> int:
+    """The Gainsight calls one process makes at once (the executor's call slots)."""
+    return max(8, 2 * settings.workers)
 
 
 def _rate_windows(settings: Settings) -> tuple[RateWindow, ...]:

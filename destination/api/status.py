@@ -161,7 +161,7 @@ async def _page_form(request: Request, runtime: Runtime, name: str) -> dict[str,
     body = await read_wire_body(request, MAX_FORM_BYTES, runtime.settings.body_timeout_seconds)
     form = parse_qs(body.decode("utf-8", "replace"))
     presented = (form.get("csrf") or [""])[0]
-    if not _same_origin(request) or not hmac.compare_digest(presented, form_token(runtime)):
+    if not _same_origin(request) or not hmac.compare_digest(presented.encode(), form_token(runtime).encode()):
         raise HTTPException(403, f"the {name} form must come from this service's /status page")
     return form
 

@@ -99,8 +99,11 @@ class PostgresStore(FinishMoves):
         dedupe_window_seconds: float = DEDUPE_WINDOW_SECONDS,
         clock: Callable[[], float] = time.time,
         pool_size: int = DEFAULT_POOL_SIZE,
+        hold_pool_size: int | None = None,
     ) -> None:
-        if pool_size < 1:
+        """`hold_pool_size`: connections for holds (default `pool_size`); the service gives as many
+        as it can have holds at once (app.py), since a hold that waits for one fails its batch."""
+        if pool_size < 1 or (hold_pool_size is not None and hold_pool_size < 1):
             raise ValueError("the pool needs at least one connection")
         self._dedupe_window = dedupe_window_seconds
         self._clock = clock
@@ -126,7 +129,7 @@ class PostgresStore(FinishMoves):
             url,
             connection_class=self._reach.connection_class(),
             min_size=0,
-            max_size=pool_size,
+            max_size=hold_pool_size or pool_size,
             open=False,
             kwargs={"connect_timeout": CONNECT_TIMEOUT_SECONDS, "autocommit": True},
             check=AsyncConnectionPool.check_connection,
@@ -608,10 +611,18 @@ class PostgresStore(FinishMoves):
                     await self._open()
                 conn = await self._hold_pool.getconn(self._wait_seconds())
             except PoolTimeout:
-                raise self._unreachable() from None
+                if self._reach.failure is not None:
+                    raise self._unreachable() from None
+                raise StoreUnavailableError(
+                    "no PostgreSQL connection free for a hold (every hold connection is in use)"
+                ) from None
             try:
                 for key in held:
                     await conn.execute(self._q["hold"], {"key": lock_text(key)})
+            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+                await self._hold_pool.putconn(conn)
+                raise StoreUnavailableError("the PostgreSQL store failed", cause(exc)) from exc
+            try:
                 yield
             finally:
                 with contextlib.suppress(psycopg.Error):  # broken: the server dropped its locks

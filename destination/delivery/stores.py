@@ -31,8 +31,10 @@ def open_store(
     dedupe_window_seconds: float = DEDUPE_WINDOW_SECONDS,
     clock: Callable[[], float] = time.time,
     pool_size: int = DEFAULT_POOL_SIZE,
+    hold_pool_size: int | None = None,
 ) -> Store:
-    """The store `url` names. `pool_size`: connections per process (PostgreSQL only)."""
+    """The store `url` names. `pool_size`: connections per process, and `hold_pool_size` more
+    for holds (PostgreSQL only)."""
     scheme = check_store_url(url)
     if scheme == "sqlite":
         from destination.delivery.sqlite import SQLiteStore
@@ -42,7 +44,13 @@ def open_store(
         return SQLiteStore(path, dedupe_window_seconds=dedupe_window_seconds, clock=clock)
     from destination.delivery.postgres import PostgresStore
 
-    return PostgresStore(url, dedupe_window_seconds=dedupe_window_seconds, clock=clock, pool_size=pool_size)
+    return PostgresStore(
+        url,
+        dedupe_window_seconds=dedupe_window_seconds,
+        clock=clock,
+        pool_size=pool_size,
+        hold_pool_size=hold_pool_size,
+    )
 
 
 def check_store_url(url: str) -> str:

@@ -103,7 +103,6 @@ class _Company:
     key: str  # plan.company_key: the same for every event naming this company
     key_field: str
     value: str  # its key's value, as the first event of the batch spells it (searched with it)
-    create: bool
     record: dict[str, Any]  # merged in event order, so its Name is the last event's spelling
     jobs: list[int]
     progress: CompanyProgress = CompanyProgress()
@@ -112,25 +111,26 @@ class _Company:
     shared_failure: bool = False  # the failed call carried other events too
     versions: dict[str, int] = field(default_factory=dict)  # field -> id of the event it is from
     delivered: dict[str, Any] | None = None  # what the store remembers delivered (see _resolve)
-    parts: list[tuple[int, Mapping[str, Any]]] = field(default_factory=list)  # (job, its fields)
+    # (job, its fields, whether it may create the company): a batch may mix destinations
+    parts: list[tuple[int, Mapping[str, Any], bool]] = field(default_factory=list)
 
     @classmethod
     def of(cls, plan: p.GroupPlan) -> _Company:
-        return cls(plan.company_key, plan.key_field, plan.key_value, plan.create, {}, [])
+        return cls(plan.company_key, plan.key_field, plan.key_value, {}, [])
 
-    def add(self, job_id: int, fields: Mapping[str, Any]) -> None:
+    def add(self, job_id: int, fields: Mapping[str, Any], create: bool) -> None:
         """One more event naming this company: its fields merged over the earlier ones'."""
         self.jobs.append(job_id)
-        self.parts.append((job_id, fields))
+        self.parts.append((job_id, fields, create))
         self.record.update(fields)
         self.versions.update(dict.fromkeys(fields, job_id))
 
     def drop(self, job_ids: set[int]) -> None:
         """These events no longer ride on the company's write: its record is merged without them."""
-        kept = [(job_id, fields) for job_id, fields in self.parts if job_id not in job_ids]
+        kept = [part for part in self.parts if part[0] not in job_ids]
         self.jobs, self.parts, self.record, self.versions = [], [], {}, {}
-        for job_id, fields in kept:
-            self.add(job_id, fields)
+        for part in kept:
+            self.add(*part)
 
     def needs(self, step: CompanyStep) -> bool:
         return self.failure is None and next_company_step(self.progress) == step
@@ -148,7 +148,7 @@ class CompanyWriter(Stage):
                 company = companies.get(job.plan.company_key)
                 if company is None:
                     company = companies[job.plan.company_key] = _Company.of(job.plan)
-                company.add(job.id, job.plan.company)
+                company.add(job.id, job.plan.company, job.plan.create)
         if companies:
             # One writer per company at a time (in this process and, on PostgreSQL, across
             # replicas): a second batch searches only after the first has inserted.
@@ -266,26 +266,24 @@ class CompanyWriter(Stage):
             )
         elif gsids:
             company.progress = CompanyProgress(CompanyState.KNOWN, gsids[0] or None)
-        elif not company.create:
-            company.failure = _rejected(call, f"no Company with {where}; creating companies is off")
         else:
             self._absent(batch, company, call, where)
 
     @staticmethod
     def _absent(batch: Batch, company: _Company, call: Call, where: str) -> None:
-        """To be inserted, by the events from the first that names it on. Sent one by one, the
-        events before that one would each find no company and nothing to create it with: so they
-        end as rejected here too, and the company is written without their fields."""
-        named = [job_id for job_id, fields in company.parts if "Name" in fields]
-        early = {job_id for job_id in company.jobs if not named or job_id < min(named)}
-        if early:
-            nameless = _rejected(call, f"no Company with {where}; traits.name is required to create it")
-            batch.fates.update(dict.fromkeys(early, nameless))
-            company.drop(early)
-            if not company.jobs:
-                company.failure = nameless
-                return
-        company.progress = CompanyProgress(CompanyState.ABSENT)
+        """To be inserted, by the events from the first that may create it and names it on. Sent
+        one by one, each event before that one would find no company and be unable to create it
+        (creating is off for its destination, or it has no name): so they end as rejected here
+        too, and the company is written without their fields."""
+        creators = [job_id for job_id, fields, create in company.parts if create and "Name" in fields]
+        early = [part for part in company.parts if not creators or part[0] < min(creators)]
+        for job_id, _, create in early:
+            why = "creating companies is off" if not create else "traits.name is required to create it"
+            batch.fates[job_id] = company.failure = _rejected(call, f"no Company with {where}; {why}")
+        company.drop({job_id for job_id, _, _ in early})
+        if company.jobs:
+            company.failure = None
+            company.progress = CompanyProgress(CompanyState.ABSENT)
 
     async def _write(self, batch: Batch, step: str, companies: list[_Company]) -> None:
         for chunk in _chunks(companies):
@@ -336,27 +334,40 @@ class CompanyWriter(Stage):
             company.failure, company.shared_failure = fate, shared
 
     async def _one_by_one(self, batch: Batch, refused: list[_Company], plans: Sequence[Job]) -> None:
-        """A refused merged write, redone event by event so that only its cause fails."""
+        """A refused merged write, redone event by event so that only its cause fails. Should the
+        budget run out meanwhile, the events not yet tried wait for the next window."""
         by_id = {job.id: job for job in plans}
+        spent: float | None = None  # the budget is spent until then
         for company in refused:
             gsid: str | None = None
+            written: set[int] = set()
             for job_id in company.jobs:
                 plan = by_id[job_id].plan
                 assert isinstance(plan, p.GroupPlan)
+                if spent is not None:
+                    batch.fates[job_id] = Fate("deferred", retry_at=spent)
+                    continue
                 alone = _Company.of(plan)
-                alone.add(job_id, plan.company)
+                alone.add(job_id, plan.company, plan.create)
                 single = {company.key: alone}
-                await self._resolve(batch, single, split=False, plans=plans)
+                try:
+                    await self._resolve(batch, single, split=False, plans=plans)
+                except OverBudget as exc:
+                    spent = exc.retry_at
+                    batch.fates[job_id] = Fate("deferred", retry_at=spent)
+                    continue
                 alone = single[company.key]
                 if alone.failure is not None:
                     batch.fates[job_id] = alone.failure
                 else:
                     gsid = alone.progress.gsid
+                    written.add(job_id)
                     batch.fates.pop(job_id, None)
                     company.call = alone.call
+            # What Gainsight now holds of it: the fields of the events written, no other's.
+            company.drop({job_id for job_id in company.jobs if job_id not in written})
             company.failure = None if gsid else company.failure
             company.progress = CompanyProgress(CompanyState.WRITTEN, gsid) if gsid else CompanyProgress()
-            company.jobs = [j for j in company.jobs if j not in batch.fates]
 
 
 def _hand_out(batch: Batch, companies: dict[str, _Company], gsids: dict[int, str]) -> None:

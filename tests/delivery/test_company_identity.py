@@ -6,13 +6,21 @@ one name under two keys is two companies, update-only never inserts, and what ca
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
+import httpx
+import orjson
+
 from destination.config import CompanyIdentity, Destination
+from destination.delivery.memory import MemoryStore
 from destination.delivery.store import StoredEvent
+from destination.errors import GainsightError, OverBudget
+from destination.gainsight.client import Credentials
+from destination.gainsight.executor import Executor
 from destination.sandbox import sandbox_destination
 from destination.simulator.state import COMPANY_GSID_PREFIX, new_gsid
-from tests.delivery.test_person_runs import Service, Tenant
+from tests.delivery.test_person_runs import SPECS, Service, Tenant
 
 ADA = "ada@example.com"
 BOB = "bob@example.com"
@@ -192,3 +200,83 @@ def test_a_nameless_event_before_the_one_that_names_a_new_company_is_rejected_as
     # Written as sending them one by one leaves it: without the rejected event's fields.
     assert companies(tenant) == [{"Name": "New Co", "SfdcAccountId": "NEW", "Employees": None}]
     assert [p["Email"] for p in tenant.sim.people_view()] == [BOB]
+
+
+# ---- a merged company write refused (4xx): redone event by event, only its cause fails ----
+
+
+def refuse_employees_666(request: httpx.Request) -> httpx.Response | None:
+    if request.url.path != "/v1/data/objects/Company" or request.method not in ("PUT", "POST"):
+        return None
+    if any(r.get("Employees") == 666 for r in orjson.loads(request.content)["records"]):
+        body = {"result": False, "errorCode": "GSOBJ_VDTNUM1002", "errorDesc": "number out of range"}
+        return httpx.Response(400, json=body)
+    return None
+
+
+def test_a_refused_event_s_fields_are_not_remembered_as_delivered() -> None:
+    tenant = Tenant(refuse_employees_666)
+    crm_company(tenant, "K1", "Crm One")
+    ok, refused, later = deliver(
+        tenant,
+        keyed(),
+        [
+            group(1, "K1", "Crm One", employees=10),
+            group(2, "K1", "Crm One", who=BOB, employees=666, stage="Live"),
+        ],
+        [group(3, "K1", "Crm One", who="cy@example.com", stage="Live")],
+    )
+    assert (ok.state, refused.state, later.state) == ("delivered", "dead", "delivered")
+    # The refused event's Stage never reached Gainsight: the later event's must be written.
+    assert tenant.sim.companies_view()[0]["Stage"] == "Live"
+
+
+def test_a_budget_spent_while_redoing_a_refused_write_defers_the_untried_events() -> None:
+    tenant = Tenant(refuse_employees_666)
+    crm_company(tenant, "K1", "Crm One")
+    send = tenant.client.send_described
+    company_calls = 0
+
+    async def spent_at_the_fifth_company_call(request: Any, credentials: Any) -> Any:
+        nonlocal company_calls
+        if request.step.startswith("company"):
+            company_calls += 1
+            if company_calls == 5:
+                raise OverBudget(time.time() + 30)
+        return await send(request, credentials)
+
+    tenant.client.send_described = spent_at_the_fifth_company_call  # type: ignore[method-assign]
+
+    async def scenario() -> list[StoredEvent]:
+        service = Service(tenant, destination=keyed())
+        events = [
+            group(1, "K1", "Crm One", employees=10),
+            group(2, "K1", "Crm One", who=BOB, employees=666),
+            group(3, "K1", "Crm One", who="cy@example.com", stage="Live"),
+        ]
+        await service.enqueue(events)
+        await service.deliverer.deliver(await service.store.claim(service.now, 10, 60))
+        return await service.events()
+
+    first, refused, untried = asyncio.run(scenario())
+    assert first.state == "delivered"  # written alone before the budget ran out
+    assert (refused.state, untried.state) == ("queued", "queued")  # not dead: they wait
+    assert tenant.sim.companies_view()[0]["Employees"] == 10
+
+
+def test_destinations_that_may_and_may_not_create_are_each_answered_as_alone() -> None:
+    """One tenant, one key, two destinations (the transformer routes batch their items): an
+    update-only event before one that may create is rejected; after it, it updates."""
+    from destination.gainsight.plan import plan_event
+
+    tenant = Tenant()
+    plans = [
+        plan_event(group(1, "K9", "Nine"), keyed(create=create).config, SPECS)
+        for create in (False, True, False)
+    ]
+    executor = Executor(tenant.client, MemoryStore(), unchanged_ttl_seconds=0, clock=time.time)
+    credentials = Credentials.of("acme", keyed().config)
+    results = asyncio.run(executor.write_companies(plans, credentials))  # type: ignore[arg-type]
+    assert isinstance(results[0], GainsightError) and "creating companies is off" in str(results[0])
+    assert isinstance(results[1], str) and results[2] == results[1]
+    assert [c["SfdcAccountId"] for c in tenant.sim.companies_view()] == ["K9"]

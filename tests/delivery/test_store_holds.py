@@ -126,3 +126,27 @@ async def test_a_postgresql_hold_goes_with_its_connection(make_store: StoreFacto
     await asyncio.wait_for(waiting, 10)
     assert log == ["second"]
     await holder.__aexit__(None, None, None)  # releasing on a dead connection is no error
+
+
+async def test_a_postgresql_holder_whose_connection_drops_while_waiting_gets_a_store_error(
+    make_store: StoreFactory,
+) -> None:
+    first = make_store()
+    if type(first).__name__ != "PostgresStore":
+        pytest.skip("only PostgreSQL holds keys across processes")
+    import psycopg
+
+    from destination.delivery.store import StoreUnavailableError
+
+    second = make_store(shared=True)
+    url = first._pool.conninfo  # type: ignore[attr-defined]
+    async with first.hold("t", "person", ["ada@example.com"]):
+        waiting = asyncio.create_task(hold_after(second, "t", ["ada@example.com"], [], "x", "person"))
+        await until_one_waits(second)
+        # The server drops the waiting replica's connection (a failover, a restart).
+        async with await psycopg.AsyncConnection.connect(url, autocommit=True) as admin:
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            )
+        with pytest.raises(StoreUnavailableError):
+            await asyncio.wait_for(waiting, 10)
