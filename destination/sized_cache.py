@@ -10,7 +10,7 @@ once the sizes add up past `max_bytes`.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
@@ -18,39 +18,40 @@ V = TypeVar("V")
 
 
 class SizedCache(Generic[K, V]):
-    __slots__ = ("_entries", "bytes", "max_bytes", "max_item_bytes")
+    __slots__ = ("_sizes", "_values", "bytes", "get", "max_bytes", "max_item_bytes")
 
     def __init__(self, max_bytes: int, max_item_bytes: int) -> None:
         assert 0 < max_item_bytes <= max_bytes
         self.max_bytes = max_bytes
         self.max_item_bytes = max_item_bytes
         self.bytes = 0  # the sizes of the entries held, added up
-        self._entries: OrderedDict[K, tuple[V, int]] = OrderedDict()
-
-    def get(self, key: K) -> V | None:
-        entry = self._entries.get(key)
-        return None if entry is None else entry[0]
+        self._values: dict[K, V] = {}
+        self._sizes: OrderedDict[K, int] = OrderedDict()  # oldest first
+        # The value under a key, or None: the dict's own method, as lookups are hot paths.
+        self.get: Callable[[K], V | None] = self._values.get
 
     def __contains__(self, key: K) -> bool:
-        return key in self._entries
+        return key in self._values
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._values)
 
     def put(self, key: K, value: V, size: int) -> bool:
         """Keep `value` under `key` unless it is too large; whether it was kept. First in, first
         out: a lookup does not reorder (it stays one dict lookup)."""
         if size > self.max_item_bytes:
             return False
-        old = self._entries.pop(key, None)
-        if old is not None:
-            self.bytes -= old[1]
-        while self._entries and self.bytes + size > self.max_bytes:
-            self.bytes -= self._entries.popitem(last=False)[1][1]
-        self._entries[key] = (value, size)
+        self.bytes -= self._sizes.pop(key, 0)
+        while self._sizes and self.bytes + size > self.max_bytes:
+            oldest, oldest_size = self._sizes.popitem(last=False)
+            del self._values[oldest]
+            self.bytes -= oldest_size
+        self._values[key] = value
+        self._sizes[key] = size
         self.bytes += size
         return True
 
     def clear(self) -> None:
-        self._entries.clear()
+        self._values.clear()
+        self._sizes.clear()
         self.bytes = 0

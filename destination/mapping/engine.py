@@ -125,13 +125,11 @@ def cache_bytes() -> int:
     return _SEEN.bytes + _RECIPES.bytes + _COMPILED.bytes
 
 
-def _recipe_for(compiled: _Compiled, shape: Shape) -> _Recipe | None:
-    if sum(len(keys) for keys in shape if keys) * _KEY_BYTES > _SHAPE_MAX_BYTES:
-        return None  # too large to keep: not worth hashing
+def _new_recipe(compiled: _Compiled, shape: Shape) -> _Recipe | None:
+    """The shape's recipe the second time it is seen (and kept when small enough), else None."""
     key = (compiled.serial, shape)
-    recipe = _RECIPES.get(key)
-    if recipe is not None:
-        return recipe
+    if sum(len(keys) for keys in shape if keys) * _KEY_BYTES > _SHAPE_MAX_BYTES:
+        return None  # too large to keep: not worth sizing
     size = sum(_KEY_BYTES + sum(len(k) + _KEY_BYTES for k in keys) for keys in shape if keys)
     if key not in _SEEN:
         _SEEN.put(key, True, size)
@@ -209,7 +207,8 @@ def map_record(
     ]
     if not diagnose:  # a recipe makes no "dropped" diagnostics: it never reads unmapped traits
         shape = tuple([tuple(obj) if obj is not None else None for obj in objects])
-        recipe = _recipe_for(compiled, shape)
+        # A recipe is a non-empty tuple: `or` looks further only when it is not kept.
+        recipe = _RECIPES.get((compiled.serial, shape)) or _new_recipe(compiled, shape)
         if recipe is not None:
             followed = _follow(recipe, objects, spec.compose)
             if followed is not None:
