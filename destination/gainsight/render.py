@@ -13,12 +13,17 @@ from destination.gainsight.plan import GroupPlan, Plan, Request
 def rudder_output(request: Request, headers: Mapping[str, str]) -> dict[str, Any]:
     """The transformer protocol's request envelope for a planned request, as the reference
     builds it (the processor route adds `userId: ""`; the router's `batchedRequest` has none)."""
-    params = dict(request.params) if request.params else {}
-    return rest_output(request.method, request.endpoint, headers, request.body, params)
+    return rest_output(
+        request.method,
+        request.endpoint,
+        headers if type(headers) is dict else dict(headers),
+        request.body,
+        dict(request.params) if request.params else None,
+    )
 
 
 def rest_output(
-    method: str, endpoint: str, headers: Mapping[str, str], body: Any, params: dict[str, str] | None = None
+    method: str, endpoint: str, headers: dict[str, str], body: Any, params: dict[str, str] | None = None
 ) -> dict[str, Any]:
     """The same envelope from its parts: the transformer's identify and track outputs are made
     straight from the event, without a plan (gainsight/transformer.py). `headers` may be shared
@@ -28,8 +33,8 @@ def rest_output(
         "type": "REST",
         "method": method,
         "endpoint": endpoint,
-        "headers": headers if type(headers) is dict else dict(headers),
-        "params": {} if params is None else params,
+        "headers": headers,
+        "params": params or {},
         "body": {"JSON": body, "JSON_ARRAY": {}, "XML": {}, "FORM": {}},
         "files": {},
     }
