@@ -70,7 +70,7 @@ class AllowedDomains:
             )
 
 
-_UNSET: Any = object()
+_NO_CONFIG: tuple[Any, DestinationConfig | ConfigError] = (object(), ConfigError("unset"))
 Result = dict[str, Any] | GsdError
 
 
@@ -129,13 +129,14 @@ class RudderTransformer:
         )
         self._companies = CompanyBatcher(executor.company_gsids)
         # The last item's Config as it came, and its parse: the next request's first item
-        # nearly always carries an equal one.
-        self._last_config: tuple[Any, DestinationConfig | ConfigError] = (_UNSET, ConfigError("unset"))
+        # nearly always carries an equal one. Kept past its request only when the cache kept it.
+        self._last_config: tuple[Any, DestinationConfig | ConfigError] = _NO_CONFIG
+        self._last_kept = False
         self._last_direct: _Direct | None = None
 
     @property
     def cache_bytes(self) -> int:
-        """The estimated bytes the caches hold: at most CACHE_MAX_BYTES, plus the last Config."""
+        """The estimated bytes the caches hold: at most CACHE_MAX_BYTES."""
         direct = self._last_direct
         return self._configs.bytes + (direct.track.bytes if direct is not None else 0)
 
@@ -144,6 +145,7 @@ class RudderTransformer:
         it came (key order kept: rudder-server writes one destination's Config the same way each
         time; equal bytes mean equal settings, and a reordered copy merely parses once more)."""
         if not isinstance(raw, dict):
+            self._last_kept = False  # it may be large: an array, say
             return ConfigError("destination.Config is required and must be a JSON object")
         key = orjson.dumps(raw, option=orjson.OPT_NON_STR_KEYS)
         cached = self._configs.get(key)
@@ -152,7 +154,9 @@ class RudderTransformer:
                 cached = parse_destination_config(raw)
             except ConfigError as exc:
                 cached = exc
-            self._configs.put(key, cached, len(key) * _CONFIG_BYTES_PER_JSON_BYTE)
+            self._last_kept = self._configs.put(key, cached, len(key) * _CONFIG_BYTES_PER_JSON_BYTE)
+        else:
+            self._last_kept = True
         return cached
 
     def _direct(self, config: DestinationConfig) -> _Direct:
@@ -161,6 +165,14 @@ class RudderTransformer:
         if direct is None or direct.config is not config:
             direct = self._last_direct = _Direct(config, self._client)
         return direct
+
+    def _remember(self, raw: Any, config: DestinationConfig | ConfigError) -> None:
+        """Keep the request's last Config for the next request, unless it is too large to keep
+        (then neither it nor its shared parts outlive the request)."""
+        self._last_config = (raw, config) if self._last_kept else _NO_CONFIG
+        direct = self._last_direct
+        if direct is not None and direct.config is not self._last_config[1]:
+            self._last_direct = None
 
     async def _group_outputs(self, plans: list[GroupPlan], credentials: Credentials) -> list[Result]:
         """The association outputs of group plans sharing a tenant: their Companies written in
@@ -228,7 +240,7 @@ class RudderTransformer:
                     results.append({})
             except GsdError as exc:
                 results.append(exc)
-        self._last_config = (last_raw, config)
+        self._remember(last_raw, config)
         await self._write_groups(groups, results)
         return results
 
