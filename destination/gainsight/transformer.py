@@ -103,13 +103,12 @@ class _Direct:
             _HEADERS_BYTES, _HEADERS_MAX_BYTES
         )
 
-    def track_headers(self, message: dict[str, Any], key: tuple[str, str, str | None]) -> dict[str, str]:
-        headers = self.track.get(key)
-        if headers is None:
-            plan = plan_track(message, self.config, signed=False)
-            headers = self._client.headers_for(plan.request, self.credentials)
-            name, version, contract = key
-            self.track.put(key, headers, 512 + 2 * (len(name) + len(version) + len(contract or "")))
+    def make_track_headers(self, message: dict[str, Any], key: tuple[str, str, str | None]) -> dict[str, str]:
+        """The headers of a track whose (name, version, contract id) are `key`, kept if small."""
+        plan = plan_track(message, self.config, signed=False)
+        headers = self._client.headers_for(plan.request, self.credentials)
+        name, version, contract = key
+        self.track.put(key, headers, 512 + 2 * (len(name) + len(version) + len(contract or "")))
         return headers
 
 
@@ -203,6 +202,7 @@ class RudderTransformer:
         groups: dict[tuple[str, Credentials], list[tuple[int, GroupPlan]]] = {}
         specs = self._specs
         last_raw, config = self._last_config
+        direct: _Direct | None = None  # the shared parts of `config`, once an event needs them
         for index, item in enumerate(items):
             try:
                 if not isinstance(item, dict):
@@ -211,7 +211,7 @@ class RudderTransformer:
                 raw = destination.get("Config") if isinstance(destination, dict) else None
                 if raw is not last_raw and (raw is None or raw != last_raw):
                     config = self._config(raw)
-                    last_raw = raw
+                    last_raw, direct = raw, None
                 if isinstance(config, ConfigError):
                     raise config
                 message = item.get("message")
@@ -222,20 +222,22 @@ class RudderTransformer:
                     kind = message_type(message)
                 if kind == "identify":
                     body = identify_record(message, config, specs, diagnose=False).fields
-                    direct = self._direct(config)
+                    direct = direct or self._direct(config)
                     results.append(
                         rest_output("PUT", direct.identify_endpoint, direct.identify_headers, body)
                     )
                 elif kind == "track":
                     name, version, contract, body = track_parts(message, config)
-                    direct = self._direct(config)
-                    headers = direct.track_headers(message, (name, version, contract))
+                    direct = direct or self._direct(config)
+                    key = (name, version, contract)
+                    headers = direct.track.get(key) or direct.make_track_headers(message, key)
                     results.append(rest_output("POST", direct.track_endpoint, headers, body))
                 else:
                     plan = plan_event(message, config, specs, signed=False)
                     assert isinstance(plan, GroupPlan)  # identify and track are made above
                     self._allowed.check(plan.domain)
-                    credentials = self._direct(config).credentials
+                    direct = direct or self._direct(config)
+                    credentials = direct.credentials
                     groups.setdefault((plan.domain, credentials), []).append((index, plan))
                     results.append({})
             except GsdError as exc:
