@@ -31,6 +31,7 @@ from destination.gainsight.client import Credentials, GainsightClient, http_time
 from destination.gainsight.executor import Executor
 from destination.gainsight.outcomes import Answer
 from destination.gainsight.plan import Request as PlannedRequest
+from destination.gainsight.transformer import AllowedDomains, RudderTransformer
 from destination.mapping.spec import default_specs
 from destination.metrics import Metrics, serve_metrics
 from destination.runtime import Runtime
@@ -221,8 +222,8 @@ def create_app(
                 log_pii=settings.log_pii,
             ),
         )
-        transformer = rudder.RudderTransformer(
-            specs, client, executor, rudder.AllowedDomains(_allowed_domains(settings, destinations))
+        transformer = RudderTransformer(
+            specs, client, executor, AllowedDomains(_allowed_domains(settings, destinations))
         )
         app.state.runtime = Runtime(
             settings=settings,

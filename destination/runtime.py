@@ -11,12 +11,12 @@ from fastapi import Depends, HTTPException, Request
 from destination.config import Destination
 from destination.delivery.health import StoreHealth
 from destination.delivery.store import Store
+from destination.gainsight.transformer import RudderTransformer
 from destination.mapping.spec import Specs
 from destination.metrics import Metrics
 from destination.settings import Settings
 
 if TYPE_CHECKING:
-    from destination.api.rudder import RudderTransformer
     from destination.delivery.worker import Deliverer
 
 

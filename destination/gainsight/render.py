@@ -11,16 +11,31 @@ from destination.gainsight.plan import GroupPlan, Plan, Request
 
 
 def rudder_output(request: Request, headers: Mapping[str, str]) -> dict[str, Any]:
-    """The transformer protocol's request envelope, as the reference builds it (the processor
-    route adds `userId: ""`; the router's `batchedRequest` has none)."""
+    """The transformer protocol's request envelope for a planned request, as the reference
+    builds it (the processor route adds `userId: ""`; the router's `batchedRequest` has none)."""
+    return rest_output(
+        request.method,
+        request.endpoint,
+        headers if type(headers) is dict else dict(headers),
+        request.body,
+        dict(request.params) if request.params else None,
+    )
+
+
+def rest_output(
+    method: str, endpoint: str, headers: dict[str, str], body: Any, params: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """The same envelope from its parts: the transformer's identify and track outputs are made
+    straight from the event, without a plan (gainsight/transformer.py). `headers` may be shared
+    between outputs: nothing mutates them."""
     return {
         "version": "1",
         "type": "REST",
-        "method": request.method,
-        "endpoint": request.endpoint,
-        "headers": headers if type(headers) is dict else dict(headers),  # never mutated
-        "params": dict(request.params) if request.params else {},
-        "body": {"JSON": request.body, "JSON_ARRAY": {}, "XML": {}, "FORM": {}},
+        "method": method,
+        "endpoint": endpoint,
+        "headers": headers,
+        "params": params or {},
+        "body": {"JSON": body, "JSON_ARRAY": {}, "XML": {}, "FORM": {}},
         "files": {},
     }
 

@@ -12,6 +12,7 @@ and destination custom map (`_compile`).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -20,6 +21,7 @@ from destination.errors import EventError
 from destination.jsonutil import js_json_text
 from destination.mapping.coercions import Coercion, NotCoercible, as_is
 from destination.mapping.spec import Compose, ObjectSpec, Path_
+from destination.sized_cache import SizedCache
 
 _MISSING: Any = object()
 
@@ -79,7 +81,7 @@ class _Compiled(NamedTuple):
     # rule's preferred present source first: (rule index, target field, coercion or None).
     picks: tuple[tuple[int, str, Coercion | None], ...]
     required: tuple[tuple[tuple[int, ...], str], ...]  # (the rule's positions, its error message)
-    shapes: _Shapes
+    serial: int  # never reused: names these tables in the recipe cache
 
 
 # The keys of each root object (None: not an object), in order.
@@ -94,44 +96,68 @@ class _Recipe(NamedTuple):
     steps: tuple[tuple[int, str, str, Coercion | None], ...]  # (root, key, field, coercion), in order
 
 
-class _Shapes:
-    """Recipes per event shape. Events from one sender nearly always come in a few shapes (the
-    same traits each time), and following a recipe reads only the keys that make the record,
-    where the walk looks up every key. A shape gets its recipe the second time it is seen, so
-    senders whose every event differs pay only for remembering shapes; both are bounded."""
+# The caches below are bounded by estimated bytes held, not by count (issue 19): a key held costs
+# about a str object (~64 bytes) plus its characters, a table or recipe entry about 100 bytes.
+_KEY_BYTES = 64
+_ENTRY_BYTES = 100
+_SHAPE_MAX_BYTES = 64 * 1024  # larger shapes (~900 keys and more) are walked every time
+_SHAPES_BYTES = 4 * 1024 * 1024  # for the shapes seen once, and again for the recipes
+_COMPILED_MAX_BYTES = 1024 * 1024  # a larger custom map is compiled again when it comes back
+_COMPILED_BYTES = 8 * 1024 * 1024
+CACHE_MAX_BYTES = 2 * _SHAPES_BYTES + _COMPILED_BYTES
 
-    MAX_SHAPES = 1024
-
-    def __init__(self) -> None:
-        self.recipes: dict[Shape, _Recipe] = {}
-        self.seen: set[Shape] = set()
-
-    def recipe(self, compiled: _Compiled, shape: Shape) -> _Recipe | None:
-        recipe = self.recipes.get(shape)
-        if recipe is not None:
-            return recipe
-        if shape not in self.seen:
-            if len(self.seen) >= 4 * self.MAX_SHAPES:
-                self.seen.clear()
-            self.seen.add(shape)
-            return None
-        if len(self.recipes) >= self.MAX_SHAPES:
-            self.recipes.clear()
-        recipe = self.recipes[shape] = _recipe(compiled, shape)
-        return recipe
+# Recipes per (compiled tables, event shape). Events from one sender nearly always come in a
+# few shapes (the same traits each time), and following a recipe reads only the keys that make
+# the record, where the walk looks up every key. A shape gets its recipe the second time it is
+# seen, so senders whose every event differs pay only for remembering shapes.
+_SEEN: SizedCache[tuple[int, Shape], bool] = SizedCache(_SHAPES_BYTES, _SHAPE_MAX_BYTES)
+_RECIPES: SizedCache[tuple[int, Shape], _Recipe] = SizedCache(_SHAPES_BYTES, 2 * _SHAPE_MAX_BYTES)
+_COMPILED: SizedCache[tuple[int, int], tuple[ObjectSpec, Mapping[str, str], _Compiled]] = SizedCache(
+    _COMPILED_BYTES, _COMPILED_MAX_BYTES
+)
+# The last tables too large to keep, so that a request's items sharing them compile them once.
+_LAST_LARGE: list[tuple[ObjectSpec, Mapping[str, str], _Compiled]] = []
+_SERIALS = itertools.count()
 
 
-_COMPILED: dict[tuple[int, int], tuple[ObjectSpec, Mapping[str, str], _Compiled]] = {}
-_COMPILED_MAX = 256
+def cache_bytes() -> int:
+    """The estimated bytes the caches hold; at most CACHE_MAX_BYTES, plus `_LAST_LARGE`."""
+    return _SEEN.bytes + _RECIPES.bytes + _COMPILED.bytes
+
+
+def _new_recipe(compiled: _Compiled, shape: Shape) -> _Recipe | None:
+    """The shape's recipe the second time it is seen (and kept when small enough), else None."""
+    key = (compiled.serial, shape)
+    if sum(len(keys) for keys in shape if keys) * _KEY_BYTES > _SHAPE_MAX_BYTES:
+        return None  # too large to keep: not worth sizing
+    size = sum(_KEY_BYTES + sum(len(k) + _KEY_BYTES for k in keys) for keys in shape if keys)
+    if key not in _SEEN:
+        _SEEN.put(key, True, size)
+        return None
+    recipe = _recipe(compiled, shape)
+    _RECIPES.put(key, recipe, size + _ENTRY_BYTES * (len(recipe.steps) + len(recipe.required)))
+    return recipe
 
 
 def _compile(spec: ObjectSpec, custom_map: Mapping[str, str]) -> _Compiled:
     """The spec's tables for one destination's custom map, made once per (spec, map) object pair;
-    the cache keeps both alive, so their ids cannot be reused while they are keys."""
+    the caches keep both alive, so their ids cannot be reused while they are keys."""
     key = (id(spec), id(custom_map))
     cached = _COMPILED.get(key)
+    if cached is None and _LAST_LARGE:
+        cached = _LAST_LARGE[0]
     if cached is not None and cached[0] is spec and cached[1] is custom_map:
         return cached[2]
+    compiled = _make_tables(spec, custom_map)
+    size = sum(len(root.table) for root in compiled.roots) * _ENTRY_BYTES + sum(
+        len(name) + len(target) + 2 * _KEY_BYTES for name, target in custom_map.items()
+    )
+    if not _COMPILED.put(key, (spec, custom_map, compiled), size):
+        _LAST_LARGE[:] = [(spec, custom_map, compiled)]
+    return compiled
+
+
+def _make_tables(spec: ObjectSpec, custom_map: Mapping[str, str]) -> _Compiled:
     positions: dict[tuple[int, int], int] = {}
     picks: list[tuple[int, str, Coercion | None]] = []
     for rule in spec.fields:
@@ -152,11 +178,7 @@ def _compile(spec: ObjectSpec, custom_map: Mapping[str, str]) -> _Compiled:
         (tuple(positions[rule.index, p] for p in range(len(rule.sources))), rule.required or "")
         for rule in spec.required
     )
-    compiled = _Compiled(tuple(roots), tuple(picks), required, _Shapes())
-    if len(_COMPILED) >= _COMPILED_MAX:
-        _COMPILED.clear()
-    _COMPILED[key] = (spec, custom_map, compiled)
-    return compiled
+    return _Compiled(tuple(roots), tuple(picks), required, next(_SERIALS))
 
 
 def _object_at(event: Mapping[str, Any], path: Path_) -> Any:
@@ -185,7 +207,8 @@ def map_record(
     ]
     if not diagnose:  # a recipe makes no "dropped" diagnostics: it never reads unmapped traits
         shape = tuple([tuple(obj) if obj is not None else None for obj in objects])
-        recipe = compiled.shapes.recipe(compiled, shape)
+        # A recipe is a non-empty tuple: `or` looks further only when it is not kept.
+        recipe = _RECIPES.get((compiled.serial, shape)) or _new_recipe(compiled, shape)
         if recipe is not None:
             followed = _follow(recipe, objects, spec.compose)
             if followed is not None:

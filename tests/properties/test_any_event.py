@@ -11,13 +11,13 @@ import httpx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from destination.api.rudder import AllowedDomains, RudderTransformer
 from destination.delivery.memory import MemoryStore
 from destination.errors import GsdError
 from destination.gainsight.client import Credentials, GainsightClient
 from destination.gainsight.executor import Executor
 from destination.gainsight.plan import plan_event
 from destination.gainsight.render import describe_plan
+from destination.gainsight.transformer import AllowedDomains, RudderTransformer
 from destination.mapping.spec import default_specs
 from tests.conftest import BASE_CONFIG, make_config
 

@@ -7,9 +7,9 @@ from collections.abc import Sequence
 
 import pytest
 
-from destination.api.company_batches import CompanyBatcher
 from destination.errors import GainsightError
 from destination.gainsight.client import Credentials
+from destination.gainsight.company_batches import CompanyBatcher
 from destination.gainsight.plan import GroupPlan
 
 CREDENTIALS = Credentials("acme", "ak")
