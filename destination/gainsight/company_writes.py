@@ -2,13 +2,7 @@
 shared calls (DESIGN §3.3, §6). A company is found by its key: Name (ignoring case), or the
 tenant's own field (`companyIdentity`, matched exactly), as the group plan says.
 
-A company moves through `CompanyState`; `COMPANY_STEPS` says which call each state needs:
-
-    UNKNOWN   no Gsid known                                 → company search
-    ABSENT    the search answered no record                 → company insert (Gsid from the answer)
-    KNOWN     Gsid remembered, or the search found it       → company update (PUT ?keys=<key>)
-    CURRENT   Gsid remembered, fields as last delivered     → no call (unchanged)
-    WRITTEN   inserted or updated in this batch             → no call
+A company moves through the states of company_states.py, each needing one call (or none).
 
 A tenant's own key never guesses: a search answering two or more companies for one key value, or
 none when creating is off (`create: false`) or the events carry no Name to create it with, ends
@@ -17,15 +11,14 @@ the company's events as rejected (a reason naming the key, the value and any Gsi
 Each round sends one `IN` search for the UNKNOWN companies, then one insert and one update of up
 to 50 records for the ABSENT and KNOWN ones. A company deleted in Gainsight since its Gsid was
 learnt goes back to UNKNOWN (its update matched nothing), so `MAX_COMPANY_ROUNDS` allows a second
-search. The dry run's description of a group event (`group_steps`) is made from the same table.
+search.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from enum import Enum
-from typing import Any, Literal
+from typing import Any
 
 from destination.errors import GainsightError, OverBudget
 from destination.gainsight import plan as p
@@ -36,64 +29,16 @@ from destination.gainsight.companies import (
     is_no_match,
     matched_nothing,
 )
+from destination.gainsight.company_states import (
+    MAX_COMPANY_ROUNDS,
+    CompanyProgress,
+    CompanyState,
+    CompanyStep,
+    next_company_step,
+)
 from destination.gainsight.endpoints import MAX_RECORDS_PER_CALL
 from destination.gainsight.jobs import Batch, Call, Fate, Job, Stage, changes_nothing
 from destination.gainsight.outcomes import classify
-
-
-class CompanyState(Enum):
-    UNKNOWN = "unknown"
-    ABSENT = "absent"
-    KNOWN = "known"
-    CURRENT = "current"
-    WRITTEN = "written"
-
-
-CompanyStep = Literal["search", "insert", "update"]
-
-COMPANY_STEPS: dict[CompanyState, tuple[CompanyStep, str]] = {
-    CompanyState.UNKNOWN: ("search", "unless the company's Gsid is known"),
-    CompanyState.ABSENT: ("insert", "when the search finds no company"),
-    CompanyState.KNOWN: ("update", "when the company exists (its Gsid remembered or the search's)"),
-}
-"""The call each state needs, and when it is sent (the dry run's words); other states need none."""
-
-MAX_COMPANY_ROUNDS = 4
-"""Search, insert or update, and once more for a company deleted in Gainsight meanwhile."""
-
-
-@dataclass(frozen=True, slots=True)
-class CompanyProgress:
-    """What is known, so far in this batch, about one company."""
-
-    state: CompanyState = CompanyState.UNKNOWN
-    gsid: str | None = None  # remembered, or learnt from the search or a write
-
-    @classmethod
-    def remembered(cls, gsid: str | None, unchanged: bool) -> CompanyProgress:
-        if not gsid:
-            return cls()
-        return cls(CompanyState.CURRENT if unchanged else CompanyState.KNOWN, gsid)
-
-
-def next_company_step(company: CompanyProgress) -> CompanyStep | None:
-    """The next call for a company; None once its Gsid is known and its fields are there."""
-    step = COMPANY_STEPS.get(company.state)
-    return None if step is None else step[0]
-
-
-def group_steps(plan: p.GroupPlan) -> list[tuple[p.Request, str]]:
-    """Every request a group event may cause, with when it is sent (for the dry run)."""
-    builders: dict[CompanyStep, Callable[[], p.Request]] = {
-        "search": plan.search_request,
-        "insert": plan.insert_request,
-        "update": plan.update_request,
-    }
-    gsid = f"<Gsid of the company whose {plan.key_field} is {plan.key_value!r}>"
-    steps = [(s, when) for s, when in COMPANY_STEPS.values() if plan.create or s != "insert"]
-    return [(builders[step](), when) for step, when in steps] + [
-        (plan.association_request(gsid), "merged with the person's run into one person upsert")
-    ]
 
 
 @dataclass(slots=True)
@@ -105,7 +50,7 @@ class _Company:
     value: str  # its key's value, as the first event of the batch spells it (searched with it)
     record: dict[str, Any]  # merged in event order, so its Name is the last event's spelling
     jobs: list[int]
-    progress: CompanyProgress = CompanyProgress()
+    progress: CompanyProgress = field(default_factory=CompanyProgress)
     call: Call | None = None  # the last call that wrote it
     failure: Fate | None = None
     shared_failure: bool = False  # the failed call carried other events too

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from destination.gainsight.client import Credentials, shown_headers
-from destination.gainsight.company_writes import group_steps
+from destination.gainsight.company_states import group_steps
 from destination.gainsight.plan import GroupPlan, Plan, Request
 
 

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from destination.cli import app
 from destination.errors import EventError
 from destination.gainsight.client import Credentials
-from destination.gainsight.company_writes import group_steps
+from destination.gainsight.company_states import group_steps
 from destination.gainsight.plan import GroupPlan, plan_event
 from destination.gainsight.render import describe_plan
 from destination.mapping.spec import default_specs

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from destination.gainsight.companies import gsid_by_name, gsids_by_key, gsids_written
-from destination.gainsight.company_writes import (
+from destination.gainsight.company_states import (
     COMPANY_STEPS,
     CompanyProgress,
     CompanyState,
