@@ -74,32 +74,47 @@ def _json_copy(value: Any) -> Any:
     return None if value is None else jsonutil.loads(jsonutil.dumps(value))
 
 
+@dataclass
+class _Tables:
+    """The store's data: what two handles on one memory store (two "replicas") share."""
+
+    holds: Holds = field(default_factory=Holds)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    rows: dict[int, _Row] = field(default_factory=dict)
+    unfinished: dict[PersonKey, list[int]] = field(default_factory=dict)  # queued/leased ids, ascending
+    seen: dict[tuple[str, str], float] = field(default_factory=dict)
+    windows: dict[tuple[str, str, float], int] = field(default_factory=dict)
+    gsids: dict[tuple[str, str], tuple[str, float]] = field(default_factory=dict)  # (gsid, learnt_at)
+    states: dict[tuple[str, str, str], tuple[float, dict[str, Any]]] = field(default_factory=dict)
+    last_id: int = 0
+    recorded: list[tuple[int, int]] = field(default_factory=list)  # (event id, history index)
+
+
 class MemoryStore(FinishMoves):
-    """`Store` in process memory; see store.py for the semantics of each method."""
+    """`Store` in process memory; see store.py for the semantics of each method. The unit tests'
+    double: no store URL names it (create_app(store=…)). `sharing(other)` is a second handle on
+    the same data, as a second replica on a PostgreSQL store would be: closing one leaves the other
+    open, so the replica contract tests meet two stores here too."""
 
     def __init__(
         self,
         *,
         dedupe_window_seconds: float = DEDUPE_WINDOW_SECONDS,
         clock: Callable[[], float] = time.time,
+        tables: _Tables | None = None,
     ) -> None:
         self._dedupe_window = dedupe_window_seconds
         self._clock = clock
-        self._holds = Holds()
-        self._lock = threading.Lock()
+        self._t = tables or _Tables()
         self._closed = False
-        self._rows: dict[int, _Row] = {}
-        self._unfinished: dict[PersonKey, list[int]] = {}  # ids of queued/leased events, ascending
-        self._seen: dict[tuple[str, str], float] = {}
-        self._windows: dict[tuple[str, str, float], int] = {}
-        self._gsids: dict[tuple[str, str], tuple[str, float]] = {}  # (scope, name): (gsid, learnt_at)
-        self._states: dict[tuple[str, str, str], tuple[float, dict[str, Any]]] = {}
-        self._last_id = 0
-        self._recorded: list[tuple[int, int]] = []  # (event id, history index), in recording order
+
+    def sharing(self, *, dedupe_window_seconds: float = DEDUPE_WINDOW_SECONDS) -> MemoryStore:
+        """Another handle on this store's data (another "replica")."""
+        return MemoryStore(dedupe_window_seconds=dedupe_window_seconds, clock=self._clock, tables=self._t)
 
     @contextmanager
     def _open(self) -> Iterator[None]:
-        with self._lock:
+        with self._t.lock:
             if self._closed:
                 raise StoreClosedError("the store is closed")
             yield
@@ -110,16 +125,16 @@ class MemoryStore(FinishMoves):
 
     def _enqueue_one(self, event: NewEvent) -> bool:
         key = (event.destination_id, event.message_id)
-        seen_at = self._seen.get(key)
+        seen_at = self._t.seen.get(key)
         if seen_at is not None and seen_at > event.received_at - self._dedupe_window:
             return False
-        self._seen[key] = event.received_at
-        self._last_id += 1
-        row = _Row(self._last_id, event, available_at=event.received_at)
-        waiting = self._unfinished.setdefault(row.person, [])
+        self._t.seen[key] = event.received_at
+        self._t.last_id += 1
+        row = _Row(self._t.last_id, event, available_at=event.received_at)
+        waiting = self._t.unfinished.setdefault(row.person, [])
         row.head = not waiting
         waiting.append(row.id)
-        self._rows[row.id] = row
+        self._t.rows[row.id] = row
         return True
 
     async def claim(self, now: float, limit: int, lease_seconds: float) -> list[Claim]:
@@ -128,7 +143,7 @@ class MemoryStore(FinishMoves):
         with self._open():
             ready = [
                 row
-                for row in self._rows.values()
+                for row in self._t.rows.values()
                 if row.head and row.available_at is not None and row.available_at <= now
             ]
             ready.sort(key=lambda row: (row.available_at, row.id))
@@ -136,8 +151,8 @@ class MemoryStore(FinishMoves):
             for head in ready[: max(limit, 0)]:
                 run = [head]
                 if head.event.kind in RUN_KINDS:
-                    for event_id in self._unfinished[head.person][1:MAX_RUN]:
-                        row = self._rows[event_id]
+                    for event_id in self._t.unfinished[head.person][1:MAX_RUN]:
+                        row = self._t.rows[event_id]
                         available = row.available_at is not None and row.available_at <= now
                         if row.event.kind not in RUN_KINDS or not available:
                             break
@@ -153,7 +168,7 @@ class MemoryStore(FinishMoves):
 
     async def renew(self, lease: str, now: float, lease_seconds: float) -> int:
         with self._open():
-            held = [r for r in self._rows.values() if r.state == "leased" and r.lease_owner == lease]
+            held = [r for r in self._t.rows.values() if r.state == "leased" and r.lease_owner == lease]
             for row in held:
                 row.available_at = now + lease_seconds
             return len(held)
@@ -161,7 +176,7 @@ class MemoryStore(FinishMoves):
     async def record_attempt(self, event_id: int, attempt: Attempt) -> bool:
         check_attempt(attempt)
         with self._open():
-            row = self._rows.get(event_id)
+            row = self._t.rows.get(event_id)
             if row is None:
                 return False
             self._record(row, attempt)
@@ -171,7 +186,7 @@ class MemoryStore(FinishMoves):
         copied = replace(attempt, response=_json_copy(attempt.response), request=_json_copy(attempt.request))
         row.history.append(copied)
         row.attempts += 1
-        self._recorded.append((row.id, len(row.history) - 1))
+        self._t.recorded.append((row.id, len(row.history) - 1))
 
     async def retry_later(
         self,
@@ -203,7 +218,7 @@ class MemoryStore(FinishMoves):
             return self._finish_row(event_id, state, reason, lease, attempt)
 
     def _leased_by(self, event_id: int, lease: str) -> _Row | None:
-        row = self._rows.get(event_id)
+        row = self._t.rows.get(event_id)
         if row is None or row.state != "leased" or row.lease_owner != lease:
             return None
         return row
@@ -226,17 +241,17 @@ class MemoryStore(FinishMoves):
         row.lease_owner = None
         row.finished_at = self._clock()
         row.reason = reason
-        waiting = self._unfinished[row.person]
+        waiting = self._t.unfinished[row.person]
         waiting.remove(row.id)
         if waiting:
-            self._rows[waiting[0]].head = True
+            self._t.rows[waiting[0]].head = True
         else:
-            del self._unfinished[row.person]
+            del self._t.unfinished[row.person]
         return True
 
     async def get_event(self, event_id: int) -> StoredEvent | None:
         with self._open():
-            row = self._rows.get(event_id)
+            row = self._t.rows.get(event_id)
             return None if row is None else _stored_event(row)
 
     async def list_dead_letters(
@@ -259,7 +274,7 @@ class MemoryStore(FinishMoves):
         states = ("dead", "rejected") if with_rejected and wanted is not None else ("dead",)
         return [
             row
-            for row in self._rows.values()
+            for row in self._t.rows.values()
             if row.state in states
             and (wanted is None or row.id in wanted)
             and (destination_id is None or row.event.destination_id == destination_id)
@@ -278,13 +293,13 @@ class MemoryStore(FinishMoves):
                 row.progress = None
                 row.finished_at = None
                 row.reason = None
-                bisect.insort(self._unfinished.setdefault(row.person, []), row.id)
+                bisect.insort(self._t.unfinished.setdefault(row.person, []), row.id)
             for person in {row.person for row in rows}:
                 self._reset_head(person)
             return len(rows)
 
     def _reset_head(self, person: PersonKey) -> None:
-        waiting = [self._rows[i] for i in self._unfinished[person]]
+        waiting = [self._t.rows[i] for i in self._t.unfinished[person]]
         if any(row.state == "leased" for row in waiting):
             return  # in flight: it stays the head until it finishes
         for row in waiting:
@@ -296,13 +311,13 @@ class MemoryStore(FinishMoves):
         with self._open():
             rows = self._dead_rows(ids, destination_id)
             for row in rows:
-                del self._rows[row.id]
+                del self._t.rows[row.id]
             return len(rows)
 
     async def counts(self) -> dict[EventState, int]:
         with self._open():
             found = dict.fromkeys(EVENT_STATES, 0)
-            for row in self._rows.values():
+            for row in self._t.rows.values():
                 found[row.state] += 1
             return found
 
@@ -312,25 +327,25 @@ class MemoryStore(FinishMoves):
         with self._open():
             keys = [(tenant_key, name, start) for name, start, _ in windows]
             for key, (name, _, limit) in zip(keys, windows, strict=True):
-                if self._windows.get(key, 0) + calls > limit:
+                if self._t.windows.get(key, 0) + calls > limit:
                     return name
             for key in keys:
-                self._windows[key] = self._windows.get(key, 0) + calls
+                self._t.windows[key] = self._t.windows.get(key, 0) + calls
             return None
 
     async def company_gsids(self, scope: str, names: Sequence[str]) -> dict[str, str]:
         with self._open():
-            return {n: g[0] for n in names if (g := self._gsids.get((scope, n))) is not None}
+            return {n: g[0] for n in names if (g := self._t.gsids.get((scope, n))) is not None}
 
     async def remember_gsids(self, scope: str, gsids: Mapping[str, str], now: float) -> None:
         with self._open():
             for name, gsid in gsids.items():
-                self._gsids[(scope, name)] = (gsid, now)
+                self._t.gsids[(scope, name)] = (gsid, now)
 
     async def forget_gsids(self, scope: str, names: Sequence[str]) -> None:
         with self._open():
             for name in names:
-                self._gsids.pop((scope, name), None)
+                self._t.gsids.pop((scope, name), None)
 
     async def delivered_states(
         self, scope: str, kind: StateKind, keys: Sequence[str], since: float
@@ -338,7 +353,7 @@ class MemoryStore(FinishMoves):
         with self._open():
             found = {}
             for key in keys:
-                remembered = self._states.get((scope, kind, key))
+                remembered = self._t.states.get((scope, kind, key))
                 if remembered is not None and remembered[0] >= since:
                     found[key] = _json_copy(remembered[1])
             return found
@@ -348,15 +363,15 @@ class MemoryStore(FinishMoves):
     ) -> None:
         with self._open():
             for key, state in states.items():
-                self._states[(scope, kind, key)] = (now, _json_copy(dict(state)))
+                self._t.states[(scope, kind, key)] = (now, _json_copy(dict(state)))
 
     async def forget_states(self, scope: str, kind: StateKind, keys: Sequence[str]) -> None:
         with self._open():
             for key in keys:
-                self._states.pop((scope, kind, key), None)
+                self._t.states.pop((scope, kind, key), None)
 
     def hold(self, scope: str, kind: HoldKind, keys: Sequence[str]) -> AbstractAsyncContextManager[None]:
-        return self._holds.hold(scope, kind, keys)
+        return self._t.holds.hold(scope, kind, keys)
 
     async def prune(self, now: float, *, state_ttl_seconds: float = STATE_RETENTION_SECONDS) -> int:
         before = now - self._dedupe_window
@@ -364,19 +379,19 @@ class MemoryStore(FinishMoves):
         with self._open():
             old = [
                 row.id
-                for row in self._rows.values()
+                for row in self._t.rows.values()
                 if row.state in ("delivered", "unchanged", "filtered", "rejected")
                 and row.event.received_at < before
             ]
             for event_id in old:
-                del self._rows[event_id]
-            self._seen = {k: at for k, at in self._seen.items() if at >= before}
+                del self._t.rows[event_id]
+            self._t.seen = {k: at for k, at in self._t.seen.items() if at >= before}
             oldest_window = now - RATE_WINDOW_RETENTION_SECONDS
-            self._windows = {k: n for k, n in self._windows.items() if k[2] >= oldest_window}
+            self._t.windows = {k: n for k, n in self._t.windows.items() if k[2] >= oldest_window}
             oldest_state = state_before
-            self._states = {k: v for k, v in self._states.items() if v[0] >= oldest_state}
+            self._t.states = {k: v for k, v in self._t.states.items() if v[0] >= oldest_state}
             oldest_gsid = now - GSID_RETENTION_SECONDS
-            self._gsids = {k: v for k, v in self._gsids.items() if v[1] >= oldest_gsid}
+            self._t.gsids = {k: v for k, v in self._t.gsids.items() if v[1] >= oldest_gsid}
             return len(old)
 
     # ---- read-only views ----
@@ -385,7 +400,7 @@ class MemoryStore(FinishMoves):
         with self._open():
             return [
                 _stored_event(row)
-                for row in self._rows.values()
+                for row in self._t.rows.values()
                 if row.event.message_id == message_id
                 and (destination_id is None or row.event.destination_id == destination_id)
             ]
@@ -402,7 +417,7 @@ class MemoryStore(FinishMoves):
         with self._open():
             rows = [
                 row
-                for row in self._rows.values()
+                for row in self._t.rows.values()
                 if (destination_id is None or row.event.destination_id == destination_id)
                 and (state is None or row.state == state)
                 and (user is None or is_person(_person(row), user))
@@ -416,7 +431,7 @@ class MemoryStore(FinishMoves):
         with self._open():
             rows = [
                 row
-                for row in self._rows.values()
+                for row in self._t.rows.values()
                 if row.event.destination_id == destination_id
                 and row.state == state
                 and row.finished_at is not None
@@ -427,8 +442,8 @@ class MemoryStore(FinishMoves):
 
     async def person_head(self, destination_id: str, ordering_key: str) -> EventSummary | None:
         with self._open():
-            waiting = self._unfinished.get((destination_id, ordering_key), [])
-            heads = [self._rows[i] for i in waiting if self._rows[i].head]
+            waiting = self._t.unfinished.get((destination_id, ordering_key), [])
+            heads = [self._t.rows[i] for i in waiting if self._t.rows[i].head]
             return _summary(heads[0]) if heads else None
 
     async def retry_now(
@@ -438,7 +453,7 @@ class MemoryStore(FinishMoves):
         with self._open():
             rows = [
                 row
-                for row in self._rows.values()
+                for row in self._t.rows.values()
                 if row.state == "queued"
                 and row.available_at is not None
                 and row.available_at > now
@@ -451,12 +466,14 @@ class MemoryStore(FinishMoves):
 
     async def counts_by_destination(self) -> dict[str, dict[str, int]]:
         with self._open():
-            return _per_destination(row for row in self._rows.values())
+            return _per_destination(row for row in self._t.rows.values())
 
     async def finished_counts(self, since: float) -> dict[str, dict[str, int]]:
         with self._open():
             return _per_destination(
-                row for row in self._rows.values() if row.finished_at is not None and row.finished_at >= since
+                row
+                for row in self._t.rows.values()
+                if row.finished_at is not None and row.finished_at >= since
             )
 
     async def recent_attempts(
@@ -464,10 +481,10 @@ class MemoryStore(FinishMoves):
     ) -> list[AttemptRecord]:
         with self._open():
             found: list[AttemptRecord] = []
-            for event_id, index in reversed(self._recorded):  # newest first
+            for event_id, index in reversed(self._t.recorded):  # newest first
                 if len(found) >= limit:
                     break
-                row = self._rows.get(event_id)  # None once purged or pruned
+                row = self._t.rows.get(event_id)  # None once purged or pruned
                 if row is None or (destination_id is not None and row.event.destination_id != destination_id):
                     continue
                 attempt = row.history[index]
@@ -480,10 +497,10 @@ class MemoryStore(FinishMoves):
 
     async def budget_used(self, tenant_key: str, windows: Sequence[tuple[str, float]]) -> dict[str, int]:
         with self._open():
-            return {name: self._windows.get((tenant_key, name, start), 0) for name, start in windows}
+            return {name: self._t.windows.get((tenant_key, name, start), 0) for name, start in windows}
 
     async def close(self) -> None:
-        with self._lock:
+        with self._t.lock:
             self._closed = True
 
 

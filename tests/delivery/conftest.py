@@ -63,16 +63,19 @@ async def make_store(
 ) -> AsyncIterator[StoreFactory]:
     """Opens stores of the parametrised kind, each on a database of its own (SQLite: a file;
     PostgreSQL: a schema) unless `shared`: then on the previous store's database, as another
-    process would (the memory store: the same store). Closes them after."""
+    process would (the memory store: another handle on the same data). Closes them after."""
     opened: list[Store] = []
     places: list[str] = []
 
     def make(dedupe_window_seconds: float = DEDUPE_WINDOW_SECONDS, *, shared: bool = False) -> Store:
         store: Store
         if request.param == "memory":
-            if shared:
-                return opened[-1]
-            store = MemoryStore(dedupe_window_seconds=dedupe_window_seconds, clock=clock)
+            if shared:  # another handle on the same data, as another replica would have
+                previous = opened[-1]
+                assert isinstance(previous, MemoryStore)
+                store = previous.sharing(dedupe_window_seconds=dedupe_window_seconds)
+            else:
+                store = MemoryStore(dedupe_window_seconds=dedupe_window_seconds, clock=clock)
         elif request.param == "sqlite":
             if not shared:
                 places.append(str(tmp_path / f"store{len(places)}.sqlite3"))

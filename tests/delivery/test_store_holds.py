@@ -33,6 +33,8 @@ async def until_one_waits(store: Store) -> None:
 
 
 async def _waiting(store: Store) -> int:
+    if type(store).__name__ == "MemoryStore":
+        return int(store._t.holds.waiting())  # type: ignore[attr-defined]
     if type(store).__name__ != "PostgresStore":
         return int(store._holds.waiting())  # type: ignore[attr-defined]
     import psycopg
