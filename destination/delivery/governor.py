@@ -153,6 +153,16 @@ class RateGovernor:
         full = await self._store.take_budget(tenant_key, ask.windows)
         return None if full is None else ask.retry_at[full]
 
+    async def calls_left(self, tenant_key: str, now: float) -> int:
+        """Calls the delivery workers may still make for `tenant_key` in the windows holding `now`
+        (the fewest over the windows, plus what is left of this process's block): what the
+        dispatcher sizes its claims by, so that it claims no events the budget must put back."""
+        windows = [(w.name, w.start(now)) for w in self.windows]
+        used = await self._store.budget_used(tenant_key, windows)
+        starts, block = self._leased.get((tenant_key, DELIVERY_POOL), ((), 0))
+        held = block if starts == tuple(start for _, start in windows) else 0
+        return max(0, min(w.limit - used.get(w.name, 0) for w in self.windows)) + held
+
     async def acquire(self, tenant_key: str, pool: str | None = None) -> None:
         """Wait until a call for `tenant_key` is granted (and counted)."""
         while (retry_at := await self.try_acquire(tenant_key, self._clock(), pool)) is not None:

@@ -33,7 +33,6 @@ from destination.delivery.store import (
     EVENT_STATES,
     MAX_RUN,
     RATE_WINDOW_RETENTION_SECONDS,
-    RUN_KINDS,
     STATE_RETENTION_SECONDS,
     Attempt,
     AttemptRecord,
@@ -51,6 +50,7 @@ from destination.delivery.store import (
     StoreUnavailableError,
     check_attempt,
     new_lease,
+    run_length,
 )
 
 MIGRATIONS = "postgres_migrations.sql"
@@ -213,7 +213,9 @@ class PostgresStore(FinishMoves):
             for i, e in enumerate(events)
         ]
 
-    async def claim(self, now: float, limit: int, lease_seconds: float) -> list[Claim]:
+    async def claim(
+        self, now: float, limit: int, lease_seconds: float, *, calls: int | None = None
+    ) -> list[Claim]:
         if lease_seconds <= 0:
             raise ValueError("lease_seconds must be positive")
         if limit <= 0:
@@ -225,23 +227,23 @@ class PostgresStore(FinishMoves):
             ).fetchall()
             if not heads:
                 return []
-            runs = {head_id: [head_id] for head_id, _, _, _ in heads}
-            starters = [(i, d, p) for i, d, p, kind in heads if kind in RUN_KINDS]
-            if starters:
-                params = {
-                    "heads": [i for i, _, _ in starters],
-                    "destinations": [d for _, d, _ in starters],
-                    "people": [p for _, _, p in starters],
-                    "limit": MAX_RUN - 1,
-                }
-                ended: set[int] = set()
-                for head_id, event_id, kind, available_at in await (
-                    await conn.execute(self._q["runs_after_heads"], params)
-                ).fetchall():
-                    if head_id in ended or kind not in RUN_KINDS or available_at > now:
-                        ended.add(head_id)
-                    else:
-                        runs[head_id].append(event_id)
+            due = {head_id: ([head_id], [kind]) for head_id, _, _, kind in heads}
+            params = {
+                "heads": [i for i, _, _, _ in heads],
+                "destinations": [d for _, d, _, _ in heads],
+                "people": [p for _, _, p, _ in heads],
+                "limit": MAX_RUN - 1,
+            }
+            ended: set[int] = set()
+            for head_id, event_id, kind, available_at in await (
+                await conn.execute(self._q["runs_after_heads"], params)
+            ).fetchall():
+                if head_id in ended or available_at > now:
+                    ended.add(head_id)
+                else:
+                    due[head_id][0].append(event_id)
+                    due[head_id][1].append(kind)
+            runs = self._within(heads, due, calls if calls is not None else limit * MAX_RUN)
             leases = {head_id: new_lease() for head_id in runs}
             ids = [event_id for run in runs.values() for event_id in run]
             params = {
@@ -253,7 +255,7 @@ class PostgresStore(FinishMoves):
             rows = await (await conn.execute(self._q["lease_events"], params)).fetchall()
         leased = {row[0]: row for row in rows}
         claims = []
-        for head_id, _, _, _ in heads:  # oldest ready head first
+        for head_id in runs:  # oldest ready head first
             lease = leases[head_id]
             events = tuple(
                 rowmap.queued_event(leased[i], lease, _as_is) for i in runs[head_id] if i in leased
@@ -261,6 +263,21 @@ class PostgresStore(FinishMoves):
             if events:
                 claims.append(Claim(lease, lease_until, events))
         return claims
+
+    @staticmethod
+    def _within(
+        heads: Sequence[tuple[Any, ...]], due: dict[int, tuple[list[int], list[str]]], calls: int
+    ) -> dict[int, list[int]]:
+        """Each head's run, oldest head first, while the calls they need fit in `calls`."""
+        runs: dict[int, list[int]] = {}
+        for head_id, *_ in heads:
+            if runs and calls < 1:
+                break
+            ids, kinds = due[head_id]
+            taken, needed = run_length(kinds, calls)
+            calls -= needed
+            runs[head_id] = ids[:taken]
+        return runs
 
     async def renew(self, lease: str, now: float, lease_seconds: float) -> int:
         params = {"lease": lease, "lease_until": now + lease_seconds}

@@ -2,7 +2,9 @@
 executor (gainsight/executor.py) within the rate budget, and record each event's fate (DESIGN §5).
 
 One dispatcher claims batches of person runs while fewer than `concurrency` batches are in flight;
-each batch is executed together, so its group events share Company calls (DESIGN §6). Every claim
+each batch is executed together, so its group events share Company calls (DESIGN §6). A run is a
+person's head and their following due events, so a person's backlog is not claimed one event per
+cycle; a batch takes no more events than the rate budget left can send. Every claim
 has its own lease, renewed while the batch runs; a worker whose lease expired can no longer finish,
 retry or dead-letter those events (the store refuses). Before every Gainsight call the rate governor
 must grant budget; when it cannot, the events are put back until the window resets (no call over
@@ -22,7 +24,7 @@ from dataclasses import dataclass
 from destination.config import Destination
 from destination.delivery.governor import DELIVERY_POOL, RateGovernor, current_pool
 from destination.delivery.retry import RetryPolicy
-from destination.delivery.store import Attempt, Claim, QueuedEvent, Store
+from destination.delivery.store import MAX_RUN, Attempt, Claim, QueuedEvent, Store, run_length
 from destination.errors import ConfigError, EventError, GainsightError, OverBudget, UnmappedEventError
 from destination.gainsight.client import Credentials
 from destination.gainsight.executor import Executor, Fate, Job, Progress
@@ -69,10 +71,19 @@ class BudgetGate:
 @dataclass(frozen=True)
 class WorkerSettings:
     concurrency: int = 4  # batches in flight
-    batch_claims: int = 1000  # person runs (or tracks) claimed per batch
+    batch_claims: int = 1000  # person runs claimed per batch
+    batch_calls: int = 1000  # calls a batch's events may need (fewer when the budget is short)
     lease_seconds: float = 10.0  # renewed every third of it while a batch runs
     idle_poll_seconds: float = 0.5
     drain_seconds: float = 25.0
+
+
+SETTLES_AT_ONCE = 100  # fates being recorded at once, over every batch in flight
+
+
+def _calls_needed(claim: Claim) -> int:
+    """The Gainsight calls a claim's events need at most (company calls aside)."""
+    return run_length([event.kind for event in claim.events], MAX_RUN)[1]
 
 
 class Deliverer:
@@ -103,9 +114,10 @@ class Deliverer:
         self._settings = settings
         self._clock = clock
         self._rng = rng or random.Random()
+        self._settling = asyncio.Semaphore(SETTLES_AT_ONCE)
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
-        self._in_flight: set[asyncio.Task[None]] = set()
+        self._in_flight: dict[asyncio.Task[None], int] = {}  # batch -> the calls it may spend
 
     # ---- running ----
 
@@ -125,17 +137,34 @@ class Deliverer:
             claims: list[Claim] = []
             if len(self._in_flight) < self._settings.concurrency:
                 try:
-                    claims = await self._store.claim(
-                        self._clock(), self._settings.batch_claims, self._settings.lease_seconds
-                    )
+                    claims = await self._claim()
                 except Exception:
                     log.exception("claiming events failed; trying again shortly")
             if claims:
                 task = asyncio.create_task(self._deliver_guarded(claims))
-                self._in_flight.add(task)
+                self._in_flight[task] = sum(_calls_needed(claim) for claim in claims)
                 task.add_done_callback(self._finished)
             else:
                 await self._idle()
+
+    async def _claim(self) -> list[Claim]:
+        """Claim no more than the rate budget left can send (less what batches in flight will
+        spend): events claimed over it would only be put back until the window ends."""
+        now = self._clock()
+        calls = await self._calls_left(now)
+        if calls is not None and calls < 1:
+            return []
+        settings = self._settings
+        calls = settings.batch_calls if calls is None else min(calls, settings.batch_calls)
+        return await self._store.claim(now, settings.batch_claims, settings.lease_seconds, calls=calls)
+
+    async def _calls_left(self, now: float) -> int | None:
+        """Calls left in the budget of the tenants not known to be spent; None: no budget."""
+        if self._gate is None or not self._tenants:
+            return None
+        open_tenants = [t for t in self._tenants if self._gate.spent_until(t, now) is None]
+        lefts = await asyncio.gather(*(self._governor.calls_left(t, now) for t in open_tenants))
+        return sum(lefts) - sum(self._in_flight.values())
 
     def _budget_pause(self) -> float:
         """Seconds until any tenant has budget again, when every tenant's budget is spent."""
@@ -148,7 +177,7 @@ class Deliverer:
         return min(float(reset) for reset in resets if reset is not None) - now
 
     def _finished(self, task: asyncio.Task[None]) -> None:
-        self._in_flight.discard(task)
+        self._in_flight.pop(task, None)
         self._wake.set()  # a slot is free
 
     async def _idle(self) -> None:
@@ -201,10 +230,14 @@ class Deliverer:
             )
         finally:
             renewing.cancel()
-        # Settled together: the store commits them in one transaction (SQLite: group commit).
-        await asyncio.gather(
-            *(self._settle(events[event_id], fate) for fates in results for event_id, fate in fates.items())
-        )
+        # Settled together, a bounded number at a time (SQLite: one commit for those waiting;
+        # PostgreSQL: no wait for a pooled connection long enough to time out).
+        fates = [(events[event_id], fate) for batch in results for event_id, fate in batch.items()]
+        await asyncio.gather(*(self._settle_soon(event, fate) for event, fate in fates))
+
+    async def _settle_soon(self, event: QueuedEvent, fate: Fate) -> None:
+        async with self._settling:
+            await self._settle(event, fate)
 
     async def _execute(self, destination_id: str, runs: list[list[Job]]) -> dict[int, Fate]:
         destination = self._destinations[destination_id]

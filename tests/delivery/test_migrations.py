@@ -81,7 +81,8 @@ async def test_a_store_written_by_the_first_schema_opens_with_every_event(tmp_pa
         # Its messageIds are still known, and its queue still flows in order.
         assert await store.enqueue([event("m1", at=200.0)]) == [False]
         claimed = await claim_events(store, 200.0, 10)
-        assert [e.message_id for e in claimed] == ["m1", "m3"]  # the heads; m3's lease has expired
+        # The heads with their due events (m2 follows m1); m3's lease has expired.
+        assert [e.message_id for e in claimed] == ["m1", "m2", "m3"]
         # What the newer schema added works on the old events: attempts keep request and call.
         request = {"method": "POST", "url": "https://x", "headers": {}, "body": {}}
         assert await store.record_attempt(1, Attempt(201.0, "delivered", 200, request=request, call="c1"))
