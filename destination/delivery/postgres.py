@@ -27,6 +27,7 @@ from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 from destination import jsonutil
 from destination.delivery import migrations, sqlfile
 from destination.delivery import rows as rowmap
+from destination.delivery.grouping import Grouped
 from destination.delivery.holds import NameHolds, hold_keys
 from destination.delivery.store import (
     DEDUPE_WINDOW_SECONDS,
@@ -113,6 +114,7 @@ class PostgresStore(FinishMoves):
         )
         # Company holds keep a connection for the length of a few Gainsight calls: a pool of their
         # own, so they never leave ingest or the rate windows waiting for a connection.
+        self._finishes = Grouped(self._finish_group)
         self._hold_pool = AsyncConnectionPool(
             url,
             min_size=0,
@@ -339,18 +341,26 @@ class PostgresStore(FinishMoves):
             check_attempt(attempt)
         if not _storable_id(event_id):
             return False
-        params = {"id": event_id, "lease": lease, "state": state, "reason": reason, "now": self._clock()}
+        move = {"id": event_id, "lease": lease, "state": state, "reason": reason, "now": self._clock()}
+        return await self._finishes((move, attempt))  # with the finishes submitted alongside
+
+    async def _finish_group(self, moves: list[tuple[dict[str, Any], Attempt | None]]) -> list[bool]:
+        """Finish the leased events in one transaction: their people locked once, then each
+        event's move and attempt, then the people's next heads."""
         async with self._tx() as conn:
-            person = await (await conn.execute(self._q["person_of"], params)).fetchone()
-            if person is None:
-                return False
-            await self._lock_people(conn, [(person[0], person[1])])
-            if (await conn.execute(self._q["finish_event"], params)).rowcount != 1:
-                return False
-            if attempt is not None:
-                await self._record(conn, event_id, attempt)
-            await conn.execute(self._q["elect_heads"], _lists([(person[0], person[1])]))
-        return True
+            found = [await (await conn.execute(self._q["person_of"], m)).fetchone() for m, _ in moves]
+            people = sorted({(row[0], row[1]) for row in found if row is not None})
+            await self._lock_people(conn, people)
+            done = []
+            for (move, attempt), row in zip(moves, found, strict=True):
+                finished = row is not None and (
+                    (await conn.execute(self._q["finish_event"], move)).rowcount == 1
+                )
+                if finished and attempt is not None:
+                    await self._record(conn, move["id"], attempt)
+                done.append(finished)
+            await conn.execute(self._q["elect_heads"], _lists(people))
+        return done
 
     # ---- inspection and dead letters ----
 
