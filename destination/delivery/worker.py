@@ -78,9 +78,6 @@ class WorkerSettings:
     drain_seconds: float = 25.0
 
 
-SETTLES_AT_ONCE = 100  # fates being recorded at once, over every batch in flight
-
-
 def _calls_needed(claim: Claim) -> int:
     """The Gainsight calls a claim's events need at most (company calls aside)."""
     return run_length([event.kind for event in claim.events], MAX_RUN)[1]
@@ -114,7 +111,6 @@ class Deliverer:
         self._settings = settings
         self._clock = clock
         self._rng = rng or random.Random()
-        self._settling = asyncio.Semaphore(SETTLES_AT_ONCE)
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._in_flight: dict[asyncio.Task[None], int] = {}  # batch -> the calls it may spend
@@ -230,14 +226,10 @@ class Deliverer:
             )
         finally:
             renewing.cancel()
-        # Settled together, a bounded number at a time (SQLite: one commit for those waiting;
-        # PostgreSQL: no wait for a pooled connection long enough to time out).
+        # Settled together: the store commits them in one transaction (SQLite: group commit;
+        # PostgreSQL: grouping.Grouped).
         fates = [(events[event_id], fate) for batch in results for event_id, fate in batch.items()]
-        await asyncio.gather(*(self._settle_soon(event, fate) for event, fate in fates))
-
-    async def _settle_soon(self, event: QueuedEvent, fate: Fate) -> None:
-        async with self._settling:
-            await self._settle(event, fate)
+        await asyncio.gather(*(self._settle(event, fate) for event, fate in fates))
 
     async def _execute(self, destination_id: str, runs: list[list[Job]]) -> dict[int, Fate]:
         destination = self._destinations[destination_id]
