@@ -154,14 +154,17 @@ class RateGovernor:
         return None if full is None else ask.retry_at[full]
 
     async def calls_left(self, tenant_key: str, now: float) -> int:
-        """Calls the delivery workers may still make for `tenant_key` in the windows holding `now`
-        (the fewest over the windows, plus what is left of this process's block): what the
-        dispatcher sizes its claims by, so that it claims no events the budget must put back."""
-        windows = [(w.name, w.start(now)) for w in self.windows]
-        used = await self._store.budget_used(tenant_key, windows)
+        """Calls `try_acquire` would still grant the delivery workers for `tenant_key` at `now`
+        (the room left in each window a call at `now` is counted in, plus what is left of this
+        process's block): what the dispatcher sizes its claims by, so that it claims no events
+        the budget would only put back."""
+        ask = self._ask(now, DELIVERY_POOL)
+        room = []
+        for name, start, limit in ask.windows:  # one read each: a band's two windows share a name
+            used = await self._store.budget_used(tenant_key, [(name, start)])
+            room.append(limit - used.get(name, 0))
         starts, block = self._leased.get((tenant_key, DELIVERY_POOL), ((), 0))
-        held = block if starts == tuple(start for _, start in windows) else 0
-        return max(0, min(w.limit - used.get(w.name, 0) for w in self.windows)) + held
+        return max(0, min(room)) + (block if starts == ask.starts and not ask.in_band else 0)
 
     async def acquire(self, tenant_key: str, pool: str | None = None) -> None:
         """Wait until a call for `tenant_key` is granted (and counted)."""
