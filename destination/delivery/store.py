@@ -74,15 +74,20 @@ RUN_KINDS = frozenset({"identify", "group"})
 MAX_RUN = 100
 """At most this many events in one claim."""
 
+MAX_RUN_CALLS = 20
+"""At most this many calls for one claim: a person's calls go one after another, so this bounds how
+long a claim runs (and what a shutdown that cannot wait for it leaves to be sent again)."""
+
 
 def run_length(kinds: Sequence[str], calls: int) -> tuple[int, int]:
     """How many of a person's due events (their kinds in order, the head first) one claim takes,
     and the Gainsight calls they need: a track one, a stretch of identify/group events one. The
-    head is always taken; then events while their calls fit in `calls` (at most MAX_RUN)."""
+    head is always taken; then events while their calls fit in `calls` and MAX_RUN_CALLS (at most
+    MAX_RUN events)."""
     taken = needed = 0
     for kind in kinds[:MAX_RUN]:
         cost = 0 if kind in RUN_KINDS and taken and kinds[taken - 1] in RUN_KINDS else 1
-        if taken and needed + cost > calls:
+        if taken and needed + cost > min(calls, MAX_RUN_CALLS):
             break
         taken, needed = taken + 1, needed + cost
     return taken, needed

@@ -78,6 +78,9 @@ class WorkerSettings:
     drain_seconds: float = 25.0
 
 
+PLENTY_CALLS = 100_000  # far more than one process can send in a second
+
+
 def _calls_needed(claim: Claim) -> int:
     """The Gainsight calls a claim's events need at most (company calls aside)."""
     return run_length([event.kind for event in claim.events], MAX_RUN)[1]
@@ -111,6 +114,7 @@ class Deliverer:
         self._settings = settings
         self._clock = clock
         self._rng = rng or random.Random()
+        self._plenty_until = 0.0  # until then the budget need not be read before claiming
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._in_flight: dict[asyncio.Task[None], int] = {}  # batch -> the calls it may spend
@@ -155,12 +159,17 @@ class Deliverer:
         return await self._store.claim(now, settings.batch_claims, settings.lease_seconds, calls=calls)
 
     async def _calls_left(self, now: float) -> int | None:
-        """Calls left in the budget of the tenants not known to be spent; None: no budget."""
-        if self._gate is None or not self._tenants:
+        """Calls left in the budget of the tenants not known to be spent, less what batches in
+        flight may spend; None: no bound. A budget of PLENTY_CALLS or more is read again a second
+        later, not before every claim (store reads that would slow a drain and change nothing)."""
+        if self._gate is None or not self._tenants or now < self._plenty_until:
             return None
         open_tenants = [t for t in self._tenants if self._gate.spent_until(t, now) is None]
         lefts = await asyncio.gather(*(self._governor.calls_left(t, now) for t in open_tenants))
-        return sum(lefts) - sum(self._in_flight.values())
+        left = sum(lefts) - sum(self._in_flight.values())
+        if left >= PLENTY_CALLS:
+            self._plenty_until = now + 1.0
+        return left
 
     def _budget_pause(self) -> float:
         """Seconds until any tenant has budget again, when every tenant's budget is spent."""

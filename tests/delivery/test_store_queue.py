@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from destination.delivery.store import Attempt, QueuedEvent, Store, StoreClosedError
+from destination.delivery.store import MAX_RUN_CALLS, Attempt, QueuedEvent, Store, StoreClosedError
 from tests.delivery.conftest import T0, FakeClock, StoreFactory, claim_events, event
 
 pytestmark = pytest.mark.anyio
@@ -139,6 +139,13 @@ async def test_calls_bound_what_a_claim_takes(store: Store, calls: int, run: int
     await store.enqueue([event("b0", "bob", kind="track", at=T0 + 20)])
     (claim,) = await store.claim(T0 + 30, 10, LEASE, calls=calls)  # bob: no call left
     assert [e.message_id for e in claim.events] == [f"a{i}" for i in range(run)]
+
+
+async def test_a_claim_needs_at_most_max_run_calls(store: Store) -> None:
+    queued = ["identify", "group"] + ["track"] * (MAX_RUN_CALLS + 5)
+    await store.enqueue([event(f"a{i}", "ada", kind=k, at=T0 + i) for i, k in enumerate(queued)])
+    (claim,) = await store.claim(T0 + 100, 10, LEASE)
+    assert len(claim.events) == 2 + MAX_RUN_CALLS - 1  # one upsert, then tracks
 
 
 async def test_calls_are_shared_by_the_claims_of_one_call_to_claim(store: Store) -> None:

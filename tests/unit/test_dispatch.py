@@ -10,9 +10,9 @@ from typing import Any
 
 import httpx
 
-from destination.delivery.store import Claim, NewEvent
+from destination.delivery.store import MAX_RUN_CALLS, Claim, NewEvent
 from destination.jsonutil import dumps
-from tests.unit.test_worker import TRACK, World, ok
+from tests.unit.test_worker import NOW, TRACK, World, ok
 
 
 def tracks(world: World, n: int, people: int) -> list[NewEvent]:
@@ -75,7 +75,8 @@ def test_a_person_s_backlog_is_claimed_in_runs_not_one_event_per_cycle() -> None
         await dispatch_until(world, delivered)
 
     asyncio.run(scenario())
-    assert counted.claims == [50]  # one claim, where each track was a claim and a cycle of its own
+    # Claims of MAX_RUN_CALLS tracks, where each track was a claim and a cycle of its own.
+    assert counted.claims == [MAX_RUN_CALLS] * (50 // MAX_RUN_CALLS) + [50 % MAX_RUN_CALLS]
     assert counted.idle_waits < 10  # far fewer than one per event
     assert [_n(request) for request in world.calls] == list(range(50))  # in the person's order
 
@@ -122,3 +123,52 @@ def _n(request: httpx.Request) -> int:
     """The `n` property of a track call's event."""
     body = httpx.Response(200, content=request.content).json()
     return int(body["properties"]["n"] if "properties" in body else body["n"])
+
+
+def test_a_plentiful_budget_is_read_once_a_second_not_before_every_claim() -> None:
+    world = World(ok, per_minute=10**9, per_day=10**9)
+    governor = world.deliverer._governor
+    reads: list[float] = []
+    calls_left = governor.calls_left
+
+    async def counted(tenant: str, now: float) -> int:
+        reads.append(now)
+        return await calls_left(tenant, now)
+
+    governor.calls_left = counted  # type: ignore[method-assign]
+
+    async def scenario() -> None:
+        await world.store.enqueue(tracks(world, 60, people=1))
+
+        async def delivered() -> bool:
+            return (await world.store.counts())["delivered"] == 60
+
+        await dispatch_until(world, delivered)
+
+    asyncio.run(scenario())
+    assert reads == [NOW]  # time stands still: one read, for the three claims and the idle waits
+
+
+def test_a_short_budget_is_read_before_every_claim() -> None:
+    world = World(ok, per_minute=1_000)
+    counted = Counted(world)
+    reads: list[float] = []
+    governor = world.deliverer._governor
+    calls_left = governor.calls_left
+
+    async def counted_read(tenant: str, now: float) -> int:
+        reads.append(now)
+        return await calls_left(tenant, now)
+
+    governor.calls_left = counted_read  # type: ignore[method-assign]
+
+    async def scenario() -> None:
+        await world.store.enqueue(tracks(world, 60, people=1))
+
+        async def delivered() -> bool:
+            return (await world.store.counts())["delivered"] == 60
+
+        await dispatch_until(world, delivered)
+
+    asyncio.run(scenario())
+    assert len(reads) >= len(counted.claims) == 3

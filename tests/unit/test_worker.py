@@ -28,7 +28,7 @@ Handler = Callable[[httpx.Request], httpx.Response]
 
 
 class World:
-    def __init__(self, handler: Handler, per_minute: int = 100) -> None:
+    def __init__(self, handler: Handler, per_minute: int = 100, per_day: int = 50_000) -> None:
         self.now = NOW
         self.store = MemoryStore(clock=lambda: self.now)
         self.calls: list[httpx.Request] = []
@@ -40,7 +40,7 @@ class World:
         metrics = Metrics()
         governor = RateGovernor(
             self.store,
-            (RateWindow("minute", 60, per_minute), RateWindow("day", 86_400, 50_000)),
+            (RateWindow("minute", 60, per_minute), RateWindow("day", 86_400, per_day)),
             guard_seconds=0,
             clock=lambda: self.now,
         )
