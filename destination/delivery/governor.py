@@ -166,6 +166,11 @@ class RateGovernor:
         starts, block = self._leased.get((tenant_key, DELIVERY_POOL), ((), 0))
         return max(0, min(room)) + (block if starts == ask.starts and not ask.in_band else 0)
 
+    def next_room_at(self, now: float) -> float:
+        """The first time after `now` that a window may have room again, when none has now
+        (counts only grow within a window): the earliest time worth asking again."""
+        return min(self._ask(now, DELIVERY_POOL).retry_at.values())
+
     async def acquire(self, tenant_key: str, pool: str | None = None) -> None:
         """Wait until a call for `tenant_key` is granted (and counted)."""
         while (retry_at := await self.try_acquire(tenant_key, self._clock(), pool)) is not None:

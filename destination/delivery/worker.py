@@ -57,6 +57,10 @@ class BudgetGate:
         until = self._spent_until.get((tenant_key, pool))
         return until if until is not None and until > now else None
 
+    def spent(self, tenant_key: str, until: float) -> None:
+        """The delivery pool's budget is spent until then (the dispatcher read it so)."""
+        self._spent_until[(tenant_key, DELIVERY_POOL)] = until
+
     async def __call__(self, tenant_key: str) -> None:
         now = self._clock()
         pool = current_pool()  # the transformer routes' half of the budget is refused apart
@@ -166,6 +170,9 @@ class Deliverer:
             return None
         open_tenants = [t for t in self._tenants if self._gate.spent_until(t, now) is None]
         lefts = await asyncio.gather(*(self._governor.calls_left(t, now) for t in open_tenants))
+        for tenant, tenant_left in zip(open_tenants, lefts, strict=True):
+            if tenant_left < 1:  # spent: no claim (nor ingest's wake-ups) reads it again until then
+                self._gate.spent(tenant, self._governor.next_room_at(now))
         left = sum(lefts) - sum(self._in_flight.values())
         if left >= PLENTY_CALLS:
             self._plenty_until = now + 1.0

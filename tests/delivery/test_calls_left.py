@@ -60,3 +60,15 @@ async def test_a_block_held_by_this_process_counts_as_left(
     assert await rates.try_acquire("acme", now) is None  # takes a block, hands out one
     left = await rates.calls_left("acme", now)
     assert left == 10_000 - 1
+
+
+async def test_next_room_at_is_when_a_spent_window_may_grant_again(
+    make_store: StoreFactory, clock: FakeClock
+) -> None:
+    rates = governor(make_store(), clock, per_minute=10, guard=1.0)
+    now = MINUTE_START + 30
+    assert await granted(rates, now) == 9
+    opens = rates.next_room_at(now)
+    assert opens == MINUTE_START + 59  # the edge band, where the margin is spent
+    assert await granted(rates, opens - 0.01) == 0 < await granted(rates, opens)
+    assert rates.next_room_at(MINUTE_START + 60.2) == MINUTE_START + 61  # after the start band

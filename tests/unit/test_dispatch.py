@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
+import pytest
 
 from destination.delivery.store import MAX_RUN_CALLS, Claim, NewEvent
 from destination.jsonutil import dumps
@@ -99,6 +100,7 @@ def test_claims_are_sized_by_the_budget_left_nothing_is_put_back() -> None:
     assert counted.claims == [5]  # not 30 claimed and 25 put back until the next window
     assert counted.put_back == 0
     assert (counts["delivered"], counts["queued"]) == (5, 25)
+    assert world.deliverer._budget_pause() == pytest.approx(30.0)  # no claim until the minute ends
 
 
 def test_a_failed_track_holds_the_person_s_later_tracks_claimed_with_it() -> None:
