@@ -22,7 +22,11 @@ Gainsight time.
 
 The load generator runs on the same 2 cores as the service and takes a good part of one of them;
 its CPU use is printed beside the service's, and CPU-seconds per 1,000 events stored.
+`--backlog N` queues N track events before the open-loop phase starts (its p99 bar holds with a
+backlog queued, not only on an empty queue); `--code DIR` runs another checkout's service (before
+and after a change).
 Run: python bench/ingest.py [--seconds 10] [--store postgresql://user@127.0.0.1/db] [--phase batch]
+    [--backlog 100000] [--code /work/main]
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ import httpx
 import orjson
 
 ROOT = Path(__file__).resolve().parents[1]
+CODE = ROOT  # the checkout whose `destination` the services run (--code)
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -117,7 +122,7 @@ def running(
     process = subprocess.Popen(
         command,
         cwd=workdir,
-        env={**os.environ, "PYTHONPATH": str(ROOT), **env},
+        env={**os.environ, "PYTHONPATH": str(CODE), **env},
         stdout=log,
         stderr=subprocess.STDOUT,
     )
@@ -373,6 +378,35 @@ async def batch_phase(
     print(worker_activity(svc))
 
 
+def queue_backlog(url: str, events: int, people: int) -> None:
+    """`events` track events stored before the service starts, as ingest stores them: its workers
+    then claim them against the budget while the phase runs."""
+    if events <= 0:
+        return
+    sys.path.insert(0, str(CODE))
+    from destination.delivery.store import NewEvent
+    from destination.delivery.stores import open_store
+    from destination.events import ordering_key
+
+    async def store_them() -> None:
+        store = open_store(url)
+        try:
+            for start in range(0, events, 1000):
+                batch = [track(n, people) for n in range(start, min(events, start + 1000))]
+                now = time.time()
+                await store.enqueue(
+                    [
+                        NewEvent("bench", e["messageId"], ordering_key(e), "track", orjson.dumps(e), now)
+                        for e in batch
+                    ]
+                )
+        finally:
+            await store.close()
+
+    asyncio.run(store_them())
+    print(f"  {events:,} events queued before the service started")
+
+
 # ---------------------------------------------------------------- 2. open-loop latency
 
 
@@ -449,7 +483,13 @@ def main() -> None:
         "--store", help="a PostgreSQL database URL to measure instead of SQLite (a schema is made per phase)"
     )
     parser.add_argument("--phase", choices=["batch", "open-loop", "both"], default="both")
+    parser.add_argument(
+        "--backlog", type=int, default=0, help="open-loop phase: track events queued before it starts"
+    )
+    parser.add_argument("--code", type=Path, default=ROOT, help="the checkout whose `destination` runs")
     args = parser.parse_args()
+    global CODE
+    CODE = args.code.resolve()
     postgres = args.store is not None
     print(f"{os.cpu_count()} CPUs; service and load generator share them; store: ", end="")
     print("PostgreSQL" if postgres else "SQLite")
@@ -464,8 +504,10 @@ def main() -> None:
         if args.phase in ("open-loop", "both"):
             workdir = Path(tmp, "open-loop")
             workdir.mkdir()
-            with store_url(args.store, workdir) as url, service(workdir, url) as svc:
-                asyncio.run(open_loop_phase(svc, args.seconds, args.rate, args.people))
+            with store_url(args.store, workdir) as url:
+                queue_backlog(url, args.backlog, args.people)
+                with service(workdir, url) as svc:
+                    asyncio.run(open_loop_phase(svc, args.seconds, args.rate, args.people))
 
 
 if __name__ == "__main__":

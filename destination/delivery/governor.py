@@ -154,6 +154,24 @@ class RateGovernor:
         full = await self._store.take_budget(tenant_key, ask.windows)
         return None if full is None else ask.retry_at[full]
 
+    async def calls_left(self, tenant_key: str, now: float) -> int:
+        """Calls `try_acquire` would still grant the delivery workers for `tenant_key` at `now`
+        (the room left in each window a call at `now` is counted in, plus what is left of this
+        process's block): what the dispatcher sizes its claims by, so that it claims no events
+        the budget would only put back."""
+        ask = self._ask(now, DELIVERY_POOL)
+        room = []
+        for name, start, limit in ask.windows:  # one read each: a band's two windows share a name
+            used = await self._store.budget_used(tenant_key, [(name, start)])
+            room.append(limit - used.get(name, 0))
+        starts, block = self._leased.get((tenant_key, DELIVERY_POOL), ((), 0))
+        return max(0, min(room)) + (block if starts == ask.starts and not ask.in_band else 0)
+
+    def next_room_at(self, now: float) -> float:
+        """The first time after `now` that a window may have room again, when none has now
+        (counts only grow within a window): the earliest time worth asking again."""
+        return min(self._ask(now, DELIVERY_POOL).retry_at.values())
+
     def _ask(self, now: float, pool: str) -> _Ask:
         g = self._guard
         entries: list[BudgetWindow] = []

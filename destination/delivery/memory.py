@@ -25,7 +25,6 @@ from destination.delivery.store import (
     GSID_RETENTION_SECONDS,
     MAX_RUN,
     RATE_WINDOW_RETENTION_SECONDS,
-    RUN_KINDS,
     STATE_RETENTION_SECONDS,
     Attempt,
     AttemptRecord,
@@ -42,6 +41,7 @@ from destination.delivery.store import (
     StoredEvent,
     check_attempt,
     new_lease,
+    run_length,
     without_body,
 )
 from destination.events import Person, is_person, person_of
@@ -137,7 +137,9 @@ class MemoryStore(FinishMoves):
         self._t.rows[row.id] = row
         return True
 
-    async def claim(self, now: float, limit: int, lease_seconds: float) -> list[Claim]:
+    async def claim(
+        self, now: float, limit: int, lease_seconds: float, *, calls: int | None = None
+    ) -> list[Claim]:
         if lease_seconds <= 0:
             raise ValueError("lease_seconds must be positive")
         with self._open():
@@ -147,16 +149,20 @@ class MemoryStore(FinishMoves):
                 if row.head and row.available_at is not None and row.available_at <= now
             ]
             ready.sort(key=lambda row: (row.available_at, row.id))
-            claims = []
+            left = calls if calls is not None else max(limit, 0) * MAX_RUN
+            claims: list[Claim] = []
             for head in ready[: max(limit, 0)]:
-                run = [head]
-                if head.event.kind in RUN_KINDS:
-                    for event_id in self._t.unfinished[head.person][1:MAX_RUN]:
-                        row = self._t.rows[event_id]
-                        available = row.available_at is not None and row.available_at <= now
-                        if row.event.kind not in RUN_KINDS or not available:
-                            break
-                        run.append(row)
+                if claims and left < 1:
+                    break
+                due = [head]
+                for event_id in self._t.unfinished[head.person][1:MAX_RUN]:
+                    row = self._t.rows[event_id]
+                    if row.available_at is None or row.available_at > now:
+                        break
+                    due.append(row)
+                taken, needed = run_length([row.event.kind for row in due], left)
+                left -= needed
+                run = due[:taken]
                 lease = new_lease()
                 for row in run:
                     row.state = "leased"

@@ -28,6 +28,7 @@ from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 from destination import jsonutil
 from destination.delivery import migrations, sqlfile
 from destination.delivery import rows as rowmap
+from destination.delivery.grouping import Grouped
 from destination.delivery.holds import HoldKind, Holds, hold_keys, lock_text
 from destination.delivery.postgres_reach import CONNECT_TIMEOUT_SECONDS, Reach, cause
 from destination.delivery.store import (
@@ -37,7 +38,6 @@ from destination.delivery.store import (
     GSID_RETENTION_SECONDS,
     MAX_RUN,
     RATE_WINDOW_RETENTION_SECONDS,
-    RUN_KINDS,
     STATE_RETENTION_SECONDS,
     Attempt,
     AttemptRecord,
@@ -55,6 +55,7 @@ from destination.delivery.store import (
     StoreUnavailableError,
     check_attempt,
     new_lease,
+    run_length,
     user_needle,
 )
 from destination.events import ascii_lower
@@ -125,6 +126,7 @@ class PostgresStore(FinishMoves):
         )
         # Holds (companies, people) keep a connection for the length of a few Gainsight calls: a
         # pool of their own, so they never leave ingest or the rate windows waiting for a connection.
+        self._finishes = Grouped(self._finish_group)
         self._hold_pool = AsyncConnectionPool(
             url,
             connection_class=self._reach.connection_class(),
@@ -232,7 +234,9 @@ class PostgresStore(FinishMoves):
             for i, e in enumerate(events)
         ]
 
-    async def claim(self, now: float, limit: int, lease_seconds: float) -> list[Claim]:
+    async def claim(
+        self, now: float, limit: int, lease_seconds: float, *, calls: int | None = None
+    ) -> list[Claim]:
         if lease_seconds <= 0:
             raise ValueError("lease_seconds must be positive")
         if limit <= 0:
@@ -244,23 +248,23 @@ class PostgresStore(FinishMoves):
             ).fetchall()
             if not heads:
                 return []
-            runs = {head_id: [head_id] for head_id, _, _, _ in heads}
-            starters = [(i, d, p) for i, d, p, kind in heads if kind in RUN_KINDS]
-            if starters:
-                params = {
-                    "heads": [i for i, _, _ in starters],
-                    "destinations": [d for _, d, _ in starters],
-                    "people": [p for _, _, p in starters],
-                    "limit": MAX_RUN - 1,
-                }
-                ended: set[int] = set()
-                for head_id, event_id, kind, available_at in await (
-                    await conn.execute(self._q["runs_after_heads"], params)
-                ).fetchall():
-                    if head_id in ended or kind not in RUN_KINDS or available_at > now:
-                        ended.add(head_id)
-                    else:
-                        runs[head_id].append(event_id)
+            due = {head_id: ([head_id], [kind]) for head_id, _, _, kind in heads}
+            params = {
+                "heads": [i for i, _, _, _ in heads],
+                "destinations": [d for _, d, _, _ in heads],
+                "people": [p for _, _, p, _ in heads],
+                "limit": MAX_RUN - 1,
+            }
+            ended: set[int] = set()
+            for head_id, event_id, kind, available_at in await (
+                await conn.execute(self._q["runs_after_heads"], params)
+            ).fetchall():
+                if head_id in ended or available_at > now:
+                    ended.add(head_id)
+                else:
+                    due[head_id][0].append(event_id)
+                    due[head_id][1].append(kind)
+            runs = self._within(heads, due, calls if calls is not None else limit * MAX_RUN)
             leases = {head_id: new_lease() for head_id in runs}
             ids = [event_id for run in runs.values() for event_id in run]
             params = {
@@ -272,7 +276,7 @@ class PostgresStore(FinishMoves):
             rows = await (await conn.execute(self._q["lease_events"], params)).fetchall()
         leased = {row[0]: row for row in rows}
         claims = []
-        for head_id, _, _, _ in heads:  # oldest ready head first
+        for head_id in runs:  # oldest ready head first
             lease = leases[head_id]
             events = tuple(
                 rowmap.queued_event(leased[i], lease, _as_is) for i in runs[head_id] if i in leased
@@ -280,6 +284,21 @@ class PostgresStore(FinishMoves):
             if events:
                 claims.append(Claim(lease, lease_until, events))
         return claims
+
+    @staticmethod
+    def _within(
+        heads: Sequence[tuple[Any, ...]], due: dict[int, tuple[list[int], list[str]]], calls: int
+    ) -> dict[int, list[int]]:
+        """Each head's run, oldest head first, while the calls they need fit in `calls`."""
+        runs: dict[int, list[int]] = {}
+        for head_id, *_ in heads:
+            if runs and calls < 1:
+                break
+            ids, kinds = due[head_id]
+            taken, needed = run_length(kinds, calls)
+            calls -= needed
+            runs[head_id] = ids[:taken]
+        return runs
 
     async def renew(self, lease: str, now: float, lease_seconds: float) -> int:
         params = {"lease": lease, "lease_until": now + lease_seconds}
@@ -341,20 +360,28 @@ class PostgresStore(FinishMoves):
             check_attempt(attempt)
         if not _storable_id(event_id):
             return False
-        params = {"id": event_id, "lease": lease, "state": state, "reason": reason, "now": self._clock()}
+        move = {"id": event_id, "lease": lease, "state": state, "reason": reason, "now": self._clock()}
+        return await self._finishes((move, attempt))  # with the finishes submitted alongside
+
+    async def _finish_group(self, moves: list[tuple[dict[str, Any], Attempt | None]]) -> list[bool]:
+        """Finish the leased events in one transaction: their people locked once, then each
+        event's move and attempt, then the people's next heads."""
         async with self._tx() as conn:
-            person = await (await conn.execute(self._q["person_of"], params)).fetchone()
-            if person is None:
-                return False
-            await self._lock_people(conn, [(person[0], person[1])])
-            if (await conn.execute(self._q["finish_event"], params)).rowcount != 1:
-                return False
-            if state in FINAL_OUTCOMES:
-                await conn.execute(self._q["drop_request_bodies"], {"event_id": event_id})
-            if attempt is not None:
-                await self._record(conn, event_id, attempt)
-            await conn.execute(self._q["elect_heads"], _lists([(person[0], person[1])]))
-        return True
+            found = [await (await conn.execute(self._q["person_of"], m)).fetchone() for m, _ in moves]
+            people = sorted({(row[0], row[1]) for row in found if row is not None})
+            await self._lock_people(conn, people)
+            done = []
+            for (move, attempt), row in zip(moves, found, strict=True):
+                finished = row is not None and (
+                    (await conn.execute(self._q["finish_event"], move)).rowcount == 1
+                )
+                if finished and move["state"] in FINAL_OUTCOMES:
+                    await conn.execute(self._q["drop_request_bodies"], {"event_id": move["id"]})
+                if finished and attempt is not None:
+                    await self._record(conn, move["id"], attempt)
+                done.append(finished)
+            await conn.execute(self._q["elect_heads"], _lists(people))
+        return done
 
     # ---- inspection and dead letters ----
 

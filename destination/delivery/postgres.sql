@@ -67,7 +67,7 @@ FOR UPDATE SKIP LOCKED;
 
 -- name: runs_after_heads
 -- Each head's person's unfinished events after it, to extend runs (the caller stops at the first
--- that is not an identify/group, or not yet due).
+-- not yet due, and at the calls it may spend).
 SELECT h.id, f.id, f.kind, f.available_at
 FROM unnest(%(heads)s::bigint[], %(destinations)s::text[], %(people)s::text[]) AS h(id, dest, person)
 CROSS JOIN LATERAL (

@@ -46,7 +46,7 @@ LIMIT :limit;
 
 -- name: run_after_head
 -- The person's unfinished events after the head, to extend a run (the caller stops at the first
--- that is not an identify/group, or not yet due).
+-- not yet due, and at the calls it may spend).
 SELECT id, kind, available_at FROM events
 WHERE destination_id = :destination_id AND ordering_key = :ordering_key
     AND state IN ('queued', 'leased') AND id > :head_id

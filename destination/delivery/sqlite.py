@@ -28,7 +28,6 @@ from destination.delivery.store import (
     GSID_RETENTION_SECONDS,
     MAX_RUN,
     RATE_WINDOW_RETENTION_SECONDS,
-    RUN_KINDS,
     STATE_RETENTION_SECONDS,
     Attempt,
     AttemptRecord,
@@ -43,6 +42,7 @@ from destination.delivery.store import (
     StoredEvent,
     check_attempt,
     new_lease,
+    run_length,
     user_needle,
 )
 from destination.events import ascii_lower
@@ -127,7 +127,9 @@ class SQLiteStore(FinishMoves):
 
         return await self._writer.run(job, grouped=True) if events else []
 
-    async def claim(self, now: float, limit: int, lease_seconds: float) -> list[Claim]:
+    async def claim(
+        self, now: float, limit: int, lease_seconds: float, *, calls: int | None = None
+    ) -> list[Claim]:
         if lease_seconds <= 0:
             raise ValueError("lease_seconds must be positive")
         if limit <= 0:
@@ -136,23 +138,28 @@ class SQLiteStore(FinishMoves):
 
         def job(conn: sqlite3.Connection) -> list[Claim]:
             heads = conn.execute(self._q["ready_heads"], {"now": now, "limit": limit}).fetchall()
-            claims = []
+            left = calls if calls is not None else limit * MAX_RUN
+            claims: list[Claim] = []
             for head_id, destination_id, ordering_key, kind in heads:
-                ids = [head_id]
-                if kind in RUN_KINDS:
-                    params = {
-                        "destination_id": destination_id,
-                        "ordering_key": ordering_key,
-                        "head_id": head_id,
-                        "limit": MAX_RUN - 1,
-                    }
-                    # fetchall: no statement is left half-read (jobs hand back plain values only)
-                    for event_id, next_kind, available_at in conn.execute(
-                        self._q["run_after_head"], params
-                    ).fetchall():
-                        if next_kind not in RUN_KINDS or available_at > now:
-                            break
-                        ids.append(event_id)
+                if claims and left < 1:
+                    break
+                ids, kinds = [head_id], [kind]
+                params = {
+                    "destination_id": destination_id,
+                    "ordering_key": ordering_key,
+                    "head_id": head_id,
+                    "limit": MAX_RUN - 1,
+                }
+                # fetchall: no statement is left half-read (jobs hand back plain values only)
+                for event_id, next_kind, available_at in conn.execute(
+                    self._q["run_after_head"], params
+                ).fetchall():
+                    if available_at > now:
+                        break
+                    ids.append(event_id)
+                    kinds.append(next_kind)
+                taken, needed = run_length(kinds, left)
+                left -= needed
                 lease = new_lease()
                 events = [
                     rowmap.queued_event(
@@ -162,7 +169,7 @@ class SQLiteStore(FinishMoves):
                         lease,
                         _loads_or_none,
                     )
-                    for i in ids
+                    for i in ids[:taken]
                 ]
                 claims.append(Claim(lease, lease_until, tuple(events)))
             return claims

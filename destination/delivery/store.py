@@ -18,10 +18,12 @@ finished (delivered, unchanged, filtered, rejected or dead-lettered). A head wai
 blocks the person's later events; `retry_now` (an operator's "retry now") makes queued events due
 at once, changing nothing else (not the order, nor the attempt counter).
 
-Person runs (DESIGN §6): a claim takes a person's head and, when the head is an identify or group,
-the person's following identify/group events up to (not past) their next track, in received order
-(at most MAX_RUN). A track is always claimed alone. The worker sends a run as one Person upsert
-per stretch of events that write one email (the executor splits a run where the email changes).
+Person runs (DESIGN §6): a claim takes a person's head and the person's following due events, in
+received order (at most MAX_RUN), so that a person's backlog is not claimed one event per claim.
+The worker sends each stretch of identify/group events between tracks (and writing one email) as
+one Person upsert and each track as its own call, in order; after a failure to retry, the rest of
+the claim waits. `calls` bounds what a claim takes by the calls its events need (`run_length`), so
+the workers claim no more than the rate budget left can send.
 
 Leases belong to claims: `claim` gives each claim a fresh lease token and leases its events until
 `now + lease_seconds`; `renew` extends a claim that is still held. A lease that expires (crashed or
@@ -74,10 +76,29 @@ DEDUPE_WINDOW_SECONDS = 7 * 86_400.0
 """messageIds are remembered per destination for 7 days (DESIGN §5)."""
 
 RUN_KINDS = frozenset({"identify", "group"})
-"""Kinds that a person run gathers; any other kind (track) is claimed alone and ends a run."""
+"""Kinds whose consecutive events share one Person upsert; any other kind (track) is one call."""
 
 MAX_RUN = 100
-"""At most this many events in one person run."""
+"""At most this many events in one claim."""
+
+MAX_RUN_CALLS = 20
+"""At most this many calls for one claim: a person's calls go one after another, so this bounds how
+long a claim runs (and what a shutdown that cannot wait for it leaves to be sent again)."""
+
+
+def run_length(kinds: Sequence[str], calls: int) -> tuple[int, int]:
+    """How many of a person's due events (their kinds in order, the head first) one claim takes,
+    and the Gainsight calls they need: a track one, a stretch of identify/group events one. The
+    head is always taken; then events while their calls fit in `calls` and MAX_RUN_CALLS (at most
+    MAX_RUN events)."""
+    taken = needed = 0
+    for kind in kinds[:MAX_RUN]:
+        cost = 0 if kind in RUN_KINDS and taken and kinds[taken - 1] in RUN_KINDS else 1
+        if taken and needed + cost > min(calls, MAX_RUN_CALLS):
+            break
+        taken, needed = taken + 1, needed + cost
+    return taken, needed
+
 
 STATE_RETENTION_SECONDS = DEDUPE_WINDOW_SECONDS
 """Delivered state older than this is pruned whatever its TTL (a longer one is capped by it)."""
@@ -159,7 +180,7 @@ class QueuedEvent:
 
 @dataclass(frozen=True, slots=True)
 class Claim:
-    """What one `claim` hands out per person: a run of identify/group events, or one track."""
+    """What one `claim` hands out per person: their head and following due events (a run)."""
 
     lease: str  # the token every later call on these events must present
     lease_until: float
@@ -262,9 +283,13 @@ class EventQueue(Protocol):
         """
         ...
 
-    async def claim(self, now: float, limit: int, lease_seconds: float) -> list[Claim]:
+    async def claim(
+        self, now: float, limit: int, lease_seconds: float, *, calls: int | None = None
+    ) -> list[Claim]:
         """Lease up to `limit` claims: ready person-queue heads (available_at <= now), oldest
-        first, each with its person run (see above); one fresh lease token per claim."""
+        first, each with its person run (see above); one fresh lease token per claim. With
+        `calls`, the claims' events need at most that many calls (`run_length`), one claim's
+        head excepted (so a claim is never empty)."""
         ...
 
     async def renew(self, lease: str, now: float, lease_seconds: float) -> int:
@@ -403,10 +428,6 @@ class EventAdmin(Protocol):
         A backend may look only at the newest tens of thousands of attempts of all destinations."""
         ...
 
-    async def budget_used(self, tenant_key: str, windows: Sequence[tuple[str, float]]) -> dict[str, int]:
-        """Calls counted in each (window name, window start) for the tenant; 0 for a window unseen."""
-        ...
-
 
 class RateCounter(Protocol):
     """Calls counted per tenant and window, shared by every process on the store (the governor)."""
@@ -417,6 +438,10 @@ class RateCounter(Protocol):
         """Count `calls` calls in every window if each has room for all of them, atomically
         across every process sharing the store. Returns None when counted, else the name of a
         window without that much room (and counts nothing)."""
+        ...
+
+    async def budget_used(self, tenant_key: str, windows: Sequence[tuple[str, float]]) -> dict[str, int]:
+        """Calls counted in each (window name, window start) for the tenant; 0 for a window unseen."""
         ...
 
 

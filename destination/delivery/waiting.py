@@ -17,12 +17,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from destination.delivery.governor import RateWindow
-from destination.delivery.store import EventAdmin, StoredEvent
+from destination.delivery.store import Store, StoredEvent
 from destination.delivery.views import iso
 
 
 async def budget_spent_until(
-    store: EventAdmin, tenant_key: str, windows: Sequence[RateWindow], now: float
+    store: Store, tenant_key: str, windows: Sequence[RateWindow], now: float
 ) -> float | None:
     """The end of the last spent window (None: budget left in every window)."""
     used = await store.budget_used(tenant_key, [(w.name, w.start(now)) for w in windows])
@@ -31,7 +31,7 @@ async def budget_spent_until(
 
 
 async def waiting_for(
-    store: EventAdmin,
+    store: Store,
     event: StoredEvent,
     now: float,
     tenant_key: str | None,

@@ -2,7 +2,9 @@
 executor (gainsight/executor.py) within the rate budget, and record each event's fate (DESIGN §5).
 
 One dispatcher claims batches of person runs while fewer than `concurrency` batches are in flight;
-each batch is executed together, so its group events share Company calls (DESIGN §6). Every claim
+each batch is executed together, so its group events share Company calls (DESIGN §6). A run is a
+person's head and their following due events, so a person's backlog is not claimed one event per
+cycle; a batch takes no more events than the rate budget left can send. Every claim
 has its own lease, renewed while the batch runs; a worker whose lease expired can no longer finish,
 retry or dead-letter those events (the store refuses). Before every Gainsight call the rate governor
 must grant budget; when it cannot, the events are put back until the window resets (no call over
@@ -27,7 +29,15 @@ from destination.config import Destination
 from destination.delivery.governor import DELIVERY_POOL, RateGovernor, current_pool
 from destination.delivery.health import StoreHealth
 from destination.delivery.retry import RetryPolicy
-from destination.delivery.store import Attempt, Claim, QueuedEvent, Store, StoreUnavailableError
+from destination.delivery.store import (
+    MAX_RUN,
+    Attempt,
+    Claim,
+    QueuedEvent,
+    Store,
+    StoreUnavailableError,
+    run_length,
+)
 from destination.errors import ConfigError, EventError, GainsightError, OverBudget, UnmappedEventError
 from destination.events import Person, person_of
 from destination.gainsight.client import Credentials
@@ -64,6 +74,10 @@ class BudgetGate:
         until = self._spent_until.get((tenant_key, pool))
         return until if until is not None and until > now else None
 
+    def spent(self, tenant_key: str, until: float) -> None:
+        """The delivery pool's budget is spent until then (the dispatcher read it so)."""
+        self._spent_until[(tenant_key, DELIVERY_POOL)] = until
+
     async def __call__(self, tenant_key: str) -> None:
         now = self._clock()
         pool = current_pool()  # the transformer routes' half of the budget is refused apart
@@ -78,11 +92,20 @@ class BudgetGate:
 @dataclass(frozen=True)
 class WorkerSettings:
     concurrency: int = default("workers")  # batches in flight
-    batch_claims: int = 1000  # person runs (or tracks) claimed per batch
+    batch_claims: int = 1000  # person runs claimed per batch
+    batch_calls: int = 1000  # calls a batch's events may need (fewer when the budget is short)
     lease_seconds: float = default("lease_seconds")  # renewed every third of it while a batch runs
     idle_poll_seconds: float = 0.5
     drain_seconds: float = default("drain_seconds")
     log_pii: bool = default("log_pii")  # emails in outcome lines
+
+
+PLENTY_CALLS = 100_000  # far more than one process can send in a second
+
+
+def _calls_needed(claim: Claim) -> int:
+    """The Gainsight calls a claim's events need at most (company calls aside)."""
+    return run_length([event.kind for event in claim.events], MAX_RUN)[1]
 
 
 class Deliverer:
@@ -115,9 +138,10 @@ class Deliverer:
         self._settings = settings
         self._clock = clock
         self._rng = rng or random.Random()
+        self._plenty_until = 0.0  # until then the budget need not be read before claiming
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
-        self._in_flight: set[asyncio.Task[None]] = set()
+        self._in_flight: dict[asyncio.Task[None], int] = {}  # batch -> the calls it may spend
 
     # ---- running ----
 
@@ -139,21 +163,42 @@ class Deliverer:
                 claims = await self._claim()
             if claims:
                 task = asyncio.create_task(self._deliver_guarded(claims))
-                self._in_flight.add(task)
+                self._in_flight[task] = sum(_calls_needed(claim) for claim in claims)
                 task.add_done_callback(self._finished)
             else:
                 await self._idle()
 
     async def _claim(self) -> list[Claim]:
-        """Claim work; a failure counts as the store's (reported once), tried again next poll."""
+        """Claim no more than the rate budget left can send (less what batches in flight will
+        spend): events claimed over it would only be put back until the window ends. A failure
+        counts as the store's (reported once), tried again next poll."""
+        now = self._clock()
         try:
-            claims = await self._store.claim(
-                self._clock(), self._settings.batch_claims, self._settings.lease_seconds
-            )
+            calls = await self._calls_left(now)
+            if calls is not None and calls < 1:
+                return []
+            settings = self._settings
+            calls = settings.batch_calls if calls is None else min(calls, settings.batch_calls)
+            return await self._store.claim(now, settings.batch_claims, settings.lease_seconds, calls=calls)
         except Exception as exc:
             self._health.failed(exc, "claiming events")
             return []
-        return claims
+
+    async def _calls_left(self, now: float) -> int | None:
+        """Calls left in the budget of the tenants not known to be spent, less what batches in
+        flight may spend; None: no bound. A budget of PLENTY_CALLS or more is read again a second
+        later, not before every claim (store reads that would slow a drain and change nothing)."""
+        if self._gate is None or not self._tenants or now < self._plenty_until:
+            return None
+        open_tenants = [t for t in self._tenants if self._gate.spent_until(t, now) is None]
+        lefts = await asyncio.gather(*(self._governor.calls_left(t, now) for t in open_tenants))
+        for tenant, tenant_left in zip(open_tenants, lefts, strict=True):
+            if tenant_left < 1:  # spent: no claim (nor ingest's wake-ups) reads it again until then
+                self._gate.spent(tenant, self._governor.next_room_at(now))
+        left = sum(lefts) - sum(self._in_flight.values())
+        if left >= PLENTY_CALLS:
+            self._plenty_until = now + 1.0
+        return left
 
     def _budget_pause(self) -> float:
         """Seconds until any tenant has budget again, when every tenant's budget is spent."""
@@ -166,7 +211,7 @@ class Deliverer:
         return min(float(reset) for reset in resets if reset is not None) - now
 
     def _finished(self, task: asyncio.Task[None]) -> None:
-        self._in_flight.discard(task)
+        self._in_flight.pop(task, None)
         self._wake.set()  # a slot is free
 
     async def _idle(self) -> None:
@@ -229,10 +274,10 @@ class Deliverer:
             )
         finally:
             renewing.cancel()
-        # Settled together: the store commits them in one transaction (SQLite: group commit).
-        await asyncio.gather(
-            *(self._settle(events[event_id], fate) for fates in results for event_id, fate in fates.items())
-        )
+        # Settled together: the store commits them in one transaction (SQLite: group commit;
+        # PostgreSQL: grouping.Grouped).
+        fates = [(events[event_id], fate) for batch in results for event_id, fate in batch.items()]
+        await asyncio.gather(*(self._settle(event, fate) for event, fate in fates))
 
     async def _execute(self, destination_id: str, runs: list[list[Job]]) -> dict[int, Fate]:
         destination = self._destinations[destination_id]

@@ -73,10 +73,10 @@ class Executor:
 
     async def run(self, runs: Sequence[Sequence[Job]], credentials: Credentials) -> dict[int, Fate]:
         """Execute claimed runs of one destination: each run is one person's events in order
-        (identify/group events, or one track). Returns every job's fate."""
+        (their head and following due events, tracks included). Returns every job's fate."""
         domain = next((job.plan.domain for run in runs for job in run), "")
         batch = Batch(domain, credentials, skip_unchanged=self._ttl > 0, versioned=True)
-        groups = [job for run in runs for job in run if isinstance(job.plan, p.GroupPlan)]
+        groups = [job for run in runs for job in _companies_due(batch, run)]
         gsids = await self._companies.write_companies(batch, sorted(groups, key=lambda job: job.id))
         await asyncio.gather(*(self._people.run_person(batch, run, gsids) for run in runs))
         for job in (job for run in runs for job in run):
@@ -112,3 +112,20 @@ class Executor:
                 retry_at = fate.retry_at if fate is not None and fate.retry_at else self._clock()
                 results.append(OverBudget(retry_at))
         return results
+
+
+def _companies_due(batch: Batch, run: Sequence[Job]) -> list[Job]:
+    """The run's group events whose company is written now, with every batch's (step 1): those
+    before the person's first track. A later one waits (deferred, and the person's events after
+    it), so that no company write of the person goes out before an earlier track of theirs; it
+    heads the person's next claim."""
+    due: list[Job] = []
+    after_track = False
+    for job in run:
+        after_track = after_track or isinstance(job.plan, p.TrackPlan)
+        if isinstance(job.plan, p.GroupPlan):
+            if after_track and job.progress.company_gsid is None:
+                batch.fates[job.id] = Fate("deferred")
+            else:
+                due.append(job)
+    return due

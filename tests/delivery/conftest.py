@@ -38,7 +38,7 @@ def event(
     *,
     destination: str = "acme",
     at: float = T0,
-    kind: str = "track",  # claimed alone; person runs are tested with identify/group
+    kind: str = "track",  # one call each: `calls=1` claims one
 ) -> NewEvent:
     payload = b'{"type":"%s","messageId":"%s"}' % (kind.encode(), message_id.encode())
     return NewEvent(destination, message_id, person, kind, payload, at)
@@ -100,7 +100,8 @@ def store(make_store: StoreFactory) -> Store:
 
 
 async def claim_events(
-    store: Store, now: float, limit: int, lease_seconds: float = 30.0
+    store: Store, now: float, limit: int, lease_seconds: float = 30.0, *, calls: int | None = None
 ) -> list[QueuedEvent]:
     """Every event of the claims `store.claim` hands out, in claim order."""
-    return [e for claim in await store.claim(now, limit, lease_seconds) for e in claim.events]
+    claims = await store.claim(now, limit, lease_seconds, calls=calls)
+    return [e for claim in claims for e in claim.events]

@@ -83,7 +83,8 @@ async def test_a_store_written_by_the_first_schema_opens_with_every_event(tmp_pa
         # Its messageIds are still known, and its queue still flows in order.
         assert await store.enqueue([event("m1", at=200.0)]) == [False]
         claimed = await claim_events(store, 200.0, 10)
-        assert [e.message_id for e in claimed] == ["m1", "m3"]  # the heads; m3's lease has expired
+        # The heads with their due events (m2 follows m1); m3's lease has expired.
+        assert [e.message_id for e in claimed] == ["m1", "m2", "m3"]
         # What the newer schema added works on the old events: attempts keep request and call.
         request = {"method": "POST", "url": "https://x", "headers": {}, "body": {}}
         assert await store.record_attempt(1, Attempt(201.0, "delivered", 200, request=request, call="c1"))
@@ -269,17 +270,18 @@ def old_rows() -> list[tuple[object, ...]]:
 
 
 async def delivered_in_order(store: Store) -> list[list[str]]:
-    """Claim and complete until nothing is left: the messageIds of each round's claims."""
-    rounds = []
+    """Claim and complete until nothing is left: each claim's messageIds, in the order the claim
+    hands them out (a person's events, oldest first), sorted by the claim's first."""
+    claimed_runs = []
     for _ in range(20):
         claims = await store.claim(T0, 100, 30.0)
         if not claims:
-            return rounds
-        rounds.append(sorted(e.message_id for claim in claims for e in claim.events))
+            return sorted(claimed_runs)
+        claimed_runs += [[e.message_id for e in claim.events] for claim in claims]
         for claim in claims:
             for claimed in claim.events:
                 assert await store.complete(claimed.id, "delivered", lease=claim.lease)
-    raise AssertionError(f"still claiming after {rounds}")
+    raise AssertionError(f"still claiming after {claimed_runs}")
 
 
 async def check_upgraded(store: Store) -> None:
@@ -290,8 +292,8 @@ async def check_upgraded(store: Store) -> None:
         assert (mid, found.ordering_key) == (mid, expected)
     assert {mid: (await store.find_events(mid))[0].ordering_key for mid in NEW_KEYS} == NEW_KEYS
     # Every person's oldest unfinished event is its one head: m2 and m6 (heads under their old
-    # keys) now wait behind m1 and m5; an identify-track-identify-track person goes in that order.
-    assert await delivered_in_order(store) == [["m1", "m10", "m5", "m7"], ["m2", "m6"], ["m3"], ["m4"]]
+    # keys) are claimed behind m1 and m5; an identify-track-identify-track person goes in that order.
+    assert await delivered_in_order(store) == [["m1", "m2", "m3", "m4"], ["m10"], ["m5", "m6"], ["m7"]]
     assert await store.replay_dead_letters() == 1
     assert await delivered_in_order(store) == [["m8"]]
 

@@ -13,12 +13,16 @@ LEASE = 30.0
 
 
 async def kill_heads(store: Store, now: float = T0, reason: str = "400 bad request") -> list[int]:
-    """Claim every ready head, record one aborted attempt and dead-letter it."""
+    """Claim every ready head, record one aborted attempt and dead-letter it; the person's events
+    claimed with it are put back."""
     killed = []
-    for claimed in await claim_events(store, now, 100, LEASE):
-        await store.record_attempt(claimed.id, Attempt(now, "aborted", 400, reason, {"errorCode": "X"}))
-        assert await store.dead_letter(claimed.id, reason, lease=claimed.lease)
-        killed.append(claimed.id)
+    for claim in await store.claim(now, 100, LEASE):
+        head, *rest = claim.events
+        await store.record_attempt(head.id, Attempt(now, "aborted", 400, reason, {"errorCode": "X"}))
+        assert await store.dead_letter(head.id, reason, lease=claim.lease)
+        killed.append(head.id)
+        for later in rest:
+            assert await store.retry_later(later.id, later.received_at, None, lease=claim.lease)
     return killed
 
 
@@ -73,11 +77,11 @@ async def test_replay_requeues_in_the_original_order_keeping_the_one_attempt_cou
     """The counter is never reset (every view shows the whole history); the retry policy starts
     afresh from the baseline the replay stores."""
     await store.enqueue([event("a1", "ada"), event("a2", "ada"), event("a3", "ada")])
-    (first,) = await claim_events(store, T0, 10, LEASE)
+    (first,) = await claim_events(store, T0, 10, LEASE, calls=1)
     await store.retry_later(first.id, T0, {"company_gsid": "G1"}, lease=first.lease)
     assert await kill_heads(store) == [1]
     assert await kill_heads(store) == [2]  # a2 died after a1; a3 is next in line
-    (third,) = await claim_events(store, T0, 10, LEASE)
+    (third,) = await claim_events(store, T0, 10, LEASE, calls=1)
     assert third.message_id == "a3"
     await store.retry_later(third.id, T0 + 500, None, lease=third.lease)
 
@@ -85,7 +89,7 @@ async def test_replay_requeues_in_the_original_order_keeping_the_one_attempt_cou
     assert await store.list_dead_letters() == []
     seen = []
     for _ in range(3):
-        (claimed,) = await claim_events(store, T0 + 500, 10, LEASE)
+        (claimed,) = await claim_events(store, T0 + 500, 10, LEASE, calls=1)
         seen.append((claimed.message_id, claimed.attempts, claimed.attempts_since_replay, claimed.progress))
         await store.complete(claimed.id, "delivered", lease=claimed.lease)
     assert seen == [("a1", 1, 0, None), ("a2", 1, 0, None), ("a3", 0, 0, None)]
@@ -149,7 +153,7 @@ async def test_a_replayed_event_goes_before_the_person_s_queued_events(store: St
     await store.enqueue([event("a2", "ada", at=T0 + 1)])
 
     await store.replay_dead_letters()
-    assert [e.message_id for e in await claim_events(store, T0 + 1, 10, LEASE)] == ["a1"]
+    assert [e.message_id for e in await claim_events(store, T0 + 1, 10, LEASE)] == ["a1", "a2"]
 
 
 async def test_purge_deletes_dead_letters_and_keeps_their_message_ids(store: Store) -> None:
@@ -184,7 +188,7 @@ async def test_purge_leaves_live_events_alone(store: Store) -> None:
 
 
 async def test_a_rejected_event_is_final_counted_and_replayable_only_by_id(store: Store) -> None:
-    await store.enqueue([event("a1", "ada"), event("a2", "ada"), event("b1", "bob")])
+    await store.enqueue([event("a1", "ada"), event("a2", "ada", at=T0 + 1), event("b1", "bob")])
     first = await claim_events(store, T0, 10, LEASE)
     assert [c.message_id for c in first] == ["a1", "b1"]
     await store.record_attempt(1, Attempt(T0, "rejected", None, "email is required for identify"))
@@ -196,7 +200,7 @@ async def test_a_rejected_event_is_final_counted_and_replayable_only_by_id(store
     assert (await store.counts())["rejected"] == 1
     assert await store.list_dead_letters() == [] and await store.get_dead_letter(1) is None
     # The person's next event is claimable at once: a rejected event never blocks.
-    assert [c.message_id for c in await claim_events(store, T0, 10, LEASE)] == ["a2"]
+    assert [c.message_id for c in await claim_events(store, T0 + 1, 10, LEASE)] == ["a2"]
 
     assert await store.replay_dead_letters() == 0  # "replay all" means dead letters
     assert await store.purge_dead_letters(ids=[1]) == 0  # purge is for dead letters only

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from destination.delivery.store import GSID_RETENTION_SECONDS, Attempt, QueuedEvent, Store, StoreClosedError
+from destination.delivery.store import (
+    GSID_RETENTION_SECONDS,
+    MAX_RUN_CALLS,
+    Attempt,
+    QueuedEvent,
+    Store,
+    StoreClosedError,
+)
 from tests.delivery.conftest import T0, FakeClock, StoreFactory, claim_events, event
 
 pytestmark = pytest.mark.anyio
@@ -99,10 +106,10 @@ async def test_nothing_is_claimable_before_it_is_received(store: Store) -> None:
 
 
 async def test_a_person_s_next_event_waits_until_the_one_in_flight_is_delivered(store: Store) -> None:
-    await store.enqueue([event("a1", "ada", kind="track"), event("a2", "ada"), event("b1", "bob")])
-    first, _ = await claim_events(store, T0, 10, LEASE)
-    assert first.message_id == "a1"
-    assert await claim_events(store, T0, 10, LEASE) == []
+    await store.enqueue([event("a1", "ada", kind="track")])
+    (first,) = await claim_events(store, T0, 10, LEASE)
+    await store.enqueue([event("a2", "ada"), event("b1", "bob")])
+    assert ids(await claim_events(store, T0, 10, LEASE)) == ["b1"]
 
     claimed = await store.get_event(1)
     assert claimed is not None and claimed.state == "leased"
@@ -113,24 +120,45 @@ async def test_a_person_s_next_event_waits_until_the_one_in_flight_is_delivered(
 # person runs
 
 
-@pytest.mark.parametrize(
-    ("queued", "run"),
-    [
-        (["identify", "group", "identify", "track", "identify"], 3),
-        (["group", "track"], 1),
-        (["track", "identify"], 1),
-        (["identify"], 1),
-        (["group", "group", "group"], 3),
-    ],
-)
-async def test_a_claim_takes_a_person_s_run_up_to_not_past_their_next_track(
-    store: Store, queued: list[str], run: int
-) -> None:
+async def test_a_claim_takes_a_person_s_due_events_in_order(store: Store) -> None:
+    queued = ["identify", "group", "identify", "track", "identify", "track", "track"]
     await store.enqueue([event(f"a{i}", "ada", kind=k, at=T0 + i) for i, k in enumerate(queued)])
     (claim,) = await store.claim(T0 + 10, 10, LEASE)
-    assert [e.message_id for e in claim.events] == [f"a{i}" for i in range(run)]
+    assert [e.message_id for e in claim.events] == [f"a{i}" for i in range(len(queued))]
     assert {e.lease for e in claim.events} == {claim.lease}
     assert await store.claim(T0 + 10, 10, LEASE) == []
+
+
+@pytest.mark.parametrize(
+    ("calls", "run"),
+    [
+        (0, 1),  # the head is always taken
+        (1, 2),  # identify and group: one Person upsert; the track would be a second call
+        (2, 3),
+        (3, 4),
+        (4, 5),
+        (5, 6),
+    ],
+)
+async def test_calls_bound_what_a_claim_takes(store: Store, calls: int, run: int) -> None:
+    queued = ["identify", "group", "track", "identify", "track", "group"]
+    await store.enqueue([event(f"a{i}", "ada", kind=k, at=T0 + i) for i, k in enumerate(queued)])
+    await store.enqueue([event("b0", "bob", kind="track", at=T0 + 20)])
+    (claim,) = await store.claim(T0 + 30, 10, LEASE, calls=calls)  # bob: no call left
+    assert [e.message_id for e in claim.events] == [f"a{i}" for i in range(run)]
+
+
+async def test_a_claim_needs_at_most_max_run_calls(store: Store) -> None:
+    queued = ["identify", "group"] + ["track"] * (MAX_RUN_CALLS + 5)
+    await store.enqueue([event(f"a{i}", "ada", kind=k, at=T0 + i) for i, k in enumerate(queued)])
+    (claim,) = await store.claim(T0 + 100, 10, LEASE)
+    assert len(claim.events) == 2 + MAX_RUN_CALLS - 1  # one upsert, then tracks
+
+
+async def test_calls_are_shared_by_the_claims_of_one_call_to_claim(store: Store) -> None:
+    await store.enqueue([event(f"{who}{i}", who, kind="track", at=T0 + i) for who in "abc" for i in range(3)])
+    claims = await store.claim(T0 + 10, 10, LEASE, calls=4)
+    assert [[e.message_id for e in c.events] for c in claims] == [["a0", "a1", "a2"], ["b0"]]
 
 
 async def test_a_run_stops_at_an_event_not_yet_due(store: Store) -> None:
@@ -155,11 +183,11 @@ async def test_each_claim_has_its_own_lease_and_the_limit_counts_claims(store: S
     assert claims[0].lease != claims[1].lease
 
 
-async def test_the_run_after_a_track_is_claimed_once_the_track_is_finished(store: Store) -> None:
+async def test_with_one_call_a_claim_the_run_after_a_track_follows_the_track(store: Store) -> None:
     kinds_queued = ["identify", "track", "group", "identify", "track"]
     await store.enqueue([event(f"a{i}", "ada", kind=k, at=T0 + i) for i, k in enumerate(kinds_queued)])
     seen = []
-    while claims := await store.claim(T0 + 10, 10, LEASE):
+    while claims := await store.claim(T0 + 10, 10, LEASE, calls=1):
         (claim,) = claims
         seen.append([e.message_id for e in claim.events])
         for e in claim.events:
@@ -172,7 +200,7 @@ async def test_a_person_s_events_arriving_in_separate_calls_keep_their_order(sto
         await store.enqueue([event(f"a{i}", "ada", at=T0 + i, kind="track")])
     seen = []
     for _ in range(4):
-        (claimed,) = await claim_events(store, T0 + 10, 10, LEASE)
+        (claimed,) = await claim_events(store, T0 + 10, 10, LEASE, calls=1)
         seen.append(claimed.message_id)
         await store.complete(claimed.id, "filtered", lease=claimed.lease)
     assert seen == ["a0", "a1", "a2", "a3"]
@@ -180,7 +208,7 @@ async def test_a_person_s_events_arriving_in_separate_calls_keep_their_order(sto
 
 async def test_an_event_waiting_for_its_retry_blocks_only_its_own_person(store: Store) -> None:
     await store.enqueue([event("a1", "ada", kind="track"), event("a2", "ada"), event("b1", "bob", at=T0 + 1)])
-    first = await claim_events(store, T0, 1, LEASE)
+    first = await claim_events(store, T0, 1, LEASE, calls=1)
     assert ids(first) == ["a1"]
     assert await store.retry_later(first[0].id, T0 + 60, None, lease=first[0].lease)
 
@@ -188,7 +216,7 @@ async def test_an_event_waiting_for_its_retry_blocks_only_its_own_person(store: 
     assert other.message_id == "b1"
     assert await store.complete(other.id, "delivered", lease=other.lease)
     assert await claim_events(store, T0 + 59, 10, LEASE) == []
-    assert ids(await claim_events(store, T0 + 60, 10, LEASE)) == ["a1"]
+    assert ids(await claim_events(store, T0 + 60, 10, LEASE)) == ["a1", "a2"]
 
 
 async def test_the_same_ordering_key_in_two_destinations_is_two_people(store: Store) -> None:
@@ -198,7 +226,7 @@ async def test_the_same_ordering_key_in_two_destinations_is_two_people(store: St
 
 async def test_a_dead_letter_unblocks_the_person_s_next_event(store: Store) -> None:
     await store.enqueue([event("a1", "ada", kind="track"), event("a2", "ada")])
-    (first,) = await claim_events(store, T0, 10, LEASE)
+    (first,) = await claim_events(store, T0, 10, LEASE, calls=1)
     assert await store.dead_letter(first.id, "400 GSOBJ_PEOPLE1001", lease=first.lease)
     assert ids(await claim_events(store, T0, 10, LEASE)) == ["a2"]
 

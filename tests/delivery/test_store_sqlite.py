@@ -83,8 +83,8 @@ async def test_every_acknowledged_event_survives_kill_9(tmp_path: Path) -> None:
 async def test_state_survives_close_and_reopen(tmp_path: Path) -> None:
     path = tmp_path / "q.sqlite3"
     store = SQLiteStore(path)
-    await store.enqueue([event("a1", "ada"), event("a2", "ada"), event("b1", "bob")])
-    claimed = await claim_events(store, T0, 10, 30.0)
+    await store.enqueue([event("a1", "ada"), event("a2", "ada", at=T0 + 1), event("b1", "bob")])
+    claimed = await claim_events(store, T0, 10, 30.0)  # a1 and b1: a2 is not due yet
     await store.dead_letter(claimed[0].id, "bad", lease=claimed[0].lease)
     await store.take_budget("acme", [("minute", 60.0, 1)])
     await store.close()

@@ -40,9 +40,10 @@ def seeded(tmp_path: Path, *, backoff: bool = False) -> str:
                 NewEvent("globex", "m3", "bob", "track", dumps({**anonymous, "messageId": "m3"}), now),
             ]
         )
-        if backoff:
+        if backoff:  # a claim takes ada's track behind her identify: it goes back untried
             for claimed in await claim_events(store, now, 2, 60):
-                await store.retry_later(claimed.id, now + 3600, None, lease=claimed.lease)
+                later = now if claimed.message_id == "m2" else now + 3600
+                await store.retry_later(claimed.id, later, None, lease=claimed.lease)
         await store.close()
 
     asyncio.run(seed())

@@ -93,8 +93,12 @@ def test_delivery_waits_out_a_full_disk_reported_once_and_resumes_by_itself(
     app = create_app(settings, transport=httpx.MockTransport(gainsight), wrap_store=wrap)
     with TestClient(app) as client:
         store = wrapped[0]
-        store.full = True
+        # The event is stored (ingest commits: the store works) before the disk fills: a claim
+        # woken by that ingest must not race it, so claims find nothing until then.
+        store.held = operation == "claim"
+        store.full = operation == "complete"
         assert client.post("/v1/track", json=TRACK, auth=AUTH).json()["stored"] == 1
+        store.full, store.held = True, False
         # The workers keep trying (a poll every 0.5 s; "complete": each time the lease runs out).
         wait_until(lambda: store.failures >= 3, "the workers met the full disk three times")
         ready = client.get("/ready")

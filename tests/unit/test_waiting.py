@@ -25,9 +25,10 @@ async def view_of(store: MemoryStore, message_id: str) -> StoredEvent:
 async def test_an_event_behind_its_persons_failing_head_waits_for_that_event() -> None:
     store = MemoryStore()
     await store.enqueue([event("identify-1", "ada", kind="identify"), event("track-2", "ada")])
-    (head,) = await claim_events(store, T0, 1)
+    head, behind = await claim_events(store, T0, 1)  # a claim takes the person's due events
     failed = Attempt(T0, "retryable", 503, "unavailable")
     assert await store.retry_later(head.id, T0 + 95, None, lease=head.lease, attempt=failed)
+    assert await store.retry_later(behind.id, T0, None, lease=behind.lease)  # back, untried
 
     track = await view_of(store, "track-2")
     assert await waiting_for(store, track, T0 + 1, TENANT, WINDOWS) == {

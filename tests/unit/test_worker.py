@@ -32,7 +32,13 @@ Handler = Callable[[httpx.Request], httpx.Response]
 
 class World:
     def __init__(
-        self, handler: Handler, per_minute: int = 100, lease_seconds: float = 10.0, *, log_pii: bool = False
+        self,
+        handler: Handler,
+        per_minute: int = 100,
+        lease_seconds: float = 10.0,
+        *,
+        log_pii: bool = False,
+        per_day: int = 50_000,
     ) -> None:
         self.now = NOW
         self.store = MemoryStore(clock=lambda: self.now)
@@ -45,7 +51,7 @@ class World:
         metrics = Metrics()
         governor = RateGovernor(
             self.store,
-            (RateWindow("minute", 60, per_minute), RateWindow("day", 86_400, 50_000)),
+            (RateWindow("minute", 60, per_minute), RateWindow("day", 86_400, per_day)),
             guard_seconds=0,
             clock=lambda: self.now,
         )
