@@ -179,15 +179,6 @@ class MemoryStore(FinishMoves):
                 row.available_at = now + lease_seconds
             return len(held)
 
-    async def record_attempt(self, event_id: int, attempt: Attempt) -> bool:
-        check_attempt(attempt)
-        with self._open():
-            row = self._t.rows.get(event_id)
-            if row is None:
-                return False
-            self._record(row, attempt)
-            return True
-
     def _record(self, row: _Row, attempt: Attempt) -> None:
         copied = replace(attempt, response=_json_copy(attempt.response), request=_json_copy(attempt.request))
         row.history.append(copied)

@@ -306,13 +306,6 @@ class PostgresStore(FinishMoves):
             await conn.execute(self._q["lazy_commit"])
             return (await conn.execute(self._q["renew_lease"], params)).rowcount
 
-    async def record_attempt(self, event_id: int, attempt: Attempt) -> bool:
-        check_attempt(attempt)
-        if not _storable_id(event_id):
-            return False
-        async with self._tx() as conn:
-            return await self._record(conn, event_id, attempt)
-
     async def _record(self, conn: Conn, event_id: int, attempt: Attempt) -> bool:
         params = {
             "event_id": event_id,
@@ -324,7 +317,7 @@ class PostgresStore(FinishMoves):
             "request": _jsonb(attempt.request),
             "call": attempt.call,
         }
-        return (await conn.execute(self._q["record_attempt"], params)).rowcount == 1
+        return (await conn.execute(self._q["append_attempt"], params)).rowcount == 1
 
     async def retry_later(
         self,

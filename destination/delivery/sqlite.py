@@ -184,10 +184,6 @@ class SQLiteStore(FinishMoves):
 
         return await self._writer.run(job, grouped=True)  # a batch's renewals share one commit
 
-    async def record_attempt(self, event_id: int, attempt: Attempt) -> bool:
-        check_attempt(attempt)
-        return await self._writer.run(lambda conn: self._record(conn, event_id, attempt))
-
     def _record(self, conn: sqlite3.Connection, event_id: int, attempt: Attempt) -> bool:
         params = {
             "event_id": event_id,
@@ -199,7 +195,7 @@ class SQLiteStore(FinishMoves):
             "request": _json_or_none(attempt.request),
             "call": attempt.call,
         }
-        if conn.execute(self._q["record_attempt"], params).rowcount != 1:
+        if conn.execute(self._q["append_attempt"], params).rowcount != 1:
             return False
         conn.execute(self._q["count_attempt"], params)
         return True

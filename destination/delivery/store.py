@@ -32,7 +32,7 @@ stalled worker) makes the events claimable again, under a new token. `retry_late
 lease expired cannot move an event that another claim now holds.
 
 Attempts: `attempts` is the event's one attempt counter, owned by the store: the number of attempts
-recorded (`record_attempt`, or with retry_later/complete/dead_letter/reject) over the event's whole
+recorded (by retry_later, complete, dead_letter or reject) over the event's whole
 history, replays included; it is never reset, so it always equals the length of the history, and
 every view (dead letters, event status, logs) shows it. A replay stores the counter's value at that
 moment in `replayed_at_attempt` (0 until the first replay), so the retry policy, which starts afresh
@@ -297,11 +297,7 @@ class EventQueue(Protocol):
         holds (0 = the lease is lost)."""
         ...
 
-    async def record_attempt(self, event_id: int, attempt: Attempt) -> bool:
-        """Append to the event's history and count it; False when there is no such event."""
-        ...
-
-    # retry_later, complete and dead_letter record `attempt` (when given) in the same transaction,
+    # retry_later, complete, dead_letter and reject record `attempt` (when given) in the same transaction,
     # and only when the lease still holds: a worker that lost its lease leaves no trace.
 
     async def retry_later(
