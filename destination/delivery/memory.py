@@ -32,10 +32,10 @@ from destination.delivery.store import (
     StateKind,
     run_length,
 )
-from destination.delivery.store_base import LeasedMoves, new_lease, without_body
+from destination.delivery.store_base import QueueMoves, new_lease, without_body
 
 
-class MemoryStore(MemoryViews, LeasedMoves):
+class MemoryStore(MemoryViews, QueueMoves):
     """`Store` in process memory; see store.py for the semantics of each method. The unit tests'
     double: no store URL names it (create_app(store=…)). `sharing(other)` is a second handle on
     the same data, as a second replica on a PostgreSQL store would be: closing one leaves the other
@@ -75,11 +75,7 @@ class MemoryStore(MemoryViews, LeasedMoves):
         self._t.rows[row.id] = row
         return True
 
-    async def claim(
-        self, now: float, limit: int, lease_seconds: float, *, calls: int | None = None
-    ) -> list[Claim]:
-        if lease_seconds <= 0:
-            raise ValueError("lease_seconds must be positive")
+    async def _claim(self, now: float, limit: int, lease_until: float, calls: int) -> list[Claim]:
         with self._open():
             ready = [
                 row
@@ -87,9 +83,9 @@ class MemoryStore(MemoryViews, LeasedMoves):
                 if row.head and row.available_at is not None and row.available_at <= now
             ]
             ready.sort(key=lambda row: (row.available_at, row.id))
-            left = calls if calls is not None else max(limit, 0) * MAX_RUN
+            left = calls
             claims: list[Claim] = []
-            for head in ready[: max(limit, 0)]:
+            for head in ready[:limit]:
                 if claims and left < 1:
                     break
                 due = [head]
@@ -104,10 +100,10 @@ class MemoryStore(MemoryViews, LeasedMoves):
                 lease = new_lease()
                 for row in run:
                     row.state = "leased"
-                    row.available_at = now + lease_seconds
+                    row.available_at = lease_until
                     row.lease_owner = lease
                 events = tuple(_queued_event(row) for row in run)
-                claims.append(Claim(lease, now + lease_seconds, events))
+                claims.append(Claim(lease, lease_until, events))
             return claims
 
     async def renew(self, lease: str, now: float, lease_seconds: float) -> int:
@@ -258,17 +254,4 @@ class MemoryStore(MemoryViews, LeasedMoves):
 
 
 def _queued_event(row: Row) -> QueuedEvent:
-    e = row.event
-    return QueuedEvent(
-        id=row.id,
-        destination_id=e.destination_id,
-        message_id=e.message_id,
-        ordering_key=e.ordering_key,
-        kind=e.kind,
-        payload=e.payload,
-        received_at=e.received_at,
-        attempts=row.attempts,
-        progress=json_copy(row.progress),
-        lease=row.lease_owner or "",
-        replayed_at_attempt=row.replayed_at_attempt,
-    )
+    return QueuedEvent(**row.fields(), lease=row.lease_owner or "")

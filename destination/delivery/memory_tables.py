@@ -40,6 +40,22 @@ class Row:
     def person(self) -> PersonKey:
         return (self.event.destination_id, self.event.ordering_key)
 
+    def fields(self) -> dict[str, Any]:
+        """What a QueuedEvent and a StoredEvent both show of the row (progress as a fresh copy)."""
+        e = self.event
+        return {
+            "id": self.id,
+            "destination_id": e.destination_id,
+            "message_id": e.message_id,
+            "ordering_key": e.ordering_key,
+            "kind": e.kind,
+            "payload": e.payload,
+            "received_at": e.received_at,
+            "attempts": self.attempts,
+            "progress": json_copy(self.progress),
+            "replayed_at_attempt": self.replayed_at_attempt,
+        }
+
 
 def json_copy(value: Any) -> Any:
     """What a JSON column would give back: a fresh copy, and an error if it is not JSON."""

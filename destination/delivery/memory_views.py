@@ -6,7 +6,7 @@ import bisect
 from collections.abc import Iterable, Sequence
 
 from destination import jsonutil
-from destination.delivery.memory_tables import PersonKey, Row, TablesHandle, json_copy
+from destination.delivery.memory_tables import PersonKey, Row, TablesHandle
 from destination.delivery.store import (
     EVENT_STATES,
     FAILED_OUTCOMES,
@@ -16,10 +16,11 @@ from destination.delivery.store import (
     EventSummary,
     StoredEvent,
 )
+from destination.delivery.store_base import DeadLetterLookup
 from destination.events import Person, is_person, person_of
 
 
-class MemoryViews(TablesHandle):
+class MemoryViews(TablesHandle, DeadLetterLookup):
     """EventAdmin (and the budget read) of the memory store; see store.py."""
 
     async def get_event(self, event_id: int) -> StoredEvent | None:
@@ -34,10 +35,6 @@ class MemoryViews(TablesHandle):
             dead = self._dead_rows(None, destination_id)
             start = max(offset, 0)
             return [_dead_letter(row) for row in dead[start : start + max(limit, 0)]]
-
-    async def get_dead_letter(self, event_id: int) -> StoredEvent | None:
-        event = await self.get_event(event_id)
-        return event if event is not None and event.state == "dead" else None
 
     def _dead_rows(
         self, ids: Sequence[int] | None, destination_id: str | None, *, with_rejected: bool = False
@@ -248,22 +245,12 @@ def _dead_letter(row: Row) -> DeadLetter:
 
 
 def _stored_event(row: Row) -> StoredEvent:
-    e = row.event
     return StoredEvent(
-        id=row.id,
-        destination_id=e.destination_id,
-        message_id=e.message_id,
-        ordering_key=e.ordering_key,
-        kind=e.kind,
-        payload=e.payload,
-        received_at=e.received_at,
+        **row.fields(),
         state=row.state,
-        attempts=row.attempts,
-        progress=json_copy(row.progress),
         available_at=row.available_at,
         lease_owner=row.lease_owner,
         finished_at=row.finished_at,
         reason=row.reason,
         history=tuple(row.history),
-        replayed_at_attempt=row.replayed_at_attempt,
     )

@@ -42,13 +42,13 @@ from destination.delivery.store import (
 )
 from destination.delivery.store_base import (
     PRUNE_CHUNK,
-    LeasedMoves,
+    QueueMoves,
     new_lease,
     storable_id,
 )
 
 
-class PostgresStore(PostgresViews, PostgresMemory, LeasedMoves):
+class PostgresStore(PostgresViews, PostgresMemory, QueueMoves):
     """`Store` on a PostgreSQL database; see store.py for the semantics of each method."""
 
     def __init__(
@@ -96,14 +96,7 @@ class PostgresStore(PostgresViews, PostgresMemory, LeasedMoves):
             for i, e in enumerate(events)
         ]
 
-    async def claim(
-        self, now: float, limit: int, lease_seconds: float, *, calls: int | None = None
-    ) -> list[Claim]:
-        if lease_seconds <= 0:
-            raise ValueError("lease_seconds must be positive")
-        if limit <= 0:
-            return []
-        lease_until = now + lease_seconds
+    async def _claim(self, now: float, limit: int, lease_until: float, calls: int) -> list[Claim]:
         async with self._tx() as conn:
             heads = await (
                 await conn.execute(self._q["ready_heads"], {"now": now, "limit": limit})
@@ -126,7 +119,7 @@ class PostgresStore(PostgresViews, PostgresMemory, LeasedMoves):
                 else:
                     due[head_id][0].append(event_id)
                     due[head_id][1].append(kind)
-            runs = self._within(heads, due, calls if calls is not None else limit * MAX_RUN)
+            runs = self._within(heads, due, calls)
             leases = {head_id: new_lease() for head_id in runs}
             ids = [event_id for run in runs.values() for event_id in run]
             params = {

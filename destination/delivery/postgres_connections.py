@@ -51,11 +51,6 @@ def people_lists(people: Sequence[tuple[str, str]]) -> dict[str, list[str]]:
     return {"destinations": [d for d, _ in people], "people": [p for _, p in people]}
 
 
-def bigint(n: int) -> int:
-    """A page bound clamped to what PostgreSQL's bigint holds (a caller's 2**64 is "no limit")."""
-    return min(max(n, 0), 2**63 - 1)
-
-
 class PostgresConnections:
     """The pools and transactions every part of PostgresStore works through."""
 

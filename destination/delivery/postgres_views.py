@@ -8,7 +8,6 @@ from typing import Any
 from destination.delivery import rows as rowmap
 from destination.delivery.postgres_connections import (
     PostgresConnections,
-    bigint,
     people_lists,
 )
 from destination.delivery.store import (
@@ -21,13 +20,14 @@ from destination.delivery.store import (
 )
 from destination.delivery.store_base import (
     RECENT_ATTEMPTS_SCAN,
+    DeadLetterLookup,
+    event_filters,
+    page_bound,
     storable_id,
-    user_needle,
 )
-from destination.events import ascii_lower
 
 
-class PostgresViews(PostgresConnections):
+class PostgresViews(PostgresConnections, DeadLetterLookup):
     """EventAdmin (and the budget read) of the PostgreSQL store; see store.py."""
 
     async def get_event(self, event_id: int) -> StoredEvent | None:
@@ -45,14 +45,10 @@ class PostgresViews(PostgresConnections):
     ) -> list[DeadLetter]:
         if limit <= 0:
             return []
-        params = {"destination_id": destination_id, "limit": bigint(limit), "offset": bigint(offset)}
+        params = {"destination_id": destination_id, "limit": page_bound(limit), "offset": page_bound(offset)}
         async with self._tx() as conn:
             rows = await (await conn.execute(self._q["list_dead_letters"], params)).fetchall()
         return [DeadLetter(*row) for row in rows]
-
-    async def get_dead_letter(self, event_id: int) -> StoredEvent | None:
-        event = await self.get_event(event_id)
-        return event if event is not None and event.state == "dead" else None
 
     def _selection(self, ids: Sequence[int] | None, destination_id: str | None) -> dict[str, Any]:
         return {
@@ -116,15 +112,7 @@ class PostgresViews(PostgresConnections):
     ) -> list[EventSummary]:
         if limit <= 0:
             return []
-        params = {
-            "destination_id": destination_id,
-            "state": state,
-            "limit": bigint(limit),
-            "offset": bigint(offset),
-            "user": user,
-            "needle": None if user is None else user_needle(user),
-            "email": None if user is None else ascii_lower(user),
-        }
+        params = event_filters(destination_id, state, limit, offset, user)
         async with self._tx() as conn:
             rows = await (await conn.execute(self._q["list_events"], params)).fetchall()
         return [EventSummary(*row) for row in rows]
@@ -132,7 +120,12 @@ class PostgresViews(PostgresConnections):
     async def latest_finished(
         self, destination_id: str, state: str, since: float, limit: int
     ) -> list[EventSummary]:
-        params = {"destination_id": destination_id, "state": state, "since": since, "limit": bigint(limit)}
+        params = {
+            "destination_id": destination_id,
+            "state": state,
+            "since": since,
+            "limit": page_bound(limit),
+        }
         async with self._tx() as conn:
             rows = await (await conn.execute(self._q["latest_finished"], params)).fetchall()
         return [EventSummary(*row) for row in rows]
@@ -167,7 +160,7 @@ class PostgresViews(PostgresConnections):
             return []
         params = {
             "destination_id": destination_id,
-            "limit": bigint(limit),
+            "limit": page_bound(limit),
             "failed": failed_only,
             "scan": RECENT_ATTEMPTS_SCAN,
         }

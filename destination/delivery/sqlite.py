@@ -39,7 +39,7 @@ from destination.delivery.store import (
 )
 from destination.delivery.store_base import (
     PRUNE_CHUNK,
-    LeasedMoves,
+    QueueMoves,
     new_lease,
 )
 
@@ -55,7 +55,7 @@ def _json_or_none(value: Any) -> bytes | None:
     return None if value is None else jsonutil.dumps(value)
 
 
-class SQLiteStore(SQLiteViews, LeasedMoves):
+class SQLiteStore(SQLiteViews, QueueMoves):
     """`Store` on a SQLite file; see store.py for the semantics of each method."""
 
     def __init__(
@@ -106,18 +106,11 @@ class SQLiteStore(SQLiteViews, LeasedMoves):
 
         return await self._writer.run(job, grouped=True) if events else []
 
-    async def claim(
-        self, now: float, limit: int, lease_seconds: float, *, calls: int | None = None
-    ) -> list[Claim]:
-        if lease_seconds <= 0:
-            raise ValueError("lease_seconds must be positive")
-        if limit <= 0:
-            return []
-        lease_until = now + lease_seconds
+    async def _claim(self, now: float, limit: int, lease_until: float, calls: int) -> list[Claim]:
 
         def job(conn: sqlite3.Connection) -> list[Claim]:
             heads = conn.execute(self._q["ready_heads"], {"now": now, "limit": limit}).fetchall()
-            left = calls if calls is not None else limit * MAX_RUN
+            left = calls
             claims: list[Claim] = []
             for head_id, destination_id, ordering_key, kind in heads:
                 if claims and left < 1:

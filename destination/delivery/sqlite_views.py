@@ -19,10 +19,11 @@ from destination.delivery.store import (
 )
 from destination.delivery.store_base import (
     RECENT_ATTEMPTS_SCAN,
+    DeadLetterLookup,
+    event_filters,
+    page_bound,
     storable_id,
-    user_needle,
 )
-from destination.events import ascii_lower
 
 
 def json_ids(ids: list[int]) -> str:
@@ -30,7 +31,7 @@ def json_ids(ids: list[int]) -> str:
     return jsonutil.dumps(ids).decode()
 
 
-class SQLiteViews:
+class SQLiteViews(DeadLetterLookup):
     """EventAdmin (and the budget read) of the SQLite store; see store.py. Reads run on the
     store's writer thread, or beside it on a second connection for scans of every event."""
 
@@ -59,8 +60,8 @@ class SQLiteViews:
             return []
         params = {
             "destination_id": destination_id,
-            "limit": min(limit, 2**62),
-            "offset": min(max(offset, 0), 2**62),
+            "limit": page_bound(limit),
+            "offset": page_bound(offset),
         }
 
         def job(conn: sqlite3.Connection) -> list[DeadLetter]:
@@ -68,10 +69,6 @@ class SQLiteViews:
             return [DeadLetter(*row) for row in rows]
 
         return await self._writer.run(job, writes=False)
-
-    async def get_dead_letter(self, event_id: int) -> StoredEvent | None:
-        event = await self.get_event(event_id)
-        return event if event is not None and event.state == "dead" else None
 
     async def replay_dead_letters(
         self, ids: Sequence[int] | None = None, destination_id: str | None = None
@@ -150,15 +147,7 @@ class SQLiteViews:
     ) -> list[EventSummary]:
         if limit <= 0:
             return []
-        params = {
-            "destination_id": destination_id,
-            "state": state,
-            "limit": min(limit, 2**62),
-            "offset": min(max(offset, 0), 2**62),
-            "user": user,
-            "needle": None if user is None else user_needle(user),
-            "email": None if user is None else ascii_lower(user),
-        }
+        params = event_filters(destination_id, state, limit, offset, user)
 
         def job(conn: sqlite3.Connection) -> list[EventSummary]:
             return [EventSummary(*row) for row in conn.execute(self._q["list_events"], params)]

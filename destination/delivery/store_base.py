@@ -12,9 +12,12 @@ from destination import jsonutil
 from destination.delivery.store_values import (
     ATTEMPT_OUTCOMES,
     FINAL_OUTCOMES,
+    MAX_RUN,
     Attempt,
+    Claim,
     EventState,
     FinalOutcome,
+    StoredEvent,
 )
 from destination.events import ascii_lower
 
@@ -22,13 +25,16 @@ PRUNE_CHUNK = 1000  # rows per prune transaction, so ingest never waits long beh
 RECENT_ATTEMPTS_SCAN = 50_000  # recent_attempts looks no further back than this many attempts
 
 
-class LeasedMoves:
-    """retry_later, complete, dead_letter and reject of every backend: each checks what it is
-    given, then makes one move on the leased event, which the backend's `_put_back` or `_finish`
+class QueueMoves:
+    """claim, retry_later, complete, dead_letter and reject of every backend: each checks what it
+    is given, then makes one move, which the backend's `_claim`, `_put_back` or `_finish`
     performs (recording `attempt`, when given, in the same transaction). A completed event's
     attempts keep their requests without bodies (the backend's `_finish` drops those of earlier
     attempts): the event's payload stays until it is pruned, and only a dead letter needs what
     was sent."""
+
+    async def _claim(self, now: float, limit: int, lease_until: float, calls: int) -> list[Claim]:
+        raise NotImplementedError
 
     async def _put_back(
         self,
@@ -44,6 +50,15 @@ class LeasedMoves:
         self, event_id: int, state: EventState, reason: str | None, lease: str, attempt: Attempt | None
     ) -> bool:
         raise NotImplementedError
+
+    async def claim(
+        self, now: float, limit: int, lease_seconds: float, *, calls: int | None = None
+    ) -> list[Claim]:
+        if lease_seconds <= 0:
+            raise ValueError("lease_seconds must be positive")
+        if limit <= 0:
+            return []
+        return await self._claim(now, limit, now + lease_seconds, limit * MAX_RUN if calls is None else calls)
 
     async def retry_later(
         self,
@@ -120,3 +135,35 @@ def storable_id(event_id: int) -> bool:
     """Ids are 64-bit integers in SQLite and PostgreSQL: anything else (a caller's 2**64) names
     no event, never a 500."""
     return 0 <= event_id < 2**63
+
+
+def page_bound(n: int) -> int:
+    """A page's limit or offset as the SQL stores pass it: never negative, and a caller's 2**64
+    ("no limit") within a 64-bit integer, with room for the two added."""
+    return min(max(n, 0), 2**62)
+
+
+def event_filters(
+    destination_id: str | None, state: str | None, limit: int, offset: int, user: str | None
+) -> dict[str, Any]:
+    """The parameters of the SQL stores' list_events query."""
+    return {
+        "destination_id": destination_id,
+        "state": state,
+        "limit": page_bound(limit),
+        "offset": page_bound(offset),
+        "user": user,
+        "needle": None if user is None else user_needle(user),
+        "email": None if user is None else ascii_lower(user),
+    }
+
+
+class DeadLetterLookup:
+    """get_dead_letter of every backend: the event, when it is a dead letter."""
+
+    async def get_event(self, event_id: int) -> StoredEvent | None:
+        raise NotImplementedError
+
+    async def get_dead_letter(self, event_id: int) -> StoredEvent | None:
+        event = await self.get_event(event_id)
+        return event if event is not None and event.state == "dead" else None
