@@ -1,4 +1,4 @@
-"""The durable event store, as the rest of the service sees it: one Protocol and its value types.
+"""The durable event store, as the rest of the service sees it: one Protocol (its parts below).
 
 Life of an event (DESIGN §5):
 
@@ -47,6 +47,11 @@ Implementations: `sqlite.SQLiteStore` (durable, one machine), `postgres.Postgres
 shared by replicas) and `memory.MemoryStore` (the unit-test double). `stores.open_store(url)` picks
 one from a URL and imports only that backend. Each durable backend records its schema version and
 upgrades it when opened (migrations.py).
+
+Where it lives: this module holds the Protocol; store_values.py its value types, errors and limits
+(re-exported here); store_base.py what every backend shares (the checks of claim and the four
+moves, lease tokens, page bounds); rows.py the SQL rows as value types. Each backend keeps its
+queue in `<backend>.py` and its inspection and views in `<backend>_views.py`.
 """
 
 from __future__ import annotations

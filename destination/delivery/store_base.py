@@ -1,5 +1,6 @@
-"""What every store backend shares beyond the Protocol: the finishing moves, the checks of what
-callers pass, lease tokens and the limits of a backend's bulk work."""
+"""What every store backend shares beyond the Protocol: claim and the four moves with the checks
+of what callers pass (QueueMoves), get_dead_letter, lease tokens, list_events' parameters and page
+bounds, and the limits of a backend's bulk work."""
 
 from __future__ import annotations
 
