@@ -120,19 +120,14 @@ class MemoryStore(MemoryViews, QueueMoves):
         self._t.recorded.append((row.id, len(row.history) - 1))
 
     async def _put_back(
-        self,
-        event_id: int,
-        available_at: float,
-        progress: dict[str, Any] | None,
-        lease: str,
-        attempt: Attempt | None,
+        self, event_id: int, at: float, progress: dict[str, Any] | None, lease: str, attempt: Attempt | None
     ) -> bool:
         with self._open():
             row = self._leased_by(event_id, lease)
             if row is None:
                 return False
             row.state = "queued"
-            row.available_at = available_at
+            row.available_at = at
             row.lease_owner = None
             row.progress = json_copy(progress)
             if attempt is not None:

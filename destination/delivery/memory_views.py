@@ -16,11 +16,11 @@ from destination.delivery.store import (
     EventSummary,
     StoredEvent,
 )
-from destination.delivery.store_base import DeadLetterLookup
+from destination.delivery.store_base import EventLookups
 from destination.events import Person, is_person, person_of
 
 
-class MemoryViews(TablesHandle, DeadLetterLookup):
+class MemoryViews(TablesHandle, EventLookups):
     """EventAdmin (and the budget read) of the memory store; see store.py."""
 
     async def get_event(self, event_id: int) -> StoredEvent | None:
@@ -100,14 +100,8 @@ class MemoryViews(TablesHandle, DeadLetterLookup):
                 and (destination_id is None or row.event.destination_id == destination_id)
             ]
 
-    async def list_events(
-        self,
-        destination_id: str | None = None,
-        state: str | None = None,
-        limit: int = 100,
-        offset: int = 0,
-        *,
-        user: str | None = None,
+    async def _list_events(
+        self, destination_id: str | None, state: str | None, limit: int, offset: int, user: str | None
     ) -> list[EventSummary]:
         with self._open():
             rows = [

@@ -175,19 +175,14 @@ class PostgresStore(PostgresViews, PostgresMemory, QueueMoves):
         return (await conn.execute(self._q["append_attempt"], params)).rowcount == 1
 
     async def _put_back(
-        self,
-        event_id: int,
-        available_at: float,
-        progress: dict[str, Any] | None,
-        lease: str,
-        attempt: Attempt | None,
+        self, event_id: int, at: float, progress: dict[str, Any] | None, lease: str, attempt: Attempt | None
     ) -> bool:
         if not storable_id(event_id):
             return False
         params = {
             "id": event_id,
             "lease": lease,
-            "available_at": available_at,
+            "available_at": at,
             "progress": jsonb_or_none(progress),
         }
         async with self._tx() as conn:

@@ -20,14 +20,14 @@ from destination.delivery.store import (
 )
 from destination.delivery.store_base import (
     RECENT_ATTEMPTS_SCAN,
-    DeadLetterLookup,
+    EventLookups,
     event_filters,
     page_bound,
     storable_id,
 )
 
 
-class PostgresViews(PostgresConnections, DeadLetterLookup):
+class PostgresViews(PostgresConnections, EventLookups):
     """EventAdmin (and the budget read) of the PostgreSQL store; see store.py."""
 
     async def get_event(self, event_id: int) -> StoredEvent | None:
@@ -101,17 +101,9 @@ class PostgresViews(PostgresConnections, DeadLetterLookup):
                     found.append(rowmap.stored_event(row, history, rowmap.as_is))
         return found
 
-    async def list_events(
-        self,
-        destination_id: str | None = None,
-        state: str | None = None,
-        limit: int = 100,
-        offset: int = 0,
-        *,
-        user: str | None = None,
+    async def _list_events(
+        self, destination_id: str | None, state: str | None, limit: int, offset: int, user: str | None
     ) -> list[EventSummary]:
-        if limit <= 0:
-            return []
         params = event_filters(destination_id, state, limit, offset, user)
         async with self._tx() as conn:
             rows = await (await conn.execute(self._q["list_events"], params)).fetchall()

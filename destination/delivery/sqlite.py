@@ -175,17 +175,12 @@ class SQLiteStore(SQLiteViews, QueueMoves):
     # Moves after a delivery are grouped: a batch's settles, submitted together, share one commit.
 
     async def _put_back(
-        self,
-        event_id: int,
-        available_at: float,
-        progress: dict[str, Any] | None,
-        lease: str,
-        attempt: Attempt | None,
+        self, event_id: int, at: float, progress: dict[str, Any] | None, lease: str, attempt: Attempt | None
     ) -> bool:
         params = {
             "id": event_id,
             "lease": lease,
-            "available_at": available_at,
+            "available_at": at,
             "progress": _json_or_none(progress),
         }
 

@@ -19,7 +19,7 @@ from destination.delivery.store import (
 )
 from destination.delivery.store_base import (
     RECENT_ATTEMPTS_SCAN,
-    DeadLetterLookup,
+    EventLookups,
     event_filters,
     page_bound,
     storable_id,
@@ -31,7 +31,7 @@ def json_ids(ids: list[int]) -> str:
     return jsonutil.dumps(ids).decode()
 
 
-class SQLiteViews(DeadLetterLookup):
+class SQLiteViews(EventLookups):
     """EventAdmin (and the budget read) of the SQLite store; see store.py. Reads run on the
     store's writer thread, or beside it on a second connection for scans of every event."""
 
@@ -136,17 +136,9 @@ class SQLiteViews(DeadLetterLookup):
 
         return await self._writer.run(job, writes=False)
 
-    async def list_events(
-        self,
-        destination_id: str | None = None,
-        state: str | None = None,
-        limit: int = 100,
-        offset: int = 0,
-        *,
-        user: str | None = None,
+    async def _list_events(
+        self, destination_id: str | None, state: str | None, limit: int, offset: int, user: str | None
     ) -> list[EventSummary]:
-        if limit <= 0:
-            return []
         params = event_filters(destination_id, state, limit, offset, user)
 
         def job(conn: sqlite3.Connection) -> list[EventSummary]:

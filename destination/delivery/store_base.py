@@ -17,6 +17,7 @@ from destination.delivery.store_values import (
     Attempt,
     Claim,
     EventState,
+    EventSummary,
     FinalOutcome,
     StoredEvent,
 )
@@ -38,12 +39,7 @@ class QueueMoves:
         raise NotImplementedError
 
     async def _put_back(
-        self,
-        event_id: int,
-        available_at: float,
-        progress: dict[str, Any] | None,
-        lease: str,
-        attempt: Attempt | None,
+        self, event_id: int, at: float, progress: dict[str, Any] | None, lease: str, attempt: Attempt | None
     ) -> bool:
         raise NotImplementedError
 
@@ -159,11 +155,30 @@ def event_filters(
     }
 
 
-class DeadLetterLookup:
-    """get_dead_letter of every backend: the event, when it is a dead letter."""
+class EventLookups:
+    """get_dead_letter and list_events of every backend: the first is get_event's event when it
+    is a dead letter; the second checks its page before the backend's `_list_events` reads it."""
 
     async def get_event(self, event_id: int) -> StoredEvent | None:
         raise NotImplementedError
+
+    async def _list_events(
+        self, destination_id: str | None, state: str | None, limit: int, offset: int, user: str | None
+    ) -> list[EventSummary]:
+        raise NotImplementedError
+
+    async def list_events(
+        self,
+        destination_id: str | None = None,
+        state: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+        *,
+        user: str | None = None,
+    ) -> list[EventSummary]:
+        if limit <= 0:
+            return []
+        return await self._list_events(destination_id, state, limit, offset, user)
 
     async def get_dead_letter(self, event_id: int) -> StoredEvent | None:
         event = await self.get_event(event_id)
