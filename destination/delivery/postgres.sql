@@ -93,7 +93,7 @@ RETURNING e.id, e.destination_id, e.message_id, e.ordering_key, e.kind, e.payloa
 UPDATE events SET available_at = %(lease_until)s
 WHERE lease_owner = %(lease)s AND state = 'leased';
 
--- name: record_attempt
+-- name: append_attempt
 -- Appended to the history and counted: `attempts` is the store's one attempt counter.
 WITH counted AS (
     UPDATE events SET attempts = attempts + 1 WHERE id = %(event_id)s RETURNING id

@@ -64,7 +64,7 @@ RETURNING id, destination_id, message_id, ordering_key, kind, payload, received_
 UPDATE events SET available_at = :lease_until
 WHERE lease_owner = :lease AND state = 'leased';
 
--- name: record_attempt
+-- name: append_attempt
 INSERT INTO event_attempts (event_id, at, outcome, status_code, error, response, request, call)
 SELECT :event_id, :at, :outcome, :status_code, :error, :response, :request, :call
 WHERE EXISTS (SELECT 1 FROM events WHERE id = :event_id);

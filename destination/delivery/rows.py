@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from destination import jsonutil
 from destination.delivery.store import Attempt, QueuedEvent, StoredEvent
 
 Decode = Callable[[Any], Any]
@@ -79,3 +80,13 @@ def per_destination(rows: Sequence[Sequence[Any]]) -> dict[str, dict[str, int]]:
     for destination_id, state, n in rows:
         found.setdefault(destination_id, {})[state] = int(n)
     return found
+
+
+def loads_or_none(data: bytes | None) -> Any:
+    """SQLite's decode: JSON columns arrive as text to parse."""
+    return None if data is None else jsonutil.loads(data)
+
+
+def as_is(value: Any) -> Any:
+    """PostgreSQL's decode: JSON columns arrive parsed (jsonb)."""
+    return value

@@ -20,35 +20,28 @@ from destination import jsonutil
 from destination.delivery import migrations, sqlfile
 from destination.delivery import rows as rowmap
 from destination.delivery.holds import HoldKind, holds_of
+from destination.delivery.sqlite_views import SQLiteViews, json_ids
 from destination.delivery.sqlite_writer import SQLiteWriter
 from destination.delivery.store import (
     DEDUPE_WINDOW_SECONDS,
-    EVENT_STATES,
     FINAL_OUTCOMES,
     GSID_RETENTION_SECONDS,
     MAX_RUN,
     RATE_WINDOW_RETENTION_SECONDS,
     STATE_RETENTION_SECONDS,
     Attempt,
-    AttemptRecord,
     BudgetWindow,
     Claim,
-    DeadLetter,
     EventState,
-    EventSummary,
-    FinishMoves,
     NewEvent,
     StateKind,
-    StoredEvent,
-    check_attempt,
-    new_lease,
     run_length,
-    user_needle,
 )
-from destination.events import ascii_lower
-
-RECENT_ATTEMPTS_SCAN = 50_000  # recent_attempts looks no further back than this many attempts
-PRUNE_CHUNK = 1000  # rows per prune transaction, so ingest never waits long behind a prune
+from destination.delivery.store_base import (
+    PRUNE_CHUNK,
+    QueueMoves,
+    new_lease,
+)
 
 MIGRATIONS = "sqlite_migrations.sql"
 
@@ -58,25 +51,11 @@ def queries() -> dict[str, str]:
     return sqlfile.load("queries.sql")
 
 
-def _storable_id(event_id: int) -> bool:
-    """Ids are SQLite INTEGERs: anything else (a caller's 2**64) names no event, never a 500."""
-    return 0 <= event_id < 2**63
-
-
-def _json_ids(ids: list[int]) -> str:
-    """Ids as JSON text for json_each (SQLite's JSON functions refuse BLOBs)."""
-    return jsonutil.dumps(ids).decode()
-
-
 def _json_or_none(value: Any) -> bytes | None:
     return None if value is None else jsonutil.dumps(value)
 
 
-def _loads_or_none(data: bytes | None) -> Any:
-    return None if data is None else jsonutil.loads(data)
-
-
-class SQLiteStore(FinishMoves):
+class SQLiteStore(SQLiteViews, QueueMoves):
     """`Store` on a SQLite file; see store.py for the semantics of each method."""
 
     def __init__(
@@ -92,7 +71,7 @@ class SQLiteStore(FinishMoves):
         self._holds = holds_of(self.path)
         self._q = queries()
         self._writer = SQLiteWriter(self._connect)
-        self._scanner: SQLiteWriter | None = None
+        self._scanner = None
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None)
@@ -127,18 +106,11 @@ class SQLiteStore(FinishMoves):
 
         return await self._writer.run(job, grouped=True) if events else []
 
-    async def claim(
-        self, now: float, limit: int, lease_seconds: float, *, calls: int | None = None
-    ) -> list[Claim]:
-        if lease_seconds <= 0:
-            raise ValueError("lease_seconds must be positive")
-        if limit <= 0:
-            return []
-        lease_until = now + lease_seconds
+    async def _claim(self, now: float, limit: int, lease_until: float, calls: int) -> list[Claim]:
 
         def job(conn: sqlite3.Connection) -> list[Claim]:
             heads = conn.execute(self._q["ready_heads"], {"now": now, "limit": limit}).fetchall()
-            left = calls if calls is not None else limit * MAX_RUN
+            left = calls
             claims: list[Claim] = []
             for head_id, destination_id, ordering_key, kind in heads:
                 if claims and left < 1:
@@ -167,7 +139,7 @@ class SQLiteStore(FinishMoves):
                             self._q["lease_event"], {"id": i, "lease": lease, "lease_until": lease_until}
                         ).fetchone(),
                         lease,
-                        _loads_or_none,
+                        rowmap.loads_or_none,
                     )
                     for i in ids[:taken]
                 ]
@@ -184,10 +156,6 @@ class SQLiteStore(FinishMoves):
 
         return await self._writer.run(job, grouped=True)  # a batch's renewals share one commit
 
-    async def record_attempt(self, event_id: int, attempt: Attempt) -> bool:
-        check_attempt(attempt)
-        return await self._writer.run(lambda conn: self._record(conn, event_id, attempt))
-
     def _record(self, conn: sqlite3.Connection, event_id: int, attempt: Attempt) -> bool:
         params = {
             "event_id": event_id,
@@ -199,28 +167,21 @@ class SQLiteStore(FinishMoves):
             "request": _json_or_none(attempt.request),
             "call": attempt.call,
         }
-        if conn.execute(self._q["record_attempt"], params).rowcount != 1:
+        if conn.execute(self._q["append_attempt"], params).rowcount != 1:
             return False
         conn.execute(self._q["count_attempt"], params)
         return True
 
     # Moves after a delivery are grouped: a batch's settles, submitted together, share one commit.
-    async def retry_later(
-        self,
-        event_id: int,
-        available_at: float,
-        progress: Mapping[str, Any] | None,
-        *,
-        lease: str,
-        attempt: Attempt | None = None,
+
+    async def _put_back(
+        self, event_id: int, at: float, progress: dict[str, Any] | None, lease: str, attempt: Attempt | None
     ) -> bool:
-        if attempt is not None:
-            check_attempt(attempt)
         params = {
             "id": event_id,
             "lease": lease,
-            "available_at": available_at,
-            "progress": None if progress is None else jsonutil.dumps(dict(progress)),
+            "available_at": at,
+            "progress": _json_or_none(progress),
         }
 
         def job(conn: sqlite3.Connection) -> bool:
@@ -235,8 +196,6 @@ class SQLiteStore(FinishMoves):
     async def _finish(
         self, event_id: int, state: EventState, reason: str | None, lease: str, attempt: Attempt | None
     ) -> bool:
-        if attempt is not None:
-            check_attempt(attempt)
         params = {
             "id": event_id,
             "lease": lease,
@@ -261,93 +220,6 @@ class SQLiteStore(FinishMoves):
             return True
 
         return await self._writer.run(job, grouped=True)
-
-    async def get_event(self, event_id: int) -> StoredEvent | None:
-        if not _storable_id(event_id):
-            return None
-
-        def job(conn: sqlite3.Connection) -> StoredEvent | None:
-            row = conn.execute(self._q["get_event"], {"id": event_id}).fetchone()
-            if row is None:
-                return None
-            history = conn.execute(self._q["event_history"], {"event_id": event_id}).fetchall()
-            return rowmap.stored_event(row, history, _loads_or_none)
-
-        return await self._writer.run(job, writes=False)
-
-    async def list_dead_letters(
-        self, destination_id: str | None = None, limit: int = 100, offset: int = 0
-    ) -> list[DeadLetter]:
-        if limit <= 0:
-            return []
-        params = {
-            "destination_id": destination_id,
-            "limit": min(limit, 2**62),
-            "offset": min(max(offset, 0), 2**62),
-        }
-
-        def job(conn: sqlite3.Connection) -> list[DeadLetter]:
-            rows = conn.execute(self._q["list_dead_letters"], params).fetchall()
-            return [DeadLetter(*row) for row in rows]
-
-        return await self._writer.run(job, writes=False)
-
-    async def get_dead_letter(self, event_id: int) -> StoredEvent | None:
-        event = await self.get_event(event_id)
-        return event if event is not None and event.state == "dead" else None
-
-    async def replay_dead_letters(
-        self, ids: Sequence[int] | None = None, destination_id: str | None = None
-    ) -> int:
-        def job(conn: sqlite3.Connection) -> int:
-            chosen = self._select_dead_letters(conn, ids, destination_id, with_rejected=True)
-            if not chosen:
-                return 0
-            people = conn.execute(self._q["requeue_dead_letters"], {"ids": chosen}).fetchall()
-            for destination, key in set(people):
-                conn.execute(
-                    self._q["reset_person_head"],
-                    {"destination_id": destination, "ordering_key": key},
-                )
-            return len(people)
-
-        return await self._writer.run(job)
-
-    async def purge_dead_letters(
-        self, ids: Sequence[int] | None = None, destination_id: str | None = None
-    ) -> int:
-        def job(conn: sqlite3.Connection) -> int:
-            chosen = self._select_dead_letters(conn, ids, destination_id)
-            if not chosen:
-                return 0
-            conn.execute(self._q["delete_attempts_of"], {"ids": chosen})
-            return conn.execute(self._q["delete_events"], {"ids": chosen}).rowcount
-
-        return await self._writer.run(job)
-
-    def _select_dead_letters(
-        self,
-        conn: sqlite3.Connection,
-        ids: Sequence[int] | None,
-        destination_id: str | None,
-        *,
-        with_rejected: bool = False,
-    ) -> str | None:
-        """The matching dead letters' ids as a JSON array (for json_each), None if there are none."""
-        params = {
-            "ids": None if ids is None else _json_ids([int(i) for i in ids if _storable_id(int(i))]),
-            "destination_id": destination_id,
-            "with_rejected": with_rejected,
-        }
-        found = [row[0] for row in conn.execute(self._q["select_dead_letters"], params)]
-        return _json_ids(found) if found else None
-
-    async def counts(self) -> dict[EventState, int]:
-        def job(conn: sqlite3.Connection) -> dict[EventState, int]:
-            found = dict(conn.execute(self._q["state_counts"]).fetchall())
-            return {state: int(found.get(state, 0)) for state in EVENT_STATES}
-
-        return await self._writer.run(job, writes=False)
 
     async def take_budget(
         self, tenant_key: str, windows: Sequence[BudgetWindow], calls: int = 1
@@ -450,140 +322,9 @@ class SQLiteStore(FinishMoves):
         found = [row[0] for row in conn.execute(self._q["prunable_events"], params)]
         if not found:
             return 0
-        ids = _json_ids(found)
+        ids = json_ids(found)
         conn.execute(self._q["delete_attempts_of"], {"ids": ids})
         return conn.execute(self._q["delete_events"], {"ids": ids}).rowcount
-
-    # ---- read-only views ----
-
-    async def find_events(self, message_id: str, destination_id: str | None = None) -> list[StoredEvent]:
-        params = {"message_id": message_id, "destination_id": destination_id}
-
-        def job(conn: sqlite3.Connection) -> list[StoredEvent]:
-            found = []
-            for (event_id,) in conn.execute(self._q["events_by_message"], params).fetchall():
-                row = conn.execute(self._q["get_event"], {"id": event_id}).fetchone()
-                history = conn.execute(self._q["event_history"], {"event_id": event_id}).fetchall()
-                found.append(rowmap.stored_event(row, history, _loads_or_none))
-            return found
-
-        return await self._writer.run(job, writes=False)
-
-    async def list_events(
-        self,
-        destination_id: str | None = None,
-        state: str | None = None,
-        limit: int = 100,
-        offset: int = 0,
-        *,
-        user: str | None = None,
-    ) -> list[EventSummary]:
-        if limit <= 0:
-            return []
-        params = {
-            "destination_id": destination_id,
-            "state": state,
-            "limit": min(limit, 2**62),
-            "offset": min(max(offset, 0), 2**62),
-            "user": user,
-            "needle": None if user is None else user_needle(user),
-            "email": None if user is None else ascii_lower(user),
-        }
-
-        def job(conn: sqlite3.Connection) -> list[EventSummary]:
-            return [EventSummary(*row) for row in conn.execute(self._q["list_events"], params)]
-
-        # A user is looked for in every payload: on the scans connection, beside the writer.
-        return await (self._writer if user is None else self._scans()).run(job, writes=False)
-
-    def _scans(self) -> SQLiteWriter:
-        """A second connection, opened when first needed, for reads that walk every event: WAL
-        lets them run beside the writer, so ingest and delivery do not wait for them."""
-        if self._scanner is None:
-            self._scanner = SQLiteWriter(self._connect_reader, name="gsd-sqlite-scans")
-        return self._scanner
-
-    def _connect_reader(self) -> sqlite3.Connection:
-        """A read-only connection to the file the writer opened (and migrated)."""
-        conn = sqlite3.connect(self.path, isolation_level=None)
-        conn.executescript(self._q["configure_connection"] + "\nPRAGMA query_only = 1;")
-        return conn
-
-    async def latest_finished(
-        self, destination_id: str, state: str, since: float, limit: int
-    ) -> list[EventSummary]:
-        params = {"destination_id": destination_id, "state": state, "since": since, "limit": max(limit, 0)}
-
-        def job(conn: sqlite3.Connection) -> list[EventSummary]:
-            return [EventSummary(*row) for row in conn.execute(self._q["latest_finished"], params)]
-
-        return await self._writer.run(job, writes=False)
-
-    async def person_head(self, destination_id: str, ordering_key: str) -> EventSummary | None:
-        params = {"destination_id": destination_id, "ordering_key": ordering_key}
-
-        def job(conn: sqlite3.Connection) -> EventSummary | None:
-            row = conn.execute(self._q["person_head"], params).fetchone()
-            return None if row is None else EventSummary(*row)
-
-        return await self._writer.run(job, writes=False)
-
-    async def retry_now(
-        self, ids: Sequence[int] | None = None, destination_id: str | None = None, *, now: float
-    ) -> int:
-        params = {
-            "ids": None if ids is None else _json_ids([int(i) for i in ids if _storable_id(int(i))]),
-            "destination_id": destination_id,
-            "now": now,
-        }
-        return await self._writer.run(lambda conn: int(conn.execute(self._q["retry_now"], params).rowcount))
-
-    async def counts_by_destination(self) -> dict[str, dict[str, int]]:
-        def job(conn: sqlite3.Connection) -> dict[str, dict[str, int]]:
-            return rowmap.per_destination(conn.execute(self._q["counts_by_destination"]).fetchall())
-
-        return await self._writer.run(job, writes=False)
-
-    async def finished_counts(self, since: float) -> dict[str, dict[str, int]]:
-        def job(conn: sqlite3.Connection) -> dict[str, dict[str, int]]:
-            return rowmap.per_destination(
-                conn.execute(self._q["finished_counts"], {"since": since}).fetchall()
-            )
-
-        return await self._writer.run(job, writes=False)
-
-    async def recent_attempts(
-        self, destination_id: str | None = None, limit: int = 20, *, failed_only: bool = False
-    ) -> list[AttemptRecord]:
-        if limit <= 0:
-            return []
-        params = {
-            "destination_id": destination_id,
-            "limit": limit,
-            "failed": int(failed_only),
-            "scan": RECENT_ATTEMPTS_SCAN,
-        }
-
-        def job(conn: sqlite3.Connection) -> list[AttemptRecord]:
-            return [
-                AttemptRecord(
-                    row[0], row[1], row[2], row[3], rowmap.attempt(row[4:11], _loads_or_none), row[11]
-                )
-                for row in conn.execute(self._q["recent_attempts"], params)
-            ]
-
-        return await self._writer.run(job, writes=False)
-
-    async def budget_used(self, tenant_key: str, windows: Sequence[tuple[str, float]]) -> dict[str, int]:
-        def job(conn: sqlite3.Connection) -> dict[str, int]:
-            used = {}
-            for name, start in windows:
-                key = {"tenant_key": tenant_key, "window_name": name, "window_start": start}
-                row = conn.execute(self._q["window_calls"], key).fetchone()
-                used[name] = int(row[0]) if row else 0
-            return used
-
-        return await self._writer.run(job, writes=False)
 
     async def close(self) -> None:
         if self._scanner is not None:

@@ -38,15 +38,13 @@ from destination.delivery.store import (
     StoreUnavailableError,
     run_length,
 )
+from destination.delivery.worker_fates import FateRecorder
 from destination.errors import ConfigError, EventError, GainsightError, OverBudget, UnmappedEventError
-from destination.events import Person, person_of
 from destination.gainsight.client import Credentials
 from destination.gainsight.executor import Executor
 from destination.gainsight.jobs import Fate, Job, Progress
-from destination.gainsight.outcomes import delivered_note
 from destination.gainsight.plan import plan_event
 from destination.jsonutil import JSONDecodeError, loads
-from destination.logs import log_event_outcome
 from destination.mapping.spec import Specs
 from destination.metrics import Metrics
 from destination.settings import default
@@ -108,7 +106,7 @@ def _calls_needed(claim: Claim) -> int:
     return run_length([event.kind for event in claim.events], MAX_RUN)[1]
 
 
-class Deliverer:
+class Deliverer(FateRecorder):
     def __init__(
         self,
         *,
@@ -136,6 +134,7 @@ class Deliverer:
         self._policy = policy
         self._metrics = metrics
         self._settings = settings
+        self._log_pii = settings.log_pii
         self._clock = clock
         self._rng = rng or random.Random()
         self._plenty_until = 0.0  # until then the budget need not be read before claiming
@@ -321,114 +320,3 @@ class Deliverer:
             await self._dead(event, exc.message, Attempt(self._clock(), "aborted", None, exc.message))
             return None
         return Job(event.id, plan, Progress.of(event.progress))
-
-    # ---- recording fates ----
-
-    async def _settle(self, event: QueuedEvent, fate: Fate) -> None:
-        """Record the fate; the store refuses it (and its attempt) if the lease was lost."""
-        now = self._clock()
-        if fate.outcome == "deferred":  # nothing was tried: no attempt
-            if fate.retry_at is not None:  # the rate budget is spent until then
-                # Labelled by destination: metric labels never carry a tenant's domain.
-                self._metrics.budget_waits.labels(event.destination_id).inc()
-            retry_at = fate.retry_at if fate.retry_at is not None else now
-            await self._store.retry_later(event.id, retry_at, fate.progress.as_dict(), lease=event.lease)
-            return
-        call = fate.call
-        status = call.answer.status if call is not None else None
-        # Why a delivered event's answer is not a 2xx (a replayed signature), else None.
-        note = delivered_note(call.answer) if call is not None and fate.outcome == "delivered" else None
-        attempt = Attempt(
-            now,
-            fate.outcome,
-            status,
-            fate.error.message if fate.error is not None else note,
-            call.answer.body if call is not None else None,
-            request=call.request if call is not None else None,
-            call=call.id if call is not None else None,
-        )
-        attempts = event.attempts + 1  # the store's one counter (whole history), this attempt included
-        tries = event.attempts_since_replay + 1  # what the retry policy counts: a replay starts afresh
-        self._metrics.attempts.labels(event.destination_id, fate.outcome).inc()
-        if fate.outcome in ("delivered", "unchanged"):
-            if await self._store.complete(event.id, fate.outcome, lease=event.lease, attempt=attempt):
-                self._metrics.outcomes.labels(event.destination_id, fate.outcome).inc()
-                self._metrics.delivery_seconds.observe(max(0.0, now - event.received_at))
-                self._log(event, fate.outcome, status, attempts, now, note)
-            return
-        assert fate.error is not None
-        if fate.outcome == "rejected":
-            await self._rejected(event, fate.error.message, attempt)
-            return
-        minute = self._governor.windows[0]
-        next_try = self._policy.next_attempt(
-            tries, fate.outcome, now, event.received_at, fate.error.retry_after, minute.end(now), self._rng
-        )
-        if next_try is None:
-            reason = (
-                fate.error.message
-                if fate.outcome == "aborted"
-                else f"gave up after {tries} attempts{' since replay' if event.replayed_at_attempt else ''}: "
-                f"{fate.error.message}"
-            )
-            await self._dead(event, reason, attempt)
-        else:
-            progress = fate.progress.as_dict()
-            if await self._store.retry_later(
-                event.id, next_try, progress, lease=event.lease, attempt=attempt
-            ):
-                self._log(event, "retry", status, attempts, now, fate.error.message)
-
-    async def _filtered(self, event: QueuedEvent, reason: str) -> None:
-        attempt = Attempt(self._clock(), "filtered", None, reason)
-        if await self._store.complete(
-            event.id, "filtered", lease=event.lease, attempt=attempt, reason=reason
-        ):
-            self._metrics.outcomes.labels(event.destination_id, "filtered").inc()
-            self._log(event, "filtered", None, event.attempts + 1, self._clock(), reason)
-
-    async def _rejected(self, event: QueuedEvent, reason: str, attempt: Attempt | None = None) -> None:
-        """The event itself cannot go (the planner refused it, or no company has its key): final
-        at once, never retried, not a dead letter."""
-        attempt = attempt or Attempt(self._clock(), "rejected", None, reason)
-        if await self._store.reject(event.id, reason, lease=event.lease, attempt=attempt):
-            self._metrics.outcomes.labels(event.destination_id, "rejected").inc()
-            self._log(event, "rejected", None, event.attempts + 1, self._clock(), reason)
-
-    async def _dead(self, event: QueuedEvent, reason: str, attempt: Attempt | None = None) -> None:
-        if await self._store.dead_letter(event.id, reason, lease=event.lease, attempt=attempt):
-            self._metrics.outcomes.labels(event.destination_id, "dead").inc()
-            status = attempt.status_code if attempt is not None else None
-            attempts = event.attempts + (1 if attempt is not None else 0)
-            self._log(event, "dead", status, attempts, self._clock(), reason)
-
-    def _log(
-        self,
-        event: QueuedEvent,
-        outcome: str,
-        status: int | None,
-        attempts: int,
-        now: float,
-        reason: str | None = None,
-    ) -> None:
-        """The one log line per event outcome (DESIGN §9)."""
-        log_event_outcome(
-            destination=event.destination_id,
-            message_id=event.message_id,
-            kind=event.kind,
-            outcome=outcome,
-            status=status,
-            attempts=attempts,
-            latency=now - event.received_at,
-            reason=reason,
-            person=_person(event),
-            pii=self._settings.log_pii,
-        )
-
-
-def _person(event: QueuedEvent) -> Person:
-    """Who the event is about, for its outcome line (the payload parsed again: cheap beside a call)."""
-    try:
-        return person_of(loads(event.payload))
-    except JSONDecodeError:
-        return person_of(None)

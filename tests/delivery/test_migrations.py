@@ -87,10 +87,13 @@ async def test_a_store_written_by_the_first_schema_opens_with_every_event(tmp_pa
         assert [e.message_id for e in claimed] == ["m1", "m2", "m3"]
         # What the newer schema added works on the old events: attempts keep request and call.
         request = {"method": "POST", "url": "https://x", "headers": {}, "body": {}}
-        assert await store.record_attempt(1, Attempt(201.0, "delivered", 200, request=request, call="c1"))
+        attempt = Attempt(201.0, "retryable", 503, request=request, call="c1")
+        assert await store.retry_later(1, 201.0, None, lease=claimed[0].lease, attempt=attempt)
         history = (await store.get_event(1)).history  # type: ignore[union-attr]
         assert (history[0].request, history[0].call) == (request, "c1")
-        assert await store.complete(1, "unchanged", lease=claimed[0].lease)
+        (again, *_) = await claim_events(store, 201.0, 10)
+        assert again.id == 1
+        assert await store.complete(1, "unchanged", lease=again.lease)
         assert (await store.counts())["unchanged"] == 1
     finally:
         await store.close()

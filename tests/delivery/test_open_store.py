@@ -97,7 +97,8 @@ def test_a_url_in_a_message_shows_no_password(url: str, shown: str) -> None:
 
 
 def test_an_unreachable_postgresql_store_names_the_cause_its_last_attempt_met() -> None:
-    from destination.delivery.postgres import DOWN_WAIT_SECONDS, WAIT_SECONDS, PostgresStore
+    from destination.delivery.postgres import PostgresStore
+    from destination.delivery.postgres_connections import DOWN_WAIT_SECONDS, WAIT_SECONDS
     from destination.delivery.store import StoreUnavailableError
     from tests.e2e.servers import free_port
 

@@ -18,8 +18,8 @@ async def kill_heads(store: Store, now: float = T0, reason: str = "400 bad reque
     killed = []
     for claim in await store.claim(now, 100, LEASE):
         head, *rest = claim.events
-        await store.record_attempt(head.id, Attempt(now, "aborted", 400, reason, {"errorCode": "X"}))
-        assert await store.dead_letter(head.id, reason, lease=claim.lease)
+        aborted = Attempt(now, "aborted", 400, reason, {"errorCode": "X"})
+        assert await store.dead_letter(head.id, reason, lease=claim.lease, attempt=aborted)
         killed.append(head.id)
         for later in rest:
             assert await store.retry_later(later.id, later.received_at, None, lease=claim.lease)
@@ -51,8 +51,8 @@ async def test_a_dead_letter_shows_its_payload_and_every_attempt(store: Store) -
     new = event("a1")
     await store.enqueue([new])
     (claimed,) = await claim_events(store, T0, 1, LEASE)
-    await store.record_attempt(claimed.id, Attempt(T0, "retryable", 503, "unavailable"))
-    await store.retry_later(claimed.id, T0 + 1, None, lease=claimed.lease)
+    retryable = Attempt(T0, "retryable", 503, "unavailable")
+    assert await store.retry_later(claimed.id, T0 + 1, None, lease=claimed.lease, attempt=retryable)
     await kill_heads(store, T0 + 1)
 
     dead = await store.get_dead_letter(claimed.id)
@@ -191,8 +191,8 @@ async def test_a_rejected_event_is_final_counted_and_replayable_only_by_id(store
     await store.enqueue([event("a1", "ada"), event("a2", "ada", at=T0 + 1), event("b1", "bob")])
     first = await claim_events(store, T0, 10, LEASE)
     assert [c.message_id for c in first] == ["a1", "b1"]
-    await store.record_attempt(1, Attempt(T0, "rejected", None, "email is required for identify"))
-    assert await store.reject(1, "email is required for identify", lease=first[0].lease)
+    refused = Attempt(T0, "rejected", None, "email is required for identify")
+    assert await store.reject(1, "email is required for identify", lease=first[0].lease, attempt=refused)
     assert not await store.reject(1, "again", lease=first[0].lease)  # final: no lease any more
     rejected = await store.get_event(1)
     assert rejected is not None

@@ -302,8 +302,8 @@ async def test_retry_later_keeps_progress_for_the_next_try(store: Store) -> None
 async def test_the_attempt_counter_counts_recorded_attempts(store: Store) -> None:
     await store.enqueue([event("m1")])
     (first,) = await claim_events(store, T0, 10, LEASE)
-    await store.record_attempt(first.id, Attempt(T0, "retryable", 503))
-    await store.retry_later(first.id, T0 + 1, None, lease=first.lease)
+    attempt = Attempt(T0, "retryable", 503)
+    assert await store.retry_later(first.id, T0 + 1, None, lease=first.lease, attempt=attempt)
     (second,) = await claim_events(store, T0 + 1, 10, LEASE)
     assert second.attempts == 1
     await store.retry_later(second.id, T0 + 2, None, lease=second.lease)  # e.g. over budget
@@ -317,8 +317,11 @@ async def test_attempts_are_recorded_in_order_with_gainsight_s_answer(store: Sto
     await store.enqueue([event("m1")])
     (claimed,) = await claim_events(store, T0, 10, LEASE)
     answer = {"result": False, "errorCode": "GU_2400", "errorDesc": "Too many request"}
-    assert await store.record_attempt(claimed.id, Attempt(T0, "throttled", 429, "rate limited", answer))
-    assert await store.record_attempt(claimed.id, Attempt(T0 + 1, "delivered", 200))
+    throttled = Attempt(T0, "throttled", 429, "rate limited", answer)
+    assert await store.retry_later(claimed.id, T0 + 1, None, lease=claimed.lease, attempt=throttled)
+    (again,) = await claim_events(store, T0 + 1, 10, LEASE)
+    delivered = Attempt(T0 + 1, "delivered", 200)
+    assert await store.complete(again.id, "delivered", lease=again.lease, attempt=delivered)
     stored = await store.get_event(claimed.id)
     assert stored is not None
     assert stored.history == (
@@ -336,20 +339,29 @@ async def test_an_attempt_keeps_the_request_sent_and_the_call_it_rode_on(store: 
         "headers": {"Accesskey": "***"},
         "body": {},
     }
-    await store.record_attempt(claimed.id, Attempt(T0, "delivered", 200, request=request, call="c-1"))
+    attempt = Attempt(T0, "aborted", 400, request=request, call="c-1")
+    assert await store.dead_letter(claimed.id, "bad request", lease=claimed.lease, attempt=attempt)
     stored = await store.get_event(claimed.id)
     assert stored is not None and stored.history[0].request == request and stored.history[0].call == "c-1"
 
 
-async def test_an_attempt_for_an_unknown_event_is_refused(store: Store) -> None:
-    assert not await store.record_attempt(42, Attempt(T0, "retryable"))
+async def test_an_attempt_without_the_lease_or_for_an_unknown_event_is_refused(store: Store) -> None:
+    attempt = Attempt(T0, "retryable", 503)
+    assert not await store.retry_later(42, T0 + 1, None, lease="no-such-lease", attempt=attempt)
+    await store.enqueue([event("m1")])
+    (claimed,) = await claim_events(store, T0, 10, LEASE)
+    assert not await store.retry_later(claimed.id, T0 + 1, None, lease="another-lease", attempt=attempt)
+    assert not await store.dead_letter(claimed.id, "x", lease="another-lease", attempt=attempt)
+    stored = await store.get_event(claimed.id)
+    assert stored is not None and (stored.attempts, stored.history) == (0, ())
 
 
 async def test_unknown_outcomes_are_rejected(store: Store) -> None:
     await store.enqueue([event("m1")])
     (claimed,) = await claim_events(store, T0, 10, LEASE)
     with pytest.raises(ValueError):
-        await store.record_attempt(claimed.id, Attempt(T0, "lost"))  # type: ignore[arg-type]
+        lost = Attempt(T0, "lost")  # type: ignore[arg-type]
+        await store.retry_later(claimed.id, T0 + 1, None, lease=claimed.lease, attempt=lost)
     with pytest.raises(ValueError):
         await store.complete(claimed.id, "aborted", lease=claimed.lease)  # type: ignore[arg-type]
 

@@ -26,13 +26,11 @@ async def finish(store: Store, now: float, outcome: str, status: int | None = No
     """Claim the one ready head, record an attempt, and finish it as `outcome`."""
     (claimed,) = await claim_events(store, now, 1, LEASE)
     attempt_outcome = "aborted" if outcome == "dead" else outcome
-    await store.record_attempt(
-        claimed.id, Attempt(now, attempt_outcome, status, None, {"ok": 1}, REQUEST, "c1")
-    )  # type: ignore[arg-type]
+    attempt = Attempt(now, attempt_outcome, status, None, {"ok": 1}, REQUEST, "c1")  # type: ignore[arg-type]
     if outcome == "dead":
-        assert await store.dead_letter(claimed.id, "refused", lease=claimed.lease)
+        assert await store.dead_letter(claimed.id, "refused", lease=claimed.lease, attempt=attempt)
     else:
-        assert await store.complete(claimed.id, outcome, lease=claimed.lease)  # type: ignore[arg-type]
+        assert await store.complete(claimed.id, outcome, lease=claimed.lease, attempt=attempt)  # type: ignore[arg-type]
     return claimed.id
 
 
@@ -82,9 +80,10 @@ async def test_a_dead_letter_keeps_every_request_body(store: Store) -> None:
 async def test_an_attempt_without_request_or_call_reads_back_as_none(store: Store) -> None:
     await store.enqueue([event("a1")])
     (claimed,) = await claim_events(store, T0, 1, LEASE)
-    await store.record_attempt(claimed.id, Attempt(T0, "retryable", 503, "unavailable"))
+    attempt = Attempt(T0, "retryable", 503, "unavailable")
+    assert await store.retry_later(claimed.id, T0 + 1, None, lease=claimed.lease, attempt=attempt)
     stored = await store.get_event(claimed.id)
-    assert stored is not None
+    assert stored is not None and len(stored.history) == 1
     assert (stored.history[0].request, stored.history[0].call) == (None, None)
 
 
@@ -135,10 +134,14 @@ async def test_counts_by_destination_and_finished_since(store: Store, clock: Fak
 async def test_recent_attempts_newest_first_optionally_failures_only(store: Store) -> None:
     await store.enqueue([event("a1", "ada"), event("g1", "bob", destination="globex")])
     claimed = await claim_events(store, T0, 2, LEASE)
-    by_message = {c.message_id: c.id for c in claimed}
-    await store.record_attempt(by_message["a1"], Attempt(T0, "retryable", 503, "unavailable"))
-    await store.record_attempt(by_message["g1"], Attempt(T0, "delivered", 200))
-    await store.record_attempt(by_message["a1"], Attempt(T0 + 1, "aborted", 401, "bad key", {"e": 1}))
+    by_message = {c.message_id: c for c in claimed}
+    a1, g1 = by_message["a1"], by_message["g1"]
+    retryable = Attempt(T0, "retryable", 503, "unavailable")
+    assert await store.retry_later(a1.id, T0, None, lease=a1.lease, attempt=retryable)
+    assert await store.complete(g1.id, "delivered", lease=g1.lease, attempt=Attempt(T0, "delivered", 200))
+    (a1,) = await claim_events(store, T0, 1, LEASE)
+    aborted = Attempt(T0 + 1, "aborted", 401, "bad key", {"e": 1})
+    assert await store.dead_letter(a1.id, "bad key", lease=a1.lease, attempt=aborted)
 
     newest = await store.recent_attempts()
     assert [(r.message_id, r.attempt.outcome) for r in newest] == [
@@ -243,7 +246,8 @@ async def test_a_store_file_from_before_attempt_requests_gains_the_columns(tmp_p
     reopened = SQLiteStore(path)
     try:
         (claimed,) = await claim_events(reopened, T0, 1, LEASE)
-        await reopened.record_attempt(claimed.id, Attempt(T0, "delivered", 200, None, None, REQUEST, "c9"))
+        attempt = Attempt(T0, "retryable", 503, None, None, REQUEST, "c9")
+        assert await reopened.retry_later(claimed.id, T0 + 1, None, lease=claimed.lease, attempt=attempt)
         stored = await reopened.get_event(claimed.id)
         assert stored is not None and stored.history[0].call == "c9"
     finally:

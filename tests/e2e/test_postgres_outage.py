@@ -21,7 +21,7 @@ SERVICE_ENV = {
     "GSD_RATE_LIMIT_PER_MINUTE": "1000",
     "GSD_STORE_POOL_SIZE": "4",
 }
-DOWN_SECONDS = 8.0  # longer than the store's wait for a connection (postgres.WAIT_SECONDS)
+DOWN_SECONDS = 8.0  # longer than the store's wait for a connection (postgres_connections.WAIT_SECONDS)
 SIM_FLAGS = ("--minute-seconds", "2", "--rate-limit-per-minute", "1000")
 
 

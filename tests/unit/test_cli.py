@@ -107,8 +107,9 @@ def test_dead_letters_list_show_replay_purge(tmp_path: Path) -> None:
             [NewEvent("acme", f"m{i}", f"p{i}", "identify", dumps(IDENTIFY), 1.0) for i in range(3)]
         )
         for event in await claim_events(store, 2.0, 3, 60):
-            await store.record_attempt(event.id, Attempt(2.0, "aborted", 400, "bad", {"errorCode": "X"}))
-            await store.dead_letter(event.id, "Gainsight answered 400 X", lease=event.lease)
+            aborted = Attempt(2.0, "aborted", 400, "bad", {"errorCode": "X"})
+            reason = "Gainsight answered 400 X"
+            assert await store.dead_letter(event.id, reason, lease=event.lease, attempt=aborted)
         await store.close()
 
     asyncio.run(seed())
@@ -159,10 +160,8 @@ def test_events_show_and_list_any_event_with_its_attempts(tmp_path: Path) -> Non
         )
         (first, *_) = await claim_events(store, 1_700_000_001.0, 1, 60)
         request = {"method": "PUT", "url": "https://x/v1.0/api/people", "headers": {"Accesskey": "***"}}
-        await store.record_attempt(
-            first.id, Attempt(1_700_000_001.5, "delivered", 200, None, {}, request, "c1")
-        )
-        await store.complete(first.id, "delivered", lease=first.lease)
+        delivered = Attempt(1_700_000_001.5, "delivered", 200, None, {}, request, "c1")
+        assert await store.complete(first.id, "delivered", lease=first.lease, attempt=delivered)
         await store.close()
 
     asyncio.run(seed())

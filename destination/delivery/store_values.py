@@ -1,0 +1,221 @@
+"""The store's value types, errors and limits: what callers and backends hand each other."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, get_args
+
+EventState = Literal["queued", "leased", "delivered", "unchanged", "filtered", "rejected", "dead"]
+AttemptOutcome = Literal[
+    "delivered", "unchanged", "throttled", "retryable", "aborted", "filtered", "rejected"
+]
+FinalOutcome = Literal["delivered", "unchanged", "filtered"]
+
+EVENT_STATES: tuple[EventState, ...] = get_args(EventState)
+ATTEMPT_OUTCOMES: frozenset[str] = frozenset(get_args(AttemptOutcome))
+FINAL_OUTCOMES: frozenset[str] = frozenset(get_args(FinalOutcome))
+
+DEDUPE_WINDOW_SECONDS = 7 * 86_400.0
+"""messageIds are remembered per destination for 7 days (DESIGN §5)."""
+
+RUN_KINDS = frozenset({"identify", "group"})
+"""Kinds whose consecutive events share one Person upsert; any other kind (track) is one call."""
+
+MAX_RUN = 100
+"""At most this many events in one claim."""
+
+MAX_RUN_CALLS = 20
+"""At most this many calls for one claim: a person's calls go one after another, so this bounds how
+long a claim runs (and what a shutdown that cannot wait for it leaves to be sent again)."""
+
+
+def run_length(kinds: Sequence[str], calls: int) -> tuple[int, int]:
+    """How many of a person's due events (their kinds in order, the head first) one claim takes,
+    and the Gainsight calls they need: a track one, a stretch of identify/group events one. The
+    head is always taken; then events while their calls fit in `calls` and MAX_RUN_CALLS (at most
+    MAX_RUN events)."""
+    taken = needed = 0
+    for kind in kinds[:MAX_RUN]:
+        cost = 0 if kind in RUN_KINDS and taken and kinds[taken - 1] in RUN_KINDS else 1
+        if taken and needed + cost > min(calls, MAX_RUN_CALLS):
+            break
+        taken, needed = taken + 1, needed + cost
+    return taken, needed
+
+
+STATE_RETENTION_SECONDS = DEDUPE_WINDOW_SECONDS
+"""Delivered state older than this is pruned whatever its TTL (a longer one is capped by it)."""
+
+GSID_RETENTION_SECONDS = DEDUPE_WINDOW_SECONDS
+"""A Gsid learnt longer ago than this is pruned: a company still sending group events is searched
+for once more (one call per 50 companies) and its Gsid learnt anew, so the memory holds the
+companies of the last week, not every company ever seen."""
+
+RATE_WINDOW_RETENTION_SECONDS = 2 * 86_400.0
+"""Rate-window counters older than this are pruned (the longest default window is a day)."""
+
+
+class StoreError(Exception):
+    """Base of the store's own errors."""
+
+
+class StoreClosedError(StoreError):
+    """The store was closed; open a new one."""
+
+
+class StoreUnavailableError(StoreError):
+    """The store cannot commit now (locked, unreachable, failing I/O); it may recover by itself.
+    Ingest answers `status` with the message, never a 200. `cause`, the driver's own words (they
+    may name the database's host), is for operators: in str(), /ready and the log, not in answers
+    to senders."""
+
+    status = 503
+
+    def __init__(self, message: str, cause: str | None = None) -> None:
+        super().__init__(message if cause is None else f"{message}: {cause}")
+        self.message = message
+        self.cause = cause
+
+
+class StoreFullError(StoreUnavailableError):
+    """No space left to commit (disk full)."""
+
+    status = 507
+
+
+class UnsupportedStoreURLError(StoreError, ValueError):
+    """The store URL names a backend this build cannot open."""
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """An accepted event, as ingest hands it to the store."""
+
+    destination_id: str
+    message_id: str
+    ordering_key: str  # the person: "userId:…", else "anonymousId:…" (events.ordering_key)
+    kind: str  # identify | group | track
+    payload: bytes  # the event's JSON
+    received_at: float  # unix seconds; also the dedupe clock
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedEvent:
+    """An event leased to a worker by `claim`."""
+
+    id: int
+    destination_id: str
+    message_id: str
+    ordering_key: str
+    kind: str
+    payload: bytes
+    received_at: float
+    attempts: int  # attempts recorded over the whole history: the store's one counter
+    progress: dict[str, Any] | None  # what an earlier try of a resumable plan already achieved
+    lease: str  # the token of the claim that holds it; needed to finish or retry it
+    replayed_at_attempt: int = 0  # `attempts` when last replayed (0: never replayed)
+
+    @property
+    def attempts_since_replay(self) -> int:
+        """What the retry policy counts: attempts since the last replay (or ever)."""
+        return self.attempts - self.replayed_at_attempt
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """What one `claim` hands out per person: their head and following due events (a run)."""
+
+    lease: str  # the token every later call on these events must present
+    lease_until: float
+    events: tuple[QueuedEvent, ...]  # one person's, in received order
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One Gainsight answer (or local decision) recorded against an event."""
+
+    at: float
+    outcome: AttemptOutcome
+    status_code: int | None = None
+    error: str | None = None
+    response: Any = None  # Gainsight's JSON body, kept for dead-letter inspection
+    # The request sent ({"method", "url", "headers" (secrets masked), "body"}), when one was.
+    request: dict[str, Any] | None = None
+    call: str | None = None  # id of the (possibly merged) call the event rode on
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """One line of the dead-letter list."""
+
+    id: int
+    destination_id: str
+    message_id: str
+    ordering_key: str
+    kind: str
+    received_at: float
+    attempts: int
+    reason: str
+    dead_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """Everything the store holds about one event, for inspection and admin routes."""
+
+    id: int
+    destination_id: str
+    message_id: str
+    ordering_key: str
+    kind: str
+    payload: bytes
+    received_at: float
+    state: EventState
+    attempts: int
+    progress: dict[str, Any] | None
+    available_at: float | None  # next claimable at (lease expiry while leased); None once final
+    lease_owner: str | None  # the lease token of the claim holding it
+    finished_at: float | None
+    reason: str | None  # why it was dead-lettered, rejected or filtered
+    history: tuple[Attempt, ...]  # every recorded attempt, oldest first, across replays
+    replayed_at_attempt: int = 0  # `attempts` when last replayed (0: never replayed)
+
+
+StateKind = Literal["person", "company"]
+
+
+@dataclass(frozen=True, slots=True)
+class EventSummary:
+    """One line of an event list (admin route, CLI): no payload, no history."""
+
+    id: int
+    destination_id: str
+    message_id: str
+    kind: str
+    state: str
+    received_at: float
+    finished_at: float | None
+    attempts: int  # recorded attempts, across replays: the length of the event's history
+    reason: str | None
+    user_id: str | None = None  # the event's userId, as text
+    anonymous_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRecord:
+    """An attempt with the event it belongs to, for the status page's recent errors."""
+
+    event_id: int
+    destination_id: str
+    message_id: str
+    kind: str
+    attempt: Attempt
+    state: str | None = None  # the event's state now (delivered since, say)
+
+
+BudgetWindow = tuple[str, float, int]
+"""(name, window_start, limit): one fixed rate window, e.g. ("minute", 1700000040.0, 100)."""
+
+FAILED_OUTCOMES: tuple[str, ...] = ("throttled", "retryable", "aborted")
+"""Outcomes of attempts that did not deliver (the status page's recent errors)."""
