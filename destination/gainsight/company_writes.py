@@ -49,7 +49,6 @@ class _Company:
     key_field: str
     value: str  # its key's value, as the first event of the batch spells it (searched with it)
     record: dict[str, Any]  # merged in event order, so its Name is the last event's spelling
-    jobs: list[int]
     progress: CompanyProgress = field(default_factory=CompanyProgress)
     call: Call | None = None  # the last call that wrote it
     failure: Fate | None = None
@@ -61,11 +60,15 @@ class _Company:
 
     @classmethod
     def of(cls, plan: p.GroupPlan) -> _Company:
-        return cls(plan.company_key, plan.key_field, plan.key_value, {}, [])
+        return cls(plan.company_key, plan.key_field, plan.key_value, {})
+
+    @property
+    def jobs(self) -> list[int]:
+        """The events riding on this company's write, in the order received."""
+        return [job_id for job_id, _, _ in self.parts]
 
     def add(self, job_id: int, fields: Mapping[str, Any], create: bool) -> None:
         """One more event naming this company: its fields merged over the earlier ones'."""
-        self.jobs.append(job_id)
         self.parts.append((job_id, fields, create))
         self.record.update(fields)
         self.versions.update(dict.fromkeys(fields, job_id))
@@ -73,7 +76,7 @@ class _Company:
     def drop(self, job_ids: set[int]) -> None:
         """These events no longer ride on the company's write: its record is merged without them."""
         kept = [part for part in self.parts if part[0] not in job_ids]
-        self.jobs, self.parts, self.record, self.versions = [], [], {}, {}
+        self.parts, self.record, self.versions = [], {}, {}
         for part in kept:
             self.add(*part)
 
