@@ -176,8 +176,10 @@ class CompanyWriter(Stage):
         for field_name in stale:
             del company.record[field_name]
             del company.versions[field_name]
-        if stale and set(company.record) == {key}:
-            return True  # everything it says is already overwritten by newer events
+        if stale and company.record == {key: remembered.get("fields", {}).get(key)}:
+            # Everything it says is already overwritten by newer events (its key, Name too, spelt
+            # as delivered: a Name spelt otherwise is still to be written).
+            return True
         fresh = remembered.get("at", 0.0) >= self._clock() - self._ttl
         return batch.skip_unchanged and fresh and changes_nothing(remembered.get("fields"), company.record)
 

@@ -598,3 +598,34 @@ def test_a_group_with_the_company_s_email_is_ordered_with_its_person() -> None:
     assert tenant.calls == [SEARCH, INSERT, PEOPLE_PATH, PUBLISH]
     (person,) = tenant.sim.people_view()
     assert person["Email"] == ada and len(person["companies"]) == 1
+
+
+def test_a_name_respelt_by_a_later_event_is_written_though_its_other_fields_are_stale() -> None:
+    """Found by the interleaving property: ada's batch (Acme v2 with Employees, ACME v7) comes
+    after bob's (Acme v5 with Employees), so ada's Employees is stale; her Name's new spelling is
+    not, and Gainsight must end with the last spelling received, as one by one."""
+
+    def grp(n: int, user: Any, email: str, name: str, **traits: Any) -> dict[str, Any]:
+        context = {"traits": {"email": email}}
+        traits = {"name": name, **traits}
+        return {"type": "group", "userId": user, "traits": traits, "context": context, "messageId": f"m{n}"}
+
+    ada, bob = "ada@example.com", "bob@example.com"
+    events = [
+        identify(bob, 0, user="7"),
+        grp(2, "u-ada", ada, "Acme", employees=1),
+        grp(5, "7", bob, "Acme", employees=1),
+        grp(7, "u-ada", ada, "ACME"),
+    ]
+
+    async def scenario() -> tuple[Tenant, Tenant]:
+        reference, tenant = Tenant(), Tenant()
+        await one_by_one(reference, events)
+        service = Service(tenant)
+        await service.enqueue(events)
+        await service.drain([1, 3])  # bob's claim, then ada's, delivered side by side
+        return reference, tenant
+
+    reference, tenant = asyncio.run(scenario())
+    assert [c["Name"] for c in tenant.sim.companies_view()] == ["ACME"]
+    assert tenant.state() == reference.state()
