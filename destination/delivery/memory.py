@@ -33,9 +33,10 @@ from destination.delivery.store import (
     run_length,
 )
 from destination.delivery.store_base import QueueMoves, new_lease, without_body
+from destination.delivery.usage_memory import UsageMemory
 
 
-class MemoryStore(MemoryViews, QueueMoves):
+class MemoryStore(MemoryViews, UsageMemory, QueueMoves):
     """`Store` in process memory; see store.py for the semantics of each method. The unit tests'
     double: no store URL names it (create_app(store=…)). `sharing(other)` is a second handle on
     the same data, as a second replica on a PostgreSQL store would be: closing one leaves the other
@@ -229,7 +230,7 @@ class MemoryStore(MemoryViews, QueueMoves):
             old = [
                 row.id
                 for row in self._t.rows.values()
-                if row.state in ("delivered", "unchanged", "filtered", "rejected")
+                if row.state in ("delivered", "unchanged", "counted", "filtered", "rejected")
                 and row.event.received_at < before
             ]
             for event_id in old:
@@ -241,6 +242,7 @@ class MemoryStore(MemoryViews, QueueMoves):
             self._t.states = {k: v for k, v in self._t.states.items() if v[0] >= oldest_state}
             oldest_gsid = now - GSID_RETENTION_SECONDS
             self._t.gsids = {k: v for k, v in self._t.gsids.items() if v[1] >= oldest_gsid}
+            self._prune_usage(now, before)
             return len(old)
 
     async def close(self) -> None:

@@ -46,9 +46,10 @@ from destination.delivery.store_base import (
     new_lease,
     storable_id,
 )
+from destination.delivery.usage_postgres import UsagePostgres
 
 
-class PostgresStore(PostgresViews, PostgresMemory, QueueMoves):
+class PostgresStore(PostgresViews, PostgresMemory, UsagePostgres, QueueMoves):
     """`Store` on a PostgreSQL database; see store.py for the semantics of each method."""
 
     def __init__(
@@ -245,4 +246,5 @@ class PostgresStore(PostgresViews, PostgresMemory, QueueMoves):
             await conn.execute(self._q["prune_delivered_state"], {"before": state_before})
             await conn.execute(self._q["prune_company_gsids"], {"before": now - GSID_RETENTION_SECONDS})
             await conn.execute(self._q["fold_state_counts"])
+        await self._prune_usage(now, before)
         return deleted

@@ -42,6 +42,7 @@ from destination.delivery.store_base import (
     QueueMoves,
     new_lease,
 )
+from destination.delivery.usage_sqlite import UsageSQLite
 
 MIGRATIONS = "sqlite_migrations.sql"
 
@@ -55,7 +56,7 @@ def _json_or_none(value: Any) -> bytes | None:
     return None if value is None else jsonutil.dumps(value)
 
 
-class SQLiteStore(SQLiteViews, QueueMoves):
+class SQLiteStore(SQLiteViews, UsageSQLite, QueueMoves):
     """`Store` on a SQLite file; see store.py for the semantics of each method."""
 
     def __init__(
@@ -314,6 +315,7 @@ class SQLiteStore(SQLiteViews, QueueMoves):
             conn.execute(self._q["prune_company_gsids"], {"before": now - GSID_RETENTION_SECONDS})
 
         await self._writer.run(prune_memory)
+        await self._prune_usage(now, before)
         await self._writer.give_space_back()
         return deleted
 
