@@ -23,7 +23,16 @@ from destination.mapping.engine import Diagnostic, MappedRecord, js_falsy, looku
 from destination.mapping.spec import Specs
 
 Kind = Literal["identify", "group", "track"]
-Step = Literal["company search", "company insert", "company update", "person upsert", "event publish"]
+Step = Literal[
+    "company search",
+    "company insert",
+    "company update",
+    "person upsert",
+    "event publish",
+    "usage search",
+    "usage insert",
+    "usage update",
+]
 STEPS: tuple[Step, ...] = get_args(Step)
 _NO_PARAMS: Mapping[str, str] = MappingProxyType({})
 _KEYS_NAME: Mapping[str, str] = MappingProxyType({"keys": "Name"})
