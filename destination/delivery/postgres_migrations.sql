@@ -183,9 +183,22 @@ WHERE e.destination_id = first.destination_id AND e.ordering_key = first.orderin
 DROP FUNCTION pg_temp.gsd_id_text(json);
 
 -- name: v4
+-- The company each person was last associated with by a group event (DESIGN §3.6), per destination
+-- (person = the event's ordering key): Timeline activities and usage counts are written to it.
+CREATE TABLE IF NOT EXISTS last_companies (
+    destination_id text NOT NULL,
+    person text NOT NULL,
+    gsid text NOT NULL,
+    associated_at double precision NOT NULL,
+    PRIMARY KEY (destination_id, person)
+);
+CREATE INDEX IF NOT EXISTS last_companies_by_age ON last_companies (associated_at);
+
+-- name: v5
 -- Usage counts (DESIGN §3.7, usage_store.py): the messageIds counted (so an event counts once,
 -- whatever crash or retry), and one row per (destination, company, UTC day, metric) with its count
--- and what was last written to Gainsight (IF NOT EXISTS: tests that replay older steps run it twice).
+-- and what was last written to Gainsight.
+-- (IF NOT EXISTS: tests that replay older steps run this one twice.)
 CREATE TABLE IF NOT EXISTS usage_counted (
     destination_id text NOT NULL,
     message_id text NOT NULL,

@@ -203,9 +203,22 @@ PRAGMA auto_vacuum = INCREMENTAL;
 VACUUM;
 
 -- name: v6
+-- The company each person was last associated with by a group event (DESIGN §3.6), per destination
+-- (person = the event's ordering key): Timeline activities and usage counts are written to it.
+CREATE TABLE IF NOT EXISTS last_companies (
+    destination_id TEXT NOT NULL,
+    person TEXT NOT NULL,
+    gsid TEXT NOT NULL,
+    associated_at REAL NOT NULL,
+    PRIMARY KEY (destination_id, person)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS last_companies_by_age ON last_companies (associated_at);
+
+-- name: v7
 -- Usage counts (DESIGN §3.7, usage_store.py): the messageIds counted (so an event counts once,
 -- whatever crash or retry), and one row per (destination, company, UTC day, metric) with its count
--- and what was last written to Gainsight (IF NOT EXISTS: tests that replay older steps run it twice). `counted` events are pruned like delivered ones.
+-- and what was last written to Gainsight. `counted` events are pruned like delivered ones.
+-- (IF NOT EXISTS: tests that replay older steps run this one twice.)
 CREATE TABLE IF NOT EXISTS usage_counted (
     destination_id TEXT NOT NULL,
     message_id TEXT NOT NULL,

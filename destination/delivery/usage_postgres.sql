@@ -1,5 +1,5 @@
 -- The PostgreSQL store's statements for usage counts (usage_postgres.py; schema:
--- postgres_migrations.sql v4).
+-- postgres_migrations.sql v5).
 
 -- name: count_usage
 -- One statement, one transaction: the row gains one only when the messageId is new.

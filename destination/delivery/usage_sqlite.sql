@@ -1,4 +1,4 @@
--- The SQLite store's statements for usage counts (usage_sqlite.py; schema: sqlite_migrations.sql v6).
+-- The SQLite store's statements for usage counts (usage_sqlite.py; schema: sqlite_migrations.sql v7).
 
 -- name: remember_counted
 INSERT INTO usage_counted (destination_id, message_id, counted_at)
