@@ -30,7 +30,7 @@ DEGRADED_FAILURES = 3  # consecutive failed attempts that make a destination deg
 DEGRADED_SCAN = 50  # the newest attempts of a destination looked at for them
 LATEST_SHOWN = 5  # the latest rejected and filtered events of the last day listed
 SAVED_REASONS = ("coalesced", "unchanged", "company_batched", "gsid_known")
-FINISHED_SHOWN = ("delivered", "unchanged", "filtered", "rejected", "dead")
+FINISHED_SHOWN = ("delivered", "unchanged", "counted", "filtered", "rejected", "dead")
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,7 @@ import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
-from destination.delivery.store import DeliveryMemory
+from destination.delivery.store import Store
 from destination.errors import GainsightError, OverBudget
 from destination.gainsight import plan as p
 from destination.gainsight.client import Credentials, GainsightClient
@@ -53,19 +53,24 @@ from destination.gainsight.endpoints import UNKNOWN_COMPANY_CODE
 from destination.gainsight.jobs import Batch, Caller, Fate, Job, Progress, Saved, TrackSink
 from destination.gainsight.person_runs import PersonRunner
 from destination.gainsight.publisher import Publisher
+from destination.gainsight.usage import CountPlan
+from destination.gainsight.usage_counter import UsageCounter
+from destination.gainsight.usage_writes import UsageWriter
 
 
 class Executor:
     def __init__(
         self,
         client: GainsightClient,
-        memory: DeliveryMemory,
+        memory: Store,
         *,
         unchanged_ttl_seconds: float,
         saved: Saved | None = None,
         clock: Callable[[], float],
         concurrency: int = 8,
+        unattributed: Callable[[str], None] = lambda destination: None,
     ) -> None:
+        """`unattributed`: counts a destination's counted event that has no company (a metric)."""
         caller = Caller(client, concurrency)
         count = saved or (lambda destination, reason, n: None)
         self._ttl = unchanged_ttl_seconds
@@ -74,6 +79,17 @@ class Executor:
         sinks: dict[type, TrackSink] = {
             p.TrackPlan: Publisher(caller, memory, ttl=self._ttl, saved=count, clock=clock),
         }
+        # Usage counts (DESIGN §3.7): the flusher writes rows through this same caller.
+        self.usage_writer = UsageWriter(caller, memory, clock)
+        sinks[CountPlan] = UsageCounter(
+            caller,
+            memory,
+            ttl=self._ttl,
+            saved=count,
+            clock=clock,
+            writer=self.usage_writer,
+            unattributed=unattributed,
+        )
         self._people = PersonRunner(caller, memory, ttl=self._ttl, saved=count, clock=clock, sinks=sinks)
 
     async def run(self, runs: Sequence[Sequence[Job]], credentials: Credentials) -> dict[int, Fate]:
@@ -88,7 +104,7 @@ class Executor:
             fate = batch.fates.setdefault(job.id, Fate("deferred"))
             vanished = fate.error is not None and fate.error.error_code == UNKNOWN_COMPANY_CODE
             if (
-                fate.outcome not in ("delivered", "unchanged", "aborted", "rejected")
+                fate.outcome not in ("delivered", "unchanged", "counted", "filtered", "aborted", "rejected")
                 and job.id in gsids
                 and not vanished
             ):

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -23,10 +24,13 @@ from destination.delivery.store import Store
 from destination.delivery.usage_store import DAY_SECONDS
 from destination.errors import OverBudget
 from destination.gainsight.client import Credentials
+from destination.gainsight.executor import Executor
 from destination.gainsight.jobs import Batch
+from destination.gainsight.usage import usage_target
 from destination.gainsight.usage_row_events import row_event
 from destination.gainsight.usage_rows import UsageTarget
 from destination.gainsight.usage_writes import UsageWriter, Written
+from destination.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -129,3 +133,20 @@ class UsageFlusher:
                         report.refused,
                         f"; stopped: {report.stopped}" if report.stopped else "",
                     )
+
+
+def usage_flusher(
+    executor: Executor, store: Store, destinations: Mapping[str, Destination], metrics: Metrics
+) -> UsageFlusher:
+    """The service's flusher: through the executor's caller (the client, the rate governor)."""
+    targets = {
+        d.id: usage_target(d.config.usage) for d in destinations.values() if d.config.usage is not None
+    }
+    return UsageFlusher(
+        executor.usage_writer,
+        store,
+        destinations,
+        targets,
+        clock=time.time,
+        rows_written=lambda destination, rows: metrics.usage_rows_written.labels(destination).inc(rows),
+    )

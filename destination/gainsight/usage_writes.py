@@ -47,6 +47,7 @@ class Written:
     calls: int = 0
     refused: list[tuple[UsageRow, Call]] = field(default_factory=list)  # alone, with the answer
     stopped: Fate | None = None  # a failure to retry later (throttled, retryable)
+    last_call: Call | None = None  # the last call that wrote rows
 
 
 class _Stop(Exception):
@@ -107,6 +108,7 @@ class UsageWriter:
         if outcome == "delivered":
             await self._store.usage_written(batch.destination, counts, self._clock())
             written.rows += len(rows)
+            written.last_call = call
         elif outcome != "aborted":
             raise _Stop(self._caller.failed(call))
         elif len(rows) == 1:
