@@ -20,7 +20,10 @@ the tracks, plus the runs that would change what Gainsight holds (computed from 
 `--keyed`: the destination keys companies by SfdcAccountId from groupId (companyIdentity, DESIGN
 §3.3) instead of Name; the floor is the same, counted by key.
 
-Run: python bench/efficiency.py [--keyed]
+`--usage`: a day of product usage (100,000 track events) counted into a usage object instead
+(DESIGN §3.7; bench/usage_day.py, with its own options: --events, --people, --companies, --store).
+
+Run: python bench/efficiency.py [--keyed | --usage]
 """
 
 from __future__ import annotations
@@ -217,6 +220,10 @@ def report(
 
 
 def main() -> None:
+    if "--usage" in sys.argv[1:]:  # a day of product usage as usage counts (bench/usage_day.py)
+        import usage_day
+
+        sys.exit(0 if usage_day.run(usage_day.arguments(sys.argv[1:])) else 1)
     parser = argparse.ArgumentParser()
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--events", type=int, default=1000)

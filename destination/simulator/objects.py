@@ -12,12 +12,12 @@ from __future__ import annotations
 from typing import Any
 
 from destination.simulator import envelope as codes
-from destination.simulator.companies import GSID, records_of, refusal, same_value
+from destination.simulator.companies import GSID, records_of, refusal
 from destination.simulator.envelope import SimError
-from destination.simulator.fields import FieldSpec
+from destination.simulator.fields import DATE_TYPES, NUMERIC_TYPES, FieldSpec
 from destination.simulator.query import ReadOptions, parse_query, run_query
 from destination.simulator.state import Simulator, new_gsid
-from destination.simulator.validation import Problem, ProblemKind, check_record
+from destination.simulator.validation import Problem, ProblemKind, check_record, parse_epoch_ms
 
 OBJECT_GSID_PREFIX = "1P0A"
 
@@ -85,6 +85,33 @@ def _keys(sim: Simulator, schema: dict[str, FieldSpec], keys_param: str | None) 
     return keys
 
 
+def _comparable(spec: FieldSpec, value: Any) -> Any:
+    """A key value as `keys=` compares it (companies.same_value): numbers as numbers, dates as
+    instants, anything else as it is."""
+    if spec.type in NUMERIC_TYPES:
+        return float(value)
+    if spec.type in DATE_TYPES:
+        return parse_epoch_ms(value)
+    return value
+
+
+def _key_of(schema: dict[str, FieldSpec], keys: list[str], record: dict[str, Any]) -> tuple[Any, ...] | None:
+    values = tuple(_comparable(schema[k], record.get(k)) if record.get(k) is not None else None for k in keys)
+    return None if None in values else values
+
+
+def _index(
+    schema: dict[str, FieldSpec], keys: list[str], rows: dict[str, dict[str, Any]]
+) -> dict[Any, list[str]]:
+    """The stored rows by their key values, built once per call (a call matches up to 50 records)."""
+    index: dict[Any, list[str]] = {}
+    for gsid, fields in rows.items():
+        key = _key_of(schema, keys, fields)
+        if key is not None:
+            index.setdefault(key, []).append(gsid)
+    return index
+
+
 def update_records(sim: Simulator, name: str, body: Any, keys_param: str | None) -> dict[str, Any]:
     """Every record's key fields (AND-combined) find the rows it updates; all or nothing."""
     schema = _schema(sim, name)
@@ -92,18 +119,13 @@ def update_records(sim: Simulator, name: str, body: Any, keys_param: str | None)
     with sim.lock:
         cleaned = _validated(sim, schema, body, frozenset({GSID}) if GSID in keys else frozenset())
         rows = sim.objects[name]
+        index = _index(schema, keys, rows)
         matches: list[list[str]] = []
         for position, clean in enumerate(cleaned):
             absent = [k for k in keys if clean.get(k) is None]
             if absent:
                 raise SimError(400, codes.INVALID_FIELD, f"records[{position}] lacks key field(s) {absent}")
-            matches.append(
-                [
-                    gsid
-                    for gsid, fields in rows.items()
-                    if all(same_value(schema[k], fields.get(k), clean[k]) for k in keys)
-                ]
-            )
+            matches.append(index.get(_key_of(schema, keys, clean), []))
         missing = [clean for clean, found in zip(cleaned, matches, strict=True) if not found]
         if missing and sim.config.update_no_match == "error":
             described = ", ".join(f"{k}={missing[0][k]}" for k in keys)
