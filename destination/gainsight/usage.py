@@ -75,7 +75,7 @@ def plan_count(event: Mapping[str, Any], config: DestinationConfig, route: Track
     publish = p.plan_track(event, config) if route.publish and row_of(event) is None else None
     return CountPlan(
         domain=config.domain or "",
-        message_id=str(event["messageId"]),
+        message_id=str(event.get("messageId") or ""),  # the dry run's events may have none
         metric=metric,
         day=event_day(event),
         source=company_source(event, config),
