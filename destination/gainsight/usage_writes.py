@@ -8,7 +8,8 @@ For the rows given (each with its count now in the store):
      50 rows a call, each with its absolute count; a row written is recorded with the count sent
      (a count raised meanwhile stays due);
   3. a 4xx refusing a call of several rows → the call is split in halves, and again, until only
-     the refused row remains: that one is `refused` (the caller dead-letters it); the others land;
+     the refused row remains: that one is `refused` (the caller dead-letters it); the others land
+     (an update of one row that matches nothing, the row deleted in Gainsight, inserts it anew);
      a 429, 5xx or timeout (or a spent budget, OverBudget) stops the writes: what is left is
      written by the next flush, and an insert whose fate is unknown is asked for again first.
 
@@ -111,6 +112,8 @@ class UsageWriter:
             written.last_call = call
         elif outcome != "aborted":
             raise _Stop(self._caller.failed(call))
+        elif len(rows) == 1 and make is usage_update and is_no_match(call.answer):
+            await self._send(batch, target, usage_insert, rows, written)  # gone from Gainsight: anew
         elif len(rows) == 1:
             written.refused.append((rows[0], call))
         else:  # only the refused row must fail: halve until it stands alone

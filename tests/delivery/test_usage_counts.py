@@ -297,3 +297,23 @@ def test_a_flush_comes_every_interval_and_just_after_each_utc_midnight() -> None
     assert next_flush_at(midnight + 600, 3600) == midnight + 4200
     assert next_flush_at(midnight + 86_000, 3600) == midnight + 86_400 + 60
     assert next_flush_at(midnight - 30, 3600) == midnight + 60
+
+
+def test_a_row_deleted_in_gainsight_is_inserted_anew_with_its_absolute_count() -> None:
+    tenant = Tenant()
+    acme = company(tenant, "Acme")
+
+    async def scenario() -> FlushReport:
+        service = Service(tenant)
+        await associate(service, u1=acme)
+        await service.enqueue([counted(1), counted(2)])
+        await service.drain()
+        await flusher(service).flush(DESTINATION.id)
+        tenant.sim.objects[USAGE].clear()  # an admin deletes the row
+        await service.enqueue([counted(3)])
+        await service.drain()
+        return await flusher(service).flush(DESTINATION.id)
+
+    report = asyncio.run(scenario())
+    assert (report.rows, report.refused) == (1, 0)
+    assert rows(tenant) == [(acme, "2026-12-06", "Report Exported", 3)]
