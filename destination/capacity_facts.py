@@ -1,0 +1,96 @@
+"""Reads the capacity forecast's facts from the store (capacity.py computes the forecast), and
+what the /status charts draw. Every read is one bounded query (delivery/capacity_views.py)."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from destination.capacity import Budget, Facts, Route, forecast
+from destination.config import Destination, DestinationConfig
+from destination.delivery.store import Store
+from destination.settings import Settings
+
+ARRIVAL_WINDOW_SECONDS = 3600.0
+"""Arrivals a day are those of the last hour, scaled: recent enough to show a change of traffic."""
+COST_WINDOW_SECONDS = 86_400.0
+"""Calls per event are measured on the events finished in the last day (the newest SAMPLE)."""
+SAMPLE = 10_000
+"""At most this many events are read for the mix of arrivals, and for the calls per event."""
+HOUR = 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    """What the /status charts draw for one destination (charts.py)."""
+
+    minute_seconds: float
+    calls_by_minute: dict[float, int]  # the tenant's calls, by minute window start, the last hour
+    per_minute_limit: int
+    hour_start: float  # the start of the first hour bucket
+    finished_by_hour: dict[tuple[int, str], int]  # (hour bucket, state) -> events
+
+
+def budget_of(settings: Settings) -> Budget:
+    return Budget(
+        settings.rate_limit_per_day,
+        settings.rate_limit_per_minute,
+        settings.max_age_seconds,
+        settings.rate_minute_seconds,
+        settings.rate_day_seconds,
+    )
+
+
+def routes_of(config: DestinationConfig, names: list[str]) -> dict[str, Route]:
+    """Where the configuration sends each of these track event names."""
+    return {name: "publish" for name in names}
+
+
+async def read_facts(store: Store, destination: Destination, budget: Budget, now: float) -> Facts:
+    destination_id, tenant = destination.id, destination.config.domain or ""
+    arrivals = await store.arrivals(destination_id, now - ARRIVAL_WINDOW_SECONDS, SAMPLE)
+    costs = await store.call_costs(destination_id, now - COST_WINDOW_SECONDS, SAMPLE)
+    queued = (await store.counts_by_destination()).get(destination_id, {})
+    day_start = math.floor(now / budget.day_seconds) * budget.day_seconds
+    used = await store.budget_used(tenant, [("day", day_start)])
+    names = sorted({a.event for a in arrivals.sample if a.kind == "track" and a.event is not None})
+    return Facts(
+        destination=destination_id,
+        tenant=tenant,
+        now=now,
+        window_seconds=ARRIVAL_WINDOW_SECONDS,
+        arrivals=arrivals,
+        costs=costs,
+        backlog=queued.get("queued", 0) + queued.get("leased", 0),
+        oldest_queued_at=await store.oldest_unfinished(destination_id),
+        calls_today=used.get("day", 0),
+        routes=routes_of(destination.config, names),
+    )
+
+
+async def capacity(
+    store: Store, destinations: Mapping[str, Destination], settings: Settings, now: float | None = None
+) -> list[dict[str, Any]]:
+    """The DESIGN §6 answer for every destination, by id."""
+    now = time.time() if now is None else now
+    budget = budget_of(settings)
+    facts = [await read_facts(store, destinations[d], budget, now) for d in sorted(destinations)]
+    return forecast(facts, budget)
+
+
+async def history(store: Store, destination: Destination, settings: Settings, now: float) -> History:
+    """The tenant's calls a minute over the last hour; the destination's finished events an hour
+    over the last day, by state."""
+    minute = settings.rate_minute_seconds
+    first_minute = math.floor(now / minute) * minute - (math.ceil(HOUR / minute) - 1) * minute
+    first_hour = math.floor(now / HOUR) * HOUR - 23 * HOUR
+    return History(
+        minute_seconds=minute,
+        calls_by_minute=await store.calls_history(destination.config.domain or "", "minute", first_minute),
+        per_minute_limit=settings.rate_limit_per_minute,
+        hour_start=first_hour,
+        finished_by_hour=await store.finished_histogram(destination.id, first_hour, HOUR),
+    )
