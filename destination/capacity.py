@@ -41,7 +41,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from destination.delivery.capacity_views import Arrivals, CallCost
+from destination.delivery.capacity_views import Arrival, Arrivals, CallCost
 from destination.delivery.views import iso as _iso
 
 DAY = 86_400.0
@@ -112,12 +112,20 @@ def event_loads(facts: Facts) -> list[EventLoad]:
         return []
     scale = facts.arrivals.total / sampled * DAY / facts.window_seconds
     cost = _cost_table(facts.costs)
+
+    def unmeasured(a: Arrival) -> float:
+        """A counted event not also published makes no call of its own (its count's row is
+        written with up to 49 others, once per flush); another costs what its type costs."""
+        if a.kind == "track" and facts.routes.get(a.event or "") == "usage":
+            return 0.0
+        return cost.get((a.kind, None), 1.0)
+
     return [
         EventLoad(
             a.kind,
             a.event,
             a.events * scale,
-            cost.get((a.kind, a.event), cost.get((a.kind, None), 1.0)),
+            cost[a.kind, a.event] if (a.kind, a.event) in cost else unmeasured(a),
             a.anonymous / a.events,
         )
         for a in facts.arrivals.sample

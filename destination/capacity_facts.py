@@ -45,8 +45,15 @@ def budget_of(settings: Settings) -> Budget:
 
 
 def routes_of(config: DestinationConfig, names: list[str]) -> dict[str, Route]:
-    """Where the configuration sends each of these track event names."""
-    return {name: "publish" for name in names}
+    """Where the configuration sends each of these track event names (config.track_route)."""
+    found: dict[str, Route] = {}
+    for name in names:
+        route = config.track_route(name)
+        if route.sink == "publish" or not route.publish:
+            found[name] = route.sink
+        else:
+            found[name] = "timeline+publish" if route.sink == "timeline" else "usage+publish"
+    return found
 
 
 async def read_facts(store: Store, destination: Destination, budget: Budget, now: float) -> Facts:

@@ -179,3 +179,15 @@ def load(per_day: float, anonymous: float = 0.0, kind: str = "track", calls: flo
 )
 def test_levers(event: EventLoad, route: Route, lever: str | None) -> None:
     assert lever_for(event, route) == lever
+
+
+def test_counted_events_not_yet_measured_cost_no_call_of_their_own() -> None:
+    counted = facts(
+        sample=(Arrival("track", "Report Exported", 100_000, 0),), routes={"Report Exported": "usage"}
+    )
+    [answer] = forecast([counted], BUDGET)
+    assert answer["fits"] is True
+    assert answer["callsNeededPerDay"] == 0
+    assert answer["byEvent"][0]["lever"] is None
+    published = facts(sample=(Arrival("track", "Report Exported", 100_000, 0),))
+    assert forecast([published], BUDGET)[0]["callsNeededPerDay"] == 100_000  # a call each, unmeasured
