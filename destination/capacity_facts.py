@@ -56,8 +56,10 @@ def routes_of(config: DestinationConfig, names: list[str]) -> dict[str, Route]:
     return found
 
 
-async def read_facts(store: Store, destination: Destination, budget: Budget, now: float) -> Facts:
-    destination_id, tenant = destination.id, destination.config.domain or ""
+async def read_facts(
+    store: Store, destination_id: str, config: DestinationConfig, budget: Budget, now: float
+) -> Facts:
+    tenant = config.domain or ""
     arrivals = await store.arrivals(destination_id, now - ARRIVAL_WINDOW_SECONDS, SAMPLE)
     costs = await store.call_costs(destination_id, now - COST_WINDOW_SECONDS, SAMPLE)
     queued = (await store.counts_by_destination()).get(destination_id, {})
@@ -74,17 +76,20 @@ async def read_facts(store: Store, destination: Destination, budget: Budget, now
         backlog=queued.get("queued", 0) + queued.get("leased", 0),
         oldest_queued_at=await store.oldest_unfinished(destination_id),
         calls_today=used.get("day", 0),
-        routes=routes_of(destination.config, names),
+        routes=routes_of(config, names),
     )
 
 
 async def capacity(
-    store: Store, destinations: Mapping[str, Destination], settings: Settings, now: float | None = None
+    store: Store,
+    configs: Mapping[str, DestinationConfig],
+    settings: Settings,
+    now: float | None = None,
 ) -> list[dict[str, Any]]:
-    """The DESIGN §6 answer for every destination, by id."""
+    """The DESIGN §6 answer for every destination (its dashboard settings by id), by id."""
     now = time.time() if now is None else now
     budget = budget_of(settings)
-    facts = [await read_facts(store, destinations[d], budget, now) for d in sorted(destinations)]
+    facts = [await read_facts(store, d, configs[d], budget, now) for d in sorted(configs)]
     return forecast(facts, budget)
 
 
@@ -101,3 +106,7 @@ async def history(store: Store, destination: Destination, settings: Settings, no
         hour_start=first_hour,
         finished_by_hour=await store.finished_histogram(destination.id, first_hour, HOUR),
     )
+
+
+def configs_of(destinations: Mapping[str, Destination]) -> dict[str, DestinationConfig]:
+    return {destination_id: d.config for destination_id, d in destinations.items()}

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 
 from prometheus_client import CollectorRegistry, Gauge
 
-from destination.capacity_facts import capacity
+from destination.capacity_facts import capacity, configs_of
 from destination.config import Destination
 from destination.delivery.store import Store
 from destination.settings import Settings
@@ -38,7 +38,7 @@ class CapacityGauges:
         )
 
     async def refresh(self) -> None:
-        for answer in await capacity(self._store, self._destinations, self._settings):
+        for answer in await capacity(self._store, configs_of(self._destinations), self._settings):
             clears = answer["backlogClearsInSeconds"]
             self.clear_seconds.labels(answer["destination"]).set(math.inf if clears is None else clears)
             self.calls_needed.labels(answer["destination"]).set(answer["callsNeededPerDay"])

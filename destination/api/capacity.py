@@ -9,7 +9,7 @@ from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, Field
 
 from destination.api.admin_auth import AdminDep
-from destination.capacity_facts import capacity
+from destination.capacity_facts import capacity, configs_of
 from destination.runtime import RuntimeDep
 
 router = APIRouter(tags=["Admin"])
@@ -53,7 +53,7 @@ class CapacityAnswer(BaseModel):
     response_model=CapacityAnswer,
 )
 async def capacity_of_all(_: AdminDep, runtime: RuntimeDep) -> dict[str, Any]:
-    return {"destinations": await capacity(runtime.store, runtime.destinations, runtime.settings)}
+    return {"destinations": await capacity(runtime.store, configs_of(runtime.destinations), runtime.settings)}
 
 
 @router.get(
@@ -66,7 +66,7 @@ async def capacity_of_one(_: AdminDep, runtime: RuntimeDep, destination_id: str)
     if destination_id not in runtime.destinations:
         raise HTTPException(404, f"no destination with id {destination_id!r}")
     # Forecast with every destination: those of the same tenant share its budget.
-    for answer in await capacity(runtime.store, runtime.destinations, runtime.settings):
+    for answer in await capacity(runtime.store, configs_of(runtime.destinations), runtime.settings):
         if answer["destination"] == destination_id:
             return answer
     raise AssertionError("every configured destination has an answer")
