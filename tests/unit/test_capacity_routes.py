@@ -122,3 +122,23 @@ def test_the_gauges_say_the_same(client: TestClient) -> None:
     assert 'gsd_calls_needed_per_day{destination="loud"} 2400.0' in text
     assert 'gsd_backlog_clear_seconds{destination="loud"} +Inf' in text
     assert 'gsd_backlog_clear_seconds{destination="quiet"} 0.0' in text
+
+
+def test_status_shows_the_forecast_and_its_charts_without_outside_assets(client: TestClient) -> None:
+    page = client.get("/status", headers=ADMIN)
+    assert page.status_code == 200
+    html = page.text
+    loud = html[html.index('id="destination-loud"') : html.index('id="destination-quiet"')]
+    quiet = html[html.index('id="destination-quiet"') :]
+    assert "does not fit the daily budget" in loud and "grows by 1,400 a day" in loud
+    assert "fits the daily budget" in quiet and "does not fit" not in quiet
+    for chart in ("loud-calls", "loud-finished", "loud-backlog"):
+        assert f'<svg class="chart" id="{chart}" role="img"' in loud
+        assert f'aria-labelledby="{chart}-title {chart}-desc"' in loud
+    assert "2,400 events queued" not in loud and "100 events queued now; it grows by 1,400 a day" in loud
+    assert "budget 100/min" in loud  # the per-minute budget line
+    assert "1 delivered" in quiet  # the finished chart's description
+    sources = [part.split('"')[1] for part in html.split("src=")[1:]] + [
+        part.split('"')[1] for part in html.split("href=")[1:]
+    ]
+    assert all(not s.startswith(("http:", "https:", "//")) for s in sources)
