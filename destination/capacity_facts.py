@@ -57,12 +57,17 @@ def routes_of(config: DestinationConfig, names: list[str]) -> dict[str, Route]:
 
 
 async def read_facts(
-    store: Store, destination_id: str, config: DestinationConfig, budget: Budget, now: float
+    store: Store,
+    destination_id: str,
+    config: DestinationConfig,
+    budget: Budget,
+    now: float,
+    queued: Mapping[str, int],
 ) -> Facts:
+    """`queued`: the destination's events by state (counts_by_destination)."""
     tenant = config.domain or ""
     arrivals = await store.arrivals(destination_id, now - ARRIVAL_WINDOW_SECONDS, SAMPLE)
     costs = await store.call_costs(destination_id, now - COST_WINDOW_SECONDS, SAMPLE)
-    queued = (await store.counts_by_destination()).get(destination_id, {})
     day_start = math.floor(now / budget.day_seconds) * budget.day_seconds
     used = await store.budget_used(tenant, [("day", day_start)])
     names = sorted({a.event for a in arrivals.sample if a.kind == "track" and a.event is not None})
@@ -89,7 +94,8 @@ async def capacity(
     """The DESIGN §6 answer for every destination (its dashboard settings by id), by id."""
     now = time.time() if now is None else now
     budget = budget_of(settings)
-    facts = [await read_facts(store, d, configs[d], budget, now) for d in sorted(configs)]
+    queued = await store.counts_by_destination()
+    facts = [await read_facts(store, d, configs[d], budget, now, queued.get(d, {})) for d in sorted(configs)]
     return forecast(facts, budget)
 
 

@@ -2,7 +2,8 @@
 -- Payloads are read as text (SQLite's JSON functions refuse BLOBs), and only tracks' are read.
 
 -- name: arrivals_total
-SELECT count(*) FROM seen_messages WHERE seen_at >= :since AND destination_id = :destination_id;
+-- On seen_messages_by_age (`+` keeps SQLite from scanning the destination's week by primary key).
+SELECT count(*) FROM seen_messages WHERE seen_at >= :since AND +destination_id = :destination_id;
 
 -- name: arrivals_sample
 -- The newest arrivals (on seen_messages_by_age), their events found by messageId and receipt.
@@ -14,7 +15,7 @@ SELECT kind, name, count(*), sum(anonymous) FROM (
         substr(e.ordering_key, 1, 12) = 'anonymousId:' AS anonymous
     FROM (
         SELECT destination_id, message_id, seen_at FROM seen_messages
-        WHERE seen_at >= :since AND destination_id = :destination_id
+        WHERE seen_at >= :since AND +destination_id = :destination_id
         ORDER BY seen_at DESC LIMIT :limit
     ) AS s
     JOIN events AS e ON e.message_id = s.message_id AND e.destination_id = s.destination_id
