@@ -17,9 +17,11 @@ from destination.settings import Settings
 ARRIVAL_WINDOW_SECONDS = 3600.0
 """Arrivals a day are those of the last hour, scaled: recent enough to show a change of traffic."""
 COST_WINDOW_SECONDS = 86_400.0
-"""Calls per event are measured on the events finished in the last day (the newest SAMPLE)."""
-SAMPLE = 10_000
-"""At most this many events are read for the mix of arrivals, and for the calls per event."""
+"""Calls per event are measured on the events finished in the last day (the newest FINISHED_READ)."""
+ARRIVALS_READ = 2_000
+"""The mix of arrivals (by type and event name) is read from at most this many, the newest."""
+FINISHED_READ = 5_000
+"""Calls per event are measured on at most this many finished events, the newest."""
 HOUR = 3600.0
 
 
@@ -66,8 +68,8 @@ async def read_facts(
 ) -> Facts:
     """`queued`: the destination's events by state (counts_by_destination)."""
     tenant = config.domain or ""
-    arrivals = await store.arrivals(destination_id, now - ARRIVAL_WINDOW_SECONDS, SAMPLE)
-    costs = await store.call_costs(destination_id, now - COST_WINDOW_SECONDS, SAMPLE)
+    arrivals = await store.arrivals(destination_id, now - ARRIVAL_WINDOW_SECONDS, ARRIVALS_READ)
+    costs = await store.call_costs(destination_id, now - COST_WINDOW_SECONDS, FINISHED_READ)
     day_start = math.floor(now / budget.day_seconds) * budget.day_seconds
     used = await store.budget_used(tenant, [("day", day_start)])
     names = sorted({a.event for a in arrivals.sample if a.kind == "track" and a.event is not None})

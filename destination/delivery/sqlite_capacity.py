@@ -1,9 +1,11 @@
 """The SQLite store's reads for the capacity forecast (capacity_views.py; SQL in
-sqlite_capacity.sql). They run on the store's one connection thread, like every view."""
+sqlite_capacity.sql). They run on the store's second (read-only) connection, beside the writer,
+so that /status and /metrics never hold up ingest and delivery while they read."""
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from typing import Any
 
 from destination.delivery import sqlfile
@@ -12,7 +14,7 @@ from destination.delivery.sqlite_writer import SQLiteWriter
 
 
 class SQLiteCapacity:
-    _writer: SQLiteWriter
+    _scans: Callable[[], SQLiteWriter]  # SQLiteViews': the second connection, opened when first needed
 
     async def arrivals(self, destination_id: str, since: float, limit: int) -> Arrivals:
         params = {"destination_id": destination_id, "since": since, "limit": max(limit, 0)}
@@ -22,7 +24,7 @@ class SQLiteCapacity:
             rows = conn.execute(_Q["arrivals_sample"], params).fetchall()
             return Arrivals(int(total), tuple(Arrival(k, e, int(n), int(a or 0)) for k, e, n, a in rows))
 
-        return await self._writer.run(job, writes=False)
+        return await self._scans().run(job, writes=False)
 
     async def call_costs(self, destination_id: str, since: float, limit: int) -> list[CallCost]:
         params = {"destination_id": destination_id, "since": since, "limit": max(limit, 0)}
@@ -46,7 +48,7 @@ class SQLiteCapacity:
         return {float(start): int(calls) for start, calls in rows}
 
     async def _read(self, name: str, params: dict[str, Any]) -> list[Any]:
-        return await self._writer.run(lambda conn: conn.execute(_Q[name], params).fetchall(), writes=False)
+        return await self._scans().run(lambda conn: conn.execute(_Q[name], params).fetchall(), writes=False)
 
 
 _Q = sqlfile.load("sqlite_capacity.sql")
