@@ -34,6 +34,7 @@ class History:
     per_minute_limit: int
     hour_start: float  # the start of the first hour bucket
     finished_by_hour: dict[tuple[int, str], int]  # (hour bucket, state) -> events
+    arrivals_by_hour: dict[int, int]  # hour bucket -> events stored
 
 
 def budget_of(settings: Settings) -> Budget:
@@ -102,8 +103,8 @@ async def capacity(
 
 
 async def history(store: Store, destination: Destination, settings: Settings, now: float) -> History:
-    """The tenant's calls a minute over the last hour; the destination's finished events an hour
-    over the last day, by state."""
+    """The tenant's calls a minute over the last hour; the destination's events stored, and
+    finished by state, an hour over the last day."""
     minute = settings.rate_minute_seconds
     first_minute = math.floor(now / minute) * minute - (math.ceil(HOUR / minute) - 1) * minute
     first_hour = math.floor(now / HOUR) * HOUR - 23 * HOUR
@@ -113,6 +114,7 @@ async def history(store: Store, destination: Destination, settings: Settings, no
         per_minute_limit=settings.rate_limit_per_minute,
         hour_start=first_hour,
         finished_by_hour=await store.finished_histogram(destination.id, first_hour, HOUR),
+        arrivals_by_hour=await store.arrival_histogram(destination.id, first_hour, HOUR),
     )
 
 

@@ -105,20 +105,26 @@ def line(
     chart_id: str,
     title: str,
     description: str,
-    points: Sequence[tuple[float, float]],
+    past: Sequence[tuple[float, float]],
+    future: Sequence[tuple[float, float]],
     *,
     span: tuple[str, str] = ("", ""),
 ) -> Markup:
-    """A line through (x in 0..1, value) points, the first point marked (now)."""
-    top = max([v for _, v in points] + [1.0]) * 1.1
-    xy = [(LEFT + x * (WIDTH - LEFT), _y(v, top)) for x, v in points]
-    path = " ".join(f"{x:.1f},{y:.1f}" for x, y in xy)
-    first_x, first_y = xy[0] if xy else (LEFT, HEIGHT - BOTTOM)
+    """A line through (x in 0..1, value) points: `past` solid, `future` dashed, from a marked now
+    (the last of `past`, the first of `future`)."""
+    top = max([v for _, v in (*past, *future)] + [1.0]) * 1.1
+
+    def points(values: Sequence[tuple[float, float]]) -> str:
+        return " ".join(f"{LEFT + x * (WIDTH - LEFT):.1f},{_y(v, top):.1f}" for x, v in values)
+
+    now_x, now_v = future[0] if future else past[-1] if past else (0.0, 0.0)
     body = (
-        _axes(top, *span)
-        + f'<polyline class="projection" points="{path}" fill="none" stroke="#3182ce" stroke-width="2" '
-        f'stroke-dasharray="5 3"/>'
-        f'<circle cx="{first_x:.1f}" cy="{first_y:.1f}" r="3" fill="#1d2430"/>'
+        _axes(top, *span) + f'<polyline class="history" points="{points(past)}" fill="none" stroke="#1d2430" '
+        f'stroke-width="1.5"/>'
+        + f'<polyline class="projection" points="{points(future)}" fill="none" stroke="#3182ce" '
+        f'stroke-width="2" stroke-dasharray="5 3"/>'
+        f'<circle cx="{LEFT + now_x * (WIDTH - LEFT):.1f}" cy="{_y(now_v, top):.1f}" r="3" fill="#1d2430">'
+        f"<title>now: {escape(_number(now_v))}</title></circle>"
     )
     return _frame(chart_id, title, description, body)
 

@@ -1,7 +1,7 @@
 """The /status page's capacity section (DESIGN §6, §9): the forecast of each destination and its
 three charts (charts.py): the tenant's calls a minute over the last hour against the per-minute
 budget, the destination's events finished an hour over the last day by outcome, and its backlog
-now with the forecast's projection over the next day."""
+over the last day with the forecast's projection over the next."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ async def capacity_sections(
             answer,
             calls_chart(destination.id, past, now),
             finished_chart(destination.id, past),
-            backlog_chart(destination.id, answer),
+            backlog_chart(destination.id, answer, past, now),
         )
     return found
 
@@ -101,26 +101,46 @@ def finished_chart(destination_id: str, past: History) -> Markup:
     )
 
 
-def backlog_chart(destination_id: str, forecast: Mapping[str, Any]) -> Markup:
+def backlog_chart(destination_id: str, forecast: Mapping[str, Any], past: History, now: float) -> Markup:
+    """The last day (from the backlog now, the events stored and finished since each hour) and the
+    forecast's next day, on one line: now in the middle."""
     backlog = float(forecast["backlogEvents"])
     clears, growth = forecast["backlogClearsInSeconds"], float(forecast["backlogGrowthPerDay"])
-    points = [
-        (h / PROJECTED_HOURS, projected(backlog, clears, growth, h * HOUR))
+    window = 2 * PROJECTED_HOURS * HOUR
+    history = [(0.5 - (now - at) / window, value) for at, value in backlog_history(backlog, past, now)]
+    future = [
+        (0.5 + h / (2 * PROJECTED_HOURS), projected(backlog, clears, growth, h * HOUR))
         for h in range(PROJECTED_HOURS + 1)
     ]
     if clears is None:
-        outlook = f"it grows by {growth:,.0f} a day: {points[-1][1]:,.0f} in {PROJECTED_HOURS} hours"
+        outlook = f"it grows by {growth:,.0f} a day: {future[-1][1]:,.0f} in {PROJECTED_HOURS} hours"
     elif backlog:
         outlook = f"it clears in {duration(clears)}"
     else:
         outlook = "nothing waits"
+    most = max((value for _, value in history), default=0.0)
     return line(
         f"{destination_id}-backlog",
-        f"Backlog now and projected over the next {PROJECTED_HOURS} hours",
-        f"{backlog:,.0f} events queued now; {outlook}.",
-        points,
-        span=("now", f"in {PROJECTED_HOURS} h"),
+        f"Backlog over the last {PROJECTED_HOURS} hours and projected over the next {PROJECTED_HOURS}",
+        f"{backlog:,.0f} events queued now; {outlook}. At most {most:,.0f} queued in the last "
+        f"{PROJECTED_HOURS} hours (from the events stored and finished since).",
+        history,
+        future,
+        span=(f"{PROJECTED_HOURS} h ago", f"in {PROJECTED_HOURS} h"),
     )
+
+
+def backlog_history(backlog: float, past: History, now: float) -> list[tuple[float, float]]:
+    """(time, events queued) at the start of each hour bucket and now: the backlog now, less the
+    events stored since, plus those finished since (a replay or purge since makes it approximate)."""
+    finished: dict[int, int] = {}
+    for (bucket, _), n in past.finished_by_hour.items():
+        finished[bucket] = finished.get(bucket, 0) + n
+    points, queued = [(now, backlog)], backlog
+    for bucket in reversed(range(HOURS_SHOWN)):
+        queued += finished.get(bucket, 0) - past.arrivals_by_hour.get(bucket, 0)
+        points.append((past.hour_start + bucket * HOUR, max(0.0, queued)))
+    return points[::-1]
 
 
 def projected(backlog: float, clears: int | None, growth: float, seconds: float) -> float:

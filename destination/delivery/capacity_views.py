@@ -55,6 +55,12 @@ class CapacityViews(Protocol):
         """What the newest `limit` events of the destination finished at or after `since` cost."""
         ...
 
+    async def arrival_histogram(
+        self, destination_id: str, since: float, bucket_seconds: float
+    ) -> dict[int, int]:
+        """{bucket: n} of the destination's events stored at or after `since` (buckets as below)."""
+        ...
+
     async def oldest_unfinished(self, destination_id: str) -> float | None:
         """When the oldest queued (or leased) event of the destination was received; None: none."""
         ...

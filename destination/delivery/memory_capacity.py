@@ -58,6 +58,17 @@ class MemoryCapacity(TablesHandle):
                 calls[key] = calls.get(key, 0.0) + spent
             return [CallCost(kind, name, n, calls[kind, name]) for (kind, name), n in events.items()]
 
+    async def arrival_histogram(
+        self, destination_id: str, since: float, bucket_seconds: float
+    ) -> dict[int, int]:
+        with self._open():
+            found: Counter[int] = Counter(
+                math.floor((at - since) / bucket_seconds)
+                for (destination, _), at in self._t.seen.items()
+                if destination == destination_id and at >= since
+            )
+            return dict(found)
+
     async def oldest_unfinished(self, destination_id: str) -> float | None:
         with self._open():
             received = [

@@ -51,6 +51,11 @@ SELECT f.kind, f.name, count(*), coalesce(sum(spent.calls), 0.0)::float8
 FROM finished AS f LEFT JOIN spent ON spent.event_id = f.id
 GROUP BY f.kind, f.name;
 
+-- name: arrival_histogram
+SELECT floor((seen_at - %(since)s) / %(bucket)s)::bigint AS bucket, count(*) FROM seen_messages
+WHERE seen_at >= %(since)s AND destination_id = %(destination_id)s
+GROUP BY 1;
+
 -- name: oldest_unfinished
 -- Each person's oldest unfinished event is its head (events_claimable holds only heads).
 SELECT min(received_at) FROM events WHERE head AND destination_id = %(destination_id)s;

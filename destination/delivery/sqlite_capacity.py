@@ -31,6 +31,12 @@ class SQLiteCapacity:
         rows = await self._read("call_costs", params)
         return [CallCost(kind, name, int(n), float(calls)) for kind, name, n, calls in rows]
 
+    async def arrival_histogram(
+        self, destination_id: str, since: float, bucket_seconds: float
+    ) -> dict[int, int]:
+        params = {"destination_id": destination_id, "since": since, "bucket": bucket_seconds}
+        return {int(bucket): int(n) for bucket, n in await self._read("arrival_histogram", params)}
+
     async def oldest_unfinished(self, destination_id: str) -> float | None:
         rows = await self._read("oldest_unfinished", {"destination_id": destination_id})
         return None if rows[0][0] is None else float(rows[0][0])

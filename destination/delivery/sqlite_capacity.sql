@@ -47,6 +47,11 @@ SELECT f.kind, f.name, count(*), coalesce(sum(spent.calls), 0.0)
 FROM finished AS f LEFT JOIN spent ON spent.event_id = f.id
 GROUP BY f.kind, f.name;
 
+-- name: arrival_histogram
+SELECT CAST((seen_at - :since) / :bucket AS INTEGER) AS bucket, count(*) FROM seen_messages
+WHERE seen_at >= :since AND +destination_id = :destination_id
+GROUP BY bucket;
+
 -- name: oldest_unfinished
 -- Each person's oldest unfinished event is its head (events_claimable holds only heads).
 SELECT min(received_at) FROM events WHERE head = 1 AND destination_id = :destination_id;

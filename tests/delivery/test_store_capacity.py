@@ -46,6 +46,8 @@ async def test_arrivals_count_stored_events_since_and_mix_the_newest(store: Stor
         ("track", "Page Viewed", 1),
     ]
     assert (await store.arrivals("nobody", T0 - 3600, 100)).total == 0
+    assert await store.arrival_histogram("acme", T0 - 7200, 3600.0) == {0: 1, 1: 4}
+    assert await store.arrival_histogram("acme", T0 - 250, 100.0) == {0: 1, 1: 1, 2: 1}
 
 
 async def test_call_costs_split_a_shared_call_among_its_events(store: Store, clock: FakeClock) -> None:

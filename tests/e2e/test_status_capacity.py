@@ -79,8 +79,9 @@ def test_the_page_shows_the_forecast_and_its_charts(browser: Any, service: Serve
         assert calls.locator("line.limit").count() == 1  # the budget line
         finished = busy.get_by_role("img", name="Events finished an hour over the last day", exact=False)
         assert finished.is_visible() and finished.locator("rect").count() >= 1
-        backlog = busy.get_by_role("img", name="Backlog now and projected", exact=False)
+        backlog = busy.get_by_role("img", name="Backlog over the last 24 hours and projected", exact=False)
         assert backlog.is_visible() and backlog.locator("polyline.projection").count() == 1
+        assert backlog.locator("polyline.history").count() == 1
         assert "events queued now" in (backlog.locator("desc").text_content() or "")
 
         calm = page.locator("#destination-calm .capacity")
