@@ -25,10 +25,12 @@ events first whichever destination they belong to):
 The daily cap: the tenant's calls counted today, spent on at the per-minute limit while a backlog
 waits, then at N, reached before the day window ends (UTC midnight) or not at all (null).
 
-Aging out (queued events are served oldest first): an event queued now waits about backlog ÷
-drain rate. Queued events start passing GSD_MAX_AGE_SECONDS when that wait reaches it, and not
-before the oldest queued event is that old; null when the backlog clears first. Past that age a
-queued event still waits for its turn; any failed attempt then makes it a dead letter at once.
+Aging out (queued events are served oldest first): an event queued when the wait (backlog ÷ the
+destination's events sent a day) is longer than GSD_MAX_AGE_SECONDS passes that age while it
+waits. `agingOutAt` is when the first one does: the time the wait reaches that age, plus the age
+(a growing backlog); the oldest queued event's receipt plus the age when the wait is that long
+already, or that event is that old; null when the wait never gets there. Past that age a queued
+event still waits for its turn; any failed attempt then makes it a dead letter at once.
 
 Levers (`lever_for`): what would cut a published track event's calls. Identify and group: null
 (person runs and unchanged-skipping already cut them).
