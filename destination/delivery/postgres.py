@@ -19,6 +19,7 @@ from typing import Any
 
 from destination.delivery import rows as rowmap
 from destination.delivery.grouping import Grouped
+from destination.delivery.postgres_capacity import PostgresCapacity
 from destination.delivery.postgres_connections import (
     DEFAULT_POOL_SIZE,
     Conn,
@@ -50,7 +51,7 @@ from destination.delivery.store_base import (
 from destination.delivery.usage_postgres import UsagePostgres
 
 
-class PostgresStore(PostgresViews, PostgresMemory, UsagePostgres, QueueMoves):
+class PostgresStore(PostgresViews, PostgresMemory, PostgresCapacity, UsagePostgres, QueueMoves):
     """`Store` on a PostgreSQL database; see store.py for the semantics of each method."""
 
     def __init__(

@@ -49,12 +49,12 @@ class UsageMemory(TablesHandle):
                     )
 
     async def usage_found(self, destination_id: str, keys: Sequence[UsageKey]) -> None:
-        self._change(destination_id, keys, known=True)
+        self._usage_change(destination_id, keys, known=True)
 
     async def usage_held(self, destination_id: str, keys: Sequence[UsageKey], held: bool) -> None:
-        self._change(destination_id, keys, held=held)
+        self._usage_change(destination_id, keys, held=held)
 
-    def _change(self, destination_id: str, keys: Sequence[UsageKey], **changes: bool) -> None:
+    def _usage_change(self, destination_id: str, keys: Sequence[UsageKey], **changes: bool) -> None:
         with self._open():
             rows = self._t.usage.rows
             for key in keys:

@@ -42,22 +42,22 @@ class UsagePostgres(PostgresConnections):
         async with self._tx() as conn:
             return await (await conn.execute(self._usage_q["count_usage"], params)).fetchone() is not None
 
-    async def _rows(self, name: str, params: dict[str, Any]) -> list[UsageRow]:
+    async def _usage_rows(self, name: str, params: dict[str, Any]) -> list[UsageRow]:
         async with self._tx() as conn:
             return [
                 _row(found) for found in await (await conn.execute(self._usage_q[name], params)).fetchall()
             ]
 
     async def usage_due(self, destination_id: str, limit: int) -> list[UsageRow]:
-        return await self._rows("usage_due", {"destination_id": destination_id, "limit": limit})
+        return await self._usage_rows("usage_due", {"destination_id": destination_id, "limit": limit})
 
     async def usage_rows(self, destination_id: str, keys: Sequence[UsageKey]) -> list[UsageRow]:
-        return await self._rows("usage_rows", _keys(destination_id, keys)) if keys else []
+        return await self._usage_rows("usage_rows", _keys(destination_id, keys)) if keys else []
 
     async def usage_of_day(self, destination_id: str, day: str) -> list[UsageRow]:
-        return await self._rows("usage_of_day", {"destination_id": destination_id, "day": day})
+        return await self._usage_rows("usage_of_day", {"destination_id": destination_id, "day": day})
 
-    async def _change(self, name: str, params: dict[str, Any]) -> None:
+    async def _usage_change(self, name: str, params: dict[str, Any]) -> None:
         if params["companies"]:
             async with self._tx() as conn:
                 await conn.execute(self._usage_q[name], params)
@@ -66,13 +66,13 @@ class UsagePostgres(PostgresConnections):
         self, destination_id: str, written: Sequence[tuple[UsageKey, int]], now: float
     ) -> None:
         params = {**_keys(destination_id, [k for k, _ in written]), "counts": [n for _, n in written]}
-        await self._change("usage_written", {**params, "now": now})
+        await self._usage_change("usage_written", {**params, "now": now})
 
     async def usage_found(self, destination_id: str, keys: Sequence[UsageKey]) -> None:
-        await self._change("usage_found", _keys(destination_id, keys))
+        await self._usage_change("usage_found", _keys(destination_id, keys))
 
     async def usage_held(self, destination_id: str, keys: Sequence[UsageKey], held: bool) -> None:
-        await self._change("usage_held", {**_keys(destination_id, keys), "held": held})
+        await self._usage_change("usage_held", {**_keys(destination_id, keys), "held": held})
 
     async def last_usage_write(self, destination_id: str) -> float | None:
         async with self._tx() as conn:

@@ -39,35 +39,39 @@ class UsageSQLite:
 
     async def usage_due(self, destination_id: str, limit: int) -> list[UsageRow]:
         params = {"destination_id": destination_id, "limit": limit}
-        return await self._read(lambda conn: conn.execute(self._usage_q["usage_due"], params).fetchall())
+        return await self._usage_read(
+            lambda conn: conn.execute(self._usage_q["usage_due"], params).fetchall()
+        )
 
     async def usage_rows(self, destination_id: str, keys: Sequence[UsageKey]) -> list[UsageRow]:
         def job(conn: sqlite3.Connection) -> list[Any]:
             query = self._usage_q["usage_row"]
             return [r for k in keys if (r := conn.execute(query, _key(destination_id, k)).fetchone())]
 
-        return await self._read(job)
+        return await self._usage_read(job)
 
     async def usage_of_day(self, destination_id: str, day: str) -> list[UsageRow]:
         params = {"destination_id": destination_id, "day": day}
-        return await self._read(lambda conn: conn.execute(self._usage_q["usage_of_day"], params).fetchall())
+        return await self._usage_read(
+            lambda conn: conn.execute(self._usage_q["usage_of_day"], params).fetchall()
+        )
 
-    async def _read(self, job: Any) -> list[UsageRow]:
+    async def _usage_read(self, job: Any) -> list[UsageRow]:
         return [_row(found) for found in await self._writer.run(job, writes=False)]
 
     async def usage_written(
         self, destination_id: str, written: Sequence[tuple[UsageKey, int]], now: float
     ) -> None:
         rows = [{**_key(destination_id, k), "count": n, "now": now} for k, n in written]
-        await self._write("usage_written", rows)
+        await self._usage_write("usage_written", rows)
 
     async def usage_found(self, destination_id: str, keys: Sequence[UsageKey]) -> None:
-        await self._write("usage_found", [_key(destination_id, k) for k in keys])
+        await self._usage_write("usage_found", [_key(destination_id, k) for k in keys])
 
     async def usage_held(self, destination_id: str, keys: Sequence[UsageKey], held: bool) -> None:
-        await self._write("usage_held", [{**_key(destination_id, k), "held": int(held)} for k in keys])
+        await self._usage_write("usage_held", [{**_key(destination_id, k), "held": int(held)} for k in keys])
 
-    async def _write(self, name: str, rows: list[dict[str, Any]]) -> None:
+    async def _usage_write(self, name: str, rows: list[dict[str, Any]]) -> None:
         if rows:
             await self._writer.run(lambda conn: conn.executemany(self._usage_q[name], rows).rowcount)
 
