@@ -9,12 +9,15 @@ from typing import Any
 
 import httpx
 
-from destination.gainsight.client import Credentials
+from destination.errors import OverBudget
+from destination.gainsight.client import Credentials, GainsightClient
 from destination.gainsight.executor import Executor
 from destination.gainsight.usage import usage_target
-from destination.gainsight.usage_flush import FlushReport, UsageFlusher, next_flush_at
+from destination.gainsight.usage_flush import FlushReport, UsageFlusher, next_flush_at, usage_flusher
 from destination.jsonutil import dumps, loads
+from destination.metrics import Metrics
 from destination.simulator.state import COMPANY_GSID_PREFIX, new_gsid
+from tests.delivery.conftest import T0
 from tests.delivery.test_person_runs import DESTINATION, Service, Tenant
 
 USAGE = "ProductUsage__gc"
@@ -317,3 +320,31 @@ def test_a_row_deleted_in_gainsight_is_inserted_anew_with_its_absolute_count() -
     report = asyncio.run(scenario())
     assert (report.rows, report.refused) == (1, 0)
     assert rows(tenant) == [(acme, "2026-12-06", "Report Exported", 3)]
+
+
+def test_usage_writes_take_the_rate_budget_and_wait_while_it_is_spent() -> None:
+    tenant = Tenant()
+    acme = company(tenant, "Acme")
+    spent = [True]
+
+    async def gate(tenant_key: str) -> None:  # the rate governor's gate, as app.py wires it
+        if spent[0]:
+            raise OverBudget(T0 + 60)
+
+    async def scenario() -> tuple[FlushReport, FlushReport, int]:
+        service = Service(tenant)
+        await associate(service, u1=acme)
+        await service.enqueue([counted(1)])
+        await service.drain()
+        gated = GainsightClient(tenant.client._http, base_url="http://sim", gate=gate)  # type: ignore[attr-defined]
+        executor = Executor(gated, service.store, unchanged_ttl_seconds=0, clock=lambda: service.now)
+        flush = usage_flusher(executor, service.store, {DESTINATION.id: DESTINATION}, Metrics())
+        refused = await flush.flush(DESTINATION.id)
+        spent[0] = False
+        written = await flush.flush(DESTINATION.id)
+        return refused, written, len(object_calls(tenant))
+
+    refused, written, calls = asyncio.run(scenario())
+    assert (refused.rows, refused.calls, refused.stopped) == (0, 0, "the rate budget is spent")
+    assert written.rows == 1 and calls == 2  # nothing was sent while the budget was spent
+    assert rows(tenant) == [(acme, "2026-12-06", "Report Exported", 1)]
