@@ -50,6 +50,8 @@ from destination.metrics import Metrics
 from destination.settings import default
 
 log = logging.getLogger(__name__)
+TIMELINE_STEP = "timeline activity"
+TIMELINE_CLASS = "timeline"  # the gate's memory of a spent Timeline budget, apart from the pools
 
 
 class BudgetGate:
@@ -58,12 +60,20 @@ class BudgetGate:
     A full window stays full until it ends (counts only grow, in every process sharing the
     store), so once refused, a tenant is refused from memory until then: no store write per
     event while the budget is spent, and the dispatcher can stop claiming that tenant's work.
+    Timeline calls spend from a governor of their own (`timeline`, DESIGN §3.6), remembered
+    apart: a spent Timeline minute neither stops sync calls nor the dispatcher's claims.
     """
 
     def __init__(
-        self, governor: RateGovernor, metrics: Metrics, clock: Callable[[], float] = time.time
+        self,
+        governor: RateGovernor,
+        metrics: Metrics,
+        clock: Callable[[], float] = time.time,
+        *,
+        timeline: RateGovernor | None = None,
     ) -> None:
         self._governor = governor
+        self._timeline = timeline or governor
         self._metrics = metrics
         self._clock = clock
         self._spent_until: dict[tuple[str, str], float] = {}
@@ -76,14 +86,17 @@ class BudgetGate:
         """The delivery pool's budget is spent until then (the dispatcher read it so)."""
         self._spent_until[(tenant_key, DELIVERY_POOL)] = until
 
-    async def __call__(self, tenant_key: str) -> None:
+    async def __call__(self, tenant_key: str, step: str = "") -> None:
         now = self._clock()
         pool = current_pool()  # the transformer routes' half of the budget is refused apart
-        retry_at = self.spent_until(tenant_key, now, pool)
+        governor, remembered = self._governor, pool
+        if step == TIMELINE_STEP and self._timeline is not governor:
+            governor, remembered = self._timeline, TIMELINE_CLASS
+        retry_at = self.spent_until(tenant_key, now, remembered)
         if retry_at is None:
-            retry_at = await self._governor.try_acquire(tenant_key, now, pool)
+            retry_at = await governor.try_acquire(tenant_key, now, pool)
         if retry_at is not None:
-            self._spent_until[(tenant_key, pool)] = retry_at
+            self._spent_until[(tenant_key, remembered)] = retry_at
             raise OverBudget(retry_at)
 
 
