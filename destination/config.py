@@ -28,6 +28,15 @@ from pydantic import (
     model_validator,
 )
 
+from destination.config_sections import (
+    CUSTOM_SUFFIX,
+    CompanyIdentity,
+    TimelineConfig,
+    TrackRoute,
+    UsageConfig,
+    overlap_problems,
+    track_route,
+)
 from destination.env_refs import resolve_env_refs
 from destination.errors import ConfigError
 from destination.jsonutil import JSONDecodeError, loads
@@ -37,7 +46,6 @@ from destination.setting_problems import describe_validation_error, unknown_keys
 log = logging.getLogger(__name__)
 
 _HOST = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::\d{1,5})?")
-_CUSTOM_SUFFIX = "__gc"
 
 
 class MapEntry(BaseModel):
@@ -64,44 +72,6 @@ def _clean_map(rows: Any) -> Any:
     return kept
 
 
-_TRAIT_SOURCE = re.compile(r"traits\.[^.\s]+")
-
-
-class CompanyIdentity(BaseModel):
-    """`companyIdentity` (DESIGN §3.3): the Company field that identifies a company, where a group
-    event's value for it is, and whether an unknown one may be created. Without it: Name."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
-    field: str
-    from_: str = Field("groupId", alias="from")
-    create: bool = True
-
-    @field_validator("field")
-    @classmethod
-    def _company_field(cls, value: str) -> str:
-        value = value.strip()
-        if not value.endswith(_CUSTOM_SUFFIX) and value not in default_specs().company.standard_fields:
-            raise ValueError(
-                f"{value!r} must be a standard Company field (SfdcAccountId, say) or a custom one "
-                f"ending in {_CUSTOM_SUFFIX}"
-            )
-        if value == "Name":
-            raise ValueError("Name is the default key: leave companyIdentity out to key companies by Name")
-        return value
-
-    @field_validator("from_")
-    @classmethod
-    def _source(cls, value: str) -> str:
-        value = value.strip()
-        if value != "groupId" and not _TRAIT_SOURCE.fullmatch(value):
-            raise ValueError(f"expected groupId or traits.<name>, got {value!r}")
-        return value
-
-    @property
-    def path(self) -> tuple[str, ...]:  # where a group event holds the key's value
-        return tuple(self.from_.split(".", 1))
-
-
 def _map_dict(rows: tuple[MapEntry, ...]) -> dict[str, str]:
     return {row.from_: row.to for row in rows}  # a repeated `from`: the last row wins
 
@@ -122,6 +92,8 @@ class DestinationConfig(BaseModel):
     event_name_map: tuple[MapEntry, ...] = Field((), alias="eventNameMap")
     event_version_map: tuple[MapEntry, ...] = Field((), alias="eventVersionMap")
     company_identity: CompanyIdentity | None = Field(None, alias="companyIdentity")
+    timeline: TimelineConfig | None = None
+    usage: UsageConfig | None = None
 
     @field_validator("access_key", "shared_secret", "tenant_id", "topic_name", "contract_id", mode="before")
     @classmethod
@@ -173,12 +145,22 @@ class DestinationConfig(BaseModel):
             ("companyMap", self.company_map, specs.company),
         ):
             for i, row in enumerate(rows):
-                if not row.to.endswith(_CUSTOM_SUFFIX) and row.to not in spec.standard_fields:
+                if not row.to.endswith(CUSTOM_SUFFIX) and row.to not in spec.standard_fields:
                     raise ValueError(
-                        f"{name}[{i}].to: {row.to!r} must end in {_CUSTOM_SUFFIX} (a custom "
+                        f"{name}[{i}].to: {row.to!r} must end in {CUSTOM_SUFFIX} (a custom "
                         f"field) or be a standard {spec.object} field"
                     )
         return self
+
+    @model_validator(mode="after")
+    def _one_sink_per_event(self) -> DestinationConfig:
+        if problems := overlap_problems(self.timeline, self.usage):
+            raise ValueError("; ".join(problems))
+        return self
+
+    def track_route(self, event_name: str) -> TrackRoute:
+        """Where a track event of this name goes (Events Framework, Timeline, usage counts)."""
+        return track_route(self.timeline, self.usage, event_name)
 
     @functools.cached_property
     def identify_ready(self) -> bool:

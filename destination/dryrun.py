@@ -7,7 +7,7 @@ from typing import Any
 from destination.config import DestinationConfig
 from destination.errors import GsdError, UnmappedEventError
 from destination.gainsight.client import Credentials
-from destination.gainsight.plan import plan_event
+from destination.gainsight.delivery_plans import plan_delivery
 from destination.gainsight.render import describe_plan
 from destination.jsonutil import JSONDecodeError, loads
 from destination.mapping.spec import Specs
@@ -47,7 +47,7 @@ def dry_run_one(index: int, event: Any, config: DestinationConfig, specs: Specs)
     message_id = event.get("messageId") if isinstance(event, dict) else None
     head: dict[str, Any] = {"index": index, "messageId": message_id}
     try:
-        plan = plan_event(event, config, specs)
+        plan = plan_delivery(event, config, specs)
     except UnmappedEventError as exc:
         return {**head, "filtered": exc.message, "statusCode": exc.status_code}
     except GsdError as exc:

@@ -58,6 +58,11 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(10.0, gt=0)  # per claim; renewed while a delivery runs
     # How long delivered state is remembered so that unchanged writes are skipped (0 = off).
     unchanged_ttl_seconds: float = Field(86_400.0, ge=0)
+    # Timeline's own budget class (DESIGN §3.6), and whether its calls count toward the daily cap.
+    timeline_rate_limit_per_minute: int = Field(200, ge=1)
+    timeline_counts_toward_day: bool = True
+    # How often changed usage counts are written (DESIGN §3.7); also soon after a UTC day closes.
+    usage_flush_seconds: float = Field(3600.0, gt=0)
     admin_token: SecretStr | None = None
     # JWTs whose exp lies further ahead than this (or further after their iat) are refused.
     jwt_max_lifetime_seconds: float | None = Field(None, gt=0)

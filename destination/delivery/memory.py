@@ -17,6 +17,7 @@ from destination.delivery.holds import HoldKind
 from destination.delivery.memory_tables import Row, Tables, json_copy
 from destination.delivery.memory_views import MemoryViews
 from destination.delivery.store import (
+    ASSOCIATION_RETENTION_SECONDS,
     DEDUPE_WINDOW_SECONDS,
     FINAL_OUTCOMES,
     GSID_RETENTION_SECONDS,
@@ -196,6 +197,18 @@ class MemoryStore(MemoryViews, QueueMoves):
             for name in names:
                 self._t.gsids.pop((scope, name), None)
 
+    async def last_companies(self, destination_id: str, persons: Sequence[str]) -> dict[str, str]:
+        with self._open():
+            found = ((p, self._t.last_companies.get((destination_id, p))) for p in persons)
+            return {p: g[0] for p, g in found if g is not None}
+
+    async def remember_last_companies(
+        self, destination_id: str, gsids: Mapping[str, str], now: float
+    ) -> None:
+        with self._open():
+            for person, gsid in gsids.items():
+                self._t.last_companies[(destination_id, person)] = (gsid, now)
+
     async def delivered_states(
         self, scope: str, kind: StateKind, keys: Sequence[str], since: float
     ) -> dict[str, dict[str, Any]]:
@@ -241,6 +254,9 @@ class MemoryStore(MemoryViews, QueueMoves):
             self._t.states = {k: v for k, v in self._t.states.items() if v[0] >= oldest_state}
             oldest_gsid = now - GSID_RETENTION_SECONDS
             self._t.gsids = {k: v for k, v in self._t.gsids.items() if v[1] >= oldest_gsid}
+            oldest_link = now - ASSOCIATION_RETENTION_SECONDS
+            links = self._t.last_companies
+            self._t.last_companies = {k: v for k, v in links.items() if v[1] >= oldest_link}
             return len(old)
 
     async def close(self) -> None:

@@ -73,6 +73,8 @@ class Tables:
     seen: dict[tuple[str, str], float] = field(default_factory=dict)
     windows: dict[tuple[str, str, float], int] = field(default_factory=dict)
     gsids: dict[tuple[str, str], tuple[str, float]] = field(default_factory=dict)  # (gsid, learnt_at)
+    # (destination, person) -> (company gsid, associated_at)
+    last_companies: dict[tuple[str, str], tuple[str, float]] = field(default_factory=dict)
     states: dict[tuple[str, str, str], tuple[float, dict[str, Any]]] = field(default_factory=dict)
     last_id: int = 0
     recorded: list[tuple[int, int]] = field(default_factory=list)  # (event id, history index)

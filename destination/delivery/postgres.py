@@ -28,6 +28,7 @@ from destination.delivery.postgres_connections import (
 from destination.delivery.postgres_memory import PostgresMemory
 from destination.delivery.postgres_views import PostgresViews
 from destination.delivery.store import (
+    ASSOCIATION_RETENTION_SECONDS,
     DEDUPE_WINDOW_SECONDS,
     FINAL_OUTCOMES,
     GSID_RETENTION_SECONDS,
@@ -244,5 +245,8 @@ class PostgresStore(PostgresViews, PostgresMemory, QueueMoves):
             await conn.execute(self._q["prune_rate_windows"], {"before": now - RATE_WINDOW_RETENTION_SECONDS})
             await conn.execute(self._q["prune_delivered_state"], {"before": state_before})
             await conn.execute(self._q["prune_company_gsids"], {"before": now - GSID_RETENTION_SECONDS})
+            await conn.execute(
+                self._q["prune_last_companies"], {"before": now - ASSOCIATION_RETENTION_SECONDS}
+            )
             await conn.execute(self._q["fold_state_counts"])
         return deleted

@@ -264,6 +264,20 @@ ON CONFLICT (scope, name) DO UPDATE SET gsid = excluded.gsid, learnt_at = exclud
 -- name: forget_gsids
 DELETE FROM company_gsids WHERE scope = %(scope)s AND name = ANY(%(names)s::text[]);
 
+-- name: last_companies
+SELECT person, gsid FROM last_companies
+WHERE destination_id = %(destination_id)s AND person = ANY(%(persons)s::text[]);
+
+-- name: remember_last_companies
+INSERT INTO last_companies (destination_id, person, gsid, associated_at)
+SELECT %(destination_id)s, person, gsid, %(now)s
+FROM unnest(%(persons)s::text[], %(gsids)s::text[]) AS t(person, gsid)
+ON CONFLICT (destination_id, person) DO UPDATE
+    SET gsid = excluded.gsid, associated_at = excluded.associated_at;
+
+-- name: prune_last_companies
+DELETE FROM last_companies WHERE associated_at < %(before)s;
+
 -- name: delivered_states
 SELECT key, state FROM delivered_state
 WHERE scope = %(scope)s AND kind = %(kind)s AND key = ANY(%(keys)s::text[])

@@ -72,6 +72,27 @@ class PostgresMemory(PostgresConnections):
             async with self._tx() as conn:
                 await conn.execute(self._q["forget_gsids"], {"scope": scope, "names": list(names)})
 
+    async def last_companies(self, destination_id: str, persons: Sequence[str]) -> dict[str, str]:
+        if not persons:
+            return {}
+        params = {"destination_id": destination_id, "persons": list(persons)}
+        async with self._tx() as conn:
+            rows = await (await conn.execute(self._q["last_companies"], params)).fetchall()
+        return {person: gsid for person, gsid in rows}
+
+    async def remember_last_companies(
+        self, destination_id: str, gsids: Mapping[str, str], now: float
+    ) -> None:
+        if gsids:
+            params = {
+                "destination_id": destination_id,
+                "persons": list(gsids),
+                "gsids": list(gsids.values()),
+                "now": now,
+            }
+            async with self._tx() as conn:
+                await conn.execute(self._q["remember_last_companies"], params)
+
     async def delivered_states(
         self, scope: str, kind: StateKind, keys: Sequence[str], since: float
     ) -> dict[str, dict[str, Any]]:

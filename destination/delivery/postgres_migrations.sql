@@ -181,3 +181,15 @@ FROM (
 WHERE e.destination_id = first.destination_id AND e.ordering_key = first.ordering_key
     AND e.state IN ('queued', 'leased') AND e.head <> (e.id = first.id);
 DROP FUNCTION pg_temp.gsd_id_text(json);
+
+-- name: v4
+-- The company each person was last associated with by a group event (DESIGN §3.6), per destination
+-- (person = the event's ordering key): Timeline activities and usage counts are written to it.
+CREATE TABLE IF NOT EXISTS last_companies (
+    destination_id text NOT NULL,
+    person text NOT NULL,
+    gsid text NOT NULL,
+    associated_at double precision NOT NULL,
+    PRIMARY KEY (destination_id, person)
+);
+CREATE INDEX IF NOT EXISTS last_companies_by_age ON last_companies (associated_at);

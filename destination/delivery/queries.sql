@@ -275,6 +275,18 @@ ON CONFLICT (scope, name) DO UPDATE SET gsid = excluded.gsid, learnt_at = exclud
 -- name: forget_gsid
 DELETE FROM company_gsids WHERE scope = :scope AND name = :name;
 
+-- name: last_company
+SELECT gsid FROM last_companies WHERE destination_id = :destination_id AND person = :person;
+
+-- name: remember_last_company
+INSERT INTO last_companies (destination_id, person, gsid, associated_at)
+VALUES (:destination_id, :person, :gsid, :now)
+ON CONFLICT (destination_id, person) DO UPDATE
+    SET gsid = excluded.gsid, associated_at = excluded.associated_at;
+
+-- name: prune_last_companies
+DELETE FROM last_companies WHERE associated_at < :before;
+
 -- name: delivered_state
 SELECT state FROM delivered_state
 WHERE scope = :scope AND kind = :kind AND key = :key AND delivered_at >= :since;

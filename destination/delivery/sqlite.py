@@ -23,6 +23,7 @@ from destination.delivery.holds import HoldKind, holds_of
 from destination.delivery.sqlite_views import SQLiteViews, json_ids
 from destination.delivery.sqlite_writer import SQLiteWriter
 from destination.delivery.store import (
+    ASSOCIATION_RETENTION_SECONDS,
     DEDUPE_WINDOW_SECONDS,
     FINAL_OUTCOMES,
     GSID_RETENTION_SECONDS,
@@ -261,6 +262,29 @@ class SQLiteStore(SQLiteViews, QueueMoves):
         if rows:
             await self._writer.run(lambda conn: conn.executemany(self._q["forget_gsid"], rows).rowcount)
 
+    async def last_companies(self, destination_id: str, persons: Sequence[str]) -> dict[str, str]:
+        def job(conn: sqlite3.Connection) -> dict[str, str]:
+            found = {}
+            for person in persons:
+                params = {"destination_id": destination_id, "person": person}
+                row = conn.execute(self._q["last_company"], params).fetchone()
+                if row is not None:
+                    found[person] = row[0]
+            return found
+
+        return await self._writer.run(job, writes=False)
+
+    async def remember_last_companies(
+        self, destination_id: str, gsids: Mapping[str, str], now: float
+    ) -> None:
+        rows = [
+            {"destination_id": destination_id, "person": p, "gsid": g, "now": now} for p, g in gsids.items()
+        ]
+        if rows:
+            await self._writer.run(
+                lambda conn: conn.executemany(self._q["remember_last_company"], rows).rowcount
+            )
+
     async def delivered_states(
         self, scope: str, kind: StateKind, keys: Sequence[str], since: float
     ) -> dict[str, dict[str, Any]]:
@@ -312,6 +336,7 @@ class SQLiteStore(SQLiteViews, QueueMoves):
         def prune_memory(conn: sqlite3.Connection) -> None:
             conn.execute(self._q["prune_delivered_state"], {"before": state_before})
             conn.execute(self._q["prune_company_gsids"], {"before": now - GSID_RETENTION_SECONDS})
+            conn.execute(self._q["prune_last_companies"], {"before": now - ASSOCIATION_RETENTION_SECONDS})
 
         await self._writer.run(prune_memory)
         await self._writer.give_space_back()

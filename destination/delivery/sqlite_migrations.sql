@@ -201,3 +201,15 @@ WHERE state IN ('queued', 'leased') AND head <> (id = (
 -- crash between them, until the step is recorded.
 PRAGMA auto_vacuum = INCREMENTAL;
 VACUUM;
+
+-- name: v6
+-- The company each person was last associated with by a group event (DESIGN §3.6), per destination
+-- (person = the event's ordering key): Timeline activities and usage counts are written to it.
+CREATE TABLE IF NOT EXISTS last_companies (
+    destination_id TEXT NOT NULL,
+    person TEXT NOT NULL,
+    gsid TEXT NOT NULL,
+    associated_at REAL NOT NULL,
+    PRIMARY KEY (destination_id, person)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS last_companies_by_age ON last_companies (associated_at);

@@ -62,6 +62,7 @@ from typing import Any, Protocol
 
 from destination.delivery.holds import HoldKind
 from destination.delivery.store_values import (
+    ASSOCIATION_RETENTION_SECONDS,
     ATTEMPT_OUTCOMES,
     DEDUPE_WINDOW_SECONDS,
     EVENT_STATES,
@@ -95,6 +96,7 @@ from destination.delivery.store_values import (
 )
 
 __all__ = [
+    "ASSOCIATION_RETENTION_SECONDS",
     "ATTEMPT_OUTCOMES",
     "DEDUPE_WINDOW_SECONDS",
     "EVENT_STATES",
@@ -317,6 +319,17 @@ class DeliveryMemory(Protocol):
         """Forget the Gsids of companies gone from Gainsight."""
         ...
 
+    async def last_companies(self, destination_id: str, persons: Sequence[str]) -> dict[str, str]:
+        """The Gsid of the company each person (ordering key) was last associated with by a group
+        event, for those that have one (DESIGN §3.6: Timeline activities and usage counts)."""
+        ...
+
+    async def remember_last_companies(
+        self, destination_id: str, gsids: Mapping[str, str], now: float
+    ) -> None:
+        """Remember (replace) each person's last associated company."""
+        ...
+
     async def delivered_states(
         self, scope: str, kind: StateKind, keys: Sequence[str], since: float
     ) -> dict[str, dict[str, Any]]:
@@ -348,7 +361,8 @@ class Store(EventQueue, EventAdmin, RateCounter, DeliveryMemory, Protocol):
         """Forget what the dedupe window no longer needs: delivered/unchanged/filtered/rejected
         events received before `now - window` with their attempts, their messageIds, stale rate
         windows, delivered state older than `state_ttl_seconds` (GSD_UNCHANGED_TTL_SECONDS; at
-        most STATE_RETENTION_SECONDS) and Gsids past GSID_RETENTION_SECONDS; then give the space
+        most STATE_RETENTION_SECONDS), Gsids past GSID_RETENTION_SECONDS and last associations past
+        ASSOCIATION_RETENTION_SECONDS; then give the space
         back (SQLite: incremental vacuum; PostgreSQL's autovacuum reuses it). Returns events
         deleted."""
         ...

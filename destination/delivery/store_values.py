@@ -52,6 +52,10 @@ GSID_RETENTION_SECONDS = DEDUPE_WINDOW_SECONDS
 for once more (one call per 50 companies) and its Gsid learnt anew, so the memory holds the
 companies of the last week, not every company ever seen."""
 
+ASSOCIATION_RETENTION_SECONDS = 90 * 86_400.0
+"""A person's last company association (DESIGN §3.6) is forgotten this long after it was last
+written: long enough for a source that sends group once in a while, bounded all the same."""
+
 RATE_WINDOW_RETENTION_SECONDS = 2 * 86_400.0
 """Rate-window counters older than this are pruned (the longest default window is a day)."""
 

@@ -41,9 +41,9 @@ from destination.delivery.store import (
 from destination.delivery.worker_fates import FateRecorder
 from destination.errors import ConfigError, EventError, GainsightError, OverBudget, UnmappedEventError
 from destination.gainsight.client import Credentials
+from destination.gainsight.delivery_plans import plan_delivery
 from destination.gainsight.executor import Executor
 from destination.gainsight.jobs import Fate, Job, Progress
-from destination.gainsight.plan import plan_event
 from destination.jsonutil import JSONDecodeError, loads
 from destination.mapping.spec import Specs
 from destination.metrics import Metrics
@@ -322,7 +322,7 @@ class Deliverer(FateRecorder):
             await self._dead(event, "stored payload is not valid JSON")
             return None
         try:
-            plan = plan_event(message, destination.config, self._specs)
+            plan = plan_delivery(message, destination.config, self._specs)
         except UnmappedEventError as exc:
             await self._filtered(event, exc.message)
             return None
@@ -332,4 +332,4 @@ class Deliverer(FateRecorder):
         except ConfigError as exc:
             await self._dead(event, exc.message, Attempt(self._clock(), "aborted", None, exc.message))
             return None
-        return Job(event.id, plan, Progress.of(event.progress))
+        return Job(event.id, plan, Progress.of(event.progress), event.ordering_key)

@@ -48,9 +48,11 @@ from destination.errors import GainsightError, OverBudget
 from destination.gainsight import plan as p
 from destination.gainsight.client import Credentials, GainsightClient
 from destination.gainsight.company_writes import CompanyWriter
+from destination.gainsight.delivery_plans import TRACK_PLANS
 from destination.gainsight.endpoints import UNKNOWN_COMPANY_CODE
-from destination.gainsight.jobs import Batch, Caller, Fate, Job, Progress, Saved
+from destination.gainsight.jobs import Batch, Caller, Fate, Job, Progress, Saved, TrackSink
 from destination.gainsight.person_runs import PersonRunner
+from destination.gainsight.publisher import Publisher
 
 
 class Executor:
@@ -69,7 +71,10 @@ class Executor:
         self._ttl = unchanged_ttl_seconds
         self._clock = clock
         self._companies = CompanyWriter(caller, memory, ttl=self._ttl, saved=count, clock=clock)
-        self._people = PersonRunner(caller, memory, ttl=self._ttl, saved=count, clock=clock)
+        sinks: dict[type, TrackSink] = {
+            p.TrackPlan: Publisher(caller, memory, ttl=self._ttl, saved=count, clock=clock),
+        }
+        self._people = PersonRunner(caller, memory, ttl=self._ttl, saved=count, clock=clock, sinks=sinks)
 
     async def run(self, runs: Sequence[Sequence[Job]], credentials: Credentials) -> dict[int, Fate]:
         """Execute claimed runs of one destination: each run is one person's events in order
@@ -122,7 +127,7 @@ def _companies_due(batch: Batch, run: Sequence[Job]) -> list[Job]:
     due: list[Job] = []
     after_track = False
     for job in run:
-        after_track = after_track or isinstance(job.plan, p.TrackPlan)
+        after_track = after_track or isinstance(job.plan, TRACK_PLANS)
         if isinstance(job.plan, p.GroupPlan):
             if after_track and job.progress.company_gsid is None:
                 batch.fates[job.id] = Fate("deferred")

@@ -11,12 +11,13 @@ import asyncio
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from destination.delivery.store import DeliveryMemory
 from destination.errors import GainsightError
 from destination.gainsight import plan as p
 from destination.gainsight.client import Credentials, GainsightClient
+from destination.gainsight.delivery_plans import DeliveryPlan
 from destination.gainsight.outcomes import Answer
 
 SavedReason = Literal["coalesced", "unchanged", "company_batched", "gsid_known"]
@@ -47,8 +48,9 @@ class Job:
     """One event to execute: its id (the store's), its plan, what earlier tries achieved."""
 
     id: int
-    plan: p.Plan
+    plan: DeliveryPlan
     progress: Progress = Progress()
+    person: str = ""  # its ordering key (events.ordering_key); "" outside the delivery workers
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +115,13 @@ class Caller:
         """The fate of the events a refused or failed call carried."""
         error = self._client.failure(call.answer, call.step)
         return Fate(error.outcome, call, error)
+
+
+class TrackSink(Protocol):
+    """Where one kind of track plan goes (the Events Framework, Timeline, usage counts): its fate
+    this try. A throttled or retryable fate holds the person's later events back."""
+
+    async def deliver(self, batch: Batch, job: Job) -> Fate: ...
 
 
 class Stage:

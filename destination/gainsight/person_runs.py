@@ -17,14 +17,26 @@ or, on PostgreSQL, in any replica.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from destination.delivery.store import DeliveryMemory
 from destination.errors import GainsightError, OverBudget
 from destination.gainsight import plan as p
+from destination.gainsight.delivery_plans import TRACK_PLANS
 from destination.gainsight.endpoints import UNKNOWN_COMPANY_CODE
-from destination.gainsight.jobs import Batch, Call, Fate, Job, Stage, changes_nothing
+from destination.gainsight.jobs import (
+    Batch,
+    Call,
+    Caller,
+    Fate,
+    Job,
+    Saved,
+    Stage,
+    TrackSink,
+    changes_nothing,
+)
 from destination.gainsight.outcomes import classify
 
 
@@ -55,6 +67,19 @@ class _RunState:
 
 
 class PersonRunner(Stage):
+    def __init__(
+        self,
+        caller: Caller,
+        memory: DeliveryMemory,
+        *,
+        ttl: float,
+        saved: Saved,
+        clock: Callable[[], float],
+        sinks: Mapping[type, TrackSink],
+    ) -> None:
+        super().__init__(caller, memory, ttl=ttl, saved=saved, clock=clock)
+        self._sinks = sinks  # track plan type -> where it goes
+
     async def run_person(self, batch: Batch, run: Sequence[Job], gsids: dict[int, str]) -> None:
         """A person's run in order: segments of identify/group events as one upsert each, a
         track as its own call; after a failure that must be retried, the rest waits."""
@@ -69,7 +94,7 @@ class PersonRunner(Stage):
                 batch.fates.setdefault(job.id, Fate("deferred", retry_at=exc.retry_at))
 
     async def _place(self, batch: Batch, job: Job, state: _RunState) -> None:
-        if state.blocked is None and isinstance(job.plan, p.TrackPlan):
+        if state.blocked is None and isinstance(job.plan, TRACK_PLANS):
             state.blocked = await self._flush(batch, state) or await self._track(batch, job)
             return
         if state.blocked is None and job.id in batch.fates:  # its company failed
@@ -89,9 +114,7 @@ class PersonRunner(Stage):
         return await self._upsert(batch, taken, state.gsids) if taken else None
 
     async def _track(self, batch: Batch, job: Job) -> Fate | None:
-        assert isinstance(job.plan, p.TrackPlan)
-        call = await self._caller.call(batch, job.plan.request)
-        fate = Fate("delivered", call) if classify(call.answer) == "delivered" else self._caller.failed(call)
+        fate = await self._sinks[type(job.plan)].deliver(batch, job)
         batch.fates[job.id] = fate
         return fate if fate.outcome in ("throttled", "retryable") else None
 
@@ -109,6 +132,7 @@ class PersonRunner(Stage):
         ):
             call = await self._write_person(batch, segment, person)
         if call is None or classify(call.answer) == "delivered":
+            await self._remember_association(batch, segment, gsids)
             return None
         if classify(call.answer) == "aborted" and len(segment) > 1:
             return await self._split(batch, segment, gsids)
@@ -138,6 +162,13 @@ class PersonRunner(Stage):
             if batch.skip_unchanged:
                 await self._remember_person(batch, key, delivered, person)
         return call
+
+    async def _remember_association(self, batch: Batch, segment: list[Job], gsids: dict[int, str]) -> None:
+        """The person's last company (their last group event here): where their later Timeline
+        activities and usage counts go (DESIGN §3.6)."""
+        links = {job.person: gsids[job.id] for job in segment if job.person and job.id in gsids}
+        if links:
+            await self._memory.remember_last_companies(batch.destination, links, self._clock())
 
     async def _split(self, batch: Batch, segment: list[Job], gsids: dict[int, str]) -> Fate | None:
         """A refused merged upsert, redone event by event in order: only its cause fails."""

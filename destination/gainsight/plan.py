@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal, get_args
 
-from destination.config import CompanyIdentity, DestinationConfig
+from destination.config import DestinationConfig
+from destination.config_sections import CompanyIdentity
 from destination.errors import ConfigError, EventError, UnmappedEventError
 from destination.gainsight import endpoints as ep
 from destination.gainsight.emails import check_email, looks_like_email

@@ -12,7 +12,8 @@ from typing import Any
 import httpx
 import orjson
 
-from destination.config import CompanyIdentity, Destination
+from destination.config import Destination
+from destination.config_sections import CompanyIdentity
 from destination.delivery.memory import MemoryStore
 from destination.delivery.store import StoredEvent
 from destination.errors import GainsightError, OverBudget

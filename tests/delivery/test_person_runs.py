@@ -16,7 +16,8 @@ import httpx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from destination.config import CompanyIdentity, Destination
+from destination.config import Destination
+from destination.config_sections import CompanyIdentity
 from destination.delivery.governor import RateGovernor, RateWindow
 from destination.delivery.memory import MemoryStore
 from destination.delivery.retry import RetryPolicy
