@@ -1,24 +1,11 @@
-"""track → Timeline activity (DESIGN §3.6): the plan, and the sink that performs it.
+"""track → Timeline activity (DESIGN §3.6), the plan: pure, as plan.py is.
 
-The plan (pure): one record for `POST /v1/ant/es/activity` — `ExternalId` = the messageId,
-`ContextName` Company, `TypeName` the configured type, `Subject` the event name, `Notes` the
-properties as `key: value` lines (keys sorted; objects and arrays as compact JSON), `ActivityDate`
-the event's `timestamp` (else `originalTimestamp`) in epoch ms, `Author` the configured user. The
-company's Gsid is found at delivery (CompanyFinder); with `alsoPublish`, the §3.4 publish too.
-
-The sink (`ActivityWriter`), for one event in its place in the person's order:
-
-    activity written by an earlier try (Progress)        → skip to the publish
-    no company found                                     → rejected, "no company: …"
-    activity saved                                       → written
-    refused as a duplicate ExternalId                    → written by an earlier try whose answer
-                                                           was lost (a timeout, a crash): delivered
-    any other failure                                    → that failure (retried or dead)
-    written, alsoPublish                                 → one publish; should it fail, the next
-                                                           try remembers the activity is written
-
-Gainsight keeps ExternalId unique per tenant, so an activity is never written twice; the publish is
-made once the activity is written and only then, and a try that delivers it finishes the event.
+One record for `POST /v1/ant/es/activity`: `ExternalId` = the messageId, `ContextName` Company,
+`TypeName` the configured type, `Subject` the event name, `Notes` the properties as `key: value`
+lines (keys sorted; objects and arrays as compact JSON), `ActivityDate` the event's `timestamp`
+(else `originalTimestamp`) in epoch ms, `Author` the configured user. The company's Gsid is found
+at delivery (track_company.py); with `alsoPublish`, the §3.4 publish too. What performs the plan is
+timeline_writer.py.
 """
 
 from __future__ import annotations
@@ -30,13 +17,12 @@ from types import MappingProxyType
 from typing import Any
 
 from destination.config import DestinationConfig
-from destination.config_track import TrackRoute
-from destination.errors import ConfigError, EventError, GainsightError, OverBudget, UnmappedEventError
+from destination.config_sections import TrackRoute
+from destination.errors import ConfigError, EventError, UnmappedEventError
 from destination.gainsight import endpoints as ep
-from destination.gainsight.jobs import Batch, Call, Caller, Fate, Job, Progress
-from destination.gainsight.outcomes import Answer, classify, describe
+from destination.gainsight.company_source import CompanySource, company_source
+from destination.gainsight.outcomes import Answer
 from destination.gainsight.plan import Kind, Request, TrackPlan, plan_track
-from destination.gainsight.track_company import CompanyFinder, CompanySource, company_source
 from destination.jsonutil import js_json_text
 from destination.mapping.engine import Diagnostic
 
@@ -156,52 +142,3 @@ def refused_as_duplicate(answer: Answer, external_id: str) -> bool:
         return False
     text = " ".join(t for t in (answer.error_code, answer.error_desc) if t)
     return external_id in text and any(word in text.lower() for word in _DUPLICATE_WORDS)
-
-
-def _no_company(source: CompanySource) -> GainsightError:
-    if source.key_field is None or source.key_value is None:
-        why = "the person was never associated with a company by a group event"
-    else:
-        why = (
-            "the person was never associated with a company by a group event, and no single "
-            f"Company has {source.key_field} = {source.key_value} (context.groupId)"
-        )
-    return GainsightError(f"no company: {why}", outcome="aborted")
-
-
-class ActivityWriter:
-    """The Timeline sink: a track's activity, then its publish when asked for (module docstring)."""
-
-    def __init__(self, caller: Caller, finder: CompanyFinder) -> None:
-        self._caller = caller
-        self._finder = finder
-
-    async def deliver(self, batch: Batch, job: Job) -> Fate:
-        plan = job.plan
-        assert isinstance(plan, ActivityPlan)
-        note: str | None = None
-        call: Call | None = None
-        if not job.progress.activity_written:
-            gsid = await self._finder.find(batch, job, plan.company)
-            if gsid is None:
-                return Fate("rejected", error=_no_company(plan.company))
-            call = await self._caller.call(batch, plan.request(gsid))
-            if refused_as_duplicate(call.answer, plan.external_id):
-                note = f"saved by an earlier attempt; refused now as a duplicate: {describe(call.answer)}"
-            elif classify(call.answer) != "delivered":
-                return self._caller.failed(call)
-        if plan.publish is None:
-            return Fate("delivered", call, note=note)
-        return await self._publish(batch, plan.publish, note)
-
-    async def _publish(self, batch: Batch, publish: TrackPlan, note: str | None) -> Fate:
-        """The publish of an event whose activity is written: a later try only publishes."""
-        written = Progress(activity_written=True)
-        try:
-            call = await self._caller.call(batch, publish.request)
-        except OverBudget as exc:
-            return Fate("deferred", progress=written, retry_at=exc.retry_at)
-        if classify(call.answer) == "delivered":
-            return Fate("delivered", call, note=note)
-        failed = self._caller.failed(call)
-        return Fate(failed.outcome, call, failed.error, progress=written)

@@ -249,7 +249,10 @@ def test_timeline_calls_do_not_spend_the_sync_budget(tmp_path: Path) -> None:
         "--timeline-rate-limit-per-minute",
         "40",
     )
-    with start_simulator(tmp_path, *flags) as sim, start_service(tmp_path, DESTINATIONS, sim.base_url, **env) as service:
+    with (
+        start_simulator(tmp_path, *flags) as sim,
+        start_service(tmp_path, DESTINATIONS, sim.base_url, **env) as service,
+    ):
         user = f"u{uid()}"
         with_companies(service, [user])
         tracks = [track(user, n=n) for n in range(12)]

@@ -108,7 +108,10 @@ def test_an_event_without_properties_has_no_notes(specs: Specs) -> None:
         ({"timestamp": 1_764_928_800_123}, 1_764_928_800_123),  # epoch ms as is
         ({"originalTimestamp": "2025-12-05T10:00:00Z"}, 1_764_928_800_000),
         ({"timestamp": "", "originalTimestamp": "2025-12-05T10:00:00Z"}, 1_764_928_800_000),
-        ({"timestamp": "2025-12-05T10:00:00Z", "originalTimestamp": "2020-01-01T00:00:00Z"}, 1_764_928_800_000),
+        (
+            {"timestamp": "2025-12-05T10:00:00Z", "originalTimestamp": "2020-01-01T00:00:00Z"},
+            1_764_928_800_000,
+        ),
     ],
 )
 def test_activity_date_is_the_event_timestamp_in_epoch_ms(times: dict[str, Any], expected: int) -> None:
@@ -155,8 +158,11 @@ def test_also_publish_carries_the_events_framework_publish(specs: Specs) -> None
 
 
 def test_also_publish_without_event_maps_is_a_configuration_error_naming_the_event(specs: Specs) -> None:
-    timeline = {**TIMELINE, "activities": [{"event": "Meeting Booked", "type": "Meeting", "alsoPublish": True}]}
-    with pytest.raises(ConfigError, match="alsoPublish.*Meeting Booked"):
+    timeline = {
+        **TIMELINE,
+        "activities": [{"event": "Meeting Booked", "type": "Meeting", "alsoPublish": True}],
+    }
+    with pytest.raises(ConfigError, match=r"alsoPublish.*Meeting Booked"):
         plan(specs, timeline=timeline)
 
 
@@ -166,7 +172,9 @@ def test_timeline_activities_need_the_access_key(specs: Specs) -> None:
 
 
 def test_a_track_not_allow_listed_is_still_published(specs: Specs) -> None:
-    found = plan(specs, {"event": "Ticket Closed"}, timeline={**TIMELINE, "activities": TIMELINE["activities"][:1]})
+    found = plan(
+        specs, {"event": "Ticket Closed"}, timeline={**TIMELINE, "activities": TIMELINE["activities"][:1]}
+    )
     assert isinstance(found, TrackPlan)
 
 
@@ -183,7 +191,12 @@ def envelope(status: int | None, code: str | None, desc: str | None) -> Answer:
 @pytest.mark.parametrize(
     ("answer", "duplicate"),
     [
-        (envelope(400, "GSTL_DUPLICATE_EXTERNAL_ID", "An activity with ExternalId 'msg-123' already exists"), True),
+        (
+            envelope(
+                400, "GSTL_DUPLICATE_EXTERNAL_ID", "An activity with ExternalId 'msg-123' already exists"
+            ),
+            True,
+        ),
         (envelope(409, "X", "Duplicate ExternalId msg-123"), True),
         (envelope(400, None, "ExternalId msg-123 must be unique"), True),
         (envelope(400, "X", "An activity with ExternalId 'msg-999' already exists"), False),  # another id
