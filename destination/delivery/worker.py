@@ -115,7 +115,9 @@ PLENTY_CALLS = 100_000  # far more than one process can send in a second
 
 
 def _calls_needed(claim: Claim) -> int:
-    """The Gainsight calls a claim's events need at most (company calls aside)."""
+    """The Gainsight calls a claim's events need at most (company calls aside). Approximate for
+    Timeline: an activity counts as a sync call here (the kind a track becomes is known only once
+    planned), so a claim may be smaller than the sync budget left allows, never larger."""
     return run_length([event.kind for event in claim.events], MAX_RUN)[1]
 
 

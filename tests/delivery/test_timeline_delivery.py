@@ -206,7 +206,7 @@ class Budgeted(Service):
             guard_seconds=0,
             clock=lambda: self.now,
         )
-        gate = BudgetGate(governor, Metrics(), clock=lambda: self.now, timeline=timeline)
+        self.gate = gate = BudgetGate(governor, Metrics(), clock=lambda: self.now, timeline=timeline)
         asgi = httpx.ASGITransport(app=tenant.app)
         client = GainsightClient(httpx.AsyncClient(transport=asgi), base_url="http://sim", gate=gate)
         self.executor = Executor(client, self.store, unchanged_ttl_seconds=86_400, clock=lambda: self.now)
@@ -258,3 +258,19 @@ def test_a_spent_timeline_minute_defers_activities_but_not_sync_calls() -> None:
     found = asyncio.run(scenario())
     assert [found[f"t-ada-{n}"] for n in range(4)] == ["delivered", "delivered", "queued", "queued"]
     assert found["i-bob-1"] == "delivered" and found["t-bob-2"] == "delivered"
+
+
+def test_a_spent_timeline_budget_is_remembered_apart_from_the_sync_one() -> None:
+    """The dispatcher reads the gate's memory of the sync budget (the delivery pool) to decide
+    whether to claim: a spent Timeline minute must not stop it claiming sync work."""
+
+    async def scenario() -> tuple[float | None, float | None]:
+        service = Budgeted(Tenant(), sync_per_minute=20, timeline_per_minute=1)
+        service.now = 1_800_000_000.0
+        await service.enqueue([group("ada", "Acme"), track("ada", 1), track("ada", 2)])
+        await service.drain()
+        gate = service.gate
+        return gate.spent_until(DOMAIN, service.now), gate.spent_until(DOMAIN, service.now, "timeline")
+
+    sync, timeline = asyncio.run(scenario())
+    assert sync is None and timeline == 1_800_000_060.0
