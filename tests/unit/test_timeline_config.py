@@ -145,3 +145,11 @@ def test_the_http_dry_run_shows_the_activity_then_its_publish_and_an_unplannable
     assert planned["requests"][1]["when"] == "once the activity is written (alsoPublish)"
     assert refused["error"] == "timestamp is required for a Timeline activity: it is the activity's date"
     assert fake.calls == [] and fake.unexpected == []
+
+
+def test_the_status_page_shows_the_timeline_minute_beside_the_sync_windows() -> None:
+    settings = Settings(admin_token="t0ken", timeline_rate_limit_per_minute=150)
+    with TestClient(memory_app(settings), base_url="http://127.0.0.1") as client:
+        page = client.get("/status", headers={"Authorization": "Bearer t0ken"}).text
+    assert '<th>this minute</th><td class="n">0 / 100</td>' in page
+    assert '<th>this timeline minute</th><td class="n">0 / 150</td>' in page
