@@ -274,3 +274,29 @@ def test_a_spent_timeline_budget_is_remembered_apart_from_the_sync_one() -> None
 
     sync, timeline = asyncio.run(scenario())
     assert sync is None and timeline == 1_800_000_060.0
+
+
+def test_a_written_activity_whose_publish_is_over_budget_waits_holding_its_person() -> None:
+    """Sync 3 a minute (the group spends them): the activity is written, its publish waits for
+    the next minute remembering the activity is written, and the person's next activity (Timeline
+    budget to spare) waits behind it; in the next minute the publish alone goes, then the next."""
+
+    async def scenario() -> tuple[Service, dict[str, str], dict[str, Any] | None, dict[str, str]]:
+        service = Budgeted(Tenant(), sync_per_minute=3, timeline_per_minute=10)
+        service.now = 1_800_000_000.0
+        await service.enqueue([group("ada", "Acme"), track("ada", 1, "Feature Used"), track("ada", 2)])
+        await service.drain()
+        waiting = await states(service)
+        stored = await service.store.get_event(2)
+        progress = stored.progress if stored is not None else None
+        service.now += 60
+        await service.drain()
+        return service, waiting, progress, await states(service)
+
+    service, waiting, progress, done = asyncio.run(scenario())
+    assert (waiting["t-ada-1"], waiting["t-ada-2"]) == ("queued", "queued")
+    assert progress == {"activity_written": True}
+    assert (done["t-ada-1"], done["t-ada-2"]) == ("delivered", "delivered")
+    assert activities(service.tenant) == Counter({"t-ada-1": 1, "t-ada-2": 1})
+    assert [e["body"] for e in service.tenant.sim.events_view()] == [{"n": 1, "who": "ada"}]
+    assert service.tenant.sim.counters_view()["endpoints"]["timeline.activity"]["calls"] == 2

@@ -157,13 +157,13 @@ def with_companies(service: Server, users: list[str]) -> None:
 def test_one_activity_per_event_through_503s_and_timeouts(sim: Server, service: Server) -> None:
     users = [f"u{uid()}" for _ in range(4)]
     with_companies(service, users)
-    # 503s first; then answers held past the service's timeout while the activity is saved: the
-    # retry meets the simulator's refusal of a duplicate ExternalId.
+    # The first three activity calls are saved but their answers held past the service's timeout
+    # (the simulator's timeouts come before its status faults), the next three answer 503: the
+    # retries meet the simulator's refusal of a duplicate ExternalId.
+    set_faults(sim, timeout_next=3, timeout_scope="timeline", hang_seconds=3, timeout_applies=True)
     set_faults(sim, status_next=3, status=503, status_scope="timeline")
     tracks = [track(user, n=n) for n in range(3) for user in users]
     send(service, *tracks)
-    wait_for(lambda: endpoint_calls(sim, "timeline.activity") >= 3, timeout=30)
-    set_faults(sim, timeout_next=3, timeout_scope="timeline", hang_seconds=3, timeout_applies=True)
     ids = [t["messageId"] for t in tracks]
     wait_for(lambda: all(state(service, i) == "delivered" for i in ids), timeout=90, interval=0.5)
 
@@ -176,6 +176,8 @@ def test_one_activity_per_event_through_503s_and_timeouts(sim: Server, service: 
         assert (activity["TypeName"], activity["Subject"]) == ("Meeting", "Meeting Booked")
         assert activity["Notes"] == f"n: {sent['properties']['n']}"
         assert activity["ActivityDate"] == 1_796_551_200_000
+    faults = get_json(sim, "/__sim/counters")["endpoints"]["timeline.activity"]["faults"]
+    assert faults == {"status": 3, "timeout": 3}
     refused = [d for i in ids for d in duplicate_refusals(event(service, i))]
     assert refused, "no retried insert met the duplicate refusal"
     assert all("saved by an earlier attempt" in d["error"] for d in refused)
@@ -185,18 +187,19 @@ def test_one_activity_per_event_through_503s_and_timeouts(sim: Server, service: 
 def test_also_publish_publishes_once_and_writes_the_activity_once(sim: Server, service: Server) -> None:
     user = f"u{uid()}"
     with_companies(service, [user])
-    # The publish fails once (503), then its answer is lost once (held past the timeout): the
-    # activity is not written again, and the event reaches the Events Framework once.
+    # The publish's answer is lost once (held past the timeout: it arrived), then it fails once
+    # (503): the activity is not written again, and the event reaches the Events Framework once.
+    set_faults(sim, timeout_next=1, timeout_scope="events", hang_seconds=3, timeout_applies=True)
     set_faults(sim, status_next=1, status=503, status_scope="events")
     sent = track(user, "Feature Used", feature="export")
     send(service, sent)
-    wait_for(lambda: endpoint_calls(sim, "events.publish") >= 1, timeout=30)
-    set_faults(sim, timeout_next=1, timeout_scope="events", hang_seconds=3, timeout_applies=True)
     wait_for(lambda: state(service, sent["messageId"]) == "delivered", timeout=60, interval=0.5)
 
     assert activities(sim) == Counter({sent["messageId"]: 1})
     assert endpoint_calls(sim, "timeline.activity") == 1
     assert published(sim) == Counter({sent["messageId"]: 1})
+    faults = get_json(sim, "/__sim/counters")["endpoints"]["events.publish"]["faults"]
+    assert faults == {"status": 1, "timeout": 1}
     [body] = [e["body"] for e in get_json(sim, "/__sim/events")]
     assert body == {"feature": "export"}
 
