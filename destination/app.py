@@ -16,10 +16,11 @@ from fastapi.openapi.utils import get_openapi
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from destination import __version__
-from destination.api import admin, docs, health, ingest, rudder, status, transform
+from destination.api import admin, capacity, docs, health, ingest, rudder, status, transform
 from destination.api.body import BoundedBody
 from destination.api.origins import OriginGuard
 from destination.api.responses import ERROR_SCHEMA, JsonResponse, error_response
+from destination.capacity_metrics import CapacityGauges
 from destination.config import Destination, load_destinations
 from destination.delivery.governor import RateGovernor, RateWindow, default_windows, timeline_windows
 from destination.delivery.health import StoreHealth
@@ -190,6 +191,7 @@ def create_app(
         if wrap_store is not None:
             store = wrap_store(store)
         metrics = Metrics()
+        metrics.refreshers.append(CapacityGauges(metrics.registry, store, destinations, settings).refresh)
         governor = RateGovernor(store, _rate_windows(settings), guard_seconds=_guard_seconds(settings))
         timeline = RateGovernor(store, _timeline_windows(settings), guard_seconds=_guard_seconds(settings))
         # Every call this service makes passes the rate governor's gate (Timeline calls their own
@@ -286,6 +288,7 @@ def create_app(
     app.include_router(ingest.router)
     app.include_router(transform.router)
     app.include_router(admin.router)
+    app.include_router(capacity.router)
     app.include_router(status.router)
     app.include_router(docs.router)
     if settings.transformer_routes == "on":

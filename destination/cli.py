@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from pydantic import ValidationError
 
+from destination.cli_capacity import capacity_command
 from destination.cli_common import (
     DEFAULT_STORE,
     MAX_ID,
@@ -283,6 +284,7 @@ def dead_letters_purge(
 
 
 app.add_typer(events, name="events")
+app.command("capacity")(capacity_command)
 
 
 def main() -> None:

@@ -4,7 +4,7 @@ destinations by id, never by their Gainsight domain (a tenant's name is not for 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -92,6 +92,8 @@ class Metrics:
             ["destination"],
             registry=self.registry,
         )
+        # More gauges read from the store at each scrape (the capacity forecast's, app.py).
+        self.refreshers: list[Callable[[], Awaitable[None]]] = []
 
     def saved(self, destination: str, reason: str, calls: int) -> None:
         """Count calls saved (gsd_calls_saved_total); the executor reports them."""
@@ -105,6 +107,8 @@ async def scrape(metrics: Metrics, store: Store, destination_ids: Sequence[str] 
         metrics.queue.labels(state).set(count)
     for destination_id, degraded in (await degraded_destinations(store, list(destination_ids))).items():
         metrics.degraded.labels(destination_id).set(int(degraded))
+    for refresh in metrics.refreshers:
+        await refresh()
     return bytes(generate_latest(metrics.registry))
 
 

@@ -27,6 +27,7 @@ from destination.delivery.views import iso
 from destination.jsonutil import dumps
 from destination.runtime import Runtime, RuntimeDep
 from destination.status import gather
+from destination.status_capacity import capacity_sections, duration
 
 router = APIRouter(tags=["Admin"])
 
@@ -41,7 +42,7 @@ def templates() -> jinja2.Environment:
         autoescape=jinja2.select_autoescape(["html"]),
         undefined=jinja2.StrictUndefined,
     )
-    env.globals.update(iso=iso, as_json=_as_json)
+    env.globals.update(iso=iso, as_json=_as_json, duration=duration)
     return env
 
 
@@ -68,6 +69,7 @@ async def status_page(
     destinations = await gather(
         runtime.store, runtime.destinations, runtime.settings, runtime.metrics.registry
     )
+    capacity = await capacity_sections(runtime.store, runtime.destinations, runtime.settings, time.time())
     notice = None
     if replayed is not None:
         notice = f"Replayed {replayed} dead letter(s); delivery has started."
@@ -85,6 +87,7 @@ async def status_page(
             redirected_to=runtime.settings.gainsight_base_url,
             base=request.scope.get("root_path", ""),
             destinations=destinations,
+            capacity=capacity,
             csrf=form_token(runtime),
             notice=notice,
         )

@@ -14,6 +14,7 @@ from dataclasses import replace
 from typing import Any
 
 from destination.delivery.holds import HoldKind
+from destination.delivery.memory_capacity import MemoryCapacity
 from destination.delivery.memory_tables import Row, Tables, json_copy
 from destination.delivery.memory_views import MemoryViews
 from destination.delivery.store import (
@@ -36,7 +37,7 @@ from destination.delivery.store import (
 from destination.delivery.store_base import QueueMoves, new_lease, without_body
 
 
-class MemoryStore(MemoryViews, QueueMoves):
+class MemoryStore(MemoryViews, MemoryCapacity, QueueMoves):
     """`Store` in process memory; see store.py for the semantics of each method. The unit tests'
     double: no store URL names it (create_app(store=…)). `sharing(other)` is a second handle on
     the same data, as a second replica on a PostgreSQL store would be: closing one leaves the other

@@ -19,6 +19,7 @@ from typing import Any
 
 from destination.delivery import rows as rowmap
 from destination.delivery.grouping import Grouped
+from destination.delivery.postgres_capacity import PostgresCapacity
 from destination.delivery.postgres_connections import (
     DEFAULT_POOL_SIZE,
     Conn,
@@ -49,7 +50,7 @@ from destination.delivery.store_base import (
 )
 
 
-class PostgresStore(PostgresViews, PostgresMemory, QueueMoves):
+class PostgresStore(PostgresViews, PostgresMemory, PostgresCapacity, QueueMoves):
     """`Store` on a PostgreSQL database; see store.py for the semantics of each method."""
 
     def __init__(

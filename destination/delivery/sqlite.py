@@ -20,6 +20,7 @@ from destination import jsonutil
 from destination.delivery import migrations, sqlfile
 from destination.delivery import rows as rowmap
 from destination.delivery.holds import HoldKind, holds_of
+from destination.delivery.sqlite_capacity import SQLiteCapacity
 from destination.delivery.sqlite_views import SQLiteViews, json_ids
 from destination.delivery.sqlite_writer import SQLiteWriter
 from destination.delivery.store import (
@@ -56,7 +57,7 @@ def _json_or_none(value: Any) -> bytes | None:
     return None if value is None else jsonutil.dumps(value)
 
 
-class SQLiteStore(SQLiteViews, QueueMoves):
+class SQLiteStore(SQLiteViews, SQLiteCapacity, QueueMoves):
     """`Store` on a SQLite file; see store.py for the semantics of each method."""
 
     def __init__(

@@ -51,7 +51,8 @@ upgrades it when opened (migrations.py).
 Where it lives: this module holds the Protocol; store_values.py its value types, errors and limits
 (re-exported here); store_base.py what every backend shares (the checks of claim and the four
 moves, lease tokens, page bounds); rows.py the SQL rows as value types. Each backend keeps its
-queue in `<backend>.py` and its inspection and views in `<backend>_views.py`.
+queue in `<backend>.py`, its inspection and views in `<backend>_views.py`, and its reads for the
+capacity forecast (capacity_views.py) in `<backend>_capacity.py`.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
+from destination.delivery.capacity_views import CapacityViews
 from destination.delivery.holds import HoldKind
 from destination.delivery.store_values import (
     ASSOCIATION_RETENTION_SECONDS,
@@ -354,7 +356,7 @@ class DeliveryMemory(Protocol):
         ...
 
 
-class Store(EventQueue, EventAdmin, RateCounter, DeliveryMemory, Protocol):
+class Store(EventQueue, EventAdmin, RateCounter, DeliveryMemory, CapacityViews, Protocol):
     """The whole store: each backend implements every part; callers take the part they use."""
 
     async def prune(self, now: float, *, state_ttl_seconds: float = STATE_RETENTION_SECONDS) -> int:
