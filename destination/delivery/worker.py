@@ -44,13 +44,13 @@ from destination.gainsight.client import Credentials
 from destination.gainsight.delivery_plans import plan_delivery
 from destination.gainsight.executor import Executor
 from destination.gainsight.jobs import Fate, Job, Progress
+from destination.gainsight.timeline import ACTIVITY_STEP
 from destination.jsonutil import JSONDecodeError, loads
 from destination.mapping.spec import Specs
 from destination.metrics import Metrics
 from destination.settings import default
 
 log = logging.getLogger(__name__)
-TIMELINE_STEP = "timeline activity"
 TIMELINE_CLASS = "timeline"  # the gate's memory of a spent Timeline budget, apart from the pools
 
 
@@ -90,7 +90,7 @@ class BudgetGate:
         now = self._clock()
         pool = current_pool()  # the transformer routes' half of the budget is refused apart
         governor, remembered = self._governor, pool
-        if step == TIMELINE_STEP and self._timeline is not governor:
+        if step == ACTIVITY_STEP and self._timeline is not governor:
             governor, remembered = self._timeline, TIMELINE_CLASS
         retry_at = self.spent_until(tenant_key, now, remembered)
         if retry_at is None:

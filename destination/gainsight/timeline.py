@@ -22,10 +22,11 @@ from destination.errors import ConfigError, EventError, UnmappedEventError
 from destination.gainsight import endpoints as ep
 from destination.gainsight.company_source import CompanySource, company_source
 from destination.gainsight.outcomes import Answer
-from destination.gainsight.plan import Kind, Request, TrackPlan, plan_track
+from destination.gainsight.plan import Kind, Request, Step, TrackPlan, plan_track
 from destination.jsonutil import js_json_text
 from destination.mapping.engine import Diagnostic
 
+ACTIVITY_STEP: Step = "timeline activity"  # the budget gate sends these calls to Timeline's class
 _JSON_HEADERS: Mapping[str, str] = MappingProxyType({"Content-Type": ep.JSON_CONTENT_TYPE})
 # Words a refusal of a duplicate ExternalId is recognised by, beside the ExternalId itself: the
 # exact code Gainsight answers with is not documented (reference §8 [U]).
@@ -36,7 +37,7 @@ def timeline_activity(domain: str, record: Mapping[str, Any]) -> Request:
     """Save one Timeline activity (reference §8): one record a call, no lookups (the record
     carries the company's Gsid itself)."""
     body = {"records": [dict(record)], "lookups": {}}
-    return Request("timeline activity", "POST", domain, ep.ACTIVITY_PATH, _JSON_HEADERS, body)
+    return Request(ACTIVITY_STEP, "POST", domain, ep.ACTIVITY_PATH, _JSON_HEADERS, body)
 
 
 @dataclass(frozen=True, slots=True)
