@@ -10,6 +10,7 @@ timeline_writer.py.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -142,4 +143,5 @@ def refused_as_duplicate(answer: Answer, external_id: str) -> bool:
     if answer.status is None or not 400 <= answer.status < 500 or answer.status in (401, 403, 429):
         return False
     text = " ".join(t for t in (answer.error_code, answer.error_desc) if t)
-    return external_id in text and any(word in text.lower() for word in _DUPLICATE_WORDS)
+    named = re.search(rf"(?<![\w-]){re.escape(external_id)}(?![\w-])", text)  # whole, not a part
+    return named is not None and any(word in text.lower() for word in _DUPLICATE_WORDS)

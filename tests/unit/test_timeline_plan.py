@@ -200,6 +200,8 @@ def envelope(status: int | None, code: str | None, desc: str | None) -> Answer:
         (envelope(409, "X", "Duplicate ExternalId msg-123"), True),
         (envelope(400, None, "ExternalId msg-123 must be unique"), True),
         (envelope(400, "X", "An activity with ExternalId 'msg-999' already exists"), False),  # another id
+        (envelope(400, "X", "ExternalId msg-1234 already exists"), False),  # one that contains it
+        (envelope(400, "X", "ExternalId xmsg-123 already exists"), False),
         (envelope(400, "X", "Status__gc is required for msg-123"), False),  # not about duplicates
         (envelope(429, "GU_2400", "duplicate msg-123"), False),
         (envelope(500, "GU_1101", "duplicate msg-123"), False),
