@@ -12,6 +12,7 @@ from collections import Counter
 from typing import Any
 
 import httpx
+import pytest
 
 from destination.config import Destination
 from destination.delivery.governor import RateGovernor, RateWindow, timeline_windows
@@ -196,13 +197,15 @@ def test_a_failing_activity_holds_its_person_s_later_events_not_others() -> None
 class Budgeted(Service):
     """The service with a real budget gate: sync and Timeline governors over the same store."""
 
-    def __init__(self, tenant: Tenant, sync_per_minute: int, timeline_per_minute: int) -> None:
+    def __init__(
+        self, tenant: Tenant, sync_per_minute: int, timeline_per_minute: int, counts_toward_day: bool = True
+    ) -> None:
         super().__init__(tenant, destination=ACME)
         windows = (RateWindow("minute", 60, sync_per_minute), RateWindow("day", 86_400, 50_000))
         governor = RateGovernor(self.store, windows, guard_seconds=0, clock=lambda: self.now)
         timeline = RateGovernor(
             self.store,
-            timeline_windows(timeline_per_minute, 50_000, True, 60, 86_400),
+            timeline_windows(timeline_per_minute, 50_000, counts_toward_day, 60, 86_400),
             guard_seconds=0,
             clock=lambda: self.now,
         )
@@ -224,13 +227,14 @@ class Budgeted(Service):
         )
 
 
-def test_timeline_calls_spend_their_own_minute_and_the_shared_day() -> None:
+@pytest.mark.parametrize("counts_toward_day", [True, False])
+def test_timeline_calls_spend_their_own_minute_and_the_shared_day(counts_toward_day: bool) -> None:
     """Sync 3 a minute, Timeline 10: a group (search, insert, upsert: the whole sync minute), then
     eight activities, all in the same minute. Were activities counted in the sync minute, none
-    would go before the next one."""
+    would go before the next one. They count toward the day unless told not to."""
 
     async def scenario() -> tuple[Budgeted, dict[str, str], dict[str, int]]:
-        service = Budgeted(Tenant(), sync_per_minute=3, timeline_per_minute=10)
+        service = Budgeted(Tenant(), 3, 10, counts_toward_day)
         service.now = 1_800_000_000.0  # the start of a minute
         await service.enqueue([group("ada", "Acme"), *(track("ada", n) for n in range(8))])
         await service.drain()
@@ -242,7 +246,8 @@ def test_timeline_calls_spend_their_own_minute_and_the_shared_day() -> None:
 
     service, found, used = asyncio.run(scenario())
     assert all(found[f"t-ada-{n}"] == "delivered" for n in range(8))
-    assert used == {"minute": 3, "timeline_minute": 8, "day": 11}  # one day for both classes
+    # One day counter for both classes, or the sync calls alone.
+    assert used == {"minute": 3, "timeline_minute": 8, "day": 11 if counts_toward_day else 3}
     assert len(activities(service.tenant)) == 8
 
 
