@@ -20,6 +20,8 @@ _EVENT_NAMES = {
     "feature_used": "Feature Used",
     "order_completed": "Order Completed",
 }
+# Who the sandbox's Timeline activities are written by ("Meeting Booked" becomes a Meeting).
+SANDBOX_AUTHOR = "csm@sandbox.example.com"
 # Trait → custom field, for every custom field the sandbox tenant defines.
 _TRAITS = {"Seats__gc": "seats", "Plan__gc": "plan", "Region__gc": "region", "Tier__gc": "tier"}
 
@@ -38,6 +40,10 @@ def sandbox_destination() -> Destination:
                 "eventVersionMap": [{"from": _EVENT_NAMES[n], "to": v} for n, v in SANDBOX.events],
                 "personMap": [{"from": _TRAITS[f], "to": f} for f, _ in SANDBOX.person_fields],
                 "companyMap": [{"from": _TRAITS[f], "to": f} for f, _ in SANDBOX.company_fields],
+                "timeline": {
+                    "author": SANDBOX_AUTHOR,
+                    "activities": [{"event": "Meeting Booked", "type": "Meeting"}],
+                },
             },
         }
     )
@@ -89,6 +95,7 @@ def sandbox_banner(application: Any, host: str, port: int, redirected_to: str | 
             f"  curl -s {base}/gainsight/__sim/people",
             f"  curl -s {base}/gainsight/__sim/companies",
             f"  curl -s {base}/gainsight/__sim/events",
+            f'  curl -s {base}/gainsight/__sim/activities   (a track "Meeting Booked" with a timestamp)',
             f"Listening on {base}  (GSD_DESTINATIONS=path/to/destinations.yaml for real tenants)",
         ]
     )

@@ -7,38 +7,27 @@ only ever publish (rudder-server delivers what they return).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from destination.config import DestinationConfig
 from destination.gainsight import plan as p
+from destination.gainsight.company_source import CompanySource as CompanySource
+from destination.gainsight.company_source import company_source as company_source
+from destination.gainsight.timeline import ActivityPlan, plan_activity
 from destination.mapping.spec import Specs
 
-DeliveryPlan = p.Plan
+DeliveryPlan = p.Plan | ActivityPlan
 """Every plan the executor runs: plan.py's, and one per track sink."""
 
-TRACK_PLANS: tuple[type, ...] = (p.TrackPlan,)
+TRACK_PLANS: tuple[type, ...] = (p.TrackPlan, ActivityPlan)
 """The plans of track events: each is one call (or none) in its place in the person's order."""
-
-
-@dataclass(frozen=True, slots=True)
-class CompanySource:
-    """Where a track event's company may be read when its person has no group association yet:
-    `context.groupId` as the value of the `companyIdentity` field (both None without either)."""
-
-    field: str | None = None
-    value: str | None = None
-
-
-def company_source(event: Mapping[str, Any], config: DestinationConfig) -> CompanySource:
-    identity = config.company_identity
-    context = event.get("context")
-    group_id = context.get("groupId") if isinstance(context, dict) else None
-    if identity is None or group_id is None or group_id == "" or isinstance(group_id, dict | list | bool):
-        return CompanySource()
-    return CompanySource(identity.field, str(group_id))
 
 
 def plan_delivery(event: Mapping[str, Any], config: DestinationConfig, specs: Specs) -> DeliveryPlan:
     """The plan for one event to deliver; EventError / ConfigError when it cannot be planned."""
-    return p.plan_event(event, config, specs)
+    name = event.get("event") if isinstance(event, dict) else None
+    if isinstance(name, str) and name and p.message_type(event) == "track":
+        route = config.track_route(name)
+        if route.sink == "timeline":
+            return plan_activity(event, config, route)
+    return p.plan_event(event, config, specs)  # a track without a usable name is refused there

@@ -15,6 +15,7 @@ PEOPLE_PATHS = ("/v1.0/api/people", "/v1/peoplemgmt/v1.0/people")
 COMPANY_QUERY_PATH = "/v1/data/objects/query/Company"
 COMPANY_PATH = "/v1/data/objects/Company"
 EVENTS_PATH = "/v1.0/api/eventManager/event"
+ACTIVITY_PATH = "/v1/ant/es/activity"
 ADMIN_PREFIX = "/__sim"
 
 
@@ -39,6 +40,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("company.update", "company", "PUT", COMPANY_PATH),
     Endpoint("company.delete", "company", "DELETE", COMPANY_PATH + "/{gsid}"),
     Endpoint("events.publish", "events", "POST", EVENTS_PATH),
+    Endpoint("timeline.activity", "timeline", "POST", ACTIVITY_PATH),
 )
 
 

@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from destination.simulator import envelope
+from destination.simulator.activities import save_activity
 from destination.simulator.companies import (
     delete_company,
     insert_companies,
@@ -76,6 +77,11 @@ async def events_publish(request: Request, sim: SimulatorDep) -> Response:
     return success_response(None)
 
 
+async def timeline_activity(request: Request, sim: SimulatorDep) -> Response:
+    """Save one Timeline activity; its ExternalId must be new to the tenant."""
+    return success_response(save_activity(sim, parse_json_body(await request.body())))
+
+
 _HANDLERS: dict[str, Callable[..., Awaitable[Response]]] = {
     "people.upsert": people_upsert,
     "people.ping": people_ping,
@@ -84,6 +90,7 @@ _HANDLERS: dict[str, Callable[..., Awaitable[Response]]] = {
     "company.update": company_update,
     "company.delete": company_delete,
     "events.publish": events_publish,
+    "timeline.activity": timeline_activity,
 }
 
 

@@ -52,3 +52,20 @@ def test_ready_reports_queue_and_delivery() -> None:
         client.app.state.runtime.worker.cancel()  # type: ignore[attr-defined]
         wait_for(lambda: client.get("/ready").status_code == 503)
         assert client.get("/ready").json()["problems"] == ["delivery loop is not running"]
+
+
+def test_sandbox_writes_a_meeting_booked_track_as_a_timeline_activity() -> None:
+    group = {"userId": "ada", "traits": {"name": "Acme"}, "context": {"traits": {"email": "ada@example.com"}}}
+    meeting = {
+        "userId": "ada",
+        "event": "Meeting Booked",
+        "timestamp": "2026-12-06T10:00:00Z",
+        "properties": {"with": "Grace"},
+    }
+    with TestClient(memory_app(Settings()), base_url=LOOPBACK) as client:
+        assert client.post("/v1/group", json=group).status_code == 200
+        assert client.post("/v1/track", json=meeting).status_code == 200
+        [activity] = wait_for(lambda: client.get("/gainsight/__sim/activities").json())
+        [company] = client.get("/gainsight/__sim/companies").json()
+    assert (activity["TypeName"], activity["Notes"]) == ("Meeting", "with: Grace")
+    assert activity["GsCompanyId"] == company["Gsid"]
