@@ -20,16 +20,23 @@ the tracks, plus the runs that would change what Gainsight holds (computed from 
 `--keyed`: the destination keys companies by SfdcAccountId from groupId (companyIdentity, DESIGN
 §3.3) instead of Name; the floor is the same, counted by key.
 
+`--timeline`: a fifth of the track events are "Meeting Booked", allow-listed as Timeline activities
+(DESIGN §3.6, alsoPublish false), each carrying its person's company as `context.groupId`; companies
+keyed as with `--keyed`, and written by a set-up delivery (one group event each, not counted) so
+every activity finds its company. Prints the sync calls against the floor with every track
+published (the sync calls saved) and the Timeline calls made.
+
 `--usage`: a day of product usage (100,000 track events) counted into a usage object instead
 (DESIGN §3.7; bench/usage_day.py, with its own options: --events, --people, --companies, --store).
 
-Run: python bench/efficiency.py [--keyed | --usage]
+Run: python bench/efficiency.py [--keyed] [--timeline] | --usage
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import copy
 import math
 import random
 import sys
@@ -54,6 +61,9 @@ from destination.events import ordering_key  # noqa: E402
 CONFIG = ingest.sandbox_config("acme.gainsightcloud.com")
 KEYED = {"field": "SfdcAccountId", "from": "groupId", "create": True}
 REFERENCE_CALLS = {"track": 1, "identify": 1, "group": 3}
+ACTIVITY = "Meeting Booked"
+TIMELINE_ENDPOINT = "timeline.activity"  # the simulator's name for Timeline's single-activity save
+TIMELINE = {"author": "integration@acme.com", "activities": [{"event": ACTIVITY, "type": "Meeting"}]}
 
 
 def workload(seed: int, events: int, people: int, companies: int) -> list[dict[str, Any]]:
@@ -91,14 +101,50 @@ def workload(seed: int, events: int, people: int, companies: int) -> list[dict[s
     return out
 
 
+def with_activities(events: list[dict[str, Any]], companies: int) -> list[dict[str, Any]]:
+    """Every fifth track event becomes a Timeline activity on its person's company (groupId)."""
+    out, tracks = [], 0
+    for event in events:
+        if event["type"] == "track":
+            tracks += 1
+            if tracks % 5 == 0:
+                person = int(event["userId"].removeprefix("u-"))
+                context = {**event["context"], "groupId": f"acct-{person % companies}"}
+                event = {**event, "event": ACTIVITY, "context": context}
+        out.append({**event, "timestamp": "2026-12-06T10:00:00Z"})
+    return out
+
+
+def set_up_companies(companies: int) -> list[dict[str, Any]]:
+    """One group event per company, by a person of its own: every company exists before the
+    measured delivery."""
+    return [
+        {
+            "messageId": f"setup-{c}",
+            "userId": f"setup-{c}",
+            "type": "group",
+            "groupId": f"acct-{c}",
+            "traits": {"name": f"Company {c}", "employees": 10 + c, "region": "EMEA" if c % 2 else "APAC"},
+            "context": {"traits": {"email": f"setup{c}@example.com"}},
+        }
+        for c in range(companies)
+    ]
+
+
 def company_of(event: dict[str, Any], keyed: bool) -> str:
     return str(event["groupId"]) if keyed else str(event["traits"]["name"])
 
 
-def floor(events: Sequence[dict[str, Any]], known: dict[str, Any], keyed: bool = False) -> int:
-    """The fewest calls that leave Gainsight as sending each event would, in per-person order.
-    `known` is what Gainsight holds already (people: traits and companies; company names); it is
-    updated with these events."""
+def floor(
+    events: Sequence[dict[str, Any]],
+    known: dict[str, Any],
+    keyed: bool = False,
+    activities: frozenset[str] = frozenset(),
+) -> int:
+    """The fewest sync calls that leave Gainsight as sending each event would, in per-person
+    order. `known` is what Gainsight holds already (people: traits and companies; company names);
+    it is updated with these events. A track named in `activities` is a Timeline call (not sync),
+    in its place in the person's order all the same."""
     people: dict[str, Any] = known.setdefault("people", {})
     companies: set[str] = known.setdefault("companies", set())
     calls = 0
@@ -119,7 +165,7 @@ def floor(events: Sequence[dict[str, Any]], known: dict[str, Any], keyed: bool =
     for event in events:
         person = ordering_key(event)
         if event["type"] == "track":
-            calls += close(person) + 1
+            calls += close(person) + (0 if event["event"] in activities else 1)
             continue
         traits, linked = runs.setdefault(person, ({}, set()))
         if event["type"] == "identify":
@@ -202,7 +248,7 @@ def report(
     bar: int,
     seconds: float,
 ) -> bool:
-    total = sum(calls.values())
+    total = sum(n for name, n in calls.items() if name != TIMELINE_ENDPOINT)  # sync calls
     per_1000 = total * 1000 / len(events)
     reference = sum(REFERENCE_CALLS[e["type"]] for e in events) * 1000 / len(events)
     ok = total <= bar * 1.02
@@ -219,6 +265,25 @@ def report(
     return ok
 
 
+def timeline_figures(
+    events: Sequence[dict[str, Any]], calls: dict[str, int], published: int, sim: ingest.Service
+) -> None:
+    """The sync calls the Timeline activities saved, and the Timeline calls they made. Published
+    instead, each allow-listed event would be one more publish in the same place of its person's
+    order, the person runs unchanged: the measured sync calls plus one per activity written."""
+    sync = sum(n for name, n in calls.items() if name != TIMELINE_ENDPOINT)
+    allowed = sum(e["type"] == "track" and e["event"] == ACTIVITY for e in events)
+    tracks = sum(e["type"] == "track" for e in events)
+    written = len(httpx.get(sim.base_url + "/__sim/activities").json())
+    timeline = calls.get(TIMELINE_ENDPOINT, 0)
+    print(
+        f"    timeline: {allowed} of {tracks} track events allow-listed; Timeline calls made {timeline}, "
+        f"activities in Gainsight {written}; sync calls {sync}, against {sync + written} with every "
+        f"track published: {written} sync calls saved (floors: {published} all published, "
+        f"{published - allowed} with Timeline)"
+    )
+
+
 def main() -> None:
     if "--usage" in sys.argv[1:]:  # a day of product usage as usage counts (bench/usage_day.py)
         import usage_day
@@ -231,12 +296,27 @@ def main() -> None:
     parser.add_argument("--companies", type=int, default=50)
     parser.add_argument("--timeout", type=float, default=300.0)
     parser.add_argument("--keyed", action="store_true", help="companies keyed by SfdcAccountId")
+    parser.add_argument(
+        "--timeline", action="store_true", help="a fifth of the tracks are Timeline activities"
+    )
     args = parser.parse_args()
+    args.keyed = args.keyed or args.timeline
     config = {**CONFIG, "companyIdentity": KEYED} if args.keyed else CONFIG
     first = workload(args.seed, args.events, args.people, args.companies)
-    second = [{**e, "messageId": "again-" + e["messageId"]} for e in first]
+    setup: list[dict[str, Any]] = []
+    activities: frozenset[str] = frozenset()
     known: dict[str, Any] = {}
-    floors = (floor(first, known, args.keyed), floor(second, known, args.keyed))
+    if args.timeline:
+        config = {**config, "timeline": TIMELINE}
+        first, setup, activities = (
+            with_activities(first, args.companies),
+            set_up_companies(args.companies),
+            frozenset({ACTIVITY}),
+        )
+        floor(setup, known, keyed=True)
+    second = [{**e, "messageId": "again-" + e["messageId"]} for e in first]
+    published = floor(first, copy.deepcopy(known), args.keyed)  # every track published
+    floors = (floor(first, known, args.keyed, activities), floor(second, known, args.keyed, activities))
     mix = ", ".join(
         f"{sum(e['type'] == kind for e in first)} {kind}" for kind in ("track", "identify", "group")
     )
@@ -255,6 +335,8 @@ def main() -> None:
             "100000000",
             "--rate-limit-per-day",
             "1000000000",
+            "--timeline-rate-limit-per-minute",
+            "100000000",
             "--log-level",
             "warning",
         ]
@@ -264,9 +346,13 @@ def main() -> None:
             "GSD_LOG_LEVEL": "warning",
             "GSD_RATE_LIMIT_PER_MINUTE": "100000000",  # an instant Gainsight: calls, not budget
             "GSD_RATE_LIMIT_PER_DAY": "1000000000",
+            "GSD_TIMELINE_RATE_LIMIT_PER_MINUTE": "100000000",
         }
         with ingest.started(sim_args, {}, "/__sim/counters", workdir) as sim:
             env["GSD_GAINSIGHT_BASE_URL"] = sim.base_url
+            if setup:
+                asyncio.run(enqueue(store, setup))
+                deliver(workdir, env, sim, args.timeout)
             results = []
             for name, events, bar in (
                 ("pass 1 (new)", first, floors[0]),
@@ -275,6 +361,8 @@ def main() -> None:
                 asyncio.run(enqueue(store, events))
                 calls, savings, seconds = deliver(workdir, env, sim, args.timeout)
                 results.append(report(name, events, calls, savings, bar, seconds))
+                if args.timeline and name.startswith("pass 1"):
+                    timeline_figures(first, calls, published, sim)
             key = "SfdcAccountId" if args.keyed else "Name"
             companies = [c[key] for c in httpx.get(sim.base_url + "/__sim/companies").json()]
             duplicates = len(companies) - len(set(companies))

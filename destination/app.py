@@ -22,7 +22,7 @@ from destination.api.origins import OriginGuard
 from destination.api.responses import ERROR_SCHEMA, JsonResponse, error_response
 from destination.capacity_metrics import CapacityGauges
 from destination.config import Destination, load_destinations
-from destination.delivery.governor import RateGovernor, RateWindow, default_windows
+from destination.delivery.governor import RateGovernor, RateWindow, default_windows, timeline_windows
 from destination.delivery.health import StoreHealth
 from destination.delivery.retry import RetryPolicy
 from destination.delivery.store import Store, StoreUnavailableError
@@ -195,10 +195,11 @@ def create_app(
         metrics = Metrics()
         metrics.refreshers.append(CapacityGauges(metrics.registry, store, destinations, settings).refresh)
         governor = RateGovernor(store, _rate_windows(settings), guard_seconds=_guard_seconds(settings))
-        # Every call this service makes passes the rate governor's gate; one executor (its locks,
-        # and the store's Gsid memory) serves the workers and the transformer routes, so they
-        # never both create a company.
-        gate = BudgetGate(governor, metrics)
+        timeline = RateGovernor(store, _timeline_windows(settings), guard_seconds=_guard_seconds(settings))
+        # Every call this service makes passes the rate governor's gate (Timeline calls their own
+        # governor's); one executor (its locks, and the store's Gsid memory) serves the workers
+        # and the transformer routes, so they never both create a company.
+        gate = BudgetGate(governor, metrics, timeline=timeline)
         client = GainsightClient(http, base_url=base_url, gate=gate, observe=_observer(metrics))
         executor = Executor(
             client,
@@ -346,6 +347,16 @@ def _rate_windows(settings: Settings) -> tuple[RateWindow, ...]:
     return default_windows(
         settings.rate_limit_per_minute,
         settings.rate_limit_per_day,
+        settings.rate_minute_seconds,
+        settings.rate_day_seconds,
+    )
+
+
+def _timeline_windows(settings: Settings) -> tuple[RateWindow, ...]:
+    return timeline_windows(
+        settings.timeline_rate_limit_per_minute,
+        settings.rate_limit_per_day,
+        settings.timeline_counts_toward_day,
         settings.rate_minute_seconds,
         settings.rate_day_seconds,
     )

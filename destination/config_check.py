@@ -9,7 +9,8 @@ almost certainly got wrong:
 - an `{env: …}` variable that is not set, without hiding anything else: the check goes on with a
   placeholder, and says nothing more about the setting it stands for;
 - settings an event type needs but lacks: accessKey for identify and group; sharedSecret,
-  tenantId and topicName for track (once any track setting is given);
+  tenantId and topicName for track (once any track setting is given); accessKey for Timeline
+  activities, and the event maps and track settings an `alsoPublish` activity needs;
 - a write key shared by two destinations (loading refuses that too);
 - `usage` problems (usage_checks.py): fields that are not custom fields, or not four different
   ones, no accessKey, counted events to publish without their eventNameMap entries.
@@ -38,6 +39,7 @@ from destination.setting_problems import unknown_keys, validation_problems
 from destination.usage_checks import usage_problems
 
 TRACK_SETTINGS = ("sharedSecret", "tenantId", "topicName")
+_TRACK_ATTRIBUTES = {"sharedSecret": "shared_secret", "tenantId": "tenant_id", "topicName": "topic_name"}
 MAPS = ("personMap", "companyMap", "eventNameMap", "eventVersionMap")
 
 
@@ -74,6 +76,35 @@ def missing_by_type(config: DestinationConfig) -> list[str]:
         )
     if config.event_name_map and not config.event_version_map:
         problems.append("track events need eventVersionMap entries for the events eventNameMap maps")
+    return problems + timeline_problems(config)
+
+
+def timeline_problems(config: DestinationConfig) -> list[str]:
+    """What `timeline` needs beyond its own shape (DESIGN §3.6): the access key its calls
+    authenticate with, and for an `alsoPublish` activity what publishing it needs."""
+    timeline = config.timeline
+    if timeline is None:
+        return []
+    problems = []
+    if config.access_key is None:
+        problems.append("timeline activities need accessKey, which is missing")
+    for i, activity in enumerate(timeline.activities):
+        if not activity.also_publish:
+            continue
+        where = f"timeline.activities[{i}] ({activity.event})"
+        unmapped = [
+            name
+            for name, mapped in (
+                ("eventNameMap", config.event_names),
+                ("eventVersionMap", config.event_versions),
+            )
+            if not mapped.get(activity.event)
+        ]
+        if unmapped:
+            problems.append(f"{where}: alsoPublish needs an entry for it in {' and '.join(unmapped)}")
+        missing = [name for name in TRACK_SETTINGS if getattr(config, _TRACK_ATTRIBUTES[name]) is None]
+        if missing:
+            problems.append(f"{where}: alsoPublish needs {', '.join(missing)}, which the config lacks")
     return problems
 
 

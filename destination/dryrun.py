@@ -9,7 +9,6 @@ from destination.errors import GsdError, UnmappedEventError
 from destination.gainsight.client import Credentials
 from destination.gainsight.delivery_plans import plan_delivery
 from destination.gainsight.render import describe_plan
-from destination.gainsight.usage import CountPlan, describe_count
 from destination.jsonutil import JSONDecodeError, loads
 from destination.mapping.spec import Specs
 
@@ -53,11 +52,7 @@ def dry_run_one(index: int, event: Any, config: DestinationConfig, specs: Specs)
         return {**head, "filtered": exc.message, "statusCode": exc.status_code}
     except GsdError as exc:
         return {**head, "error": exc.message, "statusCode": exc.status_code}
-    credentials = Credentials.of("dry-run", config)
-    if isinstance(plan, CountPlan):  # counted, not published one by one (DESIGN §3.7)
-        published = describe_plan(plan.publish, credentials) if plan.publish is not None else {}
-        return {**head, "type": "track", "requests": [], **published, "count": describe_count(plan)}
-    return {**head, **describe_plan(plan, credentials)}
+    return {**head, **describe_plan(plan, Credentials.of("dry-run", config))}
 
 
 def dry_run(events: list[Any], config: DestinationConfig, specs: Specs) -> list[dict[str, Any]]:

@@ -20,6 +20,8 @@ _EVENT_NAMES = {
     "feature_used": "Feature Used",
     "order_completed": "Order Completed",
 }
+# Who the sandbox's Timeline activities are written by ("Meeting Booked" becomes a Meeting).
+SANDBOX_AUTHOR = "csm@sandbox.example.com"
 # Usage counts (DESIGN §3.7) into the sandbox tenant's ProductUsage__gc, as the README's example.
 SANDBOX_USAGE = {
     "object": "ProductUsage__gc",
@@ -52,6 +54,10 @@ def sandbox_destination() -> Destination:
                 "eventVersionMap": [{"from": _EVENT_NAMES[n], "to": v} for n, v in SANDBOX.events],
                 "personMap": [{"from": _TRAITS[f], "to": f} for f, _ in SANDBOX.person_fields],
                 "companyMap": [{"from": _TRAITS[f], "to": f} for f, _ in SANDBOX.company_fields],
+                "timeline": {
+                    "author": SANDBOX_AUTHOR,
+                    "activities": [{"event": "Meeting Booked", "type": "Meeting"}],
+                },
                 "usage": SANDBOX_USAGE,
             },
         }
@@ -108,6 +114,7 @@ def sandbox_banner(application: Any, host: str, port: int, redirected_to: str | 
             f"  curl -s {base}/gainsight/__sim/people",
             f"  curl -s {base}/gainsight/__sim/companies",
             f"  curl -s {base}/gainsight/__sim/events",
+            f'  curl -s {base}/gainsight/__sim/activities   (a track "Meeting Booked" with a timestamp)',
             f"  curl -s {base}/gainsight/__sim/objects/{SANDBOX_USAGE['object']}   # a few seconds later",
             f"Listening on {base}  (GSD_DESTINATIONS=path/to/destinations.yaml for real tenants)",
         ]

@@ -19,7 +19,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from destination.config import Destination
-from destination.delivery.governor import RateWindow
+from destination.delivery.governor import TIMELINE_MINUTE, RateWindow
 from destination.delivery.store import FAILED_OUTCOMES, AttemptRecord, DeadLetter, EventSummary, Store
 from destination.delivery.views import EVENT_STATES_SHOWN
 from destination.settings import Settings
@@ -88,10 +88,11 @@ async def degraded_destinations(
 
 
 def rate_windows(settings: Settings) -> tuple[RateWindow, ...]:
-    """The tenant budget's windows, as the rate governor counts them."""
+    """The tenant budget's windows, as the rate governors count them (Timeline's minute apart)."""
     return (
         RateWindow("minute", settings.rate_minute_seconds, settings.rate_limit_per_minute),
         RateWindow("day", settings.rate_day_seconds, settings.rate_limit_per_day),
+        RateWindow(TIMELINE_MINUTE, settings.rate_minute_seconds, settings.timeline_rate_limit_per_minute),
     )
 
 

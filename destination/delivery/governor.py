@@ -95,6 +95,22 @@ def default_windows(
     return (RateWindow("minute", minute_seconds, per_minute), RateWindow("day", day_seconds, per_day))
 
 
+TIMELINE_MINUTE = "timeline_minute"
+
+
+def timeline_windows(
+    per_minute: int = default("timeline_rate_limit_per_minute"),
+    per_day: int = default("rate_limit_per_day"),
+    counts_toward_day: bool = default("timeline_counts_toward_day"),
+    minute_seconds: float = default("rate_minute_seconds"),
+    day_seconds: float = default("rate_day_seconds"),
+) -> tuple[RateWindow, ...]:
+    """Timeline's own budget class (DESIGN §3.6): a minute of its own and, unless
+    GSD_TIMELINE_COUNTS_TOWARD_DAY=false, the sync day itself (one name, so one count in the store)."""
+    minute = RateWindow(TIMELINE_MINUTE, minute_seconds, per_minute)
+    return (minute, RateWindow("day", day_seconds, per_day)) if counts_toward_day else (minute,)
+
+
 @dataclass(frozen=True, slots=True)
 class _Ask:
     """What one call at `now` must find room in, and when to ask again if it does not."""

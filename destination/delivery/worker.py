@@ -44,12 +44,14 @@ from destination.gainsight.client import Credentials
 from destination.gainsight.delivery_plans import plan_delivery
 from destination.gainsight.executor import Executor
 from destination.gainsight.jobs import Fate, Job, Progress
+from destination.gainsight.timeline import ACTIVITY_STEP
 from destination.jsonutil import JSONDecodeError, loads
 from destination.mapping.spec import Specs
 from destination.metrics import Metrics
 from destination.settings import default
 
 log = logging.getLogger(__name__)
+TIMELINE_CLASS = "timeline"  # the gate's memory of a spent Timeline budget, apart from the pools
 
 
 class BudgetGate:
@@ -58,12 +60,20 @@ class BudgetGate:
     A full window stays full until it ends (counts only grow, in every process sharing the
     store), so once refused, a tenant is refused from memory until then: no store write per
     event while the budget is spent, and the dispatcher can stop claiming that tenant's work.
+    Timeline calls spend from a governor of their own (`timeline`, DESIGN §3.6), remembered
+    apart: a spent Timeline minute neither stops sync calls nor the dispatcher's claims.
     """
 
     def __init__(
-        self, governor: RateGovernor, metrics: Metrics, clock: Callable[[], float] = time.time
+        self,
+        governor: RateGovernor,
+        metrics: Metrics,
+        clock: Callable[[], float] = time.time,
+        *,
+        timeline: RateGovernor | None = None,
     ) -> None:
         self._governor = governor
+        self._timeline = timeline or governor
         self._metrics = metrics
         self._clock = clock
         self._spent_until: dict[tuple[str, str], float] = {}
@@ -76,14 +86,17 @@ class BudgetGate:
         """The delivery pool's budget is spent until then (the dispatcher read it so)."""
         self._spent_until[(tenant_key, DELIVERY_POOL)] = until
 
-    async def __call__(self, tenant_key: str) -> None:
+    async def __call__(self, tenant_key: str, step: str = "") -> None:
         now = self._clock()
         pool = current_pool()  # the transformer routes' half of the budget is refused apart
-        retry_at = self.spent_until(tenant_key, now, pool)
+        governor, remembered = self._governor, pool
+        if step == ACTIVITY_STEP and self._timeline is not governor:
+            governor, remembered = self._timeline, TIMELINE_CLASS
+        retry_at = self.spent_until(tenant_key, now, remembered)
         if retry_at is None:
-            retry_at = await self._governor.try_acquire(tenant_key, now, pool)
+            retry_at = await governor.try_acquire(tenant_key, now, pool)
         if retry_at is not None:
-            self._spent_until[(tenant_key, pool)] = retry_at
+            self._spent_until[(tenant_key, remembered)] = retry_at
             raise OverBudget(retry_at)
 
 
@@ -102,7 +115,9 @@ PLENTY_CALLS = 100_000  # far more than one process can send in a second
 
 
 def _calls_needed(claim: Claim) -> int:
-    """The Gainsight calls a claim's events need at most (company calls aside)."""
+    """The Gainsight calls a claim's events need at most (company calls aside). Approximate for
+    Timeline: an activity counts as a sync call here (the kind a track becomes is known only once
+    planned), so a claim may be smaller than the sync budget left allows, never larger."""
     return run_length([event.kind for event in claim.events], MAX_RUN)[1]
 
 

@@ -45,8 +45,11 @@ class FateRecorder:
             return
         call = fate.call
         status = call.answer.status if call is not None else None
-        # Why a delivered event's answer is not a 2xx (a replayed signature), else None.
-        note = delivered_note(call.answer) if call is not None and fate.outcome == "delivered" else None
+        # Why a delivered event's answer is not a 2xx (a replayed signature, a Timeline activity
+        # refused as a duplicate), else None.
+        note = fate.note or (
+            delivered_note(call.answer) if call is not None and fate.outcome == "delivered" else None
+        )
         attempt = Attempt(
             now,
             fate.outcome,

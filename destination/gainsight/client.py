@@ -25,7 +25,8 @@ from destination.gainsight.signing import sign
 from destination.jsonutil import JSONDecodeError, dumps, loads
 from destination.settings import default
 
-Gate = Callable[[str], Awaitable[None]]
+Gate = Callable[[str, str], Awaitable[None]]
+"""Awaited before each call with (tenant domain, step): the step picks the budget class."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +130,7 @@ class GainsightClient:
         """Perform one call; its answer (HTTP failures are answers too: nothing here raises for
         them) and the request as sent, its secrets masked."""
         if self._gate is not None:
-            await self._gate(request.domain)
+            await self._gate(request.domain, request.step)
         headers = self.headers_for(request, credentials)
         answer = await self._perform(request, headers)
         if self._observe is not None:

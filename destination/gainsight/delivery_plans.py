@@ -11,29 +11,26 @@ from typing import Any
 
 from destination.config import DestinationConfig
 from destination.gainsight import plan as p
-from destination.gainsight.company_source import CompanySource, company_source
+from destination.gainsight.company_source import CompanySource as CompanySource
+from destination.gainsight.company_source import company_source as company_source
+from destination.gainsight.timeline import ActivityPlan, plan_activity
 from destination.gainsight.usage import CountPlan, plan_count
 from destination.mapping.spec import Specs
 
-__all__ = ["TRACK_PLANS", "CompanySource", "DeliveryPlan", "company_source", "plan_delivery"]
-
-DeliveryPlan = p.Plan | CountPlan
+DeliveryPlan = p.Plan | ActivityPlan | CountPlan
 """Every plan the executor runs: plan.py's, and one per track sink."""
 
-TRACK_PLANS: tuple[type, ...] = (p.TrackPlan, CountPlan)
+TRACK_PLANS: tuple[type, ...] = (p.TrackPlan, ActivityPlan, CountPlan)
 """The plans of track events: each is one call (or none) in its place in the person's order."""
 
 
 def plan_delivery(event: Mapping[str, Any], config: DestinationConfig, specs: Specs) -> DeliveryPlan:
     """The plan for one event to deliver; EventError / ConfigError when it cannot be planned."""
     name = event.get("event") if isinstance(event, dict) else None
-    if (
-        (config.usage or config.timeline)
-        and isinstance(name, str)
-        and name
-        and p.message_type(event) == "track"
-    ):
+    if isinstance(name, str) and name and p.message_type(event) == "track":
         route = config.track_route(name)
+        if route.sink == "timeline":
+            return plan_activity(event, config, route)
         if route.sink == "usage":  # usage counts (DESIGN §3.7; gainsight/usage.py)
             return plan_count(event, config, route)
-    return p.plan_event(event, config, specs)
+    return p.plan_event(event, config, specs)  # a track without a usable name is refused there

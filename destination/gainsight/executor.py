@@ -2,7 +2,9 @@
 
 The delivery workers, the RudderStack processor/router routes and the dry run all go through here.
 
-track — one call, `event publish`, in its place in the person's order.
+track — one call, `event publish`, in its place in the person's order; or, for the events
+`config.timeline` allow-lists, a `timeline activity` on the person's company (timeline_writer.py),
+also in its place.
 
 identify / group — the store hands the worker a person's *run*: their consecutive identify and
 group events up to (not past) their next track (a person is a userId, else an anonymousId:
@@ -53,6 +55,9 @@ from destination.gainsight.endpoints import UNKNOWN_COMPANY_CODE
 from destination.gainsight.jobs import Batch, Caller, Fate, Job, Progress, Saved, TrackSink
 from destination.gainsight.person_runs import PersonRunner
 from destination.gainsight.publisher import Publisher
+from destination.gainsight.timeline import ActivityPlan
+from destination.gainsight.timeline_writer import ActivityWriter
+from destination.gainsight.track_company import CompanyFinder
 from destination.gainsight.usage import CountPlan
 from destination.gainsight.usage_counter import UsageCounter
 from destination.gainsight.usage_writes import UsageWriter
@@ -76,8 +81,10 @@ class Executor:
         self._ttl = unchanged_ttl_seconds
         self._clock = clock
         self._companies = CompanyWriter(caller, memory, ttl=self._ttl, saved=count, clock=clock)
+        finder = CompanyFinder(caller, memory, ttl=self._ttl, saved=count, clock=clock)
         sinks: dict[type, TrackSink] = {
             p.TrackPlan: Publisher(caller, memory, ttl=self._ttl, saved=count, clock=clock),
+            ActivityPlan: ActivityWriter(caller, finder),
         }
         # Usage counts (DESIGN §3.7): the flusher writes rows through this same caller.
         self.usage_writer = UsageWriter(caller, memory, clock)

@@ -45,14 +45,21 @@ class Progress:
     """What an earlier try of an event achieved; the store keeps it between tries."""
 
     company_gsid: str | None = None  # a group's company is written and has this Gsid
+    activity_written: bool = False  # a Timeline activity is saved: a later try only publishes it
 
     def as_dict(self) -> dict[str, Any] | None:
-        return None if self.company_gsid is None else {"company_gsid": self.company_gsid}
+        found: dict[str, Any] = {}
+        if self.company_gsid is not None:
+            found["company_gsid"] = self.company_gsid
+        if self.activity_written:
+            found["activity_written"] = True
+        return found or None
 
     @classmethod
     def of(cls, stored: Mapping[str, Any] | None) -> Progress:
         gsid = (stored or {}).get("company_gsid")
-        return cls(gsid if isinstance(gsid, str) and gsid else None)
+        written = (stored or {}).get("activity_written") is True
+        return cls(gsid if isinstance(gsid, str) and gsid else None, written)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +92,7 @@ class Fate:
     progress: Progress = Progress()
     retry_at: float | None = None  # deferred: not before (None: as soon as possible)
     reason: str | None = None  # filtered: why
+    note: str | None = None  # why a delivered event's deciding answer is not a success
 
 
 @dataclass(slots=True)

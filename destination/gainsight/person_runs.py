@@ -116,7 +116,9 @@ class PersonRunner(Stage):
     async def _track(self, batch: Batch, job: Job) -> Fate | None:
         fate = await self._sinks[type(job.plan)].deliver(batch, job)
         batch.fates[job.id] = fate
-        return fate if fate.outcome in ("throttled", "retryable") else None
+        # A sink defers a track it part-delivered (a Timeline activity written, its publish over
+        # budget): the person's later events wait behind it too.
+        return fate if fate.outcome in ("throttled", "retryable", "deferred") else None
 
     async def _upsert(self, batch: Batch, segment: list[Job], gsids: dict[int, str]) -> Fate | None:
         """One Person upsert for a segment (consecutive events of one person that write one email);

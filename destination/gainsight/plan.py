@@ -24,7 +24,7 @@ from destination.mapping.engine import Diagnostic, MappedRecord, js_falsy, looku
 from destination.mapping.spec import Specs
 
 Kind = Literal["identify", "group", "track"]
-Step = Literal[
+SyncStep = Literal[
     "company search",
     "company insert",
     "company update",
@@ -34,6 +34,7 @@ Step = Literal[
     "usage insert",
     "usage update",
 ]
+Step = Literal[SyncStep, "timeline activity"]  # Timeline calls: a budget class of their own (§3.6)
 STEPS: tuple[Step, ...] = get_args(Step)
 _NO_PARAMS: Mapping[str, str] = MappingProxyType({})
 _KEYS_NAME: Mapping[str, str] = MappingProxyType({"keys": "Name"})

@@ -7,7 +7,10 @@ from typing import Any
 
 from destination.gainsight.client import Credentials, shown_headers
 from destination.gainsight.company_states import group_steps
-from destination.gainsight.plan import GroupPlan, Plan, Request
+from destination.gainsight.delivery_plans import DeliveryPlan
+from destination.gainsight.plan import GroupPlan, Request
+from destination.gainsight.timeline import ActivityPlan
+from destination.gainsight.usage import CountPlan, describe_count
 
 
 def rudder_output(request: Request, headers: Mapping[str, str]) -> dict[str, Any]:
@@ -56,10 +59,36 @@ def describe_request(request: Request, credentials: Credentials, when: str | Non
     return described
 
 
-def describe_plan(plan: Plan, credentials: Credentials) -> dict[str, Any]:
+RESOLVED_AT_DELIVERY = "resolved at delivery"
+
+
+def _activity_requests(plan: ActivityPlan, credentials: Credentials) -> list[dict[str, Any]]:
+    """The activity (its company's Gsid found when it is delivered), then the publish if asked."""
+    requests = [describe_request(plan.request(RESOLVED_AT_DELIVERY), credentials)]
+    if plan.publish is not None:
+        when = "once the activity is written (alsoPublish)"
+        requests.append(describe_request(plan.publish.request, credentials, when))
+    return requests
+
+
+def _activity_company(plan: ActivityPlan) -> dict[str, Any]:
+    """Where the activity's company comes from (DESIGN §3.6)."""
+    source = plan.company
+    company: dict[str, Any] = {"gsid": RESOLVED_AT_DELIVERY, "from": "the person's last group event"}
+    if source.field is not None:
+        company["else"] = {"key": source.field, "value": source.value}  # context.groupId
+    return company
+
+
+def describe_plan(plan: DeliveryPlan, credentials: Credentials) -> dict[str, Any]:
     """The dry-run form of a plan: every request it may send, in order, and its diagnostics."""
     if isinstance(plan, GroupPlan):
         requests = [describe_request(r, credentials, when) for r, when in group_steps(plan)]
+    elif isinstance(plan, ActivityPlan):
+        requests = _activity_requests(plan, credentials)
+    elif isinstance(plan, CountPlan):  # counted, not published one by one (DESIGN §3.7)
+        when = "once counted (usage.publish)"
+        requests = [describe_request(plan.publish.request, credentials, when)] if plan.publish else []
     else:
         requests = [describe_request(plan.request, credentials)]
     described: dict[str, Any] = {
@@ -70,4 +99,10 @@ def describe_plan(plan: Plan, credentials: Credentials) -> dict[str, Any]:
     if isinstance(plan, GroupPlan):
         # How the company is found (DESIGN §3.3): by Name, or by the tenant's own key.
         described["company"] = {"key": plan.key_field, "value": plan.key_value, "create": plan.create}
+    elif isinstance(plan, ActivityPlan):
+        described["sink"] = "timeline"
+        described["company"] = _activity_company(plan)
+    elif isinstance(plan, CountPlan):
+        described["sink"] = "usage"
+        described["count"] = describe_count(plan)
     return described

@@ -1,4 +1,4 @@
-"""A local Gainsight CS: People, Company and Events APIs with Gainsight's rules, limits and faults.
+"""A local Gainsight CS: People, Company, Events and Timeline APIs with Gainsight's rules, limits and faults.
 
     app = create_simulator_app(SimulatorConfig.sandbox(), clock=fake_clock)
     sim: Simulator = app.state.simulator

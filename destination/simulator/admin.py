@@ -55,6 +55,12 @@ async def events(sim: SimulatorDep) -> Response:
     return _json(sim.events_view())
 
 
+@router.get("/activities")
+async def activities(sim: SimulatorDep) -> Response:
+    """Timeline activities saved, each with its Gsid and when it was received."""
+    return _json(sim.activities_view())
+
+
 @router.get("/requests")
 async def requests(sim: SimulatorDep) -> Response:
     """Request log: method, path, query, endpoint, status, outcome, time. Never headers or bodies."""
@@ -95,6 +101,7 @@ async def clear_faults(sim: SimulatorDep) -> Response:
 
 @router.post("/reset")
 async def reset(sim: SimulatorDep) -> Response:
-    """Forget all records, events, requests, counters, budget and seen jtis; faults as configured."""
+    """Forget all records, events, activities, requests, counters, budget and seen jtis; faults
+    as configured."""
     sim.reset()
     return _json({"reset": True})

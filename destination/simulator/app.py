@@ -41,7 +41,7 @@ def create_simulator_app(
     simulator = Simulator(config or SimulatorConfig(), clock)
     app = SimulatorApp(
         title="Gainsight CS simulator",
-        summary="People, Company and Events APIs of a fake Gainsight tenant",
+        summary="People, Company, Events and Timeline APIs of a fake Gainsight tenant",
         docs_url="/__sim/docs",
         redoc_url=None,
         openapi_url="/__sim/openapi.json",

@@ -47,9 +47,10 @@ def banner(config: SimulatorConfig, host: str, port: int) -> str:
             f"  tenant id      {config.tenant_id}",
             f"  topics         {topics or '(none)'}",
             f"  rate limits    {config.rate_limit_per_minute} per {config.minute_seconds:g}s, "
-            f"{config.rate_limit_per_day} per {config.day_seconds:g}s",
+            f"{config.rate_limit_per_day} per {config.day_seconds:g}s; Timeline "
+            f"{config.timeline_rate_limit_per_minute} per {config.minute_seconds:g}s",
             f"  inspect        http://{host}:{port}/__sim/counters (and /people, /companies, "
-            "/events, /requests, /faults)",
+            "/events, /activities, /requests, /faults)",
         ]
     )
 
@@ -72,6 +73,9 @@ def simulator_main(
     ] = None,
     rate_limit_per_minute: Annotated[int | None, typer.Option(help="Calls per minute.")] = None,
     rate_limit_per_day: Annotated[int | None, typer.Option(help="Calls per day.")] = None,
+    timeline_rate_limit_per_minute: Annotated[
+        int | None, typer.Option(help="Timeline activity saves per minute (their own class).")
+    ] = None,
     minute_seconds: Annotated[
         float | None, typer.Option(help="Length of the 'minute' window (short for tests).")
     ] = None,
@@ -89,10 +93,11 @@ def simulator_main(
     seed: Annotated[int | None, typer.Option(help="Seed for the error-rate RNG.")] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
-    """Run a fake Gainsight tenant (People, Company, Events APIs) for tests and demos."""
+    """Run a fake Gainsight tenant (People, Company, Events, Timeline APIs) for tests and demos."""
     overrides: dict[str, Any] = {
         "rate_limit_per_minute": rate_limit_per_minute,
         "rate_limit_per_day": rate_limit_per_day,
+        "timeline_rate_limit_per_minute": timeline_rate_limit_per_minute,
         "minute_seconds": minute_seconds,
         "day_seconds": day_seconds,
         "access_key": access_key,

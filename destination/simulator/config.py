@@ -22,7 +22,7 @@ from destination.simulator.fields import (
     ObjectField,
 )
 
-EndpointKind = Literal["people", "company", "object", "events"]
+EndpointKind = Literal["people", "company", "object", "events", "timeline"]
 EndpointName = Literal[
     "people.upsert",
     "people.ping",
@@ -34,6 +34,7 @@ EndpointName = Literal[
     "object.insert",
     "object.update",
     "events.publish",
+    "timeline.activity",
 ]
 # Every endpoint, one kind of endpoint, or one endpoint by name.
 FaultScope = Literal["all"] | EndpointKind | EndpointName
@@ -61,7 +62,7 @@ class FaultConfig(BaseModel):
 
     At most one counted fault hits a call, in this order: drop, timeout, throttle, server error,
     status; then the error rate is drawn; latency is added to every call in its scope. A scope is
-    `all`, a kind (`people`, `company`, `events`) or one endpoint (`people.upsert`, …).
+    `all`, a kind (`people`, `company`, `events`, `timeline`) or one endpoint (`people.upsert`, …).
     """
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
@@ -228,6 +229,14 @@ class SimulatorConfig(BaseModel):
     require_topic_name: bool = True  # [U] topicName missing from the doc's header table
     require_signature: bool = False  # X-Payload-Signature is verified whenever present
     signature_leeway_seconds: float = Field(default=0.0, ge=0)
+
+    # Timeline (reference §8): single-activity saves have a budget class of their own.
+    timeline_rate_limit_per_minute: int = Field(default=200, ge=1)
+    timeline_counts_toward_day: bool = True  # [U] do they also spend the sync day's 50,000?
+    # [U] the tenant's activity types (types differ per org); None: any TypeName is accepted.
+    activity_types: tuple[str, ...] | None = ("Update", "Meeting", "Call", "Email", "Milestone")
+    # Fields some orgs require on every activity (a custom Status, say); refused without them.
+    activity_required_fields: tuple[str, ...] = ()
 
     # Bookkeeping.
     request_log_size: int = Field(default=10_000, ge=1)

@@ -17,6 +17,7 @@ COMPANY_PATH = "/v1/data/objects/Company"
 OBJECT_QUERY_PATH = "/v1/data/objects/query/{object_name}"  # custom objects: after Company's
 OBJECT_PATH = "/v1/data/objects/{object_name}"
 EVENTS_PATH = "/v1.0/api/eventManager/event"
+ACTIVITY_PATH = "/v1/ant/es/activity"
 ADMIN_PREFIX = "/__sim"
 
 
@@ -44,6 +45,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("object.insert", "object", "POST", OBJECT_PATH),
     Endpoint("object.update", "object", "PUT", OBJECT_PATH),
     Endpoint("events.publish", "events", "POST", EVENTS_PATH),
+    Endpoint("timeline.activity", "timeline", "POST", ACTIVITY_PATH),
 )
 
 

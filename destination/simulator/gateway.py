@@ -1,7 +1,8 @@
 """Gainsight's API gateway, as a raw ASGI layer in front of the routes.
 
 For every call to a Gainsight endpoint, in this order: count it against the tenant's budget
-(429 when over), apply the injected faults, check the access key, then hand over to the routes.
+(Timeline's own class for activity saves; 429 when over), apply the injected faults, check the
+access key, then hand over to the routes.
 Raw ASGI because a dropped connection needs the server's own `send`, before any framework
 middleware wraps it.
 
@@ -178,11 +179,12 @@ class Gateway:
             now = sim.clock()
             counts = sim.counters.of(endpoint.name)
             counts.calls += 1
-            admission = sim.limiter.admit(now)
+            limiter = sim.limiter_for(endpoint.kind)
+            admission = limiter.admit(now)
             if not admission.allowed:
                 counts.throttled += 1
             else:
-                sim.audit.admitted(now)
+                sim.audit.admitted(now, limiter)
                 fault = sim.faults.draw(endpoint.kind, endpoint.name)
                 if fault.action is not None:
                     counts.faults[fault.action] += 1
@@ -216,7 +218,7 @@ class Gateway:
         elif fault.action == "throttle":
             retry = None
             if self.sim.config.retry_after_header:
-                window = self.sim.limiter.windows[0]
+                window = self.sim.limiter_for(endpoint.kind).windows[0]
                 retry = max(1, math.ceil(window.seconds_to_end(self.sim.clock())))
             await _answer(send, envelope.throttled(retry))
         elif fault.action == "server_error":

@@ -83,22 +83,34 @@ class RateLimiter:
         self.__post_init__()
 
 
+def timeline_limiter(sync: RateLimiter, per_minute: int, counts_toward_day: bool) -> RateLimiter:
+    """Timeline's single-activity saves (reference §8): a minute window of their own and, when
+    they count toward it ([U]), the sync limiter's own day window, shared."""
+    limiter = RateLimiter(
+        per_minute, sync.per_day, sync.minute_seconds, sync.day_seconds, sync.count_rejected
+    )
+    limiter.windows = [limiter.windows[0], *([sync.windows[1]] if counts_toward_day else [])]
+    return limiter
+
+
 @dataclass
 class BudgetAudit:
-    """Counts the calls the limiter let through, per window, without trusting the limiter.
+    """Counts the calls the limiters let through, per window, without trusting the limiters.
 
-    `over_budget` must stay 0: it is the number of admitted calls beyond a window's limit.
+    `over_budget` must stay 0: it is the number of admitted calls beyond a window's limit. A
+    window shared by two limiters (the day Timeline shares with sync calls) is audited as one.
     """
 
     limiter: RateLimiter
     over_budget: int = 0
     _admitted: dict[tuple[int, int], int] = field(default_factory=dict)
 
-    def admitted(self, now: float) -> None:
+    def admitted(self, now: float, limiter: RateLimiter | None = None) -> None:
+        """One call admitted at `now` by `limiter` (default: the sync limiter)."""
         over = False
-        for position, window in enumerate(self.limiter.windows):
-            key = (position, math.floor(now / window.length))
-            for old in [k for k in self._admitted if k[0] == position and k != key]:
+        for window in (limiter or self.limiter).windows:
+            key = (id(window), math.floor(now / window.length))
+            for old in [k for k in self._admitted if k[0] == key[0] and k != key]:
                 del self._admitted[old]
             self._admitted[key] = self._admitted.get(key, 0) + 1
             over = over or self._admitted[key] > window.limit

@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from destination.simulator import envelope
+from destination.simulator.activities import save_activity
 from destination.simulator.companies import (
     delete_company,
     insert_companies,
@@ -98,6 +99,11 @@ async def events_publish(request: Request, sim: SimulatorDep) -> Response:
     return success_response(None)
 
 
+async def timeline_activity(request: Request, sim: SimulatorDep) -> Response:
+    """Save one Timeline activity; its ExternalId must be new to the tenant."""
+    return success_response(save_activity(sim, parse_json_body(await request.body())))
+
+
 _HANDLERS: dict[str, Callable[..., Awaitable[Response]]] = {
     "people.upsert": people_upsert,
     "people.ping": people_ping,
@@ -109,6 +115,7 @@ _HANDLERS: dict[str, Callable[..., Awaitable[Response]]] = {
     "object.insert": object_insert,
     "object.update": object_update,
     "events.publish": events_publish,
+    "timeline.activity": timeline_activity,
 }
 
 

@@ -23,10 +23,11 @@ from destination.simulator.fields import (
     build_schema,
     object_schema,
 )
-from destination.simulator.ratelimit import BudgetAudit, RateLimiter
+from destination.simulator.ratelimit import BudgetAudit, RateLimiter, timeline_limiter
 from destination.simulator.signature import JtiRegistry
 from destination.simulator.validation import ValidationOptions
 
+ACTIVITY_GSID_PREFIX = "1I00"
 COMPANY_GSID_PREFIX = "1P02"
 PERSON_GSID_PREFIX = "1P04"
 # Who Gainsight records as CreatedBy/ModifiedBy for API writes: the connection's API user.
@@ -77,6 +78,18 @@ class ReceivedEvent:
         }
 
 
+@dataclass
+class Activity:
+    """One Timeline activity saved (reference §8): its record as received, and when."""
+
+    gsid: str
+    received_at: float
+    record: dict[str, Any]
+
+    def view(self) -> dict[str, Any]:
+        return {"Gsid": self.gsid, "received_at": self.received_at, **self.record}
+
+
 class Simulator:
     def __init__(self, config: SimulatorConfig, clock: Callable[[], float]) -> None:
         self.config = config
@@ -102,6 +115,7 @@ class Simulator:
             day_seconds=config.day_seconds,
             count_rejected=config.count_rejected_calls,
         )
+        self.timeline_limiter = self._timeline_limiter()
         self.audit = BudgetAudit(self.limiter)
         self.faults = FaultInjector(config.faults)
         self.counters = Counters()
@@ -113,6 +127,17 @@ class Simulator:
         self.events: list[ReceivedEvent] = []
         # Custom object records: object -> Gsid -> fields, insertion ordered.
         self.objects: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in config.objects}
+        self.activities: dict[str, Activity] = {}  # ExternalId → activity, unique per tenant
+
+    def _timeline_limiter(self) -> RateLimiter:
+        config = self.config
+        return timeline_limiter(
+            self.limiter, config.timeline_rate_limit_per_minute, config.timeline_counts_toward_day
+        )
+
+    def limiter_for(self, kind: str) -> RateLimiter:
+        """The budget a call of endpoint `kind` draws on: Timeline's own class, or the sync one."""
+        return self.timeline_limiter if kind == "timeline" else self.limiter
 
     def reset(self) -> None:
         """Forget everything received and counted; faults go back to the configured ones."""
@@ -123,10 +148,12 @@ class Simulator:
             self.events.clear()
             for records in self.objects.values():
                 records.clear()
+            self.activities.clear()
             self.counters.clear()
             self.requests.clear()
             self.jtis.clear()
             self.limiter.reset()
+            self.timeline_limiter = self._timeline_limiter()  # shares the new day window
             self.audit.reset()
             self.faults.reset()
 
@@ -186,6 +213,10 @@ class Simulator:
     def events_view(self) -> list[dict[str, Any]]:
         with self.lock:
             return [event.view() for event in self.events]
+
+    def activities_view(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return [activity.view() for activity in self.activities.values()]
 
     def requests_view(self) -> list[dict[str, Any]]:
         with self.lock:

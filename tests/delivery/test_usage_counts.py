@@ -327,7 +327,7 @@ def test_usage_writes_take_the_rate_budget_and_wait_while_it_is_spent() -> None:
     acme = company(tenant, "Acme")
     spent = [True]
 
-    async def gate(tenant_key: str) -> None:  # the rate governor's gate, as app.py wires it
+    async def gate(tenant_key: str, step: str = "") -> None:  # the rate governor's gate, as app.py wires it
         if spent[0]:
             raise OverBudget(T0 + 60)
 

@@ -71,3 +71,20 @@ def test_sandbox_counts_usage_and_shows_the_row_arriving() -> None:
     assert [(r["Company__gc"], r["UsageDate__gc"], r["Metric__gc"]) for r in rows] == [
         (company["Gsid"], "2026-12-06", "Report Exported")
     ]
+
+
+def test_sandbox_writes_a_meeting_booked_track_as_a_timeline_activity() -> None:
+    group = {"userId": "ada", "traits": {"name": "Acme"}, "context": {"traits": {"email": "ada@example.com"}}}
+    meeting = {
+        "userId": "ada",
+        "event": "Meeting Booked",
+        "timestamp": "2026-12-06T10:00:00Z",
+        "properties": {"with": "Grace"},
+    }
+    with TestClient(memory_app(Settings()), base_url=LOOPBACK) as client:
+        assert client.post("/v1/group", json=group).status_code == 200
+        assert client.post("/v1/track", json=meeting).status_code == 200
+        [activity] = wait_for(lambda: client.get("/gainsight/__sim/activities").json())
+        [company] = client.get("/gainsight/__sim/companies").json()
+    assert (activity["TypeName"], activity["Notes"]) == ("Meeting", "with: Grace")
+    assert activity["GsCompanyId"] == company["Gsid"]
