@@ -73,7 +73,9 @@ class UsageCounter(Stage):
             if plan.source.field is not None:
                 reason += f" and no Company has {plan.source.field} = {plan.source.value}"
             return Fate("filtered", call, reason=f"{reason}; counted as unattributed")
-        return Fate("counted", call)
+        target = plan.target
+        key = f"{target.company} = {company}, {target.date} = {day}, {target.metric} = {plan.metric}"
+        return Fate("counted", call, note=f"counted in {target.object} under {key}")
 
     async def _write_row(self, batch: Batch, plan: CountPlan, key: UsageKey) -> Fate:
         """A refused row's retry: its count as the store holds it now, written alone."""
@@ -85,4 +87,5 @@ class UsageCounter(Stage):
             return self._caller.failed(written.refused[0][1])
         if written.stopped is not None:
             return written.stopped
-        return Fate("delivered", written.last_call)
+        count = f"{plan.target.count} = {rows[0].count}"
+        return Fate("delivered", written.last_call, note=f"usage row written: {count}")

@@ -83,8 +83,10 @@ def test_counted_events_finish_counted_and_a_flush_writes_each_row_once() -> Non
         return service, await flusher(service).flush(DESTINATION.id)
 
     service, report = asyncio.run(scenario())
-    states = [e.state for e in asyncio.run(service.events())]
-    assert states == ["counted"] * 5
+    events = asyncio.run(service.events())
+    assert [e.state for e in events] == ["counted"] * 5
+    key = f"Company__gc = {acme}, UsageDate__gc = 2026-12-06, Metric__gc = Report Exported"
+    assert events[0].history[-1].error == f"counted in ProductUsage__gc under {key}"  # the event's view
     assert rows(tenant) == sorted(
         [(acme, "2026-12-06", "Report Exported", 3), (beta, "2026-12-06", "Dashboard Viewed", 2)]
     )
