@@ -26,7 +26,10 @@ keyed as with `--keyed`, and written by a set-up delivery (one group event each,
 every activity finds its company. Prints the sync calls against the floor with every track
 published (the sync calls saved) and the Timeline calls made.
 
-Run: python bench/efficiency.py [--keyed] [--timeline]
+`--usage`: a day of product usage (100,000 track events) counted into a usage object instead
+(DESIGN §3.7; bench/usage_day.py, with its own options: --events, --people, --companies, --store).
+
+Run: python bench/efficiency.py [--keyed] [--timeline] | --usage
 """
 
 from __future__ import annotations
@@ -282,6 +285,10 @@ def timeline_figures(
 
 
 def main() -> None:
+    if "--usage" in sys.argv[1:]:  # a day of product usage as usage counts (bench/usage_day.py)
+        import usage_day
+
+        sys.exit(0 if usage_day.run(usage_day.arguments(sys.argv[1:])) else 1)
     parser = argparse.ArgumentParser()
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--events", type=int, default=1000)

@@ -33,9 +33,11 @@ from destination.gainsight.executor import Executor
 from destination.gainsight.outcomes import Answer
 from destination.gainsight.plan import Request as PlannedRequest
 from destination.gainsight.transformer import AllowedDomains, RudderTransformer
+from destination.gainsight.usage_flush import usage_flusher
 from destination.mapping.spec import default_specs
 from destination.metrics import Metrics, serve_metrics
 from destination.runtime import Runtime
+from destination.sandbox import SANDBOX_USAGE_FLUSH_SECONDS
 from destination.serving import HTTP_GRACE_SECONDS
 from destination.settings import DEFAULT_ALLOWED_DOMAINS, Settings
 
@@ -206,6 +208,7 @@ def create_app(
             saved=metrics.saved,
             clock=time.time,
             concurrency=_calls_in_flight(settings),
+            unattributed=lambda destination: metrics.usage_unattributed.labels(destination).inc(),
         )
         health = StoreHealth()
         deliverer = Deliverer(
@@ -242,6 +245,10 @@ def create_app(
         worker = asyncio.create_task(deliverer.run())
         app.state.runtime.worker = worker
         pruner = asyncio.create_task(_prune_forever(store, settings.unchanged_ttl_seconds))
+        flusher = usage_flusher(executor, store, destinations, metrics)
+        flushing = asyncio.create_task(
+            flusher.run_forever(_usage_flush_seconds(settings, sandbox is not None))
+        )
         metrics_server = None
         if settings.metrics_port is not None:
             metrics_server = await serve_metrics(
@@ -253,9 +260,10 @@ def create_app(
             if metrics_server is not None:
                 metrics_server.close()
             pruner.cancel()
+            flushing.cancel()
             await deliverer.stop()
             worker.cancel()
-            await asyncio.gather(worker, pruner, return_exceptions=True)
+            await asyncio.gather(worker, pruner, flushing, return_exceptions=True)
             await http.aclose()
             if injected is None:  # an injected store belongs to whoever made it
                 await store.close()
@@ -321,6 +329,13 @@ async def _prune_forever(store: Store, state_ttl_seconds: float) -> None:
         except Exception:
             log.exception("pruning the store failed; will try again")
         await asyncio.sleep(PRUNE_EVERY_SECONDS)
+
+
+def _usage_flush_seconds(settings: Settings, sandbox: bool) -> float:
+    """GSD_USAGE_FLUSH_SECONDS; in sandbox mode, unless set, a few seconds (see a count arrive)."""
+    if sandbox and "usage_flush_seconds" not in settings.model_fields_set:
+        return SANDBOX_USAGE_FLUSH_SECONDS
+    return settings.usage_flush_seconds
 
 
 def _calls_in_flight(settings: Settings) -> int:

@@ -64,7 +64,7 @@ def events_list(
     destination: DestinationFilter = None,
     state: Annotated[
         str | None,
-        typer.Option(help="queued, leased, delivered, unchanged, filtered, rejected or dead."),
+        typer.Option(help="queued, leased, delivered, unchanged, counted, filtered, rejected or dead."),
     ] = None,
     user: Annotated[
         str | None, typer.Option(help="Only this person's: a userId, anonymousId or email (any case).")

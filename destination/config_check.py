@@ -11,7 +11,9 @@ almost certainly got wrong:
 - settings an event type needs but lacks: accessKey for identify and group; sharedSecret,
   tenantId and topicName for track (once any track setting is given); accessKey for Timeline
   activities, and the event maps and track settings an `alsoPublish` activity needs;
-- a write key shared by two destinations (loading refuses that too).
+- a write key shared by two destinations (loading refuses that too);
+- `usage` problems (usage_checks.py): fields that are not custom fields, or not four different
+  ones, no accessKey, counted events to publish without their eventNameMap entries.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from destination.config import (
 from destination.env_refs import resolve_env_refs
 from destination.errors import ConfigError
 from destination.setting_problems import unknown_keys, validation_problems
+from destination.usage_checks import usage_problems
 
 TRACK_SETTINGS = ("sharedSecret", "tenantId", "topicName")
 _TRACK_ATTRIBUTES = {"sharedSecret": "shared_secret", "tenantId": "tenant_id", "topicName": "topic_name"}
@@ -168,6 +171,7 @@ def _check_one(entry: dict[str, Any], environ: Mapping[str, str]) -> tuple[Desti
         problems.extend(p for p in validation_problems(exc) if not _about(p, [w for w, _ in unset]))
         return None, problems
     problems.extend(missing_by_type(found.config))
+    problems.extend(usage_problems(found.config))
     return (None, problems) if unset else (found, problems)  # no summary made of placeholders
 
 

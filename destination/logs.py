@@ -140,7 +140,7 @@ def log_event_outcome(
     person: Person | None = None,
     pii: bool = False,
 ) -> None:
-    """One line per event outcome (delivered, unchanged, filtered, rejected, retry, dead).
+    """One line per event outcome (delivered, unchanged, counted, filtered, rejected, retry, dead).
 
     `latency`: seconds from receipt to this outcome. Failures log at WARNING, the rest at INFO.
     `person`: who the event is about (`person_fields`; an email only when `pii`).

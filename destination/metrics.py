@@ -86,6 +86,18 @@ class Metrics:
             buckets=(0.1, 0.5, 1, 5, 15, 60, 300, 1800, 3600, 86400),
             registry=self.registry,
         )
+        self.usage_unattributed = Counter(
+            "gsd_usage_unattributed",
+            "Counted track events with no company (DESIGN §3.7): counted apart, finished as filtered",
+            ["destination"],
+            registry=self.registry,
+        )
+        self.usage_rows_written = Counter(
+            "gsd_usage_rows_written",
+            "Usage count rows written to Gainsight by the flusher",
+            ["destination"],
+            registry=self.registry,
+        )
         self.degraded = Gauge(
             "gsd_destination_degraded",
             "1 when every recent attempt for the destination failed (see /status)",

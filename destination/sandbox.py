@@ -22,6 +22,20 @@ _EVENT_NAMES = {
 }
 # Who the sandbox's Timeline activities are written by ("Meeting Booked" becomes a Meeting).
 SANDBOX_AUTHOR = "csm@sandbox.example.com"
+# Usage counts (DESIGN §3.7) into the sandbox tenant's ProductUsage__gc, as the README's example.
+SANDBOX_USAGE = {
+    "object": "ProductUsage__gc",
+    "fields": {
+        "company": "Company__gc",
+        "date": "UsageDate__gc",
+        "metric": "Metric__gc",
+        "count": "Count__gc",
+    },
+    "events": ["Report Exported", "Dashboard Viewed"],
+}
+SANDBOX_USAGE_FLUSH_SECONDS = 5.0
+"""Sandbox mode writes counts this often unless GSD_USAGE_FLUSH_SECONDS is set: soon enough to see."""
+
 # Trait → custom field, for every custom field the sandbox tenant defines.
 _TRAITS = {"Seats__gc": "seats", "Plan__gc": "plan", "Region__gc": "region", "Tier__gc": "tier"}
 
@@ -44,6 +58,7 @@ def sandbox_destination() -> Destination:
                     "author": SANDBOX_AUTHOR,
                     "activities": [{"event": "Meeting Booked", "type": "Meeting"}],
                 },
+                "usage": SANDBOX_USAGE,
             },
         }
     )
@@ -77,6 +92,7 @@ def sandbox_banner(application: Any, host: str, port: int, redirected_to: str | 
         '"context":{"traits":{"email":"ada@example.com"}}}'
     )
     track = '{"userId":"u1","event":"Ticket Closed","properties":{"ticketId":"T-42","status":"resolved"}}'
+    counted = '{"userId":"u1","event":"Report Exported"}'
     return "\n".join(
         [
             "gainsight-destination: SANDBOX MODE (no destinations configured)",
@@ -86,16 +102,20 @@ def sandbox_banner(application: Any, host: str, port: int, redirected_to: str | 
             + ("the simulator" if redirected_to is None else f"{redirected_to} (GSD_GAINSIGHT_BASE_URL)"),
             f"  sample event maps: {events}",
             f"  sample custom fields: {traits}",
+            f"  usage counts: {', '.join(SANDBOX_USAGE['events'])} -> {SANDBOX_USAGE['object']}"
+            f" (written every {SANDBOX_USAGE_FLUSH_SECONDS:g} s)",
             "",
             "Send a first event:",
             f"  curl -s -X POST {base}/v1/identify -H 'Content-Type: application/json' -d '{identify}'",
             f"  curl -s -X POST {base}/v1/group -H 'Content-Type: application/json' -d '{group}'",
             f"  curl -s -X POST {base}/v1/track -H 'Content-Type: application/json' -d '{track}'",
+            f"  curl -s -X POST {base}/v1/track -H 'Content-Type: application/json' -d '{counted}'",
             "See it arrive:",
             f"  curl -s {base}/gainsight/__sim/people",
             f"  curl -s {base}/gainsight/__sim/companies",
             f"  curl -s {base}/gainsight/__sim/events",
             f'  curl -s {base}/gainsight/__sim/activities   (a track "Meeting Booked" with a timestamp)',
+            f"  curl -s {base}/gainsight/__sim/objects/{SANDBOX_USAGE['object']}   # a few seconds later",
             f"Listening on {base}  (GSD_DESTINATIONS=path/to/destinations.yaml for real tenants)",
         ]
     )

@@ -23,6 +23,7 @@ from destination.delivery.governor import TIMELINE_MINUTE, RateWindow
 from destination.delivery.store import FAILED_OUTCOMES, AttemptRecord, DeadLetter, EventSummary, Store
 from destination.delivery.views import EVENT_STATES_SHOWN
 from destination.settings import Settings
+from destination.usage_status import UsageToday, usage_today
 
 HOUR = 3600.0
 DAY = 86_400.0
@@ -30,7 +31,7 @@ DEGRADED_FAILURES = 3  # consecutive failed attempts that make a destination deg
 DEGRADED_SCAN = 50  # the newest attempts of a destination looked at for them
 LATEST_SHOWN = 5  # the latest rejected and filtered events of the last day listed
 SAVED_REASONS = ("coalesced", "unchanged", "company_batched", "gsid_known")
-FINISHED_SHOWN = ("delivered", "unchanged", "filtered", "rejected", "dead")
+FINISHED_SHOWN = ("delivered", "unchanged", "counted", "filtered", "rejected", "dead")
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,7 @@ class DestinationStatus:
     dead_letters: tuple[DeadLetter, ...]
     rejected: tuple[EventSummary, ...]  # the latest of the last day, newest first
     filtered: tuple[EventSummary, ...]
+    usage: UsageToday | None = None  # today's usage counts, when the destination counts usage
 
 
 def consecutive_failures(recent: Sequence[AttemptRecord]) -> int:
@@ -141,6 +143,7 @@ async def gather(
                 dead_letters=tuple(await store.list_dead_letters(destination_id, dead_letters_shown)),
                 rejected=await _latest(store, destination_id, "rejected", now),
                 filtered=await _latest(store, destination_id, "filtered", now),
+                usage=await usage_today(store, destinations[destination_id], now),
             )
         )
     return found

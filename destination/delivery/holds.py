@@ -6,7 +6,9 @@ Keys are compared casefolded, as Gainsight matches them, within their kind and s
 - `company`: a company's name, held around its search-then-insert, so a second writer searches
   only after the first has inserted, finds the company and does not create it again;
 - `person`: a Person's email, held around its upsert (with the delivered-state check before it
-  and the memory after it): two userIds whose events write one email never write it at once.
+  and the memory after it): two userIds whose events write one email never write it at once;
+- `usage`: a destination id, held around a flush of its usage counts (gainsight/usage_flush.py),
+  so two replicas never write one destination's counts at once.
 The PostgreSQL store holds them across every replica (advisory locks on `lock_text`); `Holds`
 here is the in-process version the embedded stores use, and PostgreSQL's first step.
 """
@@ -19,7 +21,7 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Literal
 
-HoldKind = Literal["company", "person"]
+HoldKind = Literal["company", "person", "usage"]
 HoldKey = tuple[str, str, str]  # (kind, scope, casefolded key)
 
 

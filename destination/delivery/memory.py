@@ -35,9 +35,10 @@ from destination.delivery.store import (
     run_length,
 )
 from destination.delivery.store_base import QueueMoves, new_lease, without_body
+from destination.delivery.usage_memory import UsageMemory
 
 
-class MemoryStore(MemoryViews, MemoryCapacity, QueueMoves):
+class MemoryStore(MemoryViews, MemoryCapacity, UsageMemory, QueueMoves):
     """`Store` in process memory; see store.py for the semantics of each method. The unit tests'
     double: no store URL names it (create_app(store=…)). `sharing(other)` is a second handle on
     the same data, as a second replica on a PostgreSQL store would be: closing one leaves the other
@@ -243,7 +244,7 @@ class MemoryStore(MemoryViews, MemoryCapacity, QueueMoves):
             old = [
                 row.id
                 for row in self._t.rows.values()
-                if row.state in ("delivered", "unchanged", "filtered", "rejected")
+                if row.state in ("delivered", "unchanged", "counted", "filtered", "rejected")
                 and row.event.received_at < before
             ]
             for event_id in old:
@@ -258,6 +259,7 @@ class MemoryStore(MemoryViews, MemoryCapacity, QueueMoves):
             oldest_link = now - ASSOCIATION_RETENTION_SECONDS
             links = self._t.last_companies
             self._t.last_companies = {k: v for k, v in links.items() if v[1] >= oldest_link}
+            self._prune_usage(now, before)
             return len(old)
 
     async def close(self) -> None:

@@ -17,6 +17,7 @@ from destination.delivery.store import (
     NewEvent,
     StoreClosedError,
 )
+from destination.delivery.usage_store import UsageKey, UsageRow
 
 PersonKey = tuple[str, str]  # (destination_id, ordering_key)
 
@@ -63,6 +64,14 @@ def json_copy(value: Any) -> Any:
 
 
 @dataclass
+class UsageTables:
+    """Usage counts (usage_memory.py): counted messageIds and the rows."""
+
+    counted: dict[tuple[str, str], float] = field(default_factory=dict)  # (destination, messageId)
+    rows: dict[tuple[str, UsageKey], UsageRow] = field(default_factory=dict)
+
+
+@dataclass
 class Tables:
     """The store's data: what two handles on one memory store (two "replicas") share."""
 
@@ -76,6 +85,7 @@ class Tables:
     # (destination, person) -> (company gsid, associated_at)
     last_companies: dict[tuple[str, str], tuple[str, float]] = field(default_factory=dict)
     states: dict[tuple[str, str, str], tuple[float, dict[str, Any]]] = field(default_factory=dict)
+    usage: UsageTables = field(default_factory=UsageTables)
     last_id: int = 0
     recorded: list[tuple[int, int]] = field(default_factory=list)  # (event id, history index)
 

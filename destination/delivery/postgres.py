@@ -48,9 +48,10 @@ from destination.delivery.store_base import (
     new_lease,
     storable_id,
 )
+from destination.delivery.usage_postgres import UsagePostgres
 
 
-class PostgresStore(PostgresViews, PostgresMemory, PostgresCapacity, QueueMoves):
+class PostgresStore(PostgresViews, PostgresMemory, PostgresCapacity, UsagePostgres, QueueMoves):
     """`Store` on a PostgreSQL database; see store.py for the semantics of each method."""
 
     def __init__(
@@ -250,4 +251,5 @@ class PostgresStore(PostgresViews, PostgresMemory, PostgresCapacity, QueueMoves)
                 self._q["prune_last_companies"], {"before": now - ASSOCIATION_RETENTION_SECONDS}
             )
             await conn.execute(self._q["fold_state_counts"])
+        await self._prune_usage(now, before)
         return deleted

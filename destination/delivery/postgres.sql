@@ -212,7 +212,8 @@ WITH gone AS (
     DELETE FROM events
     WHERE id IN (
         SELECT id FROM events
-        WHERE state IN ('delivered', 'unchanged', 'filtered', 'rejected') AND received_at < %(before)s
+        WHERE state IN ('delivered', 'unchanged', 'counted', 'filtered', 'rejected')
+            AND received_at < %(before)s
         LIMIT %(limit)s
     )
     RETURNING id

@@ -193,3 +193,29 @@ CREATE TABLE IF NOT EXISTS last_companies (
     PRIMARY KEY (destination_id, person)
 );
 CREATE INDEX IF NOT EXISTS last_companies_by_age ON last_companies (associated_at);
+
+-- name: v5
+-- Usage counts (DESIGN §3.7, usage_store.py): the messageIds counted (so an event counts once,
+-- whatever crash or retry), and one row per (destination, company, UTC day, metric) with its count
+-- and what was last written to Gainsight.
+-- (IF NOT EXISTS: tests that replay older steps run this one twice.)
+CREATE TABLE IF NOT EXISTS usage_counted (
+    destination_id text NOT NULL,
+    message_id text NOT NULL,
+    counted_at double precision NOT NULL,
+    PRIMARY KEY (destination_id, message_id)
+);
+CREATE INDEX IF NOT EXISTS usage_counted_by_age ON usage_counted (counted_at);
+CREATE TABLE IF NOT EXISTS usage_rows (
+    destination_id text NOT NULL,
+    company text NOT NULL,          -- the company's Gsid; '' = unattributed (never written)
+    day text NOT NULL,              -- YYYY-MM-DD, UTC
+    metric text NOT NULL,
+    count bigint NOT NULL,
+    written bigint NOT NULL DEFAULT 0,
+    known boolean NOT NULL DEFAULT false,
+    held boolean NOT NULL DEFAULT false,
+    written_at double precision,
+    PRIMARY KEY (destination_id, company, day, metric)
+);
+CREATE INDEX IF NOT EXISTS usage_rows_due ON usage_rows (destination_id, day) WHERE count <> written;

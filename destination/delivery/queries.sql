@@ -253,6 +253,9 @@ WHERE state = 'rejected' AND received_at < :before
 UNION ALL
 SELECT id FROM events
 WHERE state = 'unchanged' AND received_at < :before
+UNION ALL
+SELECT id FROM events
+WHERE state = 'counted' AND received_at < :before
 LIMIT :limit;
 
 -- name: prune_seen_messages

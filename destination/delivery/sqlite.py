@@ -44,6 +44,7 @@ from destination.delivery.store_base import (
     QueueMoves,
     new_lease,
 )
+from destination.delivery.usage_sqlite import UsageSQLite
 
 MIGRATIONS = "sqlite_migrations.sql"
 
@@ -57,7 +58,7 @@ def _json_or_none(value: Any) -> bytes | None:
     return None if value is None else jsonutil.dumps(value)
 
 
-class SQLiteStore(SQLiteViews, SQLiteCapacity, QueueMoves):
+class SQLiteStore(SQLiteViews, SQLiteCapacity, UsageSQLite, QueueMoves):
     """`Store` on a SQLite file; see store.py for the semantics of each method."""
 
     def __init__(
@@ -340,6 +341,7 @@ class SQLiteStore(SQLiteViews, SQLiteCapacity, QueueMoves):
             conn.execute(self._q["prune_last_companies"], {"before": now - ASSOCIATION_RETENTION_SECONDS})
 
         await self._writer.run(prune_memory)
+        await self._prune_usage(now, before)
         await self._writer.give_space_back()
         return deleted
 

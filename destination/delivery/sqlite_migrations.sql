@@ -213,3 +213,30 @@ CREATE TABLE IF NOT EXISTS last_companies (
     PRIMARY KEY (destination_id, person)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS last_companies_by_age ON last_companies (associated_at);
+
+-- name: v7
+-- Usage counts (DESIGN §3.7, usage_store.py): the messageIds counted (so an event counts once,
+-- whatever crash or retry), and one row per (destination, company, UTC day, metric) with its count
+-- and what was last written to Gainsight. `counted` events are pruned like delivered ones.
+-- (IF NOT EXISTS: tests that replay older steps run this one twice.)
+CREATE TABLE IF NOT EXISTS usage_counted (
+    destination_id TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    counted_at REAL NOT NULL,
+    PRIMARY KEY (destination_id, message_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS usage_counted_by_age ON usage_counted (counted_at);
+CREATE TABLE IF NOT EXISTS usage_rows (
+    destination_id TEXT NOT NULL,
+    company TEXT NOT NULL,          -- the company's Gsid; '' = unattributed (never written)
+    day TEXT NOT NULL,              -- YYYY-MM-DD, UTC
+    metric TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    written INTEGER NOT NULL DEFAULT 0,  -- the count last written to Gainsight
+    known INTEGER NOT NULL DEFAULT 0,    -- 1: Gainsight holds the row
+    held INTEGER NOT NULL DEFAULT 0,     -- 1: refused; out of flushes until its dead letter's replay
+    written_at REAL,
+    PRIMARY KEY (destination_id, company, day, metric)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS usage_rows_due ON usage_rows (destination_id, day) WHERE count <> written;
+CREATE INDEX IF NOT EXISTS events_counted ON events (received_at) WHERE state = 'counted';

@@ -14,7 +14,7 @@ retried, not a dead letter; replayable by naming its id, pruned like delivered e
 Per-person order: the person is the event's `userId`, else its `anonymousId`, whatever its type
 (`ordering_key`, events.ordering_key). Only the *head* of a person's queue (the oldest unfinished
 event of its (destination_id, ordering_key)) can be claimed; the next one becomes the head when the head is
-finished (delivered, unchanged, filtered, rejected or dead-lettered). A head waiting for its retry
+finished (delivered, unchanged, counted, filtered, rejected or dead-lettered). A head waiting for its retry
 blocks the person's later events; `retry_now` (an operator's "retry now") makes queued events due
 at once, changing nothing else (not the order, nor the attempt counter).
 
@@ -96,6 +96,7 @@ from destination.delivery.store_values import (
     UnsupportedStoreURLError,
     run_length,
 )
+from destination.delivery.usage_store import UsageCounts
 
 __all__ = [
     "ASSOCIATION_RETENTION_SECONDS",
@@ -184,7 +185,7 @@ class EventQueue(Protocol):
         attempt: Attempt | None = None,
         reason: str | None = None,
     ) -> bool:
-        """Finish the event as delivered, unchanged or filtered (`reason`: why it was filtered);
+        """Finish the event as delivered, unchanged, counted or filtered (`reason`: why it was filtered);
         the person's next event becomes claimable."""
         ...
 
@@ -356,7 +357,7 @@ class DeliveryMemory(Protocol):
         ...
 
 
-class Store(EventQueue, EventAdmin, RateCounter, DeliveryMemory, CapacityViews, Protocol):
+class Store(EventQueue, EventAdmin, RateCounter, DeliveryMemory, CapacityViews, UsageCounts, Protocol):
     """The whole store: each backend implements every part; callers take the part they use."""
 
     async def prune(self, now: float, *, state_ttl_seconds: float = STATE_RETENTION_SECONDS) -> int:

@@ -107,7 +107,9 @@ def user_needle(user: str) -> str:
 
 def check_final_outcome(outcome: str) -> None:
     if outcome not in FINAL_OUTCOMES:
-        raise ValueError(f"an event is completed as delivered, unchanged or filtered, not {outcome!r}")
+        raise ValueError(
+            f"an event is completed as delivered, unchanged, counted or filtered, not {outcome!r}"
+        )
 
 
 def without_body(attempt: Attempt) -> Attempt:

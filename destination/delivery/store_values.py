@@ -6,11 +6,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
-EventState = Literal["queued", "leased", "delivered", "unchanged", "filtered", "rejected", "dead"]
+EventState = Literal["queued", "leased", "delivered", "unchanged", "counted", "filtered", "rejected", "dead"]
 AttemptOutcome = Literal[
-    "delivered", "unchanged", "throttled", "retryable", "aborted", "filtered", "rejected"
+    "delivered", "unchanged", "counted", "throttled", "retryable", "aborted", "filtered", "rejected"
 ]
-FinalOutcome = Literal["delivered", "unchanged", "filtered"]
+FinalOutcome = Literal["delivered", "unchanged", "counted", "filtered"]
+"""`counted`: a track event whose usage count is in the store (DESIGN §3.7, usage_store.py)."""
 
 EVENT_STATES: tuple[EventState, ...] = get_args(EventState)
 ATTEMPT_OUTCOMES: frozenset[str] = frozenset(get_args(AttemptOutcome))

@@ -13,7 +13,7 @@ from typing import Any
 from destination.delivery.store import Attempt, DeadLetter, EventSummary, StoredEvent
 from destination.jsonutil import JSONDecodeError, loads
 
-EVENT_STATES_SHOWN = ("queued", "leased", "delivered", "unchanged", "filtered", "rejected", "dead")
+EVENT_STATES_SHOWN = ("queued", "leased", "delivered", "unchanged", "counted", "filtered", "rejected", "dead")
 """Every state an event can be in (DESIGN §9), in the order people read them."""
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from dataclasses import replace
 
 from destination.delivery.governor import RateGovernor
 from destination.delivery.retry import RetryPolicy
@@ -61,7 +62,10 @@ class FateRecorder:
         attempts = event.attempts + 1  # the store's one counter (whole history), this attempt included
         tries = event.attempts_since_replay + 1  # what the retry policy counts: a replay starts afresh
         self._metrics.attempts.labels(event.destination_id, fate.outcome).inc()
-        if fate.outcome in ("delivered", "unchanged"):
+        if fate.outcome == "filtered":  # a counted event with no company (DESIGN §3.7)
+            await self._filtered(event, fate.reason or "filtered", attempt)
+            return
+        if fate.outcome in ("delivered", "unchanged", "counted"):
             if await self._store.complete(event.id, fate.outcome, lease=event.lease, attempt=attempt):
                 self._metrics.outcomes.labels(event.destination_id, fate.outcome).inc()
                 self._metrics.delivery_seconds.observe(max(0.0, now - event.received_at))
@@ -90,8 +94,9 @@ class FateRecorder:
             ):
                 self._log(event, "retry", status, attempts, now, fate.error.message)
 
-    async def _filtered(self, event: QueuedEvent, reason: str) -> None:
-        attempt = Attempt(self._clock(), "filtered", None, reason)
+    async def _filtered(self, event: QueuedEvent, reason: str, attempt: Attempt | None = None) -> None:
+        attempt = replace(attempt, error=reason) if attempt is not None else None
+        attempt = attempt or Attempt(self._clock(), "filtered", None, reason)
         if await self._store.complete(
             event.id, "filtered", lease=event.lease, attempt=attempt, reason=reason
         ):

@@ -14,12 +14,13 @@ from destination.gainsight import plan as p
 from destination.gainsight.company_source import CompanySource as CompanySource
 from destination.gainsight.company_source import company_source as company_source
 from destination.gainsight.timeline import ActivityPlan, plan_activity
+from destination.gainsight.usage import CountPlan, plan_count
 from destination.mapping.spec import Specs
 
-DeliveryPlan = p.Plan | ActivityPlan
+DeliveryPlan = p.Plan | ActivityPlan | CountPlan
 """Every plan the executor runs: plan.py's, and one per track sink."""
 
-TRACK_PLANS: tuple[type, ...] = (p.TrackPlan, ActivityPlan)
+TRACK_PLANS: tuple[type, ...] = (p.TrackPlan, ActivityPlan, CountPlan)
 """The plans of track events: each is one call (or none) in its place in the person's order."""
 
 
@@ -30,4 +31,6 @@ def plan_delivery(event: Mapping[str, Any], config: DestinationConfig, specs: Sp
         route = config.track_route(name)
         if route.sink == "timeline":
             return plan_activity(event, config, route)
+        if route.sink == "usage":  # usage counts (DESIGN §3.7; gainsight/usage.py)
+            return plan_count(event, config, route)
     return p.plan_event(event, config, specs)  # a track without a usable name is refused there

@@ -5,6 +5,8 @@ COMPANY_QUERY_PATH = "/v1/data/objects/query/Company"
 COMPANY_PATH = "/v1/data/objects/Company"
 EVENT_PATH = "/v1.0/api/eventManager/event"
 ACTIVITY_PATH = "/v1/ant/es/activity"  # Timeline single-activity save (reference §8)
+OBJECTS_PATH = "/v1/data/objects"  # + "/{Object}": custom objects (usage counts) on Company's paths
+OBJECTS_QUERY_PATH = "/v1/data/objects/query"
 
 ACCESS_KEY_HEADER = "Accesskey"
 SHARED_SECRET_HEADER = "sharedSecret"

@@ -45,7 +45,7 @@ import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
-from destination.delivery.store import DeliveryMemory
+from destination.delivery.store import Store
 from destination.errors import GainsightError, OverBudget
 from destination.gainsight import plan as p
 from destination.gainsight.client import Credentials, GainsightClient
@@ -58,19 +58,24 @@ from destination.gainsight.publisher import Publisher
 from destination.gainsight.timeline import ActivityPlan
 from destination.gainsight.timeline_writer import ActivityWriter
 from destination.gainsight.track_company import CompanyFinder
+from destination.gainsight.usage import CountPlan
+from destination.gainsight.usage_counter import UsageCounter
+from destination.gainsight.usage_writes import UsageWriter
 
 
 class Executor:
     def __init__(
         self,
         client: GainsightClient,
-        memory: DeliveryMemory,
+        memory: Store,
         *,
         unchanged_ttl_seconds: float,
         saved: Saved | None = None,
         clock: Callable[[], float],
         concurrency: int = 8,
+        unattributed: Callable[[str], None] = lambda destination: None,
     ) -> None:
+        """`unattributed`: counts a destination's counted event that has no company (a metric)."""
         caller = Caller(client, concurrency)
         count = saved or (lambda destination, reason, n: None)
         self._ttl = unchanged_ttl_seconds
@@ -81,6 +86,17 @@ class Executor:
             p.TrackPlan: Publisher(caller, memory, ttl=self._ttl, saved=count, clock=clock),
             ActivityPlan: ActivityWriter(caller, finder),
         }
+        # Usage counts (DESIGN §3.7): the flusher writes rows through this same caller.
+        self.usage_writer = UsageWriter(caller, memory, clock)
+        sinks[CountPlan] = UsageCounter(
+            caller,
+            memory,
+            ttl=self._ttl,
+            saved=count,
+            clock=clock,
+            writer=self.usage_writer,
+            unattributed=unattributed,
+        )
         self._people = PersonRunner(caller, memory, ttl=self._ttl, saved=count, clock=clock, sinks=sinks)
 
     async def run(self, runs: Sequence[Sequence[Job]], credentials: Credentials) -> dict[int, Fate]:
@@ -95,7 +111,7 @@ class Executor:
             fate = batch.fates.setdefault(job.id, Fate("deferred"))
             vanished = fate.error is not None and fate.error.error_code == UNKNOWN_COMPANY_CODE
             if (
-                fate.outcome not in ("delivered", "unchanged", "aborted", "rejected")
+                fate.outcome not in ("delivered", "unchanged", "counted", "filtered", "aborted", "rejected")
                 and job.id in gsids
                 and not vanished
             ):

@@ -21,9 +21,21 @@ from destination.gainsight.delivery_plans import DeliveryPlan
 from destination.gainsight.outcomes import Answer
 
 SavedReason = Literal["coalesced", "unchanged", "company_batched", "gsid_known"]
-Outcome = Literal["delivered", "unchanged", "throttled", "retryable", "aborted", "rejected", "deferred"]
+Outcome = Literal[
+    "delivered",
+    "unchanged",
+    "counted",
+    "filtered",
+    "throttled",
+    "retryable",
+    "aborted",
+    "rejected",
+    "deferred",
+]
 """`rejected`: the event itself cannot be written as it stands (a tenant's key matching no company
-when creating is off, or several): final, not a dead letter, replayable by id (DESIGN §3.3)."""
+when creating is off, or several): final, not a dead letter, replayable by id (DESIGN §3.3).
+`counted`: its usage count is in the store (DESIGN §3.7); `filtered`: finished without a write,
+the fate's `reason` says why (a counted event with no company)."""
 Saved = Callable[[str, SavedReason, int], None]
 """Counts calls saved: (destination id, reason, how many)."""
 
@@ -79,6 +91,7 @@ class Fate:
     error: GainsightError | None = None
     progress: Progress = Progress()
     retry_at: float | None = None  # deferred: not before (None: as soon as possible)
+    reason: str | None = None  # filtered: why
     note: str | None = None  # why a delivered event's deciding answer is not a success
 
 

@@ -24,7 +24,16 @@ from destination.mapping.engine import Diagnostic, MappedRecord, js_falsy, looku
 from destination.mapping.spec import Specs
 
 Kind = Literal["identify", "group", "track"]
-SyncStep = Literal["company search", "company insert", "company update", "person upsert", "event publish"]
+SyncStep = Literal[
+    "company search",
+    "company insert",
+    "company update",
+    "person upsert",
+    "event publish",
+    "usage search",
+    "usage insert",
+    "usage update",
+]
 Step = Literal[SyncStep, "timeline activity"]  # Timeline calls: a budget class of their own (§3.6)
 STEPS: tuple[Step, ...] = get_args(Step)
 _NO_PARAMS: Mapping[str, str] = MappingProxyType({})

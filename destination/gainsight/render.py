@@ -10,6 +10,7 @@ from destination.gainsight.company_states import group_steps
 from destination.gainsight.delivery_plans import DeliveryPlan
 from destination.gainsight.plan import GroupPlan, Request
 from destination.gainsight.timeline import ActivityPlan
+from destination.gainsight.usage import CountPlan, describe_count
 
 
 def rudder_output(request: Request, headers: Mapping[str, str]) -> dict[str, Any]:
@@ -85,6 +86,9 @@ def describe_plan(plan: DeliveryPlan, credentials: Credentials) -> dict[str, Any
         requests = [describe_request(r, credentials, when) for r, when in group_steps(plan)]
     elif isinstance(plan, ActivityPlan):
         requests = _activity_requests(plan, credentials)
+    elif isinstance(plan, CountPlan):  # counted, not published one by one (DESIGN §3.7)
+        when = "once counted (usage.publish)"
+        requests = [describe_request(plan.publish.request, credentials, when)] if plan.publish else []
     else:
         requests = [describe_request(plan.request, credentials)]
     described: dict[str, Any] = {
@@ -98,4 +102,7 @@ def describe_plan(plan: DeliveryPlan, credentials: Credentials) -> dict[str, Any
     elif isinstance(plan, ActivityPlan):
         described["sink"] = "timeline"
         described["company"] = _activity_company(plan)
+    elif isinstance(plan, CountPlan):
+        described["sink"] = "usage"
+        described["count"] = describe_count(plan)
     return described

@@ -34,6 +34,15 @@ async def companies(sim: SimulatorDep) -> Response:
     return _json(sim.companies_view())
 
 
+@router.get("/objects/{object_name}")
+async def objects(object_name: str, sim: SimulatorDep) -> Response:
+    """A custom object's records as stored (e.g. the usage counts in ProductUsage__gc)."""
+    rows = sim.objects_view(object_name)
+    if rows is None:
+        raise SimError(404, envelope.INVALID_PATH, f"No object named {object_name}")
+    return _json(rows)
+
+
 @router.get("/associations")
 async def associations(sim: SimulatorDep) -> Response:
     """Company Person links: Person_ID, Email, Company_ID, CompanyName, attributes."""

@@ -27,7 +27,7 @@ NAME = "Name"
 GSID = "Gsid"
 
 
-def _records(body: Any, limit: int) -> list[dict[str, Any]]:
+def records_of(body: Any, limit: int) -> list[dict[str, Any]]:
     if not isinstance(body, dict) or not isinstance(body.get("records"), list):
         raise SimError(400, codes.INVALID_FIELD, 'The body must be {"records": [ ... ]}')
     records: list[dict[str, Any]] = body["records"]
@@ -45,7 +45,7 @@ def _records(body: Any, limit: int) -> list[dict[str, Any]]:
     return records
 
 
-def _failure(records: list[dict[str, Any]], problems: list[list[Problem]]) -> SimError:
+def refusal(records: list[dict[str, Any]], problems: list[list[Problem]]) -> SimError:
     """400 in the shape Gainsight uses: per-record results nested one list deep."""
     flat = [p for per_record in problems for p in per_record]
     results = [
@@ -117,7 +117,7 @@ def _duplicate_names(sim: Simulator, cleaned: list[dict[str, Any]]) -> list[list
 
 
 def insert_companies(sim: Simulator, body: Any) -> dict[str, Any]:
-    records = _records(body, sim.config.max_records_per_call)
+    records = records_of(body, sim.config.max_records_per_call)
     cleaned, problems = _validate(sim, records)
     for clean, found in zip(cleaned, problems, strict=True):
         if clean.get(NAME) in (None, "") and not any(p.field == NAME for p in found):
@@ -126,7 +126,7 @@ def insert_companies(sim: Simulator, body: Any) -> dict[str, Any]:
         if sim.config.company_unique_names and not any(problems):
             problems = _duplicate_names(sim, cleaned)
         if any(problems):
-            raise _failure(records, problems)
+            raise refusal(records, problems)
         written = []
         for clean in cleaned:
             gsid = new_gsid(COMPANY_GSID_PREFIX)
@@ -152,7 +152,7 @@ def _parse_keys(sim: Simulator, keys_param: str | None) -> list[str]:
     return keys
 
 
-def _same(spec: FieldSpec, a: Any, b: Any) -> bool:
+def same_value(spec: FieldSpec, a: Any, b: Any) -> bool:
     if a is None or b is None:
         return False
     if spec.type in NUMERIC_TYPES:
@@ -168,7 +168,7 @@ def _matches(sim: Simulator, keys: list[str], record: dict[str, Any]) -> list[st
     def same(key: str, stored: Any, sent: Any) -> bool:
         if key in folded and isinstance(stored, str) and isinstance(sent, str):
             stored, sent = stored.casefold(), sent.casefold()
-        return _same(sim.company_schema[key], stored, sent)
+        return same_value(sim.company_schema[key], stored, sent)
 
     return [
         gsid for gsid, fields in sim.companies.items() if all(same(k, fields.get(k), record[k]) for k in keys)
@@ -177,7 +177,7 @@ def _matches(sim: Simulator, keys: list[str], record: dict[str, Any]) -> list[st
 
 def update_companies(sim: Simulator, body: Any, keys_param: str | None) -> dict[str, Any]:
     keys = _parse_keys(sim, keys_param)
-    records = _records(body, sim.config.max_records_per_call)
+    records = records_of(body, sim.config.max_records_per_call)
     for position, record in enumerate(records):
         absent = [k for k in keys if record.get(k) is None]
         if absent:
@@ -189,7 +189,7 @@ def update_companies(sim: Simulator, body: Any, keys_param: str | None) -> dict[
     writable = frozenset({GSID}) if GSID in keys else frozenset()
     cleaned, problems = _validate(sim, records, writable)
     if any(problems):
-        raise _failure(records, problems)
+        raise refusal(records, problems)
     with sim.lock:
         matches = [_matches(sim, keys, clean) for clean in cleaned]
         unmatched = [clean for clean, found in zip(cleaned, matches, strict=True) if not found]

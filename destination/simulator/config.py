@@ -19,9 +19,10 @@ from destination.simulator.fields import (
     CUSTOM_FIELD_SUFFIX,
     PERSON_STANDARD_FIELDS,
     FieldType,
+    ObjectField,
 )
 
-EndpointKind = Literal["people", "company", "events", "timeline"]
+EndpointKind = Literal["people", "company", "object", "events", "timeline"]
 EndpointName = Literal[
     "people.upsert",
     "people.ping",
@@ -29,6 +30,9 @@ EndpointName = Literal[
     "company.insert",
     "company.update",
     "company.delete",
+    "object.query",
+    "object.insert",
+    "object.update",
     "events.publish",
     "timeline.activity",
 ]
@@ -96,6 +100,27 @@ def _custom_fields_valid(fields: dict[str, FieldType], standard: set[str]) -> di
     return fields
 
 
+def _objects_valid(objects: dict[str, dict[str, ObjectField]]) -> dict[str, dict[str, ObjectField]]:
+    for name, fields in objects.items():
+        if not name.endswith(CUSTOM_FIELD_SUFFIX) or len(name) == len(CUSTOM_FIELD_SUFFIX):
+            raise ValueError(f"custom object {name!r} must end in {CUSTOM_FIELD_SUFFIX}")
+        for field_name in fields:
+            if not field_name.endswith(CUSTOM_FIELD_SUFFIX) or len(field_name) == len(CUSTOM_FIELD_SUFFIX):
+                raise ValueError(f"{name}: custom field {field_name!r} must end in {CUSTOM_FIELD_SUFFIX}")
+    return objects
+
+
+# The sandbox's usage object: what the README's example usage config writes (DESIGN §3.7).
+SANDBOX_USAGE_OBJECT: dict[str, Any] = {
+    "ProductUsage__gc": {
+        "Company__gc": {"type": "GSID", "lookup": "Company"},
+        "UsageDate__gc": "DATE",
+        "Metric__gc": "STRING",
+        "Count__gc": "NUMBER",
+    }
+}
+
+
 @dataclass(frozen=True)
 class SandboxTenant:
     """The tenant the product's sandbox destination talks to."""
@@ -107,6 +132,7 @@ class SandboxTenant:
     events: tuple[tuple[str, str], ...]  # (event name, version)
     person_fields: tuple[tuple[str, FieldType], ...]
     company_fields: tuple[tuple[str, FieldType], ...]
+    objects: dict[str, Any]  # custom object -> {field: type or {type, lookup}}
 
     def config(self, **overrides: Any) -> SimulatorConfig:
         return SimulatorConfig.model_validate(
@@ -117,6 +143,7 @@ class SandboxTenant:
                 "topics": {self.topic: [{"name": n, "version": v} for n, v in self.events]},
                 "person_fields": dict(self.person_fields),
                 "company_fields": dict(self.company_fields),
+                "objects": self.objects,
                 **overrides,
             }
         )
@@ -130,6 +157,7 @@ SANDBOX = SandboxTenant(
     events=(("ticket_closed", "1.0"), ("feature_used", "1.0"), ("order_completed", "1.0")),
     person_fields=(("Seats__gc", FieldType.NUMBER), ("Plan__gc", FieldType.STRING)),
     company_fields=(("Region__gc", FieldType.STRING), ("Tier__gc", FieldType.STRING)),
+    objects=SANDBOX_USAGE_OBJECT,
 )
 
 
@@ -148,6 +176,13 @@ class SimulatorConfig(BaseModel):
     topics: dict[str, list[EventDef]] = Field(default_factory=_sandbox_topics)
     person_fields: dict[str, FieldType] = Field(default_factory=lambda: dict(SANDBOX.person_fields))
     company_fields: dict[str, FieldType] = Field(default_factory=lambda: dict(SANDBOX.company_fields))
+    # Low Volume custom objects (reference §9), served on the Company paths: name -> its fields.
+    objects: dict[str, dict[str, ObjectField]] = Field(
+        default_factory=lambda: {
+            name: {f: ObjectField.model_validate(t) for f, t in fields.items()}
+            for name, fields in SANDBOX.objects.items()
+        }
+    )
 
     # Budget (reference §2): fixed windows, index = floor(now / window length).
     rate_limit_per_minute: int = Field(default=100, ge=1)
@@ -217,6 +252,11 @@ class SimulatorConfig(BaseModel):
     @classmethod
     def _company_custom_fields(cls, value: dict[str, FieldType]) -> dict[str, FieldType]:
         return _custom_fields_valid(value, set(COMPANY_STANDARD_FIELDS))
+
+    @field_validator("objects")
+    @classmethod
+    def _custom_objects(cls, value: dict[str, dict[str, ObjectField]]) -> dict[str, dict[str, ObjectField]]:
+        return _objects_valid(value)
 
     @model_validator(mode="after")
     def _day_not_shorter_than_minute(self) -> SimulatorConfig:

@@ -14,6 +14,8 @@ from destination.simulator.config import EndpointKind, EndpointName
 PEOPLE_PATHS = ("/v1.0/api/people", "/v1/peoplemgmt/v1.0/people")
 COMPANY_QUERY_PATH = "/v1/data/objects/query/Company"
 COMPANY_PATH = "/v1/data/objects/Company"
+OBJECT_QUERY_PATH = "/v1/data/objects/query/{object_name}"  # custom objects: after Company's
+OBJECT_PATH = "/v1/data/objects/{object_name}"
 EVENTS_PATH = "/v1.0/api/eventManager/event"
 ACTIVITY_PATH = "/v1/ant/es/activity"
 ADMIN_PREFIX = "/__sim"
@@ -39,6 +41,9 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("company.insert", "company", "POST", COMPANY_PATH),
     Endpoint("company.update", "company", "PUT", COMPANY_PATH),
     Endpoint("company.delete", "company", "DELETE", COMPANY_PATH + "/{gsid}"),
+    Endpoint("object.query", "object", "POST", OBJECT_QUERY_PATH),
+    Endpoint("object.insert", "object", "POST", OBJECT_PATH),
+    Endpoint("object.update", "object", "PUT", OBJECT_PATH),
     Endpoint("events.publish", "events", "POST", EVENTS_PATH),
     Endpoint("timeline.activity", "timeline", "POST", ACTIVITY_PATH),
 )

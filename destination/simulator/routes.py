@@ -25,6 +25,7 @@ from destination.simulator.companies import (
 from destination.simulator.endpoints import ENDPOINTS
 from destination.simulator.envelope import SimError, parse_json_body, success_response
 from destination.simulator.events import receive_event
+from destination.simulator.objects import insert_records, query_records, update_records
 from destination.simulator.people import upsert_person
 from destination.simulator.state import Simulator
 
@@ -71,6 +72,27 @@ async def company_delete(gsid: str, sim: SimulatorDep) -> Response:
     return success_response(delete_company(sim, gsid))
 
 
+async def object_query(object_name: str, request: Request, sim: SimulatorDep) -> Response:
+    """Read a custom object's records: select, where, orderBy, limit, offset."""
+    return success_response(query_records(sim, object_name, parse_json_body(await request.body())))
+
+
+async def object_insert(object_name: str, request: Request, sim: SimulatorDep) -> Response:
+    """Insert up to 50 records of a custom object, all or none."""
+    return success_response(insert_records(sim, object_name, parse_json_body(await request.body())))
+
+
+async def object_update(
+    object_name: str,
+    request: Request,
+    sim: SimulatorDep,
+    keys: Annotated[str | None, Query(description="1-3 comma-separated key fields, AND-combined")] = None,
+) -> Response:
+    """Update the custom object's records whose key fields match each record, all or none."""
+    body = parse_json_body(await request.body())
+    return success_response(update_records(sim, object_name, body, keys))
+
+
 async def events_publish(request: Request, sim: SimulatorDep) -> Response:
     """Publish one event to a registered topic; authenticated by sharedSecret + tenantId."""
     receive_event(sim, request.headers, await request.body())
@@ -89,6 +111,9 @@ _HANDLERS: dict[str, Callable[..., Awaitable[Response]]] = {
     "company.insert": company_insert,
     "company.update": company_update,
     "company.delete": company_delete,
+    "object.query": object_query,
+    "object.insert": object_insert,
+    "object.update": object_update,
     "events.publish": events_publish,
     "timeline.activity": timeline_activity,
 }

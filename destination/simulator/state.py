@@ -21,6 +21,7 @@ from destination.simulator.fields import (
     PERSON_STANDARD_FIELDS,
     FieldSpec,
     build_schema,
+    object_schema,
 )
 from destination.simulator.ratelimit import BudgetAudit, RateLimiter, timeline_limiter
 from destination.simulator.signature import JtiRegistry
@@ -98,6 +99,9 @@ class Simulator:
         self.company_schema: dict[str, FieldSpec] = build_schema(
             COMPANY_STANDARD_FIELDS, config.company_fields
         )
+        self.object_schemas: dict[str, dict[str, FieldSpec]] = {
+            name: object_schema(fields) for name, fields in config.objects.items()
+        }
         self.validation = ValidationOptions(
             reject_unknown_fields=config.reject_unknown_fields,
             accept_numeric_strings=config.accept_numeric_strings,
@@ -121,6 +125,8 @@ class Simulator:
         self.people_by_email: dict[str, str] = {}
         self.companies: dict[str, dict[str, Any]] = {}  # Gsid → fields, insertion ordered
         self.events: list[ReceivedEvent] = []
+        # Custom object records: object -> Gsid -> fields, insertion ordered.
+        self.objects: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in config.objects}
         self.activities: dict[str, Activity] = {}  # ExternalId → activity, unique per tenant
 
     def _timeline_limiter(self) -> RateLimiter:
@@ -140,6 +146,8 @@ class Simulator:
             self.people_by_email.clear()
             self.companies.clear()
             self.events.clear()
+            for records in self.objects.values():
+                records.clear()
             self.activities.clear()
             self.counters.clear()
             self.requests.clear()
@@ -195,6 +203,12 @@ class Simulator:
                 for person in self.people.values()
                 for company_gsid, attrs in person.companies.items()
             ]
+
+    def objects_view(self, name: str) -> list[dict[str, Any]] | None:
+        """A custom object's records as stored (dates as written); None for an unknown object."""
+        with self.lock:
+            records = self.objects.get(name)
+            return None if records is None else [dict(fields) for fields in records.values()]
 
     def events_view(self) -> list[dict[str, Any]]:
         with self.lock:

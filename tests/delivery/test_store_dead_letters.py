@@ -170,6 +170,7 @@ async def test_purge_deletes_dead_letters_and_keeps_their_message_ids(store: Sto
         "leased": 0,
         "delivered": 0,
         "unchanged": 0,
+        "counted": 0,
         "filtered": 0,
         "rejected": 0,
         "dead": 0,

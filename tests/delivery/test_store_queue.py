@@ -34,7 +34,7 @@ async def test_enqueue_reports_each_event_stored(store: Store) -> None:
 async def test_enqueue_of_nothing_stores_nothing(store: Store) -> None:
     assert await store.enqueue([]) == []
     assert await store.counts() == dict.fromkeys(
-        ("queued", "leased", "delivered", "unchanged", "filtered", "rejected", "dead"), 0
+        ("queued", "leased", "delivered", "unchanged", "counted", "filtered", "rejected", "dead"), 0
     )
 
 
@@ -387,6 +387,7 @@ async def test_complete_records_the_final_state_and_time(store: Store, clock: Fa
         "leased": 0,
         "delivered": 1,
         "unchanged": 1,
+        "counted": 0,
         "filtered": 1,
         "rejected": 0,
         "dead": 0,
@@ -421,6 +422,7 @@ async def test_prune_forgets_finished_events_and_message_ids_past_the_window(
         "leased": 0,
         "delivered": 1,
         "unchanged": 0,
+        "counted": 0,
         "filtered": 0,
         "rejected": 0,
         "dead": 1,

@@ -96,6 +96,7 @@ async def test_state_survives_close_and_reopen(tmp_path: Path) -> None:
             "leased": 1,
             "delivered": 0,
             "unchanged": 0,
+            "counted": 0,
             "filtered": 0,
             "rejected": 0,
             "dead": 1,

@@ -56,7 +56,7 @@ def sim(base_url: str, what: str) -> Any:
 def test_serve_says_it_is_in_sandbox_mode_and_prints_curl_lines(sandbox: Server) -> None:
     output = sandbox.output()
     assert "SANDBOX MODE" in output
-    assert len([line for line in curl_lines(output) if "-X POST" in line]) == 3
+    assert len([line for line in curl_lines(output) if "-X POST" in line]) == 4
 
 
 @pytest.mark.parametrize("source", ["readme", "banner"])
@@ -66,7 +66,7 @@ def test_documented_curl_lines_arrive_in_the_simulator(sandbox: Server, source: 
     quickstart = README.read_text().split("\n## ", 2)[1]
     text = quickstart if source == "readme" else sandbox.output()
     posts = [line for line in curl_lines(text) if "-X POST" in line]
-    assert len(posts) == 3
+    assert len(posts) == 4
     for line in posts:
         response = perform(line, sandbox.base_url)
         assert response.status_code == 200, response.text
@@ -77,6 +77,12 @@ def test_documented_curl_lines_arrive_in_the_simulator(sandbox: Server, source: 
     assert people[0]["companies"] == [{"Company_ID": companies[0]["Gsid"]}]
     events = wait_for(lambda: sim(sandbox.base_url, "events"))
     assert events[0]["eventName"] == "ticket_closed" and events[0]["signed"] is True
+    # The counted event: a row of the usage object, written within seconds (sandbox flushes).
+    usage = "objects/ProductUsage__gc"
+    rows = wait_for(
+        lambda: [r for r in sim(sandbox.base_url, usage) if r["Company__gc"] == companies[0]["Gsid"]]
+    )
+    assert [(r["Metric__gc"], r["Count__gc"]) for r in rows] == [("Report Exported", 1)]
     for line in curl_lines(text):
         if "-X POST" not in line:
             assert perform(line, sandbox.base_url).status_code == 200

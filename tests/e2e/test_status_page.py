@@ -36,6 +36,16 @@ DAY = 86_400
 # A "minute" window as long as a day: after a 429 an event waits for the next window, at UTC
 # midnight, so it surely still waits when "retry now" is pressed.
 LONG_WINDOW = {"GSD_RATE_MINUTE_SECONDS": str(DAY), "GSD_RATE_LIMIT_PER_MINUTE": "100000"}
+USAGE = {
+    "object": "ProductUsage__gc",
+    "fields": {
+        "company": "Company__gc",
+        "date": "UsageDate__gc",
+        "metric": "Metric__gc",
+        "count": "Count__gc",
+    },
+    "events": ["Report Exported"],
+}
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +68,7 @@ def browser() -> Iterator[Any]:
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Server]]:
     workdir = tmp_path_factory.mktemp("status")
     destinations = [
-        {"id": "acme", "writeKeys": [WRITE_KEY], "config": sandbox_config()},
+        {"id": "acme", "writeKeys": [WRITE_KEY], "config": sandbox_config(usage=USAGE)},
         {"id": "globex", "writeKeys": ["wk_globex"], "config": sandbox_config(accessKey="rotated")},
     ]
     with (
@@ -69,6 +79,7 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, 
             sim.base_url,
             GSD_ADMIN_TOKEN=ADMIN_TOKEN,
             GSD_MAX_ATTEMPTS="1",
+            GSD_USAGE_FLUSH_SECONDS="1",
             **LONG_WINDOW,
         ) as service,
     ):
@@ -234,5 +245,36 @@ def test_the_page_lists_rejected_and_filtered_events_and_retries_waiting_ones_no
         resolved = page.locator("#destination-acme table.errors tr.resolved", has_text=waiting)
         assert "resolved: delivered since" in resolved.inner_text()
         assert page.get_by_role("button", name="Retry acme now").count() == 0  # nothing queued
+    finally:
+        context.close()
+
+
+def test_the_page_shows_today_s_usage_counts(browser: Any, servers: tuple[Server, Server]) -> None:
+    service, sim = servers
+    group = {"userId": "u-usage", "traits": {"name": "Usage Co"}, "context": {"traits": {"email": "u@x.io"}}}
+    counted = [{"userId": "u-usage", "event": "Report Exported", "messageId": f"use-{n}"} for n in range(2)]
+    nobody = {"userId": "u-nobody", "event": "Report Exported", "messageId": "use-nobody"}
+    with httpx.Client(base_url=service.base_url, auth=(WRITE_KEY, ""), timeout=10) as client:
+        assert client.post("/v1/group", json=group).status_code == 200
+        for event in [*counted, nobody]:
+            assert client.post("/v1/track", json=event).status_code == 200
+    wait_for(
+        lambda: (
+            event_state(service, "use-1") == "counted" and event_state(service, "use-nobody") == "filtered"
+        )
+    )
+    wait_for(lambda: [r for r in get_json(sim, "/__sim/objects/ProductUsage__gc") if r["Count__gc"] == 2])
+
+    context = browser.new_context(http_credentials={"username": "ops", "password": ADMIN_TOKEN})
+    try:
+        page = context.new_page()
+        page.goto(service.base_url + "/status")
+        acme = page.locator("#destination-acme")
+        assert "usage counts today" in acme.inner_text().lower()  # h3s are shown upper-cased
+        row = acme.locator("table.usage tr[data-metric='Report Exported']")
+        assert [cell.inner_text() for cell in row.locator("td").all()] == ["1", "2", "2", "1"]
+        assert acme.locator(".unattributed").inner_text() == "1"
+        assert acme.locator(".last-flush").inner_text() != "never"
+        assert int(acme.locator("td[data-state=counted]").inner_text()) == 2
     finally:
         context.close()

@@ -85,7 +85,7 @@ def test_events_route_does_not_need_the_access_key(client: TestClient) -> None:
     assert wrong_key.status_code == 200
 
 
-@pytest.mark.parametrize("path", ["/nope", "/v1/data/objects/Nothing", "/v1.0/api/people/"])
+@pytest.mark.parametrize("path", ["/nope", "/v1/data/objects/Nothing/else", "/v1.0/api/people/"])
 def test_unknown_path_is_404_envelope_gsobj_1023(client: TestClient, path: str) -> None:
     response = client.get(path, headers=ACCESS)
     assert response.status_code == 404

@@ -54,6 +54,25 @@ def test_ready_reports_queue_and_delivery() -> None:
         assert client.get("/ready").json()["problems"] == ["delivery loop is not running"]
 
 
+def test_sandbox_counts_usage_and_shows_the_row_arriving() -> None:
+    group = {
+        "userId": "ada",
+        "traits": {"name": "Acme Ltd"},
+        "context": {"traits": {"email": "ada@example.com"}},
+    }
+    counted = {"userId": "ada", "event": "Report Exported", "timestamp": "2026-12-06T10:00:00Z"}
+    with TestClient(memory_app(Settings()), base_url=LOOPBACK) as client:
+        assert client.post("/v1/group", json=group).status_code == 200
+        [company] = wait_for(lambda: client.get("/gainsight/__sim/companies").json())
+        for _ in range(2):
+            assert client.post("/v1/track", json=counted).status_code == 200
+        usage = "/gainsight/__sim/objects/ProductUsage__gc"
+        rows = wait_for(lambda: [r for r in client.get(usage).json() if r["Count__gc"] == 2], timeout=60)
+    assert [(r["Company__gc"], r["UsageDate__gc"], r["Metric__gc"]) for r in rows] == [
+        (company["Gsid"], "2026-12-06", "Report Exported")
+    ]
+
+
 def test_sandbox_writes_a_meeting_booked_track_as_a_timeline_activity() -> None:
     group = {"userId": "ada", "traits": {"name": "Acme"}, "context": {"traits": {"email": "ada@example.com"}}}
     meeting = {
