@@ -37,7 +37,6 @@ from destination.gainsight.usage_flush import usage_flusher
 from destination.mapping.spec import default_specs
 from destination.metrics import Metrics, serve_metrics
 from destination.runtime import Runtime
-from destination.sandbox import SANDBOX_USAGE_FLUSH_SECONDS
 from destination.serving import HTTP_GRACE_SECONDS
 from destination.settings import DEFAULT_ALLOWED_DOMAINS, Settings
 
@@ -246,9 +245,7 @@ def create_app(
         app.state.runtime.worker = worker
         pruner = asyncio.create_task(_prune_forever(store, settings.unchanged_ttl_seconds))
         flusher = usage_flusher(executor, store, destinations, metrics)
-        flushing = asyncio.create_task(
-            flusher.run_forever(_usage_flush_seconds(settings, sandbox is not None))
-        )
+        flushing = asyncio.create_task(flusher.run_forever(settings.usage_flush_interval))
         metrics_server = None
         if settings.metrics_port is not None:
             metrics_server = await serve_metrics(
@@ -329,13 +326,6 @@ async def _prune_forever(store: Store, state_ttl_seconds: float) -> None:
         except Exception:
             log.exception("pruning the store failed; will try again")
         await asyncio.sleep(PRUNE_EVERY_SECONDS)
-
-
-def _usage_flush_seconds(settings: Settings, sandbox: bool) -> float:
-    """GSD_USAGE_FLUSH_SECONDS; in sandbox mode, unless set, a few seconds (see a count arrive)."""
-    if sandbox and "usage_flush_seconds" not in settings.model_fields_set:
-        return SANDBOX_USAGE_FLUSH_SECONDS
-    return settings.usage_flush_seconds
 
 
 def _calls_in_flight(settings: Settings) -> int:

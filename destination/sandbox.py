@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from destination.config import Destination
+from destination.settings import SANDBOX_USAGE_FLUSH_SECONDS
 from destination.simulator import SANDBOX, SimulatorConfig, create_simulator_app
 
 SANDBOX_DESTINATION_ID = "sandbox"
@@ -33,7 +34,6 @@ SANDBOX_USAGE = {
     },
     "events": ["Report Exported", "Dashboard Viewed"],
 }
-SANDBOX_USAGE_FLUSH_SECONDS = 5.0
 """Sandbox mode writes counts this often unless GSD_USAGE_FLUSH_SECONDS is set: soon enough to see."""
 
 # Trait → custom field, for every custom field the sandbox tenant defines.

@@ -11,6 +11,10 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 DEFAULT_ALLOWED_DOMAINS = ("*.gainsightcloud.com",)
 
 
+SANDBOX_USAGE_FLUSH_SECONDS = 5.0
+"""GSD_USAGE_FLUSH_SECONDS in sandbox mode unless it is set: a count arrives while you watch."""
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GSD_", extra="ignore")
 
@@ -115,6 +119,12 @@ class Settings(BaseSettings):
     @property
     def auth_enabled(self) -> bool:
         return self.auth == "on" if self.auth is not None else not self.sandbox
+
+    @property
+    def usage_flush_interval(self) -> float:
+        if self.sandbox and "usage_flush_seconds" not in self.model_fields_set:
+            return SANDBOX_USAGE_FLUSH_SECONDS
+        return self.usage_flush_seconds
 
 
 def default(name: str) -> Any:

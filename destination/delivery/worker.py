@@ -334,4 +334,4 @@ class Deliverer(FateRecorder):
         except ConfigError as exc:
             await self._dead(event, exc.message, Attempt(self._clock(), "aborted", None, exc.message))
             return None
-        return Job(event.id, plan, Progress.of(event.progress), event.ordering_key)
+        return Job(event.id, plan, Progress.of(event.progress), event.ordering_key, event.received_at)

@@ -70,6 +70,7 @@ class Job:
     plan: DeliveryPlan
     progress: Progress = Progress()
     person: str = ""  # its ordering key (events.ordering_key); "" outside the delivery workers
+    received_at: float = 0.0  # when ingest stored it (unix seconds); 0 outside the workers
 
 
 @dataclass(frozen=True, slots=True)

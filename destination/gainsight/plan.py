@@ -1,9 +1,8 @@
 """Turn one event and one destination's settings into a plan of named Gainsight requests (DESIGN §3).
 
-Pure: the same (event, settings) always gives the same plan. Nothing here performs I/O or reads
-the clock, and nothing here holds a secret: a Request names its step and carries only the headers
-that are not credentials; the client adds the access key, shared secret and signature when it
-sends the request (client.py). What runs the steps, and in which order, is executor.py.
+Pure: the same (event, settings) always gives the same plan; no I/O, no clock, no secret: a
+Request names its step and carries only the headers that are not credentials; the client adds
+the access key, shared secret and signature as it sends it (client.py). executor.py runs them.
 """
 
 from __future__ import annotations
@@ -24,16 +23,9 @@ from destination.mapping.engine import Diagnostic, MappedRecord, js_falsy, looku
 from destination.mapping.spec import Specs
 
 Kind = Literal["identify", "group", "track"]
-SyncStep = Literal[
-    "company search",
-    "company insert",
-    "company update",
-    "person upsert",
-    "event publish",
-    "usage search",
-    "usage insert",
-    "usage update",
-]
+_CompanyCall = Literal["company search", "company insert", "company update"]
+_UsageCall = Literal["usage search", "usage insert", "usage update"]  # the usage object's rows (§3.7)
+SyncStep = Literal[_CompanyCall, "person upsert", "event publish", _UsageCall]
 Step = Literal[SyncStep, "timeline activity"]  # Timeline calls: a budget class of their own (§3.6)
 STEPS: tuple[Step, ...] = get_args(Step)
 _NO_PARAMS: Mapping[str, str] = MappingProxyType({})

@@ -64,7 +64,7 @@ RESOLVED_AT_DELIVERY = "resolved at delivery"
 
 def _activity_requests(plan: ActivityPlan, credentials: Credentials) -> list[dict[str, Any]]:
     """The activity (its company's Gsid found when it is delivered), then the publish if asked."""
-    requests = [describe_request(plan.request(RESOLVED_AT_DELIVERY), credentials)]
+    requests = [describe_request(plan.request(RESOLVED_AT_DELIVERY, None), credentials)]
     if plan.publish is not None:
         when = "once the activity is written (alsoPublish)"
         requests.append(describe_request(plan.publish.request, credentials, when))

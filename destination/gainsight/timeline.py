@@ -2,10 +2,10 @@
 
 One record for `POST /v1/ant/es/activity`: `ExternalId` = the messageId, `ContextName` Company,
 `TypeName` the configured type, `Subject` the event name, `Notes` the properties as `key: value`
-lines (keys sorted; objects and arrays as compact JSON), `ActivityDate` the event's `timestamp`
-(else `originalTimestamp`) in epoch ms, `Author` the configured user. The company's Gsid is found
-at delivery (track_company.py); with `alsoPublish`, the §3.4 publish too. What performs the plan is
-timeline_writer.py.
+lines (keys sorted; objects and arrays as compact JSON), `ActivityDate` the event's time in epoch
+ms (event_time.py: `timestamp`, else `originalTimestamp`, else when it was received), `Author` the
+configured user. The company's Gsid is found at delivery (track_company.py); with `alsoPublish`,
+the §3.4 publish too. What performs the plan is timeline_writer.py.
 """
 
 from __future__ import annotations
@@ -13,13 +13,13 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
 from destination.config import DestinationConfig
 from destination.config_sections import TrackRoute
 from destination.errors import ConfigError, EventError, UnmappedEventError
+from destination.event_time import event_time_ms
 from destination.gainsight import endpoints as ep
 from destination.gainsight.company_source import CompanySource, company_source
 from destination.gainsight.outcomes import Answer
@@ -56,8 +56,13 @@ class ActivityPlan:
     def external_id(self) -> str:
         return str(self.record["ExternalId"])
 
-    def request(self, gsid: str) -> Request:
-        return timeline_activity(self.domain, {**self.record, "GsCompanyId": gsid})
+    def request(self, gsid: str, received_at: float | None) -> Request:
+        """The call, on the company found; an event without a time is dated when received (the
+        dry run, which has not received it, says so)."""
+        record = {**self.record, "GsCompanyId": gsid}
+        if record["ActivityDate"] is None:
+            record["ActivityDate"] = "when received" if received_at is None else round(received_at * 1000)
+        return timeline_activity(self.domain, record)
 
 
 def notes(properties: Mapping[str, Any]) -> str:
@@ -67,26 +72,6 @@ def notes(properties: Mapping[str, Any]) -> str:
         f"{key}: {value if isinstance(value, str) else js_json_text(value)}"
         for key, value in sorted(properties.items())
     )
-
-
-def activity_date(event: Mapping[str, Any]) -> int:
-    """The event's `timestamp` (else `originalTimestamp`: when the SDK saw it) in epoch ms. ISO
-    8601 text (an offset or Z; none means UTC) or epoch milliseconds."""
-    for name in ("timestamp", "originalTimestamp"):
-        value = event.get(name)
-        if value is None or value == "":
-            continue
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, str):
-            try:
-                when = datetime.fromisoformat(value.strip())
-            except ValueError:
-                raise EventError(f"{name} must be an ISO 8601 time, got {value!r:.60}") from None
-            when = when if when.tzinfo is not None else when.replace(tzinfo=UTC)
-            return round(when.timestamp() * 1000)
-        raise EventError(f"{name} must be an ISO 8601 time or epoch milliseconds, got {value!r:.60}")
-    raise EventError("timestamp is required for a Timeline activity: it is the activity's date")
 
 
 def _external_id(event: Mapping[str, Any]) -> str:
@@ -128,7 +113,7 @@ def plan_activity(event: Mapping[str, Any], config: DestinationConfig, route: Tr
         "ContextName": "Company",
         "TypeName": activity.type,
         "Subject": activity.event,
-        "ActivityDate": activity_date(event),
+        "ActivityDate": event_time_ms(event),  # None: when received (ActivityPlan.request)
         "Author": timeline.author,
     }
     if properties:

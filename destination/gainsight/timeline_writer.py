@@ -53,7 +53,7 @@ class ActivityWriter:
                 return found.failed
             if found.gsid is None:
                 return Fate("rejected", error=_no_company(plan.company))
-            call = await self._caller.call(batch, plan.request(found.gsid))
+            call = await self._caller.call(batch, plan.request(found.gsid, job.received_at))
             if refused_as_duplicate(call.answer, plan.external_id):
                 note = f"saved by an earlier attempt; refused now as a duplicate: {describe(call.answer)}"
             elif classify(call.answer) != "delivered":

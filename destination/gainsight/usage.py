@@ -3,7 +3,7 @@
 The count key is (company Gsid, UTC day of the event's `timestamp`, event name as received): the
 day is read here; the company only when the event is delivered (track_company.py), from the
 person's last group association, else `context.groupId` through `companyIdentity`. An event
-with no `timestamp` (nor `originalTimestamp`) counts on the UTC day it is counted. With
+with no `timestamp` (nor `originalTimestamp`) counts on the UTC day it was received. With
 `usage.publish`, the plan also carries the Events Framework publish (§3.4), which then needs the
 event's eventNameMap/eventVersionMap entries like any track.
 """
@@ -12,13 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from destination.config import DestinationConfig
 from destination.config_sections import TrackRoute, UsageConfig
-from destination.delivery.usage_store import UsageKey
-from destination.errors import EventError
+from destination.delivery.usage_store import UsageKey, utc_day
+from destination.event_time import event_time_ms
 from destination.gainsight import plan as p
 from destination.gainsight.company_source import CompanySource, company_source
 from destination.gainsight.usage_row_events import row_of
@@ -37,7 +36,7 @@ class CountPlan:
     domain: str
     message_id: str
     metric: str  # the event name, as received
-    day: str | None  # the UTC day of its timestamp (None: the day it is counted)
+    day: str | None  # the UTC day of its time (None: the day it was received)
     source: CompanySource
     target: UsageTarget
     publish: p.TrackPlan | None
@@ -50,23 +49,10 @@ class CountPlan:
 
 
 def event_day(event: Mapping[str, Any]) -> str | None:
-    """The UTC day (YYYY-MM-DD) of the event's timestamp; EventError naming a field that is no time."""
-    for name in ("timestamp", "originalTimestamp"):
-        value = event.get(name)
-        if value is None or value == "":
-            continue
-        parsed = None
-        if isinstance(value, str):
-            try:
-                parsed = datetime.fromisoformat(value)
-            except ValueError:
-                parsed = None
-        if parsed is None:
-            raise EventError(f"{name}: expected an ISO 8601 time, got {value!r}")
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=UTC)
-        return parsed.astimezone(UTC).strftime("%Y-%m-%d")
-    return None
+    """The UTC day (YYYY-MM-DD) of the event's time (event_time.py); None: it has none (it then
+    counts on the day it was received)."""
+    ms = event_time_ms(event)
+    return None if ms is None else utc_day(ms / 1000)
 
 
 def plan_count(event: Mapping[str, Any], config: DestinationConfig, route: TrackRoute) -> CountPlan:
@@ -97,7 +83,7 @@ def describe_count(plan: CountPlan) -> dict[str, Any]:
         "object": plan.target.object,
         "key": {
             plan.target.company: company,
-            plan.target.date: plan.day or "the UTC day it is counted (the event has no timestamp)",
+            plan.target.date: plan.day or "the UTC day it is received (the event has no timestamp)",
             plan.target.metric: plan.metric,
         },
         "count": f"{plan.target.count}: +1 once for messageId {plan.message_id} (an absolute count)",

@@ -49,7 +49,7 @@ class UsageCounter(Stage):
         assert isinstance(plan, CountPlan)
         if plan.row is not None:
             return await self._write_row(batch, plan, plan.row)
-        day = plan.day or utc_day(self._clock())
+        day = plan.day or utc_day(job.received_at or self._clock())
         if day < oldest_day_kept(self._clock()):
             return Fate(
                 "filtered", reason=f"not counted: its day {day} is past the days usage counts are kept"

@@ -350,3 +350,21 @@ def test_usage_writes_take_the_rate_budget_and_wait_while_it_is_spent() -> None:
     assert (refused.rows, refused.calls, refused.stopped) == (0, 0, "the rate budget is spent")
     assert written.rows == 1 and calls == 2  # nothing was sent while the budget was spent
     assert rows(tenant) == [(acme, "2026-12-06", "Report Exported", 1)]
+
+
+def test_an_event_without_a_time_counts_on_the_day_it_was_received_not_the_day_it_is_counted() -> None:
+    tenant = Tenant()
+    acme = company(tenant, "Acme")
+
+    async def scenario() -> list[tuple[str, str, str, int]]:
+        service = Service(tenant)
+        service.now = 1_796_601_599.0  # 2026-12-06T23:59:59Z: received then
+        await associate(service, u1=acme)
+        event = {k: v for k, v in counted(1).items() if k != "timestamp"}
+        await service.enqueue([event])
+        service.now += 60  # counted the next day (a backlog)
+        await service.drain()
+        await flusher(service).flush(DESTINATION.id)
+        return rows(tenant)
+
+    assert asyncio.run(scenario()) == [(acme, "2026-12-06", "Report Exported", 1)]

@@ -8,13 +8,13 @@ from typing import Any
 import pytest
 
 from destination.errors import ConfigError, EventError
+from destination.event_time import event_time_ms
 from destination.gainsight.client import Credentials, shown_headers
 from destination.gainsight.delivery_plans import plan_delivery
 from destination.gainsight.outcomes import Answer
 from destination.gainsight.plan import TrackPlan
 from destination.gainsight.timeline import (
     ActivityPlan,
-    activity_date,
     notes,
     refused_as_duplicate,
     timeline_activity,
@@ -60,7 +60,7 @@ def test_the_record_holds_every_field_but_the_company(specs: Specs) -> None:
 
 
 def test_the_request_is_one_record_with_the_company_gsid(specs: Specs) -> None:
-    request = plan(specs).request("1P02ACME")
+    request = plan(specs).request("1P02ACME", None)
     assert (request.step, request.method, request.endpoint) == (
         "timeline activity",
         "POST",
@@ -115,13 +115,12 @@ def test_an_event_without_properties_has_no_notes(specs: Specs) -> None:
     ],
 )
 def test_activity_date_is_the_event_timestamp_in_epoch_ms(times: dict[str, Any], expected: int) -> None:
-    assert activity_date(times) == expected
+    assert event_time_ms(times) == expected
 
 
 @pytest.mark.parametrize(
     ("times", "named"),
     [
-        ({}, "timestamp is required for a Timeline activity"),
         ({"timestamp": "yesterday"}, "timestamp must be an ISO 8601 time"),
         ({"timestamp": True}, "timestamp must be an ISO 8601 time or epoch milliseconds"),
         ({"originalTimestamp": [1]}, "originalTimestamp must be"),
@@ -129,7 +128,7 @@ def test_activity_date_is_the_event_timestamp_in_epoch_ms(times: dict[str, Any],
 )
 def test_an_event_without_a_usable_timestamp_is_refused_naming_it(times: dict[str, Any], named: str) -> None:
     with pytest.raises(EventError, match=named):
-        activity_date(times)
+        event_time_ms(times)
 
 
 @pytest.mark.parametrize("message_id", [None, "", True, 1.5])
@@ -211,3 +210,10 @@ def envelope(status: int | None, code: str | None, desc: str | None) -> Answer:
 )
 def test_a_duplicate_external_id_refusal_is_recognised_by_its_text(answer: Answer, duplicate: bool) -> None:
     assert refused_as_duplicate(answer, "msg-123") is duplicate
+
+
+def test_an_event_without_a_time_is_dated_when_it_was_received(specs: Specs) -> None:
+    found = plan(specs, {"timestamp": None})
+    assert isinstance(found, ActivityPlan) and found.record["ActivityDate"] is None
+    assert found.request("G1", 1_764_928_800.25).body["records"][0]["ActivityDate"] == 1_764_928_800_250
+    assert found.request("G1", None).body["records"][0]["ActivityDate"] == "when received"  # the dry run
