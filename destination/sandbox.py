@@ -34,7 +34,6 @@ SANDBOX_USAGE = {
     },
     "events": ["Report Exported", "Dashboard Viewed"],
 }
-"""Sandbox mode writes counts this often unless GSD_USAGE_FLUSH_SECONDS is set: soon enough to see."""
 
 # Trait → custom field, for every custom field the sandbox tenant defines.
 _TRAITS = {"Seats__gc": "seats", "Plan__gc": "plan", "Region__gc": "region", "Tier__gc": "tier"}

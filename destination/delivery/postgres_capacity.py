@@ -6,46 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 from destination.delivery import sqlfile
-from destination.delivery.capacity_views import Arrival, Arrivals, CallCost
+from destination.delivery.capacity_views import SQLCapacity
 from destination.delivery.postgres_connections import PostgresConnections
 
 
-class PostgresCapacity(PostgresConnections):
-    async def arrivals(self, destination_id: str, since: float, limit: int) -> Arrivals:
-        params = {"destination_id": destination_id, "since": since, "limit": max(limit, 0)}
-        async with self._tx() as conn:
-            total = await (await conn.execute(_Q["arrivals_total"], params)).fetchone()
-            rows = await (await conn.execute(_Q["arrivals_sample"], params)).fetchall()
-        assert total is not None
-        return Arrivals(int(total[0]), tuple(Arrival(k, e, int(n), int(a)) for k, e, n, a in rows))
-
-    async def call_costs(self, destination_id: str, since: float, limit: int) -> list[CallCost]:
-        params = {"destination_id": destination_id, "since": since, "limit": max(limit, 0)}
-        rows = await self._read("call_costs", params)
-        return [CallCost(kind, name, int(n), float(calls)) for kind, name, n, calls in rows]
-
-    async def arrival_histogram(
-        self, destination_id: str, since: float, bucket_seconds: float
-    ) -> dict[int, int]:
-        params = {"destination_id": destination_id, "since": since, "bucket": bucket_seconds}
-        return {int(bucket): int(n) for bucket, n in await self._read("arrival_histogram", params)}
-
-    async def oldest_unfinished(self, destination_id: str) -> float | None:
-        rows = await self._read("oldest_unfinished", {"destination_id": destination_id})
-        return None if rows[0][0] is None else float(rows[0][0])
-
-    async def finished_histogram(
-        self, destination_id: str, since: float, bucket_seconds: float
-    ) -> dict[tuple[int, str], int]:
-        params = {"destination_id": destination_id, "since": since, "bucket": bucket_seconds}
-        rows = await self._read("finished_histogram", params)
-        return {(int(bucket), state): int(n) for bucket, state, n in rows}
-
-    async def calls_history(self, tenant_key: str, window_name: str, since: float) -> dict[float, int]:
-        params = {"tenant_key": tenant_key, "window_name": window_name, "since": since}
-        rows = await self._read("calls_history", params)
-        return {float(start): int(calls) for start, calls in rows}
-
+class PostgresCapacity(PostgresConnections, SQLCapacity):
     async def _read(self, name: str, params: dict[str, Any]) -> list[Any]:
         async with self._tx() as conn:
             return await (await conn.execute(_Q[name], params)).fetchall()

@@ -327,7 +327,7 @@ def _track_event_name(event: Mapping[str, Any]) -> str:
     return name
 
 
-def _track_properties(event: Mapping[str, Any]) -> dict[str, Any]:
+def track_properties(event: Mapping[str, Any]) -> dict[str, Any]:
     properties = event.get("properties")
     if properties is None:
         return {}
@@ -345,7 +345,7 @@ def track_parts(
     ready = config.track_ready  # then no settings check below can fail
     if not ready:
         _required(config, "track", "sharedSecret", "topicName", "tenantId")
-    properties = _track_properties(event)
+    properties = track_properties(event)
     mapped_name = config.event_names.get(name)
     if not mapped_name:
         raise UnmappedEventError(f"Event name mapping not provided for {name}")

@@ -23,7 +23,7 @@ from destination.event_time import event_time_ms
 from destination.gainsight import endpoints as ep
 from destination.gainsight.company_source import CompanySource, company_source
 from destination.gainsight.outcomes import Answer
-from destination.gainsight.plan import Kind, Request, Step, TrackPlan, plan_track
+from destination.gainsight.plan import Kind, Request, Step, TrackPlan, plan_track, track_properties
 from destination.jsonutil import js_json_text
 from destination.mapping.engine import Diagnostic
 
@@ -81,15 +81,6 @@ def _external_id(event: Mapping[str, Any]) -> str:
     return str(message_id)
 
 
-def _properties(event: Mapping[str, Any]) -> Mapping[str, Any]:
-    properties = event.get("properties")
-    if properties is None:
-        return {}
-    if not isinstance(properties, dict):
-        raise EventError(f"properties must be a JSON object, got {type(properties).__name__}")
-    return properties
-
-
 def _also_published(event: Mapping[str, Any], config: DestinationConfig) -> TrackPlan:
     try:
         return plan_track(event, config)
@@ -107,7 +98,7 @@ def plan_activity(event: Mapping[str, Any], config: DestinationConfig, route: Tr
         raise ConfigError("accessKey is required for Timeline activities")
     if not config.domain:
         raise ConfigError("domain is required for Timeline activities")
-    properties = _properties(event)
+    properties = track_properties(event)
     record: dict[str, Any] = {
         "ExternalId": _external_id(event),
         "ContextName": "Company",

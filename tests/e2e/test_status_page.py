@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
+from destination.sandbox import SANDBOX_USAGE
 from tests import ci
 from tests.e2e.servers import Server, get_json, sandbox_config, start_service, start_simulator, wait_for
 
@@ -36,16 +37,7 @@ DAY = 86_400
 # A "minute" window as long as a day: after a 429 an event waits for the next window, at UTC
 # midnight, so it surely still waits when "retry now" is pressed.
 LONG_WINDOW = {"GSD_RATE_MINUTE_SECONDS": str(DAY), "GSD_RATE_LIMIT_PER_MINUTE": "100000"}
-USAGE = {
-    "object": "ProductUsage__gc",
-    "fields": {
-        "company": "Company__gc",
-        "date": "UsageDate__gc",
-        "metric": "Metric__gc",
-        "count": "Count__gc",
-    },
-    "events": ["Report Exported"],
-}
+USAGE = {**SANDBOX_USAGE, "events": ["Report Exported"]}
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 
+from destination.sandbox import SANDBOX_USAGE
 from tests.e2e.servers import (
     Server,
     get_json,
@@ -25,16 +26,7 @@ from tests.e2e.servers import (
 from tests.e2e.servers import stop as stop_server
 
 WRITE_KEY = "wk_usage"
-USAGE = {
-    "object": "ProductUsage__gc",
-    "fields": {
-        "company": "Company__gc",
-        "date": "UsageDate__gc",
-        "metric": "Metric__gc",
-        "count": "Count__gc",
-    },
-    "events": ["Report Exported", "Dashboard Viewed"],
-}
+USAGE = SANDBOX_USAGE
 PEOPLE = {"u0": "Acme Ltd", "u1": "Globex"}
 METRICS = ("Report Exported", "Dashboard Viewed")
 DAY = "2026-12-06"

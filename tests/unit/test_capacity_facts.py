@@ -3,17 +3,10 @@
 from __future__ import annotations
 
 from destination.capacity_facts import routes_of
+from destination.sandbox import SANDBOX_USAGE
 from tests.conftest import make_config
 
-USAGE = {
-    "object": "ProductUsage__gc",
-    "fields": {
-        "company": "Company__gc",
-        "date": "UsageDate__gc",
-        "metric": "Metric__gc",
-        "count": "Count__gc",
-    },
-}
+USAGE = {k: v for k, v in SANDBOX_USAGE.items() if k != "events"}
 
 
 def test_each_track_name_has_the_route_the_configuration_gives_it() -> None:

@@ -15,20 +15,12 @@ from destination.dryrun import dry_run_one
 from destination.gainsight.usage import event_day
 from destination.gainsight.usage_rows import UsageTarget, day_of, found_keys, usage_search, usage_update
 from destination.mapping.spec import default_specs
+from destination.sandbox import SANDBOX_USAGE
 from destination.settings import Settings
 from tests.conftest import BASE_CONFIG, make_config
 from tests.unit.test_validate_config import problems
 
-USAGE: dict[str, Any] = {
-    "object": "ProductUsage__gc",
-    "fields": {
-        "company": "Company__gc",
-        "date": "UsageDate__gc",
-        "metric": "Metric__gc",
-        "count": "Count__gc",
-    },
-    "events": ["Report Exported"],
-}
+USAGE: dict[str, Any] = {**SANDBOX_USAGE, "events": ["Report Exported"]}
 TARGET = UsageTarget("ProductUsage__gc", "Company__gc", "UsageDate__gc", "Metric__gc", "Count__gc")
 TRACK = {"type": "track", "event": "Report Exported", "userId": "u1", "messageId": "m1"}
 
