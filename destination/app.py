@@ -22,7 +22,13 @@ from destination.api.origins import OriginGuard
 from destination.api.responses import ERROR_SCHEMA, JsonResponse, error_response
 from destination.capacity_metrics import CapacityGauges
 from destination.config import Destination, load_destinations
-from destination.delivery.governor import RateGovernor, RateWindow, default_windows, timeline_windows
+from destination.delivery.governor import (
+    RateGovernor,
+    RateWindow,
+    default_windows,
+    timeline_governor,
+    timeline_windows,
+)
 from destination.delivery.health import StoreHealth
 from destination.delivery.retry import RetryPolicy
 from destination.delivery.store import Store, StoreUnavailableError
@@ -183,9 +189,9 @@ def create_app(
             outbound = httpx.ASGITransport(app=sandbox.app)
         base_url = _base_url(settings, sandbox is not None, outbound)
         http = new_http_client(outbound, http_timeout(settings.gainsight_timeout_seconds))
-        # Holds at once: a person upsert per call slot, and a company write per batch in flight
-        # and for the transformer routes; each waiting for a connection would fail its batch.
-        holds = _calls_in_flight(settings) + settings.workers + 1
+        # Holds at once: a person upsert per call slot, a company write per batch in flight and
+        # for the transformer routes, and the usage flush; one waiting for a connection fails.
+        holds = _calls_in_flight(settings) + settings.workers + 2
         store = injected or open_store(
             settings.store_url, pool_size=settings.store_pool_size, hold_pool_size=holds
         )
@@ -194,7 +200,9 @@ def create_app(
         metrics = Metrics()
         metrics.refreshers.append(CapacityGauges(metrics.registry, store, destinations, settings).refresh)
         governor = RateGovernor(store, _rate_windows(settings), guard_seconds=_guard_seconds(settings))
-        timeline = RateGovernor(store, _timeline_windows(settings), guard_seconds=_guard_seconds(settings))
+        timeline = timeline_governor(
+            store, _timeline_windows(settings), guard_seconds=_guard_seconds(settings)
+        )
         # Every call this service makes passes the rate governor's gate (Timeline calls their own
         # governor's); one executor (its locks, and the store's Gsid memory) serves the workers
         # and the transformer routes, so they never both create a company.

@@ -35,6 +35,7 @@ from destination.config_sections import (
     TrackRoute,
     UsageConfig,
     overlap_problems,
+    shared_usage_objects,
     track_route,
 )
 from destination.env_refs import resolve_env_refs
@@ -282,6 +283,14 @@ class DestinationsFile(BaseModel):
             (d.id, [k.get_secret_value() for k in d.write_keys]) for d in self.destinations
         )
         if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @model_validator(mode="after")
+    def _one_writer_per_usage_object(self) -> DestinationsFile:
+        if problems := shared_usage_objects(
+            (d.id, d.config.domain, d.config.usage) for d in self.destinations
+        ):
             raise ValueError("; ".join(problems))
         return self
 

@@ -7,6 +7,7 @@ in a Gainsight object, §3.7). `track_route` is the one rule that picks where a 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -188,3 +189,18 @@ def track_route(timeline: TimelineConfig | None, usage: UsageConfig | None, even
     if usage is not None and usage.counts(event_name):
         return TrackRoute("usage", usage.publish)
     return PUBLISH_ONLY
+
+
+def shared_usage_objects(destinations: Iterable[tuple[str, str | None, UsageConfig | None]]) -> list[str]:
+    """Two destinations counting into one object of one tenant: each writes its own absolute
+    counts to the same rows (company, date, metric), so each would overwrite the other's."""
+    owners: dict[tuple[str, str], list[str]] = {}
+    for destination_id, domain, usage in destinations:
+        if usage is not None and domain:
+            owners.setdefault((domain, usage.object), []).append(destination_id)
+    return [
+        f"destinations {', '.join(ids)} all count usage into {obj} on {domain}: their counts would "
+        "overwrite each other's rows; count in one of them, or give each its own object"
+        for (domain, obj), ids in owners.items()
+        if len(ids) > 1
+    ]

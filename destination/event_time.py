@@ -10,6 +10,8 @@ from typing import Any
 
 from destination.errors import EventError
 
+_LAST_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z: what a date can hold
+
 
 def event_time_ms(event: Mapping[str, Any]) -> int | None:
     """Epoch milliseconds from ISO 8601 text (no offset: UTC) or an epoch-ms integer; None when
@@ -19,6 +21,8 @@ def event_time_ms(event: Mapping[str, Any]) -> int | None:
         if value is None or value == "":
             continue
         if isinstance(value, int) and not isinstance(value, bool):
+            if not 0 <= value <= _LAST_MS:
+                raise EventError(f"{name} must be epoch milliseconds from 1970 to 9999, got {value}")
             return value
         if isinstance(value, str):
             try:

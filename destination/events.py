@@ -167,6 +167,11 @@ def as_event(raw: Any, forced_type: str | None = None, missing_id: str | None = 
 _NUL, _REPLACEMENT = "\x00", "\ufffd"
 
 
+def storable(text: str) -> str:
+    """`text` as every store can hold it: U+0000, which PostgreSQL's text cannot, as U+FFFD."""
+    return text.replace(_NUL, _REPLACEMENT)
+
+
 def ordering_key(event: dict[str, Any]) -> str:
     """The person an event belongs to, for per-person order (DESIGN §5): `userId:<userId>`, else
     `anonymousId:<anonymousId>`, else `message:<messageId>` (its own queue), whatever the type. The
@@ -179,7 +184,7 @@ def ordering_key(event: dict[str, Any]) -> str:
     for key in ("userId", "anonymousId"):
         value = event.get(key)
         if isinstance(value, str) and value:
-            return f"{key}:{value.replace(_NUL, _REPLACEMENT)}"
+            return f"{key}:{storable(value)}"
         if isinstance(value, int | float) and not isinstance(value, bool):
             return f"{key}:{_number_text(value)}"
     return "message:" + str(event["messageId"])

@@ -212,3 +212,11 @@ class RateGovernor:
                 entries.append((share, start, math.floor(w.limit * self._share)))
                 retry_at[share] = end
         return _Ask(tuple(entries), retry_at, in_band, tuple(w.start(now) for w in self.windows))
+
+
+def timeline_governor(
+    store: RateCounter, windows: Sequence[RateWindow], *, guard_seconds: float = 1.0
+) -> RateGovernor:
+    """Timeline's governor: one call a grant, since a block would also take from the sync day it
+    shares (`timeline_windows`), and what a block leaves unused is lost when its minute ends."""
+    return RateGovernor(store, windows, guard_seconds=guard_seconds, max_block=1)

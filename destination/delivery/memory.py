@@ -36,6 +36,7 @@ from destination.delivery.store import (
 )
 from destination.delivery.store_base import QueueMoves, new_lease, without_body
 from destination.delivery.usage_memory import UsageMemory
+from destination.delivery.usage_store import USAGE_COUNTED_RETENTION_SECONDS
 
 
 class MemoryStore(MemoryViews, MemoryCapacity, UsageMemory, QueueMoves):
@@ -259,7 +260,7 @@ class MemoryStore(MemoryViews, MemoryCapacity, UsageMemory, QueueMoves):
             oldest_link = now - ASSOCIATION_RETENTION_SECONDS
             links = self._t.last_companies
             self._t.last_companies = {k: v for k, v in links.items() if v[1] >= oldest_link}
-            self._prune_usage(now, before)
+            self._prune_usage(now, now - USAGE_COUNTED_RETENTION_SECONDS)
             return len(old)
 
     async def close(self) -> None:

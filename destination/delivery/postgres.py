@@ -49,6 +49,7 @@ from destination.delivery.store_base import (
     storable_id,
 )
 from destination.delivery.usage_postgres import UsagePostgres
+from destination.delivery.usage_store import USAGE_COUNTED_RETENTION_SECONDS
 
 
 class PostgresStore(PostgresViews, PostgresMemory, PostgresCapacity, UsagePostgres, QueueMoves):
@@ -251,5 +252,5 @@ class PostgresStore(PostgresViews, PostgresMemory, PostgresCapacity, UsagePostgr
                 self._q["prune_last_companies"], {"before": now - ASSOCIATION_RETENTION_SECONDS}
             )
             await conn.execute(self._q["fold_state_counts"])
-        await self._prune_usage(now, before)
+        await self._prune_usage(now, now - USAGE_COUNTED_RETENTION_SECONDS)
         return deleted

@@ -45,6 +45,7 @@ from destination.delivery.store_base import (
     new_lease,
 )
 from destination.delivery.usage_sqlite import UsageSQLite
+from destination.delivery.usage_store import USAGE_COUNTED_RETENTION_SECONDS
 
 MIGRATIONS = "sqlite_migrations.sql"
 
@@ -341,7 +342,7 @@ class SQLiteStore(SQLiteViews, SQLiteCapacity, UsageSQLite, QueueMoves):
             conn.execute(self._q["prune_last_companies"], {"before": now - ASSOCIATION_RETENTION_SECONDS})
 
         await self._writer.run(prune_memory)
-        await self._prune_usage(now, before)
+        await self._prune_usage(now, now - USAGE_COUNTED_RETENTION_SECONDS)
         await self._writer.give_space_back()
         return deleted
 

@@ -27,6 +27,10 @@ USAGE_DAYS_KEPT = 35
 
 DAY_SECONDS = 86_400.0
 
+USAGE_COUNTED_RETENTION_SECONDS = (USAGE_DAYS_KEPT + 2) * DAY_SECONDS
+"""A counted messageId is remembered past its row's days: an event replayed (a dead letter) or
+retried after that is of a day no longer counted, so it can never be counted twice."""
+
 
 @dataclass(frozen=True, slots=True)
 class UsageKey:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from destination.config import DestinationConfig
+from destination.events import storable
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,4 +28,4 @@ def company_source(event: Mapping[str, Any], config: DestinationConfig) -> Compa
     group_id = context.get("groupId") if isinstance(context, dict) else None
     if identity is None or group_id is None or group_id == "" or isinstance(group_id, dict | list | bool):
         return CompanySource()
-    return CompanySource(identity.field, str(group_id))
+    return CompanySource(identity.field, storable(str(group_id)))  # a store key (track_company.py)

@@ -17,11 +17,12 @@ or, on PostgreSQL, in any replica.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from destination.delivery.store import DeliveryMemory
+from destination.delivery.store import DeliveryMemory, StoreUnavailableError
 from destination.errors import GainsightError, OverBudget
 from destination.gainsight import plan as p
 from destination.gainsight.delivery_plans import TRACK_PLANS
@@ -38,6 +39,8 @@ from destination.gainsight.jobs import (
     changes_nothing,
 )
 from destination.gainsight.outcomes import classify
+
+log = logging.getLogger(__name__)
 
 
 def merged_person(plans: Sequence[p.IdentifyPlan | p.GroupPlan], gsids: Sequence[str]) -> dict[str, Any]:
@@ -114,7 +117,18 @@ class PersonRunner(Stage):
         return await self._upsert(batch, taken, state.gsids) if taken else None
 
     async def _track(self, batch: Batch, job: Job) -> Fate | None:
-        fate = await self._sinks[type(job.plan)].deliver(batch, job)
+        try:
+            fate = await self._sinks[type(job.plan)].deliver(batch, job)
+        except (OverBudget, StoreUnavailableError):
+            raise  # nothing sent / the store cannot commit: the whole batch waits (worker.py)
+        except Exception as exc:
+            # A sink's bug or a store refusing one event's values fails that event alone (retried,
+            # then a dead letter), not every event of the batch.
+            log.exception("delivering event %d through its %s sink failed", job.id, type(job.plan).__name__)
+            error = GainsightError(
+                f"internal error while delivering: {type(exc).__name__}", outcome="retryable"
+            )
+            fate = Fate("retryable", error=error, progress=job.progress)
         batch.fates[job.id] = fate
         # A sink defers a track it part-delivered (a Timeline activity written, its publish over
         # budget): the person's later events wait behind it too.

@@ -10,6 +10,7 @@ the §3.4 publish too. What performs the plan is timeline_writer.py.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -119,5 +120,8 @@ def refused_as_duplicate(answer: Answer, external_id: str) -> bool:
     if answer.status is None or not 400 <= answer.status < 500 or answer.status in (401, 403, 429):
         return False
     text = " ".join(t for t in (answer.error_code, answer.error_desc) if t)
-    named = re.search(rf"(?<![\w-]){re.escape(external_id)}(?![\w-])", text)  # whole, not a part
-    return named is not None and any(word in text.lower() for word in _DUPLICATE_WORDS)
+    # As sent, or escaped as JSON (ASCII-only or not) or a repr would quote it
+    quoted = (js_json_text(external_id), json.dumps(external_id), repr(external_id))
+    spellings = {external_id, *(q[1:-1] for q in quoted)}
+    named = any(re.search(rf"(?<![\w-]){re.escape(s)}(?![\w-])", text) for s in spellings if s)
+    return named and any(word in text.lower() for word in _DUPLICATE_WORDS)

@@ -18,6 +18,7 @@ from destination.config import DestinationConfig
 from destination.config_sections import TrackRoute, UsageConfig
 from destination.delivery.usage_store import UsageKey, utc_day
 from destination.event_time import event_time_ms
+from destination.events import storable
 from destination.gainsight import plan as p
 from destination.gainsight.company_source import CompanySource, company_source
 from destination.gainsight.usage_row_events import row_of
@@ -57,7 +58,7 @@ def event_day(event: Mapping[str, Any]) -> str | None:
 
 def plan_count(event: Mapping[str, Any], config: DestinationConfig, route: TrackRoute) -> CountPlan:
     assert config.usage is not None
-    metric = event["event"]
+    metric = storable(event["event"])  # a store key too
     publish = p.plan_track(event, config) if route.publish and row_of(event) is None else None
     return CountPlan(
         domain=config.domain or "",

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from destination.delivery.store import Store
-from destination.delivery.usage_store import UNATTRIBUTED, UsageKey, oldest_day_kept, utc_day
+from destination.delivery.usage_store import DAY_SECONDS, UNATTRIBUTED, UsageKey, oldest_day_kept, utc_day
 from destination.gainsight.jobs import Batch, Call, Caller, Fate, Job, Saved, Stage
 from destination.gainsight.outcomes import classify
 from destination.gainsight.track_company import CompanyFinder
@@ -49,7 +49,10 @@ class UsageCounter(Stage):
         assert isinstance(plan, CountPlan)
         if plan.row is not None:
             return await self._write_row(batch, plan, plan.row)
-        day = plan.day or utc_day(job.received_at or self._clock())
+        received_at = job.received_at or self._clock()
+        # A day after the one it was received on is a sender's clock gone wrong: counted then.
+        latest = utc_day(received_at + DAY_SECONDS)
+        day = plan.day if plan.day is not None and plan.day <= latest else utc_day(received_at)
         if day < oldest_day_kept(self._clock()):
             return Fate(
                 "filtered", reason=f"not counted: its day {day} is past the days usage counts are kept"

@@ -45,6 +45,10 @@ class FlushReport:
     calls: int = 0
     refused: int = 0  # rows dead-lettered
     stopped: str | None = None  # why the flush ended early (budget spent, Gainsight failing)
+    retry_at: float | None = None  # then flush again (stopped early), not a whole interval later
+
+
+RETRY_STOPPED_FLUSH_SECONDS = 60.0  # a flush Gainsight stopped (5xx, timeouts) is tried again then
 
 
 def next_flush_at(last: float, interval: float) -> float:
@@ -92,14 +96,18 @@ class UsageFlusher:
                     total.stopped = written.stopped
                     if len(rows) < FLUSH_ROWS:
                         break
-            except OverBudget:
-                return self._report(destination_id, total, "the rate budget is spent")
-        stopped = total.stopped.error.message if total.stopped and total.stopped.error else None
-        return self._report(destination_id, total, stopped)
+            except OverBudget as exc:
+                return self._report(destination_id, total, "the rate budget is spent", exc.retry_at)
+        if total.stopped is None:
+            return self._report(destination_id, total, None, None)
+        why = total.stopped.error.message if total.stopped.error else total.stopped.outcome
+        return self._report(destination_id, total, why, self._clock() + RETRY_STOPPED_FLUSH_SECONDS)
 
-    def _report(self, destination_id: str, total: Written, stopped: str | None) -> FlushReport:
+    def _report(
+        self, destination_id: str, total: Written, stopped: str | None, retry_at: float | None
+    ) -> FlushReport:
         self._rows_written(destination_id, total.rows)
-        return FlushReport(destination_id, total.rows, total.calls, len(total.refused), stopped)
+        return FlushReport(destination_id, total.rows, total.calls, len(total.refused), stopped, retry_at)
 
     async def _refused(self, destination_id: str, written: Written) -> None:
         """Each refused row: a dead letter of its own, enqueued before the row is held back."""
@@ -119,11 +127,16 @@ class UsageFlusher:
 
     async def run_forever(self, interval: float) -> None:
         """Flush every `interval` seconds and just after each UTC midnight, until cancelled."""
-        last = self._clock()
+        last, retry_at = self._clock(), float("inf")
         while True:
-            await asyncio.sleep(max(0.0, next_flush_at(last, interval) - self._clock()))
+            due = min(next_flush_at(last, interval), retry_at)
+            await asyncio.sleep(max(0.0, due - self._clock()))
             last = self._clock()
-            for report in await self.flush_all():
+            reports = await self.flush_all()
+            # A flush stopped by a spent budget (a backlog spends each minute's first seconds) or
+            # by Gainsight's failure goes on as soon as it can, not an interval later.
+            retry_at = min((r.retry_at for r in reports if r.retry_at is not None), default=float("inf"))
+            for report in reports:
                 if report.rows or report.refused or report.stopped:
                     log.info(
                         "usage flush of %s: %d rows in %d calls, %d refused%s",

@@ -21,7 +21,7 @@ from destination.config_sections import CompanyIdentity
 from destination.delivery.governor import RateGovernor, RateWindow
 from destination.delivery.memory import MemoryStore
 from destination.delivery.retry import RetryPolicy
-from destination.delivery.store import NewEvent, StoredEvent
+from destination.delivery.store import NewEvent, Store, StoredEvent
 from destination.delivery.worker import Deliverer
 from destination.events import ordering_key
 from destination.gainsight import plan as p
@@ -125,10 +125,11 @@ class Service:
         ttl: float = 86_400.0,
         lease_seconds: float = 60.0,
         destination: Destination = DESTINATION,
+        store: Store | None = None,
     ) -> None:
         self.now = time.time()
         self.destination = destination
-        self.store = MemoryStore(clock=lambda: self.now)
+        self.store = store or MemoryStore(clock=lambda: self.now)
         self.tenant = tenant
         self.lease_seconds = lease_seconds
         self.metrics = Metrics()

@@ -15,6 +15,8 @@ from destination.delivery.governor import (
     RateWindow,
     budget_pool,
     default_windows,
+    timeline_governor,
+    timeline_windows,
 )
 from destination.delivery.memory import MemoryStore
 from destination.delivery.store import BudgetWindow, Store
@@ -179,3 +181,12 @@ def test_inconsistent_governors_are_rejected(
 def test_nonsense_windows_are_rejected(length: float, limit: int) -> None:
     with pytest.raises(ValueError, match="rate window"):
         RateWindow("w", length, limit)
+
+
+async def test_timeline_takes_one_call_of_the_shared_day_per_activity(clock: FakeClock) -> None:
+    store = MemoryStore()
+    rates = timeline_governor(store, timeline_windows(200, 50_000, True, 60.0, 86_400.0), guard_seconds=1.0)
+    for minute in range(10):  # one activity a minute: a block of two would count 20 in the day
+        assert await rates.try_acquire("acme", MINUTE_START + 60 * minute + 10) is None
+    day_start = (MINUTE_START // 86_400) * 86_400
+    assert (await store.budget_used("acme", [("day", day_start)]))["day"] == 10

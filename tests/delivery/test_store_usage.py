@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 from destination.delivery.store import Store
-from destination.delivery.usage_store import UNATTRIBUTED, UsageKey, utc_day
+from destination.delivery.usage_store import UNATTRIBUTED, USAGE_COUNTED_RETENTION_SECONDS, UsageKey, utc_day
 from tests.delivery.conftest import T0, StoreFactory, event
 
 pytestmark = pytest.mark.anyio
@@ -84,7 +84,7 @@ async def test_the_day_view_holds_one_day(store: Store) -> None:
     assert [r.key for r in await store.usage_of_day("acme", DAY)] == [KEY]
 
 
-async def test_prune_forgets_counted_ids_after_the_window_and_rows_after_their_days(
+async def test_prune_forgets_rows_after_their_days_and_counted_ids_only_after_those(
     make_store: StoreFactory,
 ) -> None:
     store = make_store(dedupe_window_seconds=100.0)
@@ -93,7 +93,10 @@ async def test_prune_forgets_counted_ids_after_the_window_and_rows_after_their_d
     await count(store, old, "m2")
     await store.prune(T0 + 101)
     assert [r.key for r in await store.usage_rows("acme", [KEY, old])] == [KEY]
-    assert await store.count_usage("acme", "m1", KEY, T0 + 101)  # its id was forgotten
+    # Past the dedupe window, a replayed dead letter of a day still counted is not counted again
+    assert not await store.count_usage("acme", "m1", KEY, T0 + 101)
+    await store.prune(T0 + USAGE_COUNTED_RETENTION_SECONDS + 1)
+    assert await store.count_usage("acme", "m1", KEY, T0 + 101)  # its id is forgotten with its day
 
 
 async def test_counted_events_are_pruned_like_delivered_ones(make_store: StoreFactory) -> None:

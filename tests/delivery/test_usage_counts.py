@@ -5,6 +5,7 @@ Workers, executor and flusher in one process against the simulator (tests/delive
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import httpx
@@ -348,6 +349,7 @@ def test_usage_writes_take_the_rate_budget_and_wait_while_it_is_spent() -> None:
 
     refused, written, calls = asyncio.run(scenario())
     assert (refused.rows, refused.calls, refused.stopped) == (0, 0, "the rate budget is spent")
+    assert refused.retry_at == T0 + 60  # flushed again when the budget has room, not an hour later
     assert written.rows == 1 and calls == 2  # nothing was sent while the budget was spent
     assert rows(tenant) == [(acme, "2026-12-06", "Report Exported", 1)]
 
@@ -368,3 +370,52 @@ def test_an_event_without_a_time_counts_on_the_day_it_was_received_not_the_day_i
         return rows(tenant)
 
     assert asyncio.run(scenario()) == [(acme, "2026-12-06", "Report Exported", 1)]
+
+
+def test_a_day_after_the_one_received_on_is_counted_on_the_day_received() -> None:
+    tenant = Tenant()
+    acme = company(tenant, "Acme")
+
+    async def scenario() -> list[tuple[str, str, str, int]]:
+        service = Service(tenant)
+        service.now = 1_796_601_599.0  # received 2026-12-06T23:59:59Z
+        await associate(service, u1=acme)
+        await service.enqueue(
+            [
+                counted(1, at="2026-12-07T10:00:00Z"),  # the next UTC day: a clock a little ahead
+                counted(2, at="2099-01-01T00:00:00Z"),  # a clock gone wrong
+            ]
+        )
+        await service.drain()
+        await flusher(service).flush(DESTINATION.id)
+        return rows(tenant)
+
+    assert asyncio.run(scenario()) == [
+        (acme, "2026-12-06", "Report Exported", 1),
+        (acme, "2026-12-07", "Report Exported", 1),
+    ]
+
+
+def test_a_flush_stopped_early_goes_on_at_its_retry_time_not_an_interval_later() -> None:
+    class Flusher(UsageFlusher):
+        def __init__(self) -> None:
+            self._clock = time.time
+            self.flushed: list[float] = []
+
+        async def flush_all(self) -> list[FlushReport]:
+            self.flushed.append(time.time())
+            retry = time.time() + 0.05 if len(self.flushed) == 1 else None
+            return [FlushReport(DESTINATION.id, stopped="budget" if retry else None, retry_at=retry)]
+
+    async def scenario() -> list[float]:
+        flusher = Flusher()
+        running = asyncio.create_task(flusher.run_forever(3.0))
+        try:
+            while len(flusher.flushed) < 2:
+                await asyncio.sleep(0.01)
+            return flusher.flushed
+        finally:
+            running.cancel()
+
+    first, second = asyncio.run(asyncio.wait_for(scenario(), 60))
+    assert second - first < 1.5  # the retry time, 0.05 s on; not the interval, 3 s on

@@ -9,6 +9,7 @@ import pytest
 
 from destination.config import load_destinations, parse_destination_config, parse_destinations
 from destination.errors import ConfigError
+from destination.sandbox import SANDBOX_USAGE
 from tests.conftest import BASE_CONFIG
 
 
@@ -130,6 +131,15 @@ def test_file_errors_name_file_and_setting(tmp_path: Path) -> None:
                 ]
             },
             "used twice",
+        ),
+        (
+            {
+                "destinations": [
+                    {"id": "web", "config": {"domain": "x.y", "usage": SANDBOX_USAGE}},
+                    {"id": "app", "config": {"domain": "x.y", "usage": SANDBOX_USAGE}},
+                ]
+            },
+            "destinations web, app all count usage into ProductUsage__gc on x.y",
         ),
         ({"destinations": [{"id": "bad id", "config": {"domain": "x.y"}}]}, "destinations[0].id"),
         ({"destinations": [{"id": "a", "jwt": {}, "config": {"domain": "x.y"}}]}, "exactly one of 'secret'"),

@@ -3,6 +3,7 @@ alsoPublish, what cannot be planned, and how a duplicate ExternalId refusal is r
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -212,8 +213,21 @@ def test_a_duplicate_external_id_refusal_is_recognised_by_its_text(answer: Answe
     assert refused_as_duplicate(answer, "msg-123") is duplicate
 
 
+@pytest.mark.parametrize("external_id", ["a\\b", 'say "hi"', "line\nbreak", "ünï"])
+def test_a_duplicate_is_recognised_whether_its_id_is_quoted_as_sent_or_escaped(external_id: str) -> None:
+    for shown in (external_id, repr(external_id)[1:-1], json.dumps(external_id)[1:-1]):
+        answer = envelope(400, "GSTL_DUPLICATE_EXTERNAL_ID", f"ExternalId '{shown}' already exists")
+        assert refused_as_duplicate(answer, external_id)
+
+
 def test_an_event_without_a_time_is_dated_when_it_was_received(specs: Specs) -> None:
     found = plan(specs, {"timestamp": None})
     assert isinstance(found, ActivityPlan) and found.record["ActivityDate"] is None
     assert found.request("G1", 1_764_928_800.25).body["records"][0]["ActivityDate"] == 1_764_928_800_250
     assert found.request("G1", None).body["records"][0]["ActivityDate"] == "when received"  # the dry run
+
+
+@pytest.mark.parametrize("value", [-1, 253_402_300_800_000, 2**63])
+def test_epoch_ms_outside_what_a_date_holds_is_refused(value: int) -> None:
+    with pytest.raises(EventError, match="epoch milliseconds from 1970 to 9999"):
+        event_time_ms({"timestamp": value})
