@@ -139,6 +139,10 @@ def over_limits(payload: dict[str, Any], size: int, limits: EventLimits) -> NotA
     return None
 
 
+USAGE_ROW_MARK = "gsdUsageRow"
+"""Marks the event the service makes of a usage row Gainsight refused (usage_row_events.py)."""
+
+
 def as_event(raw: Any, forced_type: str | None = None, missing_id: str | None = None) -> Event | NotAnEvent:
     """The event in `raw`, or why it is not one; `missing_id` is its messageId if it has none.
     Cheap: ingest runs this on every item."""
@@ -153,6 +157,9 @@ def as_event(raw: Any, forced_type: str | None = None, missing_id: str | None = 
     problem = _identity(raw)
     if problem is not None:
         return problem
+    context = raw.get("context")
+    if isinstance(context, dict) and USAGE_ROW_MARK in context:
+        return NotAnEvent(f"context.{USAGE_ROW_MARK}", "is reserved for the service's own usage rows")
     assigned = message_id(raw.get("messageId"), missing_id)
     if isinstance(assigned, NotAnEvent):
         return assigned

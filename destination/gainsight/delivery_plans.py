@@ -10,11 +10,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from destination.config import DestinationConfig
+from destination.config_sections import TrackRoute
+from destination.errors import ConfigError
 from destination.gainsight import plan as p
-from destination.gainsight.company_source import CompanySource as CompanySource
-from destination.gainsight.company_source import company_source as company_source
 from destination.gainsight.timeline import ActivityPlan, plan_activity
 from destination.gainsight.usage import CountPlan, plan_count
+from destination.gainsight.usage_row_events import row_of
 from destination.mapping.spec import Specs
 
 DeliveryPlan = p.Plan | ActivityPlan | CountPlan
@@ -23,11 +24,17 @@ DeliveryPlan = p.Plan | ActivityPlan | CountPlan
 TRACK_PLANS: tuple[type, ...] = (p.TrackPlan, ActivityPlan, CountPlan)
 """The plans of track events: each is one call (or none) in its place in the person's order."""
 
+ROW_ROUTE = TrackRoute("usage", publish=False)  # a refused usage row's event: written, never published
+
 
 def plan_delivery(event: Mapping[str, Any], config: DestinationConfig, specs: Specs) -> DeliveryPlan:
     """The plan for one event to deliver; EventError / ConfigError when it cannot be planned."""
     name = event.get("event") if isinstance(event, dict) else None
     if isinstance(name, str) and name and p.message_type(event) == "track":
+        if row_of(event) is not None:  # a refused usage row, whatever usage.events says now
+            if config.usage is None:
+                raise ConfigError("usage counts are no longer configured: the refused row cannot be written")
+            return plan_count(event, config, ROW_ROUTE)
         route = config.track_route(name)
         if route.sink == "timeline":
             return plan_activity(event, config, route)

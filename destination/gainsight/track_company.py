@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from destination.gainsight import plan as p
 from destination.gainsight.companies import gsids_by_key, is_no_match
-from destination.gainsight.delivery_plans import CompanySource
+from destination.gainsight.company_source import CompanySource
 from destination.gainsight.jobs import Batch, Fate, Job, Stage
 from destination.gainsight.outcomes import classify
 

@@ -16,11 +16,11 @@ from typing import Any
 
 from destination.delivery.store import NewEvent
 from destination.delivery.usage_store import UsageKey, UsageRow
-from destination.events import ordering_key
+from destination.events import USAGE_ROW_MARK, ordering_key
 from destination.gainsight.outcomes import Answer
 from destination.jsonutil import dumps
 
-ROW_MARK = "gsdUsageRow"
+ROW_MARK = USAGE_ROW_MARK  # refused at ingest: only the flusher makes such events
 
 
 def row_event(destination_id: str, row: UsageRow, answer: Answer, now: float) -> NewEvent:

@@ -11,7 +11,7 @@ import pytest
 from destination.delivery.memory import MemoryStore
 from destination.delivery.store import ASSOCIATION_RETENTION_SECONDS, Store
 from destination.gainsight.client import Credentials
-from destination.gainsight.delivery_plans import CompanySource, company_source
+from destination.gainsight.company_source import CompanySource, company_source
 from destination.gainsight.jobs import Batch, Caller, Job
 from destination.gainsight.plan import plan_event
 from destination.gainsight.track_company import CompanyFinder

@@ -236,3 +236,11 @@ def test_metrics_exposed(client: TestClient) -> None:
     text = client.get("/metrics").text
     assert 'gsd_events_ingested_total{destination="acme",type="track"} 1.0' in text
     assert "gsd_queue_events" in text
+
+
+def test_the_usage_row_mark_is_the_service_s_own_and_refused_from_senders(client: TestClient) -> None:
+    marked = {**TRACK, "context": {"gsdUsageRow": {"company": "G1", "day": "2026-12-06", "metric": "x"}}}
+    answer = client.post("/v1/batch", json={"batch": [marked, TRACK]}, auth=AUTH).json()
+    assert answer["stored"] == 1
+    assert answer["rejected"][0]["field"] == "context.gsdUsageRow"
+    assert "reserved" in answer["rejected"][0]["reason"]

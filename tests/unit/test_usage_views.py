@@ -7,12 +7,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
 from destination.delivery.memory import MemoryStore
 from destination.delivery.usage_store import UNATTRIBUTED, UsageKey, utc_day
 from destination.dryrun import dry_run_one
-from destination.gainsight.usage import event_day
+from destination.errors import ConfigError
+from destination.gainsight.delivery_plans import plan_delivery
+from destination.gainsight.usage import CountPlan, event_day
 from destination.gainsight.usage_rows import UsageTarget, day_of, found_keys, usage_search, usage_update
 from destination.mapping.spec import default_specs
 from destination.sandbox import SANDBOX_USAGE
@@ -121,3 +124,19 @@ async def _counts(store: MemoryStore, today: str) -> None:
             "sandbox", f"u{n}", UsageKey(UNATTRIBUTED, today, "Report Exported"), time.time()
         )
     await store.usage_written("sandbox", [(UsageKey("G1", today, "Report Exported"), 2)], time.time())
+
+
+def test_a_refused_usage_row_is_written_whatever_usage_events_say_now() -> None:
+    specs = default_specs()
+    row = {
+        "type": "track",
+        "event": "Report Exported",
+        "userId": "usage-row:G1:2026-12-06:Report Exported",
+        "messageId": "usage-row:G1:2026-12-06:Report Exported:3",
+        "context": {"gsdUsageRow": {"company": "G1", "day": "2026-12-06", "metric": "Report Exported"}},
+    }
+    moved_on = {**SANDBOX_USAGE, "events": ["Dashboard Viewed"]}  # no longer counts this metric
+    planned = plan_delivery(row, make_config(usage=moved_on), specs)
+    assert isinstance(planned, CountPlan) and planned.row is not None and planned.publish is None
+    with pytest.raises(ConfigError, match="usage counts are no longer configured"):
+        plan_delivery(row, make_config(), specs)
