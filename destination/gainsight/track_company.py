@@ -8,12 +8,14 @@ remembered, else one search by that key.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from destination.gainsight import plan as p
 from destination.gainsight.companies import gsids_by_key, is_no_match
 from destination.gainsight.company_source import CompanySource
 from destination.gainsight.jobs import Batch, Fate, Job, Stage
 from destination.gainsight.outcomes import classify
+from destination.sized_cache import SizedCache
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,7 +26,16 @@ class Found:
     failed: Fate | None = None
 
 
+NO_COMPANY_SECONDS = 300.0
+"""How long a search that found no single company is believed: a sender whose tracks name an
+unknown groupId costs one search per five minutes, not one per event (each process's own memory)."""
+
+
 class CompanyFinder(Stage):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._none_until: SizedCache[tuple[str, str], float] = SizedCache(1 << 20, 1 << 10)
+
     async def find(self, batch: Batch, job: Job, source: CompanySource) -> Found:
         """Where `job`'s track goes; OverBudget propagates (nothing was sent)."""
         if job.person:
@@ -37,13 +48,20 @@ class CompanyFinder(Stage):
         known = await self._memory.company_gsids(batch.scope, [key])
         if key in known:
             return Found(known[key])
+        until = self._none_until.get((batch.scope, key))
+        if until is not None and until > self._clock():
+            return Found(None)
         call = await self._caller.call(batch, p.company_search(batch.scope, [source.value], source.field))
         if is_no_match(call.answer):
-            return Found(None)
+            return self._none(batch, key)
         if classify(call.answer) != "delivered":
             return Found(None, self._caller.failed(call))
         found = gsids_by_key(source.field, [source.value], call.answer).get(source.value, [])
         if len(found) != 1 or not found[0]:
-            return Found(None)  # none, or several: a tenant's own key is never guessed at (§3.3)
+            return self._none(batch, key)  # none, or several: a tenant's key is never guessed at (§3.3)
         await self._memory.remember_gsids(batch.scope, {key: found[0]}, self._clock())
         return Found(found[0])
+
+    def _none(self, batch: Batch, key: str) -> Found:
+        self._none_until.put((batch.scope, key), self._clock() + NO_COMPANY_SECONDS, 100 + len(key))
+        return Found(None)

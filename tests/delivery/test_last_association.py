@@ -14,7 +14,7 @@ from destination.gainsight.client import Credentials
 from destination.gainsight.company_source import CompanySource, company_source
 from destination.gainsight.jobs import Batch, Caller, Job
 from destination.gainsight.plan import plan_event
-from destination.gainsight.track_company import CompanyFinder
+from destination.gainsight.track_company import NO_COMPANY_SECONDS, CompanyFinder
 from destination.mapping.spec import default_specs
 from tests.delivery.conftest import T0
 from tests.delivery.test_person_runs import (
@@ -142,3 +142,21 @@ def test_no_company_identity_or_no_group_id_means_no_company() -> None:
     assert company_source(track({"groupId": 42}), keyed_destination(create=True).config) == CompanySource(
         "SfdcAccountId", "42"
     )
+
+
+def test_a_group_id_that_names_no_company_is_not_searched_again_for_a_while() -> None:
+    tenant, store, now = with_crm_companies(Tenant()), MemoryStore(), [T0]
+    keyed = keyed_destination(create=False).config
+    finding = CompanyFinder(
+        Caller(tenant.client, 4), store, ttl=0, saved=lambda *_: None, clock=lambda: now[0]
+    )
+
+    async def scenario() -> list[Any]:
+        source = company_source(track({"groupId": "K404"}), keyed)
+        found = [await finding.find(batch_for(keyed), ada_job(), source) for _ in range(3)]
+        now[0] += NO_COMPANY_SECONDS + 1
+        return [*found, await finding.find(batch_for(keyed), ada_job(), source)]
+
+    found = asyncio.run(scenario())
+    assert [f.gsid for f in found] == [None] * 4
+    assert len(tenant.calls) == 2  # once, then once more after NO_COMPANY_SECONDS
