@@ -142,6 +142,8 @@ def _cost_table(costs: Sequence[CallCost]) -> dict[tuple[str, str | None], float
     for c in costs:
         if c.events:
             table[c.kind, c.event] = c.calls / c.events
+            if c.kind == "track" and not c.calls:
+                continue  # counted or filtered: says nothing of what a published track costs
             events, calls = by_kind.get(c.kind, (0, 0.0))
             by_kind[c.kind] = (events + c.events, calls + c.calls)
     for kind, (events, calls) in by_kind.items():

@@ -191,3 +191,16 @@ def test_counted_events_not_yet_measured_cost_no_call_of_their_own() -> None:
     assert answer["byEvent"][0]["lever"] is None
     published = facts(sample=(Arrival("track", "Report Exported", 100_000, 0),))
     assert forecast([published], BUDGET)[0]["callsNeededPerDay"] == 100_000  # a call each, unmeasured
+
+
+def test_a_new_published_track_costs_what_published_tracks_cost_not_counted_ones() -> None:
+    mixed = facts(
+        sample=(Arrival("track", "Signed Up", 1_000, 0),),
+        costs=(
+            CallCost("track", "Report Exported", 9_000, 0.0),
+            CallCost("track", "Ticket Closed", 1_000, 1_000.0),
+        ),
+        routes={"Report Exported": "usage"},
+    )
+    [answer] = forecast([mixed], BUDGET)
+    assert answer["callsNeededPerDay"] == 1_000  # one call each, not a tenth of one
