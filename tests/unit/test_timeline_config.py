@@ -137,13 +137,15 @@ def test_the_http_dry_run_shows_the_activity_then_its_publish_and_an_unplannable
     fake = StrictGainsight()
     closed = {**MEETING, "event": "Ticket Closed"}
     undated = {k: v for k, v in closed.items() if k != "timestamp"}
+    misdated = {**closed, "timestamp": "yesterday"}
     with TestClient(memory_app(Settings(destinations=destinations), transport=fake.transport())) as client:
-        response = client.post("/v1/transform", json={"batch": [closed, undated]}, auth=("wk", ""))
+        response = client.post("/v1/transform", json={"batch": [closed, undated, misdated]}, auth=("wk", ""))
     assert response.status_code == 200, response.text
-    planned, refused = response.json()["results"]
+    planned, received, refused = response.json()["results"]
     assert [r["step"] for r in planned["requests"]] == ["timeline activity", "event publish"]
     assert planned["requests"][1]["when"] == "once the activity is written (alsoPublish)"
-    assert refused["error"] == "timestamp is required for a Timeline activity: it is the activity's date"
+    assert received["requests"][0]["body"]["records"][0]["ActivityDate"] == "when received"
+    assert refused["error"] == "timestamp must be an ISO 8601 time, got 'yesterday'"
     assert fake.calls == [] and fake.unexpected == []
 
 
