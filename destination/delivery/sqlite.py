@@ -33,10 +33,12 @@ from destination.delivery.store import (
     STATE_RETENTION_SECONDS,
     Attempt,
     BudgetWindow,
+    Calls,
     Claim,
     EventState,
     NewEvent,
     StateKind,
+    affords,
     run_length,
 )
 from destination.delivery.store_base import (
@@ -100,6 +102,7 @@ class SQLiteStore(SQLiteViews, SQLiteCapacity, UsageSQLite, QueueMoves):
                     "kind": event.kind,
                     "payload": event.payload,
                     "received_at": event.received_at,
+                    "cost": event.cost,
                     "dedupe_window": self._dedupe_window,
                 }
                 is_new = conn.execute(self._q["remember_message"], params).rowcount == 1
@@ -110,16 +113,17 @@ class SQLiteStore(SQLiteViews, SQLiteCapacity, UsageSQLite, QueueMoves):
 
         return await self._writer.run(job, grouped=True) if events else []
 
-    async def _claim(self, now: float, limit: int, lease_until: float, calls: int) -> list[Claim]:
+    async def _claim(self, now: float, limit: int, lease_until: float, calls: Calls) -> list[Claim]:
+        ready = {"now": now, "limit": limit, "sync_open": calls.sync > 0, "timeline_open": calls.timeline > 0}
 
         def job(conn: sqlite3.Connection) -> list[Claim]:
-            heads = conn.execute(self._q["ready_heads"], {"now": now, "limit": limit}).fetchall()
+            heads = conn.execute(self._q["ready_heads"], ready).fetchall()
             left = calls
             claims: list[Claim] = []
-            for head_id, destination_id, ordering_key, kind in heads:
-                if claims and left < 1:
-                    break
-                ids, kinds = [head_id], [kind]
+            for head_id, destination_id, ordering_key, kind, cost in heads:
+                if not affords(cost, left):  # spent its class: the next head may not need it
+                    continue
+                ids, kinds, costs = [head_id], [kind], [cost]
                 params = {
                     "destination_id": destination_id,
                     "ordering_key": ordering_key,
@@ -127,14 +131,15 @@ class SQLiteStore(SQLiteViews, SQLiteCapacity, UsageSQLite, QueueMoves):
                     "limit": MAX_RUN - 1,
                 }
                 # fetchall: no statement is left half-read (jobs hand back plain values only)
-                for event_id, next_kind, available_at in conn.execute(
+                for event_id, next_kind, next_cost, available_at in conn.execute(
                     self._q["run_after_head"], params
                 ).fetchall():
                     if available_at > now:
                         break
                     ids.append(event_id)
                     kinds.append(next_kind)
-                taken, needed = run_length(kinds, left)
+                    costs.append(next_cost)
+                taken, needed = run_length(kinds, costs, left)
                 left -= needed
                 lease = new_lease()
                 events = [

@@ -240,3 +240,9 @@ CREATE TABLE IF NOT EXISTS usage_rows (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS usage_rows_due ON usage_rows (destination_id, day) WHERE count <> written;
 CREATE INDEX IF NOT EXISTS events_counted ON events (received_at) WHERE state = 'counted';
+
+-- name: v8
+-- What delivering each event spends of the rate budget (store_values.Cost), decided at ingest:
+-- claims are sized by it per budget class, so counted events (none) and Timeline activities are
+-- claimed while the sync budget is spent. Events queued before this step were sized as sync.
+ALTER TABLE events ADD COLUMN cost TEXT NOT NULL DEFAULT 'sync';

@@ -15,6 +15,7 @@ from destination.delivery.store_values import (
     FINAL_OUTCOMES,
     MAX_RUN,
     Attempt,
+    Calls,
     Claim,
     EventState,
     EventSummary,
@@ -35,7 +36,7 @@ class QueueMoves:
     attempts): the event's payload stays until it is pruned, and only a dead letter needs what
     was sent."""
 
-    async def _claim(self, now: float, limit: int, lease_until: float, calls: int) -> list[Claim]:
+    async def _claim(self, now: float, limit: int, lease_until: float, calls: Calls) -> list[Claim]:
         raise NotImplementedError
 
     async def _put_back(
@@ -49,13 +50,23 @@ class QueueMoves:
         raise NotImplementedError
 
     async def claim(
-        self, now: float, limit: int, lease_seconds: float, *, calls: int | None = None
+        self,
+        now: float,
+        limit: int,
+        lease_seconds: float,
+        *,
+        calls: int | None = None,
+        timeline_calls: int | None = None,
     ) -> list[Claim]:
         if lease_seconds <= 0:
             raise ValueError("lease_seconds must be positive")
         if limit <= 0:
             return []
-        return await self._claim(now, limit, now + lease_seconds, limit * MAX_RUN if calls is None else calls)
+        unbounded = limit * MAX_RUN
+        budget = Calls(
+            unbounded if calls is None else calls, unbounded if timeline_calls is None else timeline_calls
+        )
+        return await self._claim(now, limit, now + lease_seconds, budget)
 
     async def retry_later(
         self,

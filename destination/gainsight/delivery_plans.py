@@ -10,11 +10,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from destination.config import DestinationConfig
+from destination.config_sections import TrackRoute
+from destination.delivery.store_values import Cost
 from destination.gainsight import plan as p
 from destination.gainsight.company_source import CompanySource as CompanySource
 from destination.gainsight.company_source import company_source as company_source
 from destination.gainsight.timeline import ActivityPlan, plan_activity
 from destination.gainsight.usage import CountPlan, plan_count
+from destination.gainsight.usage_row_events import row_of
 from destination.mapping.spec import Specs
 
 DeliveryPlan = p.Plan | ActivityPlan | CountPlan
@@ -26,11 +29,30 @@ TRACK_PLANS: tuple[type, ...] = (p.TrackPlan, ActivityPlan, CountPlan)
 
 def plan_delivery(event: Mapping[str, Any], config: DestinationConfig, specs: Specs) -> DeliveryPlan:
     """The plan for one event to deliver; EventError / ConfigError when it cannot be planned."""
+    route = _track_route(event, config)
+    if route is not None and route.sink == "timeline":
+        return plan_activity(event, config, route)
+    if route is not None and route.sink == "usage":  # usage counts (DESIGN §3.7; gainsight/usage.py)
+        return plan_count(event, config, route)
+    return p.plan_event(event, config, specs)  # a track without a usable name is refused there
+
+
+def delivery_cost(event: Mapping[str, Any], config: DestinationConfig) -> Cost:
+    """What delivering the event will spend of the rate budget, by the route plan_delivery
+    follows (decided at ingest, stored as events.cost, so that claims are sized per budget class):
+    an activity a Timeline call (and a sync one when also published), a counted event none unless
+    published (a usage row's own event writes its row: sync), anything else a sync call."""
+    route = _track_route(event, config)
+    if route is None or route.sink == "publish":
+        return "sync"
+    if route.sink == "timeline":
+        return "both" if route.publish else "timeline"
+    return "sync" if route.publish or row_of(event) is not None else "none"
+
+
+def _track_route(event: Mapping[str, Any], config: DestinationConfig) -> TrackRoute | None:
+    """Where a track event with a usable name goes; None for any other event."""
     name = event.get("event") if isinstance(event, dict) else None
     if isinstance(name, str) and name and p.message_type(event) == "track":
-        route = config.track_route(name)
-        if route.sink == "timeline":
-            return plan_activity(event, config, route)
-        if route.sink == "usage":  # usage counts (DESIGN §3.7; gainsight/usage.py)
-            return plan_count(event, config, route)
-    return p.plan_event(event, config, specs)  # a track without a usable name is refused there
+        return config.track_route(name)
+    return None
