@@ -42,12 +42,14 @@ from destination.delivery.store import (
     EventState,
     NewEvent,
     affords,
+    payable_costs,
     run_length,
 )
 from destination.delivery.store_base import (
     PRUNE_CHUNK,
     QueueMoves,
     new_lease,
+    oldest_heads,
     storable_id,
 )
 from destination.delivery.usage_postgres import UsagePostgres
@@ -104,12 +106,20 @@ class PostgresStore(PostgresViews, PostgresMemory, PostgresCapacity, UsagePostgr
         ]
 
     async def _claim(self, now: float, limit: int, lease_until: float, calls: Calls) -> list[Claim]:
-        ready = {"now": now, "limit": limit, "sync_open": calls.sync > 0, "timeline_open": calls.timeline > 0}
+        ready = {"now": now, "limit": limit}
+        payable = payable_costs(calls)
         async with self._tx() as conn:
-            heads = await (await conn.execute(self._q["ready_heads"], ready)).fetchall()
+            if payable is None:
+                heads = await (await conn.execute(self._q["ready_heads"], ready)).fetchall()
+            else:
+                found = []
+                for cost in payable:
+                    cursor = await conn.execute(self._q["ready_heads_costing"], {**ready, "cost": cost})
+                    found.append(await cursor.fetchall())
+                heads = oldest_heads(found, limit)
             if not heads:
                 return []
-            due = {head_id: ([head_id], [kind], [cost]) for head_id, _, _, kind, cost in heads}
+            due = {head_id: ([head_id], [kind], [cost]) for head_id, _, _, kind, cost, _ in heads}
             params = {
                 "heads": [h[0] for h in heads],
                 "destinations": [h[1] for h in heads],

@@ -60,12 +60,17 @@ WHERE id IN (
 -- name: ready_heads
 -- Ready heads: queued and due, or leased with the lease expired (available_at = lease expiry).
 -- SKIP LOCKED: replicas claiming at once take different heads instead of waiting on each other.
--- A head whose budget class is spent (sync_open, timeline_open false) is left out, so the heads
--- read are ones a claim can take.
-SELECT id, destination_id, ordering_key, kind, cost FROM events
+SELECT id, destination_id, ordering_key, kind, cost, available_at FROM events
 WHERE head AND available_at <= %(now)s
-    AND (%(sync_open)s OR cost IN ('timeline', 'none'))
-    AND (%(timeline_open)s OR cost IN ('sync', 'none'))
+ORDER BY available_at, id
+LIMIT %(limit)s
+FOR UPDATE SKIP LOCKED;
+
+-- name: ready_heads_costing
+-- The ready heads of one cost (events_claimable_by_cost): read while a budget class is spent, for
+-- each cost a claim can still pay, so the heads waiting for the spent class are not even read.
+SELECT id, destination_id, ordering_key, kind, cost, available_at FROM events
+WHERE head AND cost = %(cost)s AND available_at <= %(now)s
 ORDER BY available_at, id
 LIMIT %(limit)s
 FOR UPDATE SKIP LOCKED;

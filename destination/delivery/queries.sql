@@ -40,11 +40,16 @@ VALUES (
 
 -- name: ready_heads
 -- Ready heads: queued and due, or leased with the lease expired (available_at = lease expiry).
--- A head whose budget class is spent (:sync_open, :timeline_open false) is left out, so the heads
--- read are ones a claim can take.
-SELECT id, destination_id, ordering_key, kind, cost FROM events
+SELECT id, destination_id, ordering_key, kind, cost, available_at FROM events
 WHERE head = 1 AND available_at <= :now
-    AND (:sync_open OR cost IN ('timeline', 'none')) AND (:timeline_open OR cost IN ('sync', 'none'))
+ORDER BY available_at, id
+LIMIT :limit;
+
+-- name: ready_heads_costing
+-- The ready heads of one cost (events_claimable_by_cost): read while a budget class is spent, for
+-- each cost a claim can still pay, so the heads waiting for the spent class are not even read.
+SELECT id, destination_id, ordering_key, kind, cost, available_at FROM events
+WHERE head = 1 AND cost = :cost AND available_at <= :now
 ORDER BY available_at, id
 LIMIT :limit;
 

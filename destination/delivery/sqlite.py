@@ -39,12 +39,14 @@ from destination.delivery.store import (
     NewEvent,
     StateKind,
     affords,
+    payable_costs,
     run_length,
 )
 from destination.delivery.store_base import (
     PRUNE_CHUNK,
     QueueMoves,
     new_lease,
+    oldest_heads,
 )
 from destination.delivery.usage_sqlite import UsageSQLite
 from destination.delivery.usage_store import USAGE_COUNTED_RETENTION_SECONDS
@@ -114,13 +116,20 @@ class SQLiteStore(SQLiteViews, SQLiteCapacity, UsageSQLite, QueueMoves):
         return await self._writer.run(job, grouped=True) if events else []
 
     async def _claim(self, now: float, limit: int, lease_until: float, calls: Calls) -> list[Claim]:
-        ready = {"now": now, "limit": limit, "sync_open": calls.sync > 0, "timeline_open": calls.timeline > 0}
+        ready = {"now": now, "limit": limit}
+        payable = payable_costs(calls)
 
         def job(conn: sqlite3.Connection) -> list[Claim]:
-            heads = conn.execute(self._q["ready_heads"], ready).fetchall()
+            if payable is None:
+                heads = conn.execute(self._q["ready_heads"], ready).fetchall()
+            else:
+                q = self._q["ready_heads_costing"]
+                heads = oldest_heads(
+                    [conn.execute(q, {**ready, "cost": c}).fetchall() for c in payable], limit
+                )
             left = calls
             claims: list[Claim] = []
-            for head_id, destination_id, ordering_key, kind, cost in heads:
+            for head_id, destination_id, ordering_key, kind, cost, _ in heads:
                 if not affords(cost, left):  # spent its class: the next head may not need it
                     continue
                 ids, kinds, costs = [head_id], [kind], [cost]

@@ -98,6 +98,7 @@ from destination.delivery.store_values import (
     StoreUnavailableError,
     UnsupportedStoreURLError,
     affords,
+    payable_costs,
     run_length,
 )
 from destination.delivery.usage_store import UsageCounts
@@ -141,6 +142,7 @@ __all__ = [
     "StoredEvent",
     "UnsupportedStoreURLError",
     "affords",
+    "payable_costs",
     "run_length",
 ]
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeVar
 
 from destination import jsonutil
 from destination.delivery.store_values import (
@@ -25,6 +25,7 @@ from destination.delivery.store_values import (
 from destination.events import ascii_lower
 
 PRUNE_CHUNK = 1000  # rows per prune transaction, so ingest never waits long behind a prune
+Row = TypeVar("Row", bound=Sequence[Any])
 RECENT_ATTEMPTS_SCAN = 50_000  # recent_attempts looks no further back than this many attempts
 
 
@@ -108,6 +109,12 @@ class QueueMoves:
         if attempt is not None:
             check_attempt(attempt)
         return await self._finish(event_id, "rejected", reason, lease, attempt)
+
+
+def oldest_heads(found: Sequence[Sequence[Row]], limit: int) -> list[Row]:
+    """The `limit` oldest of ready heads read apart (one read per payable cost: `payable_costs`),
+    in claim order: by available_at (each row's last column), then id (its first)."""
+    return sorted((row for rows in found for row in rows), key=lambda row: (row[-1], row[0]))[:limit]
 
 
 def user_needle(user: str) -> str:

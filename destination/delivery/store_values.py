@@ -57,6 +57,15 @@ def affords(cost: str, calls: Calls) -> bool:
     return sync <= calls.sync and timeline <= calls.timeline
 
 
+def payable_costs(calls: Calls) -> tuple[Cost, ...] | None:
+    """The costs of the heads a claim with `calls` can take; None: any (no class is spent). The
+    SQL stores then read the heads of those costs alone (an index each), so a backlog waiting for
+    a spent class is neither read nor in the way of the heads that can go."""
+    if calls.sync > 0 and calls.timeline > 0:
+        return None
+    return tuple(cost for cost in COSTS if affords(cost, calls))
+
+
 def run_length(kinds: Sequence[str], costs: Sequence[str], calls: Calls) -> tuple[int, Calls]:
     """How many of a person's due events (their kinds and costs in order, the head first) one
     claim takes, and the calls they need: a track its cost's, a stretch of identify/group events

@@ -237,14 +237,15 @@ class Deliverer(FateRecorder):
             sync = await self._class_left(now, self._governor, self._tenants, DELIVERY_POOL)
             if sync >= PLENTY_CALLS:
                 self._plenty_until = now + 1.0
+        in_flight = _in_all(list(self._in_flight.values()))
         if not self._timeline_tenants:  # activities (if any) spend sync calls
             if plenty:
                 return None
-            timeline = sync
-        else:
-            governor = self._timeline_governor
-            timeline = await self._class_left(now, governor, self._timeline_tenants, TIMELINE_CLASS)
-        return Calls(sync, timeline) - _in_all(list(self._in_flight.values()))
+            left = sync - in_flight.sync - in_flight.timeline
+            return Calls(left, left)
+        governor = self._timeline_governor
+        timeline = await self._class_left(now, governor, self._timeline_tenants, TIMELINE_CLASS)
+        return Calls(sync, timeline) - in_flight
 
     async def _class_left(
         self, now: float, governor: RateGovernor | None, tenants: frozenset[str], pool: str
