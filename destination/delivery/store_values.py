@@ -76,11 +76,10 @@ def run_length(kinds: Sequence[str], costs: Sequence[str], calls: Calls) -> tupl
         more_sync, more_timeline = _CALLS.get(cost, (1, 0))
         if kind in RUN_KINDS and taken and kinds[taken - 1] in RUN_KINDS:
             more_sync = 0  # the same Person upsert
-        sync, timeline = sync + more_sync, timeline + more_timeline
-        if sync > calls.sync or timeline > calls.timeline or sync + timeline > MAX_RUN_CALLS:
-            sync, timeline = sync - more_sync, timeline - more_timeline
+        after = (sync + more_sync, timeline + more_timeline)
+        if after[0] > calls.sync or after[1] > calls.timeline or sum(after) > MAX_RUN_CALLS:
             break
-        taken += 1
+        taken, (sync, timeline) = taken + 1, after
     return taken, Calls(sync, timeline)
 
 
@@ -142,7 +141,7 @@ class NewEvent:
     kind: str  # identify | group | track
     payload: bytes  # the event's JSON
     received_at: float  # unix seconds; also the dedupe clock
-    cost: Cost = "sync"  # what its delivery spends (ingest_cost.py)
+    cost: Cost = "sync"  # what its delivery spends (delivery_plans.delivery_cost)
 
 
 @dataclass(frozen=True, slots=True)
