@@ -38,8 +38,10 @@ from destination.api.body import (
     parse_json,
 )
 from destination.api.responses import ERROR_SCHEMA, JsonResponse, error_response
+from destination.config import Destination
 from destination.delivery.store import NewEvent, StoreUnavailableError
 from destination.events import STORED_TYPES, EventLimits, NotAnEvent, as_event, ordering_key, over_limits
+from destination.gainsight.delivery_plans import delivery_cost
 from destination.jsonutil import dumps
 from destination.runtime import Runtime, RuntimeDep
 
@@ -91,7 +93,7 @@ def prepare(
     wire: bytes,
     encoding: str,
     shape: Shape,
-    destination_id: str,
+    destination: Destination,
     max_bytes: int,
     limits: EventLimits,
     signed: bool,
@@ -120,8 +122,9 @@ def prepare(
             if problem is not None:  # planning it would hold the event loop too long
                 prepared.reject(index, problem)
                 continue
+            key, cost = ordering_key(payload), delivery_cost(payload, destination.config)
             prepared.new_events.append(
-                NewEvent(destination_id, event.message_id, ordering_key(payload), event.kind, encoded, now)
+                NewEvent(destination.id, event.message_id, key, event.kind, encoded, now, cost)
             )
             prepared.message_ids.append(event.message_id)
     return prepared
@@ -138,7 +141,7 @@ async def ingest(
     work_size = len(wire) if encoding == "identity" else INLINE_BYTES + 1
     signed = signed_by_body(request, runtime)
     prepared = await off_loop(
-        work_size, lambda: prepare(wire, encoding, shape, destination.id, max_bytes, limits, signed)
+        work_size, lambda: prepare(wire, encoding, shape, destination, max_bytes, limits, signed)
     )
     stored: list[bool] = []
     if prepared.new_events:

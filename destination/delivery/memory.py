@@ -27,11 +27,13 @@ from destination.delivery.store import (
     STATE_RETENTION_SECONDS,
     Attempt,
     BudgetWindow,
+    Calls,
     Claim,
     EventState,
     NewEvent,
     QueuedEvent,
     StateKind,
+    affords,
     run_length,
 )
 from destination.delivery.store_base import QueueMoves, new_lease, without_body
@@ -79,26 +81,29 @@ class MemoryStore(MemoryViews, MemoryCapacity, UsageMemory, QueueMoves):
         self._t.rows[row.id] = row
         return True
 
-    async def _claim(self, now: float, limit: int, lease_until: float, calls: int) -> list[Claim]:
+    async def _claim(self, now: float, limit: int, lease_until: float, calls: Calls) -> list[Claim]:
         with self._open():
             ready = [
                 row
                 for row in self._t.rows.values()
-                if row.head and row.available_at is not None and row.available_at <= now
+                if row.head
+                and row.available_at is not None
+                and row.available_at <= now
+                and affords(row.event.cost, calls)  # as ready_heads leaves out a spent class's heads
             ]
             ready.sort(key=lambda row: (row.available_at, row.id))
             left = calls
             claims: list[Claim] = []
             for head in ready[:limit]:
-                if claims and left < 1:
-                    break
+                if not affords(head.event.cost, left):
+                    continue
                 due = [head]
                 for event_id in self._t.unfinished[head.person][1:MAX_RUN]:
                     row = self._t.rows[event_id]
                     if row.available_at is None or row.available_at > now:
                         break
                     due.append(row)
-                taken, needed = run_length([row.event.kind for row in due], left)
+                taken, needed = run_length([r.event.kind for r in due], [r.event.cost for r in due], left)
                 left -= needed
                 run = due[:taken]
                 lease = new_lease()
@@ -269,4 +274,4 @@ class MemoryStore(MemoryViews, MemoryCapacity, UsageMemory, QueueMoves):
 
 
 def _queued_event(row: Row) -> QueuedEvent:
-    return QueuedEvent(**row.fields(), lease=row.lease_owner or "")
+    return QueuedEvent(**row.fields(), lease=row.lease_owner or "", cost=row.event.cost)

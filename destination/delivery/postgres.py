@@ -37,15 +37,19 @@ from destination.delivery.store import (
     RATE_WINDOW_RETENTION_SECONDS,
     STATE_RETENTION_SECONDS,
     Attempt,
+    Calls,
     Claim,
     EventState,
     NewEvent,
+    affords,
+    payable_costs,
     run_length,
 )
 from destination.delivery.store_base import (
     PRUNE_CHUNK,
     QueueMoves,
     new_lease,
+    oldest_heads,
     storable_id,
 )
 from destination.delivery.usage_postgres import UsagePostgres
@@ -86,6 +90,7 @@ class PostgresStore(PostgresViews, PostgresMemory, PostgresCapacity, UsagePostgr
             "kinds": [e.kind for e in batch],
             "payloads": [e.payload for e in batch],
             "received": [e.received_at for e in batch],
+            "costs": [e.cost for e in batch],
             "dedupe_window": self._dedupe_window,
         }
         async with self._tx() as conn:
@@ -100,22 +105,29 @@ class PostgresStore(PostgresViews, PostgresMemory, PostgresCapacity, UsagePostgr
             for i, e in enumerate(events)
         ]
 
-    async def _claim(self, now: float, limit: int, lease_until: float, calls: int) -> list[Claim]:
+    async def _claim(self, now: float, limit: int, lease_until: float, calls: Calls) -> list[Claim]:
+        ready = {"now": now, "limit": limit}
+        payable = payable_costs(calls)
         async with self._tx() as conn:
-            heads = await (
-                await conn.execute(self._q["ready_heads"], {"now": now, "limit": limit})
-            ).fetchall()
+            if payable is None:
+                heads = await (await conn.execute(self._q["ready_heads"], ready)).fetchall()
+            else:
+                found = []
+                for cost in payable:
+                    cursor = await conn.execute(self._q["ready_heads_costing"], {**ready, "cost": cost})
+                    found.append(await cursor.fetchall())
+                heads = oldest_heads(found, limit)
             if not heads:
                 return []
-            due = {head_id: ([head_id], [kind]) for head_id, _, _, kind in heads}
+            due = {head_id: ([head_id], [kind], [cost]) for head_id, _, _, kind, cost, _ in heads}
             params = {
-                "heads": [i for i, _, _, _ in heads],
-                "destinations": [d for _, d, _, _ in heads],
-                "people": [p for _, _, p, _ in heads],
+                "heads": [h[0] for h in heads],
+                "destinations": [h[1] for h in heads],
+                "people": [h[2] for h in heads],
                 "limit": MAX_RUN - 1,
             }
             ended: set[int] = set()
-            for head_id, event_id, kind, available_at in await (
+            for head_id, event_id, kind, cost, available_at in await (
                 await conn.execute(self._q["runs_after_heads"], params)
             ).fetchall():
                 if head_id in ended or available_at > now:
@@ -123,6 +135,7 @@ class PostgresStore(PostgresViews, PostgresMemory, PostgresCapacity, UsagePostgr
                 else:
                     due[head_id][0].append(event_id)
                     due[head_id][1].append(kind)
+                    due[head_id][2].append(cost)
             runs = self._within(heads, due, calls)
             leases = {head_id: new_lease() for head_id in runs}
             ids = [event_id for run in runs.values() for event_id in run]
@@ -146,15 +159,16 @@ class PostgresStore(PostgresViews, PostgresMemory, PostgresCapacity, UsagePostgr
 
     @staticmethod
     def _within(
-        heads: Sequence[tuple[Any, ...]], due: dict[int, tuple[list[int], list[str]]], calls: int
+        heads: Sequence[tuple[Any, ...]], due: dict[int, tuple[list[int], list[str], list[str]]], calls: Calls
     ) -> dict[int, list[int]]:
-        """Each head's run, oldest head first, while the calls they need fit in `calls`."""
+        """Each head's run, oldest head first, while the calls they need fit in `calls`; a head
+        whose class is spent is skipped (the next may not need it)."""
         runs: dict[int, list[int]] = {}
         for head_id, *_ in heads:
-            if runs and calls < 1:
-                break
-            ids, kinds = due[head_id]
-            taken, needed = run_length(kinds, calls)
+            ids, kinds, costs = due[head_id]
+            if not affords(costs[0], calls):
+                continue
+            taken, needed = run_length(kinds, costs, calls)
             calls -= needed
             runs[head_id] = ids[:taken]
         return runs

@@ -24,8 +24,8 @@ SELECT count(pg_advisory_xact_lock(d, o)) FROM (
 WITH input AS (
     SELECT * FROM unnest(
         %(destinations)s::text[], %(message_ids)s::text[], %(people)s::text[], %(kinds)s::text[],
-        %(payloads)s::bytea[], %(received)s::float8[]
-    ) WITH ORDINALITY AS t(destination_id, message_id, ordering_key, kind, payload, received_at, n)
+        %(payloads)s::bytea[], %(received)s::float8[], %(costs)s::text[]
+    ) WITH ORDINALITY AS t(destination_id, message_id, ordering_key, kind, payload, received_at, cost, n)
 ),
 fresh AS (
     INSERT INTO seen_messages AS s (destination_id, message_id, seen_at)
@@ -35,10 +35,11 @@ fresh AS (
     RETURNING destination_id, message_id
 )
 INSERT INTO events (
-    destination_id, message_id, ordering_key, kind, payload, received_at, state, head, available_at
+    destination_id, message_id, ordering_key, kind, payload, received_at, state, head, available_at,
+    cost
 )
 SELECT i.destination_id, i.message_id, i.ordering_key, i.kind, i.payload, i.received_at, 'queued',
-    false, i.received_at
+    false, i.received_at, i.cost
 FROM input i JOIN fresh f USING (destination_id, message_id)
 ORDER BY i.n
 RETURNING message_id;
@@ -59,8 +60,17 @@ WHERE id IN (
 -- name: ready_heads
 -- Ready heads: queued and due, or leased with the lease expired (available_at = lease expiry).
 -- SKIP LOCKED: replicas claiming at once take different heads instead of waiting on each other.
-SELECT id, destination_id, ordering_key, kind FROM events
+SELECT id, destination_id, ordering_key, kind, cost, available_at FROM events
 WHERE head AND available_at <= %(now)s
+ORDER BY available_at, id
+LIMIT %(limit)s
+FOR UPDATE SKIP LOCKED;
+
+-- name: ready_heads_costing
+-- The ready heads of one cost (events_claimable_by_cost): read while a budget class is spent, for
+-- each cost a claim can still pay, so the heads waiting for the spent class are not even read.
+SELECT id, destination_id, ordering_key, kind, cost, available_at FROM events
+WHERE head AND cost = %(cost)s AND available_at <= %(now)s
 ORDER BY available_at, id
 LIMIT %(limit)s
 FOR UPDATE SKIP LOCKED;
@@ -68,10 +78,10 @@ FOR UPDATE SKIP LOCKED;
 -- name: runs_after_heads
 -- Each head's person's unfinished events after it, to extend runs (the caller stops at the first
 -- not yet due, and at the calls it may spend).
-SELECT h.id, f.id, f.kind, f.available_at
+SELECT h.id, f.id, f.kind, f.cost, f.available_at
 FROM unnest(%(heads)s::bigint[], %(destinations)s::text[], %(people)s::text[]) AS h(id, dest, person)
 CROSS JOIN LATERAL (
-    SELECT id, kind, available_at FROM events
+    SELECT id, kind, cost, available_at FROM events
     WHERE destination_id = h.dest AND ordering_key = h.person AND state IN ('queued', 'leased')
         AND id > h.id
     ORDER BY id
@@ -87,7 +97,7 @@ SET state = 'leased', available_at = %(lease_until)s, lease_owner = l.lease
 FROM unnest(%(ids)s::bigint[], %(leases)s::text[]) AS l(id, lease)
 WHERE e.id = l.id AND e.state IN ('queued', 'leased') AND e.available_at <= %(now)s
 RETURNING e.id, e.destination_id, e.message_id, e.ordering_key, e.kind, e.payload, e.received_at,
-    e.attempts, e.progress, e.replayed_at_attempt;
+    e.attempts, e.progress, e.replayed_at_attempt, e.cost;
 
 -- name: renew_lease
 UPDATE events SET available_at = %(lease_until)s

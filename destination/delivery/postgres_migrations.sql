@@ -219,3 +219,11 @@ CREATE TABLE IF NOT EXISTS usage_rows (
     PRIMARY KEY (destination_id, company, day, metric)
 );
 CREATE INDEX IF NOT EXISTS usage_rows_due ON usage_rows (destination_id, day) WHERE count <> written;
+
+-- name: v6
+-- What delivering each event spends of the rate budget (store_values.Cost), decided at ingest:
+-- claims are sized by it per budget class, so counted events (none) and Timeline activities are
+-- claimed while the sync budget is spent. Events queued before this step were sized as sync.
+-- While a class is spent, the heads a claim can take are read by cost (ready_heads_costing).
+ALTER TABLE events ADD COLUMN IF NOT EXISTS cost text NOT NULL DEFAULT 'sync';
+CREATE INDEX IF NOT EXISTS events_claimable_by_cost ON events (cost, available_at, id) WHERE head;

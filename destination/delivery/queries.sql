@@ -25,7 +25,8 @@ ON CONFLICT (destination_id, message_id) DO UPDATE SET seen_at = excluded.seen_a
 -- name: insert_event
 -- The new event is its person's head when the person has nothing unfinished.
 INSERT INTO events (
-    destination_id, message_id, ordering_key, kind, payload, received_at, state, head, available_at
+    destination_id, message_id, ordering_key, kind, payload, received_at, state, head, available_at,
+    cost
 )
 VALUES (
     :destination_id, :message_id, :ordering_key, :kind, :payload, :received_at, 'queued',
@@ -34,20 +35,28 @@ VALUES (
         WHERE destination_id = :destination_id AND ordering_key = :ordering_key
             AND state IN ('queued', 'leased')
     ),
-    :received_at
+    :received_at, :cost
 );
 
 -- name: ready_heads
 -- Ready heads: queued and due, or leased with the lease expired (available_at = lease expiry).
-SELECT id, destination_id, ordering_key, kind FROM events
+SELECT id, destination_id, ordering_key, kind, cost, available_at FROM events
 WHERE head = 1 AND available_at <= :now
+ORDER BY available_at, id
+LIMIT :limit;
+
+-- name: ready_heads_costing
+-- The ready heads of one cost (events_claimable_by_cost): read while a budget class is spent, for
+-- each cost a claim can still pay, so the heads waiting for the spent class are not even read.
+SELECT id, destination_id, ordering_key, kind, cost, available_at FROM events
+WHERE head = 1 AND cost = :cost AND available_at <= :now
 ORDER BY available_at, id
 LIMIT :limit;
 
 -- name: run_after_head
 -- The person's unfinished events after the head, to extend a run (the caller stops at the first
 -- not yet due, and at the calls it may spend).
-SELECT id, kind, available_at FROM events
+SELECT id, kind, cost, available_at FROM events
 WHERE destination_id = :destination_id AND ordering_key = :ordering_key
     AND state IN ('queued', 'leased') AND id > :head_id
 ORDER BY id
@@ -58,7 +67,7 @@ UPDATE events
 SET state = 'leased', available_at = :lease_until, lease_owner = :lease
 WHERE id = :id
 RETURNING id, destination_id, message_id, ordering_key, kind, payload, received_at, attempts,
-    progress, replayed_at_attempt;
+    progress, replayed_at_attempt, cost;
 
 -- name: renew_lease
 UPDATE events SET available_at = :lease_until

@@ -14,7 +14,8 @@ Decode = Callable[[Any], Any]
 
 
 def queued_event(row: Sequence[Any], lease: str, decode: Decode) -> QueuedEvent:
-    """id, destination, messageId, person, kind, payload, received, attempts, progress, replay baseline."""
+    """id, destination, messageId, person, kind, payload, received, attempts, progress, replay
+    baseline, cost."""
     (id_, destination_id, message_id, ordering_key, kind, payload, received_at, attempts, progress) = row[:9]
     return QueuedEvent(
         id=id_,
@@ -28,6 +29,7 @@ def queued_event(row: Sequence[Any], lease: str, decode: Decode) -> QueuedEvent:
         progress=decode(progress),
         lease=lease,
         replayed_at_attempt=row[9],
+        cost=row[10],
     )
 
 

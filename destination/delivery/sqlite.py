@@ -33,16 +33,20 @@ from destination.delivery.store import (
     STATE_RETENTION_SECONDS,
     Attempt,
     BudgetWindow,
+    Calls,
     Claim,
     EventState,
     NewEvent,
     StateKind,
+    affords,
+    payable_costs,
     run_length,
 )
 from destination.delivery.store_base import (
     PRUNE_CHUNK,
     QueueMoves,
     new_lease,
+    oldest_heads,
 )
 from destination.delivery.usage_sqlite import UsageSQLite
 from destination.delivery.usage_store import USAGE_COUNTED_RETENTION_SECONDS
@@ -100,6 +104,7 @@ class SQLiteStore(SQLiteViews, SQLiteCapacity, UsageSQLite, QueueMoves):
                     "kind": event.kind,
                     "payload": event.payload,
                     "received_at": event.received_at,
+                    "cost": event.cost,
                     "dedupe_window": self._dedupe_window,
                 }
                 is_new = conn.execute(self._q["remember_message"], params).rowcount == 1
@@ -110,16 +115,24 @@ class SQLiteStore(SQLiteViews, SQLiteCapacity, UsageSQLite, QueueMoves):
 
         return await self._writer.run(job, grouped=True) if events else []
 
-    async def _claim(self, now: float, limit: int, lease_until: float, calls: int) -> list[Claim]:
+    async def _claim(self, now: float, limit: int, lease_until: float, calls: Calls) -> list[Claim]:
+        ready = {"now": now, "limit": limit}
+        payable = payable_costs(calls)
 
         def job(conn: sqlite3.Connection) -> list[Claim]:
-            heads = conn.execute(self._q["ready_heads"], {"now": now, "limit": limit}).fetchall()
+            if payable is None:
+                heads = conn.execute(self._q["ready_heads"], ready).fetchall()
+            else:
+                q = self._q["ready_heads_costing"]
+                heads = oldest_heads(
+                    [conn.execute(q, {**ready, "cost": c}).fetchall() for c in payable], limit
+                )
             left = calls
             claims: list[Claim] = []
-            for head_id, destination_id, ordering_key, kind in heads:
-                if claims and left < 1:
-                    break
-                ids, kinds = [head_id], [kind]
+            for head_id, destination_id, ordering_key, kind, cost, _ in heads:
+                if not affords(cost, left):  # spent its class: the next head may not need it
+                    continue
+                ids, kinds, costs = [head_id], [kind], [cost]
                 params = {
                     "destination_id": destination_id,
                     "ordering_key": ordering_key,
@@ -127,14 +140,15 @@ class SQLiteStore(SQLiteViews, SQLiteCapacity, UsageSQLite, QueueMoves):
                     "limit": MAX_RUN - 1,
                 }
                 # fetchall: no statement is left half-read (jobs hand back plain values only)
-                for event_id, next_kind, available_at in conn.execute(
+                for event_id, next_kind, next_cost, available_at in conn.execute(
                     self._q["run_after_head"], params
                 ).fetchall():
                     if available_at > now:
                         break
                     ids.append(event_id)
                     kinds.append(next_kind)
-                taken, needed = run_length(kinds, left)
+                    costs.append(next_cost)
+                taken, needed = run_length(kinds, costs, left)
                 left -= needed
                 lease = new_lease()
                 events = [

@@ -240,3 +240,11 @@ CREATE TABLE IF NOT EXISTS usage_rows (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS usage_rows_due ON usage_rows (destination_id, day) WHERE count <> written;
 CREATE INDEX IF NOT EXISTS events_counted ON events (received_at) WHERE state = 'counted';
+
+-- name: v8
+-- What delivering each event spends of the rate budget (store_values.Cost), decided at ingest:
+-- claims are sized by it per budget class, so counted events (none) and Timeline activities are
+-- claimed while the sync budget is spent. Events queued before this step were sized as sync.
+-- While a class is spent, the heads a claim can take are read by cost (ready_heads_costing).
+ALTER TABLE events ADD COLUMN cost TEXT NOT NULL DEFAULT 'sync';
+CREATE INDEX IF NOT EXISTS events_claimable_by_cost ON events (cost, available_at, id) WHERE head = 1;

@@ -23,7 +23,8 @@ received order (at most MAX_RUN), so that a person's backlog is not claimed one 
 The worker sends each stretch of identify/group events between tracks (and writing one email) as
 one Person upsert and each track as its own call, in order; after a failure to retry, the rest of
 the claim waits. `calls` bounds what a claim takes by the calls its events need (`run_length`), so
-the workers claim no more than the rate budget left can send.
+the workers claim no more than the rate budget left can send; each event's `cost` (set at ingest)
+says which budget class it spends: sync, Timeline's own, both, or none.
 
 Leases belong to claims: `claim` gives each claim a fresh lease token and leases its events until
 `now + lease_seconds`; `renew` extends a claim that is still held. A lease that expires (crashed or
@@ -80,7 +81,9 @@ from destination.delivery.store_values import (
     AttemptOutcome,
     AttemptRecord,
     BudgetWindow,
+    Calls,
     Claim,
+    Cost,
     DeadLetter,
     EventState,
     EventSummary,
@@ -94,6 +97,8 @@ from destination.delivery.store_values import (
     StoreFullError,
     StoreUnavailableError,
     UnsupportedStoreURLError,
+    affords,
+    payable_costs,
     run_length,
 )
 from destination.delivery.usage_store import UsageCounts
@@ -115,7 +120,9 @@ __all__ = [
     "AttemptOutcome",
     "AttemptRecord",
     "BudgetWindow",
+    "Calls",
     "Claim",
+    "Cost",
     "DeadLetter",
     "DeliveryMemory",
     "EventAdmin",
@@ -134,6 +141,8 @@ __all__ = [
     "StoreUnavailableError",
     "StoredEvent",
     "UnsupportedStoreURLError",
+    "affords",
+    "payable_costs",
     "run_length",
 ]
 
@@ -148,12 +157,20 @@ class EventQueue(Protocol):
         ...
 
     async def claim(
-        self, now: float, limit: int, lease_seconds: float, *, calls: int | None = None
+        self,
+        now: float,
+        limit: int,
+        lease_seconds: float,
+        *,
+        calls: int | None = None,
+        timeline_calls: int | None = None,
     ) -> list[Claim]:
         """Lease up to `limit` claims: ready person-queue heads (available_at <= now), oldest
         first, each with its person run (see above); one fresh lease token per claim. With
-        `calls`, the claims' events need at most that many calls (`run_length`), one claim's
-        head excepted (so a claim is never empty)."""
+        `calls` (sync) and `timeline_calls`, the claims' events need at most that many calls of
+        each class (`run_length`, by each event's `cost`): a head whose cost does not fit is
+        left for a later claim and the next head is looked at, so counted events (cost none)
+        and Timeline activities are claimed while the sync budget is spent. None: no bound."""
         ...
 
     async def renew(self, lease: str, now: float, lease_seconds: float) -> int:

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeVar
 
 from destination import jsonutil
 from destination.delivery.store_values import (
@@ -15,6 +15,7 @@ from destination.delivery.store_values import (
     FINAL_OUTCOMES,
     MAX_RUN,
     Attempt,
+    Calls,
     Claim,
     EventState,
     EventSummary,
@@ -24,6 +25,7 @@ from destination.delivery.store_values import (
 from destination.events import ascii_lower
 
 PRUNE_CHUNK = 1000  # rows per prune transaction, so ingest never waits long behind a prune
+Row = TypeVar("Row", bound=Sequence[Any])
 RECENT_ATTEMPTS_SCAN = 50_000  # recent_attempts looks no further back than this many attempts
 
 
@@ -35,7 +37,7 @@ class QueueMoves:
     attempts): the event's payload stays until it is pruned, and only a dead letter needs what
     was sent."""
 
-    async def _claim(self, now: float, limit: int, lease_until: float, calls: int) -> list[Claim]:
+    async def _claim(self, now: float, limit: int, lease_until: float, calls: Calls) -> list[Claim]:
         raise NotImplementedError
 
     async def _put_back(
@@ -49,13 +51,23 @@ class QueueMoves:
         raise NotImplementedError
 
     async def claim(
-        self, now: float, limit: int, lease_seconds: float, *, calls: int | None = None
+        self,
+        now: float,
+        limit: int,
+        lease_seconds: float,
+        *,
+        calls: int | None = None,
+        timeline_calls: int | None = None,
     ) -> list[Claim]:
         if lease_seconds <= 0:
             raise ValueError("lease_seconds must be positive")
         if limit <= 0:
             return []
-        return await self._claim(now, limit, now + lease_seconds, limit * MAX_RUN if calls is None else calls)
+        unbounded = limit * MAX_RUN
+        budget = Calls(
+            unbounded if calls is None else calls, unbounded if timeline_calls is None else timeline_calls
+        )
+        return await self._claim(now, limit, now + lease_seconds, budget)
 
     async def retry_later(
         self,
@@ -97,6 +109,12 @@ class QueueMoves:
         if attempt is not None:
             check_attempt(attempt)
         return await self._finish(event_id, "rejected", reason, lease, attempt)
+
+
+def oldest_heads(found: Sequence[Sequence[Row]], limit: int) -> list[Row]:
+    """The `limit` oldest of ready heads read apart (one read per payable cost: `payable_costs`),
+    in claim order: by available_at (each row's last column), then id (its first)."""
+    return sorted((row for rows in found for row in rows), key=lambda row: (row[-1], row[0]))[:limit]
 
 
 def user_needle(user: str) -> str:

@@ -31,18 +31,56 @@ MAX_RUN_CALLS = 20
 long a claim runs (and what a shutdown that cannot wait for it leaves to be sent again)."""
 
 
-def run_length(kinds: Sequence[str], calls: int) -> tuple[int, int]:
-    """How many of a person's due events (their kinds in order, the head first) one claim takes,
-    and the Gainsight calls they need: a track one, a stretch of identify/group events one. The
-    head is always taken; then events while their calls fit in `calls` and MAX_RUN_CALLS (at most
-    MAX_RUN events)."""
-    taken = needed = 0
-    for kind in kinds[:MAX_RUN]:
-        cost = 0 if kind in RUN_KINDS and taken and kinds[taken - 1] in RUN_KINDS else 1
-        if taken and needed + cost > min(calls, MAX_RUN_CALLS):
+Cost = Literal["sync", "timeline", "both", "none"]
+"""What delivering one event spends of the rate budget, decided at ingest (events.cost): a sync
+call (identify, group, a published track), a call of Timeline's own budget (an activity, DESIGN
+§3.6), both (an activity with alsoPublish), or nothing (a counted event, §3.7)."""
+
+COSTS: tuple[Cost, ...] = get_args(Cost)
+_CALLS: dict[str, tuple[int, int]] = {"sync": (1, 0), "timeline": (0, 1), "both": (1, 1), "none": (0, 0)}
+
+
+@dataclass(frozen=True, slots=True)
+class Calls:
+    """Calls of each budget class: sync, and Timeline's own."""
+
+    sync: int
+    timeline: int
+
+    def __sub__(self, other: Calls) -> Calls:
+        return Calls(self.sync - other.sync, self.timeline - other.timeline)
+
+
+def affords(cost: str, calls: Calls) -> bool:
+    """Whether `calls` can pay for a person's head of this cost (so that a claim may take it)."""
+    sync, timeline = _CALLS.get(cost, (1, 0))
+    return sync <= calls.sync and timeline <= calls.timeline
+
+
+def payable_costs(calls: Calls) -> tuple[Cost, ...] | None:
+    """The costs of the heads a claim with `calls` can take; None: any (no class is spent). The
+    SQL stores then read the heads of those costs alone (an index each), so a backlog waiting for
+    a spent class is neither read nor in the way of the heads that can go."""
+    if calls.sync > 0 and calls.timeline > 0:
+        return None
+    return tuple(cost for cost in COSTS if affords(cost, calls))
+
+
+def run_length(kinds: Sequence[str], costs: Sequence[str], calls: Calls) -> tuple[int, Calls]:
+    """How many of a person's due events (their kinds and costs in order, the head first) one
+    claim takes, and the calls they need: a track its cost's, a stretch of identify/group events
+    one sync call. Events are taken while their calls fit in `calls` (each class) and in
+    MAX_RUN_CALLS (both classes together), at most MAX_RUN; 0 when the head does not fit."""
+    taken = sync = timeline = 0
+    for kind, cost in zip(kinds[:MAX_RUN], costs, strict=False):
+        more_sync, more_timeline = _CALLS.get(cost, (1, 0))
+        if kind in RUN_KINDS and taken and kinds[taken - 1] in RUN_KINDS:
+            more_sync = 0  # the same Person upsert
+        after = (sync + more_sync, timeline + more_timeline)
+        if after[0] > calls.sync or after[1] > calls.timeline or sum(after) > MAX_RUN_CALLS:
             break
-        taken, needed = taken + 1, needed + cost
-    return taken, needed
+        taken, (sync, timeline) = taken + 1, after
+    return taken, Calls(sync, timeline)
 
 
 STATE_RETENTION_SECONDS = DEDUPE_WINDOW_SECONDS
@@ -103,6 +141,7 @@ class NewEvent:
     kind: str  # identify | group | track
     payload: bytes  # the event's JSON
     received_at: float  # unix seconds; also the dedupe clock
+    cost: Cost = "sync"  # what its delivery spends (delivery_plans.delivery_cost)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +159,7 @@ class QueuedEvent:
     progress: dict[str, Any] | None  # what an earlier try of a resumable plan already achieved
     lease: str  # the token of the claim that holds it; needed to finish or retry it
     replayed_at_attempt: int = 0  # `attempts` when last replayed (0: never replayed)
+    cost: Cost = "sync"
 
     @property
     def attempts_since_replay(self) -> int:

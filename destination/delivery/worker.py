@@ -32,6 +32,7 @@ from destination.delivery.retry import RetryPolicy
 from destination.delivery.store import (
     MAX_RUN,
     Attempt,
+    Calls,
     Claim,
     QueuedEvent,
     Store,
@@ -82,9 +83,14 @@ class BudgetGate:
         until = self._spent_until.get((tenant_key, pool))
         return until if until is not None and until > now else None
 
-    def spent(self, tenant_key: str, until: float) -> None:
-        """The delivery pool's budget is spent until then (the dispatcher read it so)."""
-        self._spent_until[(tenant_key, DELIVERY_POOL)] = until
+    def spent(self, tenant_key: str, until: float, pool: str = DELIVERY_POOL) -> None:
+        """The pool's budget (TIMELINE_CLASS: Timeline's) is spent until then (the dispatcher read it so)."""
+        self._spent_until[(tenant_key, pool)] = until
+
+    @property
+    def timeline(self) -> RateGovernor | None:
+        """Timeline's own governor; None when activities spend the sync budget."""
+        return None if self._timeline is self._governor else self._timeline
 
     async def __call__(self, tenant_key: str, step: str = "") -> None:
         now = self._clock()
@@ -114,11 +120,15 @@ class WorkerSettings:
 PLENTY_CALLS = 100_000  # far more than one process can send in a second
 
 
-def _calls_needed(claim: Claim) -> int:
-    """The Gainsight calls a claim's events need at most (company calls aside). Approximate for
-    Timeline: an activity counts as a sync call here (the kind a track becomes is known only once
-    planned), so a claim may be smaller than the sync budget left allows, never larger."""
-    return run_length([event.kind for event in claim.events], MAX_RUN)[1]
+def _calls_needed(claim: Claim) -> Calls:
+    """The Gainsight calls of each class a claim's events need at most (company calls aside),
+    by the cost each was given at ingest."""
+    events = claim.events
+    return run_length([e.kind for e in events], [e.cost for e in events], Calls(MAX_RUN, MAX_RUN))[1]
+
+
+def _in_all(calls: Sequence[Calls]) -> Calls:
+    return Calls(sum(c.sync for c in calls), sum(c.timeline for c in calls))
 
 
 class Deliverer(FateRecorder):
@@ -146,6 +156,14 @@ class Deliverer(FateRecorder):
         self._governor = governor
         self._gate = gate
         self._tenants = frozenset(d.config.domain for d in destinations.values() if d.config.domain)
+        configs = [d.config for d in destinations.values() if d.config.domain]
+        # Tenants whose activities spend Timeline's own budget, and whether any event is free (a
+        # counted one not published): those a claim can take while the sync budget is spent.
+        self._timeline_governor = gate.timeline if gate is not None else None
+        self._timeline_tenants = frozenset(
+            c.domain for c in configs if c.domain and c.timeline is not None and self._timeline_governor
+        )
+        self._free_events = any(c.usage is not None and not c.usage.publish for c in configs)
         self._policy = policy
         self._metrics = metrics
         self._settings = settings
@@ -155,7 +173,7 @@ class Deliverer(FateRecorder):
         self._plenty_until = 0.0  # until then the budget need not be read before claiming
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
-        self._in_flight: dict[asyncio.Task[None], int] = {}  # batch -> the calls it may spend
+        self._in_flight: dict[asyncio.Task[None], Calls] = {}  # batch -> the calls it may spend
 
     # ---- running ----
 
@@ -177,49 +195,82 @@ class Deliverer(FateRecorder):
                 claims = await self._claim()
             if claims:
                 task = asyncio.create_task(self._deliver_guarded(claims))
-                self._in_flight[task] = sum(_calls_needed(claim) for claim in claims)
+                self._in_flight[task] = _in_all([_calls_needed(claim) for claim in claims])
                 task.add_done_callback(self._finished)
             else:
                 await self._idle()
 
     async def _claim(self) -> list[Claim]:
         """Claim no more than the rate budget left can send (less what batches in flight will
-        spend): events claimed over it would only be put back until the window ends. A failure
-        counts as the store's (reported once), tried again next poll."""
+        spend), per class: events claimed over it would only be put back until the window ends;
+        with the sync budget spent, counted events and Timeline activities are still claimed. A
+        failure counts as the store's (reported once), tried again next poll."""
         now = self._clock()
         try:
-            calls = await self._calls_left(now)
-            if calls is not None and calls < 1:
+            left = await self._calls_left(now)
+            if left is not None and left.sync < 1 and left.timeline < 1 and not self._free_events:
                 return []
             settings = self._settings
-            calls = settings.batch_calls if calls is None else min(calls, settings.batch_calls)
-            return await self._store.claim(now, settings.batch_claims, settings.lease_seconds, calls=calls)
+            most = settings.batch_calls
+            sync, timeline = (most, most) if left is None else (left.sync, left.timeline)
+            return await self._store.claim(
+                now,
+                settings.batch_claims,
+                settings.lease_seconds,
+                calls=min(max(sync, 0), most),
+                timeline_calls=min(max(timeline, 0), most),
+            )
         except Exception as exc:
             self._health.failed(exc, "claiming events")
             return []
 
-    async def _calls_left(self, now: float) -> int | None:
-        """Calls left in the budget of the tenants not known to be spent, less what batches in
-        flight may spend; None: no bound. A budget of PLENTY_CALLS or more is read again a second
-        later, not before every claim (store reads that would slow a drain and change nothing)."""
-        if self._gate is None or not self._tenants or now < self._plenty_until:
+    async def _calls_left(self, now: float) -> Calls | None:
+        """Calls of each class left in the budgets of the tenants not known to be spent, less
+        what batches in flight may spend; None: no bound. A sync budget of PLENTY_CALLS or more is
+        read again a second later, not before every claim (store reads that would slow a drain
+        and change nothing); Timeline's (far smaller) is read before every claim."""
+        if self._gate is None or not self._tenants:
             return None
-        open_tenants = [t for t in self._tenants if self._gate.spent_until(t, now) is None]
-        lefts = await asyncio.gather(*(self._governor.calls_left(t, now) for t in open_tenants))
+        plenty = now < self._plenty_until
+        sync = PLENTY_CALLS
+        if not plenty:
+            sync = await self._class_left(now, self._governor, self._tenants, DELIVERY_POOL)
+            if sync >= PLENTY_CALLS:
+                self._plenty_until = now + 1.0
+        in_flight = _in_all(list(self._in_flight.values()))
+        if not self._timeline_tenants:  # activities (if any) spend sync calls
+            if plenty:
+                return None
+            left = sync - in_flight.sync - in_flight.timeline
+            return Calls(left, left)
+        governor = self._timeline_governor
+        timeline = await self._class_left(now, governor, self._timeline_tenants, TIMELINE_CLASS)
+        return Calls(sync, timeline) - in_flight
+
+    async def _class_left(
+        self, now: float, governor: RateGovernor | None, tenants: frozenset[str], pool: str
+    ) -> int:
+        """Calls left of one class for `tenants` not known to be spent; a tenant found spent is
+        remembered so until the governor may have room again (no store read until then)."""
+        if governor is None or self._gate is None:
+            return 0
+        gate = self._gate
+        open_tenants = [t for t in tenants if gate.spent_until(t, now, pool) is None]
+        lefts = await asyncio.gather(*(governor.calls_left(t, now) for t in open_tenants))
         for tenant, tenant_left in zip(open_tenants, lefts, strict=True):
             if tenant_left < 1:  # spent: no claim (nor ingest's wake-ups) reads it again until then
-                self._gate.spent(tenant, self._governor.next_room_at(now))
-        left = sum(lefts) - sum(self._in_flight.values())
-        if left >= PLENTY_CALLS:
-            self._plenty_until = now + 1.0
-        return left
+                gate.spent(tenant, governor.next_room_at(now), pool)
+        return sum(lefts)
 
     def _budget_pause(self) -> float:
-        """Seconds until any tenant has budget again, when every tenant's budget is spent."""
-        if self._gate is None or not self._tenants:
+        """Seconds until any tenant has budget again, when no claim could take anything: every
+        tenant's sync budget spent, and Timeline's of every tenant with activities; never while
+        a counted event needs no call at all."""
+        if self._gate is None or not self._tenants or self._free_events:
             return 0.0
         now = self._clock()
         resets = [self._gate.spent_until(tenant, now) for tenant in self._tenants]
+        resets += [self._gate.spent_until(t, now, TIMELINE_CLASS) for t in self._timeline_tenants]
         if any(reset is None for reset in resets):
             return 0.0
         return min(float(reset) for reset in resets if reset is not None) - now

@@ -26,6 +26,7 @@ from destination.delivery.worker import Deliverer
 from destination.events import ordering_key
 from destination.gainsight import plan as p
 from destination.gainsight.client import Credentials, GainsightClient
+from destination.gainsight.delivery_plans import delivery_cost
 from destination.gainsight.executor import Executor
 from destination.gainsight.outcomes import classify
 from destination.jsonutil import dumps
@@ -155,9 +156,19 @@ class Service:
         )
 
     async def enqueue(self, events: Sequence[dict[str, Any]]) -> None:
+        """As ingest stores them: each with its cost (what its delivery spends of the budget)."""
+        config = self.destination.config
         await self.store.enqueue(
             [
-                NewEvent(self.destination.id, e["messageId"], ordering_key(e), e["type"], dumps(e), self.now)
+                NewEvent(
+                    self.destination.id,
+                    e["messageId"],
+                    ordering_key(e),
+                    e["type"],
+                    dumps(e),
+                    self.now,
+                    delivery_cost(e, config),
+                )
                 for e in events
             ]
         )

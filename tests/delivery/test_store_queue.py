@@ -132,7 +132,6 @@ async def test_a_claim_takes_a_person_s_due_events_in_order(store: Store) -> Non
 @pytest.mark.parametrize(
     ("calls", "run"),
     [
-        (0, 1),  # the head is always taken
         (1, 2),  # identify and group: one Person upsert; the track would be a second call
         (2, 3),
         (3, 4),

@@ -194,6 +194,8 @@ async def test_a_schema_2_file_gains_the_history_counter_and_its_replay_baseline
     await old.close()
     conn = sqlite3.connect(path)  # what schema 2 held: a1 replayed (counter reset), then tried once more
     conn.execute("ALTER TABLE events DROP COLUMN replayed_at_attempt")
+    conn.execute("DROP INDEX events_claimable_by_cost")  # step 8's
+    conn.execute("ALTER TABLE events DROP COLUMN cost")
     conn.execute("UPDATE schema_version SET version = 2")
     conn.execute("UPDATE events SET state = 'queued', head = 1, available_at = 0, attempts = 1 WHERE id = 1")
     conn.execute("INSERT INTO event_attempts (event_id, at, outcome) VALUES (1, 0, 'retryable')")
@@ -239,6 +241,8 @@ async def test_a_store_file_from_before_attempt_requests_gains_the_columns(tmp_p
     ):
         conn.execute(f"DROP INDEX {index}")
     conn.execute("ALTER TABLE events DROP COLUMN replayed_at_attempt")  # step 3's
+    conn.execute("DROP INDEX events_claimable_by_cost")  # step 8's
+    conn.execute("ALTER TABLE events DROP COLUMN cost")
     conn.execute("UPDATE schema_version SET version = 1")
     conn.commit()
     conn.close()

@@ -198,9 +198,14 @@ class Budgeted(Service):
     """The service with a real budget gate: sync and Timeline governors over the same store."""
 
     def __init__(
-        self, tenant: Tenant, sync_per_minute: int, timeline_per_minute: int, counts_toward_day: bool = True
+        self,
+        tenant: Tenant,
+        sync_per_minute: int,
+        timeline_per_minute: int,
+        counts_toward_day: bool = True,
+        destination: Destination = ACME,
     ) -> None:
-        super().__init__(tenant, destination=ACME)
+        super().__init__(tenant, destination=destination)
         windows = (RateWindow("minute", 60, sync_per_minute), RateWindow("day", 86_400, 50_000))
         governor = RateGovernor(self.store, windows, guard_seconds=0, clock=lambda: self.now)
         timeline = RateGovernor(
@@ -215,7 +220,7 @@ class Budgeted(Service):
         self.executor = Executor(client, self.store, unchanged_ttl_seconds=86_400, clock=lambda: self.now)
         self.deliverer = Deliverer(
             store=self.store,
-            destinations={ACME.id: ACME},
+            destinations={destination.id: destination},
             specs=SPECS,
             executor=self.executor,
             governor=governor,

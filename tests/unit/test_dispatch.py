@@ -91,7 +91,8 @@ def test_claims_are_sized_by_the_budget_left_nothing_is_put_back() -> None:
 
         async def budget_spent() -> bool:
             counts = await world.store.counts()
-            return len(world.calls) == 5 and counts["leased"] == 0
+            # ... and the dispatcher has read it so (after the batch, on a loaded machine)
+            return len(world.calls) == 5 and counts["leased"] == 0 and world.deliverer._budget_pause() > 0
 
         await dispatch_until(world, budget_spent)
         return dict(await world.store.counts())
