@@ -8,7 +8,11 @@
 PRAGMA journal_mode = WAL;
 PRAGMA synchronous = FULL;
 PRAGMA busy_timeout = 10000;   -- other processes on the same file: wait for their write to end
-PRAGMA cache_size = -32000;    -- 32 MB of pages: claim and ingest indexes stay hot at 1M rows
+-- 8 MB of pages per connection, the service's largest single holding (DESIGN §8, RSS ≤ 200 MB):
+-- what a claim or an insert walks again (interior pages, each person's queue, the newest rows)
+-- fits; the random-keyed messageId indexes outgrow any cache at 1M rows, and a page missed here
+-- is read back from the OS's file cache, not the disk.
+PRAGMA cache_size = -8000;
 PRAGMA temp_store = MEMORY;
 -- A checkpoint that empties the write-ahead log also cuts its file back to this size, so the log
 -- does not keep (and later refill) the space of its largest burst.
