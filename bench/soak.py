@@ -11,7 +11,8 @@ rate budget out of the way on both sides (calls, not budget, are measured). The 
 `/v1/batch` requests of 100 events over `--connections` keep-alive connections (real HTTP, as fast
 as the service answers); the events: 60% track, 30% identify, 10% group, `--people` people,
 `--companies` companies (messageIds unique). Every `--sample` seconds one line: events ingested and
-finished, the queue, the service's RSS, the store on disk (database + write-ahead log). Once every
+finished, the queue, the service's RSS (and its anonymous part: heap and stacks, not the mapped
+interpreter and libraries), the store on disk (database + write-ahead log). Once every
 event has finished, the service is stopped and the store pruned as the service prunes it, with its
 clock moved past the retention (dedupe window, 7 days): what is left is the store's floor.
 
@@ -74,6 +75,14 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+def anonymous_mb(pid: int) -> float:
+    """The part of the RSS that is the process's own heap and stacks (not mapped files)."""
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Anonymous:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def on_disk_mb(path: Path) -> float:
     """The store's bytes on disk: the database file and its write-ahead log."""
     total = 0
@@ -118,13 +127,14 @@ class Samples:
         counts = queue(self.service)
         finished = sum(counts.get(state, 0) for state in FINISHED)
         elapsed = time.monotonic() - self.started
-        rss, size = rss_mb(self.service.process.pid), on_disk_mb(self.store)
+        pid = self.service.process.pid
+        rss, anonymous, size = rss_mb(pid), anonymous_mb(pid), on_disk_mb(self.store)
         self.rss.append((elapsed, rss))
         self.peak_store = max(self.peak_store, size)
         waiting = counts.get("queued", 0) + counts.get("leased", 0)
         print(
             f"{elapsed:7.0f} s  ingested {ingested:>9,}  finished {finished:>9,}  queued {waiting:>9,}  "
-            f"RSS {rss:6.1f} MB  store {size:8.1f} MB",
+            f"RSS {rss:6.1f} MB (anonymous {anonymous:6.1f})  store {size:8.1f} MB",
             flush=True,
         )
         return finished

@@ -25,10 +25,19 @@ def loads(data: bytes | str) -> Any:
         raise JSONDecodeError(str(exc)) from None
 
 
+def trimmed(data: bytes) -> bytes:
+    """orjson's output as bytes that hold only their length. orjson (3.12 on) hands back its
+    working buffer, at least 4 KiB and a power of two past that, whatever the text's length: a
+    65-byte track body held by a plan in flight, a payload waiting for its commit, an attempt's
+    request and answer, a cache key then hold 4 KiB each (15 MB of the service's RSS in
+    bench/soak.py at 200,000 events). The copy costs a fraction of a microsecond."""
+    return bytes(memoryview(data))
+
+
 def dumps(obj: Any) -> bytes:
     """Compact JSON bytes, UTF-8, non-ASCII kept as is."""
     try:
-        return orjson.dumps(obj)
+        return trimmed(orjson.dumps(obj))
     except TypeError:
         return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
 
@@ -36,7 +45,7 @@ def dumps(obj: Any) -> bytes:
 def canonical_json(obj: Any) -> bytes:
     """Keys sorted at every level, no whitespace, UTF-8, non-ASCII not escaped (DESIGN §3.4)."""
     try:
-        return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
+        return trimmed(orjson.dumps(obj, option=orjson.OPT_SORT_KEYS))
     except TypeError:
         return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 

@@ -8,8 +8,15 @@
 PRAGMA journal_mode = WAL;
 PRAGMA synchronous = FULL;
 PRAGMA busy_timeout = 10000;   -- other processes on the same file: wait for their write to end
-PRAGMA cache_size = -32000;    -- 32 MB of pages: claim and ingest indexes stay hot at 1M rows
-PRAGMA temp_store = MEMORY;
+-- 8 MB of pages per connection, the service's largest single holding (DESIGN §8, RSS ≤ 200 MB):
+-- what a claim or an insert walks again (interior pages, each person's queue, the newest rows)
+-- fits; the random-keyed messageId indexes outgrow any cache at 1M rows, and a page missed here
+-- is read back from the OS's file cache, not the disk.
+PRAGMA cache_size = -8000;
+-- Temporary data stays in files (SQLite's default): a sort larger than the cache (the status page
+-- groups every event by state: about 30 MB with 1,000,000 queued) goes to a temporary file rather
+-- than into the service's memory; smaller ones never leave memory.
+PRAGMA temp_store = FILE;
 -- A checkpoint that empties the write-ahead log also cuts its file back to this size, so the log
 -- does not keep (and later refill) the space of its largest burst.
 PRAGMA journal_size_limit = 16777216;

@@ -151,6 +151,10 @@ class GainsightClient:
             return Answer(None, transport_error="timed out")
         except httpx.TransportError as exc:
             return Answer(None, transport_error=f"{type(exc).__name__}: connection failed")
+        # Read and closed by now. httpx binds the stream back to its response, a reference cycle
+        # that only the cycle collector frees: at serve's young threshold (GSD_GC_YOUNG_THRESHOLD)
+        # a few thousand calls' requests and responses would wait for it (DESIGN §8, RSS).
+        del response.stream
         try:
             body = loads(response.content) if response.content else None
         except JSONDecodeError:

@@ -39,6 +39,7 @@ from destination.gainsight.plan import (
 )
 from destination.gainsight.render import rest_output, rudder_output
 from destination.gainsight.transformer_errors import error_status, error_text, stat_tags
+from destination.jsonutil import trimmed
 from destination.mapping.spec import Specs
 from destination.sized_cache import SizedCache
 
@@ -146,7 +147,7 @@ class RudderTransformer:
         if not isinstance(raw, dict):
             self._last_kept = False  # it may be large: an array, say
             return ConfigError("destination.Config is required and must be a JSON object")
-        key = orjson.dumps(raw, option=orjson.OPT_NON_STR_KEYS)
+        key = trimmed(orjson.dumps(raw, option=orjson.OPT_NON_STR_KEYS))  # kept by the cache
         cached = self._configs.get(key)
         if cached is None:
             try:
