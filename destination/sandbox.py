@@ -113,7 +113,7 @@ def sandbox_banner(application: Any, host: str, port: int, redirected_to: str | 
             f"  curl -s {base}/gainsight/__sim/people",
             f"  curl -s {base}/gainsight/__sim/companies",
             f"  curl -s {base}/gainsight/__sim/events",
-            f'  curl -s {base}/gainsight/__sim/activities   (a track "Meeting Booked" with a timestamp)',
+            f'  curl -s {base}/gainsight/__sim/activities   (a track "Meeting Booked" becomes a Meeting)',
             f"  curl -s {base}/gainsight/__sim/objects/{SANDBOX_USAGE['object']}   # a few seconds later",
             f"Listening on {base}  (GSD_DESTINATIONS=path/to/destinations.yaml for real tenants)",
         ]
