@@ -74,7 +74,7 @@ class BudgetGate:
         timeline: RateGovernor | None = None,
     ) -> None:
         self._governor = governor
-        self._timeline = timeline or governor
+        self._timeline = timeline
         self._metrics = metrics
         self._clock = clock
         self._spent_until: dict[tuple[str, str], float] = {}
@@ -90,13 +90,13 @@ class BudgetGate:
     @property
     def timeline(self) -> RateGovernor | None:
         """Timeline's own governor; None when activities spend the sync budget."""
-        return None if self._timeline is self._governor else self._timeline
+        return self._timeline
 
     async def __call__(self, tenant_key: str, step: str = "") -> None:
         now = self._clock()
         pool = current_pool()  # the transformer routes' half of the budget is refused apart
         governor, remembered = self._governor, pool
-        if step == ACTIVITY_STEP and self._timeline is not governor:
+        if step == ACTIVITY_STEP and self._timeline is not None:
             governor, remembered = self._timeline, TIMELINE_CLASS
         retry_at = self.spent_until(tenant_key, now, remembered)
         if retry_at is None:

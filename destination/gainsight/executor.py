@@ -82,9 +82,10 @@ class Executor:
         self._clock = clock
         self._companies = CompanyWriter(caller, memory, ttl=self._ttl, saved=count, clock=clock)
         finder = CompanyFinder(caller, memory, ttl=self._ttl, saved=count, clock=clock)
+        publisher = Publisher(caller, memory, ttl=self._ttl, saved=count, clock=clock)
         sinks: dict[type, TrackSink] = {
-            p.TrackPlan: Publisher(caller, memory, ttl=self._ttl, saved=count, clock=clock),
-            ActivityPlan: ActivityWriter(caller, finder),
+            p.TrackPlan: publisher,
+            ActivityPlan: ActivityWriter(caller, finder, publisher),
         }
         # Usage counts (DESIGN §3.7): the flusher writes rows through this same caller.
         self.usage_writer = UsageWriter(caller, memory, clock)
@@ -95,6 +96,8 @@ class Executor:
             saved=count,
             clock=clock,
             writer=self.usage_writer,
+            finder=finder,
+            publisher=publisher,
             unattributed=unattributed,
         )
         self._people = PersonRunner(caller, memory, ttl=self._ttl, saved=count, clock=clock, sinks=sinks)

@@ -1,5 +1,6 @@
 """A track event published to the Events Framework (DESIGN §3.4): one call, in its place in the
-person's order. The sink for `TrackPlan`; Timeline and usage counts have their own."""
+person's order. The sink for `TrackPlan`; the Timeline and usage sinks publish through it too
+when an event is also published (alsoPublish, usage.publish)."""
 
 from __future__ import annotations
 
@@ -11,5 +12,9 @@ from destination.gainsight.outcomes import classify
 class Publisher(Stage):
     async def deliver(self, batch: Batch, job: Job) -> Fate:
         assert isinstance(job.plan, p.TrackPlan)
-        call = await self._caller.call(batch, job.plan.request)
+        return await self.publish(batch, job.plan)
+
+    async def publish(self, batch: Batch, plan: p.TrackPlan) -> Fate:
+        """Delivered through the call, or how it failed; OverBudget propagates (nothing was sent)."""
+        call = await self._caller.call(batch, plan.request)
         return Fate("delivered", call) if classify(call.answer) == "delivered" else self._caller.failed(call)

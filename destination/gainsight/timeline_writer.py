@@ -18,11 +18,14 @@ retries and crashes happen; the publish goes out only once the activity is writt
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from destination.errors import GainsightError, OverBudget
 from destination.gainsight.company_source import CompanySource
 from destination.gainsight.jobs import Batch, Call, Caller, Fate, Job, Progress
 from destination.gainsight.outcomes import classify, describe
 from destination.gainsight.plan import TrackPlan
+from destination.gainsight.publisher import Publisher
 from destination.gainsight.timeline import ActivityPlan, refused_as_duplicate
 from destination.gainsight.track_company import CompanyFinder
 
@@ -37,9 +40,10 @@ def _no_company(source: CompanySource) -> GainsightError:
 class ActivityWriter:
     """The Timeline sink: a track's activity, then its publish when asked for (module docstring)."""
 
-    def __init__(self, caller: Caller, finder: CompanyFinder) -> None:
+    def __init__(self, caller: Caller, finder: CompanyFinder, publisher: Publisher) -> None:
         self._caller = caller
         self._finder = finder
+        self._publisher = publisher
 
     async def deliver(self, batch: Batch, job: Job) -> Fate:
         """OverBudget before the activity is written propagates (nothing was sent)."""
@@ -68,10 +72,7 @@ class ActivityWriter:
         """The publish of an event whose activity is written: a later try only publishes."""
         written = Progress(activity_written=True)
         try:
-            call = await self._caller.call(batch, publish.request)
+            fate = await self._publisher.publish(batch, publish)
         except OverBudget as exc:
             return Fate("deferred", progress=written, retry_at=exc.retry_at)
-        if classify(call.answer) == "delivered":
-            return Fate("delivered", call, note=note)
-        failed = self._caller.failed(call)
-        return Fate(failed.outcome, call, failed.error, progress=written)
+        return replace(fate, note=note) if fate.outcome == "delivered" else replace(fate, progress=written)

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from destination.delivery.store import Store
 from destination.delivery.usage_store import DAY_SECONDS, UNATTRIBUTED, UsageKey, oldest_day_kept, utc_day
 from destination.gainsight.jobs import Batch, Call, Caller, Fate, Job, Saved, Stage
-from destination.gainsight.outcomes import classify
+from destination.gainsight.publisher import Publisher
 from destination.gainsight.track_company import CompanyFinder
 from destination.gainsight.usage import CountPlan
 from destination.gainsight.usage_writes import UsageWriter
@@ -36,11 +36,14 @@ class UsageCounter(Stage):
         saved: Saved,
         clock: Callable[[], float],
         writer: UsageWriter,
+        finder: CompanyFinder,
+        publisher: Publisher,
         unattributed: Callable[[str], None],
     ) -> None:
         super().__init__(caller, memory, ttl=ttl, saved=saved, clock=clock)
         self._store = memory
-        self._finder = CompanyFinder(caller, memory, ttl=ttl, saved=saved, clock=clock)
+        self._finder = finder
+        self._publisher = publisher
         self._writer = writer
         self._unattributed = unattributed  # the destination's unattributed event, counted once
 
@@ -68,9 +71,10 @@ class UsageCounter(Stage):
             self._unattributed(batch.destination)
         call: Call | None = None
         if plan.publish is not None:
-            call = await self._caller.call(batch, plan.publish.request)
-            if classify(call.answer) != "delivered":
-                return self._caller.failed(call)
+            published = await self._publisher.publish(batch, plan.publish)
+            if published.outcome != "delivered":
+                return published
+            call = published.call
         if company == UNATTRIBUTED:
             reason = "no company: the person has no group association"
             if plan.source.field is not None:
