@@ -207,14 +207,19 @@ def create_app(
         # governor's); one executor (its locks, and the store's Gsid memory) serves the workers
         # and the transformer routes, so they never both create a company.
         gate = BudgetGate(governor, metrics, timeline=timeline)
-        client = GainsightClient(http, base_url=base_url, gate=gate, observe=_observer(metrics))
+        client = GainsightClient(
+            http,
+            base_url=base_url,
+            gate=gate,
+            observe=_observer(metrics),
+            calls_in_flight=_calls_in_flight(settings),
+        )
         executor = Executor(
             client,
             store,
             unchanged_ttl_seconds=settings.unchanged_ttl_seconds,
             saved=metrics.saved,
             clock=time.time,
-            concurrency=_calls_in_flight(settings),
             unattributed=lambda destination: metrics.usage_unattributed.labels(destination).inc(),
         )
         health = StoreHealth()
@@ -337,7 +342,7 @@ async def _prune_forever(store: Store, state_ttl_seconds: float) -> None:
 
 
 def _calls_in_flight(settings: Settings) -> int:
-    """The Gainsight calls one process makes at once (the executor's call slots)."""
+    """The Gainsight calls one process makes at once (the client's call slots)."""
     return max(8, 2 * settings.workers)
 
 

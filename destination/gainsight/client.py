@@ -4,12 +4,15 @@ Plans hold no secret: `send` adds the destination's credentials (Accesskey; for 
 sharedSecret and a fresh X-Payload-Signature) as it sends. `GSD_GAINSIGHT_BASE_URL` (base_url)
 redirects every call, e.g. to the simulator; plans still name `https://{domain}`, while an
 attempt's history records the URL actually called. A `gate` (the rate governor) is awaited
-before every call, and `observe` sees every answer.
+before every call, and `observe` sees every answer. The executor's stages send through `call`:
+at most `calls_in_flight` calls at once, each recorded as a `Call`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,7 +23,7 @@ from destination.config import DestinationConfig
 from destination.errors import GainsightError
 from destination.gainsight import endpoints as ep
 from destination.gainsight.outcomes import Answer, classify, failure
-from destination.gainsight.plan import Request
+from destination.gainsight.plan import Request, Step
 from destination.gainsight.signing import sign
 from destination.jsonutil import JSONDecodeError, dumps, loads
 from destination.settings import default
@@ -47,6 +50,16 @@ class Credentials:
 
 
 Observer = Callable[[Credentials, Request, Answer], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One call made: its id (shared by every event that rode on it) and the request as sent."""
+
+    id: str
+    step: Step
+    request: dict[str, Any]  # secrets masked
+    answer: Answer
 
 
 def masked(headers: dict[str, str]) -> dict[str, str]:
@@ -83,6 +96,7 @@ def http_timeout(seconds: float) -> httpx.Timeout:
 
 DEFAULT_TIMEOUT = http_timeout(default("gainsight_timeout_seconds"))
 DEFAULT_LIMITS = httpx.Limits(max_connections=64, max_keepalive_connections=32)
+CALLS_IN_FLIGHT = 8  # the fewest call slots a process has (app.py: twice the workers, when more)
 
 
 def new_http_client(
@@ -102,8 +116,10 @@ class GainsightClient:
         gate: Gate | None = None,
         observe: Observer | None = None,
         clock: Callable[[], float] = time.time,
+        calls_in_flight: int = CALLS_IN_FLIGHT,
     ) -> None:
         self._observe = observe
+        self._slots = asyncio.Semaphore(calls_in_flight)
         self._http = http
         self._base_url = base_url.rstrip("/") if base_url else None
         self._gate = gate
@@ -123,6 +139,20 @@ class GainsightClient:
         if credentials.access_key:
             headers[ep.ACCESS_KEY_HEADER] = credentials.access_key
         return headers
+
+    async def call(self, request: Request, credentials: Credentials) -> Call:
+        """Send one request in a call slot; OverBudget propagates (nothing was sent)."""
+        async with self._slots:
+            return await self.send(request, credentials)
+
+    def slot(self) -> asyncio.Semaphore:
+        """A call slot, for a caller that holds one around more than the call (then `send`)."""
+        return self._slots
+
+    async def send(self, request: Request, credentials: Credentials) -> Call:
+        """`call` for a caller that holds a call slot already."""
+        answer, sent = await self.send_described(request, credentials)
+        return Call(uuid.uuid4().hex[:16], request.step, sent, answer)
 
     async def send_described(
         self, request: Request, credentials: Credentials
@@ -169,4 +199,12 @@ class GainsightClient:
         await self._http.aclose()
 
 
-__all__ = ["Answer", "Credentials", "GainsightClient", "GainsightError", "classify", "new_http_client"]
+__all__ = [
+    "Answer",
+    "Call",
+    "Credentials",
+    "GainsightClient",
+    "GainsightError",
+    "classify",
+    "new_http_client",
+]

@@ -22,6 +22,7 @@ from typing import Any
 
 from destination.errors import GainsightError, OverBudget
 from destination.gainsight import plan as p
+from destination.gainsight.client import Call
 from destination.gainsight.companies import (
     gsid_by_name,
     gsids_by_key,
@@ -37,7 +38,7 @@ from destination.gainsight.company_states import (
     next_company_step,
 )
 from destination.gainsight.endpoints import MAX_RECORDS_PER_CALL
-from destination.gainsight.jobs import Batch, Call, Fate, Job, Stage, changes_nothing
+from destination.gainsight.jobs import Batch, Fate, Job, Stage, changes_nothing, failed
 from destination.gainsight.outcomes import classify
 
 
@@ -186,8 +187,8 @@ class CompanyWriter(Stage):
     async def _search(self, batch: Batch, companies: list[_Company]) -> None:
         for chunk in _chunks(companies):
             key = chunk[0].key_field
-            call = await self._caller.call(
-                batch, p.company_search(batch.scope, [c.value for c in chunk], key)
+            call = await self._client.call(
+                p.company_search(batch.scope, [c.value for c in chunk], key), batch.credentials
             )
             outcome = classify(call.answer)
             if outcome != "delivered" and not is_no_match(call.answer):
@@ -242,7 +243,7 @@ class CompanyWriter(Stage):
                 request = p.company_insert(batch.scope, records)
             else:
                 request = p.company_update(batch.scope, records, chunk[0].key_field)
-            call = await self._caller.call(batch, request)
+            call = await self._client.call(request, batch.credentials)
             outcome = classify(call.answer)
             gone = step == "update" and (
                 is_no_match(call.answer) or (outcome == "delivered" and matched_nothing(call.answer))
@@ -278,7 +279,7 @@ class CompanyWriter(Stage):
         self._saved(batch.destination, "company_batched", len(chunk) - 1)
 
     def _fail(self, chunk: list[_Company], call: Call) -> None:
-        fate = self._caller.failed(call)
+        fate = failed(self._client, call)
         shared = sum(len(company.jobs) for company in chunk) > 1
         for company in chunk:
             company.failure, company.shared_failure = fate, shared

@@ -52,7 +52,7 @@ from destination.gainsight.client import Credentials, GainsightClient
 from destination.gainsight.company_writes import CompanyWriter
 from destination.gainsight.delivery_plans import TRACK_PLANS
 from destination.gainsight.endpoints import UNKNOWN_COMPANY_CODE
-from destination.gainsight.jobs import Batch, Caller, Fate, Job, Progress, Saved, TrackSink
+from destination.gainsight.jobs import Batch, Fate, Job, Progress, Saved, TrackSink
 from destination.gainsight.person_runs import PersonRunner
 from destination.gainsight.publisher import Publisher
 from destination.gainsight.timeline import ActivityPlan
@@ -72,25 +72,23 @@ class Executor:
         unchanged_ttl_seconds: float,
         saved: Saved | None = None,
         clock: Callable[[], float],
-        concurrency: int = 8,
         unattributed: Callable[[str], None] = lambda destination: None,
     ) -> None:
         """`unattributed`: counts a destination's counted event that has no company (a metric)."""
-        caller = Caller(client, concurrency)
         count = saved or (lambda destination, reason, n: None)
         self._ttl = unchanged_ttl_seconds
         self._clock = clock
-        self._companies = CompanyWriter(caller, memory, ttl=self._ttl, saved=count, clock=clock)
-        finder = CompanyFinder(caller, memory, ttl=self._ttl, saved=count, clock=clock)
-        publisher = Publisher(caller, memory, ttl=self._ttl, saved=count, clock=clock)
+        self._companies = CompanyWriter(client, memory, ttl=self._ttl, saved=count, clock=clock)
+        finder = CompanyFinder(client, memory, ttl=self._ttl, saved=count, clock=clock)
+        publisher = Publisher(client, memory, ttl=self._ttl, saved=count, clock=clock)
         sinks: dict[type, TrackSink] = {
             p.TrackPlan: publisher,
-            ActivityPlan: ActivityWriter(caller, finder, publisher),
+            ActivityPlan: ActivityWriter(client, finder, publisher),
         }
-        # Usage counts (DESIGN §3.7): the flusher writes rows through this same caller.
-        self.usage_writer = UsageWriter(caller, memory, clock)
+        # Usage counts (DESIGN §3.7): the flusher writes rows through this same client.
+        self.usage_writer = UsageWriter(client, memory, clock)
         sinks[CountPlan] = UsageCounter(
-            caller,
+            client,
             memory,
             ttl=self._ttl,
             saved=count,
@@ -100,7 +98,7 @@ class Executor:
             publisher=publisher,
             unattributed=unattributed,
         )
-        self._people = PersonRunner(caller, memory, ttl=self._ttl, saved=count, clock=clock, sinks=sinks)
+        self._people = PersonRunner(client, memory, ttl=self._ttl, saved=count, clock=clock, sinks=sinks)
 
     async def run(self, runs: Sequence[Sequence[Job]], credentials: Credentials) -> dict[int, Fate]:
         """Execute claimed runs of one destination: each run is one person's events in order

@@ -1,24 +1,20 @@
-"""What the executor takes and gives back, and the one way it makes a call (executor.py).
+"""What the executor takes and gives back (executor.py).
 
 A `Job` is one claimed event (its store id, its plan, what earlier tries achieved); a `Fate` is how
-it ended this try; a `Call` is one request sent, shared by every event that rode on it. `Batch` is
-what one execution knows across its company writes and person runs.
+it ended this try, with the `Call` (client.py) that decided it. `Batch` is what one execution knows
+across its company writes and person runs.
 """
 
 from __future__ import annotations
 
-import asyncio
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from destination.delivery.store import DeliveryMemory
 from destination.errors import GainsightError
-from destination.gainsight import plan as p
-from destination.gainsight.client import Credentials, GainsightClient
+from destination.gainsight.client import Call, Credentials, GainsightClient
 from destination.gainsight.delivery_plans import DeliveryPlan
-from destination.gainsight.outcomes import Answer
 
 SavedReason = Literal["coalesced", "unchanged", "company_batched", "gsid_known"]
 Outcome = Literal[
@@ -74,16 +70,6 @@ class Job:
 
 
 @dataclass(frozen=True, slots=True)
-class Call:
-    """One call made: its id (shared by every event that rode on it) and the request as sent."""
-
-    id: str
-    step: p.Step
-    request: dict[str, Any]  # secrets masked
-    answer: Answer
-
-
-@dataclass(frozen=True, slots=True)
 class Fate:
     """How one event ended this try."""
 
@@ -112,31 +98,10 @@ class Batch:
         return self.credentials.destination
 
 
-class Caller:
-    """The one way the executor sends: at most `concurrency` calls in flight, each recorded."""
-
-    def __init__(self, client: GainsightClient, concurrency: int) -> None:
-        self._client = client
-        self._slots = asyncio.Semaphore(concurrency)
-
-    async def call(self, batch: Batch, request: p.Request) -> Call:
-        """Send one request; OverBudget propagates (nothing was sent)."""
-        async with self._slots:
-            return await self.send(batch, request)
-
-    def slot(self) -> asyncio.Semaphore:
-        """A call slot, for a caller that holds one around more than the call (then `send`)."""
-        return self._slots
-
-    async def send(self, batch: Batch, request: p.Request) -> Call:
-        """`call` for a caller that holds a call slot already."""
-        answer, sent = await self._client.send_described(request, batch.credentials)
-        return Call(uuid.uuid4().hex[:16], request.step, sent, answer)
-
-    def failed(self, call: Call) -> Fate:
-        """The fate of the events a refused or failed call carried."""
-        error = self._client.failure(call.answer, call.step)
-        return Fate(error.outcome, call, error)
+def failed(client: GainsightClient, call: Call) -> Fate:
+    """The fate of the events a refused or failed call carried."""
+    error = client.failure(call.answer, call.step)
+    return Fate(error.outcome, call, error)
 
 
 class TrackSink(Protocol):
@@ -150,9 +115,15 @@ class Stage:
     """One step of execution (company writes, person runs): what each needs to make its calls."""
 
     def __init__(
-        self, caller: Caller, memory: DeliveryMemory, *, ttl: float, saved: Saved, clock: Callable[[], float]
+        self,
+        client: GainsightClient,
+        memory: DeliveryMemory,
+        *,
+        ttl: float,
+        saved: Saved,
+        clock: Callable[[], float],
     ) -> None:
-        self._caller = caller
+        self._client = client
         self._memory = memory
         self._ttl = ttl  # how long delivered state counts as what Gainsight holds
         self._saved = saved

@@ -25,18 +25,18 @@ from typing import Any
 from destination.delivery.store import DeliveryMemory, StoreUnavailableError
 from destination.errors import GainsightError, OverBudget
 from destination.gainsight import plan as p
+from destination.gainsight.client import Call, GainsightClient
 from destination.gainsight.delivery_plans import TRACK_PLANS
 from destination.gainsight.endpoints import UNKNOWN_COMPANY_CODE
 from destination.gainsight.jobs import (
     Batch,
-    Call,
-    Caller,
     Fate,
     Job,
     Saved,
     Stage,
     TrackSink,
     changes_nothing,
+    failed,
 )
 from destination.gainsight.outcomes import classify
 
@@ -72,7 +72,7 @@ class _RunState:
 class PersonRunner(Stage):
     def __init__(
         self,
-        caller: Caller,
+        client: GainsightClient,
         memory: DeliveryMemory,
         *,
         ttl: float,
@@ -80,7 +80,7 @@ class PersonRunner(Stage):
         clock: Callable[[], float],
         sinks: Mapping[type, TrackSink],
     ) -> None:
-        super().__init__(caller, memory, ttl=ttl, saved=saved, clock=clock)
+        super().__init__(client, memory, ttl=ttl, saved=saved, clock=clock)
         self._sinks = sinks  # track plan type -> where it goes
 
     async def run_person(self, batch: Batch, run: Sequence[Job], gsids: dict[int, str]) -> None:
@@ -143,7 +143,7 @@ class PersonRunner(Stage):
         # PostgreSQL) in every replica, from the memory's check to its update. Held within a call
         # slot, so there are never more holders than calls in flight.
         async with (
-            self._caller.slot(),
+            self._client.slot(),
             self._memory.hold(batch.scope, "person", [person_key(person["Email"])]),
         ):
             call = await self._write_person(batch, segment, person)
@@ -170,7 +170,7 @@ class PersonRunner(Stage):
                     batch.fates[job.id] = _done(batch, job, None)
                 self._saved(batch.destination, "unchanged", len(segment))
                 return None
-        call = await self._caller.send(batch, p.person_upsert(batch.scope, person))
+        call = await self._client.send(p.person_upsert(batch.scope, person), batch.credentials)
         if classify(call.answer) == "delivered":
             for job in segment:
                 batch.fates[job.id] = _done(batch, job, call)
@@ -197,7 +197,7 @@ class PersonRunner(Stage):
         return None
 
     async def _refused(self, batch: Batch, segment: list[Job], call: Call) -> Fate:
-        fate = self._caller.failed(call)
+        fate = failed(self._client, call)
         if fate.error is not None and fate.error.error_code == UNKNOWN_COMPANY_CODE:
             # A Gsid no longer names a company (deleted in Gainsight): forget it; resolve afresh.
             names = [j.plan.company_key for j in segment if isinstance(j.plan, p.GroupPlan)]

@@ -5,7 +5,7 @@ when an event is also published (alsoPublish, usage.publish)."""
 from __future__ import annotations
 
 from destination.gainsight import plan as p
-from destination.gainsight.jobs import Batch, Fate, Job, Stage
+from destination.gainsight.jobs import Batch, Fate, Job, Stage, failed
 from destination.gainsight.outcomes import classify
 
 
@@ -16,5 +16,5 @@ class Publisher(Stage):
 
     async def publish(self, batch: Batch, plan: p.TrackPlan) -> Fate:
         """Delivered through the call, or how it failed; OverBudget propagates (nothing was sent)."""
-        call = await self._caller.call(batch, plan.request)
-        return Fate("delivered", call) if classify(call.answer) == "delivered" else self._caller.failed(call)
+        call = await self._client.call(plan.request, batch.credentials)
+        return Fate("delivered", call) if classify(call.answer) == "delivered" else failed(self._client, call)

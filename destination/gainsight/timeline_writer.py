@@ -21,8 +21,9 @@ from __future__ import annotations
 from dataclasses import replace
 
 from destination.errors import GainsightError, OverBudget
+from destination.gainsight.client import Call, GainsightClient
 from destination.gainsight.company_source import CompanySource
-from destination.gainsight.jobs import Batch, Call, Caller, Fate, Job, Progress
+from destination.gainsight.jobs import Batch, Fate, Job, Progress, failed
 from destination.gainsight.outcomes import classify, describe
 from destination.gainsight.plan import TrackPlan
 from destination.gainsight.publisher import Publisher
@@ -40,8 +41,8 @@ def _no_company(source: CompanySource) -> GainsightError:
 class ActivityWriter:
     """The Timeline sink: a track's activity, then its publish when asked for (module docstring)."""
 
-    def __init__(self, caller: Caller, finder: CompanyFinder, publisher: Publisher) -> None:
-        self._caller = caller
+    def __init__(self, client: GainsightClient, finder: CompanyFinder, publisher: Publisher) -> None:
+        self._client = client
         self._finder = finder
         self._publisher = publisher
 
@@ -57,11 +58,11 @@ class ActivityWriter:
                 return found.failed
             if found.gsid is None:
                 return Fate("rejected", error=_no_company(plan.company))
-            call = await self._caller.call(batch, plan.request(found.gsid, job.received_at))
+            call = await self._client.call(plan.request(found.gsid, job.received_at), batch.credentials)
             if refused_as_duplicate(call.answer, plan.external_id):
                 note = f"saved by an earlier attempt; refused now as a duplicate: {describe(call.answer)}"
             elif classify(call.answer) != "delivered":
-                return self._caller.failed(call)
+                return failed(self._client, call)
         if plan.publish is None:
             return Fate("delivered", call, note=note)
         if call is not None:

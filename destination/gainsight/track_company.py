@@ -13,7 +13,7 @@ from typing import Any
 from destination.gainsight import plan as p
 from destination.gainsight.companies import gsids_by_key, is_no_match
 from destination.gainsight.company_source import CompanySource
-from destination.gainsight.jobs import Batch, Fate, Job, Stage
+from destination.gainsight.jobs import Batch, Fate, Job, Stage, failed
 from destination.gainsight.outcomes import classify
 from destination.sized_cache import SizedCache
 
@@ -51,11 +51,13 @@ class CompanyFinder(Stage):
         until = self._none_until.get((batch.scope, key))
         if until is not None and until > self._clock():
             return Found(None)
-        call = await self._caller.call(batch, p.company_search(batch.scope, [source.value], source.field))
+        call = await self._client.call(
+            p.company_search(batch.scope, [source.value], source.field), batch.credentials
+        )
         if is_no_match(call.answer):
             return self._none(batch, key)
         if classify(call.answer) != "delivered":
-            return Found(None, self._caller.failed(call))
+            return Found(None, failed(self._client, call))
         found = gsids_by_key(source.field, [source.value], call.answer).get(source.value, [])
         if len(found) != 1 or not found[0]:
             return self._none(batch, key)  # none, or several: a tenant's key is never guessed at (§3.3)

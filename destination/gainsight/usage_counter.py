@@ -19,7 +19,8 @@ from collections.abc import Callable
 
 from destination.delivery.store import Store
 from destination.delivery.usage_store import DAY_SECONDS, UNATTRIBUTED, UsageKey, oldest_day_kept, utc_day
-from destination.gainsight.jobs import Batch, Call, Caller, Fate, Job, Saved, Stage
+from destination.gainsight.client import Call, GainsightClient
+from destination.gainsight.jobs import Batch, Fate, Job, Saved, Stage, failed
 from destination.gainsight.publisher import Publisher
 from destination.gainsight.track_company import CompanyFinder
 from destination.gainsight.usage import CountPlan
@@ -29,7 +30,7 @@ from destination.gainsight.usage_writes import UsageWriter
 class UsageCounter(Stage):
     def __init__(
         self,
-        caller: Caller,
+        client: GainsightClient,
         memory: Store,
         *,
         ttl: float,
@@ -40,7 +41,7 @@ class UsageCounter(Stage):
         publisher: Publisher,
         unattributed: Callable[[str], None],
     ) -> None:
-        super().__init__(caller, memory, ttl=ttl, saved=saved, clock=clock)
+        super().__init__(client, memory, ttl=ttl, saved=saved, clock=clock)
         self._store = memory
         self._finder = finder
         self._publisher = publisher
@@ -91,7 +92,7 @@ class UsageCounter(Stage):
             return Fate("filtered", reason=f"usage row {key} is no longer in the store")
         written = await self._writer.write(batch, plan.target, rows)
         if written.refused:
-            return self._caller.failed(written.refused[0][1])
+            return failed(self._client, written.refused[0][1])
         if written.stopped is not None:
             return written.stopped
         count = f"{plan.target.count} = {rows[0].count}"

@@ -22,9 +22,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from destination.delivery.usage_store import UsageCounts, UsageKey, UsageRow
+from destination.gainsight.client import Call, GainsightClient
 from destination.gainsight.companies import is_no_match
 from destination.gainsight.endpoints import MAX_RECORDS_PER_CALL
-from destination.gainsight.jobs import Batch, Call, Caller, Fate
+from destination.gainsight.jobs import Batch, Fate, failed
 from destination.gainsight.outcomes import classify
 from destination.gainsight.plan import Request
 from destination.gainsight.usage_rows import (
@@ -57,8 +58,8 @@ class _Stop(Exception):
 
 
 class UsageWriter:
-    def __init__(self, caller: Caller, store: UsageCounts, clock: Callable[[], float]) -> None:
-        self._caller = caller
+    def __init__(self, client: GainsightClient, store: UsageCounts, clock: Callable[[], float]) -> None:
+        self._client = client
         self._store = store
         self._clock = clock
 
@@ -84,12 +85,12 @@ class UsageWriter:
     ) -> set[UsageKey]:
         wanted, found, offset = set(keys), set[UsageKey](), 0
         while wanted:
-            call = await self._caller.call(batch, usage_search(batch.scope, target, keys, offset))
+            call = await self._client.call(usage_search(batch.scope, target, keys, offset), batch.credentials)
             written.calls += 1
             if is_no_match(call.answer):  # "no data found" answered as an error (reference §4.1)
                 break
             if classify(call.answer) != "delivered":
-                raise _Stop(self._caller.failed(call))
+                raise _Stop(failed(self._client, call))
             records = answer_records(call.answer.body)
             found |= found_keys(target, records) & wanted
             if len(records) < QUERY_LIMIT:
@@ -103,7 +104,7 @@ class UsageWriter:
         self, batch: Batch, target: UsageTarget, make: MakeRequest, rows: Sequence[UsageRow], written: Written
     ) -> None:
         counts = [(r.key, r.count) for r in rows]
-        call = await self._caller.call(batch, make(batch.scope, target, counts))
+        call = await self._client.call(make(batch.scope, target, counts), batch.credentials)
         written.calls += 1
         outcome = classify(call.answer)
         if outcome == "delivered":
@@ -111,7 +112,7 @@ class UsageWriter:
             written.rows += len(rows)
             written.last_call = call
         elif outcome != "aborted":
-            raise _Stop(self._caller.failed(call))
+            raise _Stop(failed(self._client, call))
         elif len(rows) == 1 and make is usage_update and is_no_match(call.answer):
             await self._send(batch, target, usage_insert, rows, written)  # gone from Gainsight: anew
         elif len(rows) == 1:

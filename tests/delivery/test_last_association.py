@@ -12,7 +12,7 @@ from destination.delivery.memory import MemoryStore
 from destination.delivery.store import ASSOCIATION_RETENTION_SECONDS, Store
 from destination.gainsight.client import Credentials
 from destination.gainsight.company_source import CompanySource, company_source
-from destination.gainsight.jobs import Batch, Caller, Job
+from destination.gainsight.jobs import Batch, Job
 from destination.gainsight.plan import plan_event
 from destination.gainsight.track_company import NO_COMPANY_SECONDS, CompanyFinder
 from destination.mapping.spec import default_specs
@@ -84,7 +84,7 @@ def test_an_unchanged_group_event_still_moves_the_association() -> None:
 
 
 def finder(tenant: Tenant, store: MemoryStore) -> CompanyFinder:
-    return CompanyFinder(Caller(tenant.client, 4), store, ttl=0, saved=lambda *_: None, clock=lambda: T0)
+    return CompanyFinder(tenant.client, store, ttl=0, saved=lambda *_: None, clock=lambda: T0)
 
 
 def batch_for(config: Any = DESTINATION.config) -> Batch:
@@ -147,9 +147,7 @@ def test_no_company_identity_or_no_group_id_means_no_company() -> None:
 def test_a_group_id_that_names_no_company_is_not_searched_again_for_a_while() -> None:
     tenant, store, now = with_crm_companies(Tenant()), MemoryStore(), [T0]
     keyed = keyed_destination(create=False).config
-    finding = CompanyFinder(
-        Caller(tenant.client, 4), store, ttl=0, saved=lambda *_: None, clock=lambda: now[0]
-    )
+    finding = CompanyFinder(tenant.client, store, ttl=0, saved=lambda *_: None, clock=lambda: now[0])
 
     async def scenario() -> list[Any]:
         source = company_source(track({"groupId": "K404"}), keyed)
