@@ -1,7 +1,7 @@
 """The company a track event is written to when it is not published but becomes a Timeline
 activity or a usage count (DESIGN §3.6, §3.7): the one its person was last associated with by a
 group event, last in the person's order (remembered in the store as the person's group events
-are delivered, person_runs.py), else `context.groupId` read through `companyIdentity`: its Gsid
+are delivered, executor.py), else `context.groupId` read through `companyIdentity`: its Gsid
 remembered, else one search by that key.
 """
 

@@ -1,4 +1,4 @@
-"""The executor's pure decisions (company_writes.py, person_runs.py, jobs.py), one table each."""
+"""The executor's pure decisions (company_writes.py, executor.py, jobs.py), one table each."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ from destination.gainsight.company_states import (
     group_steps,
     next_company_step,
 )
+from destination.gainsight.executor import merged_person
 from destination.gainsight.jobs import Progress, changes_nothing
 from destination.gainsight.outcomes import Answer
-from destination.gainsight.person_runs import merged_person
 from destination.gainsight.plan import GroupPlan, IdentifyPlan, company_key
 
 # (what is known about the company, the next call; None: no call)
