@@ -17,8 +17,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from destination.config import parse_destination_config
-from destination.gainsight.plan import TrackPlan, plan_event
+from destination.gainsight.plan import plan_event
 from destination.gainsight.signing import sign
+from destination.gainsight.track_plan import TrackPlan
 from destination.mapping.spec import default_specs
 
 CONFIG = parse_destination_config(

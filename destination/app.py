@@ -37,7 +37,7 @@ from destination.delivery.worker import BudgetGate, Deliverer, WorkerSettings
 from destination.gainsight.client import Credentials, GainsightClient, http_timeout, new_http_client
 from destination.gainsight.executor import Executor
 from destination.gainsight.outcomes import Answer
-from destination.gainsight.plan import Request as PlannedRequest
+from destination.gainsight.requests import Request as PlannedRequest
 from destination.gainsight.transformer import AllowedDomains, RudderTransformer
 from destination.gainsight.usage_flush import usage_flusher
 from destination.mapping.spec import default_specs

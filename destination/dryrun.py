@@ -7,7 +7,7 @@ from typing import Any
 from destination.config import DestinationConfig
 from destination.errors import GsdError, UnmappedEventError
 from destination.gainsight.client import Credentials
-from destination.gainsight.delivery_plans import plan_delivery
+from destination.gainsight.plan import plan_delivery
 from destination.gainsight.render import describe_plan
 from destination.jsonutil import JSONDecodeError, loads
 from destination.mapping.spec import Specs

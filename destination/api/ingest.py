@@ -41,7 +41,7 @@ from destination.api.responses import ERROR_SCHEMA, JsonResponse, error_response
 from destination.config import Destination
 from destination.delivery.store import NewEvent, StoreUnavailableError
 from destination.events import STORED_TYPES, EventLimits, NotAnEvent, as_event, ordering_key, over_limits
-from destination.gainsight.delivery_plans import delivery_cost
+from destination.gainsight.plan import delivery_cost
 from destination.jsonutil import dumps
 from destination.runtime import Runtime, RuntimeDep
 

@@ -141,7 +141,7 @@ class NewEvent:
     kind: str  # identify | group | track
     payload: bytes  # the event's JSON
     received_at: float  # unix seconds; also the dedupe clock
-    cost: Cost = "sync"  # what its delivery spends (delivery_plans.delivery_cost)
+    cost: Cost = "sync"  # what its delivery spends (plan.delivery_cost)
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,9 +42,9 @@ from destination.delivery.store import (
 from destination.delivery.worker_fates import FateRecorder
 from destination.errors import ConfigError, EventError, GainsightError, OverBudget, UnmappedEventError
 from destination.gainsight.client import Credentials
-from destination.gainsight.delivery_plans import plan_delivery
 from destination.gainsight.executor import Executor
 from destination.gainsight.jobs import Fate, Job, Progress
+from destination.gainsight.plan import plan_delivery
 from destination.gainsight.timeline import ACTIVITY_STEP
 from destination.jsonutil import JSONDecodeError, loads
 from destination.mapping.spec import Specs

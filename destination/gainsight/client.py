@@ -23,7 +23,7 @@ from destination.config import DestinationConfig
 from destination.errors import GainsightError
 from destination.gainsight import endpoints as ep
 from destination.gainsight.outcomes import Answer, classify, failure
-from destination.gainsight.plan import Request, Step
+from destination.gainsight.requests import Request, Step
 from destination.gainsight.signing import sign
 from destination.jsonutil import JSONDecodeError, dumps, loads
 from destination.settings import default

@@ -1,6 +1,6 @@
 """Where a track event's company may be read when its person has no group association yet (DESIGN
 §3.6): `context.groupId` as the value of the `companyIdentity` field. Pure; a module of its own so
-that the track plans (timeline.py, …) and delivery_plans.py, which imports them, can both use it.
+that the track plans (timeline.py, …) and plan.py, which imports them, can both use it.
 """
 
 from __future__ import annotations

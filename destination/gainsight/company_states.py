@@ -20,6 +20,7 @@ from enum import Enum
 from typing import Literal
 
 from destination.gainsight import plan as p
+from destination.gainsight.requests import Request
 
 
 class CompanyState(Enum):
@@ -63,9 +64,9 @@ def next_company_step(company: CompanyProgress) -> CompanyStep | None:
     return None if step is None else step[0]
 
 
-def group_steps(plan: p.GroupPlan) -> list[tuple[p.Request, str]]:
+def group_steps(plan: p.GroupPlan) -> list[tuple[Request, str]]:
     """Every request a group event may cause, with when it is sent (for the dry run)."""
-    builders: dict[CompanyStep, Callable[[], p.Request]] = {
+    builders: dict[CompanyStep, Callable[[], Request]] = {
         "search": plan.search_request,
         "insert": plan.insert_request,
         "update": plan.update_request,

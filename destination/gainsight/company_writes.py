@@ -40,6 +40,7 @@ from destination.gainsight.company_states import (
 from destination.gainsight.endpoints import MAX_RECORDS_PER_CALL
 from destination.gainsight.jobs import Batch, Fate, Job, Stage, changes_nothing, failed
 from destination.gainsight.outcomes import classify
+from destination.gainsight.requests import company_insert, company_search, company_update
 
 
 @dataclass(slots=True)
@@ -188,7 +189,7 @@ class CompanyWriter(Stage):
         for chunk in _chunks(companies):
             key = chunk[0].key_field
             call = await self._client.call(
-                p.company_search(batch.scope, [c.value for c in chunk], key), batch.credentials
+                company_search(batch.scope, [c.value for c in chunk], key), batch.credentials
             )
             outcome = classify(call.answer)
             if outcome != "delivered" and not is_no_match(call.answer):
@@ -240,9 +241,9 @@ class CompanyWriter(Stage):
         for chunk in _chunks(companies):
             records = [c.record for c in chunk]
             if step == "insert":
-                request = p.company_insert(batch.scope, records)
+                request = company_insert(batch.scope, records)
             else:
-                request = p.company_update(batch.scope, records, chunk[0].key_field)
+                request = company_update(batch.scope, records, chunk[0].key_field)
             call = await self._client.call(request, batch.credentials)
             outcome = classify(call.answer)
             gone = step == "update" and (

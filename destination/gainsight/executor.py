@@ -60,7 +60,6 @@ from destination.errors import GainsightError, OverBudget
 from destination.gainsight import plan as p
 from destination.gainsight.client import Call, Credentials, GainsightClient
 from destination.gainsight.company_writes import CompanyWriter
-from destination.gainsight.delivery_plans import TRACK_PLANS
 from destination.gainsight.endpoints import UNKNOWN_COMPANY_CODE
 from destination.gainsight.jobs import (
     Batch,
@@ -74,10 +73,13 @@ from destination.gainsight.jobs import (
     failed,
 )
 from destination.gainsight.outcomes import classify
+from destination.gainsight.plan import TRACK_PLANS
 from destination.gainsight.publisher import Publisher
+from destination.gainsight.requests import person_upsert
 from destination.gainsight.timeline import ActivityPlan
 from destination.gainsight.timeline_writer import ActivityWriter
 from destination.gainsight.track_company import CompanyFinder
+from destination.gainsight.track_plan import TrackPlan
 from destination.gainsight.usage import CountPlan
 from destination.gainsight.usage_counter import UsageCounter
 from destination.gainsight.usage_writes import UsageWriter
@@ -102,7 +104,7 @@ class Executor:
         finder = CompanyFinder(client, memory, ttl=self._ttl, saved=count, clock=clock)
         publisher = Publisher(client, memory, ttl=self._ttl, saved=count, clock=clock)
         sinks: dict[type, TrackSink] = {
-            p.TrackPlan: publisher,
+            TrackPlan: publisher,
             ActivityPlan: ActivityWriter(client, finder, publisher),
         }
         # Usage counts (DESIGN §3.7): the flusher writes rows through this same client.
@@ -310,7 +312,7 @@ class PersonRunner(Stage):
                     batch.fates[job.id] = _done(batch, job, None)
                 self._saved(batch.destination, "unchanged", len(segment))
                 return None
-        call = await self._client.send(p.person_upsert(batch.scope, person), batch.credentials)
+        call = await self._client.send(person_upsert(batch.scope, person), batch.credentials)
         if classify(call.answer) == "delivered":
             for job in segment:
                 batch.fates[job.id] = _done(batch, job, call)

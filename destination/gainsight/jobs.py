@@ -14,7 +14,7 @@ from typing import Any, Literal, Protocol
 from destination.delivery.store import DeliveryMemory
 from destination.errors import GainsightError
 from destination.gainsight.client import Call, Credentials, GainsightClient
-from destination.gainsight.delivery_plans import DeliveryPlan
+from destination.gainsight.plan import DeliveryPlan
 
 SavedReason = Literal["coalesced", "unchanged", "company_batched", "gsid_known"]
 Outcome = Literal[

@@ -2,92 +2,41 @@
 
 Pure: the same (event, settings) always gives the same plan; no I/O, no clock, no secret: a
 Request names its step and carries only the headers that are not credentials; the client adds
-the access key, shared secret and signature as it sends it (client.py). executor.py runs them.
+the access key, shared secret and signature as it sends it (requests.py, client.py).
+executor.py runs them.
+
+`plan_event` plans as the reference does: the RudderStack transformer routes keep it (they only
+ever publish; rudder-server delivers what they return). `plan_delivery` plans for the workers and
+the dry run: `plan_event`'s plan, except for the track events that `config.timeline` or
+`config.usage` claim (DESIGN §3.6, §3.7), which `track_route` sends to their own sink.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from types import MappingProxyType
-from typing import Any, Literal, get_args
+from dataclasses import dataclass
+from typing import Any
 
 from destination.config import DestinationConfig
-from destination.config_sections import CompanyIdentity
-from destination.errors import ConfigError, EventError, UnmappedEventError
-from destination.gainsight import endpoints as ep
+from destination.config_sections import CompanyIdentity, TrackRoute
+from destination.delivery.store_values import Cost
+from destination.errors import ConfigError, EventError
 from destination.gainsight.emails import check_email, looks_like_email
-from destination.gainsight.signing import SigningClaims, body_digest
-from destination.jsonutil import canonical_json, js_json_text
+from destination.gainsight.requests import (
+    Kind,
+    Request,
+    company_insert,
+    company_search,
+    company_update,
+    person_upsert,
+)
+from destination.gainsight.timeline import ActivityPlan, plan_activity
+from destination.gainsight.track_plan import TrackPlan, plan_track, required
+from destination.gainsight.usage import CountPlan, plan_count
+from destination.gainsight.usage_row_events import row_of
+from destination.jsonutil import js_json_text
 from destination.mapping.engine import Diagnostic, MappedRecord, js_falsy, lookup, map_record
 from destination.mapping.spec import Specs
-
-Kind = Literal["identify", "group", "track"]
-_CompanyCall = Literal["company search", "company insert", "company update"]
-_UsageCall = Literal["usage search", "usage insert", "usage update"]  # the usage object's rows (§3.7)
-SyncStep = Literal[_CompanyCall, "person upsert", "event publish", _UsageCall]
-Step = Literal[SyncStep, "timeline activity"]  # Timeline calls: a budget class of their own (§3.6)
-STEPS: tuple[Step, ...] = get_args(Step)
-_NO_PARAMS: Mapping[str, str] = MappingProxyType({})
-_KEYS_NAME: Mapping[str, str] = MappingProxyType({"keys": "Name"})
-_JSON_HEADERS: Mapping[str, str] = MappingProxyType({"Content-Type": ep.JSON_CONTENT_TYPE})
-
-
-@dataclass(frozen=True, slots=True)
-class Request:
-    """One Gainsight HTTP request, described: its step name, and no credential (see client.py)."""
-
-    step: Step
-    method: str
-    domain: str
-    path: str
-    headers: Mapping[str, str]
-    body: Any
-    params: Mapping[str, str] = field(default_factory=lambda: _NO_PARAMS)
-    # The exact bytes to send when they matter (the signed track body); else JSON of `body`.
-    body_bytes: bytes | None = None
-    signing: SigningClaims | None = None
-
-    @property
-    def endpoint(self) -> str:
-        return ep.public_url(self.domain, self.path)
-
-
-def company_search(domain: str, names: Sequence[str], key: str = "Name") -> Request:
-    """The companies whose `key` field holds one of `names`. By Name and for one name, the
-    reference's own query, byte for byte (any record found means "update it"); else one `IN`
-    query (DESIGN §6) that answers each record's Gsid and key, so that two companies sharing a
-    key value are seen (a tenant's own key never guesses, §3.3)."""
-    body: dict[str, Any]
-    if key == "Name" and len(names) == 1:
-        condition = {"name": "Name", "alias": "A", "value": list(names), "operator": "EQ"}
-        body = {"select": ["Name"], "where": {"conditions": [condition], "expression": "A"}}
-    else:
-        body = {
-            "select": ["Gsid", key],
-            "where": {
-                "conditions": [{"name": key, "alias": "A", "value": list(names), "operator": "IN"}],
-                "expression": "A",
-            },
-            "limit": min(5000, 10 * len(names)),
-            "offset": 0,
-        }
-    return Request("company search", "POST", domain, ep.COMPANY_QUERY_PATH, _JSON_HEADERS, body)
-
-
-def company_insert(domain: str, records: Sequence[Mapping[str, Any]]) -> Request:
-    body = {"records": [dict(r) for r in records]}
-    return Request("company insert", "POST", domain, ep.COMPANY_PATH, _JSON_HEADERS, body)
-
-
-def company_update(domain: str, records: Sequence[Mapping[str, Any]], key: str = "Name") -> Request:
-    body = {"records": [dict(r) for r in records]}
-    params = _KEYS_NAME if key == "Name" else MappingProxyType({"keys": key})
-    return Request("company update", "PUT", domain, ep.COMPANY_PATH, _JSON_HEADERS, body, params=params)
-
-
-def person_upsert(domain: str, person: Mapping[str, Any]) -> Request:
-    return Request("person upsert", "PUT", domain, ep.PEOPLE_PATH, _JSON_HEADERS, dict(person))
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,19 +55,6 @@ class IdentifyPlan:
     @property
     def request(self) -> Request:
         return person_upsert(self.domain, self.person)
-
-
-@dataclass(frozen=True, slots=True)
-class TrackPlan:
-    """Publish the event to the Events Framework (DESIGN §3.4)."""
-
-    request: Request
-    diagnostics: tuple[Diagnostic, ...]
-    kind: Kind = "track"
-
-    @property
-    def domain(self) -> str:
-        return self.request.domain
 
 
 def company_key(field: str, value: str) -> str:
@@ -179,22 +115,6 @@ def association(email: str, gsids: Sequence[str]) -> dict[str, Any]:
 Plan = IdentifyPlan | GroupPlan | TrackPlan
 
 
-_SETTING_ATTRIBUTES = {
-    "accessKey": "access_key",
-    "sharedSecret": "shared_secret",
-    "topicName": "topic_name",
-    "tenantId": "tenant_id",
-    "domain": "domain",
-}
-
-
-def _required(config: DestinationConfig, kind: str, *names: str) -> None:
-    """Settings checked in the order the reference checks them, named as the dashboard names them."""
-    for name in names:
-        if not getattr(config, _SETTING_ATTRIBUTES[name]):
-            raise ConfigError(f"{name} is required for {kind}")
-
-
 def message_type(event: Mapping[str, Any]) -> str:
     raw = event.get("type")
     if raw is None or raw == "":
@@ -235,13 +155,13 @@ def identify_record(
     """The Person record an identify writes, every check made (its plan: `plan_identify`)."""
     ready = config.identify_ready  # then neither settings check can fail
     if not ready:
-        _required(config, "identify", "accessKey")
+        required(config, "identify", "accessKey")
     mapped = map_record(specs.person, event, config.person_fields, "personMap", diagnose=diagnose)
     email = mapped.fields.get("Email")
     if not looks_like_email(email):  # the path is looked for only to name it in the error
         check_email(email, _email_source(event, email, specs))
     if not ready:
-        _required(config, "identify", "domain")
+        required(config, "identify", "domain")
     return mapped
 
 
@@ -282,7 +202,7 @@ def _key_value(event: Mapping[str, Any], identity: CompanyIdentity) -> str:
 
 
 def plan_group(event: Mapping[str, Any], config: DestinationConfig, specs: Specs) -> GroupPlan:
-    _required(config, "group", "accessKey")
+    required(config, "group", "accessKey")
     identity = config.company_identity
     spec = specs.company if identity is None else specs.company_unnamed
     mapped = map_record(spec, event, config.company_fields, "companyMap")
@@ -294,7 +214,7 @@ def plan_group(event: Mapping[str, Any], config: DestinationConfig, specs: Specs
         company[identity.field] = _key_value(event, identity)
         if not identity.create:
             company.pop("Name", None)  # the companies' owner (a CRM) names them
-    _required(config, "group", "domain")
+    required(config, "group", "domain")
     assert config.domain is not None
     return GroupPlan(
         domain=config.domain,
@@ -306,95 +226,45 @@ def plan_group(event: Mapping[str, Any], config: DestinationConfig, specs: Specs
     )
 
 
-def _contract_id(event: Mapping[str, Any], config: DestinationConfig) -> str | None:
-    context = event.get("context")
-    external = context.get("externalId") if isinstance(context, dict) else None
-    if isinstance(external, list):
-        for entry in external:
-            if isinstance(entry, dict) and entry.get("type") == ep.CONTRACT_ID_EXTERNAL_TYPE:
-                value = entry.get("id")
-                if value is not None and value != "" and not isinstance(value, dict | list):
-                    return str(value)
-    return config.contract_id
+DeliveryPlan = Plan | ActivityPlan | CountPlan
+"""Every plan the executor runs: plan.py's, and one per track sink."""
+
+TRACK_PLANS: tuple[type, ...] = (TrackPlan, ActivityPlan, CountPlan)
+"""The plans of track events: each is one call (or none) in its place in the person's order."""
+
+ROW_ROUTE = TrackRoute("usage", publish=False)  # a refused usage row's event: written, never published
 
 
-def _track_event_name(event: Mapping[str, Any]) -> str:
-    name = event.get("event")
-    if js_falsy(name):
-        raise EventError("event name is required for track")
-    if not isinstance(name, str):
-        raise EventError(f"event must be a string, got {type(name).__name__}")
-    return name
+def plan_delivery(event: Mapping[str, Any], config: DestinationConfig, specs: Specs) -> DeliveryPlan:
+    """The plan for one event to deliver; EventError / ConfigError when it cannot be planned."""
+    route = _track_route(event, config)
+    if route is not None and route.sink == "timeline":
+        return plan_activity(event, config, route)
+    if route is not None and route.sink == "usage":  # usage counts (DESIGN §3.7; gainsight/usage.py)
+        if config.usage is None:  # a refused row's event, replayed once usage is switched off
+            raise ConfigError("usage counts are no longer configured: the refused row cannot be written")
+        return plan_count(event, config, route)
+    return plan_event(event, config, specs)  # a track without a usable name is refused there
 
 
-def track_properties(event: Mapping[str, Any]) -> dict[str, Any]:
-    properties = event.get("properties")
-    if properties is None:
-        return {}
-    if not isinstance(properties, dict):
-        raise EventError(f"properties must be a JSON object, got {type(properties).__name__}")
-    return properties
+def delivery_cost(event: Mapping[str, Any], config: DestinationConfig) -> Cost:
+    """What delivering the event will spend of the rate budget, by the route plan_delivery
+    follows (decided at ingest, stored as events.cost, so that claims are sized per budget class):
+    an activity a Timeline call (and a sync one when also published), a counted event none unless
+    published (a usage row's own event writes its row: sync), anything else a sync call."""
+    route = _track_route(event, config)
+    if route is None or route.sink == "publish":
+        return "sync"
+    if route.sink == "timeline":
+        return "both" if route.publish else "timeline"
+    return "sync" if route.publish or row_of(event) is not None else "none"
 
 
-def track_parts(
-    event: Mapping[str, Any], config: DestinationConfig
-) -> tuple[str, str, str | None, dict[str, Any]]:
-    """(Gainsight event name, its version, contract id, properties) of a track, every check made
-    in the reference's order. The request's headers depend on nothing else of the event."""
-    name = _track_event_name(event)
-    ready = config.track_ready  # then no settings check below can fail
-    if not ready:
-        _required(config, "track", "sharedSecret", "topicName", "tenantId")
-    properties = track_properties(event)
-    mapped_name = config.event_names.get(name)
-    if not mapped_name:
-        raise UnmappedEventError(f"Event name mapping not provided for {name}")
-    mapped_version = config.event_versions.get(name)
-    if not mapped_version:
-        raise UnmappedEventError(f"event version mapping not provided for {name}")
-    if not ready:
-        _required(config, "track", "domain")
-    return mapped_name, mapped_version, _contract_id(event, config), properties
-
-
-def plan_track(event: Mapping[str, Any], config: DestinationConfig, *, signed: bool = True) -> TrackPlan:
-    """`signed=False`: no canonical body and no signature claims (the transformer routes hand
-    the request to rudder-server, which re-serialises it)."""
-    mapped_name, mapped_version, contract_id, properties = track_parts(event, config)
-    assert config.domain and config.shared_secret and config.tenant_id and config.topic_name
-    # sharedSecret (and Accesskey, when configured) are added by the client when it sends this.
-    headers = {
-        "tenantId": config.tenant_id,
-        "topicName": config.topic_name,
-        "eventName": mapped_name,
-        "eventVersion": mapped_version,
-        "Content-Type": ep.JSON_CONTENT_TYPE,
-    }
-    if contract_id:
-        headers["contractId"] = contract_id
-    if not signed:
-        request = Request(
-            "event publish", "POST", config.domain, ep.EVENT_PATH, MappingProxyType(headers), properties
-        )
-        return TrackPlan(request, ())
-    body = canonical_json(properties)
-    message_id = event.get("messageId")
-    signing = SigningClaims(
-        tenant_id=config.tenant_id,
-        topic_name=config.topic_name,
-        event_name=mapped_name,
-        event_version=mapped_version,
-        body_sha256=body_digest(body),
-        jti=str(message_id) if isinstance(message_id, str | int) and message_id != "" else None,
-    )
-    request = Request(
-        "event publish",
-        "POST",
-        config.domain,
-        ep.EVENT_PATH,
-        MappingProxyType(headers),
-        properties,
-        body_bytes=body,
-        signing=signing,
-    )
-    return TrackPlan(request, ())
+def _track_route(event: Mapping[str, Any], config: DestinationConfig) -> TrackRoute | None:
+    """Where a track event with a usable name goes; None for any other event."""
+    name = event.get("event") if isinstance(event, dict) else None
+    if isinstance(name, str) and name and message_type(event) == "track":
+        if row_of(event) is not None:  # a refused usage row, whatever usage.events says now
+            return ROW_ROUTE
+        return config.track_route(name)
+    return None

@@ -7,8 +7,8 @@ from typing import Any
 
 from destination.gainsight.client import Credentials, shown_headers
 from destination.gainsight.company_states import group_steps
-from destination.gainsight.delivery_plans import DeliveryPlan
-from destination.gainsight.plan import GroupPlan, Request
+from destination.gainsight.plan import DeliveryPlan, GroupPlan
+from destination.gainsight.requests import Request
 from destination.gainsight.timeline import ActivityPlan
 from destination.gainsight.usage import CountPlan, describe_count
 

@@ -24,7 +24,8 @@ from destination.event_time import event_time_ms
 from destination.gainsight import endpoints as ep
 from destination.gainsight.company_source import CompanySource, company_source
 from destination.gainsight.outcomes import Answer
-from destination.gainsight.plan import Kind, Request, Step, TrackPlan, plan_track, track_properties
+from destination.gainsight.requests import Kind, Request, Step
+from destination.gainsight.track_plan import TrackPlan, plan_track, track_properties
 from destination.jsonutil import js_json_text
 from destination.mapping.engine import Diagnostic
 

@@ -25,10 +25,10 @@ from destination.gainsight.client import Call, GainsightClient
 from destination.gainsight.company_source import CompanySource
 from destination.gainsight.jobs import Batch, Fate, Job, Progress, failed
 from destination.gainsight.outcomes import classify, describe
-from destination.gainsight.plan import TrackPlan
 from destination.gainsight.publisher import Publisher
 from destination.gainsight.timeline import ActivityPlan, refused_as_duplicate
 from destination.gainsight.track_company import CompanyFinder
+from destination.gainsight.track_plan import TrackPlan
 
 
 def _no_company(source: CompanySource) -> GainsightError:

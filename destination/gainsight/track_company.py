@@ -15,6 +15,7 @@ from destination.gainsight.companies import gsids_by_key, is_no_match
 from destination.gainsight.company_source import CompanySource
 from destination.gainsight.jobs import Batch, Fate, Job, Stage, failed
 from destination.gainsight.outcomes import classify
+from destination.gainsight.requests import company_search
 from destination.sized_cache import SizedCache
 
 
@@ -52,7 +53,7 @@ class CompanyFinder(Stage):
         if until is not None and until > self._clock():
             return Found(None)
         call = await self._client.call(
-            p.company_search(batch.scope, [source.value], source.field), batch.credentials
+            company_search(batch.scope, [source.value], source.field), batch.credentials
         )
         if is_no_match(call.answer):
             return self._none(batch, key)

@@ -28,16 +28,10 @@ from destination.gainsight.client import Credentials, GainsightClient
 from destination.gainsight.company_batches import CompanyBatcher
 from destination.gainsight.endpoints import EVENT_PATH, PEOPLE_PATH, public_url
 from destination.gainsight.executor import Executor
-from destination.gainsight.plan import (
-    GroupPlan,
-    identify_record,
-    message_type,
-    person_upsert,
-    plan_event,
-    plan_track,
-    track_parts,
-)
+from destination.gainsight.plan import GroupPlan, identify_record, message_type, plan_event
 from destination.gainsight.render import rest_output, rudder_output
+from destination.gainsight.requests import person_upsert
+from destination.gainsight.track_plan import plan_track, track_parts
 from destination.gainsight.transformer_errors import error_status, error_text, stat_tags
 from destination.jsonutil import trimmed
 from destination.mapping.spec import Specs

@@ -19,8 +19,9 @@ from destination.config_sections import TrackRoute, UsageConfig
 from destination.delivery.usage_store import UsageKey, utc_day
 from destination.event_time import event_time_ms
 from destination.events import storable
-from destination.gainsight import plan as p
 from destination.gainsight.company_source import CompanySource, company_source
+from destination.gainsight.requests import Kind
+from destination.gainsight.track_plan import TrackPlan, plan_track
 from destination.gainsight.usage_row_events import row_of
 from destination.gainsight.usage_rows import UsageTarget
 
@@ -40,9 +41,9 @@ class CountPlan:
     day: str | None  # the UTC day of its time (None: the day it was received)
     source: CompanySource
     target: UsageTarget
-    publish: p.TrackPlan | None
+    publish: TrackPlan | None
     row: UsageKey | None = None  # a refused row's event (usage_row_events.py): write that row
-    kind: p.Kind = "track"
+    kind: Kind = "track"
 
     @property
     def diagnostics(self) -> tuple[Any, ...]:
@@ -59,7 +60,7 @@ def event_day(event: Mapping[str, Any]) -> str | None:
 def plan_count(event: Mapping[str, Any], config: DestinationConfig, route: TrackRoute) -> CountPlan:
     assert config.usage is not None
     metric = storable(event["event"])  # a store key too
-    publish = p.plan_track(event, config) if route.publish and row_of(event) is None else None
+    publish = plan_track(event, config) if route.publish and row_of(event) is None else None
     return CountPlan(
         domain=config.domain or "",
         message_id=str(event.get("messageId") or ""),  # the dry run's events may have none

@@ -17,7 +17,7 @@ from typing import Any
 
 from destination.delivery.usage_store import UsageKey
 from destination.gainsight import endpoints as ep
-from destination.gainsight.plan import Request
+from destination.gainsight.requests import Request
 
 QUERY_LIMIT = 5000  # Gainsight's largest page (reference §4.1)
 _JSON_HEADERS = MappingProxyType({"Content-Type": ep.JSON_CONTENT_TYPE})

@@ -13,7 +13,7 @@ For the rows given (each with its count now in the store):
      a 429, 5xx or timeout (or a spent budget, OverBudget) stops the writes: what is left is
      written by the next flush, and an insert whose fate is unknown is asked for again first.
 
-Every call goes through the executor's Caller, so through the client and the rate governor's gate.
+Every call goes through the client's call slots and the rate governor's gate.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from destination.gainsight.companies import is_no_match
 from destination.gainsight.endpoints import MAX_RECORDS_PER_CALL
 from destination.gainsight.jobs import Batch, Fate, failed
 from destination.gainsight.outcomes import classify
-from destination.gainsight.plan import Request
+from destination.gainsight.requests import Request
 from destination.gainsight.usage_rows import (
     QUERY_LIMIT,
     UsageTarget,

@@ -26,9 +26,9 @@ from destination.delivery.worker import Deliverer
 from destination.events import ordering_key
 from destination.gainsight import plan as p
 from destination.gainsight.client import Credentials, GainsightClient
-from destination.gainsight.delivery_plans import delivery_cost
 from destination.gainsight.executor import Executor
 from destination.gainsight.outcomes import classify
+from destination.gainsight.plan import delivery_cost
 from destination.jsonutil import dumps
 from destination.mapping.spec import default_specs
 from destination.metrics import Metrics

@@ -15,7 +15,8 @@ import httpx
 import pytest
 
 from destination.gainsight.client import Answer, Credentials, GainsightClient
-from destination.gainsight.plan import TrackPlan, plan_event
+from destination.gainsight.plan import plan_event
+from destination.gainsight.track_plan import TrackPlan
 from destination.mapping.spec import Specs
 from tests.conftest import DOMAIN, make_config
 

@@ -8,7 +8,7 @@ from typing import Any
 from destination.api.ingest import prepare
 from destination.config import Destination
 from destination.events import EventLimits
-from destination.gainsight.delivery_plans import delivery_cost
+from destination.gainsight.plan import delivery_cost
 from destination.gainsight.usage_row_events import ROW_MARK
 from destination.jsonutil import dumps
 from destination.sandbox import SANDBOX_USAGE, sandbox_destination

@@ -13,7 +13,8 @@ from collections.abc import Callable
 from typing import Any
 
 from destination import jsonutil
-from destination.gainsight.plan import TrackPlan, plan_event
+from destination.gainsight.plan import plan_event
+from destination.gainsight.track_plan import TrackPlan
 from destination.mapping.spec import Specs
 from tests.conftest import make_config
 

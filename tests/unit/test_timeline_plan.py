@@ -11,15 +11,15 @@ import pytest
 from destination.errors import ConfigError, EventError
 from destination.event_time import event_time_ms
 from destination.gainsight.client import Credentials, shown_headers
-from destination.gainsight.delivery_plans import plan_delivery
 from destination.gainsight.outcomes import Answer
-from destination.gainsight.plan import TrackPlan
+from destination.gainsight.plan import plan_delivery
 from destination.gainsight.timeline import (
     ActivityPlan,
     notes,
     refused_as_duplicate,
     timeline_activity,
 )
+from destination.gainsight.track_plan import TrackPlan
 from destination.mapping.spec import Specs
 from tests.conftest import DOMAIN, make_config
 

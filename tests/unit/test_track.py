@@ -12,8 +12,9 @@ import pytest
 
 from destination.errors import ConfigError, EventError, UnmappedEventError
 from destination.gainsight.client import Credentials, GainsightClient, shown_headers
-from destination.gainsight.plan import TrackPlan, plan_event
+from destination.gainsight.plan import plan_event
 from destination.gainsight.signing import SigningClaims, sign
+from destination.gainsight.track_plan import TrackPlan
 from destination.jsonutil import canonical_json, loads
 from tests.conftest import DOMAIN, make_config
 

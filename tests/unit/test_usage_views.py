@@ -14,7 +14,7 @@ from destination.delivery.memory import MemoryStore
 from destination.delivery.usage_store import UNATTRIBUTED, UsageKey, utc_day
 from destination.dryrun import dry_run_one
 from destination.errors import ConfigError
-from destination.gainsight.delivery_plans import plan_delivery
+from destination.gainsight.plan import plan_delivery
 from destination.gainsight.usage import CountPlan, event_day
 from destination.gainsight.usage_rows import UsageTarget, day_of, found_keys, usage_search, usage_update
 from destination.mapping.spec import default_specs
