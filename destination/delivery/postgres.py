@@ -48,6 +48,7 @@ from destination.delivery.store import (
 from destination.delivery.store_base import (
     PRUNE_CHUNK,
     QueueMoves,
+    claim_budget,
     new_lease,
     oldest_heads,
     storable_id,
@@ -105,9 +106,21 @@ class PostgresStore(PostgresViews, PostgresMemory, PostgresCapacity, UsagePostgr
             for i, e in enumerate(events)
         ]
 
-    async def _claim(self, now: float, limit: int, lease_until: float, calls: Calls) -> list[Claim]:
+    async def claim(
+        self,
+        now: float,
+        limit: int,
+        lease_seconds: float,
+        *,
+        calls: int | None = None,
+        timeline_calls: int | None = None,
+    ) -> list[Claim]:
+        budget = claim_budget(limit, lease_seconds, calls, timeline_calls)
+        if budget is None:
+            return []
+        lease_until = now + lease_seconds
         ready = {"now": now, "limit": limit}
-        payable = payable_costs(calls)
+        payable = payable_costs(budget)
         async with self._tx() as conn:
             if payable is None:
                 heads = await (await conn.execute(self._q["ready_heads"], ready)).fetchall()
@@ -136,7 +149,7 @@ class PostgresStore(PostgresViews, PostgresMemory, PostgresCapacity, UsagePostgr
                     due[head_id][0].append(event_id)
                     due[head_id][1].append(kind)
                     due[head_id][2].append(cost)
-            runs = self._within(heads, due, calls)
+            runs = self._within(heads, due, budget)
             leases = {head_id: new_lease() for head_id in runs}
             ids = [event_id for run in runs.values() for event_id in run]
             params = {

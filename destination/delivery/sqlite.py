@@ -33,7 +33,6 @@ from destination.delivery.store import (
     STATE_RETENTION_SECONDS,
     Attempt,
     BudgetWindow,
-    Calls,
     Claim,
     EventState,
     NewEvent,
@@ -45,6 +44,7 @@ from destination.delivery.store import (
 from destination.delivery.store_base import (
     PRUNE_CHUNK,
     QueueMoves,
+    claim_budget,
     new_lease,
     oldest_heads,
 )
@@ -115,9 +115,21 @@ class SQLiteStore(SQLiteViews, SQLiteCapacity, UsageSQLite, QueueMoves):
 
         return await self._writer.run(job, grouped=True) if events else []
 
-    async def _claim(self, now: float, limit: int, lease_until: float, calls: Calls) -> list[Claim]:
+    async def claim(
+        self,
+        now: float,
+        limit: int,
+        lease_seconds: float,
+        *,
+        calls: int | None = None,
+        timeline_calls: int | None = None,
+    ) -> list[Claim]:
+        budget = claim_budget(limit, lease_seconds, calls, timeline_calls)
+        if budget is None:
+            return []
+        lease_until = now + lease_seconds
         ready = {"now": now, "limit": limit}
-        payable = payable_costs(calls)
+        payable = payable_costs(budget)
 
         def job(conn: sqlite3.Connection) -> list[Claim]:
             if payable is None:
@@ -127,7 +139,7 @@ class SQLiteStore(SQLiteViews, SQLiteCapacity, UsageSQLite, QueueMoves):
                 heads = oldest_heads(
                     [conn.execute(q, {**ready, "cost": c}).fetchall() for c in payable], limit
                 )
-            left = calls
+            left = budget
             claims: list[Claim] = []
             for head_id, destination_id, ordering_key, kind, cost, _ in heads:
                 if not affords(cost, left):  # spent its class: the next head may not need it

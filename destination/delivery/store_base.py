@@ -1,6 +1,6 @@
-"""What every store backend shares beyond the Protocol: claim and the four moves with the checks
-of what callers pass (QueueMoves), get_dead_letter, lease tokens, list_events' parameters and page
-bounds, and the limits of a backend's bulk work."""
+"""What every store backend shares beyond the Protocol: claim's checks (claim_budget), the four
+moves with the checks of what callers pass (QueueMoves), get_dead_letter, lease tokens,
+list_events' parameters and page bounds, and the limits of a backend's bulk work."""
 
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ from destination.delivery.store_values import (
     MAX_RUN,
     Attempt,
     Calls,
-    Claim,
     EventState,
     EventSummary,
     FinalOutcome,
@@ -29,16 +28,27 @@ Row = TypeVar("Row", bound=Sequence[Any])
 RECENT_ATTEMPTS_SCAN = 50_000  # recent_attempts looks no further back than this many attempts
 
 
-class QueueMoves:
-    """claim, retry_later, complete, dead_letter and reject of every backend: each checks what it
-    is given, then makes one move, which the backend's `_claim`, `_put_back` or `_finish`
-    performs (recording `attempt`, when given, in the same transaction). A completed event's
-    attempts keep their requests without bodies (the backend's `_finish` drops those of earlier
-    attempts): the event's payload stays until it is pruned, and only a dead letter needs what
-    was sent."""
+def claim_budget(
+    limit: int, lease_seconds: float, calls: int | None, timeline_calls: int | None
+) -> Calls | None:
+    """What every backend's `claim` checks first: the calls its runs may spend (None: claim
+    nothing). Runs are bounded by MAX_RUN events when no budget is given."""
+    if lease_seconds <= 0:
+        raise ValueError("lease_seconds must be positive")
+    if limit <= 0:
+        return None
+    unbounded = limit * MAX_RUN
+    return Calls(
+        unbounded if calls is None else calls, unbounded if timeline_calls is None else timeline_calls
+    )
 
-    async def _claim(self, now: float, limit: int, lease_until: float, calls: Calls) -> list[Claim]:
-        raise NotImplementedError
+
+class QueueMoves:
+    """retry_later, complete, dead_letter and reject of every backend: each checks what it is
+    given, then makes one move, which the backend's `_put_back` or `_finish` performs (recording
+    `attempt`, when given, in the same transaction). A completed event's attempts keep their
+    requests without bodies (the backend's `_finish` drops those of earlier attempts): the
+    event's payload stays until it is pruned, and only a dead letter needs what was sent."""
 
     async def _put_back(
         self, event_id: int, at: float, progress: dict[str, Any] | None, lease: str, attempt: Attempt | None
@@ -49,25 +59,6 @@ class QueueMoves:
         self, event_id: int, state: EventState, reason: str | None, lease: str, attempt: Attempt | None
     ) -> bool:
         raise NotImplementedError
-
-    async def claim(
-        self,
-        now: float,
-        limit: int,
-        lease_seconds: float,
-        *,
-        calls: int | None = None,
-        timeline_calls: int | None = None,
-    ) -> list[Claim]:
-        if lease_seconds <= 0:
-            raise ValueError("lease_seconds must be positive")
-        if limit <= 0:
-            return []
-        unbounded = limit * MAX_RUN
-        budget = Calls(
-            unbounded if calls is None else calls, unbounded if timeline_calls is None else timeline_calls
-        )
-        return await self._claim(now, limit, now + lease_seconds, budget)
 
     async def retry_later(
         self,
