@@ -151,7 +151,7 @@ class UsageFlusher:
 def usage_flusher(
     executor: Executor, store: Store, destinations: Mapping[str, Destination], metrics: Metrics
 ) -> UsageFlusher:
-    """The service's flusher: through the executor's caller (the client, the rate governor)."""
+    """The service's flusher: through the executor's client (its call slots, the rate governor)."""
     targets = {
         d.id: usage_target(d.config.usage) for d in destinations.values() if d.config.usage is not None
     }
