@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from destination.capacity_facts import capacity  # noqa: E402
 from destination.config import parse_destination_config  # noqa: E402
-from destination.delivery.store import Attempt, NewEvent, Store  # noqa: E402
+from destination.delivery.store import NO_BOUND, Attempt, Calls, NewEvent, Store  # noqa: E402
 from destination.delivery.stores import open_store  # noqa: E402
 from destination.settings import Settings  # noqa: E402
 
@@ -56,7 +56,7 @@ async def fill(store: Store, events: int, people: int, finished: int) -> None:
         await store.enqueue(batch)
     done = 0
     while done < finished:
-        claims = await store.claim(time.time(), min(500, finished - done), 60.0, calls=1)
+        claims = await store.claim(time.time(), min(500, finished - done), 60.0, Calls(1, NO_BOUND.timeline))
         if not claims:
             break
         for claim in claims:

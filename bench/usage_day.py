@@ -37,7 +37,7 @@ from destination.delivery.governor import RateGovernor, RateWindow
 from destination.delivery.memory import MemoryStore
 from destination.delivery.retry import RetryPolicy
 from destination.delivery.sqlite import SQLiteStore
-from destination.delivery.store import NewEvent, Store
+from destination.delivery.store import NO_BOUND, Calls, NewEvent, Store
 from destination.delivery.usage_store import utc_day
 from destination.delivery.worker import Deliverer, WorkerSettings
 from destination.events import ordering_key
@@ -129,7 +129,7 @@ class Day:
         ]
         for start in range(0, len(new), 5000):
             await self.store.enqueue(new[start : start + 5000])
-        while claims := await self.store.claim(time.time(), 1000, 600.0, calls=100_000):
+        while claims := await self.store.claim(time.time(), 1000, 600.0, Calls(100_000, NO_BOUND.timeline)):
             await self.deliverer.deliver(claims)
 
     async def flush(self) -> tuple[int, int]:

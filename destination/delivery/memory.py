@@ -23,10 +23,12 @@ from destination.delivery.store import (
     FINAL_OUTCOMES,
     GSID_RETENTION_SECONDS,
     MAX_RUN,
+    NO_BOUND,
     RATE_WINDOW_RETENTION_SECONDS,
     STATE_RETENTION_SECONDS,
     Attempt,
     BudgetWindow,
+    Calls,
     Claim,
     EventState,
     NewEvent,
@@ -35,7 +37,7 @@ from destination.delivery.store import (
     affords,
     run_length,
 )
-from destination.delivery.store_base import QueueMoves, claim_budget, new_lease, without_body
+from destination.delivery.store_base import QueueMoves, new_lease, without_body
 from destination.delivery.usage_memory import UsageMemory
 from destination.delivery.usage_store import USAGE_COUNTED_RETENTION_SECONDS
 
@@ -81,17 +83,8 @@ class MemoryStore(MemoryViews, MemoryCapacity, UsageMemory, QueueMoves):
         return True
 
     async def claim(
-        self,
-        now: float,
-        limit: int,
-        lease_seconds: float,
-        *,
-        calls: int | None = None,
-        timeline_calls: int | None = None,
+        self, now: float, limit: int, lease_seconds: float, calls: Calls = NO_BOUND
     ) -> list[Claim]:
-        budget = claim_budget(limit, lease_seconds, calls, timeline_calls)
-        if budget is None:
-            return []
         lease_until = now + lease_seconds
         with self._open():
             ready = [
@@ -100,10 +93,10 @@ class MemoryStore(MemoryViews, MemoryCapacity, UsageMemory, QueueMoves):
                 if row.head
                 and row.available_at is not None
                 and row.available_at <= now
-                and affords(row.event.cost, budget)  # as ready_heads leaves out a spent class's heads
+                and affords(row.event.cost, calls)  # as ready_heads leaves out a spent class's heads
             ]
             ready.sort(key=lambda row: (row.available_at, row.id))
-            left = budget
+            left = calls
             claims: list[Claim] = []
             for head in ready[:limit]:
                 if not affords(head.event.cost, left):

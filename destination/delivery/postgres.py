@@ -34,6 +34,7 @@ from destination.delivery.store import (
     FINAL_OUTCOMES,
     GSID_RETENTION_SECONDS,
     MAX_RUN,
+    NO_BOUND,
     RATE_WINDOW_RETENTION_SECONDS,
     STATE_RETENTION_SECONDS,
     Attempt,
@@ -48,7 +49,6 @@ from destination.delivery.store import (
 from destination.delivery.store_base import (
     PRUNE_CHUNK,
     QueueMoves,
-    claim_budget,
     new_lease,
     oldest_heads,
     storable_id,
@@ -107,20 +107,11 @@ class PostgresStore(PostgresViews, PostgresMemory, PostgresCapacity, UsagePostgr
         ]
 
     async def claim(
-        self,
-        now: float,
-        limit: int,
-        lease_seconds: float,
-        *,
-        calls: int | None = None,
-        timeline_calls: int | None = None,
+        self, now: float, limit: int, lease_seconds: float, calls: Calls = NO_BOUND
     ) -> list[Claim]:
-        budget = claim_budget(limit, lease_seconds, calls, timeline_calls)
-        if budget is None:
-            return []
         lease_until = now + lease_seconds
         ready = {"now": now, "limit": limit}
-        payable = payable_costs(budget)
+        payable = payable_costs(calls)
         async with self._tx() as conn:
             if payable is None:
                 heads = await (await conn.execute(self._q["ready_heads"], ready)).fetchall()
@@ -149,7 +140,7 @@ class PostgresStore(PostgresViews, PostgresMemory, PostgresCapacity, UsagePostgr
                     due[head_id][0].append(event_id)
                     due[head_id][1].append(kind)
                     due[head_id][2].append(cost)
-            runs = self._within(heads, due, budget)
+            runs = self._within(heads, due, calls)
             leases = {head_id: new_lease() for head_id in runs}
             ids = [event_id for run in runs.values() for event_id in run]
             params = {

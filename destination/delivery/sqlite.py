@@ -29,10 +29,12 @@ from destination.delivery.store import (
     FINAL_OUTCOMES,
     GSID_RETENTION_SECONDS,
     MAX_RUN,
+    NO_BOUND,
     RATE_WINDOW_RETENTION_SECONDS,
     STATE_RETENTION_SECONDS,
     Attempt,
     BudgetWindow,
+    Calls,
     Claim,
     EventState,
     NewEvent,
@@ -44,7 +46,6 @@ from destination.delivery.store import (
 from destination.delivery.store_base import (
     PRUNE_CHUNK,
     QueueMoves,
-    claim_budget,
     new_lease,
     oldest_heads,
 )
@@ -116,20 +117,11 @@ class SQLiteStore(SQLiteViews, SQLiteCapacity, UsageSQLite, QueueMoves):
         return await self._writer.run(job, grouped=True) if events else []
 
     async def claim(
-        self,
-        now: float,
-        limit: int,
-        lease_seconds: float,
-        *,
-        calls: int | None = None,
-        timeline_calls: int | None = None,
+        self, now: float, limit: int, lease_seconds: float, calls: Calls = NO_BOUND
     ) -> list[Claim]:
-        budget = claim_budget(limit, lease_seconds, calls, timeline_calls)
-        if budget is None:
-            return []
         lease_until = now + lease_seconds
         ready = {"now": now, "limit": limit}
-        payable = payable_costs(budget)
+        payable = payable_costs(calls)
 
         def job(conn: sqlite3.Connection) -> list[Claim]:
             if payable is None:
@@ -139,7 +131,7 @@ class SQLiteStore(SQLiteViews, SQLiteCapacity, UsageSQLite, QueueMoves):
                 heads = oldest_heads(
                     [conn.execute(q, {**ready, "cost": c}).fetchall() for c in payable], limit
                 )
-            left = budget
+            left = calls
             claims: list[Claim] = []
             for head_id, destination_id, ordering_key, kind, cost, _ in heads:
                 if not affords(cost, left):  # spent its class: the next head may not need it

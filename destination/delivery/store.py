@@ -74,6 +74,7 @@ from destination.delivery.store_values import (
     GSID_RETENTION_SECONDS,
     MAX_RUN,
     MAX_RUN_CALLS,
+    NO_BOUND,
     RATE_WINDOW_RETENTION_SECONDS,
     RUN_KINDS,
     STATE_RETENTION_SECONDS,
@@ -113,6 +114,7 @@ __all__ = [
     "GSID_RETENTION_SECONDS",
     "MAX_RUN",
     "MAX_RUN_CALLS",
+    "NO_BOUND",
     "RATE_WINDOW_RETENTION_SECONDS",
     "RUN_KINDS",
     "STATE_RETENTION_SECONDS",
@@ -157,20 +159,14 @@ class EventQueue(Protocol):
         ...
 
     async def claim(
-        self,
-        now: float,
-        limit: int,
-        lease_seconds: float,
-        *,
-        calls: int | None = None,
-        timeline_calls: int | None = None,
+        self, now: float, limit: int, lease_seconds: float, calls: Calls = NO_BOUND
     ) -> list[Claim]:
-        """Lease up to `limit` claims: ready person-queue heads (available_at <= now), oldest
-        first, each with its person run (see above); one fresh lease token per claim. With
-        `calls` (sync) and `timeline_calls`, the claims' events need at most that many calls of
-        each class (`run_length`, by each event's `cost`): a head whose cost does not fit is
-        left for a later claim and the next head is looked at, so counted events (cost none)
-        and Timeline activities are claimed while the sync budget is spent. None: no bound."""
+        """Lease up to `limit` (0 or more) claims until `now + lease_seconds`: ready person-queue
+        heads (available_at <= now), oldest first, each with its person run (see above); one
+        fresh lease token per claim. The claims' events need at most `calls` of each class (sync,
+        Timeline: `run_length`, by each event's `cost`): a head whose cost does not fit is left
+        for a later claim and the next head is looked at, so counted events (cost none) and
+        Timeline activities are claimed while the sync budget is spent."""
         ...
 
     async def renew(self, lease: str, now: float, lease_seconds: float) -> int:

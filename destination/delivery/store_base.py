@@ -1,6 +1,6 @@
-"""What every store backend shares beyond the Protocol: claim's checks (claim_budget), the four
-moves with the checks of what callers pass (QueueMoves), get_dead_letter, lease tokens,
-list_events' parameters and page bounds, and the limits of a backend's bulk work."""
+"""What every store backend shares beyond the Protocol: the four moves with the checks of what
+callers pass (QueueMoves), get_dead_letter, lease tokens, list_events' parameters and page
+bounds, and the limits of a backend's bulk work."""
 
 from __future__ import annotations
 
@@ -13,9 +13,7 @@ from destination import jsonutil
 from destination.delivery.store_values import (
     ATTEMPT_OUTCOMES,
     FINAL_OUTCOMES,
-    MAX_RUN,
     Attempt,
-    Calls,
     EventState,
     EventSummary,
     FinalOutcome,
@@ -26,21 +24,6 @@ from destination.events import ascii_lower
 PRUNE_CHUNK = 1000  # rows per prune transaction, so ingest never waits long behind a prune
 Row = TypeVar("Row", bound=Sequence[Any])
 RECENT_ATTEMPTS_SCAN = 50_000  # recent_attempts looks no further back than this many attempts
-
-
-def claim_budget(
-    limit: int, lease_seconds: float, calls: int | None, timeline_calls: int | None
-) -> Calls | None:
-    """What every backend's `claim` checks first: the calls its runs may spend (None: claim
-    nothing). Runs are bounded by MAX_RUN events when no budget is given."""
-    if lease_seconds <= 0:
-        raise ValueError("lease_seconds must be positive")
-    if limit <= 0:
-        return None
-    unbounded = limit * MAX_RUN
-    return Calls(
-        unbounded if calls is None else calls, unbounded if timeline_calls is None else timeline_calls
-    )
 
 
 class QueueMoves:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
@@ -49,6 +50,10 @@ class Calls:
 
     def __sub__(self, other: Calls) -> Calls:
         return Calls(self.sync - other.sync, self.timeline - other.timeline)
+
+
+NO_BOUND = Calls(sys.maxsize, sys.maxsize)
+"""A claim's calls when no rate budget bounds it (the workers always pass the budget left)."""
 
 
 def affords(cost: str, calls: Calls) -> bool:

@@ -217,8 +217,7 @@ class Deliverer(FateRecorder):
                 now,
                 settings.batch_claims,
                 settings.lease_seconds,
-                calls=min(max(sync, 0), most),
-                timeline_calls=min(max(timeline, 0), most),
+                Calls(min(max(sync, 0), most), min(max(timeline, 0), most)),
             )
         except Exception as exc:
             self._health.failed(exc, "claiming events")

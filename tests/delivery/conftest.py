@@ -11,6 +11,7 @@ import pytest
 from destination.delivery.memory import MemoryStore
 from destination.delivery.sqlite import SQLiteStore
 from destination.delivery.store import DEDUPE_WINDOW_SECONDS, NewEvent, QueuedEvent, Store
+from destination.delivery.store_values import NO_BOUND, Calls
 
 StoreFactory = Callable[..., Store]
 
@@ -103,5 +104,6 @@ async def claim_events(
     store: Store, now: float, limit: int, lease_seconds: float = 30.0, *, calls: int | None = None
 ) -> list[QueuedEvent]:
     """Every event of the claims `store.claim` hands out, in claim order."""
-    claims = await store.claim(now, limit, lease_seconds, calls=calls)
+    budget = NO_BOUND if calls is None else Calls(calls, NO_BOUND.timeline)
+    claims = await store.claim(now, limit, lease_seconds, budget)
     return [e for claim in claims for e in claim.events]

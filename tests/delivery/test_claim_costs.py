@@ -9,6 +9,7 @@ import dataclasses
 import pytest
 
 from destination.delivery.store import MAX_RUN_CALLS, Calls, Cost, NewEvent, Store, run_length
+from destination.delivery.store_values import NO_BOUND
 from tests.delivery.conftest import T0, event
 
 pytestmark = pytest.mark.anyio
@@ -21,7 +22,8 @@ def costing(message_id: str, person: str, cost: Cost, *, at: float = T0, kind: s
 
 
 async def claimed(store: Store, calls: int, timeline_calls: int | None) -> list[list[str]]:
-    claims = await store.claim(T0 + 10, 10, LEASE, calls=calls, timeline_calls=timeline_calls)
+    timeline = NO_BOUND.timeline if timeline_calls is None else timeline_calls
+    claims = await store.claim(T0 + 10, 10, LEASE, Calls(calls, timeline))
     return [[e.message_id for e in claim.events] for claim in claims]
 
 

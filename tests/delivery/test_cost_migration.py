@@ -13,6 +13,7 @@ from destination.delivery import migrations
 from destination.delivery.postgres import PostgresStore
 from destination.delivery.sqlite import MIGRATIONS, SQLiteStore
 from destination.delivery.store import Store
+from destination.delivery.store_values import Calls
 from tests.delivery.conftest import T0
 
 pytestmark = pytest.mark.anyio
@@ -26,8 +27,8 @@ OLD_INSERT = (
 async def sized_as_sync(store: Store) -> None:
     (found,) = await store.find_events("m1")
     assert found.state == "queued"
-    assert await store.claim(T0, 10, 30.0, calls=0, timeline_calls=5) == []  # needs a sync call
-    (claim,) = await store.claim(T0, 10, 30.0, calls=1, timeline_calls=0)
+    assert await store.claim(T0, 10, 30.0, Calls(0, 5)) == []  # needs a sync call
+    (claim,) = await store.claim(T0, 10, 30.0, Calls(1, 0))
     assert [(e.message_id, e.cost) for e in claim.events] == [("m1", "sync")]
 
 

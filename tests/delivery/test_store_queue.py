@@ -12,6 +12,7 @@ from destination.delivery.store import (
     Store,
     StoreClosedError,
 )
+from destination.delivery.store_values import NO_BOUND, Calls
 from tests.delivery.conftest import T0, FakeClock, StoreFactory, claim_events, event
 
 pytestmark = pytest.mark.anyio
@@ -143,7 +144,7 @@ async def test_calls_bound_what_a_claim_takes(store: Store, calls: int, run: int
     queued = ["identify", "group", "track", "identify", "track", "group"]
     await store.enqueue([event(f"a{i}", "ada", kind=k, at=T0 + i) for i, k in enumerate(queued)])
     await store.enqueue([event("b0", "bob", kind="track", at=T0 + 20)])
-    (claim,) = await store.claim(T0 + 30, 10, LEASE, calls=calls)  # bob: no call left
+    (claim,) = await store.claim(T0 + 30, 10, LEASE, Calls(calls, NO_BOUND.timeline))  # bob: no call left
     assert [e.message_id for e in claim.events] == [f"a{i}" for i in range(run)]
 
 
@@ -156,7 +157,7 @@ async def test_a_claim_needs_at_most_max_run_calls(store: Store) -> None:
 
 async def test_calls_are_shared_by_the_claims_of_one_call_to_claim(store: Store) -> None:
     await store.enqueue([event(f"{who}{i}", who, kind="track", at=T0 + i) for who in "abc" for i in range(3)])
-    claims = await store.claim(T0 + 10, 10, LEASE, calls=4)
+    claims = await store.claim(T0 + 10, 10, LEASE, Calls(4, NO_BOUND.timeline))
     assert [[e.message_id for e in c.events] for c in claims] == [["a0", "a1", "a2"], ["b0"]]
 
 
@@ -186,7 +187,7 @@ async def test_with_one_call_a_claim_the_run_after_a_track_follows_the_track(sto
     kinds_queued = ["identify", "track", "group", "identify", "track"]
     await store.enqueue([event(f"a{i}", "ada", kind=k, at=T0 + i) for i, k in enumerate(kinds_queued)])
     seen = []
-    while claims := await store.claim(T0 + 10, 10, LEASE, calls=1):
+    while claims := await store.claim(T0 + 10, 10, LEASE, Calls(1, NO_BOUND.timeline)):
         (claim,) = claims
         seen.append([e.message_id for e in claim.events])
         for e in claim.events:
