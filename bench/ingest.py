@@ -467,7 +467,8 @@ async def open_loop_phase(svc: Service, seconds: float, rate: float, people: int
     )
     print(
         f"  CPU: service {svc_cpu / elapsed:.0%} of a core, load generator {cpu / elapsed:.0%} "
-        "of a core (same 2-core machine)"
+        "of a core (same 2-core machine); service "
+        f"{svc_cpu / max(len(latencies), 1) * 1000:.3f} CPU-s per 1,000 events stored"
     )
     print(worker_activity(svc))
 
