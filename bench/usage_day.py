@@ -37,7 +37,7 @@ from destination.delivery.governor import RateGovernor, RateWindow
 from destination.delivery.memory import MemoryStore
 from destination.delivery.retry import RetryPolicy
 from destination.delivery.sqlite import SQLiteStore
-from destination.delivery.store import NO_BOUND, Calls, NewEvent, Store
+from destination.delivery.store import NO_BOUND, Calls, LastCompany, NewEvent, Store
 from destination.delivery.usage_store import utc_day
 from destination.delivery.worker import Deliverer, WorkerSettings
 from destination.events import ordering_key
@@ -117,7 +117,7 @@ class Day:
         )
 
     async def associate(self, people: int) -> None:
-        links = {f"userId:p{p}": self.gsids[p % len(self.gsids)] for p in range(people)}
+        links = {f"userId:p{p}": LastCompany(self.gsids[p % len(self.gsids)], 0) for p in range(people)}
         await self.store.remember_last_companies(self.destination.id, links, time.time())
 
     async def count(self, events: Sequence[dict[str, Any]]) -> None:

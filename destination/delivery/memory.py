@@ -31,6 +31,7 @@ from destination.delivery.store import (
     Calls,
     Claim,
     EventState,
+    LastCompany,
     NewEvent,
     QueuedEvent,
     StateKind,
@@ -215,11 +216,13 @@ class MemoryStore(MemoryViews, MemoryCapacity, UsageMemory, QueueMoves):
             return {p: g[0] for p, g in found if g is not None}
 
     async def remember_last_companies(
-        self, destination_id: str, gsids: Mapping[str, str], now: float
+        self, destination_id: str, links: Mapping[str, LastCompany], now: float
     ) -> None:
         with self._open():
-            for person, gsid in gsids.items():
-                self._t.last_companies[(destination_id, person)] = (gsid, now)
+            for person, link in links.items():
+                held = self._t.last_companies.get((destination_id, person))
+                if held is None or held[2] <= link.event_id:
+                    self._t.last_companies[(destination_id, person)] = (link.gsid, now, link.event_id)
 
     async def delivered_states(
         self, scope: str, kind: StateKind, keys: Sequence[str], since: float

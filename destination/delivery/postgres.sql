@@ -280,11 +280,13 @@ SELECT person, gsid FROM last_companies
 WHERE destination_id = %(destination_id)s AND person = ANY(%(persons)s::text[]);
 
 -- name: remember_last_companies
-INSERT INTO last_companies (destination_id, person, gsid, associated_at)
-SELECT %(destination_id)s, person, gsid, %(now)s
-FROM unnest(%(persons)s::text[], %(gsids)s::text[]) AS t(person, gsid)
+-- An association made by a later event of the person's is kept (a lapsed lease writes late).
+INSERT INTO last_companies (destination_id, person, gsid, associated_at, event_id)
+SELECT %(destination_id)s, person, gsid, %(now)s, event_id
+FROM unnest(%(persons)s::text[], %(gsids)s::text[], %(event_ids)s::bigint[]) AS t(person, gsid, event_id)
 ON CONFLICT (destination_id, person) DO UPDATE
-    SET gsid = excluded.gsid, associated_at = excluded.associated_at;
+    SET gsid = excluded.gsid, associated_at = excluded.associated_at, event_id = excluded.event_id
+    WHERE excluded.event_id >= last_companies.event_id;
 
 -- name: prune_last_companies
 DELETE FROM last_companies WHERE associated_at < %(before)s;

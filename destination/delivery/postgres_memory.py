@@ -19,6 +19,7 @@ from destination.delivery.postgres_connections import (
 from destination.delivery.postgres_reach import cause
 from destination.delivery.store import (
     BudgetWindow,
+    LastCompany,
     StateKind,
     StoreClosedError,
     StoreUnavailableError,
@@ -81,13 +82,14 @@ class PostgresMemory(PostgresConnections):
         return {person: gsid for person, gsid in rows}
 
     async def remember_last_companies(
-        self, destination_id: str, gsids: Mapping[str, str], now: float
+        self, destination_id: str, links: Mapping[str, LastCompany], now: float
     ) -> None:
-        if gsids:
+        if links:
             params = {
                 "destination_id": destination_id,
-                "persons": list(gsids),
-                "gsids": list(gsids.values()),
+                "persons": list(links),
+                "gsids": [link.gsid for link in links.values()],
+                "event_ids": [link.event_id for link in links.values()],
                 "now": now,
             }
             async with self._tx() as conn:

@@ -227,3 +227,8 @@ CREATE INDEX IF NOT EXISTS usage_rows_due ON usage_rows (destination_id, day) WH
 -- While a class is spent, the heads a claim can take are read by cost (ready_heads_costing).
 ALTER TABLE events ADD COLUMN IF NOT EXISTS cost text NOT NULL DEFAULT 'sync';
 CREATE INDEX IF NOT EXISTS events_claimable_by_cost ON events (cost, available_at, id) WHERE head;
+
+-- name: v7
+-- The group event behind each last association (its store id): a worker whose lease lapsed,
+-- writing late, never replaces the association a later event of the person made.
+ALTER TABLE last_companies ADD COLUMN IF NOT EXISTS event_id bigint NOT NULL DEFAULT 0;

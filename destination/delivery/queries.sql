@@ -298,10 +298,12 @@ DELETE FROM company_gsids WHERE scope = :scope AND name = :name;
 SELECT gsid FROM last_companies WHERE destination_id = :destination_id AND person = :person;
 
 -- name: remember_last_company
-INSERT INTO last_companies (destination_id, person, gsid, associated_at)
-VALUES (:destination_id, :person, :gsid, :now)
+-- An association made by a later event of the person's is kept (a lapsed lease writes late).
+INSERT INTO last_companies (destination_id, person, gsid, associated_at, event_id)
+VALUES (:destination_id, :person, :gsid, :now, :event_id)
 ON CONFLICT (destination_id, person) DO UPDATE
-    SET gsid = excluded.gsid, associated_at = excluded.associated_at;
+    SET gsid = excluded.gsid, associated_at = excluded.associated_at, event_id = excluded.event_id
+    WHERE excluded.event_id >= last_companies.event_id;
 
 -- name: prune_last_companies
 DELETE FROM last_companies WHERE associated_at < :before;

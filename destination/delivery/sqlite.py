@@ -37,6 +37,7 @@ from destination.delivery.store import (
     Calls,
     Claim,
     EventState,
+    LastCompany,
     NewEvent,
     StateKind,
     affords,
@@ -296,10 +297,11 @@ class SQLiteStore(SQLiteViews, SQLiteCapacity, UsageSQLite, QueueMoves):
         return await self._writer.run(job, writes=False)
 
     async def remember_last_companies(
-        self, destination_id: str, gsids: Mapping[str, str], now: float
+        self, destination_id: str, links: Mapping[str, LastCompany], now: float
     ) -> None:
         rows = [
-            {"destination_id": destination_id, "person": p, "gsid": g, "now": now} for p, g in gsids.items()
+            {"destination_id": destination_id, "person": p, "gsid": gsid, "event_id": event_id, "now": now}
+            for p, (gsid, event_id) in links.items()
         ]
         if rows:
             await self._writer.run(

@@ -248,3 +248,8 @@ CREATE INDEX IF NOT EXISTS events_counted ON events (received_at) WHERE state = 
 -- While a class is spent, the heads a claim can take are read by cost (ready_heads_costing).
 ALTER TABLE events ADD COLUMN cost TEXT NOT NULL DEFAULT 'sync';
 CREATE INDEX IF NOT EXISTS events_claimable_by_cost ON events (cost, available_at, id) WHERE head = 1;
+
+-- name: v9
+-- The group event behind each last association (its store id): a worker whose lease lapsed,
+-- writing late, never replaces the association a later event of the person made.
+ALTER TABLE last_companies ADD COLUMN event_id INTEGER NOT NULL DEFAULT 0;

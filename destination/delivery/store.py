@@ -89,6 +89,7 @@ from destination.delivery.store_values import (
     EventState,
     EventSummary,
     FinalOutcome,
+    LastCompany,
     NewEvent,
     QueuedEvent,
     StateKind,
@@ -132,6 +133,7 @@ __all__ = [
     "EventState",
     "EventSummary",
     "FinalOutcome",
+    "LastCompany",
     "NewEvent",
     "QueuedEvent",
     "RateCounter",
@@ -341,9 +343,11 @@ class DeliveryMemory(Protocol):
         ...
 
     async def remember_last_companies(
-        self, destination_id: str, gsids: Mapping[str, str], now: float
+        self, destination_id: str, links: Mapping[str, LastCompany], now: float
     ) -> None:
-        """Remember (replace) each person's last associated company."""
+        """Remember each person's last associated company, unless one that a later event of theirs
+        made is remembered already (a worker whose lease lapsed may write after the one that took
+        its events over)."""
         ...
 
     async def delivered_states(

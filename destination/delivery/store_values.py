@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, get_args
+from typing import Any, Literal, NamedTuple, get_args
 
 EventState = Literal["queued", "leased", "delivered", "unchanged", "counted", "filtered", "rejected", "dead"]
 AttemptOutcome = Literal[
@@ -50,6 +50,14 @@ class Calls:
 
     def __sub__(self, other: Calls) -> Calls:
         return Calls(self.sync - other.sync, self.timeline - other.timeline)
+
+
+class LastCompany(NamedTuple):
+    """A person's last association by a group event: the company's Gsid, and that event's store
+    id (ids order a person's events as received)."""
+
+    gsid: str
+    event_id: int
 
 
 NO_BOUND = Calls(sys.maxsize, sys.maxsize)

@@ -55,7 +55,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from destination.delivery.store import DeliveryMemory, Store, StoreUnavailableError
+from destination.delivery.store import DeliveryMemory, LastCompany, Store, StoreUnavailableError
 from destination.errors import GainsightError, OverBudget
 from destination.gainsight import plan as p
 from destination.gainsight.client import Call, Credentials, GainsightClient
@@ -324,7 +324,7 @@ class PersonRunner(Stage):
     async def _remember_association(self, batch: Batch, segment: list[Job], gsids: dict[int, str]) -> None:
         """The person's last company (their last group event here): where their later Timeline
         activities and usage counts go (DESIGN §3.6)."""
-        links = {job.person: gsids[job.id] for job in segment if job.person and job.id in gsids}
+        links = {j.person: LastCompany(gsids[j.id], j.id) for j in segment if j.person and j.id in gsids}
         if links:
             await self._memory.remember_last_companies(batch.destination, links, self._clock())
 

@@ -4,12 +4,18 @@ events are delivered, in their order, and read back by the track sinks' CompanyF
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
+from destination.delivery import migrations
 from destination.delivery.memory import MemoryStore
-from destination.delivery.store import ASSOCIATION_RETENTION_SECONDS, Store
+from destination.delivery.postgres import PostgresStore
+from destination.delivery.sqlite import MIGRATIONS, SQLiteStore
+from destination.delivery.store import ASSOCIATION_RETENTION_SECONDS, LastCompany, Store
 from destination.gainsight.client import Credentials
 from destination.gainsight.company_source import CompanySource, company_source
 from destination.gainsight.jobs import Batch, Job
@@ -41,14 +47,45 @@ def group(n: int, name: str, **ids: Any) -> dict[str, Any]:
 
 @pytest.mark.anyio
 async def test_last_associations_are_kept_per_destination_and_pruned(store: Store) -> None:
-    await store.remember_last_companies("acme", {"userId:ada": "G1", "userId:bob": "G2"}, T0)
-    await store.remember_last_companies("acme", {"userId:ada": "G3"}, T0 + 10)
-    await store.remember_last_companies("other", {"userId:ada": "G9"}, T0)
+    g1, g2 = LastCompany("G1", 1), LastCompany("G2", 2)
+    await store.remember_last_companies("acme", {"userId:ada": g1, "userId:bob": g2}, T0)
+    await store.remember_last_companies("acme", {"userId:ada": LastCompany("G3", 3)}, T0 + 10)
+    await store.remember_last_companies("other", {"userId:ada": LastCompany("G9", 4)}, T0)
     persons = ["userId:ada", "userId:bob", "userId:cy"]
     assert await store.last_companies("acme", persons) == {"userId:ada": "G3", "userId:bob": "G2"}
     assert await store.last_companies("other", persons) == {"userId:ada": "G9"}
     await store.prune(T0 + ASSOCIATION_RETENTION_SECONDS + 5)
     assert await store.last_companies("acme", persons) == {"userId:ada": "G3"}  # written later
+
+
+@pytest.mark.anyio
+async def test_an_association_written_late_by_an_earlier_event_does_not_replace_a_later_one(
+    store: Store,
+) -> None:
+    await store.remember_last_companies("acme", {"userId:ada": LastCompany("G-LATER", 7)}, T0)
+    # a worker whose lease lapsed writes the association of an earlier event, after the fact
+    await store.remember_last_companies("acme", {"userId:ada": LastCompany("G-EARLIER", 5)}, T0 + 10)
+    assert await store.last_companies("acme", ["userId:ada"]) == {"userId:ada": "G-LATER"}
+    await store.remember_last_companies("acme", {"userId:ada": LastCompany("G-AGAIN", 7)}, T0 + 20)
+    await store.remember_last_companies("acme", {"userId:ada": LastCompany("G-LAST", 9)}, T0 + 30)
+    assert await store.last_companies("acme", ["userId:ada"]) == {"userId:ada": "G-LAST"}
+
+
+def test_a_worker_whose_lease_lapsed_does_not_move_the_association_back() -> None:
+    async def scenario() -> tuple[Service, dict[str, str]]:
+        service = Service(Tenant(), ttl=0, lease_seconds=15)
+        await service.enqueue([group(1, "Acme")])
+        stale = await service.store.claim(service.now, 10, 15)
+        service.now += 16  # the first worker stalls past its lease; Beta's group event arrives
+        await service.enqueue([group(2, "Beta")])
+        fresh = await service.store.claim(service.now, 10, 15)
+        await service.deliverer.deliver(fresh)  # Acme, then Beta: Beta is the last company
+        await service.deliverer.deliver(stale)  # Acme again, late
+        return service, await service.store.last_companies(DESTINATION.id, ["userId:u-ada"])
+
+    service, last = asyncio.run(scenario())
+    gsids = {c["Name"]: c["Gsid"] for c in service.tenant.sim.companies_view()}
+    assert last == {"userId:u-ada": gsids["Beta"]}
 
 
 def test_the_last_group_event_of_the_person_s_order_is_remembered() -> None:
@@ -106,7 +143,7 @@ def test_the_company_comes_from_the_last_association_first() -> None:
     keyed = keyed_destination(create=False).config
 
     async def scenario() -> Any:
-        await store.remember_last_companies(DESTINATION.id, {"userId:u-ada": "G-LAST"}, T0)
+        await store.remember_last_companies(DESTINATION.id, {"userId:u-ada": LastCompany("G-LAST", 1)}, T0)
         source = company_source(track({"groupId": "K1"}), keyed)
         return await finder(tenant, store).find(batch_for(keyed), ada_job(), source)
 
@@ -158,3 +195,48 @@ def test_a_group_id_that_names_no_company_is_not_searched_again_for_a_while() ->
     found = asyncio.run(scenario())
     assert [f.gsid for f in found] == [None] * 4
     assert len(tenant.calls) == 2  # once, then once more after NO_COMPANY_SECONDS
+
+
+# ---- associations remembered before the event id was (SQLite step 9, PostgreSQL step 7) ----
+
+OLD_ASSOCIATION = (
+    "INSERT INTO last_companies (destination_id, person, gsid, associated_at) "
+    "VALUES ('acme', 'userId:ada', 'G-OLD', 1.0)"
+)
+
+
+async def older_associations_give_way(store: Store) -> None:
+    assert await store.last_companies("acme", ["userId:ada"]) == {"userId:ada": "G-OLD"}
+    await store.remember_last_companies("acme", {"userId:ada": LastCompany("G-NEW", 1)}, T0)
+    assert await store.last_companies("acme", ["userId:ada"]) == {"userId:ada": "G-NEW"}
+
+
+@pytest.mark.anyio
+async def test_an_association_of_a_sqlite_file_before_step_9_gives_way_to_any_new_one(tmp_path: Path) -> None:
+    path = tmp_path / "v8.sqlite3"
+    with sqlite3.connect(path, isolation_level=None) as conn:
+        assert migrations.migrate_sqlite(conn, migrations.steps(MIGRATIONS), target=8) == 8
+        conn.execute(OLD_ASSOCIATION)
+    store = SQLiteStore(path)
+    try:
+        await older_associations_give_way(store)
+    finally:
+        await store.close()
+
+
+@pytest.mark.anyio
+async def test_an_association_of_a_postgresql_schema_before_step_7_gives_way_to_any_new_one(
+    postgres_url: str,
+) -> None:
+    steps = migrations.steps("postgres_migrations.sql")
+    with psycopg.connect(postgres_url, autocommit=True) as conn, conn.transaction():
+        conn.execute("CREATE TABLE schema_version (version integer NOT NULL)")
+        conn.execute("INSERT INTO schema_version (version) VALUES (6)")
+        for step in steps[:6]:
+            conn.execute(step.sql.encode())
+        conn.execute(OLD_ASSOCIATION)
+    store = PostgresStore(postgres_url)
+    try:
+        await older_associations_give_way(store)
+    finally:
+        await store.close()

@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 
+from destination.delivery.store import LastCompany
 from destination.errors import OverBudget
 from destination.gainsight.client import Credentials, GainsightClient
 from destination.gainsight.executor import Executor
@@ -39,7 +40,7 @@ def company(tenant: Tenant, name: str) -> str:
 
 async def associate(service: Service, **people: str) -> None:
     """Each userId's last company, as a delivered group event would have left it."""
-    links = {f"userId:{user}": gsid for user, gsid in people.items()}
+    links = {f"userId:{user}": LastCompany(gsid, 0) for user, gsid in people.items()}
     await service.store.remember_last_companies(service.destination.id, links, service.now)
 
 
