@@ -93,6 +93,8 @@ class UsageCounter(Stage):
         written = await self._writer.write(batch, plan.target, rows)
         if written.refused:
             return failed(self._client, written.refused[0][1])
+        if written.over_budget is not None:
+            raise written.over_budget  # nothing was sent: the event waits (executor.py)
         if written.stopped is not None:
             return written.stopped
         count = f"{plan.target.count} = {rows[0].count}"

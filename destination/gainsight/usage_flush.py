@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from destination.config import Destination
 from destination.delivery.store import Store
 from destination.delivery.usage_store import DAY_SECONDS
-from destination.errors import OverBudget
 from destination.gainsight.client import Credentials
 from destination.gainsight.executor import Executor
 from destination.gainsight.jobs import Batch
@@ -84,20 +83,20 @@ class UsageFlusher:
         batch = Batch(destination.config.domain or "", credentials, skip_unchanged=False, versioned=False)
         total = Written()
         async with self._store.hold(destination_id, "usage", [destination_id]):
-            try:
-                while total.stopped is None:
-                    rows = await self._store.usage_due(destination_id, FLUSH_ROWS)
-                    if not rows:
-                        break
-                    written = await self._writer.write(batch, target, rows)
-                    await self._refused(destination_id, written)
-                    total.rows, total.calls = total.rows + written.rows, total.calls + written.calls
-                    total.refused += written.refused
-                    total.stopped = written.stopped
-                    if len(rows) < FLUSH_ROWS:
-                        break
-            except OverBudget as exc:
-                return self._report(destination_id, total, "the rate budget is spent", exc.retry_at)
+            while total.stopped is None:
+                rows = await self._store.usage_due(destination_id, FLUSH_ROWS)
+                if not rows:
+                    break
+                written = await self._writer.write(batch, target, rows)
+                await self._refused(destination_id, written)
+                total.rows, total.calls = total.rows + written.rows, total.calls + written.calls
+                total.refused += written.refused
+                total.stopped = written.stopped
+                if written.over_budget is not None:
+                    retry_at = written.over_budget.retry_at
+                    return self._report(destination_id, total, "the rate budget is spent", retry_at)
+                if len(rows) < FLUSH_ROWS:
+                    break
         if total.stopped is None:
             return self._report(destination_id, total, None, None)
         why = total.stopped.error.message if total.stopped.error else total.stopped.outcome

@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from destination.delivery.usage_store import UsageCounts, UsageKey, UsageRow
+from destination.errors import OverBudget
 from destination.gainsight.client import Call, GainsightClient
 from destination.gainsight.companies import is_no_match
 from destination.gainsight.endpoints import MAX_RECORDS_PER_CALL
@@ -50,6 +51,7 @@ class Written:
     refused: list[tuple[UsageRow, Call]] = field(default_factory=list)  # alone, with the answer
     stopped: Fate | None = None  # a failure to retry later (throttled, retryable)
     last_call: Call | None = None  # the last call that wrote rows
+    over_budget: OverBudget | None = None  # the budget ran out: nothing more was sent
 
 
 class _Stop(Exception):
@@ -64,7 +66,8 @@ class UsageWriter:
         self._clock = clock
 
     async def write(self, batch: Batch, target: UsageTarget, rows: Sequence[UsageRow]) -> Written:
-        """Write `rows` (OverBudget propagates: nothing more was sent)."""
+        """Write `rows`. A spent budget ends the write early (`over_budget`), keeping what it did
+        and found until then: the rows refused so far are not split again by a later flush."""
         written = Written()
         try:
             unknown = [r for r in rows if not r.known]
@@ -78,6 +81,8 @@ class UsageWriter:
                     )
         except _Stop as stop:
             written.stopped = stop.fate
+        except OverBudget as spent:
+            written.over_budget = spent
         return written
 
     async def _search(

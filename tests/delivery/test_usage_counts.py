@@ -355,6 +355,35 @@ def test_usage_writes_take_the_rate_budget_and_wait_while_it_is_spent() -> None:
     assert rows(tenant) == [(acme, "2026-12-06", "Report Exported", 1)]
 
 
+def test_a_flush_the_budget_stops_keeps_the_refused_rows_it_found() -> None:
+    tenant = Tenant(refuse=refusing("Dashboard Viewed", [True]))
+    companies = [company(tenant, f"Co {i}") for i in range(2)]
+    allowed = [3]  # calls the budget has room for: the search, both rows, the first row alone
+
+    async def gate(tenant_key: str, step: str = "") -> None:
+        if allowed[0] <= 0:
+            raise OverBudget(T0 + 60)
+        allowed[0] -= 1
+
+    async def scenario() -> tuple[FlushReport, FlushReport, int]:
+        service = Service(tenant)
+        await associate(service, u0=companies[0], u1=companies[1])
+        await service.enqueue([counted(1, "u0", "Dashboard Viewed"), counted(2, "u1", "Dashboard Viewed")])
+        await service.drain()
+        gated = GainsightClient(tenant.client._http, base_url="http://sim", gate=gate)  # type: ignore[attr-defined]
+        executor = Executor(gated, service.store, unchanged_ttl_seconds=0, clock=lambda: service.now)
+        flush = usage_flusher(executor, service.store, {DESTINATION.id: DESTINATION}, Metrics())
+        stopped = await flush.flush(DESTINATION.id)
+        allowed[0] = 100
+        rest = await flush.flush(DESTINATION.id)
+        return stopped, rest, len(await service.store.usage_due(DESTINATION.id, 10))
+
+    stopped, rest, due = asyncio.run(scenario())
+    assert (stopped.calls, stopped.refused, stopped.stopped) == (3, 1, "the rate budget is spent")
+    assert (rest.calls, rest.refused) == (2, 1)  # the other row, searched and sent alone: no split
+    assert due == 0 and rows(tenant) == []  # both held until their dead letters are replayed
+
+
 def test_an_event_without_a_time_counts_on_the_day_it_was_received_not_the_day_it_is_counted() -> None:
     tenant = Tenant()
     acme = company(tenant, "Acme")
