@@ -101,7 +101,7 @@ class Executor:
         self._ttl = unchanged_ttl_seconds
         self._clock = clock
         self._companies = CompanyWriter(client, memory, ttl=self._ttl, saved=count, clock=clock)
-        finder = CompanyFinder(client, memory, ttl=self._ttl, saved=count, clock=clock)
+        self._finder = finder = CompanyFinder(client, memory, ttl=self._ttl, saved=count, clock=clock)
         publisher = Publisher(client, memory, ttl=self._ttl, saved=count, clock=clock)
         sinks: dict[type, TrackSink] = {
             TrackPlan: publisher,
@@ -127,6 +127,7 @@ class Executor:
         (their head and following due events, tracks included). Returns every job's fate."""
         domain = next((job.plan.domain for run in runs for job in run), "")
         batch = Batch(domain, credentials, skip_unchanged=self._ttl > 0, versioned=True)
+        await self._finder.read_last_companies(batch, [job for run in runs for job in run])
         groups = [job for run in runs for job in _companies_due(batch, run)]
         gsids = await self._companies.write_companies(batch, sorted(groups, key=lambda job: job.id))
         await asyncio.gather(*(self._people.run_person(batch, run, gsids) for run in runs))
@@ -327,6 +328,7 @@ class PersonRunner(Stage):
         links = {j.person: LastCompany(gsids[j.id], j.id) for j in segment if j.person and j.id in gsids}
         if links:
             await self._memory.remember_last_companies(batch.destination, links, self._clock())
+            batch.last_companies.update({person: link.gsid for person, link in links.items()})
 
     async def _split(self, batch: Batch, segment: list[Job], gsids: dict[int, str]) -> Fate | None:
         """A refused merged upsert, redone event by event in order: only its cause fails."""

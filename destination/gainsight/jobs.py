@@ -92,6 +92,9 @@ class Batch:
     versioned: bool  # job ids are the store's event ids, so they order events as received
     fates: dict[int, Fate] = field(default_factory=dict)
     company_calls: dict[int, Call] = field(default_factory=dict)  # job -> its company's write
+    # person -> their last company (None: none), read from the store once per execution and kept
+    # up to date as the execution's group events move it (track_company.py)
+    last_companies: dict[str, str | None] = field(default_factory=dict)
 
     @property
     def destination(self) -> str:

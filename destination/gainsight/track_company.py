@@ -7,6 +7,7 @@ remembered, else one search by that key.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,8 @@ from destination.gainsight.company_source import CompanySource
 from destination.gainsight.jobs import Batch, Fate, Job, Stage, failed
 from destination.gainsight.outcomes import classify
 from destination.gainsight.requests import company_search
+from destination.gainsight.timeline import ActivityPlan
+from destination.gainsight.usage import CountPlan
 from destination.sized_cache import SizedCache
 
 
@@ -40,9 +43,11 @@ class CompanyFinder(Stage):
     async def find(self, batch: Batch, job: Job, source: CompanySource) -> Found:
         """Where `job`'s track goes; OverBudget propagates (nothing was sent)."""
         if job.person:
-            last = await self._memory.last_companies(batch.destination, [job.person])
-            if job.person in last:
-                return Found(last[job.person])
+            if job.person not in batch.last_companies:
+                await self._read(batch, {job.person})
+            gsid = batch.last_companies[job.person]
+            if gsid is not None:
+                return Found(gsid)
         if source.field is None or source.value is None:
             return Found(None)
         key = p.company_key(source.field, source.value)
@@ -64,6 +69,17 @@ class CompanyFinder(Stage):
             return self._none(batch, key)  # none, or several: a tenant's key is never guessed at (§3.3)
         await self._memory.remember_gsids(batch.scope, {key: found[0]}, self._clock())
         return Found(found[0])
+
+    async def read_last_companies(self, batch: Batch, jobs: Iterable[Job]) -> None:
+        """The last companies of the people whose tracks need one, into `batch`: one store read
+        for the execution, not one per event."""
+        finding = (job for job in jobs if isinstance(job.plan, ActivityPlan | CountPlan))
+        await self._read(batch, {job.person for job in finding if job.person})
+
+    async def _read(self, batch: Batch, persons: set[str]) -> None:
+        if persons:
+            last = await self._memory.last_companies(batch.destination, sorted(persons))
+            batch.last_companies.update({person: last.get(person) for person in persons})
 
     def _none(self, batch: Batch, key: str) -> Found:
         self._none_until.put((batch.scope, key), self._clock() + NO_COMPANY_SECONDS, 100 + len(key))

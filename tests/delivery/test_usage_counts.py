@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import httpx
@@ -353,6 +354,35 @@ def test_usage_writes_take_the_rate_budget_and_wait_while_it_is_spent() -> None:
     assert refused.retry_at == T0 + 60  # flushed again when the budget has room, not an hour later
     assert written.rows == 1 and calls == 2  # nothing was sent while the budget was spent
     assert rows(tenant) == [(acme, "2026-12-06", "Report Exported", 1)]
+
+
+def test_a_batch_reads_its_people_s_last_companies_once_not_once_per_track() -> None:
+    tenant = Tenant()
+    acme, beta = company(tenant, "Acme"), company(tenant, "Beta")
+
+    async def scenario() -> tuple[list[int], list[tuple[str, str, str, int]]]:
+        service = Service(tenant)
+        await associate(service, u1=acme, u2=beta)
+        reads: list[int] = []
+        read = service.store.last_companies
+
+        async def counted_read(destination_id: str, persons: Sequence[str]) -> dict[str, str]:
+            reads.append(len(persons))
+            return await read(destination_id, persons)
+
+        service.store.last_companies = counted_read  # type: ignore[method-assign]
+        await service.enqueue([counted(n, f"u{1 + n % 2}") for n in range(40)])
+        claims = await service.store.claim(service.now, 10, 60.0)
+        await service.deliverer.deliver(claims)  # both people's 40 tracks in one batch
+        await flusher(service).flush(DESTINATION.id)
+        return reads, rows(tenant)
+
+    reads, written = asyncio.run(scenario())
+    assert reads == [2]  # one read for the batch's two people
+    assert written == [
+        (acme, "2026-12-06", "Report Exported", 20),
+        (beta, "2026-12-06", "Report Exported", 20),
+    ]
 
 
 def test_a_flush_the_budget_stops_keeps_the_refused_rows_it_found() -> None:
