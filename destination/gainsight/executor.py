@@ -55,7 +55,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from destination.delivery.store import DeliveryMemory, LastCompany, Store, StoreUnavailableError
+from destination.delivery.store import LastCompany, Store, StoreUnavailableError
 from destination.errors import GainsightError, OverBudget
 from destination.gainsight import plan as p
 from destination.gainsight.client import Call, Credentials, GainsightClient
@@ -213,17 +213,8 @@ class _RunState:
 
 
 class PersonRunner(Stage):
-    def __init__(
-        self,
-        client: GainsightClient,
-        memory: DeliveryMemory,
-        *,
-        ttl: float,
-        saved: Saved,
-        clock: Callable[[], float],
-        sinks: Mapping[type, TrackSink],
-    ) -> None:
-        super().__init__(client, memory, ttl=ttl, saved=saved, clock=clock)
+    def __init__(self, *args: Any, sinks: Mapping[type, TrackSink], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self._sinks = sinks  # track plan type -> where it goes
 
     async def run_person(self, batch: Batch, run: Sequence[Job], gsids: dict[int, str]) -> None:

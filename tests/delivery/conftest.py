@@ -3,13 +3,17 @@ PostgreSQL stores (PostgreSQL: see tests/pg.py for where the server comes from).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 
+import psycopg
 import pytest
 
+from destination.delivery import migrations
 from destination.delivery.memory import MemoryStore
-from destination.delivery.sqlite import SQLiteStore
+from destination.delivery.postgres import PostgresStore
+from destination.delivery.sqlite import MIGRATIONS, SQLiteStore
 from destination.delivery.store import DEDUPE_WINDOW_SECONDS, NewEvent, QueuedEvent, Store
 from destination.delivery.store_values import NO_BOUND, Calls
 
@@ -107,3 +111,36 @@ async def claim_events(
     budget = NO_BOUND if calls is None else Calls(calls, NO_BOUND.timeline)
     claims = await store.claim(now, limit, lease_seconds, budget)
     return [e for claim in claims for e in claim.events]
+
+
+# ---- stores written by an older build (a migration's tests) ----
+
+
+async def upgraded(store: Store, check: Callable[[Store], Awaitable[None]]) -> None:
+    """Open (so migrate) `store`, run `check` on it, close it."""
+    try:
+        await check(store)
+    finally:
+        await store.close()
+
+
+def sqlite_file_at(path: Path, version: int, statements: Sequence[str] = ()) -> SQLiteStore:
+    """A SQLite file as a build at schema `version` left it (holding `statements`' rows), opened now."""
+    with sqlite3.connect(path, isolation_level=None) as conn:
+        assert migrations.migrate_sqlite(conn, migrations.steps(MIGRATIONS), target=version) == version
+        for statement in statements:
+            conn.execute(statement)
+    return SQLiteStore(path)
+
+
+def postgres_schema_at(url: str, version: int, statements: Sequence[str] = ()) -> PostgresStore:
+    """A PostgreSQL schema as a build at `version` left it (holding `statements`' rows), opened now."""
+    steps = migrations.steps("postgres_migrations.sql")
+    with psycopg.connect(url, autocommit=True) as conn, conn.transaction():
+        conn.execute("CREATE TABLE schema_version (version integer NOT NULL)")
+        conn.execute(f"INSERT INTO schema_version (version) VALUES ({version})".encode())
+        for step in steps[:version]:
+            conn.execute(step.sql.encode())
+        for statement in statements:
+            conn.execute(statement.encode())
+    return PostgresStore(url)

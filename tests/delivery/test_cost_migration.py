@@ -3,18 +3,13 @@ sync call, as it was then, and waits for the sync budget like before."""
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
-import psycopg
 import pytest
 
-from destination.delivery import migrations
-from destination.delivery.postgres import PostgresStore
-from destination.delivery.sqlite import MIGRATIONS, SQLiteStore
 from destination.delivery.store import Store
 from destination.delivery.store_values import Calls
-from tests.delivery.conftest import T0
+from tests.delivery.conftest import T0, postgres_schema_at, sqlite_file_at, upgraded
 
 pytestmark = pytest.mark.anyio
 
@@ -33,27 +28,10 @@ async def sized_as_sync(store: Store) -> None:
 
 
 async def test_an_event_of_a_sqlite_file_before_step_8_costs_a_sync_call(tmp_path: Path) -> None:
-    path = tmp_path / "v7.sqlite3"
-    with sqlite3.connect(path, isolation_level=None) as conn:
-        assert migrations.migrate_sqlite(conn, migrations.steps(MIGRATIONS), target=7) == 7
-        conn.execute(OLD_INSERT.format(payload="X'7B7D'"))
-    store = SQLiteStore(path)
-    try:
-        await sized_as_sync(store)
-    finally:
-        await store.close()
+    store = sqlite_file_at(tmp_path / "v7.sqlite3", 7, [OLD_INSERT.format(payload="X'7B7D'")])
+    await upgraded(store, sized_as_sync)
 
 
 async def test_an_event_of_a_postgresql_schema_before_step_6_costs_a_sync_call(postgres_url: str) -> None:
-    steps = migrations.steps("postgres_migrations.sql")
-    with psycopg.connect(postgres_url, autocommit=True) as conn, conn.transaction():
-        conn.execute("CREATE TABLE schema_version (version integer NOT NULL)")
-        conn.execute("INSERT INTO schema_version (version) VALUES (5)")
-        for step in steps[:5]:
-            conn.execute(step.sql.encode())
-        conn.execute(OLD_INSERT.format(payload="'\\x7b7d'::bytea").encode())
-    store = PostgresStore(postgres_url)
-    try:
-        await sized_as_sync(store)
-    finally:
-        await store.close()
+    store = postgres_schema_at(postgres_url, 5, [OLD_INSERT.format(payload="'\\x7b7d'::bytea")])
+    await upgraded(store, sized_as_sync)

@@ -4,17 +4,12 @@ events are delivered, in their order, and read back by the track sinks' CompanyF
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 
-from destination.delivery import migrations
 from destination.delivery.memory import MemoryStore
-from destination.delivery.postgres import PostgresStore
-from destination.delivery.sqlite import MIGRATIONS, SQLiteStore
 from destination.delivery.store import ASSOCIATION_RETENTION_SECONDS, LastCompany, Store
 from destination.gainsight.client import Credentials
 from destination.gainsight.company_source import CompanySource, company_source
@@ -22,7 +17,7 @@ from destination.gainsight.jobs import Batch, Job
 from destination.gainsight.plan import plan_event
 from destination.gainsight.track_company import NO_COMPANY_SECONDS, CompanyFinder
 from destination.mapping.spec import default_specs
-from tests.delivery.conftest import T0
+from tests.delivery.conftest import T0, postgres_schema_at, sqlite_file_at, upgraded
 from tests.delivery.test_person_runs import (
     DESTINATION,
     Service,
@@ -213,30 +208,11 @@ async def older_associations_give_way(store: Store) -> None:
 
 @pytest.mark.anyio
 async def test_an_association_of_a_sqlite_file_before_step_9_gives_way_to_any_new_one(tmp_path: Path) -> None:
-    path = tmp_path / "v8.sqlite3"
-    with sqlite3.connect(path, isolation_level=None) as conn:
-        assert migrations.migrate_sqlite(conn, migrations.steps(MIGRATIONS), target=8) == 8
-        conn.execute(OLD_ASSOCIATION)
-    store = SQLiteStore(path)
-    try:
-        await older_associations_give_way(store)
-    finally:
-        await store.close()
+    await upgraded(sqlite_file_at(tmp_path / "v8.sqlite3", 8, [OLD_ASSOCIATION]), older_associations_give_way)
 
 
 @pytest.mark.anyio
 async def test_an_association_of_a_postgresql_schema_before_step_7_gives_way_to_any_new_one(
     postgres_url: str,
 ) -> None:
-    steps = migrations.steps("postgres_migrations.sql")
-    with psycopg.connect(postgres_url, autocommit=True) as conn, conn.transaction():
-        conn.execute("CREATE TABLE schema_version (version integer NOT NULL)")
-        conn.execute("INSERT INTO schema_version (version) VALUES (6)")
-        for step in steps[:6]:
-            conn.execute(step.sql.encode())
-        conn.execute(OLD_ASSOCIATION)
-    store = PostgresStore(postgres_url)
-    try:
-        await older_associations_give_way(store)
-    finally:
-        await store.close()
+    await upgraded(postgres_schema_at(postgres_url, 6, [OLD_ASSOCIATION]), older_associations_give_way)
