@@ -34,7 +34,13 @@ from destination.delivery.retry import RetryPolicy
 from destination.delivery.store import Store, StoreUnavailableError
 from destination.delivery.stores import open_store
 from destination.delivery.worker import BudgetGate, Deliverer, WorkerSettings
-from destination.gainsight.client import Credentials, GainsightClient, http_timeout, new_http_client
+from destination.gainsight.client import (
+    CALLS_IN_FLIGHT,
+    Credentials,
+    GainsightClient,
+    http_timeout,
+    new_http_client,
+)
 from destination.gainsight.executor import Executor
 from destination.gainsight.outcomes import Answer
 from destination.gainsight.requests import Request as PlannedRequest
@@ -343,7 +349,7 @@ async def _prune_forever(store: Store, state_ttl_seconds: float) -> None:
 
 def _calls_in_flight(settings: Settings) -> int:
     """The Gainsight calls one process makes at once (the client's call slots)."""
-    return max(8, 2 * settings.workers)
+    return max(CALLS_IN_FLIGHT, 2 * settings.workers)
 
 
 def _rate_windows(settings: Settings) -> tuple[RateWindow, ...]:

@@ -99,7 +99,7 @@ class MemoryStore(MemoryViews, MemoryCapacity, UsageMemory, QueueMoves):
             ready.sort(key=lambda row: (row.available_at, row.id))
             left = calls
             claims: list[Claim] = []
-            for head in ready[:limit]:
+            for head in ready[: max(limit, 0)]:
                 if not affords(head.event.cost, left):
                     continue
                 due = [head]

@@ -83,9 +83,7 @@ class Tables:
     windows: dict[tuple[str, str, float], int] = field(default_factory=dict)
     gsids: dict[tuple[str, str], tuple[str, float]] = field(default_factory=dict)  # (gsid, learnt_at)
     # (destination, person) -> (company gsid, associated_at, the group event's id)
-    last_companies: dict[tuple[str, str], tuple[str, float, int]] = field(
-        default_factory=dict
-    )  # gsid, at, event
+    last_companies: dict[tuple[str, str], tuple[str, float, int]] = field(default_factory=dict)
     states: dict[tuple[str, str, str], tuple[float, dict[str, Any]]] = field(default_factory=dict)
     usage: UsageTables = field(default_factory=UsageTables)
     last_id: int = 0

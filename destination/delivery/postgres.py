@@ -110,7 +110,7 @@ class PostgresStore(PostgresViews, PostgresMemory, PostgresCapacity, UsagePostgr
         self, now: float, limit: int, lease_seconds: float, calls: Calls = NO_BOUND
     ) -> list[Claim]:
         lease_until = now + lease_seconds
-        ready = {"now": now, "limit": limit}
+        ready = {"now": now, "limit": max(limit, 0)}
         payable = payable_costs(calls)
         async with self._tx() as conn:
             if payable is None:

@@ -121,7 +121,7 @@ class SQLiteStore(SQLiteViews, SQLiteCapacity, UsageSQLite, QueueMoves):
         self, now: float, limit: int, lease_seconds: float, calls: Calls = NO_BOUND
     ) -> list[Claim]:
         lease_until = now + lease_seconds
-        ready = {"now": now, "limit": limit}
+        ready = {"now": now, "limit": max(limit, 0)}  # SQLite reads a negative LIMIT as none
         payable = payable_costs(calls)
 
         def job(conn: sqlite3.Connection) -> list[Claim]:

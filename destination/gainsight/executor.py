@@ -84,6 +84,8 @@ from destination.gainsight.usage import CountPlan
 from destination.gainsight.usage_counter import UsageCounter
 from destination.gainsight.usage_writes import UsageWriter
 
+log = logging.getLogger(__name__)
+
 
 class Executor:
     def __init__(
@@ -183,9 +185,6 @@ def _companies_due(batch: Batch, run: Sequence[Job]) -> list[Job]:
     return due
 
 
-log = logging.getLogger(__name__)
-
-
 def merged_person(plans: Sequence[p.IdentifyPlan | p.GroupPlan], gsids: Sequence[str]) -> dict[str, Any]:
     """One Person upsert for a run segment: fields merged in event order, every company linked."""
     person: dict[str, Any] = {}
@@ -235,9 +234,9 @@ class PersonRunner(Stage):
             state.blocked = await self._flush(batch, state) or await self._track(batch, job)
             return
         if state.blocked is None and job.id in batch.fates:  # its company failed
-            failed = batch.fates[job.id]
-            if failed.outcome not in ("aborted", "rejected"):
-                state.blocked = await self._flush(batch, state) or failed
+            fate = batch.fates[job.id]
+            if fate.outcome not in ("aborted", "rejected"):
+                state.blocked = await self._flush(batch, state) or fate
             return
         if state.blocked is None and state.segment and _another_person(state.segment[0], job):
             state.blocked = await self._flush(batch, state)
@@ -319,7 +318,8 @@ class PersonRunner(Stage):
         links = {j.person: LastCompany(gsids[j.id], j.id) for j in segment if j.person and j.id in gsids}
         if links:
             await self._memory.remember_last_companies(batch.destination, links, self._clock())
-            batch.last_companies.update({person: link.gsid for person, link in links.items()})
+            for person in links:  # read again at the person's next track: the store may have kept
+                batch.last_companies.pop(person, None)  # a later event's (a lapsed lease writes late)
 
     async def _split(self, batch: Batch, segment: list[Job], gsids: dict[int, str]) -> Fate | None:
         """A refused merged upsert, redone event by event in order: only its cause fails."""

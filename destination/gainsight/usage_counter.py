@@ -94,7 +94,7 @@ class UsageCounter(Stage):
         if written.refused:
             return failed(self._client, written.refused[0][1])
         if written.over_budget is not None:
-            raise written.over_budget  # nothing was sent: the event waits (executor.py)
+            raise written.over_budget  # nothing more was sent: the event waits (executor.py)
         if written.stopped is not None:
             return written.stopped
         count = f"{plan.target.count} = {rows[0].count}"

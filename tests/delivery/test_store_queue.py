@@ -95,10 +95,11 @@ async def test_claim_takes_the_oldest_heads_up_to_the_limit(store: Store) -> Non
     assert await claim_events(store, T0 + 10, 3, LEASE) == []
 
 
-async def test_claim_with_limit_zero_claims_nothing(store: Store) -> None:
-    await store.enqueue([event("m1")])
-    assert await claim_events(store, T0, 0, LEASE) == []
-    assert (await store.counts())["queued"] == 1
+@pytest.mark.parametrize("limit", [0, -1])
+async def test_claim_with_limit_zero_or_less_claims_nothing(store: Store, limit: int) -> None:
+    await store.enqueue([event("m1"), event("m2", "bob@example.com")])
+    assert await claim_events(store, T0 + 10, limit, LEASE) == []
+    assert (await store.counts())["queued"] == 2
 
 
 async def test_nothing_is_claimable_before_it_is_received(store: Store) -> None:
