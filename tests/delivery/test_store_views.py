@@ -196,6 +196,7 @@ async def test_a_schema_2_file_gains_the_history_counter_and_its_replay_baseline
     conn.execute("ALTER TABLE events DROP COLUMN replayed_at_attempt")
     conn.execute("DROP INDEX events_claimable_by_cost")  # step 8's
     conn.execute("ALTER TABLE events DROP COLUMN cost")
+    conn.execute("ALTER TABLE last_companies DROP COLUMN event_id")  # step 9's
     conn.execute("UPDATE schema_version SET version = 2")
     conn.execute("UPDATE events SET state = 'queued', head = 1, available_at = 0, attempts = 1 WHERE id = 1")
     conn.execute("INSERT INTO event_attempts (event_id, at, outcome) VALUES (1, 0, 'retryable')")
@@ -243,6 +244,7 @@ async def test_a_store_file_from_before_attempt_requests_gains_the_columns(tmp_p
     conn.execute("ALTER TABLE events DROP COLUMN replayed_at_attempt")  # step 3's
     conn.execute("DROP INDEX events_claimable_by_cost")  # step 8's
     conn.execute("ALTER TABLE events DROP COLUMN cost")
+    conn.execute("ALTER TABLE last_companies DROP COLUMN event_id")  # step 9's
     conn.execute("UPDATE schema_version SET version = 1")
     conn.commit()
     conn.close()
