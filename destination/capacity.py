@@ -10,7 +10,9 @@ events first whichever destination they belong to):
     k    calls per event       = measured on the events that finished lately, per (type, event
                                  name); a call shared by n events counts 1/n for each; an event
                                  name not measured yet costs what its type costs, else 1
-    N    calls needed a day    = sum over the tenant's destinations of a * k
+    N    calls needed a day    = sum over the tenant's destinations of a * k (a Timeline
+                                 activity's call left out when GSD_TIMELINE_COUNTS_TOWARD_DAY
+                                 is false: it spends Timeline's own per-minute class only)
     C    calls it may spend    = min(GSD_RATE_LIMIT_PER_DAY, GSD_RATE_LIMIT_PER_MINUTE * 1440)
                                  a day
     fits                       = N <= C (for every destination of the tenant: they share it)
@@ -71,6 +73,7 @@ class Budget:
     max_age_seconds: float
     minute_seconds: float = 60.0
     day_seconds: float = DAY
+    timeline_counts_toward_day: bool = True  # GSD_TIMELINE_COUNTS_TOWARD_DAY
 
     @property
     def fastest_per_day(self) -> float:
@@ -180,10 +183,22 @@ class _Need:
     calls_per_event: float  # of its arrivals, else measured, else 1
 
 
-def _need(facts: Facts) -> _Need:
+def day_calls_per_event(load: EventLoad, route: Route, budget: Budget) -> float:
+    """What one event spends of the daily budget: its calls, less its Timeline activity when
+    Timeline calls do not count toward the day (the activity's own per-minute class still
+    applies; a company search for it is a sync call and stays)."""
+    if budget.timeline_counts_toward_day or not route.startswith("timeline"):
+        return load.calls_per_event
+    return max(load.calls_per_event - 1.0, 0.0)
+
+
+def _need(facts: Facts, budget: Budget) -> _Need:
     loads = event_loads(facts)
     per_day = sum(x.per_day for x in loads)
-    calls = sum(x.per_day * x.calls_per_event for x in loads)
+    routes = facts.routes
+    calls = sum(
+        x.per_day * day_calls_per_event(x, routes.get(x.event or "", "publish"), budget) for x in loads
+    )
     if per_day:
         per_event = calls / per_day
     else:
@@ -194,7 +209,7 @@ def _need(facts: Facts) -> _Need:
 
 def forecast(destinations: Sequence[Facts], budget: Budget) -> list[dict[str, Any]]:
     """The DESIGN §6 answer for each destination, in the order given."""
-    needs = [_need(f) for f in destinations]
+    needs = [_need(f, budget) for f in destinations]
     tenants: dict[str, list[_Need]] = {}
     for need in needs:
         tenants.setdefault(need.facts.tenant, []).append(need)

@@ -44,6 +44,7 @@ def budget_of(settings: Settings) -> Budget:
         settings.max_age_seconds,
         settings.rate_minute_seconds,
         settings.rate_day_seconds,
+        settings.timeline_counts_toward_day,
     )
 
 

@@ -204,3 +204,22 @@ def test_a_new_published_track_costs_what_published_tracks_cost_not_counted_ones
     )
     [answer] = forecast([mixed], BUDGET)
     assert answer["callsNeededPerDay"] == 1_000  # one call each, not a tenth of one
+
+
+@pytest.mark.parametrize(("counts_toward_day", "needed"), [(True, 2_000), (False, 500)])
+def test_timeline_activities_spend_the_daily_budget_only_when_they_count_toward_it(
+    counts_toward_day: bool, needed: int
+) -> None:
+    meetings = facts(
+        sample=(Arrival("track", "Meeting Booked", 1_000, 0), Arrival("track", "Demo Given", 500, 0)),
+        costs=(
+            CallCost("track", "Meeting Booked", 100, 100.0),  # an activity each
+            CallCost("track", "Demo Given", 100, 200.0),  # an activity and a publish each
+        ),
+        routes={"Meeting Booked": "timeline", "Demo Given": "timeline+publish"},
+    )
+    budget = replace(BUDGET, timeline_counts_toward_day=counts_toward_day)
+    [answer] = forecast([meetings], budget)
+    assert answer["callsNeededPerDay"] == needed  # 1,000 + 2 x 500, or the 500 publishes alone
+    by_event = {e["event"]: e["callsPerDay"] for e in answer["byEvent"]}
+    assert by_event == {"Meeting Booked": 1_000, "Demo Given": 1_000}  # every call, whatever its class
