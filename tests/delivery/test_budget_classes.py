@@ -7,8 +7,6 @@ process (tests/delivery/test_person_runs.py); time stands still, so the spent mi
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -18,6 +16,7 @@ from tests.delivery.test_person_runs import DESTINATION, Tenant
 from tests.delivery.test_timeline_delivery import Budgeted, states, track
 from tests.delivery.test_usage_counts import associate, company
 from tests.e2e.servers import DOMAIN
+from tests.unit.test_dispatch import dispatch_until
 
 MINUTE = 1_800_000_000.0  # the start of a minute
 
@@ -51,19 +50,6 @@ async def spend_the_sync_minute(service: Budgeted) -> None:
         await service.gate(tenant)
 
 
-async def dispatch_until(service: Budgeted, done: Callable[[], Awaitable[bool]]) -> None:
-    """Run the dispatcher until `done` (polled; generous deadline), then stop it."""
-    runner = asyncio.create_task(service.deliverer.run())
-    deadline = time.monotonic() + 60
-    try:
-        while not await done():
-            assert time.monotonic() < deadline, "the dispatcher did not get there in 60 s"
-            await asyncio.sleep(0.01)
-    finally:
-        await service.deliverer.stop()
-        await runner
-
-
 def test_activities_and_counted_events_go_while_the_sync_minute_is_spent() -> None:
     async def scenario() -> tuple[int, dict[str, str], float]:
         service = Budgeted(Tenant(), sync_per_minute=3, timeline_per_minute=10, destination=DESTINATION)
@@ -76,7 +62,7 @@ def test_activities_and_counted_events_go_while_the_sync_minute_is_spent() -> No
             found = await states(service)
             return found["t-ada-1"] == "delivered" and found["c-cy"] == "counted"
 
-        await dispatch_until(service, done)
+        await dispatch_until(service.deliverer, done)
         return put_backs.n, await states(service), service.deliverer._budget_pause()
 
     put_backs, found, pause = asyncio.run(scenario())
@@ -100,7 +86,7 @@ def test_the_dispatcher_pauses_only_once_timeline_is_spent_too() -> None:
             known = service.gate.spent_until(DOMAIN, service.now, TIMELINE_CLASS) is not None  # read
             return found["t-ada-1"] == found["t-ada-2"] == "delivered" and known
 
-        await dispatch_until(service, two_written)
+        await dispatch_until(service.deliverer, two_written)
         spent = service.gate.spent_until(DOMAIN, service.now, TIMELINE_CLASS)
         return await states(service), service.deliverer._budget_pause(), spent
 

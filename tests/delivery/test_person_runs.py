@@ -22,7 +22,7 @@ from destination.delivery.governor import RateGovernor, RateWindow
 from destination.delivery.memory import MemoryStore
 from destination.delivery.retry import RetryPolicy
 from destination.delivery.store import NewEvent, Store, StoredEvent
-from destination.delivery.worker import Deliverer
+from destination.delivery.worker import BudgetGate, Deliverer
 from destination.events import ordering_key
 from destination.gainsight import plan as p
 from destination.gainsight.client import Credentials, GainsightClient
@@ -134,21 +134,26 @@ class Service:
         self.tenant = tenant
         self.lease_seconds = lease_seconds
         self.metrics = Metrics()
+        self.ttl = ttl
         governor = RateGovernor(self.store, (RateWindow("minute", 60, 1_000_000),), guard_seconds=0)
+        self.wire(tenant.client, governor, None)
+
+    def wire(self, client: GainsightClient, governor: RateGovernor, gate: BudgetGate | None) -> None:
+        """The executor and the workers over this store, calling Gainsight through `client`."""
         self.executor = Executor(
-            tenant.client,
+            client,
             self.store,
-            unchanged_ttl_seconds=ttl,
+            unchanged_ttl_seconds=self.ttl,
             saved=self.metrics.saved,
             clock=lambda: self.now,
         )
         self.deliverer = Deliverer(
             store=self.store,
-            destinations={destination.id: destination},
+            destinations={self.destination.id: self.destination},
             specs=SPECS,
             executor=self.executor,
             governor=governor,
-            gate=None,
+            gate=gate,
             policy=RetryPolicy(max_attempts=3),
             metrics=self.metrics,
             clock=lambda: self.now,

@@ -7,7 +7,6 @@ apart from the sync one."""
 from __future__ import annotations
 
 import asyncio
-import random
 from collections import Counter
 from typing import Any
 
@@ -16,12 +15,10 @@ import pytest
 
 from destination.config import Destination
 from destination.delivery.governor import RateGovernor, RateWindow, timeline_windows
-from destination.delivery.retry import RetryPolicy
-from destination.delivery.worker import BudgetGate, Deliverer
+from destination.delivery.worker import BudgetGate
 from destination.gainsight.client import GainsightClient
-from destination.gainsight.executor import Executor
 from destination.metrics import Metrics
-from tests.delivery.test_person_runs import SPECS, Service, Tenant
+from tests.delivery.test_person_runs import Service, Tenant
 from tests.e2e.servers import DOMAIN, sandbox_config
 
 TIMELINE = {
@@ -217,19 +214,7 @@ class Budgeted(Service):
         self.gate = gate = BudgetGate(governor, Metrics(), clock=lambda: self.now, timeline=timeline)
         asgi = httpx.ASGITransport(app=tenant.app)
         client = GainsightClient(httpx.AsyncClient(transport=asgi), base_url="http://sim", gate=gate)
-        self.executor = Executor(client, self.store, unchanged_ttl_seconds=86_400, clock=lambda: self.now)
-        self.deliverer = Deliverer(
-            store=self.store,
-            destinations={destination.id: destination},
-            specs=SPECS,
-            executor=self.executor,
-            governor=governor,
-            gate=gate,
-            policy=RetryPolicy(max_attempts=3),
-            metrics=self.metrics,
-            clock=lambda: self.now,
-            rng=random.Random(7),
-        )
+        self.wire(client, governor, gate)
 
 
 @pytest.mark.parametrize("counts_toward_day", [True, False])

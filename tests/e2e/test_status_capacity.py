@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from tests.e2e.servers import Server, get_json, sandbox_config, start_service, start_simulator, wait_for
-from tests.e2e.test_status_page import browser  # noqa: F401  # the module's chromium
+from tests.e2e.test_status_page import browser, status_page  # noqa: F401  # browser: the module's chromium
 
 ADMIN_TOKEN = "capacity-page-token"
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -59,14 +59,7 @@ def test_the_page_shows_the_forecast_and_its_charts(browser: Any, service: Serve
 
     wait_for(delivered, timeout=60)
 
-    context = browser.new_context(http_credentials={"username": "ops", "password": ADMIN_TOKEN})
-    try:
-        page = context.new_page()
-        outside: list[str] = []
-        page.on("request", lambda r: None if r.url.startswith(service.base_url) else outside.append(r.url))
-        response = page.goto(service.base_url + "/status")
-        assert response is not None and response.status == 200
-
+    with status_page(browser, service, ADMIN_TOKEN) as (page, outside):
         busy = page.locator("#destination-busy .capacity")
         assert "does not fit the daily budget" in busy.locator(".forecast .fits").inner_text()
         assert "720" in busy.locator("p.forecast").inner_text()  # 30 events in the last hour, a call each
@@ -88,5 +81,3 @@ def test_the_page_shows_the_forecast_and_its_charts(browser: Any, service: Serve
         assert calm.locator(".forecast .fits").inner_text() == "fits the daily budget"
         assert calm.get_by_role("img").count() == 3
         assert outside == []  # no outside asset was fetched
-    finally:
-        context.close()

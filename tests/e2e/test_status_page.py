@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +79,22 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, 
         yield service, sim
 
 
+@contextmanager
+def status_page(browser: Any, service: Server, token: str = ADMIN_TOKEN) -> Iterator[tuple[Any, list[str]]]:
+    """The service's /status page in the browser, logged in as an operator (answered 200), and the
+    outside URLs the page fetched while open (none expected: no outside assets)."""
+    context = browser.new_context(http_credentials={"username": "ops", "password": token})
+    try:
+        page = context.new_page()
+        outside: list[str] = []
+        page.on("request", lambda r: None if r.url.startswith(service.base_url) else outside.append(r.url))
+        response = page.goto(service.base_url + "/status")
+        assert response is not None and response.status == 200
+        yield page, outside
+    finally:
+        context.close()
+
+
 def event_state(service: Server, message_id: str, destination: str = "acme") -> str:
     found = get_json(
         service,
@@ -112,13 +129,7 @@ def test_an_operator_logs_in_sees_destinations_and_replays_a_dead_letter(
     finally:
         anonymous.close()
 
-    context = browser.new_context(http_credentials={"username": "ops", "password": ADMIN_TOKEN})
-    try:
-        page = context.new_page()
-        outside: list[str] = []
-        page.on("request", lambda r: None if r.url.startswith(service.base_url) else outside.append(r.url))
-        response = page.goto(service.base_url + "/status")
-        assert response is not None and response.status == 200
+    with status_page(browser, service) as (page, outside):
         acme = page.locator("#destination-acme")
         assert acme.is_visible() and "acme.gainsightcloud.com" in acme.inner_text()
         assert page.locator("#destination-globex").is_visible()
@@ -140,8 +151,6 @@ def test_an_operator_logs_in_sees_destinations_and_replays_a_dead_letter(
         resolved = acme.locator("table.errors tr.resolved", has_text=message_id)
         assert "resolved: delivered since" in resolved.inner_text()
         assert outside == []  # no outside asset was fetched
-    finally:
-        context.close()
 
 
 def test_a_forged_replay_form_is_refused(servers: tuple[Server, Server]) -> None:
@@ -216,10 +225,7 @@ def test_the_page_lists_rejected_and_filtered_events_and_retries_waiting_ones_no
         )["attempts"]
     )
 
-    context = browser.new_context(http_credentials={"username": "ops", "password": ADMIN_TOKEN})
-    try:
-        page = context.new_page()
-        page.goto(service.base_url + "/status")
+    with status_page(browser, service) as (page, _):
         acme = page.locator("#destination-acme")
         row = acme.locator("table.rejected tr", has_text=rejected).inner_text()
         assert "u-rejected" in row and "email is required for identify" in row
@@ -237,8 +243,6 @@ def test_the_page_lists_rejected_and_filtered_events_and_retries_waiting_ones_no
         resolved = page.locator("#destination-acme table.errors tr.resolved", has_text=waiting)
         assert "resolved: delivered since" in resolved.inner_text()
         assert page.get_by_role("button", name="Retry acme now").count() == 0  # nothing queued
-    finally:
-        context.close()
 
 
 def test_the_page_shows_today_s_usage_counts(browser: Any, servers: tuple[Server, Server]) -> None:
@@ -257,10 +261,7 @@ def test_the_page_shows_today_s_usage_counts(browser: Any, servers: tuple[Server
     )
     wait_for(lambda: [r for r in get_json(sim, "/__sim/objects/ProductUsage__gc") if r["Count__gc"] == 2])
 
-    context = browser.new_context(http_credentials={"username": "ops", "password": ADMIN_TOKEN})
-    try:
-        page = context.new_page()
-        page.goto(service.base_url + "/status")
+    with status_page(browser, service) as (page, _):
         acme = page.locator("#destination-acme")
         assert "usage counts today" in acme.inner_text().lower()  # h3s are shown upper-cased
         row = acme.locator("table.usage tr[data-metric='Report Exported']")
@@ -268,5 +269,3 @@ def test_the_page_shows_today_s_usage_counts(browser: Any, servers: tuple[Server
         assert acme.locator(".unattributed").inner_text() == "1"
         assert acme.locator(".last-flush").inner_text() != "never"
         assert int(acme.locator("td[data-state=counted]").inner_text()) == 2
-    finally:
-        context.close()

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from destination.delivery.store import MAX_RUN_CALLS, Claim, NewEvent
+from destination.delivery.worker import Deliverer
 from destination.jsonutil import dumps
 from tests.unit.test_worker import NOW, TRACK, World, ok
 
@@ -50,16 +51,16 @@ class Counted:
         store.retry_later = counted_retry_later  # type: ignore[method-assign]
 
 
-async def dispatch_until(world: World, done: Callable[[], Awaitable[bool]]) -> None:
+async def dispatch_until(deliverer: Deliverer, done: Callable[[], Awaitable[bool]]) -> None:
     """Run the dispatcher until `done` (polled; generous deadline), then stop it."""
-    runner = asyncio.create_task(world.deliverer.run())
+    runner = asyncio.create_task(deliverer.run())
     deadline = time.monotonic() + 60
     try:
         while not await done():
             assert time.monotonic() < deadline, "the dispatcher did not get there in 60 s"
             await asyncio.sleep(0.01)
     finally:
-        await world.deliverer.stop()
+        await deliverer.stop()
         await runner
 
 
@@ -73,7 +74,7 @@ def test_a_person_s_backlog_is_claimed_in_runs_not_one_event_per_cycle() -> None
         async def delivered() -> bool:
             return (await world.store.counts())["delivered"] == 50
 
-        await dispatch_until(world, delivered)
+        await dispatch_until(world.deliverer, delivered)
 
     asyncio.run(scenario())
     # Claims of MAX_RUN_CALLS tracks, where each track was a claim and a cycle of its own.
@@ -94,7 +95,7 @@ def test_claims_are_sized_by_the_budget_left_nothing_is_put_back() -> None:
             # ... and the dispatcher has read it so (after the batch, on a loaded machine)
             return len(world.calls) == 5 and counts["leased"] == 0 and world.deliverer._budget_pause() > 0
 
-        await dispatch_until(world, budget_spent)
+        await dispatch_until(world.deliverer, budget_spent)
         return dict(await world.store.counts())
 
     counts = asyncio.run(scenario())
@@ -146,7 +147,7 @@ def test_a_plentiful_budget_is_read_once_a_second_not_before_every_claim() -> No
         async def delivered() -> bool:
             return (await world.store.counts())["delivered"] == 60
 
-        await dispatch_until(world, delivered)
+        await dispatch_until(world.deliverer, delivered)
 
     asyncio.run(scenario())
     assert reads == [NOW]  # time stands still: one read, for the three claims and the idle waits
@@ -171,7 +172,7 @@ def test_a_short_budget_is_read_before_every_claim() -> None:
         async def delivered() -> bool:
             return (await world.store.counts())["delivered"] == 60
 
-        await dispatch_until(world, delivered)
+        await dispatch_until(world.deliverer, delivered)
 
     asyncio.run(scenario())
     assert len(reads) >= len(counted.claims) == 3
